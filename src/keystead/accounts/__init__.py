@@ -1,0 +1,1 @@
+"""Accounts, console admins, admin API tokens and console sessions."""

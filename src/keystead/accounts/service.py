@@ -1,0 +1,396 @@
+"""Accounts, admins and the credentials admins authenticate with."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from keystead import audit, names
+from keystead.audit import Actor
+from keystead.crypto import passwords, tokens
+from keystead.errors import Conflict, InvalidInput, NotFound, Unauthenticated
+from keystead.storage.models import Account, Admin, AdminSession, AdminToken
+from keystead.storage.types import utcnow
+
+Plan = Literal["standard", "enterprise"]
+Role = Literal["admin", "viewer"]
+PLANS: tuple[Plan, ...] = ("standard", "enterprise")
+ROLES: tuple[Role, ...] = ("admin", "viewer")
+TOKEN_PREFIX = "kst_"  # noqa: S105 - a public prefix, not a secret
+_EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s]{1,63}")
+MIN_PASSWORD_LENGTH = 12
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated console admin or script, and the account it acts in."""
+
+    admin_id: uuid.UUID
+    account_id: uuid.UUID
+    email: str
+    role: str
+    via: Literal["token", "session"]
+    session_id: uuid.UUID | None = None
+
+    @property
+    def actor(self) -> Actor:
+        return Actor("admin", str(self.admin_id), self.email)
+
+    @property
+    def may_write(self) -> bool:
+        return self.role == "admin"
+
+
+@dataclass(frozen=True)
+class NewAdmin:
+    admin: Admin
+    password: str
+
+
+# --- accounts ---------------------------------------------------------------------------
+
+
+def create_account(session: Session, *, name: str, plan: str, actor: Actor) -> Account:
+    if plan not in PLANS:
+        raise InvalidInput(f"plan must be one of {', '.join(PLANS)}; got {plan!r}")
+    account = Account(name=names.display_name(name, what="account", max_length=200), plan=plan)
+    session.add(account)
+    session.flush()
+    audit.record(
+        session,
+        account_id=account.id,
+        actor=actor,
+        action="account.created",
+        subject_type="account",
+        subject_id=account.id,
+        subject_label=account.name,
+        detail={"plan": plan},
+    )
+    return account
+
+
+def get_account(session: Session, account_id: uuid.UUID) -> Account:
+    account = session.get(Account, account_id)
+    if account is None:
+        raise NotFound(f"no account with customer id {account_id}")
+    return account
+
+
+def list_accounts(session: Session) -> list[Account]:
+    return list(session.scalars(select(Account).order_by(Account.created_at, Account.id)))
+
+
+def update_account(
+    session: Session, account: Account, *, actor: Actor, name: str | None, plan: str | None
+) -> Account:
+    before = {"name": account.name, "plan": account.plan}
+    if name is not None:
+        account.name = names.display_name(name, what="account", max_length=200)
+    if plan is not None:
+        if plan not in PLANS:
+            raise InvalidInput(f"plan must be one of {', '.join(PLANS)}; got {plan!r}")
+        account.plan = plan
+    after = {"name": account.name, "plan": account.plan}
+    if after != before:
+        audit.record(
+            session,
+            account_id=account.id,
+            actor=actor,
+            action="account.updated",
+            subject_type="account",
+            subject_id=account.id,
+            subject_label=account.name,
+            detail={"before": before, "after": after},
+        )
+    return account
+
+
+# --- admins -----------------------------------------------------------------------------
+
+
+def _valid_email(email: str) -> str:
+    cleaned = email.strip()
+    if not _EMAIL.fullmatch(cleaned):
+        raise InvalidInput(f"{email!r} is not an email address")
+    return cleaned.lower()
+
+
+def create_admin(
+    session: Session, *, account_id: uuid.UUID, email: str, role: str, actor: Actor
+) -> NewAdmin:
+    """Create an admin with a generated one-time password (they must change it)."""
+    if role not in ROLES:
+        raise InvalidInput(f"role must be one of {', '.join(ROLES)}; got {role!r}")
+    address = _valid_email(email)
+    if session.scalar(select(Admin.id).where(Admin.email == address)) is not None:
+        raise Conflict(f"an admin with email {address} already exists")
+    password = tokens.random_secret(18)
+    admin = Admin(
+        account_id=account_id,
+        email=address,
+        role=role,
+        password_hash=passwords.hash_password(password),
+        password_change_required=True,
+    )
+    session.add(admin)
+    session.flush()
+    audit.record(
+        session,
+        account_id=account_id,
+        actor=actor,
+        action="admin.created",
+        subject_type="admin",
+        subject_id=admin.id,
+        subject_label=address,
+        detail={"role": role},
+    )
+    return NewAdmin(admin, password)
+
+
+def list_admins(session: Session, account_id: uuid.UUID) -> list[Admin]:
+    return list(
+        session.scalars(select(Admin).where(Admin.account_id == account_id).order_by(Admin.email))
+    )
+
+
+def get_admin(session: Session, account_id: uuid.UUID, ref: str) -> Admin:
+    query = select(Admin).where(Admin.account_id == account_id)
+    try:
+        query = query.where(Admin.id == uuid.UUID(ref))
+    except ValueError:
+        query = query.where(Admin.email == ref.strip().lower())
+    admin = session.scalar(query)
+    if admin is None:
+        raise NotFound(f"no admin {ref!r} in this account")
+    return admin
+
+
+def delete_admin(session: Session, admin: Admin, *, actor: Actor) -> None:
+    remaining = session.scalar(
+        select(func.count())
+        .select_from(Admin)
+        .where(Admin.account_id == admin.account_id, Admin.role == "admin", Admin.id != admin.id)
+    )
+    if admin.role == "admin" and not remaining:
+        raise Conflict("cannot delete the account's last admin; add another admin first")
+    session.delete(admin)
+    audit.record(
+        session,
+        account_id=admin.account_id,
+        actor=actor,
+        action="admin.deleted",
+        subject_type="admin",
+        subject_id=admin.id,
+        subject_label=admin.email,
+    )
+
+
+def change_password(
+    session: Session, admin: Admin, *, current: str, new: str, actor: Actor
+) -> None:
+    if not passwords.verify_password(admin.password_hash, current):
+        raise Unauthenticated("the current password is wrong")
+    if len(new) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput(f"the new password must be at least {MIN_PASSWORD_LENGTH} characters")
+    admin.password_hash = passwords.hash_password(new)
+    admin.password_change_required = False
+    # A password change ends every other console session of this admin.
+    session.execute(delete(AdminSession).where(AdminSession.admin_id == admin.id))
+    audit.record(
+        session,
+        account_id=admin.account_id,
+        actor=actor,
+        action="admin.password_changed",
+        subject_type="admin",
+        subject_id=admin.id,
+        subject_label=admin.email,
+    )
+
+
+def reset_password(session: Session, admin: Admin, *, actor: Actor) -> str:
+    """Operator reset (CLI): a new one-time password, every session ended."""
+    password = tokens.random_secret(18)
+    admin.password_hash = passwords.hash_password(password)
+    admin.password_change_required = True
+    session.execute(delete(AdminSession).where(AdminSession.admin_id == admin.id))
+    audit.record(
+        session,
+        account_id=admin.account_id,
+        actor=actor,
+        action="admin.password_reset",
+        subject_type="admin",
+        subject_id=admin.id,
+        subject_label=admin.email,
+    )
+    return password
+
+
+def _principal(admin: Admin, via: Literal["token", "session"], sid: uuid.UUID | None) -> Principal:
+    return Principal(admin.id, admin.account_id, admin.email, admin.role, via, sid)
+
+
+# --- admin API tokens ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewToken:
+    token: AdminToken
+    secret: str
+
+
+def create_token(
+    session: Session,
+    admin: Admin,
+    *,
+    name: str,
+    actor: Actor,
+    expires_in: timedelta | None = None,
+) -> NewToken:
+    secret = TOKEN_PREFIX + tokens.random_secret(32)
+    token = AdminToken(
+        admin_id=admin.id,
+        name=names.display_name(name, what="token", max_length=200),
+        token_hash=tokens.token_hash(secret),
+        hint=secret[: len(TOKEN_PREFIX) + 4],
+        expires_at=utcnow() + expires_in if expires_in else None,
+    )
+    session.add(token)
+    session.flush()
+    audit.record(
+        session,
+        account_id=admin.account_id,
+        actor=actor,
+        action="admin_token.created",
+        subject_type="admin_token",
+        subject_id=token.id,
+        subject_label=f"{admin.email}: {token.name}",
+    )
+    return NewToken(token, secret)
+
+
+def list_tokens(session: Session, account_id: uuid.UUID) -> list[tuple[AdminToken, Admin]]:
+    rows = session.execute(
+        select(AdminToken, Admin)
+        .join(Admin, Admin.id == AdminToken.admin_id)
+        .where(Admin.account_id == account_id)
+        .order_by(AdminToken.created_at)
+    )
+    return [(t, a) for t, a in rows.tuples()]
+
+
+def revoke_token(session: Session, account_id: uuid.UUID, token_id: str, *, actor: Actor) -> None:
+    try:
+        tid = uuid.UUID(token_id)
+    except ValueError as exc:
+        raise NotFound(f"no admin token {token_id!r}") from exc
+    row = session.execute(
+        select(AdminToken, Admin)
+        .join(Admin, Admin.id == AdminToken.admin_id)
+        .where(AdminToken.id == tid, Admin.account_id == account_id)
+    ).first()
+    if row is None:
+        raise NotFound(f"no admin token {token_id!r} in this account")
+    token, admin = row.tuple()
+    session.delete(token)
+    audit.record(
+        session,
+        account_id=account_id,
+        actor=actor,
+        action="admin_token.revoked",
+        subject_type="admin_token",
+        subject_id=token.id,
+        subject_label=f"{admin.email}: {token.name}",
+    )
+
+
+def authenticate_token(session: Session, secret: str) -> Principal:
+    """Resolve a bearer token; raises Unauthenticated for anything that is not valid."""
+    if not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
+        raise Unauthenticated("the admin API token is not valid")
+    digest = tokens.token_hash(secret)
+    row = session.execute(
+        select(AdminToken, Admin)
+        .join(Admin, Admin.id == AdminToken.admin_id)
+        .where(AdminToken.token_hash == digest)
+    ).first()
+    if row is None:
+        raise Unauthenticated("the admin API token is not valid")
+    token, admin = row.tuple()
+    if not tokens.same(token.token_hash, digest):
+        raise Unauthenticated("the admin API token is not valid")
+    if token.expires_at is not None and token.expires_at <= utcnow():
+        raise Unauthenticated("the admin API token has expired; create a new one")
+    return _principal(admin, "token", None)
+
+
+# --- console sessions ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewSession:
+    principal: Principal
+    cookie: str
+    csrf_token: str
+    expires_at: datetime
+    password_change_required: bool
+
+
+def login(session: Session, *, email: str, password: str, ttl: timedelta) -> NewSession:
+    address = email.strip().lower()
+    admin = session.scalar(select(Admin).where(Admin.email == address))
+    if not passwords.verify_password(admin.password_hash if admin else None, password):
+        raise Unauthenticated("email or password is wrong")
+    assert admin is not None
+    cookie, csrf = tokens.random_secret(32), tokens.random_secret(24)
+    record = AdminSession(
+        admin_id=admin.id,
+        token_hash=tokens.token_hash(cookie),
+        csrf_hash=tokens.token_hash(csrf),
+        expires_at=utcnow() + ttl,
+    )
+    session.add(record)
+    admin.last_login_at = utcnow()
+    session.flush()
+    audit.record(
+        session,
+        account_id=admin.account_id,
+        actor=Actor("admin", str(admin.id), admin.email),
+        action="admin.logged_in",
+        subject_type="admin",
+        subject_id=admin.id,
+        subject_label=admin.email,
+    )
+    return NewSession(
+        _principal(admin, "session", record.id),
+        cookie,
+        csrf,
+        record.expires_at,
+        admin.password_change_required,
+    )
+
+
+def authenticate_session(session: Session, cookie: str, csrf: str | None) -> Principal:
+    """Resolve a console session cookie; ``csrf`` is checked when given (unsafe methods)."""
+    row = session.execute(
+        select(AdminSession, Admin)
+        .join(Admin, Admin.id == AdminSession.admin_id)
+        .where(AdminSession.token_hash == tokens.token_hash(cookie))
+    ).first()
+    if row is None:
+        raise Unauthenticated("the console session is not valid; sign in again")
+    record, admin = row.tuple()
+    if record.expires_at <= utcnow():
+        raise Unauthenticated("the console session has expired; sign in again")
+    if csrf is not None and not tokens.same(record.csrf_hash, tokens.token_hash(csrf)):
+        raise Unauthenticated("the CSRF token is missing or wrong; reload the console")
+    return _principal(admin, "session", record.id)
+
+
+def logout(session: Session, session_id: uuid.UUID) -> None:
+    session.execute(delete(AdminSession).where(AdminSession.id == session_id))

@@ -1,0 +1,16 @@
+"""Assembles the admin API under /api/admin/v1."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from keystead.admin import routes_account, routes_audit, routes_catalog, routes_keys
+
+PREFIX = "/api/admin/v1"
+
+
+def build_router() -> APIRouter:
+    router = APIRouter(prefix=PREFIX)
+    for module in (routes_account, routes_catalog, routes_keys, routes_audit):
+        router.include_router(module.router)
+    return router

@@ -1,0 +1,36 @@
+"""The audit log."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from keystead import audit
+from keystead.admin.auth import Reader, RuntimeDep
+from keystead.admin.schemas import AuditEventOut
+
+router = APIRouter(tags=["audit"])
+
+
+@router.get("/audit", response_model=list[AuditEventOut])
+def list_audit(
+    principal: Reader,
+    runtime: RuntimeDep,
+    *,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    before: Annotated[int | None, Query(description="Events with a smaller id (paging)")] = None,
+    action: Annotated[str | None, Query(max_length=80, description="Action prefix")] = None,
+    since: Annotated[datetime | None, Query()] = None,
+) -> list[AuditEventOut]:
+    with runtime.db.read() as session:
+        events = audit.list_events(
+            session,
+            account_id=principal.account_id,
+            limit=limit,
+            before_id=before,
+            action_prefix=action,
+            since=since,
+        )
+        return [AuditEventOut.of(e) for e in events]

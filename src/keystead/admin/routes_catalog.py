@@ -1,0 +1,157 @@
+"""Datasets, their key versions, templates and dataset groups."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+
+from keystead.admin import views
+from keystead.admin.auth import Reader, RuntimeDep, Writer
+from keystead.admin.schemas import (
+    DatasetCreateIn,
+    DatasetDeletedOut,
+    DatasetDetailOut,
+    DatasetGroupCreateIn,
+    DatasetGroupOut,
+    DatasetGroupUpdateIn,
+    DatasetOut,
+    DatasetRefsIn,
+    TemplateOut,
+)
+from keystead.catalog import datasets as catalog
+from keystead.catalog import groups
+
+router = APIRouter()
+
+
+@router.get("/dataset-templates", response_model=list[TemplateOut], tags=["datasets"])
+def list_templates(principal: Reader) -> list[TemplateOut]:
+    return views.templates()
+
+
+@router.get("/datasets", response_model=list[DatasetOut], tags=["datasets"])
+def list_datasets(principal: Reader, runtime: RuntimeDep) -> list[DatasetOut]:
+    with runtime.db.read() as session:
+        return [DatasetOut.of(d) for d in catalog.list_datasets(session, principal.account_id)]
+
+
+@router.post(
+    "/datasets",
+    response_model=DatasetDetailOut,
+    status_code=status.HTTP_201_CREATED,
+    tags=["datasets"],
+)
+def create_dataset(
+    body: DatasetCreateIn, principal: Writer, runtime: RuntimeDep
+) -> DatasetDetailOut:
+    spec = catalog.DatasetSpec(body.name, body.type, body.template, body.definition)
+    with runtime.db.write() as session:
+        dataset = catalog.create_dataset(
+            session,
+            account_id=principal.account_id,
+            spec=spec,
+            master=runtime.master,
+            actor=principal.actor,
+        )
+        return views.dataset_detail(session, dataset)
+
+
+@router.get("/datasets/{ref}", response_model=DatasetDetailOut, tags=["datasets"])
+def get_dataset(ref: str, principal: Reader, runtime: RuntimeDep) -> DatasetDetailOut:
+    with runtime.db.read() as session:
+        return views.dataset_detail(
+            session, catalog.find_dataset(session, principal.account_id, ref)
+        )
+
+
+@router.post("/datasets/{ref}/rotate-key", response_model=DatasetDetailOut, tags=["datasets"])
+def rotate_key(ref: str, principal: Writer, runtime: RuntimeDep) -> DatasetDetailOut:
+    with runtime.db.write() as session:
+        dataset = catalog.find_dataset(session, principal.account_id, ref)
+        catalog.rotate_key(session, dataset, master=runtime.master, actor=principal.actor)
+        return views.dataset_detail(session, dataset)
+
+
+@router.delete("/datasets/{ref}", response_model=DatasetDeletedOut, tags=["datasets"])
+def delete_dataset(ref: str, principal: Writer, runtime: RuntimeDep) -> DatasetDeletedOut:
+    with runtime.db.write() as session:
+        dataset = catalog.find_dataset(session, principal.account_id, ref)
+        detail = catalog.delete_dataset(session, dataset, actor=principal.actor)
+        return DatasetDeletedOut(deleted=dataset.name, **detail)
+
+
+@router.get("/dataset-groups", response_model=list[DatasetGroupOut], tags=["dataset groups"])
+def list_groups(principal: Reader, runtime: RuntimeDep) -> list[DatasetGroupOut]:
+    with runtime.db.read() as session:
+        return views.dataset_group_list(session, principal.account_id)
+
+
+@router.post(
+    "/dataset-groups",
+    response_model=DatasetGroupOut,
+    status_code=status.HTTP_201_CREATED,
+    tags=["dataset groups"],
+)
+def create_group(
+    body: DatasetGroupCreateIn, principal: Writer, runtime: RuntimeDep
+) -> DatasetGroupOut:
+    with runtime.db.write() as session:
+        group = groups.create_group(
+            session,
+            account_id=principal.account_id,
+            name=body.name,
+            datasets=body.datasets,
+            actor=principal.actor,
+        )
+        return views.dataset_group(session, group)
+
+
+@router.get("/dataset-groups/{ref}", response_model=DatasetGroupOut, tags=["dataset groups"])
+def get_group(ref: str, principal: Reader, runtime: RuntimeDep) -> DatasetGroupOut:
+    with runtime.db.read() as session:
+        return views.dataset_group(session, groups.find_group(session, principal.account_id, ref))
+
+
+@router.patch("/dataset-groups/{ref}", response_model=DatasetGroupOut, tags=["dataset groups"])
+def rename_group(
+    ref: str, body: DatasetGroupUpdateIn, principal: Writer, runtime: RuntimeDep
+) -> DatasetGroupOut:
+    with runtime.db.write() as session:
+        group = groups.find_group(session, principal.account_id, ref)
+        groups.rename_group(session, group, body.name, actor=principal.actor)
+        return views.dataset_group(session, group)
+
+
+@router.post(
+    "/dataset-groups/{ref}/datasets", response_model=DatasetGroupOut, tags=["dataset groups"]
+)
+def add_datasets(
+    ref: str, body: DatasetRefsIn, principal: Writer, runtime: RuntimeDep
+) -> DatasetGroupOut:
+    with runtime.db.write() as session:
+        group = groups.find_group(session, principal.account_id, ref)
+        groups.add_datasets(session, group, body.datasets, actor=principal.actor)
+        return views.dataset_group(session, group)
+
+
+@router.delete(
+    "/dataset-groups/{ref}/datasets/{dataset}",
+    response_model=DatasetGroupOut,
+    tags=["dataset groups"],
+)
+def remove_dataset(
+    ref: str, dataset: str, principal: Writer, runtime: RuntimeDep
+) -> DatasetGroupOut:
+    with runtime.db.write() as session:
+        group = groups.find_group(session, principal.account_id, ref)
+        groups.remove_datasets(session, group, [dataset], actor=principal.actor)
+        return views.dataset_group(session, group)
+
+
+@router.delete(
+    "/dataset-groups/{ref}", status_code=status.HTTP_204_NO_CONTENT, tags=["dataset groups"]
+)
+def delete_group(ref: str, principal: Writer, runtime: RuntimeDep) -> Response:
+    with runtime.db.write() as session:
+        group = groups.find_group(session, principal.account_id, ref)
+        groups.delete_group(session, group, actor=principal.actor)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

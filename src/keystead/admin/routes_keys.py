@@ -1,0 +1,139 @@
+"""API keys, their grants, and the access rule's answers (access list, explain)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from keystead.admin import views
+from keystead.admin.auth import Reader, RuntimeDep, Writer
+from keystead.admin.schemas import (
+    AccessOut,
+    ApiKeyCreatedOut,
+    ApiKeyCreateIn,
+    ApiKeyOut,
+    ApiKeyUpdateIn,
+    ExplainOut,
+    GrantsIn,
+)
+from keystead.apikeys import credentials
+from keystead.apikeys import service as apikeys
+from keystead.catalog import datasets as catalog
+from keystead.errors import InvalidInput
+
+router = APIRouter(tags=["API keys"])
+
+
+@router.get("/api-keys", response_model=list[ApiKeyOut])
+def list_keys(principal: Reader, runtime: RuntimeDep) -> list[ApiKeyOut]:
+    with runtime.db.read() as session:
+        return views.api_keys(session, principal.account_id)
+
+
+@router.post("/api-keys", response_model=ApiKeyCreatedOut, status_code=status.HTTP_201_CREATED)
+def create_key(body: ApiKeyCreateIn, principal: Writer, runtime: RuntimeDep) -> ApiKeyCreatedOut:
+    with runtime.db.write() as session:
+        created = apikeys.create_api_key(
+            session,
+            account_id=principal.account_id,
+            name=body.name,
+            datasets=body.datasets,
+            dataset_groups=body.dataset_groups,
+            master=runtime.master,
+            actor=principal.actor,
+        )
+        view = views.api_key(session, created.key)
+    s = created.secrets
+    return ApiKeyCreatedOut(
+        **view.model_dump(),
+        secret_signing_key=s.secret_signing_key,
+        secret_crypto_access_key=s.secret_crypto_access_key,
+        credentials_file=credentials.credentials_file(
+            access_key_id=s.access_key_id,
+            secret_signing_key=s.secret_signing_key,
+            secret_crypto_access_key=s.secret_crypto_access_key,
+            server=runtime.settings.effective_public_url,
+        ),
+    )
+
+
+@router.get("/api-keys/{ref}", response_model=ApiKeyOut)
+def get_key(ref: str, principal: Reader, runtime: RuntimeDep) -> ApiKeyOut:
+    with runtime.db.read() as session:
+        return views.api_key(session, apikeys.find_api_key(session, principal.account_id, ref))
+
+
+@router.patch("/api-keys/{ref}", response_model=ApiKeyOut)
+def update_key(ref: str, body: ApiKeyUpdateIn, principal: Writer, runtime: RuntimeDep) -> ApiKeyOut:
+    if body.name is None and body.enabled is None:
+        raise InvalidInput("nothing to change: give 'name' and/or 'enabled'")
+    with runtime.db.write() as session:
+        key = apikeys.find_api_key(session, principal.account_id, ref)
+        if body.name is not None:
+            apikeys.rename(session, key, body.name, actor=principal.actor)
+        if body.enabled is not None:
+            apikeys.set_enabled(session, key, body.enabled, actor=principal.actor)
+        return views.api_key(session, key)
+
+
+@router.delete("/api-keys/{ref}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_key(ref: str, principal: Writer, runtime: RuntimeDep) -> Response:
+    with runtime.db.write() as session:
+        key = apikeys.find_api_key(session, principal.account_id, ref)
+        apikeys.delete_api_key(session, key, actor=principal.actor)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+def _require_some(body: GrantsIn) -> None:
+    if not body.datasets and not body.dataset_groups:
+        raise InvalidInput("name at least one dataset or dataset group")
+
+
+@router.post("/api-keys/{ref}/grants", response_model=ApiKeyOut)
+def grant(ref: str, body: GrantsIn, principal: Writer, runtime: RuntimeDep) -> ApiKeyOut:
+    _require_some(body)
+    with runtime.db.write() as session:
+        key = apikeys.find_api_key(session, principal.account_id, ref)
+        apikeys.grant(
+            session,
+            key,
+            datasets=body.datasets,
+            dataset_groups=body.dataset_groups,
+            actor=principal.actor,
+        )
+        return views.api_key(session, key)
+
+
+@router.post("/api-keys/{ref}/revoke", response_model=ApiKeyOut)
+def revoke(ref: str, body: GrantsIn, principal: Writer, runtime: RuntimeDep) -> ApiKeyOut:
+    _require_some(body)
+    with runtime.db.write() as session:
+        key = apikeys.find_api_key(session, principal.account_id, ref)
+        apikeys.revoke(
+            session,
+            key,
+            datasets=body.datasets,
+            dataset_groups=body.dataset_groups,
+            actor=principal.actor,
+        )
+        return views.api_key(session, key)
+
+
+@router.get("/api-keys/{ref}/access", response_model=AccessOut)
+def key_access(ref: str, principal: Reader, runtime: RuntimeDep) -> AccessOut:
+    with runtime.db.read() as session:
+        return views.access_of(session, apikeys.find_api_key(session, principal.account_id, ref))
+
+
+@router.get("/api-keys/{ref}/explain", response_model=ExplainOut)
+def explain(
+    ref: str,
+    principal: Reader,
+    runtime: RuntimeDep,
+    dataset: Annotated[str, Query(description="Dataset name or id")],
+) -> ExplainOut:
+    with runtime.db.read() as session:
+        key = apikeys.find_api_key(session, principal.account_id, ref)
+        target = catalog.find_dataset(session, principal.account_id, dataset)
+        return views.explain(session, key, target)

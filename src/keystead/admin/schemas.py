@@ -1,0 +1,334 @@
+"""The admin wire format: request bodies and the JSON every admin response (and every
+``keystead … --json`` command) is made of. Built from storage rows in one place."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from keystead.access import Reason
+from keystead.catalog import datasets as catalog
+from keystead.storage.models import (
+    Account,
+    Admin,
+    AdminToken,
+    ApiKey,
+    AuditEvent,
+    Dataset,
+    DatasetGroup,
+    DatasetKey,
+)
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- requests -----------------------------------------------------------------------------
+
+
+class LoginIn(_In):
+    email: str = Field(max_length=254)
+    password: str = Field(max_length=1024)
+
+
+class PasswordChangeIn(_In):
+    current_password: str = Field(max_length=1024)
+    new_password: str = Field(max_length=1024)
+
+
+class AccountUpdateIn(_In):
+    name: str = Field(max_length=200)
+
+
+class AdminCreateIn(_In):
+    email: str = Field(max_length=254)
+    role: Literal["admin", "viewer"] = "admin"
+
+
+class TokenCreateIn(_In):
+    name: str = Field(max_length=200)
+    expires_in_days: int | None = Field(default=None, ge=1, le=3650)
+
+
+class DatasetCreateIn(_In):
+    name: str = Field(max_length=64, examples=["SSN"])
+    type: Literal["structured", "unstructured"]
+    template: str | None = Field(
+        default=None, description="ssn, digits, alnum, alnum-upper (structured) or text"
+    )
+    definition: dict[str, Any] | None = Field(
+        default=None, description="A custom FF1 definition instead of a template"
+    )
+
+
+class DatasetGroupCreateIn(_In):
+    name: str = Field(max_length=256)
+    datasets: list[str] = Field(default_factory=list, max_length=1000)
+
+
+class DatasetGroupUpdateIn(_In):
+    name: str = Field(max_length=256)
+
+
+class DatasetRefsIn(_In):
+    datasets: list[str] = Field(min_length=1, max_length=1000)
+
+
+class ApiKeyCreateIn(_In):
+    name: str = Field(max_length=256)
+    datasets: list[str] = Field(default_factory=list, max_length=1000)
+    dataset_groups: list[str] = Field(default_factory=list, max_length=1000)
+
+
+class ApiKeyUpdateIn(_In):
+    name: str | None = Field(default=None, max_length=256)
+    enabled: bool | None = None
+
+
+class GrantsIn(_In):
+    datasets: list[str] = Field(default_factory=list, max_length=1000)
+    dataset_groups: list[str] = Field(default_factory=list, max_length=1000)
+
+
+# --- responses ----------------------------------------------------------------------------
+
+
+class AccountOut(BaseModel):
+    customer_id: str
+    name: str
+    plan: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, account: Account) -> AccountOut:
+        return cls(
+            customer_id=str(account.id),
+            name=account.name,
+            plan=account.plan,
+            created_at=account.created_at,
+        )
+
+
+class AdminOut(BaseModel):
+    id: str
+    email: str
+    role: str
+    password_change_required: bool
+    created_at: datetime
+    last_login_at: datetime | None
+
+    @classmethod
+    def of(cls, admin: Admin) -> AdminOut:
+        return cls(
+            id=str(admin.id),
+            email=admin.email,
+            role=admin.role,
+            password_change_required=admin.password_change_required,
+            created_at=admin.created_at,
+            last_login_at=admin.last_login_at,
+        )
+
+
+class AdminCreatedOut(AdminOut):
+    one_time_password: str = Field(description="Shown once; the admin must change it")
+
+
+class TokenOut(BaseModel):
+    id: str
+    name: str
+    admin_email: str
+    hint: str
+    created_at: datetime
+    expires_at: datetime | None
+
+    @classmethod
+    def of(cls, token: AdminToken, admin: Admin) -> TokenOut:
+        return cls(
+            id=str(token.id),
+            name=token.name,
+            admin_email=admin.email,
+            hint=token.hint + "…",
+            created_at=token.created_at,
+            expires_at=token.expires_at,
+        )
+
+
+class TokenCreatedOut(TokenOut):
+    token: str = Field(description="Shown once; send as `Authorization: Bearer <token>`")
+
+
+class SessionOut(BaseModel):
+    admin: AdminOut
+    account: AccountOut
+    csrf_token: str = Field(description="Send as X-CSRF-Token on every unsafe request")
+    expires_at: datetime
+
+
+class KeyVersionOut(BaseModel):
+    key_number: int
+    created_at: datetime
+
+    @classmethod
+    def of(cls, key: DatasetKey) -> KeyVersionOut:
+        return cls(key_number=key.key_number, created_at=key.created_at)
+
+
+class DatasetOut(BaseModel):
+    id: str
+    name: str
+    type: str
+    template: str | None
+    current_key_number: int
+    max_key_number: int | None = Field(description="Highest key number the format can carry")
+    created_at: datetime
+    definition: dict[str, Any] | None = Field(description="The FF1 definition (structured)")
+
+    @classmethod
+    def of(cls, dataset: Dataset) -> DatasetOut:
+        definition = None
+        if dataset.definition is not None:
+            # `tweak` and `salt` are not secrets (every client receives them) but they are
+            # noise in listings; they are part of the data-plane definition all the same.
+            definition = dict(dataset.definition)
+        return cls(
+            id=str(dataset.id),
+            name=dataset.name,
+            type=dataset.type,
+            template=dataset.template,
+            current_key_number=dataset.current_key_number,
+            max_key_number=catalog.max_key_number(dataset),
+            created_at=dataset.created_at,
+            definition=definition,
+        )
+
+
+class DatasetDetailOut(DatasetOut):
+    keys: list[KeyVersionOut]
+    dataset_groups: list[str]
+
+
+class DatasetDeletedOut(BaseModel):
+    deleted: str
+    removed_from_dataset_groups: list[str]
+    removed_grants: int
+
+
+class DatasetGroupOut(BaseModel):
+    id: str
+    name: str
+    datasets: list[str]
+    created_at: datetime
+
+    @classmethod
+    def of(cls, group: DatasetGroup, datasets: list[str]) -> DatasetGroupOut:
+        return cls(
+            id=str(group.id), name=group.name, datasets=datasets, created_at=group.created_at
+        )
+
+
+class GrantsOut(BaseModel):
+    datasets: list[str]
+    dataset_groups: list[str]
+
+
+class ApiKeyOut(BaseModel):
+    access_key_id: str
+    name: str
+    enabled: bool
+    auto_provisioned: bool
+    directory_user_id: str | None
+    grants: GrantsOut
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, key: ApiKey, grants: GrantsOut) -> ApiKeyOut:
+        return cls(
+            access_key_id=key.access_key_id,
+            name=key.name,
+            enabled=key.enabled,
+            auto_provisioned=key.auto_provisioned,
+            directory_user_id=str(key.directory_user_id) if key.directory_user_id else None,
+            grants=grants,
+            created_at=key.created_at,
+            updated_at=key.updated_at,
+        )
+
+
+class ApiKeyCreatedOut(ApiKeyOut):
+    secret_signing_key: str = Field(description="Shown once")
+    secret_crypto_access_key: str = Field(description="Shown once; Keystead never stores it")
+    credentials_file: str = Field(description="The Ubiq client's credentials file, ready to save")
+
+
+class ReasonOut(BaseModel):
+    via: Literal["direct", "dataset_group", "directory"]
+    description: str
+    dataset_group: str | None
+    directory_group: str | None
+
+    @classmethod
+    def of(cls, reason: Reason) -> ReasonOut:
+        return cls(
+            via=reason.via,
+            description=reason.describe(),
+            dataset_group=reason.dataset_group,
+            directory_group=reason.directory_group,
+        )
+
+
+class AccessEntryOut(BaseModel):
+    dataset: str
+    type: str
+    reasons: list[ReasonOut]
+
+
+class AccessOut(BaseModel):
+    access_key_id: str
+    enabled: bool
+    datasets: list[AccessEntryOut]
+
+
+class ExplainOut(BaseModel):
+    access_key_id: str
+    dataset: str
+    allowed: bool
+    key_enabled: bool
+    reasons: list[ReasonOut]
+    summary: str
+
+
+class AuditEventOut(BaseModel):
+    id: int
+    at: datetime
+    actor_type: str
+    actor: str | None
+    action: str
+    subject_type: str | None
+    subject_id: str | None
+    subject: str | None
+    detail: dict[str, Any]
+
+    @classmethod
+    def of(cls, event: AuditEvent) -> AuditEventOut:
+        return cls(
+            id=event.id,
+            at=event.at,
+            actor_type=event.actor_type,
+            actor=event.actor_label,
+            action=event.action,
+            subject_type=event.subject_type,
+            subject_id=event.subject_id,
+            subject=event.subject_label,
+            detail=event.detail,
+        )
+
+
+class TemplateOut(BaseModel):
+    name: str
+    type: str
+    description: str
+    max_key_number: int | None

@@ -1,0 +1,1 @@
+"""API keys: the credentials the Ubiq client signs with, and their manual grants."""

@@ -1,0 +1,294 @@
+"""API keys and their manual grants."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from keystead import audit, names
+from keystead.apikeys import credentials
+from keystead.apikeys.policy import ensure_editable_by_hand
+from keystead.audit import Actor
+from keystead.catalog.datasets import find_dataset
+from keystead.catalog.groups import find_group
+from keystead.crypto.masterkey import MasterKey
+from keystead.errors import NotFound
+from keystead.storage.models import (
+    ApiKey,
+    Dataset,
+    DatasetGrant,
+    DatasetGroup,
+    DatasetGroupGrant,
+)
+from keystead.storage.types import utcnow
+
+
+def signing_key_context(key_id: uuid.UUID) -> str:
+    return f"api-key-signing:{key_id}"
+
+
+@dataclass(frozen=True)
+class CreatedKey:
+    key: ApiKey
+    secrets: credentials.ClientSecrets
+
+
+@dataclass(frozen=True)
+class Grants:
+    datasets: list[Dataset]
+    dataset_groups: list[DatasetGroup]
+
+
+def create_api_key(
+    session: Session,
+    *,
+    account_id: uuid.UUID,
+    name: str,
+    datasets: Iterable[str] = (),
+    dataset_groups: Iterable[str] = (),
+    master: MasterKey,
+    actor: Actor,
+) -> CreatedKey:
+    """A manual key with its three one-time secrets and initial grants."""
+    clean = names.display_name(name, what="API key")
+    # Resolve grants first so an unknown name fails before anything is generated.
+    grant_datasets = {d.id: d for d in (find_dataset(session, account_id, r) for r in datasets)}
+    grant_groups = {g.id: g for g in (find_group(session, account_id, r) for r in dataset_groups)}
+    generated = credentials.generate()
+    key = ApiKey(
+        id=uuid.uuid4(),
+        account_id=account_id,
+        access_key_id=generated.access_key_id,
+        name=clean,
+        enabled=True,
+        auto_provisioned=False,
+        public_key_pem=generated.public_key_pem,
+        encrypted_private_key_pem=generated.encrypted_private_key_pem,
+    )
+    key.wrapped_signing_key = master.wrap(
+        generated.secret_signing_key.encode(), signing_key_context(key.id)
+    )
+    session.add(key)
+    session.flush()
+    for dataset_id in grant_datasets:
+        session.add(DatasetGrant(api_key_id=key.id, dataset_id=dataset_id))
+    for group_id in grant_groups:
+        session.add(DatasetGroupGrant(api_key_id=key.id, dataset_group_id=group_id))
+    session.flush()
+    audit.record(
+        session,
+        account_id=account_id,
+        actor=actor,
+        action="api_key.created",
+        subject_type="api_key",
+        subject_id=key.access_key_id,
+        subject_label=clean,
+        detail={
+            "datasets": sorted(d.name for d in grant_datasets.values()),
+            "dataset_groups": sorted(g.name for g in grant_groups.values()),
+        },
+    )
+    return CreatedKey(key, generated)
+
+
+def find_api_key(session: Session, account_id: uuid.UUID, ref: str) -> ApiKey:
+    """By access key id (or internal id); NotFound otherwise."""
+    query = select(ApiKey).where(ApiKey.account_id == account_id)
+    key = session.scalar(query.where(ApiKey.access_key_id == ref))
+    if key is None:
+        try:
+            key = session.scalar(query.where(ApiKey.id == uuid.UUID(ref)))
+        except ValueError:
+            key = None
+    if key is None:
+        raise NotFound(f"no API key {ref!r} in this account")
+    return key
+
+
+def list_api_keys(session: Session, account_id: uuid.UUID) -> list[ApiKey]:
+    return list(
+        session.scalars(
+            select(ApiKey)
+            .where(ApiKey.account_id == account_id)
+            .order_by(ApiKey.name, ApiKey.access_key_id)
+        )
+    )
+
+
+def grants_of(session: Session, key: ApiKey) -> Grants:
+    datasets = session.scalars(
+        select(Dataset)
+        .join(DatasetGrant, DatasetGrant.dataset_id == Dataset.id)
+        .where(DatasetGrant.api_key_id == key.id)
+        .order_by(Dataset.name_key)
+    )
+    groups = session.scalars(
+        select(DatasetGroup)
+        .join(DatasetGroupGrant, DatasetGroupGrant.dataset_group_id == DatasetGroup.id)
+        .where(DatasetGroupGrant.api_key_id == key.id)
+        .order_by(DatasetGroup.name_key)
+    )
+    return Grants(list(datasets), list(groups))
+
+
+def _touch(key: ApiKey) -> None:
+    key.updated_at = utcnow()
+
+
+def rename(session: Session, key: ApiKey, new_name: str, *, actor: Actor) -> None:
+    ensure_editable_by_hand(name=key.name, auto_provisioned=key.auto_provisioned, change="renamed")
+    before, key.name = key.name, names.display_name(new_name, what="API key")
+    _touch(key)
+    audit.record(
+        session,
+        account_id=key.account_id,
+        actor=actor,
+        action="api_key.renamed",
+        subject_type="api_key",
+        subject_id=key.access_key_id,
+        subject_label=key.name,
+        detail={"before": {"name": before}, "after": {"name": key.name}},
+    )
+
+
+def set_enabled(session: Session, key: ApiKey, enabled: bool, *, actor: Actor) -> None:
+    ensure_editable_by_hand(
+        name=key.name,
+        auto_provisioned=key.auto_provisioned,
+        change="enabled" if enabled else "disabled",
+    )
+    if key.enabled == enabled:
+        return
+    key.enabled = enabled
+    _touch(key)
+    audit.record(
+        session,
+        account_id=key.account_id,
+        actor=actor,
+        action="api_key.enabled" if enabled else "api_key.disabled",
+        subject_type="api_key",
+        subject_id=key.access_key_id,
+        subject_label=key.name,
+        detail={"before": {"enabled": not enabled}, "after": {"enabled": enabled}},
+    )
+
+
+def delete_api_key(session: Session, key: ApiKey, *, actor: Actor) -> None:
+    ensure_editable_by_hand(name=key.name, auto_provisioned=key.auto_provisioned, change="deleted")
+    session.execute(delete(DatasetGrant).where(DatasetGrant.api_key_id == key.id))
+    session.execute(delete(DatasetGroupGrant).where(DatasetGroupGrant.api_key_id == key.id))
+    session.execute(delete(ApiKey).where(ApiKey.id == key.id))
+    audit.record(
+        session,
+        account_id=key.account_id,
+        actor=actor,
+        action="api_key.deleted",
+        subject_type="api_key",
+        subject_id=key.access_key_id,
+        subject_label=key.name,
+    )
+
+
+def grant(
+    session: Session,
+    key: ApiKey,
+    *,
+    datasets: Iterable[str] = (),
+    dataset_groups: Iterable[str] = (),
+    actor: Actor,
+) -> Grants:
+    """Add grants (existing ones are kept); returns what was newly granted."""
+    ensure_editable_by_hand(
+        name=key.name, auto_provisioned=key.auto_provisioned, change="granted datasets"
+    )
+    current = grants_of(session, key)
+    have_ds = {d.id for d in current.datasets}
+    have_gr = {g.id for g in current.dataset_groups}
+    new_ds = [find_dataset(session, key.account_id, r) for r in datasets]
+    new_gr = [find_group(session, key.account_id, r) for r in dataset_groups]
+    added_ds = list({d.id: d for d in new_ds if d.id not in have_ds}.values())
+    added_gr = list({g.id: g for g in new_gr if g.id not in have_gr}.values())
+    for dataset in added_ds:
+        session.add(DatasetGrant(api_key_id=key.id, dataset_id=dataset.id))
+    for group in added_gr:
+        session.add(DatasetGroupGrant(api_key_id=key.id, dataset_group_id=group.id))
+    session.flush()
+    if added_ds or added_gr:
+        _touch(key)
+        audit.record(
+            session,
+            account_id=key.account_id,
+            actor=actor,
+            action="api_key.granted",
+            subject_type="api_key",
+            subject_id=key.access_key_id,
+            subject_label=key.name,
+            detail={
+                "datasets": [d.name for d in added_ds],
+                "dataset_groups": [g.name for g in added_gr],
+            },
+        )
+    return Grants(added_ds, added_gr)
+
+
+def revoke(
+    session: Session,
+    key: ApiKey,
+    *,
+    datasets: Iterable[str] = (),
+    dataset_groups: Iterable[str] = (),
+    actor: Actor,
+) -> Grants:
+    """Remove grants; naming something that is not granted is an error (nothing changes)."""
+    ensure_editable_by_hand(
+        name=key.name, auto_provisioned=key.auto_provisioned, change="revoked datasets"
+    )
+    current = grants_of(session, key)
+    have_ds = {d.id: d for d in current.datasets}
+    have_gr = {g.id: g for g in current.dataset_groups}
+    drop_ds = [find_dataset(session, key.account_id, r) for r in datasets]
+    drop_gr = [find_group(session, key.account_id, r) for r in dataset_groups]
+    for dataset in drop_ds:
+        if dataset.id not in have_ds:
+            raise NotFound(f"API key {key.name!r} has no direct grant of dataset {dataset.name!r}")
+    for group in drop_gr:
+        if group.id not in have_gr:
+            raise NotFound(f"API key {key.name!r} has no grant of dataset group {group.name!r}")
+    for dataset in drop_ds:
+        session.execute(
+            delete(DatasetGrant).where(
+                DatasetGrant.api_key_id == key.id, DatasetGrant.dataset_id == dataset.id
+            )
+        )
+    for group in drop_gr:
+        session.execute(
+            delete(DatasetGroupGrant).where(
+                DatasetGroupGrant.api_key_id == key.id,
+                DatasetGroupGrant.dataset_group_id == group.id,
+            )
+        )
+    if drop_ds or drop_gr:
+        _touch(key)
+        audit.record(
+            session,
+            account_id=key.account_id,
+            actor=actor,
+            action="api_key.revoked",
+            subject_type="api_key",
+            subject_id=key.access_key_id,
+            subject_label=key.name,
+            detail={
+                "datasets": [d.name for d in drop_ds],
+                "dataset_groups": [g.name for g in drop_gr],
+            },
+        )
+    return Grants(drop_ds, drop_gr)
+
+
+def signing_key(key: ApiKey, master: MasterKey) -> str:
+    """The key's HMAC signing secret (for request verification)."""
+    return master.unwrap(key.wrapped_signing_key, signing_key_context(key.id)).decode()

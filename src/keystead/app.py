@@ -1,0 +1,45 @@
+"""The ASGI application: every adapter mounted on one origin, errors rendered in one place."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from keystead import __version__, logs
+from keystead.admin.router import build_router
+from keystead.runtime import Runtime, open_runtime
+from keystead.settings import Settings
+from keystead.web import errors, health
+from keystead.web.middleware import AccessLog, BodyLimit
+
+
+def build_app(runtime: Runtime) -> FastAPI:
+    """The app for an already-open installation (tests and `keystead serve` both use it)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        runtime.close()
+
+    app = FastAPI(
+        title="Keystead",
+        version=__version__,
+        summary="Self-hosted data keys for the Ubiq clients, with Entra ID integration",
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    errors.install(app)
+    app.include_router(health.router)
+    app.include_router(build_router())
+    app.add_middleware(BodyLimit, limit=runtime.settings.max_body_bytes)
+    app.add_middleware(AccessLog)
+    return app
+
+
+def create_app() -> FastAPI:
+    """Factory for uvicorn (``keystead.app:create_app``): settings from the environment."""
+    settings = Settings()
+    logs.configure(settings.log_level, settings.log_format)
+    return build_app(open_runtime(settings, create=False))

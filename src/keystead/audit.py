@@ -1,0 +1,86 @@
+"""The audit log: who changed what, when, with before/after where it helps."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from keystead.storage.models import AuditEvent
+
+ActorType = Literal["admin", "cli", "scim", "system"]
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is making a change."""
+
+    type: ActorType
+    id: str | None = None
+    label: str | None = None
+
+    @classmethod
+    def cli(cls) -> Actor:
+        import getpass
+
+        try:
+            user = getpass.getuser()
+        except (OSError, KeyError):
+            user = "unknown"
+        return cls("cli", None, f"cli:{user}")
+
+    @classmethod
+    def system(cls) -> Actor:
+        return cls("system", None, "system")
+
+
+def record(
+    session: Session,
+    *,
+    account_id: uuid.UUID | None,
+    actor: Actor,
+    action: str,
+    subject_type: str | None = None,
+    subject_id: str | uuid.UUID | None = None,
+    subject_label: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Add an audit event to the current unit of work (it commits with the change)."""
+    session.add(
+        AuditEvent(
+            account_id=account_id,
+            actor_type=actor.type,
+            actor_id=actor.id,
+            actor_label=actor.label,
+            action=action,
+            subject_type=subject_type,
+            subject_id=str(subject_id) if subject_id is not None else None,
+            subject_label=subject_label,
+            detail=detail or {},
+        )
+    )
+
+
+def list_events(
+    session: Session,
+    *,
+    account_id: uuid.UUID,
+    limit: int = 100,
+    before_id: int | None = None,
+    action_prefix: str | None = None,
+    since: datetime | None = None,
+) -> list[AuditEvent]:
+    """Newest first; page with ``before_id`` (the smallest id of the previous page)."""
+    query = select(AuditEvent).where(AuditEvent.account_id == account_id)
+    if before_id is not None:
+        query = query.where(AuditEvent.id < before_id)
+    if action_prefix:
+        query = query.where(AuditEvent.action.startswith(action_prefix, autoescape=True))
+    if since is not None:
+        since = since if since.tzinfo else since.replace(tzinfo=UTC)
+        query = query.where(AuditEvent.at >= since)
+    return list(session.scalars(query.order_by(AuditEvent.id.desc()).limit(limit)))

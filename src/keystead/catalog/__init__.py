@@ -1,0 +1,1 @@
+"""Datasets (with their format-preserving definitions and key versions) and dataset groups."""

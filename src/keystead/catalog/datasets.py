@@ -1,0 +1,236 @@
+"""Datasets and their key versions."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from keystead import audit, names
+from keystead.audit import Actor
+from keystead.catalog import fpe
+from keystead.crypto.masterkey import MasterKey
+from keystead.errors import Conflict, InvalidInput, NotFound
+from keystead.storage.models import (
+    Dataset,
+    DatasetGrant,
+    DatasetGroup,
+    DatasetGroupMember,
+    DatasetKey,
+)
+
+DatasetType = Literal["structured", "unstructured"]
+DATASET_TYPES: tuple[DatasetType, ...] = ("structured", "unstructured")
+KEY_BYTES = 32  # AES-256 for FF1 keys and for unstructured key-encryption keys
+
+
+def key_context(dataset_id: uuid.UUID, key_number: int) -> str:
+    """Associated data binding a wrapped dataset key to its row."""
+    return f"dataset-key:{dataset_id}:{key_number}"
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What an admin asks for; exactly one of template / definition for structured."""
+
+    name: str
+    type: str
+    template: str | None = None
+    definition: dict[str, Any] | None = None
+
+
+def _resolve_definition(spec: DatasetSpec) -> tuple[str | None, dict[str, Any] | None]:
+    if spec.type not in DATASET_TYPES:
+        raise InvalidInput(
+            f"dataset type must be 'structured' or 'unstructured'; got {spec.type!r}"
+        )
+    if spec.type == "unstructured":
+        if spec.definition is not None or spec.template not in (None, fpe.UNSTRUCTURED_TEMPLATE):
+            raise InvalidInput(
+                "unstructured datasets take no definition or structured template "
+                f"(their template is {fpe.UNSTRUCTURED_TEMPLATE!r})"
+            )
+        return fpe.UNSTRUCTURED_TEMPLATE, None
+    if (spec.template is None) == (spec.definition is None):
+        raise InvalidInput(
+            "a structured dataset needs exactly one of a template "
+            f"({', '.join(sorted(fpe.TEMPLATES))}) or a custom definition"
+        )
+    if spec.template is not None:
+        return spec.template, fpe.from_template(spec.template).model_dump(mode="json")
+    assert spec.definition is not None
+    return None, fpe.parse_definition(spec.definition).model_dump(mode="json")
+
+
+def create_dataset(
+    session: Session,
+    *,
+    account_id: uuid.UUID,
+    spec: DatasetSpec,
+    master: MasterKey,
+    actor: Actor,
+) -> Dataset:
+    name = names.dataset_name(spec.name)
+    template, definition = _resolve_definition(spec)
+    if session.scalar(
+        select(Dataset.id).where(
+            Dataset.account_id == account_id, Dataset.name_key == names.name_key(name)
+        )
+    ):
+        raise Conflict(f"a dataset named {name!r} already exists in this account")
+    dataset = Dataset(
+        account_id=account_id,
+        name=name,
+        name_key=names.name_key(name),
+        type=spec.type,
+        template=template,
+        definition=definition,
+        current_key_number=0,
+    )
+    session.add(dataset)
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        raise Conflict(f"a dataset named {name!r} already exists in this account") from exc
+    _add_key(session, dataset, 0, master)
+    audit.record(
+        session,
+        account_id=account_id,
+        actor=actor,
+        action="dataset.created",
+        subject_type="dataset",
+        subject_id=dataset.id,
+        subject_label=name,
+        detail={"type": spec.type, "template": template},
+    )
+    return dataset
+
+
+def _add_key(session: Session, dataset: Dataset, number: int, master: MasterKey) -> DatasetKey:
+    key = DatasetKey(
+        dataset_id=dataset.id,
+        key_number=number,
+        wrapped_key=master.wrap(secrets.token_bytes(KEY_BYTES), key_context(dataset.id, number)),
+    )
+    session.add(key)
+    session.flush()
+    return key
+
+
+def find_dataset(session: Session, account_id: uuid.UUID, ref: str) -> Dataset:
+    """By id or by name (case-insensitive); NotFound otherwise."""
+    query = select(Dataset).where(Dataset.account_id == account_id)
+    try:
+        dataset = session.scalar(query.where(Dataset.id == uuid.UUID(ref)))
+    except ValueError:
+        dataset = None
+    if dataset is None:
+        dataset = session.scalar(query.where(Dataset.name_key == names.name_key(ref)))
+    if dataset is None:
+        raise NotFound(f"no dataset {ref!r} in this account")
+    return dataset
+
+
+def list_datasets(session: Session, account_id: uuid.UUID) -> list[Dataset]:
+    return list(
+        session.scalars(
+            select(Dataset).where(Dataset.account_id == account_id).order_by(Dataset.name_key)
+        )
+    )
+
+
+def list_keys(session: Session, dataset: Dataset) -> list[DatasetKey]:
+    return list(
+        session.scalars(
+            select(DatasetKey)
+            .where(DatasetKey.dataset_id == dataset.id)
+            .order_by(DatasetKey.key_number)
+        )
+    )
+
+
+def max_key_number(dataset: Dataset) -> int | None:
+    """The highest key number the dataset's ciphertext format can carry (None: unbounded)."""
+    if dataset.type != "structured" or dataset.definition is None:
+        return None
+    return fpe.max_key_number(fpe.FpeDefinition.model_validate(dataset.definition))
+
+
+def rotate_key(session: Session, dataset: Dataset, *, master: MasterKey, actor: Actor) -> int:
+    """Add a new key version and make it current; existing versions never change."""
+    limit = max_key_number(dataset)
+    new_number = dataset.current_key_number + 1
+    if limit is not None and new_number > limit:
+        raise Conflict(
+            f"dataset {dataset.name!r} already uses key number {dataset.current_key_number}, "
+            f"the highest its character sets can encode ({limit}); create a new dataset with "
+            "a larger output alphabet to rotate further"
+        )
+    # Compare-and-set so two concurrent rotations cannot both claim the same number.
+    moved = session.execute(
+        update(Dataset)
+        .where(Dataset.id == dataset.id, Dataset.current_key_number == new_number - 1)
+        .values(current_key_number=new_number)
+        .execution_options(synchronize_session=False)
+    )
+    if moved.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict(f"dataset {dataset.name!r} was rotated concurrently; try again")
+    dataset.current_key_number = new_number
+    _add_key(session, dataset, new_number, master)
+    audit.record(
+        session,
+        account_id=dataset.account_id,
+        actor=actor,
+        action="dataset.key_rotated",
+        subject_type="dataset",
+        subject_id=dataset.id,
+        subject_label=dataset.name,
+        detail={"before": {"key_number": new_number - 1}, "after": {"key_number": new_number}},
+    )
+    return new_number
+
+
+def delete_dataset(session: Session, dataset: Dataset, *, actor: Actor) -> dict[str, Any]:
+    """Delete a dataset, its keys, its dataset-group memberships and grants of it."""
+    groups = list(
+        session.scalars(
+            select(DatasetGroup.name)
+            .join(DatasetGroupMember, DatasetGroupMember.group_id == DatasetGroup.id)
+            .where(DatasetGroupMember.dataset_id == dataset.id)
+            .order_by(DatasetGroup.name_key)
+        )
+    )
+    grants = session.scalar(
+        select(func.count()).select_from(DatasetGrant).where(DatasetGrant.dataset_id == dataset.id)
+    )
+    # Explicit deletes rather than relying on ON DELETE CASCADE alone: the effect is then
+    # the same whatever the engine's foreign-key enforcement is set to.
+    session.execute(delete(DatasetGroupMember).where(DatasetGroupMember.dataset_id == dataset.id))
+    session.execute(delete(DatasetGrant).where(DatasetGrant.dataset_id == dataset.id))
+    session.execute(delete(DatasetKey).where(DatasetKey.dataset_id == dataset.id))
+    session.execute(delete(Dataset).where(Dataset.id == dataset.id))
+    detail = {"removed_from_dataset_groups": groups, "removed_grants": grants}
+    audit.record(
+        session,
+        account_id=dataset.account_id,
+        actor=actor,
+        action="dataset.deleted",
+        subject_type="dataset",
+        subject_id=dataset.id,
+        subject_label=dataset.name,
+        detail=detail,
+    )
+    return detail
+
+
+def dataset_key(session: Session, dataset: Dataset, number: int, master: MasterKey) -> bytes:
+    """The raw key of one version (for the data plane)."""
+    row = session.get(DatasetKey, (dataset.id, number))
+    if row is None:
+        raise NotFound(f"dataset {dataset.name!r} has no key number {number}")
+    return master.unwrap(row.wrapped_key, key_context(dataset.id, number))

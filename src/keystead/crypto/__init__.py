@@ -1,0 +1,1 @@
+"""Cryptographic building blocks: the master key, random secrets, password hashing."""

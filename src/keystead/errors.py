@@ -1,0 +1,68 @@
+"""Domain errors, raised by services and turned into wire formats by each adapter.
+
+The tree::
+
+    KeysteadError                 root; adapters catch this at the boundary
+    ├── InvalidInput              the request is well-formed but a value is not acceptable
+    ├── NotFound                  the named object does not exist (in the caller's account)
+    ├── Conflict                  the change collides with existing state (uniqueness, in use)
+    │   └── FollowsDirectory      an auto-provisioned key was edited by hand
+    ├── Unauthenticated           no credentials, or credentials that do not verify
+    ├── Forbidden                 authenticated, but not allowed to do this
+    └── ConfigurationError        the service cannot start with the configuration it was given
+
+Each class carries an HTTP-ish ``status`` so adapters need no lookup table of their
+own; adapters remain free to render it differently (the CLI prints it, SCIM wraps it).
+"""
+
+from __future__ import annotations
+
+
+class KeysteadError(Exception):
+    """Root of every error Keystead raises on purpose."""
+
+    status: int = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(KeysteadError):
+    """A value in the request is not acceptable."""
+
+    status = 422
+
+
+class NotFound(KeysteadError):
+    """The named object does not exist in the caller's account."""
+
+    status = 404
+
+
+class Conflict(KeysteadError):
+    """The change collides with existing state."""
+
+    status = 409
+
+
+class FollowsDirectory(Conflict):
+    """An auto-provisioned API key may only be changed by directory sync."""
+
+
+class Unauthenticated(KeysteadError):
+    """Missing or wrong credentials."""
+
+    status = 401
+
+
+class Forbidden(KeysteadError):
+    """The caller may not do this."""
+
+    status = 403
+
+
+class ConfigurationError(KeysteadError):
+    """Keystead cannot run with the configuration it was given."""
+
+    status = 500

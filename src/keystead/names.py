@@ -1,0 +1,42 @@
+"""Name rules for datasets, dataset groups and API keys, and the one normalisation used to
+compare names (trimmed, case-folded)."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from keystead.errors import InvalidInput
+
+# Dataset names travel unescaped in the Ubiq client's query strings (`ffs_name=…`), so
+# only characters that survive that are allowed.
+_DATASET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
+DATASET_NAME_RULE = (
+    "1-64 characters: letters, digits, '_', '.', '-', starting with a letter or digit"
+)
+
+
+def name_key(name: str) -> str:
+    """The form in which names are compared: trimmed, NFKC-normalised, case-folded."""
+    return unicodedata.normalize("NFKC", name).strip().casefold()
+
+
+def dataset_name(value: str) -> str:
+    if not isinstance(value, str) or not _DATASET_NAME.fullmatch(value):
+        raise InvalidInput(f"dataset name {value!r} is not valid: {DATASET_NAME_RULE}")
+    return value
+
+
+def display_name(value: str, *, what: str, max_length: int = 256) -> str:
+    """Free-text names (dataset groups must match Entra group names, which allow almost
+    anything): trimmed, 1..max_length characters, no control characters."""
+    if not isinstance(value, str):
+        raise InvalidInput(f"{what} name must be a string")
+    cleaned = value.strip()
+    if not cleaned:
+        raise InvalidInput(f"{what} name must not be empty")
+    if len(cleaned) > max_length:
+        raise InvalidInput(f"{what} name is {len(cleaned)} characters; at most {max_length}")
+    if any(unicodedata.category(ch) in {"Cc", "Cf", "Cs", "Co", "Cn"} for ch in cleaned):
+        raise InvalidInput(f"{what} name contains control or unassigned characters")
+    return cleaned

@@ -1,0 +1,111 @@
+"""Opening an installation: data directory, master key, database, migrations.
+
+``open_runtime`` is what both ``keystead serve`` and every CLI command call first. On the
+embedded default it creates whatever is missing (data directory, SQLite file, master
+key file); elsewhere it refuses to guess and says which setting is missing.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from keystead.crypto.masterkey import MasterKey, UnwrapError, read_key_file, write_key_file
+from keystead.errors import ConfigurationError
+from keystead.settings import Settings
+from keystead.storage import migrate
+from keystead.storage.engine import make_engine
+from keystead.storage.models import Meta
+from keystead.storage.session import Database
+
+_CHECK_NAME = "master_key_check"
+_CHECK_CONTEXT = "meta:master-key-check"
+_CHECK_VALUE = b"keystead master key check v1"
+
+
+@dataclass(frozen=True)
+class Runtime:
+    settings: Settings
+    db: Database
+    master: MasterKey
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+def load_master_key(settings: Settings, *, create: bool) -> tuple[MasterKey, bool]:
+    """The configured master key; generates a key file on the embedded default.
+
+    Returns the key and whether it was generated just now.
+    """
+    if settings.master_key is not None:
+        return MasterKey.from_base64(
+            settings.master_key.get_secret_value(), source="KEYSTEAD_MASTER_KEY"
+        ), False
+    path = settings.effective_master_key_file
+    if path.exists() or settings.master_key_file is not None:
+        return read_key_file(path), False
+    if not (create and settings.is_embedded):
+        raise ConfigurationError(
+            "no master key: set KEYSTEAD_MASTER_KEY (base64 of 32 random bytes) or "
+            f"KEYSTEAD_MASTER_KEY_FILE; looked for {path}"
+        )
+    key = MasterKey.generate()
+    write_key_file(path, key)
+    print(
+        "\n"
+        "!!! Keystead generated a new master key: " + str(path.resolve()) + "\n"
+        "!!! Every stored secret and dataset key is wrapped under it. Back it up apart\n"
+        "!!! from the database: without it the data cannot be decrypted.\n",
+        file=sys.stderr,
+    )
+    return key, True
+
+
+def _check_master_key(db: Database, master: MasterKey) -> None:
+    """Bind the database to one master key, refusing any other with a clear error."""
+    try:
+        with db.write() as session:
+            row = session.get(Meta, _CHECK_NAME)
+            if row is None:
+                session.add(Meta(name=_CHECK_NAME, value=master.wrap(_CHECK_VALUE, _CHECK_CONTEXT)))
+                return
+            stored = row.value
+    except IntegrityError:  # another process initialised it at the same moment
+        with db.read() as session:
+            stored = session.scalars(select(Meta.value).where(Meta.name == _CHECK_NAME)).one()
+    try:
+        ok = master.unwrap(stored, _CHECK_CONTEXT) == _CHECK_VALUE
+    except UnwrapError:
+        ok = False
+    if not ok:
+        stored_id = stored[2:6].hex() if len(stored) > 6 else "unknown"
+        raise ConfigurationError(
+            f"the master key (id {master.fingerprint}) does not open this database, which "
+            f"was set up with master key id {stored_id}; supply that key "
+            "(KEYSTEAD_MASTER_KEY or KEYSTEAD_MASTER_KEY_FILE)"
+        )
+
+
+def open_runtime(settings: Settings, *, create: bool = True) -> Runtime:
+    """Open (and on the embedded default, create) the installation ``settings`` describe."""
+    if settings.is_embedded and create:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    master, _ = load_master_key(settings, create=create)
+    engine = make_engine(settings.effective_database_url)
+    try:
+        migrate.upgrade(engine)
+    except OperationalError as exc:
+        engine.dispose()
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "unknown error"
+        raise ConfigurationError(f"cannot open the database: {reason}") from exc
+    db = Database(engine)
+    try:
+        _check_master_key(db, master)
+    except Exception:
+        db.dispose()
+        raise
+    return Runtime(settings, db, master)

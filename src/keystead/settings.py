@@ -1,0 +1,104 @@
+"""Settings, read once from the environment (``KEYSTEAD_*``) and an optional TOML file.
+
+Precedence: explicit constructor arguments > environment > config file > defaults.
+The config file is named by ``KEYSTEAD_CONFIG_FILE``; keys are the field names below.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_DATA_DIR = Path("keystead-data")
+
+
+class Settings(BaseSettings):
+    """Everything Keystead reads from its environment."""
+
+    model_config = SettingsConfigDict(env_prefix="KEYSTEAD_", frozen=True, extra="ignore")
+
+    data_dir: Path = Field(
+        default=DEFAULT_DATA_DIR,
+        description="Directory for the embedded SQLite database and the generated master key file.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; postgresql://… selects PostgreSQL (default: SQLite).",
+    )
+    master_key: SecretStr | None = Field(
+        default=None, description="Master key-encryption key, 32 bytes in base64."
+    )
+    master_key_file: Path | None = Field(
+        default=None,
+        description="Master key file (base64); default data_dir/master.key.",
+    )
+    host: str = Field(default="127.0.0.1", description="Address `keystead serve` binds.")
+    port: int = Field(default=8080, ge=0, le=65535, description="Port `keystead serve` binds.")
+    workers: int = Field(default=1, ge=1, le=64, description="uvicorn worker processes.")
+    public_url: str | None = Field(
+        default=None,
+        description="Base URL clients use to reach Keystead (written into credentials files).",
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "console"] = "json"
+    max_body_bytes: int = Field(
+        default=1_048_576, ge=1024, description="Largest request body accepted (bytes)."
+    )
+    session_ttl_seconds: int = Field(default=8 * 3600, ge=60, description="Console session life.")
+
+    @field_validator("public_url")
+    @classmethod
+    def _strip_trailing_slash(cls, value: str | None) -> str | None:
+        # The Ubiq client appends paths directly; a trailing slash would sign `//api/…`.
+        return value.rstrip("/") if value else value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("KEYSTEAD_CONFIG_FILE")
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        return tuple(sources)
+
+    @property
+    def effective_database_url(self) -> str:
+        """The SQLAlchemy URL in use, with the driver made explicit."""
+        url = self.database_url or f"sqlite:///{(self.data_dir / 'keystead.db').resolve()}"
+        if url.startswith("postgresql://") or url.startswith("postgres://"):
+            url = "postgresql+psycopg://" + url.split("://", 1)[1]
+        return url
+
+    @property
+    def is_embedded(self) -> bool:
+        """True when running on the embedded SQLite default."""
+        return self.effective_database_url.startswith("sqlite")
+
+    @property
+    def effective_master_key_file(self) -> Path:
+        return self.master_key_file or self.data_dir / "master.key"
+
+    @property
+    def effective_public_url(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        """A copy with some fields replaced (used by the CLI's global options)."""
+        data = self.model_dump()
+        data.update({k: v for k, v in changes.items() if v is not None})
+        return Settings(**data)

@@ -1,0 +1,1 @@
+"""HTTP plumbing shared by every adapter: middleware, error rendering, health endpoints."""
