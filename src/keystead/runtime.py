@@ -93,7 +93,7 @@ def _check_master_key(db: Database, master: MasterKey) -> None:
 def open_runtime(settings: Settings, *, create: bool = True) -> Runtime:
     """Open (and on the embedded default, create) the installation ``settings`` describe."""
     if settings.is_embedded and create:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     master, _ = load_master_key(settings, create=create)
     engine = make_engine(settings.effective_database_url)
     try:

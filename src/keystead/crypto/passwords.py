@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 _hasher = PasswordHasher()
 
-# Verifying against this keeps a login for an unknown email as slow as a wrong password.
-_DUMMY_HASH = _hasher.hash("keystead-no-such-user")
+
+@cache
+def _dummy_hash() -> str:
+    # Verifying against this keeps a login for an unknown email as slow as a wrong password.
+    return _hasher.hash("keystead-no-such-user")
 
 
 def hash_password(password: str) -> str:
@@ -18,6 +23,6 @@ def hash_password(password: str) -> str:
 def verify_password(stored_hash: str | None, password: str) -> bool:
     """True when ``password`` matches; runs a full verification even without a hash."""
     try:
-        return _hasher.verify(stored_hash or _DUMMY_HASH, password) and stored_hash is not None
+        return _hasher.verify(stored_hash or _dummy_hash(), password) and stored_hash is not None
     except (VerificationError, InvalidHashError):
         return False

@@ -1,0 +1,1 @@
+"""The `keystead` command line: every admin operation, with --json for scripts."""

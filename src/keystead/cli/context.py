@@ -1,0 +1,124 @@
+"""What every command shares: settings, the open installation, the account in scope,
+output (rich tables for people, JSON for scripts) and error reporting."""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Annotated, Any, NoReturn
+
+import typer
+from pydantic import BaseModel
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.orm import Session
+
+from keystead.accounts import service as accounts
+from keystead.audit import Actor
+from keystead.errors import KeysteadError
+from keystead.runtime import Runtime, open_runtime
+from keystead.settings import Settings
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+
+@dataclass
+class CliContext:
+    settings: Settings
+    account_ref: str | None
+    actor: Actor = field(default_factory=Actor.cli)
+    _runtime: Runtime | None = None
+
+    @property
+    def runtime(self) -> Runtime:
+        if self._runtime is None:
+            self._runtime = open_runtime(self.settings, create=True)
+        return self._runtime
+
+    def close(self) -> None:
+        if self._runtime is not None:
+            self._runtime.close()
+
+    def account_id(self, session: Session) -> uuid.UUID:
+        """The account in scope: --account, or the only one there is."""
+        if self.account_ref:
+            try:
+                wanted = uuid.UUID(self.account_ref)
+            except ValueError as exc:
+                raise KeysteadError(
+                    f"--account takes a customer id (UUID); got {self.account_ref!r}"
+                ) from exc
+            return accounts.get_account(session, wanted).id
+        existing = accounts.list_accounts(session)
+        if not existing:
+            raise KeysteadError("there is no account yet; run `keystead init` first")
+        if len(existing) > 1:
+            ids = ", ".join(str(a.id) for a in existing)
+            raise KeysteadError(
+                f"{len(existing)} accounts exist; choose one with --account CUSTOMER_ID ({ids})"
+            )
+        return existing[0].id
+
+    @contextmanager
+    def write(self) -> Iterator[tuple[Session, uuid.UUID]]:
+        with self.runtime.db.write() as session:
+            yield session, self.account_id(session)
+
+    @contextmanager
+    def read(self) -> Iterator[tuple[Session, uuid.UUID]]:
+        with self.runtime.db.read() as session:
+            yield session, self.account_id(session)
+
+
+def ctx_of(ctx: typer.Context) -> CliContext:
+    obj = ctx.find_root().obj
+    assert isinstance(obj, CliContext)
+    return obj
+
+
+def to_jsonable(data: Any) -> Any:
+    if isinstance(data, BaseModel):
+        return data.model_dump(mode="json")
+    if isinstance(data, list | tuple):
+        return [to_jsonable(item) for item in data]
+    if isinstance(data, dict):
+        return {k: to_jsonable(v) for k, v in data.items()}
+    return data
+
+
+def emit(data: Any, as_json: bool, human: Callable[[], None]) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(to_jsonable(data), indent=2) + "\n")
+    else:
+        human()
+
+
+def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    grid = Table(title=title, title_justify="left")
+    for column in columns:
+        grid.add_column(column)
+    for row in rows:
+        grid.add_row(*("" if cell is None else str(cell) for cell in row))
+    out.print(grid)
+
+
+def pairs(items: Sequence[tuple[str, Any]]) -> None:
+    width = max(len(k) for k, _ in items)
+    for key, value in items:
+        shown = ", ".join(map(str, value)) if isinstance(value, list) else value
+        out.print(f"[bold]{key.ljust(width)}[/bold]  {'' if shown is None else shown}")
+
+
+def fail(message: str, *, as_json: bool, status: int = 1) -> NoReturn:
+    if as_json:
+        sys.stdout.write(json.dumps({"message": message, "status": status}) + "\n")
+    else:
+        err.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(1)

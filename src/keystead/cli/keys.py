@@ -1,0 +1,269 @@
+"""`keystead api-key …`"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from keystead.admin import views
+from keystead.admin.schemas import AccessOut, ApiKeyCreatedOut, ApiKeyOut, ExplainOut
+from keystead.apikeys import credentials
+from keystead.apikeys import service as apikeys
+from keystead.catalog import datasets as catalog
+from keystead.cli.context import JsonFlag, ctx_of, emit, err, out, pairs, table
+from keystead.errors import Conflict, InvalidInput
+
+app = typer.Typer(
+    help="API keys for the Ubiq clients, their grants and access.", no_args_is_help=True
+)
+DatasetOpt = Annotated[list[str] | None, typer.Option("--dataset", help="Dataset (repeatable)")]
+GroupOpt = Annotated[
+    list[str] | None, typer.Option("--dataset-group", help="Dataset group (repeatable)")
+]
+
+
+def _show(key: ApiKeyOut) -> None:
+    pairs(
+        [
+            ("name", key.name),
+            ("access key id", key.access_key_id),
+            ("enabled", "yes" if key.enabled else "no"),
+            ("auto-provisioned", "yes (follows the directory)" if key.auto_provisioned else "no"),
+            ("granted datasets", key.grants.datasets),
+            ("granted dataset groups", key.grants.dataset_groups),
+        ]
+    )
+
+
+def _write_credentials(path: Path, text: str) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError as exc:
+        raise Conflict(f"{path} exists; choose another --credentials-file") from exc
+    except OSError as exc:
+        raise InvalidInput(f"cannot write {path}: {exc.strerror}") from exc
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+
+
+@app.command("create")
+def create(
+    ctx: typer.Context,
+    name: str,
+    dataset: DatasetOpt = None,
+    dataset_group: GroupOpt = None,
+    credentials_file: Annotated[
+        Path | None, typer.Option(help="Also write the Ubiq credentials file here (mode 0600)")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create an API key; its three secrets are printed once and never again."""
+    cli = ctx_of(ctx)
+    if credentials_file is not None and credentials_file.exists():
+        raise Conflict(f"{credentials_file} exists; choose another --credentials-file")
+    with cli.write() as (session, account_id):
+        created = apikeys.create_api_key(
+            session,
+            account_id=account_id,
+            name=name,
+            datasets=dataset or [],
+            dataset_groups=dataset_group or [],
+            master=cli.runtime.master,
+            actor=cli.actor,
+        )
+        view = views.api_key(session, created.key)
+    s = created.secrets
+    ini = credentials.credentials_file(
+        access_key_id=s.access_key_id,
+        secret_signing_key=s.secret_signing_key,
+        secret_crypto_access_key=s.secret_crypto_access_key,
+        server=cli.settings.effective_public_url,
+    )
+    if credentials_file is not None:
+        _write_credentials(credentials_file, ini)
+    result = ApiKeyCreatedOut(
+        **view.model_dump(),
+        secret_signing_key=s.secret_signing_key,
+        secret_crypto_access_key=s.secret_crypto_access_key,
+        credentials_file=ini,
+    )
+
+    def human() -> None:
+        out.print(f"Created API key [bold]{view.name}[/bold]. The secrets below are shown once.")
+        pairs(
+            [
+                ("access key id", s.access_key_id),
+                ("secret signing key", s.secret_signing_key),
+                ("secret crypto access key", s.secret_crypto_access_key),
+                ("granted datasets", view.grants.datasets),
+                ("granted dataset groups", view.grants.dataset_groups),
+            ]
+        )
+        if credentials_file is not None:
+            out.print(f"Credentials file written to {credentials_file}")
+
+    emit(result, as_json, human)
+
+
+@app.command("list")
+def list_(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """List API keys."""
+    with ctx_of(ctx).read() as (session, account_id):
+        rows = views.api_keys(session, account_id)
+    emit(
+        rows,
+        as_json,
+        lambda: table(
+            "API keys",
+            ["name", "access key id", "enabled", "auto", "datasets", "dataset groups"],
+            [
+                (
+                    k.name,
+                    k.access_key_id,
+                    "yes" if k.enabled else "no",
+                    "yes" if k.auto_provisioned else "",
+                    ", ".join(k.grants.datasets),
+                    ", ".join(k.grants.dataset_groups),
+                )
+                for k in rows
+            ],
+        ),
+    )
+
+
+@app.command("show")
+def show(ctx: typer.Context, key: str, as_json: JsonFlag = False) -> None:
+    """Show one API key (never its secrets)."""
+    with ctx_of(ctx).read() as (session, account_id):
+        view = views.api_key(session, apikeys.find_api_key(session, account_id, key))
+    emit(view, as_json, lambda: _show(view))
+
+
+def _set_enabled(ctx: typer.Context, key: str, enabled: bool, as_json: bool) -> None:
+    cli = ctx_of(ctx)
+    with cli.write() as (session, account_id):
+        target = apikeys.find_api_key(session, account_id, key)
+        apikeys.set_enabled(session, target, enabled, actor=cli.actor)
+        view = views.api_key(session, target)
+    emit(view, as_json, lambda: _show(view))
+
+
+@app.command("enable")
+def enable(ctx: typer.Context, key: str, as_json: JsonFlag = False) -> None:
+    """Enable an API key."""
+    _set_enabled(ctx, key, True, as_json)
+
+
+@app.command("disable")
+def disable(ctx: typer.Context, key: str, as_json: JsonFlag = False) -> None:
+    """Disable an API key: every request signed with it is refused."""
+    _set_enabled(ctx, key, False, as_json)
+
+
+@app.command("rename")
+def rename(ctx: typer.Context, key: str, new_name: str, as_json: JsonFlag = False) -> None:
+    """Rename an API key."""
+    cli = ctx_of(ctx)
+    with cli.write() as (session, account_id):
+        target = apikeys.find_api_key(session, account_id, key)
+        apikeys.rename(session, target, new_name, actor=cli.actor)
+        view = views.api_key(session, target)
+    emit(view, as_json, lambda: _show(view))
+
+
+@app.command("delete")
+def delete(ctx: typer.Context, key: str, as_json: JsonFlag = False) -> None:
+    """Delete an API key."""
+    cli = ctx_of(ctx)
+    with cli.write() as (session, account_id):
+        target = apikeys.find_api_key(session, account_id, key)
+        apikeys.delete_api_key(session, target, actor=cli.actor)
+        deleted = target.access_key_id
+    emit({"deleted": deleted}, as_json, lambda: err.print(f"Deleted API key {deleted}"))
+
+
+def _require_some(dataset: list[str] | None, dataset_group: list[str] | None) -> None:
+    if not dataset and not dataset_group:
+        raise InvalidInput("name at least one --dataset or --dataset-group")
+
+
+@app.command("grant")
+def grant(
+    ctx: typer.Context,
+    key: str,
+    dataset: DatasetOpt = None,
+    dataset_group: GroupOpt = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Grant datasets and/or dataset groups to an API key."""
+    _require_some(dataset, dataset_group)
+    cli = ctx_of(ctx)
+    with cli.write() as (session, account_id):
+        target = apikeys.find_api_key(session, account_id, key)
+        apikeys.grant(
+            session,
+            target,
+            datasets=dataset or [],
+            dataset_groups=dataset_group or [],
+            actor=cli.actor,
+        )
+        view = views.api_key(session, target)
+    emit(view, as_json, lambda: _show(view))
+
+
+@app.command("revoke")
+def revoke(
+    ctx: typer.Context,
+    key: str,
+    dataset: DatasetOpt = None,
+    dataset_group: GroupOpt = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Revoke grants of datasets and/or dataset groups."""
+    _require_some(dataset, dataset_group)
+    cli = ctx_of(ctx)
+    with cli.write() as (session, account_id):
+        target = apikeys.find_api_key(session, account_id, key)
+        apikeys.revoke(
+            session,
+            target,
+            datasets=dataset or [],
+            dataset_groups=dataset_group or [],
+            actor=cli.actor,
+        )
+        view = views.api_key(session, target)
+    emit(view, as_json, lambda: _show(view))
+
+
+@app.command("access")
+def access(ctx: typer.Context, key: str, as_json: JsonFlag = False) -> None:
+    """The datasets this key may use, each with the reasons why."""
+    with ctx_of(ctx).read() as (session, account_id):
+        result: AccessOut = views.access_of(session, apikeys.find_api_key(session, account_id, key))
+
+    def human() -> None:
+        if not result.enabled:
+            err.print("[yellow]note:[/yellow] this key is disabled; every request is refused")
+        table(
+            f"Datasets API key {result.access_key_id} may use",
+            ["dataset", "type", "why"],
+            [
+                (e.dataset, e.type, "; ".join(r.description for r in e.reasons))
+                for e in result.datasets
+            ],
+        )
+
+    emit(result, as_json, human)
+
+
+@app.command("explain")
+def explain(ctx: typer.Context, key: str, dataset: str, as_json: JsonFlag = False) -> None:
+    """Why this key may (or may not) use this dataset."""
+    with ctx_of(ctx).read() as (session, account_id):
+        target = apikeys.find_api_key(session, account_id, key)
+        ds = catalog.find_dataset(session, account_id, dataset)
+        result: ExplainOut = views.explain(session, target, ds)
+    emit(result, as_json, lambda: out.print(result.summary))

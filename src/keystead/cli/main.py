@@ -1,0 +1,167 @@
+"""`keystead`: the root command, `init` and `serve`, and error reporting for all commands."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from keystead import __version__, bootstrap, logs
+from keystead.cli import admins, auditlog, datasets, groups, keys
+from keystead.cli.context import CliContext, JsonFlag, ctx_of, emit, err, fail, out, pairs
+from keystead.errors import KeysteadError
+from keystead.settings import Settings
+
+app = typer.Typer(
+    name="keystead",
+    help="Keystead: self-hosted data keys for the Ubiq clients, with Entra ID integration.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(datasets.app, name="dataset")
+app.add_typer(groups.app, name="dataset-group")
+app.add_typer(keys.app, name="api-key")
+app.add_typer(auditlog.app, name="audit")
+app.add_typer(admins.account_app, name="account")
+app.add_typer(admins.admin_app, name="admin")
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"keystead {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(envvar="KEYSTEAD_DATA_DIR", help="Data directory (default ./keystead-data)"),
+    ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(envvar="KEYSTEAD_DATABASE_URL", help="postgresql://… or sqlite:///…"),
+    ] = None,
+    account: Annotated[
+        str | None,
+        typer.Option(envvar="KEYSTEAD_ACCOUNT", help="Customer id, when several accounts exist"),
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version")
+    ] = False,
+) -> None:
+    settings = Settings().with_overrides(data_dir=data_dir, database_url=database_url)
+    ctx.obj = CliContext(settings=settings, account_ref=account)
+    ctx.call_on_close(ctx.obj.close)
+
+
+@app.command()
+def init(
+    ctx: typer.Context,
+    account_name: Annotated[
+        str, typer.Option(help="Name of the first account")
+    ] = bootstrap.DEFAULT_ACCOUNT_NAME,
+    admin_email: Annotated[
+        str, typer.Option(help="Email of the first admin")
+    ] = bootstrap.DEFAULT_ADMIN_EMAIL,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create the data directory, database and master key, and the first account and admin.
+
+    Safe to run again: an installation that already has an account is left as it is.
+    """
+    cli = ctx_of(ctx)
+    first = bootstrap.create_first_account(
+        cli.runtime, account_name=account_name, admin_email=admin_email
+    )
+    settings = cli.settings
+    where = {
+        "data_dir": str(settings.data_dir.resolve()) if settings.is_embedded else None,
+        "database": "sqlite" if settings.is_embedded else cli.runtime.db.dialect,
+        "master_key_id": cli.runtime.master.fingerprint,
+    }
+    if first is None:
+        result = {"created": False, **where}
+        emit(
+            result, as_json, lambda: out.print("Keystead is already initialised; nothing changed.")
+        )
+        return
+    result = {"created": True, **where, **first.__dict__}
+
+    def human() -> None:
+        out.print("[bold]Keystead is initialised.[/bold] These secrets are shown once:\n")
+        pairs(
+            [
+                ("customer id", first.customer_id),
+                ("account", first.account_name),
+                ("admin email", first.admin_email),
+                ("one-time password", first.admin_password),
+                ("admin API token", first.admin_token),
+            ]
+        )
+        out.print("\nStart the service with: keystead serve")
+
+    emit(result, as_json, human)
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8080)")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, max=64, help="Worker processes")] = None,
+) -> None:
+    """Run the HTTP service (admin API, data plane, SCIM) with uvicorn."""
+    import uvicorn
+
+    cli = ctx_of(ctx)
+    settings = cli.settings.with_overrides(host=host, port=port, workers=workers)
+    logs.configure(settings.log_level, settings.log_format)
+    runtime = cli.runtime  # creates the data dir, master key and schema before any worker
+    if not bootstrap.has_accounts(runtime):
+        err.print(
+            "[yellow]No account exists yet.[/yellow] Run `keystead init` to create the first "
+            "account and admin (it prints their credentials once)."
+        )
+    # Workers build their own settings from the environment: hand the CLI's choices down.
+    os.environ["KEYSTEAD_DATA_DIR"] = str(settings.data_dir)
+    if settings.database_url:
+        os.environ["KEYSTEAD_DATABASE_URL"] = settings.database_url
+    os.environ["KEYSTEAD_HOST"], os.environ["KEYSTEAD_PORT"] = settings.host, str(settings.port)
+    uvicorn.run(
+        "keystead.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+        server_header=False,
+    )
+
+
+def main() -> None:
+    """Entry point: run the app and turn Keystead errors into a message and exit code 1."""
+    as_json = "--json" in sys.argv
+    try:
+        app(standalone_mode=False)
+    except KeysteadError as exc:
+        fail(exc.message, as_json=as_json, status=exc.status)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err.print("aborted")
+        sys.exit(1)
+    except Exception as exc:  # click usage errors and the like
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
