@@ -145,7 +145,7 @@ def explain(
     order = {"direct": 0, "dataset_group": 1, "directory": 2}
     reasons = [
         Reason(via, ds, dg_id, dg_name, dir_id, dir_name)
-        for via, ds, dg_id, dg_name, dir_id, dir_name in rows.tuples()
+        for via, ds, dg_id, dg_name, dir_id, dir_name in rows
     ]
     return sorted(
         reasons,

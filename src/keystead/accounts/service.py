@@ -281,7 +281,7 @@ def list_tokens(session: Session, account_id: uuid.UUID) -> list[tuple[AdminToke
         .where(Admin.account_id == account_id)
         .order_by(AdminToken.created_at)
     )
-    return [(t, a) for t, a in rows.tuples()]
+    return [(t, a) for t, a in rows]
 
 
 def revoke_token(session: Session, account_id: uuid.UUID, token_id: str, *, actor: Actor) -> None:
@@ -296,7 +296,7 @@ def revoke_token(session: Session, account_id: uuid.UUID, token_id: str, *, acto
     ).first()
     if row is None:
         raise NotFound(f"no admin token {token_id!r} in this account")
-    token, admin = row.tuple()
+    token, admin = row
     session.delete(token)
     audit.record(
         session,
@@ -321,7 +321,7 @@ def authenticate_token(session: Session, secret: str) -> Principal:
     ).first()
     if row is None:
         raise Unauthenticated("the admin API token is not valid")
-    token, admin = row.tuple()
+    token, admin = row
     if not tokens.same(token.token_hash, digest):
         raise Unauthenticated("the admin API token is not valid")
     if token.expires_at is not None and token.expires_at <= utcnow():
@@ -384,7 +384,7 @@ def authenticate_session(session: Session, cookie: str, csrf: str | None) -> Pri
     ).first()
     if row is None:
         raise Unauthenticated("the console session is not valid; sign in again")
-    record, admin = row.tuple()
+    record, admin = row
     if record.expires_at <= utcnow():
         raise Unauthenticated("the console session has expired; sign in again")
     if csrf is not None and not tokens.same(record.csrf_hash, tokens.token_hash(csrf)):

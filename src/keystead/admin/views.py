@@ -55,7 +55,7 @@ def api_keys(session: Session, account_id: uuid.UUID) -> list[ApiKeyOut]:
         .join(Dataset, Dataset.id == DatasetGrant.dataset_id)
         .where(Dataset.account_id == account_id)
         .order_by(Dataset.name_key)
-    ).tuples():
+    ):
         ds.setdefault(key_id, []).append(name)
     gr: dict[uuid.UUID, list[str]] = {}
     for key_id, name in session.execute(
@@ -63,7 +63,7 @@ def api_keys(session: Session, account_id: uuid.UUID) -> list[ApiKeyOut]:
         .join(DatasetGroup, DatasetGroup.id == DatasetGroupGrant.dataset_group_id)
         .where(DatasetGroup.account_id == account_id)
         .order_by(DatasetGroup.name_key)
-    ).tuples():
+    ):
         gr.setdefault(key_id, []).append(name)
     return [
         ApiKeyOut.of(k, GrantsOut(datasets=ds.get(k.id, []), dataset_groups=gr.get(k.id, [])))

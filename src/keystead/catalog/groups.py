@@ -106,7 +106,7 @@ def datasets_by_group(session: Session, account_id: uuid.UUID) -> dict[uuid.UUID
         .order_by(Dataset.name_key)
     )
     result: dict[uuid.UUID, list[str]] = {}
-    for group_id, name in rows.tuples():
+    for group_id, name in rows:
         result.setdefault(group_id, []).append(name)
     return result
 

@@ -178,7 +178,12 @@ class DirectoryGroup(Base):
     """A group synced from the identity provider (filled by SCIM)."""
 
     __tablename__ = "directory_groups"
-    __table_args__ = (UniqueConstraint("account_id", "display_name_key"),)
+    # Exact displayName is unique; the normalised key is not, so "HR Team" and " hr team"
+    # may both exist and both match dataset group "HR Team" (access holds while either does).
+    __table_args__ = (
+        UniqueConstraint("account_id", "display_name"),
+        Index(None, "account_id", "display_name_key"),
+    )
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_uuid)
     account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
     display_name: Mapped[str] = mapped_column(String(256))

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-28 13:29:21.881164
+Create Date: 2026-11-28
 """
 
 from collections.abc import Sequence
@@ -138,11 +138,16 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_directory_groups")),
         sa.UniqueConstraint(
-            "account_id",
-            "display_name_key",
-            name=op.f("uq_directory_groups_account_id_display_name_key"),
+            "account_id", "display_name", name=op.f("uq_directory_groups_account_id_display_name")
         ),
     )
+    with op.batch_alter_table("directory_groups", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_directory_groups_account_id_display_name_key"),
+            ["account_id", "display_name_key"],
+            unique=False,
+        )
+
     op.create_table(
         "directory_users",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -392,6 +397,9 @@ def downgrade() -> None:
 
     op.drop_table("admin_sessions")
     op.drop_table("directory_users")
+    with op.batch_alter_table("directory_groups", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_directory_groups_account_id_display_name_key"))
+
     op.drop_table("directory_groups")
     op.drop_table("datasets")
     op.drop_table("dataset_groups")

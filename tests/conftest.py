@@ -1,0 +1,231 @@
+"""Shared fixtures: both database engines, an open installation, a live server.
+
+Every test that takes ``runtime`` (or anything built on it) runs once on SQLite and once
+on PostgreSQL. Each engine gets one migrated database per test session (PostgreSQL: a
+private schema in the ``test`` database); tables are emptied before every test, so a
+live server started once per engine always sees the state the test set up.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+
+from keystead import bootstrap
+from keystead.bootstrap import FirstAccount
+from keystead.crypto.masterkey import MasterKey
+from keystead.runtime import Runtime, open_runtime
+from keystead.settings import Settings
+from keystead.storage.models import Base
+
+DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
+KEPT_TABLES = {"keystead_meta"}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--engines",
+        default=os.environ.get("KEYSTEAD_TEST_ENGINES", "sqlite,postgresql"),
+        help="comma-separated database engines to run against (sqlite, postgresql)",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "engine_name" in metafunc.fixturenames:
+        engines = [e.strip() for e in metafunc.config.getoption("--engines").split(",") if e]
+        metafunc.parametrize("engine_name", engines, scope="session")
+
+
+@pytest.fixture(scope="session")
+def master_key() -> MasterKey:
+    return MasterKey.generate()
+
+
+@pytest.fixture(scope="session")
+def postgres_base_url() -> str:
+    return os.environ.get("KEYSTEAD_TEST_POSTGRES_URL", DEFAULT_PG)
+
+
+def _sqlalchemy_pg(url: str) -> str:
+    return "postgresql+psycopg://" + url.split("://", 1)[1]
+
+
+@pytest.fixture(scope="session")
+def database_url(
+    engine_name: str, tmp_path_factory: pytest.TempPathFactory, postgres_base_url: str
+) -> Iterator[str]:
+    """A freshly created, empty database for this test session and engine."""
+    if engine_name == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'keystead.db'}"
+        return
+    if engine_name != "postgresql":
+        raise pytest.UsageError(f"unknown engine {engine_name!r}")
+    schema = f"ks_test_{os.getpid()}_{secrets.token_hex(3)}"
+    admin_engine = create_engine(_sqlalchemy_pg(postgres_base_url))
+    try:
+        with admin_engine.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except Exception as exc:  # the reason is in the message; the suite cannot go on
+        pytest.fail(
+            f"PostgreSQL is not reachable at {postgres_base_url} ({type(exc).__name__}); "
+            "start it (see README) or run with --engines sqlite",
+            pytrace=False,
+        )
+    try:
+        yield f"{postgres_base_url}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin_engine.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin_engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def settings(
+    database_url: str, master_key: MasterKey, tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
+    return Settings(
+        database_url=database_url,
+        master_key=master_key.to_base64(),
+        data_dir=tmp_path_factory.mktemp("data"),
+        public_url="http://127.0.0.1:8080",
+    )
+
+
+@pytest.fixture(scope="session")
+def _session_runtime(settings: Settings) -> Iterator[Runtime]:
+    runtime = open_runtime(settings, create=True)
+    yield runtime
+    runtime.close()
+
+
+def empty_tables(runtime: Runtime) -> None:
+    tables = [t for t in reversed(Base.metadata.sorted_tables) if t.name not in KEPT_TABLES]
+    with runtime.db.write() as session:
+        if runtime.db.dialect == "postgresql":
+            names = ", ".join(f'"{t.name}"' for t in tables)
+            session.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                session.execute(table.delete())
+
+
+@pytest.fixture
+def runtime(_session_runtime: Runtime) -> Runtime:
+    """The installation on this engine, with every table empty."""
+    empty_tables(_session_runtime)
+    return _session_runtime
+
+
+@pytest.fixture
+def first_account(runtime: Runtime) -> FirstAccount:
+    first = bootstrap.create_first_account(runtime)
+    assert first is not None
+    return first
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def keystead_command() -> str:
+    """The installed `keystead` console script of this interpreter."""
+    candidate = Path(sys.executable).parent / "keystead"
+    found = str(candidate) if candidate.exists() else shutil.which("keystead")
+    if not found:
+        raise RuntimeError("the keystead command is not installed (pip install -e .)")
+    return found
+
+
+@dataclass
+class LiveServer:
+    url: str
+    log_path: Path
+    process: subprocess.Popen[bytes]
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_server(
+    settings: Settings, log_path: Path, extra_env: dict[str, str] | None = None
+) -> LiveServer:
+    port = free_port()
+    env = {
+        **os.environ,
+        "KEYSTEAD_DATABASE_URL": settings.database_url or "",
+        "KEYSTEAD_MASTER_KEY": settings.master_key.get_secret_value()
+        if settings.master_key
+        else "",
+        "KEYSTEAD_DATA_DIR": str(settings.data_dir),
+        "KEYSTEAD_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "KEYSTEAD_LOG_FORMAT": "json",
+        **(extra_env or {}),
+    }
+    handle = log_path.open("wb")
+    process = subprocess.Popen(
+        [keystead_command(), "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"keystead serve exited early:\n{log_path.read_text()}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return LiveServer(url, log_path, process)
+        except httpx.TransportError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"keystead serve did not answer within 30 s:\n{log_path.read_text()}")
+
+
+def stop_server(server: LiveServer) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait()
+
+
+@pytest.fixture(scope="session")
+def _session_server(
+    _session_runtime: Runtime, settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    server = start_server(settings, tmp_path_factory.mktemp("server") / "server.log")
+    yield server
+    stop_server(server)
+
+
+@pytest.fixture
+def live_server(_session_server: LiveServer, runtime: Runtime) -> LiveServer:
+    """`keystead serve` on 127.0.0.1 (one per engine), over the emptied database."""
+    return _session_server
+
+
+@pytest.fixture
+def admin_api(live_server: LiveServer, first_account: FirstAccount) -> Iterator[httpx.Client]:
+    """An httpx client for the admin API, authenticated as the first account's admin."""
+    with httpx.Client(
+        base_url=f"{live_server.url}/api/admin/v1",
+        headers={"Authorization": f"Bearer {first_account.admin_token}"},
+        timeout=30,
+    ) as client:
+        yield client
