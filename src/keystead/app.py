@@ -9,6 +9,8 @@ from fastapi import FastAPI
 
 from keystead import __version__, logs
 from keystead.admin.router import build_router
+from keystead.dataplane import api as dataplane_api
+from keystead.dataplane.service import DataPlane
 from keystead.runtime import Runtime, open_runtime
 from keystead.settings import Settings
 from keystead.web import errors, health
@@ -33,6 +35,8 @@ def build_app(runtime: Runtime) -> FastAPI:
     errors.install(app)
     app.include_router(health.router)
     app.include_router(build_router())
+    plane = DataPlane(runtime.master, skew_seconds=runtime.settings.signature_skew_seconds)
+    app.router.routes.extend(dataplane_api.build_routes(runtime, plane))
     app.add_middleware(BodyLimit, limit=runtime.settings.max_body_bytes)
     app.add_middleware(AccessLog)
     return app

@@ -59,6 +59,7 @@ def configure(level: str = "info", fmt: str = "json") -> None:
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     # Keystead writes its own access log (without query strings); uvicorn's is off.
     logging.getLogger("uvicorn.access").disabled = True
 

@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="Largest request body accepted (bytes)."
     )
+    signature_skew_seconds: int = Field(
+        default=300, ge=1, le=86400, description="Allowed clock skew of signed requests."
+    )
     session_ttl_seconds: int = Field(default=8 * 3600, ge=60, description="Console session life.")
 
     @field_validator("public_url")

@@ -85,3 +85,53 @@ def test_postgresql_url_gets_the_psycopg_driver() -> None:
     """postgresql:// and postgres:// select psycopg 3."""
     for url in ("postgresql://u@h/db", "postgres://u@h/db"):
         assert Settings(database_url=url).effective_database_url == "postgresql+psycopg://u@h/db"
+
+
+def test_upgrading_keeps_every_row_that_references_a_rebuilt_table(tmp_path: Path) -> None:
+    """Migrations that rebuild a table on SQLite must not cascade-delete its references."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from keystead.storage.engine import make_engine
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    try:
+        command.upgrade(migrate.alembic_config(engine), "0001")
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO accounts (id, name, plan, created_at) "
+                    "VALUES ('00000000000000000000000000000001', 'a', 'enterprise', '2026-01-01')"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO datasets (id, account_id, name, name_key, type, "
+                    "current_key_number, created_at) VALUES ('00000000000000000000000000000002',"
+                    " '00000000000000000000000000000001', 'SSN', 'ssn', 'structured', 0, "
+                    "'2026-01-01')"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO api_keys (id, account_id, access_key_id, name, enabled, "
+                    "auto_provisioned, wrapped_signing_key, created_at, updated_at) VALUES "
+                    "('00000000000000000000000000000003', '00000000000000000000000000000001',"
+                    " 'papi', 'k', 1, 0, x'00', '2026-01-01', '2026-01-01')"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO api_key_dataset_grants (api_key_id, dataset_id, created_at) "
+                    "VALUES ('00000000000000000000000000000003', "
+                    "'00000000000000000000000000000002', '2026-01-01')"
+                )
+            )
+        migrate.upgrade(engine)
+        with engine.connect() as conn:
+            grants = conn.execute(text("SELECT count(*) FROM api_key_dataset_grants")).scalar()
+            fk = conn.exec_driver_sql("PRAGMA foreign_keys").scalar()
+        assert grants == 1
+        assert fk == 1
+    finally:
+        engine.dispose()

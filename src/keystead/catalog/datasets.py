@@ -17,6 +17,7 @@ from keystead.catalog import fpe
 from keystead.crypto.masterkey import MasterKey
 from keystead.errors import Conflict, InvalidInput, NotFound
 from keystead.storage.models import (
+    ApiKey,
     Dataset,
     DatasetGrant,
     DatasetGroup,
@@ -213,6 +214,11 @@ def delete_dataset(session: Session, dataset: Dataset, *, actor: Actor) -> dict[
     session.execute(delete(DatasetGroupMember).where(DatasetGroupMember.dataset_id == dataset.id))
     session.execute(delete(DatasetGrant).where(DatasetGrant.dataset_id == dataset.id))
     session.execute(delete(DatasetKey).where(DatasetKey.dataset_id == dataset.id))
+    session.execute(
+        update(ApiKey)
+        .where(ApiKey.default_unstructured_dataset_id == dataset.id)
+        .values(default_unstructured_dataset_id=None)
+    )
     session.execute(delete(Dataset).where(Dataset.id == dataset.id))
     detail = {"removed_from_dataset_groups": groups, "removed_grants": grants}
     audit.record(

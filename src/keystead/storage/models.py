@@ -9,13 +9,14 @@ uniqueness and matching are case-insensitive on both engines through a plain ind
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     ForeignKey,
     Index,
     Integer,
@@ -219,6 +220,11 @@ class ApiKey(Base):
         ForeignKey("directory_users.id", ondelete="CASCADE"), unique=True, default=None
     )
     wrapped_signing_key: Mapped[bytes] = mapped_column(LargeBinary)
+    # Which unstructured dataset `POST /api/v0/encryption/key` uses when the key may use
+    # several (the client names none). Ignored unless the key may use it.
+    default_unstructured_dataset_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("datasets.id", ondelete="SET NULL"), default=None
+    )
     public_key_pem: Mapped[str | None] = mapped_column(Text, default=None)
     encrypted_private_key_pem: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -247,6 +253,31 @@ class DatasetGroupGrant(Base):
         ForeignKey("dataset_groups.id", ondelete="CASCADE"), primary_key=True
     )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class UsageEvent(Base):
+    """One aggregated usage record as the Ubiq client reports it (POST /api/v3/tracking/events)."""
+
+    __tablename__ = "usage_events"
+    __table_args__ = (Index(None, "account_id", "day"),)
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    reported_by: Mapped[str] = mapped_column(String(64))
+    api_key: Mapped[str] = mapped_column(String(64))
+    dataset: Mapped[str] = mapped_column(String(256))
+    dataset_type: Mapped[str] = mapped_column(String(20))
+    action: Mapped[str] = mapped_column(String(20))
+    count: Mapped[int] = mapped_column(BigInteger)
+    key_number: Mapped[int | None] = mapped_column(Integer, default=None)
+    product: Mapped[str | None] = mapped_column(String(100), default=None)
+    product_version: Mapped[str | None] = mapped_column(String(40), default=None)
+    first_call_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_call_at: Mapped[datetime | None] = mapped_column(default=None)
+    day: Mapped[date] = mapped_column(Date)
+    user_defined: Mapped[Any] = mapped_column(JSON, nullable=True, default=None)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class AuditEvent(Base):

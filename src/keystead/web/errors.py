@@ -32,7 +32,12 @@ async def _keystead_error(request: Request, exc: Exception) -> JSONResponse:
     if exc.status >= 500:
         return await _unexpected(request, exc)
     if exc.status in (401, 403):
-        log.info("denied", path=request.url.path, status=exc.status, reason=exc.message)
+        log.info(
+            "denied",
+            path=request.url.path,
+            status=exc.status,
+            reason=getattr(exc, "reason", None) or exc.message,
+        )
     return error_response(exc.status, exc.message)
 
 

@@ -1,0 +1,1 @@
+"""The Ubiq client data plane: request signatures, data keys, FPE keys, usage events."""

@@ -1,0 +1,149 @@
+"""Usage events (``POST /api/v3/tracking/events``): validation, storage, daily summaries."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from keystead.errors import InvalidInput
+from keystead.storage.models import ApiKey, UsageEvent
+
+MAX_ENTRIES = 1000
+
+
+class UsageEntry(BaseModel):
+    """One aggregated entry as the client sends it; unknown fields are tolerated."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    datasets: str = Field(max_length=256)
+    dataset_type: Literal["structured", "unstructured"]
+    api_key: str = Field(max_length=64)
+    count: int = Field(ge=0, le=2**53)
+    key_number: int | None = Field(default=None, ge=0, le=2**31)
+    action: Literal["encrypt", "decrypt"]
+    product: str | None = Field(default=None, max_length=100)
+    product_version: str | None = Field(default=None, max_length=40)
+    first_call_timestamp: datetime | None = None
+    last_call_timestamp: datetime | None = None
+    user_defined: Any = None
+
+    @field_validator("key_number", mode="before")
+    @classmethod
+    def _int_or_decimal_string(cls, value: Any) -> Any:
+        # The client echoes key_number as the server sent it: integer or decimal string.
+        if isinstance(value, str) and value.isdigit():
+            return int(value)
+        return value
+
+
+class UsageReport(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    usage: list[UsageEntry] = Field(max_length=MAX_ENTRIES)
+
+
+def parse_report(raw: Any) -> UsageReport:
+    try:
+        return UsageReport.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise InvalidInput(f"usage report is not valid: {where}: {first['msg']}") from exc
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def record(
+    session: Session, *, account_id: uuid.UUID, reported_by: str, report: UsageReport
+) -> tuple[int, int]:
+    """Store the entries that name keys of this account; returns (stored, ignored)."""
+    named = {entry.api_key for entry in report.usage}
+    ours = set(
+        session.scalars(
+            select(ApiKey.access_key_id).where(
+                ApiKey.account_id == account_id, ApiKey.access_key_id.in_(named)
+            )
+        )
+    )
+    stored = 0
+    for entry in report.usage:
+        if entry.api_key not in ours:
+            continue
+        first, last = _aware(entry.first_call_timestamp), _aware(entry.last_call_timestamp)
+        day = (last or first or datetime.now(UTC)).astimezone(UTC).date()
+        session.add(
+            UsageEvent(
+                account_id=account_id,
+                reported_by=reported_by,
+                api_key=entry.api_key,
+                dataset=entry.datasets,
+                dataset_type=entry.dataset_type,
+                action=entry.action,
+                count=entry.count,
+                key_number=entry.key_number,
+                product=entry.product,
+                product_version=entry.product_version,
+                first_call_at=first,
+                last_call_at=last,
+                day=day,
+                user_defined=entry.user_defined,
+            )
+        )
+        stored += 1
+    return stored, len(report.usage) - stored
+
+
+class UsageSummaryRow(BaseModel):
+    day: date
+    dataset: str
+    dataset_type: str
+    api_key: str
+    action: str
+    count: int
+
+
+def summary(
+    session: Session,
+    *,
+    account_id: uuid.UUID,
+    since: date | None = None,
+    dataset: str | None = None,
+    api_key: str | None = None,
+) -> list[UsageSummaryRow]:
+    """Totals per day, dataset, key and action (newest day first)."""
+    query = select(
+        UsageEvent.day,
+        UsageEvent.dataset,
+        UsageEvent.dataset_type,
+        UsageEvent.api_key,
+        UsageEvent.action,
+        func.sum(UsageEvent.count),
+    ).where(UsageEvent.account_id == account_id)
+    if since is not None:
+        query = query.where(UsageEvent.day >= since)
+    if dataset is not None:
+        query = query.where(UsageEvent.dataset == dataset)
+    if api_key is not None:
+        query = query.where(UsageEvent.api_key == api_key)
+    query = query.group_by(
+        UsageEvent.day,
+        UsageEvent.dataset,
+        UsageEvent.dataset_type,
+        UsageEvent.api_key,
+        UsageEvent.action,
+    ).order_by(UsageEvent.day.desc(), UsageEvent.dataset, UsageEvent.api_key, UsageEvent.action)
+    return [
+        UsageSummaryRow(
+            day=d, dataset=ds, dataset_type=t, api_key=k, action=a, count=int(total or 0)
+        )
+        for d, ds, t, k, a, total in session.execute(query)
+    ]

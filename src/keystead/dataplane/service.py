@@ -1,0 +1,283 @@
+"""The data plane's operations, one per client call. Every call authenticates the signing
+key and asks the access rule (keystead.access) before any key material leaves."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import hashlib
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from keystead import access, names
+from keystead.apikeys.service import signing_key_context
+from keystead.catalog.datasets import key_context
+from keystead.crypto.masterkey import MasterKey
+from keystead.dataplane import edk, signatures, wrapping
+from keystead.dataplane.cache import ImmutableCache
+from keystead.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
+from keystead.storage.models import ApiKey, Dataset, DatasetKey
+
+MAX_USES = 1_000_000
+# Verifying against this when the key id is unknown keeps both failures equally slow.
+_UNKNOWN_KEY_SECRET = secrets.token_urlsafe(32)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The API key a request was signed with."""
+
+    key_id: uuid.UUID
+    access_key_id: str
+    account_id: uuid.UUID
+    name: str
+    auto_provisioned: bool
+    public_key_pem: str | None
+    encrypted_private_key_pem: str | None
+    default_unstructured_dataset_id: uuid.UUID | None
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    id: uuid.UUID
+    name: str
+    type: str
+    current_key_number: int
+
+
+def no_access(caller: Caller, dataset_name: str) -> Forbidden:
+    return Forbidden(f"API key {caller.access_key_id} has no access to dataset {dataset_name}")
+
+
+class DataPlane:
+    """Stateless per request; holds only caches of values that never change."""
+
+    def __init__(self, master: MasterKey, *, skew_seconds: int) -> None:
+        self.master = master
+        self.skew = skew_seconds
+        self._secrets: ImmutableCache[uuid.UUID, str] = ImmutableCache(100_000)
+        self._keys: ImmutableCache[tuple[uuid.UUID, int], bytes] = ImmutableCache(100_000)
+        self._definitions: ImmutableCache[uuid.UUID, dict[str, Any]] = ImmutableCache(10_000)
+
+    # --- authentication -----------------------------------------------------------------
+
+    def authenticate(self, session: Session, request: signatures.SignedRequest) -> Caller:
+        header = request.headers.get("signature")
+        if header is None:
+            raise signatures.SignatureError("no Signature header")
+        params = signatures.parse_signature_header(header)
+        signatures.check_structure(params, request, now=int(time.time()), skew=self.skew)
+        row = session.execute(
+            select(
+                ApiKey.id,
+                ApiKey.account_id,
+                ApiKey.name,
+                ApiKey.enabled,
+                ApiKey.auto_provisioned,
+                ApiKey.wrapped_signing_key,
+                ApiKey.public_key_pem,
+                ApiKey.encrypted_private_key_pem,
+                ApiKey.default_unstructured_dataset_id,
+            ).where(ApiKey.access_key_id == params.key_id)
+        ).first()
+        if row is None:
+            with contextlib.suppress(signatures.SignatureError):
+                signatures.verify_mac(params, request, _UNKNOWN_KEY_SECRET)
+            raise signatures.SignatureError(f"unknown key id {params.key_id!r}")
+        secret = self._secrets.get_or_load(
+            row.id,
+            lambda: self.master.unwrap(
+                row.wrapped_signing_key, signing_key_context(row.id)
+            ).decode(),
+        )
+        signatures.verify_mac(params, request, secret)
+        if not row.enabled:
+            raise Unauthenticated(f"API key {params.key_id} is disabled")
+        return Caller(
+            key_id=row.id,
+            access_key_id=params.key_id,
+            account_id=row.account_id,
+            name=row.name,
+            auto_provisioned=row.auto_provisioned,
+            public_key_pem=row.public_key_pem,
+            encrypted_private_key_pem=row.encrypted_private_key_pem,
+            default_unstructured_dataset_id=row.default_unstructured_dataset_id,
+        )
+
+    # --- shared -------------------------------------------------------------------------
+
+    def _dataset_for(self, session: Session, caller: Caller, name: str) -> DatasetRef:
+        """The named dataset, if the caller may use it; 403 alike for 'absent' and 'denied'."""
+        row = session.execute(
+            select(Dataset.id, Dataset.name, Dataset.type, Dataset.current_key_number).where(
+                Dataset.account_id == caller.account_id, Dataset.name_key == names.name_key(name)
+            )
+        ).first()
+        if row is None or not access.may_use(session, caller.key_id, row.id):
+            raise no_access(caller, name)
+        return DatasetRef(row.id, row.name, row.type, row.current_key_number)
+
+    def _dataset_key(self, session: Session, dataset_id: uuid.UUID, number: int) -> bytes:
+        def load() -> bytes:
+            wrapped = session.scalar(
+                select(DatasetKey.wrapped_key).where(
+                    DatasetKey.dataset_id == dataset_id, DatasetKey.key_number == number
+                )
+            )
+            if wrapped is None:
+                raise NotFound(f"key number {number} does not exist")
+            return self.master.unwrap(wrapped, key_context(dataset_id, number))
+
+        return self._keys.get_or_load((dataset_id, number), load)
+
+    def _definition(self, session: Session, dataset: DatasetRef) -> dict[str, Any]:
+        def load() -> dict[str, Any]:
+            stored = session.scalar(select(Dataset.definition).where(Dataset.id == dataset.id))
+            return dict(stored or {})
+
+        return self._definitions.get_or_load(dataset.id, load)
+
+    def _private_key_field(self, caller: Caller) -> dict[str, str]:
+        if caller.encrypted_private_key_pem is None:
+            return {}
+        return {"encrypted_private_key": caller.encrypted_private_key_pem}
+
+    # --- structured -----------------------------------------------------------------------
+
+    def _structured(self, session: Session, caller: Caller, name: str) -> DatasetRef:
+        dataset = self._dataset_for(session, caller, name)
+        if dataset.type != "structured":
+            raise InvalidInput(
+                f"dataset {name} is unstructured; structured (format-preserving) calls need "
+                "a structured dataset"
+            )
+        return dataset
+
+    def ffs(self, session: Session, caller: Caller, name: str) -> dict[str, Any]:
+        """GET /api/v0/ffs: the definition, with ``name`` exactly as requested."""
+        dataset = self._structured(session, caller, name)
+        return {**self._definition(session, dataset), "name": name}
+
+    def fpe_key(
+        self, session: Session, caller: Caller, name: str, key_number: int | None
+    ) -> dict[str, Any]:
+        """GET /api/v0/fpe/key: the current key, or exactly key ``key_number``."""
+        dataset = self._structured(session, caller, name)
+        public = wrapping.wrapping_key(public_key_pem=caller.public_key_pem, key_name=caller.name)
+        number = dataset.current_key_number if key_number is None else key_number
+        if not 0 <= number <= dataset.current_key_number:
+            raise NotFound(f"dataset {name} has no key number {number}")
+        key = self._dataset_key(session, dataset.id, number)
+        return {
+            **self._private_key_field(caller),
+            "wrapped_data_key": wrapping.wrap(key, public),
+            "key_number": str(number),
+        }
+
+    def def_keys(self, session: Session, caller: Caller, name: str) -> dict[str, Any]:
+        """GET /api/v0/fpe/def_keys: every key of the dataset, index = key number."""
+        dataset = self._structured(session, caller, name)
+        public = wrapping.wrapping_key(public_key_pem=caller.public_key_pem, key_name=caller.name)
+        keys = [
+            wrapping.wrap(self._dataset_key(session, dataset.id, n), public)
+            for n in range(dataset.current_key_number + 1)
+        ]
+        return {
+            name: {
+                **self._private_key_field(caller),
+                "keys": keys,
+                "current_key_number": dataset.current_key_number,
+                "ffs": {**self._definition(session, dataset), "name": name},
+                "retrieved": time.time(),
+            }
+        }
+
+    # --- unstructured ---------------------------------------------------------------------
+
+    def _unstructured_for(self, session: Session, caller: Caller) -> DatasetRef:
+        """The dataset a request that names none encrypts under: the key's default if it may use
+        it, else its only unstructured dataset; several without a default, or none, is 403."""
+        usable = [
+            d for d in access.usable_datasets(session, caller.key_id) if d.type == "unstructured"
+        ]
+        if caller.default_unstructured_dataset_id is not None:
+            for dataset in usable:
+                if dataset.id == caller.default_unstructured_dataset_id:
+                    return DatasetRef(
+                        dataset.id, dataset.name, dataset.type, dataset.current_key_number
+                    )
+        if len(usable) == 1:
+            d = usable[0]
+            return DatasetRef(d.id, d.name, d.type, d.current_key_number)
+        if not usable:
+            raise Forbidden(
+                f"API key {caller.access_key_id} has no access to any unstructured dataset; "
+                "grant it one (directly or through a dataset group)"
+            )
+        choices = ", ".join(d.name for d in usable)
+        fix = (
+            "arrange its directory groups' dataset groups so it reaches only one"
+            if caller.auto_provisioned
+            else f"choose one with `keystead api-key set-default-dataset {caller.access_key_id} "
+            "DATASET`"
+        )
+        raise Forbidden(
+            f"API key {caller.access_key_id} may use several unstructured datasets ({choices}) "
+            f"and has no default among them; {fix}"
+        )
+
+    def new_data_key(self, session: Session, caller: Caller, uses: Any) -> dict[str, Any]:
+        """POST /api/v0/encryption/key."""
+        if isinstance(uses, bool) or not isinstance(uses, int) or not 1 <= uses <= MAX_USES:
+            raise InvalidInput(f"'uses' must be an integer from 1 to {MAX_USES}")
+        dataset = self._unstructured_for(session, caller)
+        public = wrapping.wrapping_key(public_key_pem=caller.public_key_pem, key_name=caller.name)
+        data_key = secrets.token_bytes(edk.DATA_KEY_BYTES)
+        header = edk.EdkHeader(dataset.id, dataset.current_key_number, caller.key_id)
+        blob = edk.seal(data_key, header, self._dataset_key(session, dataset.id, header.key_number))
+        return {
+            **self._private_key_field(caller),
+            "wrapped_data_key": wrapping.wrap(data_key, public),
+            "encrypted_data_key": base64.b64encode(blob).decode(),
+            "key_fingerprint": hashlib.sha256(blob).hexdigest()[:32],
+            "encryption_session": secrets.token_hex(16),
+            "max_uses": uses,
+            "security_model": {"algorithm": edk.ALGORITHM, "enable_data_fragmentation": False},
+        }
+
+    def recover_data_key(self, session: Session, caller: Caller, encrypted: Any) -> dict[str, Any]:
+        """POST /api/v0/decryption/key: access is checked for the dataset the EDK names."""
+        if not isinstance(encrypted, str) or not encrypted:
+            raise InvalidInput("'encrypted_data_key' must be a base64 string")
+        try:
+            blob = base64.b64decode(encrypted, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise InvalidInput("'encrypted_data_key' is not valid base64") from exc
+        header = edk.read_header(blob)
+        row = session.execute(
+            select(Dataset.name, Dataset.current_key_number).where(
+                Dataset.id == header.dataset_id, Dataset.account_id == caller.account_id
+            )
+        ).first()
+        if row is None or not access.may_use(session, caller.key_id, header.dataset_id):
+            name = row.name if row is not None else "named by this encrypted_data_key"
+            raise no_access(caller, name)
+        if header.key_number > row.current_key_number:
+            raise edk.EdkError("encrypted_data_key names a key version that does not exist")
+        public = wrapping.wrapping_key(public_key_pem=caller.public_key_pem, key_name=caller.name)
+        data_key = edk.open_sealed(
+            blob, self._dataset_key(session, header.dataset_id, header.key_number)
+        )
+        return {
+            **self._private_key_field(caller),
+            "wrapped_data_key": wrapping.wrap(data_key, public),
+            "key_fingerprint": hashlib.sha256(blob).hexdigest()[:32],
+            "encryption_session": secrets.token_hex(16),
+        }
