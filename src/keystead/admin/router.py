@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from keystead.admin import routes_account, routes_audit, routes_catalog, routes_keys
+from keystead.admin import (
+    routes_account,
+    routes_audit,
+    routes_catalog,
+    routes_keys,
+    routes_usage,
+)
 
 PREFIX = "/api/admin/v1"
 
 
 def build_router() -> APIRouter:
     router = APIRouter(prefix=PREFIX)
-    for module in (routes_account, routes_catalog, routes_keys, routes_audit):
+    for module in (routes_account, routes_catalog, routes_keys, routes_audit, routes_usage):
         router.include_router(module.router)
     return router

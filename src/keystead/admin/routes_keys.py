@@ -66,14 +66,20 @@ def get_key(ref: str, principal: Reader, runtime: RuntimeDep) -> ApiKeyOut:
 
 @router.patch("/api-keys/{ref}", response_model=ApiKeyOut)
 def update_key(ref: str, body: ApiKeyUpdateIn, principal: Writer, runtime: RuntimeDep) -> ApiKeyOut:
-    if body.name is None and body.enabled is None:
-        raise InvalidInput("nothing to change: give 'name' and/or 'enabled'")
+    if body.name is None and body.enabled is None and body.default_unstructured_dataset is None:
+        raise InvalidInput(
+            "nothing to change: give 'name', 'enabled' or 'default_unstructured_dataset'"
+        )
     with runtime.db.write() as session:
         key = apikeys.find_api_key(session, principal.account_id, ref)
         if body.name is not None:
             apikeys.rename(session, key, body.name, actor=principal.actor)
         if body.enabled is not None:
             apikeys.set_enabled(session, key, body.enabled, actor=principal.actor)
+        if body.default_unstructured_dataset is not None:
+            apikeys.set_default_dataset(
+                session, key, body.default_unstructured_dataset or None, actor=principal.actor
+            )
         return views.api_key(session, key)
 
 

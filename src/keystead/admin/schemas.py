@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -86,6 +86,11 @@ class ApiKeyCreateIn(_In):
 class ApiKeyUpdateIn(_In):
     name: str | None = Field(default=None, max_length=256)
     enabled: bool | None = None
+    default_unstructured_dataset: str | None = Field(
+        default=None,
+        max_length=64,
+        description="Unstructured dataset used when the key may use several; '' clears it",
+    )
 
 
 class GrantsIn(_In):
@@ -240,18 +245,20 @@ class ApiKeyOut(BaseModel):
     enabled: bool
     auto_provisioned: bool
     directory_user_id: str | None
+    default_unstructured_dataset: str | None
     grants: GrantsOut
     created_at: datetime
     updated_at: datetime
 
     @classmethod
-    def of(cls, key: ApiKey, grants: GrantsOut) -> ApiKeyOut:
+    def of(cls, key: ApiKey, grants: GrantsOut, default_dataset: str | None = None) -> ApiKeyOut:
         return cls(
             access_key_id=key.access_key_id,
             name=key.name,
             enabled=key.enabled,
             auto_provisioned=key.auto_provisioned,
             directory_user_id=str(key.directory_user_id) if key.directory_user_id else None,
+            default_unstructured_dataset=default_dataset,
             grants=grants,
             created_at=key.created_at,
             updated_at=key.updated_at,
@@ -325,6 +332,15 @@ class AuditEventOut(BaseModel):
             subject=event.subject_label,
             detail=event.detail,
         )
+
+
+class UsageRowOut(BaseModel):
+    day: date
+    dataset: str
+    dataset_type: str
+    api_key: str
+    action: str
+    count: int
 
 
 class TemplateOut(BaseModel):

@@ -35,19 +35,34 @@ from keystead.storage.models import (
 )
 
 
+def _default_names(session: Session, account_id: uuid.UUID) -> dict[uuid.UUID, str]:
+    rows = session.execute(
+        select(ApiKey.id, Dataset.name)
+        .join(Dataset, Dataset.id == ApiKey.default_unstructured_dataset_id)
+        .where(ApiKey.account_id == account_id)
+    )
+    return {row[0]: row[1] for row in rows}
+
+
 def api_key(session: Session, key: ApiKey) -> ApiKeyOut:
     grants = apikeys.grants_of(session, key)
+    default = None
+    if key.default_unstructured_dataset_id is not None:
+        default = session.scalar(
+            select(Dataset.name).where(Dataset.id == key.default_unstructured_dataset_id)
+        )
     return ApiKeyOut.of(
         key,
         GrantsOut(
             datasets=[d.name for d in grants.datasets],
             dataset_groups=[g.name for g in grants.dataset_groups],
         ),
+        default,
     )
 
 
 def api_keys(session: Session, account_id: uuid.UUID) -> list[ApiKeyOut]:
-    """Every key with its grants, in three queries whatever the number of keys."""
+    """Every key with its grants, in four queries whatever the number of keys."""
     keys = apikeys.list_api_keys(session, account_id)
     ds: dict[uuid.UUID, list[str]] = {}
     for key_id, name in session.execute(
@@ -65,8 +80,13 @@ def api_keys(session: Session, account_id: uuid.UUID) -> list[ApiKeyOut]:
         .order_by(DatasetGroup.name_key)
     ):
         gr.setdefault(key_id, []).append(name)
+    defaults = _default_names(session, account_id)
     return [
-        ApiKeyOut.of(k, GrantsOut(datasets=ds.get(k.id, []), dataset_groups=gr.get(k.id, [])))
+        ApiKeyOut.of(
+            k,
+            GrantsOut(datasets=ds.get(k.id, []), dataset_groups=gr.get(k.id, [])),
+            defaults.get(k.id),
+        )
         for k in keys
     ]
 

@@ -16,7 +16,7 @@ from keystead.audit import Actor
 from keystead.catalog.datasets import find_dataset
 from keystead.catalog.groups import find_group
 from keystead.crypto.masterkey import MasterKey
-from keystead.errors import NotFound
+from keystead.errors import InvalidInput, NotFound
 from keystead.storage.models import (
     ApiKey,
     Dataset,
@@ -287,6 +287,39 @@ def revoke(
             },
         )
     return Grants(drop_ds, drop_gr)
+
+
+def set_default_dataset(
+    session: Session, key: ApiKey, dataset_ref: str | None, *, actor: Actor
+) -> None:
+    """Choose (or with None, clear) the unstructured dataset the key encrypts under when it
+    may use several. The choice matters only while the key may use that dataset."""
+    ensure_editable_by_hand(
+        name=key.name, auto_provisioned=key.auto_provisioned, change="given a default dataset"
+    )
+    before = key.default_unstructured_dataset_id
+    if dataset_ref is None:
+        key.default_unstructured_dataset_id = None
+        label = None
+    else:
+        dataset = find_dataset(session, key.account_id, dataset_ref)
+        if dataset.type != "unstructured":
+            raise InvalidInput(
+                f"dataset {dataset.name!r} is structured; the default is for unstructured data"
+            )
+        key.default_unstructured_dataset_id, label = dataset.id, dataset.name
+    if key.default_unstructured_dataset_id != before:
+        _touch(key)
+        audit.record(
+            session,
+            account_id=key.account_id,
+            actor=actor,
+            action="api_key.default_dataset_set",
+            subject_type="api_key",
+            subject_id=key.access_key_id,
+            subject_label=key.name,
+            detail={"after": {"default_unstructured_dataset": label}},
+        )
 
 
 def signing_key(key: ApiKey, master: MasterKey) -> str:

@@ -267,3 +267,22 @@ def explain(ctx: typer.Context, key: str, dataset: str, as_json: JsonFlag = Fals
         ds = catalog.find_dataset(session, account_id, dataset)
         result: ExplainOut = views.explain(session, target, ds)
     emit(result, as_json, lambda: out.print(result.summary))
+
+
+@app.command("set-default-dataset")
+def set_default_dataset(
+    ctx: typer.Context,
+    key: str,
+    dataset: Annotated[str | None, typer.Argument(help="Unstructured dataset")] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Remove the default")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Choose the unstructured dataset the key encrypts under when it may use several."""
+    if (dataset is None) == (not clear):
+        raise InvalidInput("give a DATASET, or --clear to remove the default")
+    cli = ctx_of(ctx)
+    with cli.write() as (session, account_id):
+        target = apikeys.find_api_key(session, account_id, key)
+        apikeys.set_default_dataset(session, target, dataset, actor=cli.actor)
+        view = views.api_key(session, target)
+    emit(view, as_json, lambda: _show(view))

@@ -1,0 +1,41 @@
+"""`keystead usage …`"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import typer
+
+from keystead.cli.context import JsonFlag, ctx_of, emit, table
+from keystead.dataplane import events
+
+app = typer.Typer(help="Usage reported by the Ubiq clients.", no_args_is_help=True)
+
+
+@app.command("summary")
+def summary(
+    ctx: typer.Context,
+    since: Annotated[datetime | None, typer.Option(help="First day (UTC), e.g. 2026-11-01")] = None,
+    dataset: Annotated[str | None, typer.Option(help="Only this dataset")] = None,
+    api_key: Annotated[str | None, typer.Option(help="Only this access key id")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Operations per day, dataset, API key and action."""
+    with ctx_of(ctx).read() as (session, account_id):
+        rows = events.summary(
+            session,
+            account_id=account_id,
+            since=since.date() if since else None,
+            dataset=dataset,
+            api_key=api_key,
+        )
+    emit(
+        rows,
+        as_json,
+        lambda: table(
+            "Usage",
+            ["day", "dataset", "type", "API key", "action", "count"],
+            [(r.day, r.dataset or "-", r.dataset_type, r.api_key, r.action, r.count) for r in rows],
+        ),
+    )
