@@ -17,10 +17,22 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-from sqlalchemy import Select, exists, literal, select, union_all
-from sqlalchemy.orm import Session
+from sqlalchemy import (
+    CompoundSelect,
+    Connection,
+    Select,
+    Uuid,
+    bindparam,
+    exists,
+    literal,
+    or_,
+    select,
+    union_all,
+)
+from sqlalchemy.orm import QueryableAttribute, Session, aliased
+from sqlalchemy.sql.elements import ColumnElement
 
 from keystead.storage.models import (
     ApiKey,
@@ -58,25 +70,30 @@ class Reason:
         )
 
 
-def paths(key_id: uuid.UUID, dataset_id: uuid.UUID | None = None) -> Select[tuple[object, ...]]:
-    """Every (dataset, path) by which key ``key_id`` reaches a dataset, as one UNION ALL.
+KeyRef = uuid.UUID | ColumnElement[uuid.UUID] | QueryableAttribute[uuid.UUID]
 
-    Columns: via, dataset_id, dataset_group_id, directory_group_id. With ``dataset_id``
-    the query is restricted to that dataset (each branch then starts from an index on it).
-    """
+
+def _branches(
+    key_id: KeyRef, dataset_id: KeyRef | None
+) -> tuple[Select[str, uuid.UUID, uuid.UUID, uuid.UUID], ...]:
+    """The three paths, each a SELECT of (via, dataset_id, dataset_group_id,
+    directory_group_id). ``key_id`` and ``dataset_id`` may be values, bound parameters or
+    columns of an enclosing query; with ``dataset_id`` each branch starts from an index."""
+    owner = aliased(ApiKey)
+    none_id = literal(None, Uuid())
     direct = select(
         literal("direct").label("via"),
         DatasetGrant.dataset_id.label("dataset_id"),
-        literal(None, DatasetGrant.dataset_id.type).label("dataset_group_id"),
-        literal(None, DatasetGrant.dataset_id.type).label("directory_group_id"),
+        none_id.label("dataset_group_id"),
+        none_id.label("directory_group_id"),
     ).where(DatasetGrant.api_key_id == key_id)
 
     via_group = (
         select(
-            literal("dataset_group").label("via"),
+            literal("dataset_group"),
             DatasetGroupMember.dataset_id,
             DatasetGroupMember.group_id,
-            literal(None, DatasetGrant.dataset_id.type),
+            none_id,
         )
         .join(DatasetGroupGrant, DatasetGroupGrant.dataset_group_id == DatasetGroupMember.group_id)
         .where(DatasetGroupGrant.api_key_id == key_id)
@@ -84,13 +101,13 @@ def paths(key_id: uuid.UUID, dataset_id: uuid.UUID | None = None) -> Select[tupl
 
     via_directory = (
         select(
-            literal("directory").label("via"),
+            literal("directory"),
             DatasetGroupMember.dataset_id,
             DatasetGroupMember.group_id,
             DirectoryGroup.id,
         )
-        .select_from(ApiKey)
-        .join(DirectoryMembership, DirectoryMembership.user_id == ApiKey.directory_user_id)
+        .select_from(owner)
+        .join(DirectoryMembership, DirectoryMembership.user_id == owner.directory_user_id)
         .join(DirectoryGroup, DirectoryGroup.id == DirectoryMembership.group_id)
         .join(
             DatasetGroup,
@@ -98,31 +115,59 @@ def paths(key_id: uuid.UUID, dataset_id: uuid.UUID | None = None) -> Select[tupl
             & (DatasetGroup.name_key == DirectoryGroup.display_name_key),
         )
         .join(DatasetGroupMember, DatasetGroupMember.group_id == DatasetGroup.id)
-        .where(ApiKey.id == key_id, ApiKey.auto_provisioned.is_(True))
+        .where(owner.id == key_id, owner.auto_provisioned.is_(True))
     )
 
     if dataset_id is not None:
         direct = direct.where(DatasetGrant.dataset_id == dataset_id)
         via_group = via_group.where(DatasetGroupMember.dataset_id == dataset_id)
         via_directory = via_directory.where(DatasetGroupMember.dataset_id == dataset_id)
-    return union_all(direct, via_group, via_directory)  # type: ignore[return-value]
+    return direct, via_group, via_directory
 
 
-def may_use(session: Session, key_id: uuid.UUID, dataset_id: uuid.UUID) -> bool:
+def paths(key_id: KeyRef, dataset_id: KeyRef | None = None) -> CompoundSelect[Any]:
+    """Every (dataset, path) by which key ``key_id`` reaches a dataset, as one UNION ALL."""
+    return union_all(*_branches(key_id, dataset_id))
+
+
+def allows(key_id: KeyRef, dataset_id: KeyRef) -> ColumnElement[bool]:
+    """The rule as a SQL boolean (EXISTS per path, OR-ed), to embed in a larger query;
+    the branches correlate to ``key_id``/``dataset_id`` columns of the enclosing query."""
+    return or_(*(exists(branch) for branch in _branches(key_id, dataset_id)))
+
+
+# Built once: constructing these statements costs far more than running them.
+_KEY = bindparam("key_id", type_=Uuid())
+_DATASET = bindparam("dataset_id", type_=Uuid())
+_MAY_USE = select(allows(_KEY, _DATASET))
+_REACHABLE = paths(_KEY).subquery()
+_USABLE = (
+    select(Dataset)
+    .where(Dataset.id.in_(select(_REACHABLE.c.dataset_id)))
+    .order_by(Dataset.name_key)
+)
+
+
+_USABLE_ROWS = (
+    select(Dataset.id, Dataset.name, Dataset.type, Dataset.current_key_number)
+    .where(Dataset.id.in_(select(_REACHABLE.c.dataset_id)))
+    .order_by(Dataset.name_key)
+)
+
+
+def may_use(db: Session | Connection, key_id: uuid.UUID, dataset_id: uuid.UUID) -> bool:
     """May key ``key_id`` use dataset ``dataset_id``? One indexed EXISTS query."""
-    return bool(session.scalar(select(exists(paths(key_id, dataset_id).subquery().select()))))
+    return bool(db.scalar(_MAY_USE, {"key_id": key_id, "dataset_id": dataset_id}))
+
+
+def usable_dataset_rows(db: Session | Connection, key_id: uuid.UUID) -> list[Any]:
+    """Like :func:`usable_datasets`, as rows (id, name, type, current_key_number)."""
+    return list(db.execute(_USABLE_ROWS, {"key_id": key_id}))
 
 
 def usable_datasets(session: Session, key_id: uuid.UUID) -> list[Dataset]:
     """Every dataset key ``key_id`` may use, by name."""
-    reachable = paths(key_id).subquery()
-    return list(
-        session.scalars(
-            select(Dataset)
-            .where(Dataset.id.in_(select(reachable.c.dataset_id)))
-            .order_by(Dataset.name_key)
-        )
-    )
+    return list(session.scalars(_USABLE, {"key_id": key_id}))
 
 
 def explain(

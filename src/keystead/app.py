@@ -36,7 +36,8 @@ def build_app(runtime: Runtime) -> FastAPI:
     app.include_router(health.router)
     app.include_router(build_router())
     plane = DataPlane(runtime.master, skew_seconds=runtime.settings.signature_skew_seconds)
-    app.router.routes.extend(dataplane_api.build_routes(runtime, plane))
+    # First in the routing table: these are the hot paths, matched before the admin API.
+    app.router.routes[0:0] = dataplane_api.build_routes(runtime, plane)
     app.add_middleware(BodyLimit, limit=runtime.settings.max_body_bytes)
     app.add_middleware(AccessLog)
     return app

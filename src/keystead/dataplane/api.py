@@ -9,14 +9,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import unquote, unquote_plus
 
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from keystead.dataplane import events
-from keystead.dataplane.service import Caller, DataPlane
+from keystead.dataplane.service import Caller, DataPlane, DatasetRef
 from keystead.dataplane.signatures import SignedRequest
 from keystead.errors import InvalidInput
 from keystead.runtime import Runtime
@@ -73,46 +73,63 @@ def _json_object(body: bytes) -> dict[str, Any]:
     return value
 
 
-Work = Callable[[Session, Caller, SignedRequest], Any]
+Ref = DatasetRef | None
+Work = Callable[[Connection, Caller, Ref, SignedRequest], Any]
+Names = Callable[[SignedRequest], str | None]
+
+
+def _no_dataset(signed: SignedRequest) -> str | None:
+    return None
+
+
+def _named_dataset(signed: SignedRequest) -> str | None:
+    return _dataset_name(_query(signed))
 
 
 def build_routes(runtime: Runtime, plane: DataPlane) -> list[Route]:
+    # SQLite answers these reads in microseconds from local files, so they run on the event
+    # loop; a thread hop would cost more than the query. PostgreSQL waits on the network,
+    # so its calls go to the thread pool.
+    inline = runtime.db.dialect == "sqlite"
+
     def endpoint(
-        work: Work, *, status: int = 200, write: bool = False
+        work: Work, *, names: Names = _no_dataset, status: int = 200
     ) -> Callable[[Request], Awaitable[Response]]:
         def run(signed: SignedRequest) -> Any:
-            unit = runtime.db.write() if write else runtime.db.read()
-            with unit as session:
-                caller = plane.authenticate(session, signed)
-                return work(session, caller, signed)
+            dataset_name = names(signed)
+            with runtime.db.autocommit() as connection:
+                caller, dataset = plane.authenticate(connection, signed, dataset_name)
+                return work(connection, caller, dataset, signed)
 
         async def handle(request: Request) -> Response:
             signed = await _signed(request)
-            result = await run_in_threadpool(run, signed)
+            result = run(signed) if inline else await run_in_threadpool(run, signed)
             if status == 204:
                 return Response(status_code=204)
             return JSONResponse(result, status_code=status)
 
         return handle
 
-    def ffs(session: Session, caller: Caller, signed: SignedRequest) -> Any:
-        return plane.ffs(session, caller, _dataset_name(_query(signed)))
+    def ffs(db: Connection, caller: Caller, dataset: Ref, signed: SignedRequest) -> Any:
+        return plane.ffs(db, dataset, _dataset_name(_query(signed)))
 
-    def fpe_key(session: Session, caller: Caller, signed: SignedRequest) -> Any:
+    def fpe_key(db: Connection, caller: Caller, dataset: Ref, signed: SignedRequest) -> Any:
         params = _query(signed)
-        return plane.fpe_key(session, caller, _dataset_name(params), _key_number(params))
+        return plane.fpe_key(db, caller, dataset, _dataset_name(params), _key_number(params))
 
-    def def_keys(session: Session, caller: Caller, signed: SignedRequest) -> Any:
-        return plane.def_keys(session, caller, _dataset_name(_query(signed)))
+    def def_keys(db: Connection, caller: Caller, dataset: Ref, signed: SignedRequest) -> Any:
+        return plane.def_keys(db, caller, dataset, _dataset_name(_query(signed)))
 
-    def encryption_key(session: Session, caller: Caller, signed: SignedRequest) -> Any:
-        return plane.new_data_key(session, caller, _json_object(signed.body).get("uses"))
+    def encryption_key(db: Connection, caller: Caller, dataset: Ref, signed: SignedRequest) -> Any:
+        return plane.new_data_key(db, caller, _json_object(signed.body).get("uses"))
 
-    def decryption_key(session: Session, caller: Caller, signed: SignedRequest) -> Any:
+    def decryption_key(db: Connection, caller: Caller, dataset: Ref, signed: SignedRequest) -> Any:
         body = _json_object(signed.body)
-        return plane.recover_data_key(session, caller, body.get("encrypted_data_key"))
+        return plane.recover_data_key(db, caller, body.get("encrypted_data_key"))
 
-    def usage_correction(session: Session, caller: Caller, signed: SignedRequest) -> Any:
+    def usage_correction(
+        db: Connection, caller: Caller, dataset: Ref, signed: SignedRequest
+    ) -> Any:
         body = _json_object(signed.body)
         for field in ("requested", "actual"):
             value = body.get(field)
@@ -120,17 +137,27 @@ def build_routes(runtime: Runtime, plane: DataPlane) -> list[Route]:
                 raise InvalidInput(f"'{field}' must be a non-negative integer")
         return None
 
-    def tracking_events(session: Session, caller: Caller, signed: SignedRequest) -> Any:
+    def record_events(signed: SignedRequest) -> Any:
+        with runtime.db.autocommit() as connection:
+            caller, _ = plane.authenticate(connection, signed)
         report = events.parse_report(_json_object(signed.body))
-        stored, ignored = events.record(
-            session, account_id=caller.account_id, reported_by=caller.access_key_id, report=report
-        )
+        with runtime.db.write() as session:
+            stored, ignored = events.record(
+                session,
+                account_id=caller.account_id,
+                reported_by=caller.access_key_id,
+                report=report,
+            )
         return {"stored": stored, "ignored": ignored}
 
+    async def tracking_events(request: Request) -> Response:
+        signed = await _signed(request)
+        return JSONResponse(await run_in_threadpool(record_events, signed))
+
     return [
-        Route("/api/v0/ffs", endpoint(ffs), methods=["GET"]),
-        Route("/api/v0/fpe/key", endpoint(fpe_key), methods=["GET"]),
-        Route("/api/v0/fpe/def_keys", endpoint(def_keys), methods=["GET"]),
+        Route("/api/v0/ffs", endpoint(ffs, names=_named_dataset), methods=["GET"]),
+        Route("/api/v0/fpe/key", endpoint(fpe_key, names=_named_dataset), methods=["GET"]),
+        Route("/api/v0/fpe/def_keys", endpoint(def_keys, names=_named_dataset), methods=["GET"]),
         Route("/api/v0/encryption/key", endpoint(encryption_key, status=201), methods=["POST"]),
         Route(
             "/api/v0/encryption/key/{fingerprint}/{session}",
@@ -138,5 +165,5 @@ def build_routes(runtime: Runtime, plane: DataPlane) -> list[Route]:
             methods=["PATCH"],
         ),
         Route("/api/v0/decryption/key", endpoint(decryption_key), methods=["POST"]),
-        Route("/api/v3/tracking/events", endpoint(tracking_events, write=True), methods=["POST"]),
+        Route("/api/v3/tracking/events", tracking_events, methods=["POST"]),
     ]

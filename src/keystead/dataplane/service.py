@@ -13,8 +13,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Integer, String, Uuid, bindparam, select
 
 from keystead import access, names
 from keystead.apikeys.service import signing_key_context
@@ -56,6 +55,44 @@ def no_access(caller: Caller, dataset_name: str) -> Forbidden:
     return Forbidden(f"API key {caller.access_key_id} has no access to dataset {dataset_name}")
 
 
+# Built once (statement construction costs more than execution): the calling key, and the
+# dataset it names with the access rule's verdict, in one round trip.
+_LOOKUP = (
+    select(
+        ApiKey.id,
+        ApiKey.account_id,
+        ApiKey.name,
+        ApiKey.enabled,
+        ApiKey.auto_provisioned,
+        ApiKey.wrapped_signing_key,
+        ApiKey.public_key_pem,
+        ApiKey.encrypted_private_key_pem,
+        ApiKey.default_unstructured_dataset_id,
+        Dataset.id.label("dataset_id"),
+        Dataset.name.label("dataset_name"),
+        Dataset.type.label("dataset_type"),
+        Dataset.current_key_number,
+        access.allows(ApiKey.id, Dataset.id).label("allowed"),
+    )
+    .select_from(ApiKey)
+    .outerjoin(
+        Dataset,
+        (Dataset.account_id == ApiKey.account_id)
+        & (Dataset.name_key == bindparam("name_key", type_=String())),
+    )
+    .where(ApiKey.access_key_id == bindparam("papi", type_=String()))
+)
+_KEY_VERSION = select(DatasetKey.wrapped_key).where(
+    DatasetKey.dataset_id == bindparam("dataset_id", type_=Uuid()),
+    DatasetKey.key_number == bindparam("key_number", type_=Integer()),
+)
+_DEFINITION = select(Dataset.definition).where(Dataset.id == bindparam("dataset_id", type_=Uuid()))
+_EDK_DATASET = select(Dataset.name, Dataset.current_key_number).where(
+    Dataset.id == bindparam("dataset_id", type_=Uuid()),
+    Dataset.account_id == bindparam("account_id", type_=Uuid()),
+)
+
+
 class DataPlane:
     """Stateless per request; holds only caches of values that never change."""
 
@@ -68,25 +105,18 @@ class DataPlane:
 
     # --- authentication -----------------------------------------------------------------
 
-    def authenticate(self, session: Session, request: signatures.SignedRequest) -> Caller:
+    def authenticate(
+        self, db: Connection, request: signatures.SignedRequest, dataset_name: str | None = None
+    ) -> tuple[Caller, DatasetRef | None]:
+        """Verify the signature; with ``dataset_name``, also resolve that dataset and ask the
+        access rule, in the same single query."""
         header = request.headers.get("signature")
         if header is None:
             raise signatures.SignatureError("no Signature header")
         params = signatures.parse_signature_header(header)
         signatures.check_structure(params, request, now=int(time.time()), skew=self.skew)
-        row = session.execute(
-            select(
-                ApiKey.id,
-                ApiKey.account_id,
-                ApiKey.name,
-                ApiKey.enabled,
-                ApiKey.auto_provisioned,
-                ApiKey.wrapped_signing_key,
-                ApiKey.public_key_pem,
-                ApiKey.encrypted_private_key_pem,
-                ApiKey.default_unstructured_dataset_id,
-            ).where(ApiKey.access_key_id == params.key_id)
-        ).first()
+        name_key = names.name_key(dataset_name) if dataset_name else ""
+        row = db.execute(_LOOKUP, {"papi": params.key_id, "name_key": name_key}).first()
         if row is None:
             with contextlib.suppress(signatures.SignatureError):
                 signatures.verify_mac(params, request, _UNKNOWN_KEY_SECRET)
@@ -100,7 +130,7 @@ class DataPlane:
         signatures.verify_mac(params, request, secret)
         if not row.enabled:
             raise Unauthenticated(f"API key {params.key_id} is disabled")
-        return Caller(
+        caller = Caller(
             key_id=row.id,
             access_key_id=params.key_id,
             account_id=row.account_id,
@@ -110,36 +140,28 @@ class DataPlane:
             encrypted_private_key_pem=row.encrypted_private_key_pem,
             default_unstructured_dataset_id=row.default_unstructured_dataset_id,
         )
+        if dataset_name is None:
+            return caller, None
+        if row.dataset_id is None or not row.allowed:
+            raise no_access(caller, dataset_name)
+        return caller, DatasetRef(
+            row.dataset_id, row.dataset_name, row.dataset_type, row.current_key_number
+        )
 
     # --- shared -------------------------------------------------------------------------
 
-    def _dataset_for(self, session: Session, caller: Caller, name: str) -> DatasetRef:
-        """The named dataset, if the caller may use it; 403 alike for 'absent' and 'denied'."""
-        row = session.execute(
-            select(Dataset.id, Dataset.name, Dataset.type, Dataset.current_key_number).where(
-                Dataset.account_id == caller.account_id, Dataset.name_key == names.name_key(name)
-            )
-        ).first()
-        if row is None or not access.may_use(session, caller.key_id, row.id):
-            raise no_access(caller, name)
-        return DatasetRef(row.id, row.name, row.type, row.current_key_number)
-
-    def _dataset_key(self, session: Session, dataset_id: uuid.UUID, number: int) -> bytes:
+    def _dataset_key(self, db: Connection, dataset_id: uuid.UUID, number: int) -> bytes:
         def load() -> bytes:
-            wrapped = session.scalar(
-                select(DatasetKey.wrapped_key).where(
-                    DatasetKey.dataset_id == dataset_id, DatasetKey.key_number == number
-                )
-            )
+            wrapped = db.scalar(_KEY_VERSION, {"dataset_id": dataset_id, "key_number": number})
             if wrapped is None:
                 raise NotFound(f"key number {number} does not exist")
             return self.master.unwrap(wrapped, key_context(dataset_id, number))
 
         return self._keys.get_or_load((dataset_id, number), load)
 
-    def _definition(self, session: Session, dataset: DatasetRef) -> dict[str, Any]:
+    def _definition(self, db: Connection, dataset: DatasetRef) -> dict[str, Any]:
         def load() -> dict[str, Any]:
-            stored = session.scalar(select(Dataset.definition).where(Dataset.id == dataset.id))
+            stored = db.scalar(_DEFINITION, {"dataset_id": dataset.id})
             return dict(stored or {})
 
         return self._definitions.get_or_load(dataset.id, load)
@@ -151,8 +173,9 @@ class DataPlane:
 
     # --- structured -----------------------------------------------------------------------
 
-    def _structured(self, session: Session, caller: Caller, name: str) -> DatasetRef:
-        dataset = self._dataset_for(session, caller, name)
+    @staticmethod
+    def _structured(dataset: DatasetRef | None, name: str) -> DatasetRef:
+        assert dataset is not None
         if dataset.type != "structured":
             raise InvalidInput(
                 f"dataset {name} is unstructured; structured (format-preserving) calls need "
@@ -160,33 +183,40 @@ class DataPlane:
             )
         return dataset
 
-    def ffs(self, session: Session, caller: Caller, name: str) -> dict[str, Any]:
+    def ffs(self, db: Connection, dataset: DatasetRef | None, name: str) -> dict[str, Any]:
         """GET /api/v0/ffs: the definition, with ``name`` exactly as requested."""
-        dataset = self._structured(session, caller, name)
-        return {**self._definition(session, dataset), "name": name}
+        dataset = self._structured(dataset, name)
+        return {**self._definition(db, dataset), "name": name}
 
     def fpe_key(
-        self, session: Session, caller: Caller, name: str, key_number: int | None
+        self,
+        db: Connection,
+        caller: Caller,
+        dataset: DatasetRef | None,
+        name: str,
+        key_number: int | None,
     ) -> dict[str, Any]:
         """GET /api/v0/fpe/key: the current key, or exactly key ``key_number``."""
-        dataset = self._structured(session, caller, name)
+        dataset = self._structured(dataset, name)
         public = wrapping.wrapping_key(public_key_pem=caller.public_key_pem, key_name=caller.name)
         number = dataset.current_key_number if key_number is None else key_number
         if not 0 <= number <= dataset.current_key_number:
             raise NotFound(f"dataset {name} has no key number {number}")
-        key = self._dataset_key(session, dataset.id, number)
+        key = self._dataset_key(db, dataset.id, number)
         return {
             **self._private_key_field(caller),
             "wrapped_data_key": wrapping.wrap(key, public),
             "key_number": str(number),
         }
 
-    def def_keys(self, session: Session, caller: Caller, name: str) -> dict[str, Any]:
+    def def_keys(
+        self, db: Connection, caller: Caller, dataset: DatasetRef | None, name: str
+    ) -> dict[str, Any]:
         """GET /api/v0/fpe/def_keys: every key of the dataset, index = key number."""
-        dataset = self._structured(session, caller, name)
+        dataset = self._structured(dataset, name)
         public = wrapping.wrapping_key(public_key_pem=caller.public_key_pem, key_name=caller.name)
         keys = [
-            wrapping.wrap(self._dataset_key(session, dataset.id, n), public)
+            wrapping.wrap(self._dataset_key(db, dataset.id, n), public)
             for n in range(dataset.current_key_number + 1)
         ]
         return {
@@ -194,18 +224,18 @@ class DataPlane:
                 **self._private_key_field(caller),
                 "keys": keys,
                 "current_key_number": dataset.current_key_number,
-                "ffs": {**self._definition(session, dataset), "name": name},
+                "ffs": {**self._definition(db, dataset), "name": name},
                 "retrieved": time.time(),
             }
         }
 
     # --- unstructured ---------------------------------------------------------------------
 
-    def _unstructured_for(self, session: Session, caller: Caller) -> DatasetRef:
+    def _unstructured_for(self, db: Connection, caller: Caller) -> DatasetRef:
         """The dataset a request that names none encrypts under: the key's default if it may use
         it, else its only unstructured dataset; several without a default, or none, is 403."""
         usable = [
-            d for d in access.usable_datasets(session, caller.key_id) if d.type == "unstructured"
+            d for d in access.usable_dataset_rows(db, caller.key_id) if d.type == "unstructured"
         ]
         if caller.default_unstructured_dataset_id is not None:
             for dataset in usable:
@@ -233,15 +263,15 @@ class DataPlane:
             f"and has no default among them; {fix}"
         )
 
-    def new_data_key(self, session: Session, caller: Caller, uses: Any) -> dict[str, Any]:
+    def new_data_key(self, db: Connection, caller: Caller, uses: Any) -> dict[str, Any]:
         """POST /api/v0/encryption/key."""
         if isinstance(uses, bool) or not isinstance(uses, int) or not 1 <= uses <= MAX_USES:
             raise InvalidInput(f"'uses' must be an integer from 1 to {MAX_USES}")
-        dataset = self._unstructured_for(session, caller)
+        dataset = self._unstructured_for(db, caller)
         public = wrapping.wrapping_key(public_key_pem=caller.public_key_pem, key_name=caller.name)
         data_key = secrets.token_bytes(edk.DATA_KEY_BYTES)
         header = edk.EdkHeader(dataset.id, dataset.current_key_number, caller.key_id)
-        blob = edk.seal(data_key, header, self._dataset_key(session, dataset.id, header.key_number))
+        blob = edk.seal(data_key, header, self._dataset_key(db, dataset.id, header.key_number))
         return {
             **self._private_key_field(caller),
             "wrapped_data_key": wrapping.wrap(data_key, public),
@@ -252,7 +282,7 @@ class DataPlane:
             "security_model": {"algorithm": edk.ALGORITHM, "enable_data_fragmentation": False},
         }
 
-    def recover_data_key(self, session: Session, caller: Caller, encrypted: Any) -> dict[str, Any]:
+    def recover_data_key(self, db: Connection, caller: Caller, encrypted: Any) -> dict[str, Any]:
         """POST /api/v0/decryption/key: access is checked for the dataset the EDK names."""
         if not isinstance(encrypted, str) or not encrypted:
             raise InvalidInput("'encrypted_data_key' must be a base64 string")
@@ -261,19 +291,17 @@ class DataPlane:
         except (binascii.Error, ValueError) as exc:
             raise InvalidInput("'encrypted_data_key' is not valid base64") from exc
         header = edk.read_header(blob)
-        row = session.execute(
-            select(Dataset.name, Dataset.current_key_number).where(
-                Dataset.id == header.dataset_id, Dataset.account_id == caller.account_id
-            )
+        row = db.execute(
+            _EDK_DATASET, {"dataset_id": header.dataset_id, "account_id": caller.account_id}
         ).first()
-        if row is None or not access.may_use(session, caller.key_id, header.dataset_id):
+        if row is None or not access.may_use(db, caller.key_id, header.dataset_id):
             name = row.name if row is not None else "named by this encrypted_data_key"
             raise no_access(caller, name)
         if header.key_number > row.current_key_number:
             raise edk.EdkError("encrypted_data_key names a key version that does not exist")
         public = wrapping.wrapping_key(public_key_pem=caller.public_key_pem, key_name=caller.name)
         data_key = edk.open_sealed(
-            blob, self._dataset_key(session, header.dataset_id, header.key_number)
+            blob, self._dataset_key(db, header.dataset_id, header.key_number)
         )
         return {
             **self._private_key_field(caller),

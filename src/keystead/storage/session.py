@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from keystead.storage.engine import SQLITE_BEGIN_OPTION
@@ -20,6 +20,13 @@ class Database:
         self._writer = sessionmaker(
             bind=engine.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"}),
             expire_on_commit=False,
+        )
+        self._autocommit = engine.execution_options(
+            **(
+                {SQLITE_BEGIN_OPTION: "NONE"}
+                if engine.dialect.name == "sqlite"
+                else {"isolation_level": "AUTOCOMMIT"}
+            )
         )
 
     @property
@@ -40,6 +47,13 @@ class Database:
                 yield session
             finally:
                 session.rollback()
+
+    @contextmanager
+    def autocommit(self) -> Iterator[Connection]:
+        """A bare connection without a transaction: for hot read paths whose every answer
+        comes from a single statement (no ORM, no BEGIN/ROLLBACK round trips)."""
+        with self._autocommit.connect() as connection:
+            yield connection
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -1,0 +1,1 @@
+"""Benchmarks (not tests): each writes its numbers into docs/PERFORMANCE.md."""
