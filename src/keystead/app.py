@@ -14,7 +14,7 @@ from keystead.dataplane.service import DataPlane
 from keystead.runtime import Runtime, open_runtime
 from keystead.settings import Settings
 from keystead.web import errors, health
-from keystead.web.middleware import AccessLog, BodyLimit
+from keystead.web.middleware import AccessLog, BodyLimit, RejectNul
 
 
 def build_app(runtime: Runtime) -> FastAPI:
@@ -38,6 +38,7 @@ def build_app(runtime: Runtime) -> FastAPI:
     plane = DataPlane(runtime.master, skew_seconds=runtime.settings.signature_skew_seconds)
     # First in the routing table: these are the hot paths, matched before the admin API.
     app.router.routes[0:0] = dataplane_api.build_routes(runtime, plane)
+    app.add_middleware(RejectNul)
     app.add_middleware(BodyLimit, limit=runtime.settings.max_body_bytes)
     app.add_middleware(AccessLog)
     return app

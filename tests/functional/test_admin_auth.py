@@ -12,15 +12,17 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from sqlalchemy import update
 
 from keystead.accounts import service as accounts
 from keystead.audit import Actor
 from keystead.bootstrap import FirstAccount
 from keystead.runtime import Runtime
+from keystead.storage.models import AdminSession
 from tests.conftest import LiveServer
 
 PREFIX = "/api/admin/v1"
@@ -102,9 +104,7 @@ def _second_account_token(runtime: Runtime) -> str:
     """Account B with its own admin and admin API token, made through the services."""
     actor = Actor.system()
     with runtime.db.write() as session:
-        account = accounts.create_account(
-            session, name="Account B", plan="enterprise", actor=actor
-        )
+        account = accounts.create_account(session, name="Account B", plan="enterprise", actor=actor)
         new = accounts.create_admin(
             session, account_id=account.id, email="admin@b.example", role="admin", actor=actor
         )
@@ -343,7 +343,9 @@ def test_logout_ends_the_console_session(
         assert out.headers.get("set-cookie", "").startswith(f"{COOKIE}=")
         after = client.get("/me")
         assert after.status_code == 401, after.text
-        assert client.post("/datasets", json={"name": "x", "type": "unstructured"}).status_code == 401
+        assert (
+            client.post("/datasets", json={"name": "x", "type": "unstructured"}).status_code == 401
+        )
 
 
 def test_logout_with_a_bearer_token_is_refused_and_the_token_keeps_working(
@@ -393,9 +395,41 @@ def test_password_change_with_the_wrong_current_password_is_refused(
     )
     assert response.status_code == 401, response.text
     _login(anon, email, old)
-    assert anon.post(
-        "/session", json={"email": email, "password": "another long password"}
-    ).status_code == 401
+    assert (
+        anon.post(
+            "/session", json={"email": email, "password": "another long password"}
+        ).status_code
+        == 401
+    )
+
+
+def test_expired_console_session_is_refused(
+    live_server: LiveServer, runtime: Runtime, anon: httpx.Client, first_account: FirstAccount
+) -> None:
+    """A session cookie past its expiry time gets 401 saying the session has expired."""
+    session = _login(anon, first_account.admin_email, first_account.admin_password)
+    with runtime.db.write() as db:
+        db.execute(update(AdminSession).values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))
+    with session.client(live_server) as client:
+        response = client.get("/me")
+    assert response.status_code == 401, response.text
+    assert "expired" in response.json()["message"]
+
+
+def test_deleted_admin_loses_sessions_and_the_last_admin_cannot_be_deleted(
+    live_server: LiveServer, api: httpx.Client, anon: httpx.Client, first_account: FirstAccount
+) -> None:
+    """DELETE /admins/{ref} ends that admin's access; deleting the last admin is 409."""
+    created = api.post("/admins", json={"email": "v@example.com", "role": "viewer"}).json()
+    session = _login(anon, "v@example.com", created["one_time_password"])
+    last = api.delete(f"/admins/{first_account.admin_email}")
+    assert last.status_code == 409, last.text
+    assert "last admin" in last.json()["message"]
+    assert api.delete(f"/admins/{created['id']}").status_code == 204
+    with session.client(live_server) as client:
+        assert client.get("/me").status_code == 401
+    assert [a["email"] for a in api.get("/admins").json()] == [first_account.admin_email]
+    assert api.delete(f"/admins/{created['id']}").status_code == 404
 
 
 # --- account isolation ------------------------------------------------------------------------
@@ -445,7 +479,9 @@ def test_other_account_cannot_touch_groups_keys_or_tokens_of_the_first(
         assert b.get("/dataset-groups/HR").status_code == 404
         assert b.delete("/dataset-groups/HR").status_code == 404
         assert b.get(f"/api-keys/{key['access_key_id']}").status_code == 404
-        assert b.patch(f"/api-keys/{key['access_key_id']}", json={"enabled": False}).status_code == 404
+        assert (
+            b.patch(f"/api-keys/{key['access_key_id']}", json={"enabled": False}).status_code == 404
+        )
         assert b.delete(f"/api-keys/{key['access_key_id']}").status_code == 404
         assert b.delete(f"/tokens/{token_id}").status_code == 404
         # B's own dataset group may not take A's dataset.

@@ -26,7 +26,7 @@ def test_private_key_opens_with_the_secret_crypto_access_key_only() -> None:
     assert isinstance(public, rsa.RSAPublicKey)
     assert public.public_numbers() == key.public_key().public_numbers()
     # A data key wrapped to the public key the way the client expects comes back out.
-    oaep = padding.OAEP(mgf=padding.MGF1(SHA1()), algorithm=SHA1(), label=None)  # noqa: S303
+    oaep = padding.OAEP(mgf=padding.MGF1(SHA1()), algorithm=SHA1(), label=None)
     assert key.decrypt(public.encrypt(b"k" * 32, oaep), oaep) == b"k" * 32
 
 

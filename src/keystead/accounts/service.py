@@ -23,7 +23,9 @@ Role = Literal["admin", "viewer"]
 PLANS: tuple[Plan, ...] = ("standard", "enterprise")
 ROLES: tuple[Role, ...] = ("admin", "viewer")
 TOKEN_PREFIX = "kst_"  # noqa: S105 - a public prefix, not a secret
-_EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s]{1,63}")
+_EMAIL = re.compile(
+    r"[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]{1,190}\.[^@\s\x00-\x1f\x7f]{1,63}"
+)
 MIN_PASSWORD_LENGTH = 12
 
 

@@ -33,7 +33,11 @@ async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
 
 
 class BodyLimit:
-    """Refuse request bodies over ``limit`` bytes with 413, declared or streamed."""
+    """Refuse request bodies over ``limit`` bytes with 413, declared or streamed.
+
+    A streamed body is cut off the moment it passes the limit: the 413 goes out at once,
+    the application sees the client disconnect, and whatever it answers is dropped.
+    """
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app, self.limit = app, limit
@@ -55,27 +59,81 @@ class BodyLimit:
                     return
         seen = 0
         started = False
+        cut_off = False
 
         async def counted_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, cut_off, started
+            if cut_off:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
-                    raise _BodyTooLarge
+                    cut_off = True
+                    if not started:
+                        started = True
+                        await _send_json(send, 413, too_large)
+                    return {"type": "http.disconnect"}
             return message
 
-        async def tracking_send(message: Message) -> None:
+        async def guarded_send(message: Message) -> None:
             nonlocal started
+            if cut_off:
+                return
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
 
         try:
-            await self.app(scope, counted_receive, tracking_send)
-        except _BodyTooLarge:
-            if not started:
-                await _send_json(send, 413, too_large)
+            await self.app(scope, counted_receive, guarded_send)
+        except Exception:
+            if not cut_off:
+                raise
+
+
+def _has_nul(raw: bytes) -> bool:
+    return b"\x00" in raw or b"%00" in raw
+
+
+class RejectNul:
+    """Refuse NUL characters in the path, query or body with 400.
+
+    No Keystead text may contain one, and PostgreSQL cannot store or even compare text
+    with NUL, so it is refused here once instead of in every handler.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        refused = {"message": "the request contains a NUL character, which no field accepts"}
+        raw_path = scope.get("raw_path") or scope["path"].encode()
+        if _has_nul(raw_path) or _has_nul(scope.get("query_string", b"")):
+            await _send_json(send, 400, refused)
+            return
+        body = bytearray()
+        more = True
+        messages: list[Message] = []
+        while more:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        if b"\x00" in body or b"\\u0000" in body:
+            await _send_json(send, 400, refused)
+            return
+
+        async def replay() -> Message:
+            if messages:
+                return messages.pop(0)
+            return await receive()
+
+        await self.app(scope, replay, send)
 
 
 class AccessLog:
