@@ -7,6 +7,7 @@ key file); elsewhere it refuses to guess and says which setting is missing.
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 
@@ -102,6 +103,9 @@ def open_runtime(settings: Settings, *, create: bool = True) -> Runtime:
         engine.dispose()
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "unknown error"
         raise ConfigurationError(f"cannot open the database: {reason}") from exc
+    if settings.is_embedded and engine.url.database:
+        # The data directory is private already; the database file is too.
+        os.chmod(engine.url.database, 0o600)
     db = Database(engine)
     try:
         _check_master_key(db, master)

@@ -100,7 +100,11 @@ class Cli:
         return result.json() if "--json" in args else result
 
     def fails(
-        self, *args: str, expect: list[str], status: int | None = None, env: dict[str, str] | None = None
+        self,
+        *args: str,
+        expect: list[str],
+        status: int | None = None,
+        env: dict[str, str] | None = None,
     ) -> str:
         """Run a command that must fail with exit code 1 and a message holding ``expect``.
 
@@ -125,7 +129,7 @@ class Cli:
 
     def assert_no_tracebacks(self) -> None:
         """No command of this test printed a Python traceback."""
-        bad = []
+        bad = [r.describe() for r in self.transcript if "Traceback" in r.output]
         assert not bad, f"{len(bad)} command(s) printed a traceback:\n\n" + "\n\n".join(bad)
 
 
@@ -241,7 +245,7 @@ def test_data_dir_option_and_environment_choose_the_directory(tmp_path: Path) ->
 
 
 def test_wrong_master_key_is_refused_with_a_clear_message(tmp_path: Path) -> None:
-    """Another valid master key for an initialised data dir: exit 1, 'does not open this database'."""
+    """A different valid master key for an initialised data dir: exit 1, a clear message."""
     cli = embedded_cli(tmp_path)
     body = cli.ok("init", "--json")
     wrong = {"KEYSTEAD_MASTER_KEY": random_master_key()}
@@ -278,9 +282,7 @@ def test_malformed_master_key_in_the_environment_is_a_clear_error(tmp_path: Path
 
     garbage = {"KEYSTEAD_MASTER_KEY": "this is not base64!!"}
     cli.fails("dataset", "list", env=garbage, expect=["KEYSTEAD_MASTER_KEY", "not valid base64"])
-    cli.fails(
-        "dataset", "list", "--json", env=garbage, expect=["KEYSTEAD_MASTER_KEY", "base64"]
-    )
+    cli.fails("dataset", "list", "--json", env=garbage, expect=["KEYSTEAD_MASTER_KEY", "base64"])
     short = {"KEYSTEAD_MASTER_KEY": base64.b64encode(b"too short").decode()}
     cli.fails("dataset", "list", env=short, expect=["KEYSTEAD_MASTER_KEY", "32"])
     cli.assert_no_tracebacks()
@@ -368,9 +370,7 @@ def test_dataset_and_dataset_group_lifecycle(cli: Cli) -> None:
     # One unknown dataset in the list: nothing at all is added.
     cli.fails("dataset-group", "add", "HR Team", "Cards", "Nope", expect=["Nope"])
     assert cli.ok("dataset-group", "show", "HR Team", "--json")["datasets"] == ["Notes", "SSN"]
-    cli.fails(
-        "dataset-group", "remove", "HR Team", "Cards", "--json", status=404, expect=["Cards"]
-    )
+    cli.fails("dataset-group", "remove", "HR Team", "Cards", "--json", status=404, expect=["Cards"])
     assert cli.ok("dataset", "show", "SSN", "--json")["dataset_groups"] == ["HR Team"]
 
     renamed = cli.ok("dataset-group", "rename", "HR Team", "People Ops", "--json")
@@ -669,7 +669,13 @@ def test_errors_name_the_object_and_exit_1(cli: Cli) -> None:
     cli.fails("dataset-group", "show", "Nobody", "--json", status=404, expect=["Nobody"])
     cli.fails("api-key", "show", "no-such-key", "--json", status=404, expect=["no-such-key"])
     cli.fails(
-        "dataset-group", "create", "G", "--dataset", "Payroll", "--json", status=404,
+        "dataset-group",
+        "create",
+        "G",
+        "--dataset",
+        "Payroll",
+        "--json",
+        status=404,
         expect=["Payroll"],
     )
     assert cli.ok("dataset-group", "list", "--json") == []
@@ -682,11 +688,23 @@ def test_errors_name_the_object_and_exit_1(cli: Cli) -> None:
     cli.fails(*dup, expect=["already exists", "SSN"])
     cli.fails(*dup, "--json", status=409, expect=["already exists"])
     cli.fails(
-        "dataset", "create", "ssn", "--type", "unstructured", "--json", status=409,
+        "dataset",
+        "create",
+        "ssn",
+        "--type",
+        "unstructured",
+        "--json",
+        status=409,
         expect=["already exists"],
     )
     cli.fails(
-        "dataset", "create", "Other", "--type", "structured", "--json", status=422,
+        "dataset",
+        "create",
+        "Other",
+        "--type",
+        "structured",
+        "--json",
+        status=422,
         expect=["template"],
     )
     cli.fails("dataset", "create", "Other", "--type", "blob", "--json", expect=["blob"])
@@ -714,7 +732,9 @@ def test_account_option_scopes_every_command(cli: Cli) -> None:
     cli.ok("--account", second, "dataset", "create", "Beta", "--type", "unstructured", "--json")
     assert names(cli.ok("--account", first, "dataset", "list", "--json")) == ["Alpha"]
     assert names(cli.ok("--account", second, "dataset", "list", "--json")) == ["Beta"]
-    cli.fails("--account", second, "dataset", "show", "Alpha", "--json", status=404, expect=["Alpha"])
+    cli.fails(
+        "--account", second, "dataset", "show", "Alpha", "--json", status=404, expect=["Alpha"]
+    )
     # The same name may exist once in each account.
     cli.ok("--account", second, "dataset", "create", "Alpha", "--type", "unstructured", "--json")
     assert names(cli.ok("--account", second, "dataset", "list", "--json")) == ["Alpha", "Beta"]

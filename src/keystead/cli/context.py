@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 from pydantic import BaseModel
@@ -116,9 +116,9 @@ def pairs(items: Sequence[tuple[str, Any]]) -> None:
         out.print(f"[bold]{key.ljust(width)}[/bold]  {'' if shown is None else shown}")
 
 
-def fail(message: str, *, as_json: bool, status: int = 1) -> NoReturn:
+def report_error(message: str, *, as_json: bool, status: int) -> None:
+    """Print an error the way the command's caller reads it (JSON on stdout, or stderr)."""
     if as_json:
         sys.stdout.write(json.dumps({"message": message, "status": status}) + "\n")
     else:
         err.print(f"[red]error:[/red] {message}")
-    raise typer.Exit(1)

@@ -38,15 +38,15 @@ def _show(key: ApiKeyOut) -> None:
     )
 
 
-def _write_credentials(path: Path, text: str) -> None:
+def _reserve_credentials_file(path: Path) -> int:
+    """Create the (empty, 0600) file before the key exists, so a path that cannot be
+    written fails before anything is created."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError as exc:
         raise Conflict(f"{path} exists; choose another --credentials-file") from exc
     except OSError as exc:
         raise InvalidInput(f"cannot write {path}: {exc.strerror}") from exc
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
 
 
 @app.command("create")
@@ -62,19 +62,24 @@ def create(
 ) -> None:
     """Create an API key; its three secrets are printed once and never again."""
     cli = ctx_of(ctx)
-    if credentials_file is not None and credentials_file.exists():
-        raise Conflict(f"{credentials_file} exists; choose another --credentials-file")
-    with cli.write() as (session, account_id):
-        created = apikeys.create_api_key(
-            session,
-            account_id=account_id,
-            name=name,
-            datasets=dataset or [],
-            dataset_groups=dataset_group or [],
-            master=cli.runtime.master,
-            actor=cli.actor,
-        )
-        view = views.api_key(session, created.key)
+    fd = _reserve_credentials_file(credentials_file) if credentials_file is not None else None
+    try:
+        with cli.write() as (session, account_id):
+            created = apikeys.create_api_key(
+                session,
+                account_id=account_id,
+                name=name,
+                datasets=dataset or [],
+                dataset_groups=dataset_group or [],
+                master=cli.runtime.master,
+                actor=cli.actor,
+            )
+            view = views.api_key(session, created.key)
+    except BaseException:
+        if fd is not None and credentials_file is not None:
+            os.close(fd)
+            credentials_file.unlink(missing_ok=True)
+        raise
     s = created.secrets
     ini = credentials.credentials_file(
         access_key_id=s.access_key_id,
@@ -82,8 +87,9 @@ def create(
         secret_crypto_access_key=s.secret_crypto_access_key,
         server=cli.settings.effective_public_url,
     )
-    if credentials_file is not None:
-        _write_credentials(credentials_file, ini)
+    if fd is not None:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(ini)
     result = ApiKeyCreatedOut(
         **view.model_dump(),
         secret_signing_key=s.secret_signing_key,

@@ -11,7 +11,16 @@ import typer
 
 from keystead import __version__, bootstrap, logs
 from keystead.cli import admins, auditlog, datasets, groups, keys, usage
-from keystead.cli.context import CliContext, JsonFlag, ctx_of, emit, err, fail, out, pairs
+from keystead.cli.context import (
+    CliContext,
+    JsonFlag,
+    ctx_of,
+    emit,
+    err,
+    out,
+    pairs,
+    report_error,
+)
 from keystead.errors import KeysteadError
 from keystead.settings import Settings
 
@@ -153,7 +162,8 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except KeysteadError as exc:
-        fail(exc.message, as_json=as_json, status=exc.status)
+        report_error(exc.message, as_json=as_json, status=exc.status)
+        sys.exit(1)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:
