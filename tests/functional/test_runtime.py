@@ -64,9 +64,8 @@ def test_unreachable_database_is_a_clear_startup_error(tmp_path: Path) -> None:
         open_runtime(settings)
 
 
-def test_migrations_produce_exactly_the_models(
-    _session_runtime: object, settings: Settings
-) -> None:
+@pytest.mark.usefixtures("_session_runtime")
+def test_migrations_produce_exactly_the_models(settings: Settings) -> None:
     """After upgrade, the schema has nothing the models lack and lacks nothing they have."""
     from keystead.storage.engine import make_engine
 
@@ -135,3 +134,17 @@ def test_upgrading_keeps_every_row_that_references_a_rebuilt_table(tmp_path: Pat
         assert fk == 1
     finally:
         engine.dispose()
+
+
+def test_the_recorded_head_is_the_newest_migration(tmp_path: Path) -> None:
+    """migrate.HEAD names the newest revision, so the fast current-schema check is right."""
+    from alembic.script import ScriptDirectory
+
+    from keystead.storage.engine import make_engine
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'heads.db'}")
+    try:
+        heads = ScriptDirectory.from_config(migrate.alembic_config(engine)).get_heads()
+    finally:
+        engine.dispose()
+    assert heads == [migrate.HEAD]
