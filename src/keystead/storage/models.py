@@ -255,6 +255,42 @@ class DatasetGroupGrant(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class IdpSettings(Base):
+    """An account's identity-provider integration: directory sync (SCIM) and sign-in."""
+
+    __tablename__ = "idp_settings"
+    account_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    provider: Mapped[str] = mapped_column(String(20), default="entra")
+    scim_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
+    scim_token_hint: Mapped[str | None] = mapped_column(String(16), default=None)
+    scim_token_created_at: Mapped[datetime | None] = mapped_column(default=None)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ProvisioningEvent(Base):
+    """What one SCIM request did (or why it failed): the admin's provisioning log."""
+
+    __tablename__ = "provisioning_events"
+    __table_args__ = (Index(None, "account_id", "id"),)
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    method: Mapped[str] = mapped_column(String(10))
+    operation: Mapped[str] = mapped_column(String(40))
+    resource_type: Mapped[str | None] = mapped_column(String(20), default=None)
+    resource_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    resource_name: Mapped[str | None] = mapped_column(String(256), default=None)
+    outcome: Mapped[str] = mapped_column(String(10))
+    status: Mapped[int] = mapped_column(Integer)
+    scim_type: Mapped[str | None] = mapped_column(String(40), default=None)
+    detail: Mapped[str | None] = mapped_column(Text, default=None)
+
+
 class UsageEvent(Base):
     """One aggregated usage record as the Ubiq client reports it (POST /api/v3/tracking/events)."""
 

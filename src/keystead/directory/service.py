@@ -1,0 +1,407 @@
+"""Directory users and groups, and the provisioning rules of the product brief.
+
+| directory event          | effect (here)                                               |
+|--------------------------|-------------------------------------------------------------|
+| user created             | auto-provisioned API key named after userName, enabled iff active |
+| user's userName changed  | key renamed                                                 |
+| user's active changed    | key enabled / disabled                                      |
+| user deleted             | key deleted (with the user's memberships)                   |
+| group created / renamed / deleted, members changed | stored; nothing else to write |
+
+Access never needs a write of its own: the access rule (keystead.access) derives it from
+memberships and group names, so every group-side row of the table holds by construction.
+This module knows nothing of SCIM's wire format.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from keystead import audit, names
+from keystead.apikeys import credentials
+from keystead.apikeys.service import signing_key_context
+from keystead.audit import Actor
+from keystead.crypto.masterkey import MasterKey
+from keystead.errors import Conflict, InvalidInput, NotFound
+from keystead.storage.dialect import insert_ignoring_duplicates
+from keystead.storage.models import (
+    ApiKey,
+    DirectoryGroup,
+    DirectoryMembership,
+    DirectoryUser,
+)
+from keystead.storage.types import utcnow
+
+SCIM = Actor("scim", None, "directory sync")
+
+
+@dataclass(frozen=True)
+class UserFields:
+    """What Keystead itself reads from a directory user; everything else is ``attributes``."""
+
+    user_name: str
+    active: bool
+    external_id: str | None
+    display_name: str | None
+
+
+def _clean_user_name(value: str) -> str:
+    return names.display_name(value, what="user", max_length=256)
+
+
+def _user_name_taken(
+    session: Session, account_id: uuid.UUID, user_name: str, but: uuid.UUID | None
+) -> bool:
+    existing = session.scalar(
+        select(DirectoryUser.id).where(
+            DirectoryUser.account_id == account_id,
+            DirectoryUser.user_name_key == names.name_key(user_name),
+        )
+    )
+    return existing is not None and existing != but
+
+
+# --- users ----------------------------------------------------------------------------------
+
+
+def create_user(
+    session: Session,
+    *,
+    account_id: uuid.UUID,
+    fields: UserFields,
+    attributes: dict[str, Any],
+    master: MasterKey,
+    actor: Actor = SCIM,
+) -> DirectoryUser:
+    """Rule: a created user gets an auto-provisioned key named after its userName."""
+    user_name = _clean_user_name(fields.user_name)
+    if _user_name_taken(session, account_id, user_name, None):
+        raise Conflict(f"a user with userName {user_name!r} already exists")
+    user = DirectoryUser(
+        id=uuid.uuid4(),
+        account_id=account_id,
+        user_name=user_name,
+        user_name_key=names.name_key(user_name),
+        external_id=fields.external_id,
+        display_name=fields.display_name,
+        active=fields.active,
+        attributes=attributes,
+    )
+    session.add(user)
+    session.flush()
+    key = ApiKey(
+        id=uuid.uuid4(),
+        account_id=account_id,
+        access_key_id=credentials.new_access_key_id(),
+        name=user_name,
+        enabled=fields.active,
+        auto_provisioned=True,
+        directory_user_id=user.id,
+    )
+    key.wrapped_signing_key = master.wrap(
+        credentials.new_signing_key().encode(), signing_key_context(key.id)
+    )
+    session.add(key)
+    session.flush()
+    audit.record(
+        session,
+        account_id=account_id,
+        actor=actor,
+        action="directory.user_created",
+        subject_type="directory_user",
+        subject_id=user.id,
+        subject_label=user_name,
+        detail={"active": fields.active, "api_key": key.access_key_id},
+    )
+    return user
+
+
+def key_of(session: Session, user: DirectoryUser) -> ApiKey | None:
+    return session.scalar(select(ApiKey).where(ApiKey.directory_user_id == user.id))
+
+
+def update_user(
+    session: Session,
+    user: DirectoryUser,
+    *,
+    fields: UserFields,
+    attributes: dict[str, Any],
+    actor: Actor = SCIM,
+) -> None:
+    """Rules: a userName change renames the key; an active change enables/disables it."""
+    user_name = _clean_user_name(fields.user_name)
+    if _user_name_taken(session, user.account_id, user_name, user.id):
+        raise Conflict(f"a user with userName {user_name!r} already exists")
+    before = {"userName": user.user_name, "active": user.active}
+    user.user_name, user.user_name_key = user_name, names.name_key(user_name)
+    user.external_id, user.display_name = fields.external_id, fields.display_name
+    user.active = fields.active
+    user.attributes = attributes
+    user.version += 1
+    user.updated_at = utcnow()
+    key = key_of(session, user)
+    if key is not None and (key.name != user_name or key.enabled != fields.active):
+        key.name, key.enabled, key.updated_at = user_name, fields.active, utcnow()
+    after = {"userName": user_name, "active": fields.active}
+    if after != before:
+        audit.record(
+            session,
+            account_id=user.account_id,
+            actor=actor,
+            action="directory.user_updated",
+            subject_type="directory_user",
+            subject_id=user.id,
+            subject_label=user_name,
+            detail={"before": before, "after": after},
+        )
+
+
+def delete_user(session: Session, user: DirectoryUser, *, actor: Actor = SCIM) -> None:
+    """Rule: a deleted user takes its key and its memberships with it."""
+    key = key_of(session, user)
+    session.execute(delete(DirectoryMembership).where(DirectoryMembership.user_id == user.id))
+    session.execute(delete(ApiKey).where(ApiKey.directory_user_id == user.id))
+    session.execute(delete(DirectoryUser).where(DirectoryUser.id == user.id))
+    audit.record(
+        session,
+        account_id=user.account_id,
+        actor=actor,
+        action="directory.user_deleted",
+        subject_type="directory_user",
+        subject_id=user.id,
+        subject_label=user.user_name,
+        detail={"api_key": key.access_key_id if key else None},
+    )
+
+
+def get_user(session: Session, account_id: uuid.UUID, user_id: str) -> DirectoryUser:
+    try:
+        wanted = uuid.UUID(user_id)
+    except ValueError as exc:
+        raise NotFound(f"no user {user_id!r}") from exc
+    user = session.scalar(
+        select(DirectoryUser).where(
+            DirectoryUser.id == wanted, DirectoryUser.account_id == account_id
+        )
+    )
+    if user is None:
+        raise NotFound(f"no user {user_id!r}")
+    return user
+
+
+# --- groups ---------------------------------------------------------------------------------
+
+
+def _clean_group_name(value: str) -> str:
+    return names.display_name(value, what="group", max_length=256)
+
+
+def _group_name_taken(
+    session: Session, account_id: uuid.UUID, display_name: str, but: uuid.UUID | None
+) -> bool:
+    existing = session.scalar(
+        select(DirectoryGroup.id).where(
+            DirectoryGroup.account_id == account_id, DirectoryGroup.display_name == display_name
+        )
+    )
+    return existing is not None and existing != but
+
+
+def create_group(
+    session: Session,
+    *,
+    account_id: uuid.UUID,
+    display_name: str,
+    external_id: str | None,
+    attributes: dict[str, Any],
+    members: Iterable[str] = (),
+    actor: Actor = SCIM,
+) -> DirectoryGroup:
+    name = _clean_group_name(display_name)
+    if _group_name_taken(session, account_id, name, None):
+        raise Conflict(f"a group with displayName {name!r} already exists")
+    member_ids = resolve_members(session, account_id, members)
+    group = DirectoryGroup(
+        id=uuid.uuid4(),
+        account_id=account_id,
+        display_name=name,
+        display_name_key=names.name_key(name),
+        external_id=external_id,
+        attributes=attributes,
+    )
+    session.add(group)
+    session.flush()
+    add_members(session, group, member_ids)
+    audit.record(
+        session,
+        account_id=account_id,
+        actor=actor,
+        action="directory.group_created",
+        subject_type="directory_group",
+        subject_id=group.id,
+        subject_label=name,
+        detail={"members": len(member_ids)},
+    )
+    return group
+
+
+def update_group(
+    session: Session,
+    group: DirectoryGroup,
+    *,
+    display_name: str,
+    external_id: str | None,
+    attributes: dict[str, Any],
+    actor: Actor = SCIM,
+) -> None:
+    """A rename moves access by itself: matching is by name in the access rule."""
+    name = _clean_group_name(display_name)
+    if _group_name_taken(session, group.account_id, name, group.id):
+        raise Conflict(f"a group with displayName {name!r} already exists")
+    before = group.display_name
+    group.display_name, group.display_name_key = name, names.name_key(name)
+    group.external_id, group.attributes = external_id, attributes
+    touch_group(group)
+    if before != name:
+        audit.record(
+            session,
+            account_id=group.account_id,
+            actor=actor,
+            action="directory.group_renamed",
+            subject_type="directory_group",
+            subject_id=group.id,
+            subject_label=name,
+            detail={"before": {"displayName": before}, "after": {"displayName": name}},
+        )
+
+
+def touch_group(group: DirectoryGroup) -> None:
+    group.version += 1
+    group.updated_at = utcnow()
+
+
+def delete_group(session: Session, group: DirectoryGroup, *, actor: Actor = SCIM) -> None:
+    session.execute(delete(DirectoryMembership).where(DirectoryMembership.group_id == group.id))
+    session.execute(delete(DirectoryGroup).where(DirectoryGroup.id == group.id))
+    audit.record(
+        session,
+        account_id=group.account_id,
+        actor=actor,
+        action="directory.group_deleted",
+        subject_type="directory_group",
+        subject_id=group.id,
+        subject_label=group.display_name,
+    )
+
+
+def get_group(session: Session, account_id: uuid.UUID, group_id: str) -> DirectoryGroup:
+    try:
+        wanted = uuid.UUID(group_id)
+    except ValueError as exc:
+        raise NotFound(f"no group {group_id!r}") from exc
+    group = session.scalar(
+        select(DirectoryGroup).where(
+            DirectoryGroup.id == wanted, DirectoryGroup.account_id == account_id
+        )
+    )
+    if group is None:
+        raise NotFound(f"no group {group_id!r}")
+    return group
+
+
+# --- memberships ----------------------------------------------------------------------------
+
+
+def resolve_members(
+    session: Session, account_id: uuid.UUID, member_ids: Iterable[str]
+) -> list[uuid.UUID]:
+    """Map member ids to users of this account.
+
+    Ids of groups (Entra adds nested groups as members) are accepted and ignored, since
+    nested groups' users are not provisioned. Any other id fails the whole request.
+    """
+    wanted: dict[uuid.UUID, str] = {}
+    malformed = []
+    for raw in member_ids:
+        try:
+            wanted[uuid.UUID(str(raw))] = str(raw)
+        except ValueError:
+            malformed.append(str(raw))
+    if malformed:
+        raise InvalidInput(f"member ids are not ids of this directory: {', '.join(malformed[:10])}")
+    if not wanted:
+        return []
+    users = set(
+        session.scalars(
+            select(DirectoryUser.id).where(
+                DirectoryUser.account_id == account_id, DirectoryUser.id.in_(wanted)
+            )
+        )
+    )
+    rest = set(wanted) - users
+    if rest:
+        groups = set(
+            session.scalars(
+                select(DirectoryGroup.id).where(
+                    DirectoryGroup.account_id == account_id, DirectoryGroup.id.in_(rest)
+                )
+            )
+        )
+        unknown = sorted(wanted[i] for i in rest - groups)
+        if unknown:
+            raise InvalidInput(
+                f"unknown member ids (no such user in this directory): {', '.join(unknown[:10])}"
+                + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else "")
+            )
+    return [i for i in wanted if i in users]
+
+
+def add_members(session: Session, group: DirectoryGroup, user_ids: Iterable[uuid.UUID]) -> int:
+    """Add members (present ones are left alone); O(1) writes per member, whatever the
+    group's size. Returns how many were added."""
+    rows = [{"group_id": group.id, "user_id": uid} for uid in user_ids]
+    return insert_ignoring_duplicates(session, DirectoryMembership.__table__, rows)  # type: ignore[arg-type]
+
+
+def remove_members(session: Session, group: DirectoryGroup, user_ids: Iterable[uuid.UUID]) -> int:
+    ids = list(user_ids)
+    if not ids:
+        return 0
+    result = session.execute(
+        delete(DirectoryMembership).where(
+            DirectoryMembership.group_id == group.id, DirectoryMembership.user_id.in_(ids)
+        )
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def replace_members(session: Session, group: DirectoryGroup, user_ids: Iterable[uuid.UUID]) -> None:
+    session.execute(delete(DirectoryMembership).where(DirectoryMembership.group_id == group.id))
+    add_members(session, group, user_ids)
+
+
+def member_ids(session: Session, group: DirectoryGroup) -> list[uuid.UUID]:
+    return list(
+        session.scalars(
+            select(DirectoryMembership.user_id)
+            .where(DirectoryMembership.group_id == group.id)
+            .order_by(DirectoryMembership.user_id)
+        )
+    )
+
+
+def member_count(session: Session, group: DirectoryGroup) -> int:
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(DirectoryMembership)
+            .where(DirectoryMembership.group_id == group.id)
+        )
+        or 0
+    )

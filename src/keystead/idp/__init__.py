@@ -1,0 +1,1 @@
+"""Identity-provider integration settings: directory sync (SCIM token) and sign-in."""
