@@ -104,7 +104,7 @@ def settings(
 
 
 @pytest.fixture(scope="session")
-def _session_runtime(settings: Settings) -> Iterator[Runtime]:
+def session_runtime(settings: Settings) -> Iterator[Runtime]:
     runtime = open_runtime(settings, create=True)
     yield runtime
     runtime.close()
@@ -122,10 +122,10 @@ def empty_tables(runtime: Runtime) -> None:
 
 
 @pytest.fixture
-def runtime(_session_runtime: Runtime) -> Runtime:
+def runtime(session_runtime: Runtime) -> Runtime:
     """The installation on this engine, with every table empty."""
-    empty_tables(_session_runtime)
-    return _session_runtime
+    empty_tables(session_runtime)
+    return session_runtime
 
 
 @pytest.fixture
@@ -207,7 +207,7 @@ def stop_server(server: LiveServer) -> None:
 
 @pytest.fixture(scope="session")
 def _session_server(
-    _session_runtime: Runtime, settings: Settings, tmp_path_factory: pytest.TempPathFactory
+    session_runtime: Runtime, settings: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveServer]:
     server = start_server(settings, tmp_path_factory.mktemp("server") / "server.log")
     yield server

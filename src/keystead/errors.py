@@ -4,6 +4,7 @@ The tree::
 
     KeysteadError                 root; adapters catch this at the boundary
     ├── InvalidInput              the request is well-formed but a value is not acceptable
+    │   └── BadRequest            the request itself is malformed (wire-level: 400)
     ├── NotFound                  the named object does not exist (in the caller's account)
     ├── Conflict                  the change collides with existing state (uniqueness, in use)
     │   └── FollowsDirectory      an auto-provisioned key was edited by hand
@@ -32,6 +33,12 @@ class InvalidInput(KeysteadError):
     """A value in the request is not acceptable."""
 
     status = 422
+
+
+class BadRequest(InvalidInput):
+    """The request is malformed: not JSON, wrong types, a missing or garbled parameter."""
+
+    status = 400
 
 
 class NotFound(KeysteadError):

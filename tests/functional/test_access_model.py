@@ -121,11 +121,11 @@ def build(session: Session, w: dict[str, list[frozenset[str]]]) -> list[ApiKey]:
 )
 @given(w=world)
 def test_access_rule_matches_the_model(
-    _session_runtime: Runtime, w: dict[str, list[frozenset[str]]]
+    session_runtime: Runtime, w: dict[str, list[frozenset[str]]]
 ) -> None:
     """usable_datasets, may_use and explain agree with the brief's rule in every world."""
-    empty_tables(_session_runtime)
-    with _session_runtime.db.write() as session:
+    empty_tables(session_runtime)
+    with session_runtime.db.write() as session:
         keys = build(session, w)
         datasets = {d.name: d.id for d in session.scalars(select(Dataset))}
         for k, key in enumerate(keys):

@@ -565,7 +565,7 @@ def test_dataset_group_name_must_not_be_blank(api: httpx.Client) -> None:
     """A blank or whitespace-only dataset group name is 422."""
     _error(api.post("/dataset-groups", json={"name": "   "}), 422, "empty")
     _error(api.post("/dataset-groups", json={"name": ""}), 422)
-    _error(api.post("/dataset-groups", json={"name": "a\u0000b"}), 422)
+    _error(api.post("/dataset-groups", json={"name": "a\u0000b"}), 400, "NUL")
     assert api.get("/dataset-groups").json() == []
 
 

@@ -64,7 +64,7 @@ def test_unreachable_database_is_a_clear_startup_error(tmp_path: Path) -> None:
         open_runtime(settings)
 
 
-@pytest.mark.usefixtures("_session_runtime")
+@pytest.mark.usefixtures("session_runtime")
 def test_migrations_produce_exactly_the_models(settings: Settings) -> None:
     """After upgrade, the schema has nothing the models lack and lacks nothing they have."""
     from keystead.storage.engine import make_engine

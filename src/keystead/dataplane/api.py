@@ -18,7 +18,7 @@ from starlette.routing import Route
 from keystead.dataplane import events
 from keystead.dataplane.service import Caller, DataPlane, DatasetRef
 from keystead.dataplane.signatures import SignedRequest
-from keystead.errors import InvalidInput
+from keystead.errors import BadRequest
 from keystead.runtime import Runtime
 
 
@@ -42,7 +42,7 @@ def _query(signed: SignedRequest) -> dict[str, str]:
     for part in raw.split("&") if raw else []:
         name, _, value = part.partition("=")
         if name in params:
-            raise InvalidInput(f"query parameter {name!r} given twice")
+            raise BadRequest(f"query parameter {name!r} given twice")
         params[name] = unquote_plus(value) if name == "payload_cert" else unquote(value)
     return params
 
@@ -50,7 +50,7 @@ def _query(signed: SignedRequest) -> dict[str, str]:
 def _dataset_name(params: dict[str, str]) -> str:
     name = params.get("ffs_name", "")
     if not name:
-        raise InvalidInput("query parameter 'ffs_name' (the dataset name) is required")
+        raise BadRequest("query parameter 'ffs_name' (the dataset name) is required")
     return name
 
 
@@ -59,7 +59,7 @@ def _key_number(params: dict[str, str]) -> int | None:
     if raw is None:
         return None
     if not raw.isdigit() or len(raw) > 9:
-        raise InvalidInput("query parameter 'key_number' must be a non-negative integer")
+        raise BadRequest("query parameter 'key_number' must be a non-negative integer")
     return int(raw)
 
 
@@ -67,9 +67,9 @@ def _json_object(body: bytes) -> dict[str, Any]:
     try:
         value = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput("request body is not valid JSON") from exc
+        raise BadRequest("request body is not valid JSON") from exc
     if not isinstance(value, dict):
-        raise InvalidInput("request body must be a JSON object")
+        raise BadRequest("request body must be a JSON object")
     return value
 
 
@@ -83,7 +83,13 @@ def _no_dataset(signed: SignedRequest) -> str | None:
 
 
 def _named_dataset(signed: SignedRequest) -> str | None:
-    return _dataset_name(_query(signed))
+    """The dataset to resolve during authentication. Lenient on purpose: a malformed query
+    is judged only after the signature verifies (the handler re-reads it strictly), so an
+    unauthenticated caller learns nothing but 401."""
+    try:
+        return _dataset_name(_query(signed))
+    except BadRequest:
+        return None
 
 
 def build_routes(runtime: Runtime, plane: DataPlane) -> list[Route]:
@@ -134,7 +140,7 @@ def build_routes(runtime: Runtime, plane: DataPlane) -> list[Route]:
         for field in ("requested", "actual"):
             value = body.get(field)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise InvalidInput(f"'{field}' must be a non-negative integer")
+                raise BadRequest(f"'{field}' must be a non-negative integer")
         return None
 
     def record_events(signed: SignedRequest) -> Any:

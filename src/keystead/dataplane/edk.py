@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from keystead.errors import InvalidInput
+from keystead.errors import BadRequest
 
 VERSION = 1
 _HEADER = struct.Struct(">B16sI16s")
@@ -31,10 +31,8 @@ DATA_KEY_BYTES = 32  # aes-256-gcm
 ALGORITHM = "aes-256-gcm"
 
 
-class EdkError(InvalidInput):
+class EdkError(BadRequest):
     """The encrypted data key is not one Keystead issued, or was altered."""
-
-    status = 400
 
 
 @dataclass(frozen=True)

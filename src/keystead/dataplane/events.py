@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from keystead.errors import InvalidInput
+from keystead.errors import BadRequest
 from keystead.storage.models import ApiKey, UsageEvent
 
 MAX_ENTRIES = 1000
@@ -53,7 +53,7 @@ def parse_report(raw: Any) -> UsageReport:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise InvalidInput(f"usage report is not valid: {where}: {first['msg']}") from exc
+        raise BadRequest(f"usage report is not valid: {where}: {first['msg']}") from exc
 
 
 def _aware(moment: datetime | None) -> datetime | None:

@@ -21,7 +21,7 @@ from keystead.catalog.datasets import key_context
 from keystead.crypto.masterkey import MasterKey
 from keystead.dataplane import edk, signatures, wrapping
 from keystead.dataplane.cache import ImmutableCache
-from keystead.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
+from keystead.errors import BadRequest, Forbidden, NotFound, Unauthenticated
 from keystead.storage.models import ApiKey, Dataset, DatasetKey
 
 MAX_USES = 1_000_000
@@ -177,7 +177,7 @@ class DataPlane:
     def _structured(dataset: DatasetRef | None, name: str) -> DatasetRef:
         assert dataset is not None
         if dataset.type != "structured":
-            raise InvalidInput(
+            raise BadRequest(
                 f"dataset {name} is unstructured; structured (format-preserving) calls need "
                 "a structured dataset"
             )
@@ -266,7 +266,7 @@ class DataPlane:
     def new_data_key(self, db: Connection, caller: Caller, uses: Any) -> dict[str, Any]:
         """POST /api/v0/encryption/key."""
         if isinstance(uses, bool) or not isinstance(uses, int) or not 1 <= uses <= MAX_USES:
-            raise InvalidInput(f"'uses' must be an integer from 1 to {MAX_USES}")
+            raise BadRequest(f"'uses' must be an integer from 1 to {MAX_USES}")
         dataset = self._unstructured_for(db, caller)
         public = wrapping.wrapping_key(public_key_pem=caller.public_key_pem, key_name=caller.name)
         data_key = secrets.token_bytes(edk.DATA_KEY_BYTES)
@@ -285,11 +285,11 @@ class DataPlane:
     def recover_data_key(self, db: Connection, caller: Caller, encrypted: Any) -> dict[str, Any]:
         """POST /api/v0/decryption/key: access is checked for the dataset the EDK names."""
         if not isinstance(encrypted, str) or not encrypted:
-            raise InvalidInput("'encrypted_data_key' must be a base64 string")
+            raise BadRequest("'encrypted_data_key' must be a base64 string")
         try:
             blob = base64.b64decode(encrypted, validate=True)
         except (binascii.Error, ValueError) as exc:
-            raise InvalidInput("'encrypted_data_key' is not valid base64") from exc
+            raise BadRequest("'encrypted_data_key' is not valid base64") from exc
         header = edk.read_header(blob)
         row = db.execute(
             _EDK_DATASET, {"dataset_id": header.dataset_id, "account_id": caller.account_id}
