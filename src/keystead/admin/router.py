@@ -8,6 +8,7 @@ from keystead.admin import (
     routes_account,
     routes_audit,
     routes_catalog,
+    routes_idp,
     routes_keys,
     routes_usage,
 )
@@ -17,6 +18,13 @@ PREFIX = "/api/admin/v1"
 
 def build_router() -> APIRouter:
     router = APIRouter(prefix=PREFIX)
-    for module in (routes_account, routes_catalog, routes_keys, routes_audit, routes_usage):
+    for module in (
+        routes_account,
+        routes_catalog,
+        routes_keys,
+        routes_idp,
+        routes_audit,
+        routes_usage,
+    ):
         router.include_router(module.router)
     return router

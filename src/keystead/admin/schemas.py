@@ -19,6 +19,7 @@ from keystead.storage.models import (
     Dataset,
     DatasetGroup,
     DatasetKey,
+    IdpSettings,
 )
 
 
@@ -341,6 +342,35 @@ class UsageRowOut(BaseModel):
     api_key: str
     action: str
     count: int
+
+
+class IdpUpdateIn(_In):
+    enabled: bool
+
+
+class IdpOut(BaseModel):
+    enabled: bool
+    provider: str
+    scim_url: str = Field(description="The Tenant URL to paste into Entra's provisioning page")
+    scim_token_set: bool
+    scim_token_hint: str | None
+    scim_token_created_at: datetime | None
+
+    @classmethod
+    def of(cls, settings: IdpSettings, scim_url: str) -> IdpOut:
+        return cls(
+            enabled=settings.enabled,
+            provider=settings.provider or "entra",
+            scim_url=scim_url,
+            scim_token_set=settings.scim_token_hash is not None,
+            scim_token_hint=(settings.scim_token_hint + "…") if settings.scim_token_hint else None,
+            scim_token_created_at=settings.scim_token_created_at,
+        )
+
+
+class ScimTokenOut(BaseModel):
+    scim_url: str
+    token: str = Field(description="Shown once; paste it into Entra as the Secret Token")
 
 
 class TemplateOut(BaseModel):

@@ -16,6 +16,8 @@ from keystead.audit import Actor
 from keystead.crypto import tokens
 from keystead.errors import Forbidden, Unauthenticated
 from keystead.storage.models import Account, IdpSettings
+
+__all__ = ["IdpSettings"]
 from keystead.storage.types import utcnow
 
 SCIM_TOKEN_PREFIX = "scim_"  # noqa: S105 - a public prefix, not a secret

@@ -9,6 +9,8 @@ from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+_CHUNK = 500
+
 
 def insert_ignoring_duplicates(
     session: Session, table: Table, rows: Sequence[dict[str, Any]]
@@ -18,10 +20,14 @@ def insert_ignoring_duplicates(
     One statement whatever the number of rows: re-adding a present member is a no-op, and
     two concurrent adds of the same member cannot fail each other.
     """
-    if not rows:
-        return 0
     dialect = session.get_bind().dialect.name
     builder = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = builder(table).values(list(rows)).on_conflict_do_nothing()
-    result = session.execute(statement)
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    first_key = next(iter(table.primary_key.columns))
+    added = 0
+    # RETURNING lists only the rows actually inserted (rowcount is -1 for multi-row
+    # inserts on psycopg); chunks keep under SQLite's bound-parameter limit.
+    for start in range(0, len(rows), _CHUNK):
+        chunk = list(rows[start : start + _CHUNK])
+        statement = builder(table).values(chunk).on_conflict_do_nothing().returning(first_key)
+        added += len(session.execute(statement).all())
+    return added
