@@ -120,7 +120,8 @@ Setup: embedded default (SQLite, WAL), `keystead serve` with one uvicorn worker 
 uvloop); the ceiling is a bare Starlette app answering `{{"hello": "world"}}` under the same
 uvicorn settings. Load: wrk, 2 threads, 8 keep-alive connections, each request signed once
 by the official client's signer and replayed; {args.rounds} rounds of {args.seconds} s per
-endpoint, alternating. `def_keys` wraps two key versions (RSA-OAEP to a 2048-bit key).
+endpoint, alternating. The dataset has two key versions, so `def_keys` returns two wrapped
+keys (RSA-OAEP, done once per API key and version, then served from memory).
 Medians of the rounds, with min–max; client CPU is wrk's share of one core.
 
 | endpoint | requests/s | share of ceiling | p50 ms | p99 ms | client CPU |

@@ -6,10 +6,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from keystead import __version__, logs
 from keystead.admin.router import build_router
-from keystead.dataplane import api as dataplane_api
+from keystead.dataplane.api import DataPlaneDispatch
 from keystead.dataplane.service import DataPlane
 from keystead.runtime import Runtime, open_runtime
 from keystead.settings import Settings
@@ -17,8 +18,9 @@ from keystead.web import errors, health
 from keystead.web.middleware import AccessLog, BodyLimit, RejectNul
 
 
-def build_app(runtime: Runtime) -> FastAPI:
-    """The app for an already-open installation (tests and `keystead serve` both use it)."""
+def build_app(runtime: Runtime) -> ASGIApp:
+    """The app for an already-open installation: the data-plane dispatcher in front of the
+    admin application (FastAPI: admin API, OpenAPI, health)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -35,16 +37,14 @@ def build_app(runtime: Runtime) -> FastAPI:
     errors.install(app)
     app.include_router(health.router)
     app.include_router(build_router())
-    plane = DataPlane(runtime.master, skew_seconds=runtime.settings.signature_skew_seconds)
-    # First in the routing table: these are the hot paths, matched before the admin API.
-    app.router.routes[0:0] = dataplane_api.build_routes(runtime, plane)
     app.add_middleware(RejectNul)
     app.add_middleware(BodyLimit, limit=runtime.settings.max_body_bytes)
     app.add_middleware(AccessLog)
-    return app
+    plane = DataPlane(runtime.master, skew_seconds=runtime.settings.signature_skew_seconds)
+    return DataPlaneDispatch(app, runtime, plane)
 
 
-def create_app() -> FastAPI:
+def create_app() -> ASGIApp:
     """Factory for uvicorn (``keystead.app:create_app``): settings from the environment."""
     settings = Settings()
     logs.configure(settings.log_level, settings.log_format)

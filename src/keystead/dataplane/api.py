@@ -1,37 +1,32 @@
-"""The Ubiq client endpoints. Plain Starlette routes: the client's wire format is fixed, so
-the handlers only read the raw request, call one DataPlane operation and answer JSON.
-Errors become ``{"message": …}`` in keystead.web.errors like everywhere else."""
+"""The Ubiq client endpoints, served by a small ASGI dispatcher in front of the admin app.
+
+The client's wire format is fixed and these calls sit on customer applications' hot path,
+so they skip the web framework: the dispatcher reads the raw request (target, headers,
+body, exactly as the signature covers them), calls one DataPlane operation and writes
+JSON. Errors leave as ``{"message": …}`` with their status, denials are logged with their
+reason, and anything else under the origin goes on to the admin application.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, unquote_plus
 
 from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from keystead.dataplane import events
 from keystead.dataplane.service import Caller, DataPlane, DatasetRef
 from keystead.dataplane.signatures import SignedRequest
-from keystead.errors import BadRequest
+from keystead.errors import BadRequest, KeysteadError
+from keystead.logs import get_logger
 from keystead.runtime import Runtime
-
-
-async def _signed(request: Request) -> SignedRequest:
-    body = await request.body()
-    raw_path: bytes = request.scope.get("raw_path") or request.scope["path"].encode()
-    query: bytes = request.scope.get("query_string", b"")
-    target = raw_path.decode("latin-1") + (("?" + query.decode("latin-1")) if query else "")
-    headers = {
-        name.decode("latin-1").lower(): value.decode("latin-1")
-        for name, value in request.scope["headers"]
-    }
-    return SignedRequest(request.method, target, headers, body)
 
 
 def _query(signed: SignedRequest) -> dict[str, str]:
@@ -75,11 +70,8 @@ def _json_object(body: bytes) -> dict[str, Any]:
 
 Ref = DatasetRef | None
 Work = Callable[[Connection, Caller, Ref, SignedRequest], Any]
-Names = Callable[[SignedRequest], str | None]
-
-
-def _no_dataset(signed: SignedRequest) -> str | None:
-    return None
+log = get_logger("keystead.dataplane")
+access_log = get_logger("keystead.access")
 
 
 def _named_dataset(signed: SignedRequest) -> str | None:
@@ -92,49 +84,154 @@ def _named_dataset(signed: SignedRequest) -> str | None:
         return None
 
 
-def build_routes(runtime: Runtime, plane: DataPlane) -> list[Route]:
-    # SQLite answers these reads in microseconds from local files, so they run on the event
-    # loop; a thread hop would cost more than the query. PostgreSQL waits on the network,
-    # so its calls go to the thread pool.
-    inline = runtime.db.dialect == "sqlite"
+@dataclass(frozen=True)
+class Endpoint:
+    work: Work
+    status: int = 200
+    names_dataset: bool = False
+    writes: bool = False  # may wait for the write lock: never on the event loop
 
-    def endpoint(
-        work: Work, *, names: Names = _no_dataset, status: int = 200
-    ) -> Callable[[Request], Awaitable[Response]]:
-        def run(signed: SignedRequest) -> Any:
-            dataset_name = names(signed)
-            with runtime.db.autocommit() as connection:
-                caller, dataset = plane.authenticate(connection, signed, dataset_name)
-                return work(connection, caller, dataset, signed)
 
-        async def handle(request: Request) -> Response:
-            signed = await _signed(request)
-            result = run(signed) if inline else await run_in_threadpool(run, signed)
-            if status == 204:
-                return Response(status_code=204)
-            return JSONResponse(result, status_code=status)
+class DataPlaneDispatch:
+    """ASGI: the Ubiq client's calls go to their handlers; everything else to ``fallback``."""
 
-        return handle
+    def __init__(self, fallback: ASGIApp, runtime: Runtime, plane: DataPlane) -> None:
+        self.fallback, self.runtime, self.plane = fallback, runtime, plane
+        self.limit = runtime.settings.max_body_bytes
+        # SQLite answers these reads in microseconds from local files, so they run on the
+        # event loop; a thread hop would cost more than the query. PostgreSQL waits on the
+        # network, so its calls go to the thread pool.
+        self.inline = runtime.db.dialect == "sqlite"
+        self.exact: dict[str, dict[str, Endpoint]] = {
+            "/api/v0/ffs": {"GET": Endpoint(self._ffs, names_dataset=True)},
+            "/api/v0/fpe/key": {"GET": Endpoint(self._fpe_key, names_dataset=True)},
+            "/api/v0/fpe/def_keys": {"GET": Endpoint(self._def_keys, names_dataset=True)},
+            "/api/v0/encryption/key": {"POST": Endpoint(self._encryption_key, status=201)},
+            "/api/v0/decryption/key": {"POST": Endpoint(self._decryption_key)},
+            "/api/v3/tracking/events": {"POST": Endpoint(self._tracking_events, writes=True)},
+        }
+        # PATCH /api/v0/encryption/key/{fingerprint}/{session}
+        self.usage_correction = {"PATCH": Endpoint(self._usage_correction, status=204)}
 
-    def ffs(db: Connection, caller: Caller, dataset: Ref, signed: SignedRequest) -> Any:
-        return plane.ffs(db, dataset, _dataset_name(_query(signed)))
+    # --- dispatch -------------------------------------------------------------------------
 
-    def fpe_key(db: Connection, caller: Caller, dataset: Ref, signed: SignedRequest) -> Any:
+    def _match(self, method: str, path: str) -> Endpoint | str | None:
+        """The endpoint, "405" for a data-plane path with another method, None otherwise."""
+        methods = self.exact.get(path)
+        if methods is None and path.startswith(_USAGE_PREFIX) and path.count("/") == _USAGE_SLASHES:
+            methods = self.usage_correction
+        if methods is None:
+            return None
+        return methods.get(method, "405")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.fallback(scope, receive, send)
+            return
+        match = self._match(scope["method"], scope["path"])
+        if match is None:
+            await self.fallback(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status, payload = await self._answer(match, scope, receive)
+        await _send(send, status, payload)
+        access_log.info(
+            "request",
+            method=scope["method"],
+            path=scope["path"],
+            status=status,
+            ms=round((time.perf_counter() - started) * 1000, 2),
+        )
+
+    async def _answer(
+        self, match: Endpoint | str, scope: Scope, receive: Receive
+    ) -> tuple[int, bytes | None]:
+        try:
+            if isinstance(match, str):
+                raise MethodNotAllowed(
+                    f"method {scope['method']} is not allowed on {scope['path']}"
+                )
+            signed = await self._signed(scope, receive)
+            if self.inline and not match.writes:
+                result = self._run(match, signed)
+            else:
+                result = await run_in_threadpool(self._run, match, signed)
+        except KeysteadError as exc:
+            if exc.status >= 500:
+                return self._unexpected(scope, exc)
+            if exc.status in (401, 403):
+                log.info(
+                    "denied",
+                    path=scope["path"],
+                    status=exc.status,
+                    reason=getattr(exc, "reason", None) or exc.message,
+                )
+            return exc.status, json.dumps({"message": exc.message}).encode()
+        except Exception as exc:  # the client gets a reference, the log the details
+            return self._unexpected(scope, exc)
+        if match.status == 204:
+            return 204, None
+        return match.status, json.dumps(result).encode()
+
+    @staticmethod
+    def _unexpected(scope: Scope, exc: Exception) -> tuple[int, bytes]:
+        reference = secrets.token_hex(6)
+        log.error("unexpected_error", path=scope["path"], reference=reference, exc_info=exc)
+        return 500, json.dumps({"message": f"internal error (reference {reference})"}).encode()
+
+    async def _signed(self, scope: Scope, receive: Receive) -> SignedRequest:
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                raise BadRequest("the client went away before sending its body")
+            body += message.get("body", b"")
+            if len(body) > self.limit:
+                raise TooLarge(f"request body is larger than the {self.limit}-byte limit")
+            if not message.get("more_body", False):
+                break
+        raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
+        query: bytes = scope.get("query_string", b"")
+        if b"%00" in raw_path or b"%00" in query or b"\\u0000" in body or b"\x00" in body:
+            raise BadRequest("the request contains a NUL character, which no field accepts")
+        target = raw_path.decode("latin-1") + (("?" + query.decode("latin-1")) if query else "")
+        headers = {
+            name.decode("latin-1").lower(): value.decode("latin-1")
+            for name, value in scope["headers"]
+        }
+        return SignedRequest(scope["method"], target, headers, bytes(body))
+
+    def _run(self, endpoint: Endpoint, signed: SignedRequest) -> Any:
+        dataset_name = _named_dataset(signed) if endpoint.names_dataset else None
+        with self.runtime.db.autocommit() as connection:
+            caller, dataset = self.plane.authenticate(connection, signed, dataset_name)
+            return endpoint.work(connection, caller, dataset, signed)
+
+    # --- the client's calls ---------------------------------------------------------------
+
+    def _ffs(self, db: Connection, caller: Caller, dataset: Ref, signed: SignedRequest) -> Any:
+        return self.plane.ffs(db, dataset, _dataset_name(_query(signed)))
+
+    def _fpe_key(self, db: Connection, caller: Caller, dataset: Ref, signed: SignedRequest) -> Any:
         params = _query(signed)
-        return plane.fpe_key(db, caller, dataset, _dataset_name(params), _key_number(params))
+        return self.plane.fpe_key(db, caller, dataset, _dataset_name(params), _key_number(params))
 
-    def def_keys(db: Connection, caller: Caller, dataset: Ref, signed: SignedRequest) -> Any:
-        return plane.def_keys(db, caller, dataset, _dataset_name(_query(signed)))
+    def _def_keys(self, db: Connection, caller: Caller, dataset: Ref, signed: SignedRequest) -> Any:
+        return self.plane.def_keys(db, caller, dataset, _dataset_name(_query(signed)))
 
-    def encryption_key(db: Connection, caller: Caller, dataset: Ref, signed: SignedRequest) -> Any:
-        return plane.new_data_key(db, caller, _json_object(signed.body).get("uses"))
+    def _encryption_key(
+        self, db: Connection, caller: Caller, dataset: Ref, signed: SignedRequest
+    ) -> Any:
+        return self.plane.new_data_key(db, caller, _json_object(signed.body).get("uses"))
 
-    def decryption_key(db: Connection, caller: Caller, dataset: Ref, signed: SignedRequest) -> Any:
+    def _decryption_key(
+        self, db: Connection, caller: Caller, dataset: Ref, signed: SignedRequest
+    ) -> Any:
         body = _json_object(signed.body)
-        return plane.recover_data_key(db, caller, body.get("encrypted_data_key"))
+        return self.plane.recover_data_key(db, caller, body.get("encrypted_data_key"))
 
-    def usage_correction(
-        db: Connection, caller: Caller, dataset: Ref, signed: SignedRequest
+    def _usage_correction(
+        self, db: Connection, caller: Caller, dataset: Ref, signed: SignedRequest
     ) -> Any:
         body = _json_object(signed.body)
         for field in ("requested", "actual"):
@@ -143,11 +240,12 @@ def build_routes(runtime: Runtime, plane: DataPlane) -> list[Route]:
                 raise BadRequest(f"'{field}' must be a non-negative integer")
         return None
 
-    def record_events(signed: SignedRequest) -> Any:
-        with runtime.db.autocommit() as connection:
-            caller, _ = plane.authenticate(connection, signed)
+    def _tracking_events(
+        self, db: Connection, caller: Caller, dataset: Ref, signed: SignedRequest
+    ) -> Any:
+        # The only data-plane write: its own transaction, after the signature verified.
         report = events.parse_report(_json_object(signed.body))
-        with runtime.db.write() as session:
+        with self.runtime.db.write() as session:
             stored, ignored = events.record(
                 session,
                 account_id=caller.account_id,
@@ -156,20 +254,25 @@ def build_routes(runtime: Runtime, plane: DataPlane) -> list[Route]:
             )
         return {"stored": stored, "ignored": ignored}
 
-    async def tracking_events(request: Request) -> Response:
-        signed = await _signed(request)
-        return JSONResponse(await run_in_threadpool(record_events, signed))
 
-    return [
-        Route("/api/v0/ffs", endpoint(ffs, names=_named_dataset), methods=["GET"]),
-        Route("/api/v0/fpe/key", endpoint(fpe_key, names=_named_dataset), methods=["GET"]),
-        Route("/api/v0/fpe/def_keys", endpoint(def_keys, names=_named_dataset), methods=["GET"]),
-        Route("/api/v0/encryption/key", endpoint(encryption_key, status=201), methods=["POST"]),
-        Route(
-            "/api/v0/encryption/key/{fingerprint}/{session}",
-            endpoint(usage_correction, status=204),
-            methods=["PATCH"],
-        ),
-        Route("/api/v0/decryption/key", endpoint(decryption_key), methods=["POST"]),
-        Route("/api/v3/tracking/events", tracking_events, methods=["POST"]),
-    ]
+_USAGE_PREFIX = "/api/v0/encryption/key/"
+_USAGE_SLASHES = _USAGE_PREFIX.count("/") + 1
+
+
+class MethodNotAllowed(KeysteadError):
+    """A data-plane path asked with another method."""
+
+    status = 405
+
+
+class TooLarge(KeysteadError):
+    """The request body is over the configured limit."""
+
+    status = 413
+
+
+async def _send(send: Send, status: int, payload: bytes | None) -> None:
+    headers = [(b"content-type", b"application/json")] if payload is not None else []
+    headers.append((b"content-length", str(len(payload or b"")).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload or b""})

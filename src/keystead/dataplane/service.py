@@ -102,6 +102,11 @@ class DataPlane:
         self._secrets: ImmutableCache[uuid.UUID, str] = ImmutableCache(100_000)
         self._keys: ImmutableCache[tuple[uuid.UUID, int], bytes] = ImmutableCache(100_000)
         self._definitions: ImmutableCache[uuid.UUID, dict[str, Any]] = ImmutableCache(10_000)
+        # A dataset key version wrapped to a key's public key: both never change, so the
+        # RSA-OAEP ciphertext can be handed out again (same plaintext, same recipient).
+        self._wrapped: ImmutableCache[tuple[uuid.UUID, uuid.UUID, int], str] = ImmutableCache(
+            200_000
+        )
 
     # --- authentication -----------------------------------------------------------------
 
@@ -166,6 +171,19 @@ class DataPlane:
 
         return self._definitions.get_or_load(dataset.id, load)
 
+    def _wrapped_version(
+        self, db: Connection, caller: Caller, dataset_id: uuid.UUID, number: int
+    ) -> str:
+        """A structured key version wrapped for the caller (RSA work done once per pair)."""
+
+        def load() -> str:
+            public = wrapping.wrapping_key(
+                public_key_pem=caller.public_key_pem, key_name=caller.name
+            )
+            return wrapping.wrap(self._dataset_key(db, dataset_id, number), public)
+
+        return self._wrapped.get_or_load((caller.key_id, dataset_id, number), load)
+
     def _private_key_field(self, caller: Caller) -> dict[str, str]:
         if caller.encrypted_private_key_pem is None:
             return {}
@@ -198,14 +216,12 @@ class DataPlane:
     ) -> dict[str, Any]:
         """GET /api/v0/fpe/key: the current key, or exactly key ``key_number``."""
         dataset = self._structured(dataset, name)
-        public = wrapping.wrapping_key(public_key_pem=caller.public_key_pem, key_name=caller.name)
         number = dataset.current_key_number if key_number is None else key_number
         if not 0 <= number <= dataset.current_key_number:
             raise NotFound(f"dataset {name} has no key number {number}")
-        key = self._dataset_key(db, dataset.id, number)
         return {
             **self._private_key_field(caller),
-            "wrapped_data_key": wrapping.wrap(key, public),
+            "wrapped_data_key": self._wrapped_version(db, caller, dataset.id, number),
             "key_number": str(number),
         }
 
@@ -214,9 +230,8 @@ class DataPlane:
     ) -> dict[str, Any]:
         """GET /api/v0/fpe/def_keys: every key of the dataset, index = key number."""
         dataset = self._structured(dataset, name)
-        public = wrapping.wrapping_key(public_key_pem=caller.public_key_pem, key_name=caller.name)
         keys = [
-            wrapping.wrap(self._dataset_key(db, dataset.id, n), public)
+            self._wrapped_version(db, caller, dataset.id, n)
             for n in range(dataset.current_key_number + 1)
         ]
         return {
