@@ -13,6 +13,7 @@ from keystead.admin.router import build_router
 from keystead.dataplane.api import DataPlaneDispatch
 from keystead.dataplane.service import DataPlane
 from keystead.runtime import Runtime, open_runtime
+from keystead.scim import api as scim_api
 from keystead.settings import Settings
 from keystead.web import errors, health
 from keystead.web.middleware import AccessLog, BodyLimit, RejectNul
@@ -37,6 +38,7 @@ def build_app(runtime: Runtime) -> ASGIApp:
     errors.install(app)
     app.include_router(health.router)
     app.include_router(build_router())
+    app.include_router(scim_api.build_router(runtime))
     app.add_middleware(RejectNul)
     app.add_middleware(BodyLimit, limit=runtime.settings.max_body_bytes)
     app.add_middleware(AccessLog)

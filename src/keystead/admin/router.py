@@ -10,6 +10,7 @@ from keystead.admin import (
     routes_catalog,
     routes_idp,
     routes_keys,
+    routes_provisioning,
     routes_usage,
 )
 
@@ -22,6 +23,7 @@ def build_router() -> APIRouter:
         routes_account,
         routes_catalog,
         routes_keys,
+        routes_provisioning,
         routes_idp,
         routes_audit,
         routes_usage,

@@ -20,6 +20,7 @@ from keystead.storage.models import (
     DatasetGroup,
     DatasetKey,
     IdpSettings,
+    ProvisioningEvent,
 )
 
 
@@ -371,6 +372,36 @@ class IdpOut(BaseModel):
 class ScimTokenOut(BaseModel):
     scim_url: str
     token: str = Field(description="Shown once; paste it into Entra as the Secret Token")
+
+
+class ProvisioningEventOut(BaseModel):
+    id: int
+    at: datetime
+    method: str
+    operation: str
+    resource_type: str | None
+    resource_id: str | None
+    resource_name: str | None
+    outcome: str
+    status: int
+    scim_type: str | None
+    detail: str | None
+
+    @classmethod
+    def of(cls, event: ProvisioningEvent) -> ProvisioningEventOut:
+        return cls(
+            id=event.id,
+            at=event.at,
+            method=event.method,
+            operation=event.operation,
+            resource_type=event.resource_type,
+            resource_id=event.resource_id,
+            resource_name=event.resource_name,
+            outcome=event.outcome,
+            status=event.status,
+            scim_type=event.scim_type,
+            detail=event.detail,
+        )
 
 
 class TemplateOut(BaseModel):

@@ -10,7 +10,16 @@ from typing import Annotated
 import typer
 
 from keystead import __version__, bootstrap, logs
-from keystead.cli import admins, auditlog, datasets, groups, idp, keys, usage
+from keystead.cli import (
+    admins,
+    auditlog,
+    datasets,
+    groups,
+    idp,
+    keys,
+    provisioning,
+    usage,
+)
 from keystead.cli.context import (
     CliContext,
     JsonFlag,
@@ -36,6 +45,7 @@ app.add_typer(keys.app, name="api-key")
 app.add_typer(auditlog.app, name="audit")
 app.add_typer(usage.app, name="usage")
 app.add_typer(idp.app, name="idp")
+app.add_typer(provisioning.app, name="provisioning")
 app.add_typer(admins.account_app, name="account")
 app.add_typer(admins.admin_app, name="admin")
 

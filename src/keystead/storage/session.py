@@ -41,12 +41,10 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        """A transaction that is always rolled back (nothing is written)."""
+        """A transaction that is never committed (closing the session rolls it back,
+        leaving the rows already read usable, unlike an explicit rollback)."""
         with self._reader() as session:
-            try:
-                yield session
-            finally:
-                session.rollback()
+            yield session
 
     @contextmanager
     def autocommit(self) -> Iterator[Connection]:

@@ -1,0 +1,40 @@
+"""The provisioning log: what each SCIM request from the identity provider did."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+
+from keystead.admin.auth import Reader, RuntimeDep
+from keystead.admin.schemas import ProvisioningEventOut
+from keystead.scim import log as provisioning_log
+
+router = APIRouter(tags=["IDP integration"])
+
+
+@router.get("/provisioning/log", response_model=list[ProvisioningEventOut])
+def provisioning_events(
+    principal: Reader,
+    runtime: RuntimeDep,
+    *,
+    user: Annotated[str | None, Query(max_length=256, description="userName or id")] = None,
+    group: Annotated[str | None, Query(max_length=256, description="displayName or id")] = None,
+    outcome: Annotated[Literal["success", "failed"] | None, Query()] = None,
+    since: Annotated[datetime | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    before: Annotated[int | None, Query(description="Events with a smaller id (paging)")] = None,
+) -> list[ProvisioningEventOut]:
+    with runtime.db.read() as session:
+        events = provisioning_log.list_events(
+            session,
+            account_id=principal.account_id,
+            user=user,
+            group=group,
+            outcome=outcome,
+            since=since,
+            limit=limit,
+            before_id=before,
+        )
+        return [ProvisioningEventOut.of(e) for e in events]

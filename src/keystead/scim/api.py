@@ -1,0 +1,404 @@
+"""The SCIM 2.0 endpoint: `/{customer_id}/api/v3/scim/…`, answered in `application/scim+json`.
+
+Each request: the account's SCIM secret token is checked (constant time), the account
+must be enterprise with the IDP integration enabled, the operation runs in one
+transaction (so a failed request changes nothing), and its effect — or its failure — is
+written to the provisioning log.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from keystead.crypto.masterkey import MasterKey
+from keystead.directory import service as directory
+from keystead.errors import KeysteadError
+from keystead.idp import service as idp
+from keystead.logs import get_logger
+from keystead.runtime import Runtime
+from keystead.scim import discovery, resources
+from keystead.scim import log as provisioning_log
+from keystead.scim.protocol import (
+    LIST_SCHEMA,
+    MEDIA_TYPE,
+    GroupResource,
+    ScimError,
+    UserResource,
+    from_domain,
+    parse_json,
+)
+from keystead.storage.models import Account
+
+log = get_logger("keystead.scim")
+PREFIX = "/{customer_id}/api/v3/scim"
+
+
+@dataclass
+class Outcome:
+    """What an operation answers and what the provisioning log should say about it."""
+
+    status: int
+    body: dict[str, Any] | None = None
+    resource_type: str | None = None
+    resource_id: str | None = None
+    resource_name: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Call:
+    account_id: uuid.UUID
+    base: str
+    request: Request
+    body: bytes
+    master: MasterKey
+
+
+Operation = Callable[[Session, Call], Outcome]
+
+
+@dataclass(frozen=True)
+class Route:
+    path: str
+    methods: list[str]
+    name: str  # as the provisioning log says it
+    write: bool
+    operation: Operation
+
+
+ROUTES: list[Route] = []
+
+
+def route(
+    path: str, methods: list[str], name: str, *, write: bool
+) -> Callable[[Operation], Operation]:
+    def register(operation: Operation) -> Operation:
+        ROUTES.append(Route(path, methods, name, write, operation))
+        return operation
+
+    return register
+
+
+def _respond(outcome: Outcome) -> Response:
+    content = json.dumps(outcome.body).encode() if outcome.body is not None else b""
+    headers = {**outcome.headers}
+    return Response(
+        content=content,
+        status_code=outcome.status,
+        media_type=MEDIA_TYPE if outcome.body is not None else None,
+        headers=headers,
+    )
+
+
+def _error(exc: ScimError, request: Request) -> Response:
+    headers = {"WWW-Authenticate": 'Bearer realm="scim"'} if exc.status == 401 else {}
+    return Response(
+        content=json.dumps(exc.body()).encode(),
+        status_code=exc.status,
+        media_type=MEDIA_TYPE,
+        headers=headers,
+    )
+
+
+def build_router(runtime: Runtime) -> APIRouter:
+    router = APIRouter(prefix=PREFIX, include_in_schema=False)
+
+    def authorise(customer_id: str, request: Request) -> uuid.UUID:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        presented = token.strip() if scheme.lower() == "bearer" else None
+        try:
+            account_id = uuid.UUID(customer_id)
+        except ValueError:
+            account_id = None
+        with runtime.db.read() as session:
+            settings = session.get(idp.IdpSettings, account_id) if account_id else None
+            account = session.get(Account, account_id) if account_id else None
+        idp.check_scim_token(settings, presented)
+        assert account_id is not None
+        assert settings is not None
+        if account is None or account.plan != "enterprise" or not settings.enabled:
+            raise ScimError(
+                403,
+                "IDP integration is not enabled for this account (it needs the enterprise "
+                "plan and `keystead idp enable`)",
+            )
+        return account_id
+
+    def run(
+        customer_id: str,
+        request: Request,
+        body: bytes,
+        operation: Operation,
+        *,
+        name: str,
+        write: bool,
+    ) -> Response:
+        try:
+            account_id = authorise(customer_id, request)
+        except KeysteadError as exc:
+            scim = from_domain(exc)
+            log.info("denied", path=request.url.path, status=scim.status, reason=scim.message)
+            return _error(scim, request)
+        base = f"{str(request.base_url).rstrip('/')}/{customer_id}/api/v3/scim"
+        call = Call(account_id, base, request, body, runtime.master)
+        try:
+            unit = runtime.db.write() if write else runtime.db.read()
+            with unit as session:
+                outcome = operation(session, call)
+        except KeysteadError as exc:
+            scim = from_domain(exc)
+            _log(account_id, request.method, name, None, scim)
+            return _error(scim, request)
+        except Exception as exc:  # details to the log, a reference to the client
+            reference = secrets.token_hex(6)
+            log.error("unexpected_error", path=request.url.path, reference=reference, exc_info=exc)
+            scim = ScimError(500, f"internal error (reference {reference})")
+            _log(account_id, request.method, name, None, scim)
+            return _error(scim, request)
+        _log(account_id, request.method, name, outcome, None)
+        return _respond(outcome)
+
+    def _log(
+        account_id: uuid.UUID,
+        method: str,
+        name: str,
+        outcome: Outcome | None,
+        error: ScimError | None,
+    ) -> None:
+        with runtime.db.write() as session:
+            provisioning_log.record(
+                session,
+                account_id=account_id,
+                method=method,
+                operation=name,
+                resource_type=outcome.resource_type if outcome else None,
+                resource_id=outcome.resource_id if outcome else None,
+                resource_name=outcome.resource_name if outcome else None,
+                status=error.status if error else outcome.status if outcome else 500,
+                scim_type=error.scim_type if error else None,
+                detail=error.message if error else None,
+            )
+
+    def _endpoint(spec: Route) -> Callable[[str, Request], Any]:
+        async def endpoint(customer_id: str, request: Request) -> Response:
+            body = await request.body()
+            return await run_in_threadpool(
+                run, customer_id, request, body, spec.operation, name=spec.name, write=spec.write
+            )
+
+        return endpoint
+
+    for spec in ROUTES:
+        router.add_api_route(spec.path, _endpoint(spec), methods=spec.methods)
+    return router
+
+
+def _list(items: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "schemas": [LIST_SCHEMA],
+        "totalResults": len(items),
+        "startIndex": 1,
+        "itemsPerPage": len(items),
+        "Resources": items,
+    }
+
+
+def _int_param(call: Call, name: str, default: int) -> int:
+    raw = call.request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ScimError(400, f"{name} must be an integer", "invalidValue") from exc
+
+
+def _shape(call: Call) -> resources.Shape | None:
+    query = call.request.query_params
+    return resources.params(query.get("attributes"), query.get("excludedAttributes"))
+
+
+def _search(session: Session, call: Call, kind: str) -> Outcome:
+    query = call.request.query_params
+    page = resources.search(
+        session,
+        account_id=call.account_id,
+        kind=kind,
+        filter_text=query.get("filter"),
+        start=_int_param(call, "startIndex", 1),
+        count=_int_param(call, "count", 100),
+        base=call.base,
+        shape=_shape(call),
+    )
+    body = {
+        "schemas": [LIST_SCHEMA],
+        "totalResults": page.total,
+        "startIndex": page.start,
+        "itemsPerPage": len(page.items),
+        "Resources": page.items,
+    }
+    return Outcome(200, body, kind[:-1], None, query.get("filter"))
+
+
+def _resource_id(call: Call) -> str:
+    return str(call.request.path_params["resource_id"])
+
+
+def _user(session: Session, call: Call) -> Any:
+    try:
+        return directory.get_user(session, call.account_id, _resource_id(call))
+    except KeysteadError as exc:
+        raise ScimError(404, f"no User with id {_resource_id(call)}") from exc
+
+
+def _group(session: Session, call: Call) -> Any:
+    try:
+        return directory.get_group(session, call.account_id, _resource_id(call))
+    except KeysteadError as exc:
+        raise ScimError(404, f"no Group with id {_resource_id(call)}") from exc
+
+
+def _check_version(call: Call, version: int) -> None:
+    wanted = call.request.headers.get("if-match")
+    if wanted and wanted.strip() not in ("*", f'W/"{version}"', f'"{version}"'):
+        raise ScimError(412, f"the resource changed (now version {version}); read it again")
+
+
+def _user_outcome(user: Any, call: Call, status: int) -> Outcome:
+    body = resources.render(UserResource, resources.user_document(user, call.base), _shape(call))
+    headers = {"ETag": f'W/"{user.version}"'}
+    if status == 201:
+        headers["Location"] = f"{call.base}/Users/{user.id}"
+    return Outcome(status, body, "User", str(user.id), user.user_name, headers)
+
+
+def _group_outcome(session: Session, group: Any, call: Call, status: int) -> Outcome:
+    shape = _shape(call)
+    members = directory.member_ids(session, group) if resources.wants_members(shape) else None
+    body = resources.render(
+        GroupResource, resources.group_document(group, call.base, members), shape
+    )
+    headers = {"ETag": f'W/"{group.version}"'}
+    if status == 201:
+        headers["Location"] = f"{call.base}/Groups/{group.id}"
+    return Outcome(status, body, "Group", str(group.id), group.display_name, headers)
+
+
+# --- discovery --------------------------------------------------------------------------
+
+
+@route("/ServiceProviderConfig", ["GET"], "read configuration", write=False)
+def _spc(session: Session, call: Call) -> Outcome:
+    return Outcome(200, discovery.service_provider_config(call.base))
+
+
+@route("/ResourceTypes", ["GET"], "read resource types", write=False)
+def _resource_types(session: Session, call: Call) -> Outcome:
+    return Outcome(200, _list(discovery.resource_types(call.base)))
+
+
+@route("/Schemas", ["GET"], "read schemas", write=False)
+def _schemas(session: Session, call: Call) -> Outcome:
+    return Outcome(200, _list(discovery.schemas(call.base)))
+
+
+# --- users ------------------------------------------------------------------------------
+
+
+@route("/Users", ["GET"], "list users", write=False)
+def _list_users(session: Session, call: Call) -> Outcome:
+    return _search(session, call, "Users")
+
+
+@route("/Users", ["POST"], "create user", write=True)
+def _create_user(session: Session, call: Call) -> Outcome:
+    user = resources.create_user(session, call.account_id, parse_json(call.body), call.master)
+    return _user_outcome(user, call, 201)
+
+
+@route("/Users/{resource_id}", ["GET"], "read user", write=False)
+def _get_user(session: Session, call: Call) -> Outcome:
+    return _user_outcome(_user(session, call), call, 200)
+
+
+@route("/Users/{resource_id}", ["PUT"], "replace user", write=True)
+def _put_user(session: Session, call: Call) -> Outcome:
+    user = _user(session, call)
+    _check_version(call, user.version)
+    resources.replace_user(session, user, parse_json(call.body))
+    return _user_outcome(user, call, 200)
+
+
+@route("/Users/{resource_id}", ["PATCH"], "update user", write=True)
+def _patch_user(session: Session, call: Call) -> Outcome:
+    user = _user(session, call)
+    _check_version(call, user.version)
+    resources.patch_user(session, user, parse_json(call.body), call.base)
+    return _user_outcome(user, call, 200)
+
+
+@route("/Users/{resource_id}", ["DELETE"], "delete user", write=True)
+def _delete_user(session: Session, call: Call) -> Outcome:
+    user = _user(session, call)
+    _check_version(call, user.version)
+    directory.delete_user(session, user)
+    return Outcome(204, None, "User", str(user.id), user.user_name)
+
+
+# --- groups -----------------------------------------------------------------------------
+
+
+@route("/Groups", ["GET"], "list groups", write=False)
+def _list_groups(session: Session, call: Call) -> Outcome:
+    return _search(session, call, "Groups")
+
+
+@route("/Groups", ["POST"], "create group", write=True)
+def _create_group(session: Session, call: Call) -> Outcome:
+    group = resources.create_group(session, call.account_id, parse_json(call.body))
+    return _group_outcome(session, group, call, 201)
+
+
+@route("/Groups/{resource_id}", ["GET"], "read group", write=False)
+def _get_group(session: Session, call: Call) -> Outcome:
+    return _group_outcome(session, _group(session, call), call, 200)
+
+
+@route("/Groups/{resource_id}", ["PUT"], "replace group", write=True)
+def _put_group(session: Session, call: Call) -> Outcome:
+    group = _group(session, call)
+    _check_version(call, group.version)
+    resources.replace_group(session, group, parse_json(call.body))
+    return _group_outcome(session, group, call, 200)
+
+
+@route("/Groups/{resource_id}", ["PATCH"], "update group", write=True)
+def _patch_group(session: Session, call: Call) -> Outcome:
+    group = _group(session, call)
+    _check_version(call, group.version)
+    resources.patch_group(session, group, parse_json(call.body), call.base)
+    return Outcome(204, None, "Group", str(group.id), group.display_name)
+
+
+@route("/Groups/{resource_id}", ["DELETE"], "delete group", write=True)
+def _delete_group(session: Session, call: Call) -> Outcome:
+    group = _group(session, call)
+    _check_version(call, group.version)
+    directory.delete_group(session, group)
+    return Outcome(204, None, "Group", str(group.id), group.display_name)
+
+
+@route("/{rest:path}", ["GET", "POST", "PUT", "PATCH", "DELETE"], "unknown", write=False)
+def _unknown(session: Session, call: Call) -> Outcome:
+    raise ScimError(404, f"no SCIM endpoint at {call.request.url.path}")

@@ -1,0 +1,70 @@
+"""The provisioning log: what each SCIM request did, for the admin reading Entra's log."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from keystead.storage.models import ProvisioningEvent
+
+
+def record(
+    session: Session,
+    *,
+    account_id: uuid.UUID,
+    method: str,
+    operation: str,
+    resource_type: str | None,
+    resource_id: str | None,
+    resource_name: str | None,
+    status: int,
+    scim_type: str | None = None,
+    detail: str | None = None,
+) -> None:
+    session.add(
+        ProvisioningEvent(
+            account_id=account_id,
+            method=method,
+            operation=operation,
+            resource_type=resource_type,
+            resource_id=resource_id,
+            resource_name=(resource_name or "")[:256] or None,
+            outcome="success" if status < 400 else "failed",
+            status=status,
+            scim_type=scim_type,
+            detail=(detail or "")[:2000] or None,
+        )
+    )
+
+
+def list_events(
+    session: Session,
+    *,
+    account_id: uuid.UUID,
+    user: str | None = None,
+    group: str | None = None,
+    outcome: str | None = None,
+    since: datetime | None = None,
+    limit: int = 100,
+    before_id: int | None = None,
+) -> list[ProvisioningEvent]:
+    """Newest first. ``user``/``group`` match the resource's name or id."""
+    query = select(ProvisioningEvent).where(ProvisioningEvent.account_id == account_id)
+    for kind, wanted in (("User", user), ("Group", group)):
+        if wanted:
+            query = query.where(
+                ProvisioningEvent.resource_type == kind,
+                (ProvisioningEvent.resource_name == wanted)
+                | (ProvisioningEvent.resource_id == wanted),
+            )
+    if outcome:
+        query = query.where(ProvisioningEvent.outcome == outcome)
+    if since is not None:
+        since = since if since.tzinfo else since.replace(tzinfo=UTC)
+        query = query.where(ProvisioningEvent.at >= since)
+    if before_id is not None:
+        query = query.where(ProvisioningEvent.id < before_id)
+    return list(session.scalars(query.order_by(ProvisioningEvent.id.desc()).limit(limit)))

@@ -1,0 +1,401 @@
+"""Users and Groups as SCIM resources over the directory service: documents in and out,
+search, PATCH and PUT. The provisioning rules themselves live in keystead.directory."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from scim2_models import Context, ResponseParameters, SCIMException, ScimFilter
+from scim2_models.path.expressions import (
+    CompareOperator,
+    Comparison,
+    LogicalExpr,
+    LogicalOperator,
+)
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from keystead import names
+from keystead.crypto.masterkey import MasterKey
+from keystead.directory import service as directory
+from keystead.directory.service import UserFields
+from keystead.scim.protocol import (
+    MAX_COUNT,
+    POLICY,
+    GroupResource,
+    ScimError,
+    UserResource,
+    from_scim_exception,
+    parse_patch,
+    validate,
+)
+from keystead.storage.models import DirectoryGroup, DirectoryMembership, DirectoryUser
+
+Shape = ResponseParameters[Any]
+
+
+@dataclass(frozen=True)
+class Page:
+    total: int
+    start: int
+    items: list[dict[str, Any]]
+
+
+def _iso(moment: Any) -> str:
+    return str(moment.isoformat().replace("+00:00", "Z"))
+
+
+def _meta(kind: str, row: DirectoryUser | DirectoryGroup, base: str, path: str) -> dict[str, Any]:
+    return {
+        "resourceType": kind,
+        "created": _iso(row.created_at),
+        "lastModified": _iso(row.updated_at),
+        "location": f"{base}/{path}/{row.id}",
+        "version": f'W/"{row.version}"',
+    }
+
+
+def params(attributes: str | None, excluded: str | None) -> Shape | None:
+    if not attributes and not excluded:
+        return None
+    return Shape(attributes=_split(attributes), excluded_attributes=_split(excluded))
+
+
+def _split(text: str | None) -> list[str] | None:
+    return [a.strip() for a in text.split(",") if a.strip()] if text else None
+
+
+def render(model: type[Any], document: dict[str, Any], shape: Shape | None) -> dict[str, Any]:
+    resource = validate(model, document, Context.DEFAULT)
+    return dict(
+        resource.model_dump(
+            scim_ctx=Context.RESOURCE_QUERY_RESPONSE, response_parameters=shape, scim_policy=POLICY
+        )
+    )
+
+
+def _stored(resource: Any) -> dict[str, Any]:
+    """What is kept of a resource: everything the client may write (no id, no meta)."""
+    data = dict(resource.model_dump(scim_ctx=Context.RESOURCE_CREATION_REQUEST, scim_policy=POLICY))
+    for read_only in ("id", "meta", "members"):
+        data.pop(read_only, None)
+    return data
+
+
+# --- users ----------------------------------------------------------------------------------
+
+
+def user_document(user: DirectoryUser, base: str) -> dict[str, Any]:
+    document = dict(user.attributes or {})
+    document.update(
+        id=str(user.id),
+        userName=user.user_name,
+        active=user.active,
+        meta=_meta("User", user, base, "Users"),
+    )
+    return document
+
+
+def _user_fields(resource: Any) -> UserFields:
+    if not resource.user_name:
+        raise ScimError(400, "userName is required", "invalidValue")
+    return UserFields(
+        user_name=resource.user_name,
+        active=True if resource.active is None else bool(resource.active),
+        external_id=resource.external_id,
+        display_name=resource.display_name,
+    )
+
+
+def create_user(
+    session: Session, account_id: uuid.UUID, body: dict[str, Any], master: MasterKey
+) -> DirectoryUser:
+    resource = validate(UserResource, body, Context.RESOURCE_CREATION_REQUEST)
+    return directory.create_user(
+        session,
+        account_id=account_id,
+        fields=_user_fields(resource),
+        attributes=_stored(resource),
+        master=master,
+    )
+
+
+def replace_user(session: Session, user: DirectoryUser, body: dict[str, Any]) -> None:
+    resource = validate(UserResource, body, Context.RESOURCE_REPLACEMENT_REQUEST)
+    directory.update_user(
+        session, user, fields=_user_fields(resource), attributes=_stored(resource)
+    )
+
+
+def patch_user(session: Session, user: DirectoryUser, body: dict[str, Any], base: str) -> None:
+    operation = parse_patch(UserResource, body)
+    resource = validate(UserResource, user_document(user, base), Context.DEFAULT)
+    try:
+        operation.patch(resource, scim_policy=POLICY)
+    except SCIMException as exc:
+        raise from_scim_exception(exc) from exc
+    directory.update_user(
+        session, user, fields=_user_fields(resource), attributes=_stored(resource)
+    )
+
+
+# --- groups ---------------------------------------------------------------------------------
+
+
+def group_document(
+    group: DirectoryGroup, base: str, members: list[uuid.UUID] | None
+) -> dict[str, Any]:
+    document = dict(group.attributes or {})
+    document.update(
+        id=str(group.id),
+        displayName=group.display_name,
+        meta=_meta("Group", group, base, "Groups"),
+    )
+    if members:
+        document["members"] = [
+            {"value": str(uid), "$ref": f"{base}/Users/{uid}", "type": "User"} for uid in members
+        ]
+    return document
+
+
+def wants_members(shape: Shape | None) -> bool:
+    if shape is None:
+        return True
+    if shape.excluded_attributes and any(a.lower() == "members" for a in shape.excluded_attributes):
+        return False
+    if shape.attributes:
+        return any(a.lower().split(".")[0] == "members" for a in shape.attributes)
+    return True
+
+
+def _member_values(value: Any) -> list[str]:
+    items = value if isinstance(value, list) else [value]
+    ids = []
+    for item in items:
+        if isinstance(item, dict) and item.get("value") is not None:
+            ids.append(str(item["value"]))
+        elif item is not None and not isinstance(item, dict):
+            ids.append(str(getattr(item, "value", item)))
+    return ids
+
+
+def _filter_ids(node: Any) -> list[str]:
+    """Member ids named by a `members[value eq "…" or …]` filter."""
+    if isinstance(node, Comparison):
+        if node.attr_path.attr.lower() == "value" and node.op == CompareOperator.eq:
+            return [str(node.value)]
+    elif isinstance(node, LogicalExpr) and node.op == LogicalOperator.or_:
+        return [i for term in node.terms for i in _filter_ids(term)]
+    raise ScimError(400, 'member filters support `value eq "…"` joined by `or`', "invalidFilter")
+
+
+def create_group(session: Session, account_id: uuid.UUID, body: dict[str, Any]) -> DirectoryGroup:
+    resource = validate(GroupResource, body, Context.RESOURCE_CREATION_REQUEST)
+    if not resource.display_name:
+        raise ScimError(400, "displayName is required", "invalidValue")
+    return directory.create_group(
+        session,
+        account_id=account_id,
+        display_name=resource.display_name,
+        external_id=resource.external_id,
+        attributes=_stored(resource),
+        members=_member_values(body.get("members") or []),
+    )
+
+
+def replace_group(session: Session, group: DirectoryGroup, body: dict[str, Any]) -> None:
+    resource = validate(GroupResource, body, Context.RESOURCE_REPLACEMENT_REQUEST)
+    if not resource.display_name:
+        raise ScimError(400, "displayName is required", "invalidValue")
+    members = directory.resolve_members(
+        session, group.account_id, _member_values(body.get("members") or [])
+    )
+    directory.update_group(
+        session,
+        group,
+        display_name=resource.display_name,
+        external_id=resource.external_id,
+        attributes=_stored(resource),
+    )
+    directory.replace_members(session, group, members)
+
+
+def patch_group(session: Session, group: DirectoryGroup, body: dict[str, Any], base: str) -> None:
+    """Member operations become single-row writes (never a rewrite of the member list);
+    everything else is applied to the group's attributes."""
+    parsed = parse_patch(GroupResource, body)
+    raw_ops = body["Operations"]
+    attribute_ops: list[dict[str, Any]] = []
+    for raw, op in zip(raw_ops, parsed.operations or [], strict=True):
+        kind = str(op.op.value if hasattr(op.op, "value") else op.op).lower()
+        binding = op.path.resolve() if op.path is not None else None
+        if binding is not None and binding.field_name == "members":
+            value_filter = op.path.value_filter if op.path is not None else None
+            _member_op(session, group, kind, value_filter, op.value)
+        elif (
+            op.path is None
+            and isinstance(raw.get("value"), dict)
+            and any(k.lower() == "members" for k in raw["value"])
+        ):
+            rest = {k: v for k, v in raw["value"].items() if k.lower() != "members"}
+            members = next(v for k, v in raw["value"].items() if k.lower() == "members")
+            _member_op(session, group, kind, None, members)
+            if rest:
+                attribute_ops.append({**raw, "value": rest})
+        else:
+            attribute_ops.append(raw)
+    if attribute_ops:
+        resource = validate(GroupResource, group_document(group, base, None), Context.DEFAULT)
+        sub = parse_patch(GroupResource, {**body, "Operations": attribute_ops})
+        try:
+            sub.patch(resource, scim_policy=POLICY)
+        except SCIMException as exc:
+            raise from_scim_exception(exc) from exc
+        if not resource.display_name:
+            raise ScimError(400, "displayName cannot be removed", "mutability")
+        directory.update_group(
+            session,
+            group,
+            display_name=resource.display_name,
+            external_id=resource.external_id,
+            attributes=_stored(resource),
+        )
+    else:
+        directory.touch_group(group)
+
+
+def _member_op(
+    session: Session, group: DirectoryGroup, kind: str, value_filter: Any, value: Any
+) -> None:
+    if kind == "add":
+        ids = directory.resolve_members(session, group.account_id, _member_values(value or []))
+        directory.add_members(session, group, ids)
+    elif kind == "replace":
+        ids = directory.resolve_members(session, group.account_id, _member_values(value or []))
+        directory.replace_members(session, group, ids)
+    elif value_filter is not None:
+        directory.remove_members(session, group, _uuids(_filter_ids(value_filter)))
+    elif value:
+        directory.remove_members(session, group, _uuids(_member_values(value)))
+    else:
+        directory.replace_members(session, group, [])
+
+
+def _uuids(raw: list[str]) -> list[uuid.UUID]:
+    ids = []
+    for item in raw:
+        try:
+            ids.append(uuid.UUID(item))
+        except ValueError:
+            continue  # not an id of ours, so not a member: removing it changes nothing
+    return ids
+
+
+# --- search ---------------------------------------------------------------------------------
+
+_USER_COLUMNS = {
+    "username": DirectoryUser.user_name_key,
+    "externalid": DirectoryUser.external_id,
+    "id": DirectoryUser.id,
+}
+_GROUP_COLUMNS = {
+    "displayname": DirectoryGroup.display_name_key,
+    "externalid": DirectoryGroup.external_id,
+    "id": DirectoryGroup.id,
+}
+
+
+def _fast_condition(ast: Any, columns: dict[str, Any]) -> Any:  # noqa: PLR0911
+    """An indexed SQL condition for `attr eq "value"` on a column we keep, else None."""
+    if not isinstance(ast, Comparison) or ast.op != CompareOperator.eq:
+        return None
+    path = ast.attr_path
+    if path.sub_attr is not None or not isinstance(ast.value, str):
+        return None
+    column = columns.get(path.attr.lower())
+    if column is None:
+        return None
+    if path.attr.lower() == "id":
+        try:
+            return column == uuid.UUID(ast.value)
+        except ValueError:
+            return column.is_(None)  # no row has a null id: an empty result
+    if path.attr.lower() in ("username", "displayname"):
+        return column == names.name_key(ast.value)
+    return column == ast.value
+
+
+def search(
+    session: Session,
+    *,
+    account_id: uuid.UUID,
+    kind: str,
+    filter_text: str | None,
+    start: int,
+    count: int,
+    base: str,
+    shape: Shape | None,
+) -> Page:
+    """A page of Users or Groups in stable order (creation, then id)."""
+    is_user = kind == "Users"
+    table: Any = DirectoryUser if is_user else DirectoryGroup
+    model: Any = UserResource if is_user else GroupResource
+    count = max(0, min(count, MAX_COUNT))
+    start = max(1, start)
+    query = select(table).where(table.account_id == account_id)
+    compiled = None
+    if filter_text:
+        try:
+            compiled = ScimFilter[model](filter_text)
+        except SCIMException as exc:
+            raise from_scim_exception(exc) from exc
+        fast = _fast_condition(compiled.ast, _USER_COLUMNS if is_user else _GROUP_COLUMNS)
+        if fast is not None:
+            query = query.where(fast)
+            compiled = None
+    query = query.order_by(table.created_at, table.id)
+    if compiled is None:
+        total = int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
+        rows = list(session.scalars(query.offset(start - 1).limit(count)))
+    else:
+        # Filters on attributes without a column are evaluated against each resource:
+        # rare in directory sync (Entra looks up by userName/externalId/displayName).
+        matched = [
+            row for row in session.scalars(query) if compiled.match(_as_model(row, base, model))
+        ]
+        total, rows = len(matched), matched[start - 1 : start - 1 + count]
+    members = _members_by_group(session, rows) if not is_user and wants_members(shape) else {}
+    items = [
+        render(
+            model,
+            user_document(row, base) if is_user else group_document(row, base, members.get(row.id)),
+            shape,
+        )
+        for row in rows
+    ]
+    return Page(total, start, items)
+
+
+def _as_model(row: Any, base: str, model: Any) -> Any:
+    document = (
+        user_document(row, base)
+        if isinstance(row, DirectoryUser)
+        else group_document(row, base, None)
+    )
+    return validate(model, document, Context.DEFAULT)
+
+
+def _members_by_group(session: Session, rows: list[Any]) -> dict[uuid.UUID, list[uuid.UUID]]:
+    ids = [row.id for row in rows]
+    if not ids:
+        return {}
+    result: dict[uuid.UUID, list[uuid.UUID]] = {}
+    for group_id, user_id in session.execute(
+        select(DirectoryMembership.group_id, DirectoryMembership.user_id)
+        .where(DirectoryMembership.group_id.in_(ids))
+        .order_by(DirectoryMembership.user_id)
+    ):
+        result.setdefault(group_id, []).append(user_id)
+    return result

@@ -1,0 +1,525 @@
+"""Directory sync over SCIM against the live server, replaying what Microsoft Entra's
+provisioning service sends (both request shapes: the default one with capitalised ops and
+"True"/"False" strings, and the aadOptscim062020 one)."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from keystead import access
+from keystead.accounts import service as accounts
+from keystead.idp import service as idp
+from keystead.runtime import Runtime
+from keystead.storage.models import ApiKey, ProvisioningEvent
+from tests import factories as f
+from tests.conftest import LiveServer
+from tests.factories import ACTOR
+
+CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
+ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+CORE_GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
+MS_GROUP = "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"
+PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
+
+
+@dataclass
+class Scim:
+    client: httpx.Client
+    account_id: uuid.UUID
+    token: str
+    base: str
+    runtime: Runtime
+
+    def patch(self, path: str, *ops: dict[str, Any]) -> httpx.Response:
+        return self.client.patch(path, json={"schemas": [PATCH], "Operations": list(ops)})
+
+    def key_of(self, user_id: str) -> ApiKey | None:
+        with self.runtime.db.read() as s:
+            return s.scalar(select(ApiKey).where(ApiKey.directory_user_id == uuid.UUID(user_id)))
+
+    def usable(self, user_id: str) -> list[str]:
+        key = self.key_of(user_id)
+        assert key is not None
+        with self.runtime.db.read() as s:
+            return [d.name for d in access.usable_datasets(s, key.id)]
+
+
+def _enable(
+    runtime: Runtime, plan: str = "enterprise", enable: bool = True
+) -> tuple[uuid.UUID, str]:
+    with runtime.db.write() as s:
+        account = accounts.get_account(s, f.account(s, plan=plan))
+        token = ""
+        if plan == "enterprise":
+            token = idp.rotate_scim_token(s, account, actor=ACTOR).token
+            if enable:
+                idp.set_enabled(s, account, True, actor=ACTOR)
+        return account.id, token
+
+
+@pytest.fixture
+def scim(live_server: LiveServer, runtime: Runtime) -> Iterator[Scim]:
+    account_id, token = _enable(runtime)
+    base = f"{live_server.url}/{account_id}/api/v3/scim"
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/scim+json"}
+    with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
+        yield Scim(client, account_id, token, base, runtime)
+
+
+def entra_user(user_name: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "schemas": [CORE_USER, ENTERPRISE],
+        "externalId": user_name.split("@", maxsplit=1)[0],
+        "userName": user_name,
+        "active": True,
+        "displayName": "Dana Reyes",
+        "title": "Payments Engineer",
+        "emails": [{"primary": True, "type": "work", "value": user_name}],
+        "name": {"formatted": "Dana Reyes", "givenName": "Dana", "familyName": "Reyes"},
+        "phoneNumbers": [{"type": "mobile", "value": "+1 206 555 0144"}],
+        ENTERPRISE: {"employeeNumber": "40417", "department": "Payments"},
+        "meta": {"resourceType": "User"},
+        "roles": [],
+        **extra,
+    }
+
+
+def create_user(scim: Scim, user_name: str, **extra: Any) -> dict[str, Any]:
+    response = scim.client.post("/Users", json=entra_user(user_name, **extra))
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def create_group(scim: Scim, name: str) -> dict[str, Any]:
+    body = {
+        "schemas": [CORE_GROUP, MS_GROUP],
+        "externalId": str(uuid.uuid4()),
+        "displayName": name,
+        "members": [],
+        "meta": {"resourceType": "Group"},
+    }
+    response = scim.client.post("/Groups", json=body)
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def assert_error(response: httpx.Response, status: int, scim_type: str | None = None) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/scim+json")
+    body = response.json()
+    assert body["schemas"] == [ERROR]
+    assert body["status"] == str(status)
+    assert body.get("scimType") == scim_type
+    assert body["detail"]
+
+
+# --- connection and authentication -----------------------------------------------------------
+
+
+def test_test_connection_lookup_of_a_random_guid_is_an_empty_list(scim: Scim) -> None:
+    """Test Connection: 200 with an empty ListResponse, never 404, as scim+json."""
+    guid = str(uuid.uuid4())
+    users = scim.client.get("/Users", params={"filter": f'userName eq "{guid}"'})
+    groups = scim.client.get(
+        "/Groups", params={"excludedAttributes": "members", "filter": f'displayName eq "{guid}"'}
+    )
+    for response in (users, groups):
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("application/scim+json")
+        assert response.json()["totalResults"] == 0
+        assert response.json()["Resources"] == []
+
+
+@pytest.mark.parametrize("header", [None, "Bearer wrong", "Basic abc", "Bearer"])
+def test_missing_or_wrong_token_is_401(scim: Scim, header: str | None) -> None:
+    """Anything but the account's current token is a 401 SCIM error."""
+    headers = {"Authorization": header} if header else {}
+    response = httpx.get(f"{scim.base}/Users", headers=headers)
+    assert_error(response, 401)
+    assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_another_accounts_token_is_401(scim: Scim) -> None:
+    """Account A's token at account B's URL is refused."""
+    other_id, _ = _enable(scim.runtime)
+    response = httpx.get(
+        f"{scim.base.replace(str(scim.account_id), str(other_id))}/Users",
+        headers={"Authorization": f"Bearer {scim.token}"},
+    )
+    assert_error(response, 401)
+
+
+def test_rotated_token_stops_working_at_once(scim: Scim) -> None:
+    """After rotation the old token is 401 and the new one works."""
+    with scim.runtime.db.write() as s:
+        account = accounts.get_account(s, scim.account_id)
+        new = idp.rotate_scim_token(s, account, actor=ACTOR).token
+    assert_error(scim.client.get("/Users"), 401)
+    ok = httpx.get(f"{scim.base}/Users", headers={"Authorization": f"Bearer {new}"})
+    assert ok.status_code == 200
+
+
+def test_integration_not_enabled_is_403(live_server: LiveServer, runtime: Runtime) -> None:
+    """A valid token for an account whose integration is off gets 403."""
+    account_id, token = _enable(runtime, enable=False)
+    response = httpx.get(
+        f"{live_server.url}/{account_id}/api/v3/scim/Users",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert_error(response, 403)
+    assert "keystead idp enable" in response.json()["detail"]
+
+
+# --- users ---------------------------------------------------------------------------------
+
+
+def test_user_lifecycle_in_the_default_shape_drives_its_key(scim: Scim) -> None:
+    """Create → key; Replace ops → stored; "False"/"True" → key disabled/enabled; rename;
+    delete → key gone."""
+    assert (
+        scim.client.get("/Users", params={"filter": 'userName eq "dana@fab.example"'}).json()[
+            "totalResults"
+        ]
+        == 0
+    )
+    user = create_user(scim, "dana@fab.example")
+    key = scim.key_of(user["id"])
+    assert key is not None
+    assert (key.name, key.enabled, key.auto_provisioned) == ("dana@fab.example", True, True)
+    assert user["meta"]["location"].endswith(f"/Users/{user['id']}")
+
+    changed = scim.patch(
+        f"/Users/{user['id']}",
+        {"op": "Replace", "path": "displayName", "value": "Dana Reyes-Ortiz"},
+        {"op": "Replace", "path": 'emails[type eq "work"].value', "value": "dana.o@fab.example"},
+        {"op": "Replace", "path": "name.familyName", "value": "Reyes-Ortiz"},
+        {"op": "Replace", "path": "externalId", "value": "dana.ortiz"},
+        {"op": "Replace", "path": f"{ENTERPRISE}:department", "value": "Treasury"},
+        {"op": "Add", "path": "title", "value": "Senior Payments Engineer"},
+    )
+    assert changed.status_code == 200, changed.text
+    read = scim.client.get(f"/Users/{user['id']}").json()
+    assert read["displayName"] == "Dana Reyes-Ortiz"
+    assert read["emails"][0]["value"] == "dana.o@fab.example"
+    assert read["name"]["familyName"] == "Reyes-Ortiz"
+    assert read["externalId"] == "dana.ortiz"
+    assert read[ENTERPRISE]["department"] == "Treasury"
+    assert read["title"] == "Senior Payments Engineer"
+    assert read["phoneNumbers"] == [{"type": "mobile", "value": "+1 206 555 0144"}]
+
+    assert (
+        scim.patch(
+            f"/Users/{user['id']}", {"op": "Replace", "path": "active", "value": "False"}
+        ).status_code
+        == 200
+    )
+    assert scim.key_of(user["id"]).enabled is False  # type: ignore[union-attr]
+    assert scim.client.get(f"/Users/{user['id']}").json()["active"] is False
+    found = scim.client.get("/Users", params={"filter": 'userName eq "DANA@fab.example"'}).json()
+    assert found["totalResults"] == 1  # disabled users are still found, case-insensitively
+    scim.patch(f"/Users/{user['id']}", {"op": "Replace", "path": "active", "value": "True"})
+    assert scim.key_of(user["id"]).enabled is True  # type: ignore[union-attr]
+
+    scim.patch(
+        f"/Users/{user['id']}",
+        {"op": "Replace", "path": "userName", "value": "d.ortiz@fab.example"},
+    )
+    assert scim.key_of(user["id"]).name == "d.ortiz@fab.example"  # type: ignore[union-attr]
+
+    assert scim.client.delete(f"/Users/{user['id']}").status_code == 204
+    assert scim.key_of(user["id"]) is None
+    assert_error(scim.client.get(f"/Users/{user['id']}"), 404)
+    assert_error(scim.client.delete(f"/Users/{user['id']}"), 404)
+
+
+def test_flag_shape_path_less_replace_with_dotted_and_urn_keys(scim: Scim) -> None:
+    """aadOptscim062020: lower-case ops, one path-less replace with nested keys, booleans."""
+    user = create_user(scim, "eve@fab.example")
+    response = scim.patch(
+        f"/Users/{user['id']}",
+        {"op": "replace", "path": 'emails[type eq "work"].value', "value": "eve2@fab.example"},
+        {
+            "op": "replace",
+            "value": {
+                "displayName": "Eve Two",
+                "name.familyName": "Two",
+                f"{ENTERPRISE}:employeeNumber": "40417-B",
+            },
+        },
+        {"op": "replace", "path": "active", "value": False},
+    )
+    assert response.status_code == 200, response.text
+    read = scim.client.get(f"/Users/{user['id']}").json()
+    assert read["displayName"] == "Eve Two"
+    assert read["name"]["familyName"] == "Two"
+    assert "name.familyName" not in read
+    assert read[ENTERPRISE]["employeeNumber"] == "40417-B"
+    assert read["emails"][0]["value"] == "eve2@fab.example"
+    assert scim.key_of(user["id"]).enabled is False  # type: ignore[union-attr]
+
+
+def test_manager_arrives_as_a_bare_id_and_reads_back_complex(scim: Scim) -> None:
+    """The enterprise manager path with a bare id is stored as {"value": id}; Remove clears."""
+    boss = create_user(scim, "boss@fab.example")
+    user = create_user(scim, "worker@fab.example")
+    path = f"{ENTERPRISE}:manager"
+    assert (
+        scim.patch(
+            f"/Users/{user['id']}", {"op": "Add", "path": path, "value": boss["id"]}
+        ).status_code
+        == 200
+    )
+    read = scim.client.get(f"/Users/{user['id']}").json()
+    assert read[ENTERPRISE]["manager"]["value"] == boss["id"]
+    scim.patch(f"/Users/{user['id']}", {"op": "Remove", "path": path})
+    assert "manager" not in scim.client.get(f"/Users/{user['id']}").json().get(ENTERPRISE, {})
+
+
+def test_missing_typed_entry_is_created_by_a_filter_path(scim: Scim) -> None:
+    """phoneNumbers[type eq "fax"].value on a user without a fax creates the entry."""
+    user = create_user(scim, "fax@fab.example")
+    scim.patch(
+        f"/Users/{user['id']}",
+        {"op": "Add", "path": 'phoneNumbers[type eq "fax"].value', "value": "+1 222"},
+    )
+    phones = scim.client.get(f"/Users/{user['id']}").json()["phoneNumbers"]
+    assert {"type": "fax", "value": "+1 222"} in phones
+
+
+def test_duplicate_user_name_is_409_uniqueness(scim: Scim) -> None:
+    """userName is unique per account, case-insensitively."""
+    create_user(scim, "dup@fab.example")
+    assert_error(scim.client.post("/Users", json=entra_user("DUP@fab.example")), 409, "uniqueness")
+
+
+def test_null_attributes_are_treated_as_absent(scim: Scim) -> None:
+    """Old Entra examples send nulls for unused attributes."""
+    user = create_user(scim, "nulls@fab.example", addresses=None, title=None, phoneNumbers=None)
+    read = scim.client.get(f"/Users/{user['id']}").json()
+    assert "addresses" not in read
+    assert "title" not in read
+
+
+def test_unknown_attributes_are_kept_and_read_back(scim: Scim) -> None:
+    """What Entra writes reads back, including custom extension attributes."""
+    custom = "urn:ietf:params:scim:schemas:extension:Acme:2.0:User"
+    user = create_user(scim, "custom@fab.example", **{custom: {"costCenter": "42"}})
+    assert scim.client.get(f"/Users/{user['id']}").json()[custom] == {"costCenter": "42"}
+
+
+def test_attributes_and_excluded_attributes_shape_the_response(scim: Scim) -> None:
+    """attributes= keeps only those (plus id/schemas); excludedAttributes= drops them."""
+    user = create_user(scim, "shape@fab.example")
+    only = scim.client.get(f"/Users/{user['id']}", params={"attributes": "userName"}).json()
+    assert set(only) <= {"schemas", "id", "userName"}
+    without = scim.client.get(
+        f"/Users/{user['id']}", params={"excludedAttributes": "emails"}
+    ).json()
+    assert "emails" not in without
+    assert without["userName"] == "shape@fab.example"
+
+
+def test_pagination_is_stable_and_complete(scim: Scim) -> None:
+    """startIndex/count page through every user once, in a stable order."""
+    names = [f"p{i}@fab.example" for i in range(7)]
+    for name in names:
+        create_user(scim, name)
+    seen: list[str] = []
+    for start in (1, 4, 7):
+        page = scim.client.get("/Users", params={"startIndex": start, "count": 3}).json()
+        assert page["totalResults"] == 7
+        assert page["startIndex"] == start
+        seen += [r["userName"] for r in page["Resources"]]
+    assert sorted(seen) == sorted(names)
+    assert len(seen) == len(set(seen))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('userName eq "f1@fab.example"', {"f1@fab.example"}),
+        ('externalId eq "f2"', {"f2@fab.example"}),
+        ('userName sw "f1" or userName sw "f2"', {"f1@fab.example", "f2@fab.example"}),
+        ('displayName co "Reyes" and not (userName eq "f1@fab.example")', {"f2@fab.example"}),
+        ('emails[type eq "work" and value ew "f2@fab.example"]', {"f2@fab.example"}),
+        ("title pr", {"f1@fab.example", "f2@fab.example"}),
+        ('emails[type eq "work"].value eq "f1@fab.example"', {"f1@fab.example"}),
+    ],
+)
+def test_filters(scim: Scim, text: str, expected: set[str]) -> None:
+    """The RFC 7644 filter grammar (and Entra's email filter form) select the right users."""
+    create_user(scim, "f1@fab.example")
+    create_user(scim, "f2@fab.example")
+    found = scim.client.get("/Users", params={"filter": text}).json()
+    assert {r["userName"] for r in found["Resources"]} == expected
+
+
+# --- groups --------------------------------------------------------------------------------
+
+
+def test_group_lifecycle_moves_access_through_the_matching_dataset_group(scim: Scim) -> None:
+    """Members added gain the matching dataset group's datasets; removal (both shapes),
+    rename and delete take it away; the users stay."""
+    with scim.runtime.db.write() as s:
+        f.dataset(s, scim.account_id, "SSN", scim.runtime.master)
+        f.dataset_group(s, scim.account_id, "Treasury Analysts", "SSN")
+    dana, eve, ann = (create_user(scim, f"{n}@fab.example") for n in ("dana", "eve", "ann"))
+    group = create_group(scim, "Treasury Analysts")
+    assert group["schemas"] == [CORE_GROUP, MS_GROUP]
+    assert scim.usable(dana["id"]) == []  # group created: nothing yet
+
+    added = scim.patch(
+        f"/Groups/{group['id']}",
+        {
+            "op": "Add",
+            "path": "members",
+            "value": [{"$ref": None, "value": u["id"]} for u in (dana, eve, ann)],
+        },
+    )
+    assert added.status_code == 204, added.text
+    assert scim.usable(dana["id"]) == scim.usable(eve["id"]) == ["SSN"]
+
+    # Default shape: only the listed member goes.
+    scim.patch(
+        f"/Groups/{group['id']}",
+        {"op": "Remove", "path": "members", "value": [{"value": eve["id"]}]},
+    )
+    assert scim.usable(eve["id"]) == []
+    assert scim.usable(dana["id"]) == ["SSN"]
+    # Flag shape: remove by filter.
+    scim.patch(
+        f"/Groups/{group['id']}", {"op": "remove", "path": f'members[value eq "{ann["id"]}"]'}
+    )
+    assert scim.usable(ann["id"]) == []
+    members = scim.client.get(f"/Groups/{group['id']}").json()["members"]
+    assert [m["value"] for m in members] == [dana["id"]]
+
+    scim.patch(
+        f"/Groups/{group['id']}", {"op": "Replace", "path": "displayName", "value": "Treasury EMEA"}
+    )
+    assert scim.usable(dana["id"]) == []
+    scim.patch(
+        f"/Groups/{group['id']}",
+        {"op": "replace", "path": "displayName", "value": " treasury analysts "},
+    )
+    assert scim.usable(dana["id"]) == ["SSN"]
+
+    assert scim.client.delete(f"/Groups/{group['id']}").status_code == 204
+    assert scim.usable(dana["id"]) == []
+    assert scim.client.get(f"/Users/{dana['id']}").status_code == 200
+    assert_error(scim.client.get(f"/Groups/{group['id']}"), 404)
+
+
+def test_excluded_members_and_lookup_by_display_name(scim: Scim) -> None:
+    """Entra's group lookup excludes members."""
+    user = create_user(scim, "m@fab.example")
+    group = create_group(scim, "Ops")
+    scim.patch(
+        f"/Groups/{group['id']}", {"op": "Add", "path": "members", "value": [{"value": user["id"]}]}
+    )
+    one = scim.client.get(f"/Groups/{group['id']}", params={"excludedAttributes": "members"}).json()
+    assert "members" not in one
+    found = scim.client.get(
+        "/Groups", params={"excludedAttributes": "members", "filter": 'displayName eq "Ops"'}
+    ).json()
+    assert found["totalResults"] == 1
+    assert "members" not in found["Resources"][0]
+
+
+def test_unknown_member_fails_the_whole_patch(scim: Scim) -> None:
+    """One unknown member id → 400 naming it, and the known one is not added either."""
+    user = create_user(scim, "known@fab.example")
+    group = create_group(scim, "G")
+    stranger = str(uuid.uuid4())
+    response = scim.patch(
+        f"/Groups/{group['id']}",
+        {"op": "Add", "path": "members", "value": [{"value": user["id"]}, {"value": stranger}]},
+    )
+    assert_error(response, 400, "invalidValue")
+    assert stranger in response.json()["detail"]
+    assert "members" not in scim.client.get(f"/Groups/{group['id']}").json()
+
+
+def test_duplicate_group_display_name_is_409(scim: Scim) -> None:
+    """displayName is unique among groups."""
+    create_group(scim, "Unique")
+    response = scim.client.post("/Groups", json={"schemas": [CORE_GROUP], "displayName": "Unique"})
+    assert_error(response, 409, "uniqueness")
+
+
+def test_parallel_member_patches_lose_nothing(scim: Scim) -> None:
+    """Eight clients adding members to one group at once: every member lands."""
+    users = [create_user(scim, f"c{i}@fab.example")["id"] for i in range(24)]
+    group = create_group(scim, "Crowd")
+
+    def add(user_id: str) -> int:
+        with httpx.Client(base_url=scim.base, headers=dict(scim.client.headers), timeout=60) as c:
+            response = c.patch(
+                f"/Groups/{group['id']}",
+                json={
+                    "schemas": [PATCH],
+                    "Operations": [{"op": "Add", "path": "members", "value": [{"value": user_id}]}],
+                },
+            )
+            return response.status_code
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(add, users))
+    assert statuses == [204] * len(users)
+    members = scim.client.get(f"/Groups/{group['id']}").json()["members"]
+    assert sorted(m["value"] for m in members) == sorted(users)
+
+
+# --- errors and the provisioning log ---------------------------------------------------------
+
+
+def test_malformed_requests_get_scim_errors_and_change_nothing(scim: Scim) -> None:
+    """Bad JSON, bad filters, unknown ids, unknown paths: the right SCIM error, no change."""
+    assert_error(scim.client.post("/Users", content=b"{not json"), 400, "invalidSyntax")
+    assert_error(scim.client.post("/Users", json=["a"]), 400, "invalidSyntax")
+    assert_error(scim.client.get("/Users", params={"filter": "userName eq"}), 400, "invalidFilter")
+    assert_error(scim.client.get("/Users", params={"count": "many"}), 400, "invalidValue")
+    assert_error(scim.client.get(f"/Users/{uuid.uuid4()}"), 404)
+    assert_error(
+        scim.patch(f"/Groups/{uuid.uuid4()}", {"op": "Add", "path": "displayName", "value": "x"}),
+        404,
+    )
+    assert_error(scim.client.get("/Nothing/here"), 404)
+    assert_error(
+        scim.client.patch(
+            f"/Users/{create_user(scim, 'x@fab.example')['id']}", json={"schemas": [PATCH]}
+        ),
+        400,
+        "invalidSyntax",
+    )
+    assert scim.client.get("/Users").json()["totalResults"] == 1
+
+
+def test_every_request_is_in_the_provisioning_log(scim: Scim) -> None:
+    """Successes and failures are logged with the resource and the reason."""
+    create_user(scim, "logged@fab.example")
+    scim.client.post("/Users", json=entra_user("logged@fab.example"))
+    with scim.runtime.db.read() as s:
+        events = list(
+            s.scalars(
+                select(ProvisioningEvent)
+                .where(ProvisioningEvent.account_id == scim.account_id)
+                .order_by(ProvisioningEvent.id)
+            )
+        )
+    assert [(e.operation, e.outcome, e.status) for e in events] == [
+        ("create user", "success", 201),
+        ("create user", "failed", 409),
+    ]
+    assert events[0].resource_name == "logged@fab.example"
+    assert events[1].scim_type == "uniqueness"
+    assert "already exists" in (events[1].detail or "")
