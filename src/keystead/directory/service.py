@@ -221,6 +221,7 @@ def create_group(
     external_id: str | None,
     attributes: dict[str, Any],
     members: Iterable[str] = (),
+    displays: dict[str, str | None] | None = None,
     actor: Actor = SCIM,
 ) -> DirectoryGroup:
     name = _clean_group_name(display_name)
@@ -237,7 +238,8 @@ def create_group(
     )
     session.add(group)
     session.flush()
-    add_members(session, group, member_ids)
+    shown = {uuid.UUID(k): v for k, v in (displays or {}).items() if _is_uuid(k)}
+    add_members(session, group, member_ids, shown)
     audit.record(
         session,
         account_id=account_id,
@@ -362,10 +364,17 @@ def resolve_members(
     return [i for i in wanted if i in users]
 
 
-def add_members(session: Session, group: DirectoryGroup, user_ids: Iterable[uuid.UUID]) -> int:
+def add_members(
+    session: Session,
+    group: DirectoryGroup,
+    user_ids: Iterable[uuid.UUID],
+    displays: dict[uuid.UUID, str | None] | None = None,
+) -> int:
     """Add members (present ones are left alone); O(1) writes per member, whatever the
-    group's size. Returns how many were added."""
-    rows = [{"group_id": group.id, "user_id": uid} for uid in user_ids]
+    group's size. ``displays`` keeps each member's ``display`` as the client sent it.
+    Returns how many were added."""
+    shown = displays or {}
+    rows = [{"group_id": group.id, "user_id": uid, "display": shown.get(uid)} for uid in user_ids]
     return insert_ignoring_duplicates(session, DirectoryMembership.__table__, rows)  # type: ignore[arg-type]
 
 
@@ -381,9 +390,22 @@ def remove_members(session: Session, group: DirectoryGroup, user_ids: Iterable[u
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-def replace_members(session: Session, group: DirectoryGroup, user_ids: Iterable[uuid.UUID]) -> None:
+def replace_members(
+    session: Session,
+    group: DirectoryGroup,
+    user_ids: Iterable[uuid.UUID],
+    displays: dict[uuid.UUID, str | None] | None = None,
+) -> None:
     session.execute(delete(DirectoryMembership).where(DirectoryMembership.group_id == group.id))
-    add_members(session, group, user_ids)
+    add_members(session, group, user_ids, displays)
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
 
 
 def member_ids(session: Session, group: DirectoryGroup) -> list[uuid.UUID]:

@@ -30,6 +30,7 @@ from keystead.scim import discovery, resources
 from keystead.scim import log as provisioning_log
 from keystead.scim.protocol import (
     LIST_SCHEMA,
+    MAX_COUNT,
     MEDIA_TYPE,
     GroupResource,
     ScimError,
@@ -214,6 +215,50 @@ def _list(items: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _one(items: list[dict[str, Any]], wanted: str, kind: str) -> dict[str, Any]:
+    for item in items:
+        if item.get("id") == wanted or item.get("name") == wanted:
+            return item
+    raise ScimError(404, f"no {kind} {wanted!r}")
+
+
+def _search_post(session: Session, call: Call, kinds: tuple[str, ...]) -> Outcome:
+    """POST …/.search (RFC 7644 §3.4.3): the query in the body instead of the URL."""
+    body = parse_json(call.body)
+    start, count = body.get("startIndex", 1), body.get("count", 100)
+    if not isinstance(start, int) or not isinstance(count, int):
+        raise ScimError(400, "startIndex and count must be integers", "invalidValue")
+    attributes, excluded = body.get("attributes"), body.get("excludedAttributes")
+    shape = resources.params(
+        ",".join(attributes) if isinstance(attributes, list) else attributes,
+        ",".join(excluded) if isinstance(excluded, list) else excluded,
+    )
+    found: list[dict[str, Any]] = []
+    total = 0
+    for kind in kinds:
+        page = resources.search(
+            session,
+            account_id=call.account_id,
+            kind=kind,
+            filter_text=body.get("filter"),
+            start=1,
+            count=MAX_COUNT,
+            base=call.base,
+            shape=shape,
+        )
+        total += page.total
+        found += page.items
+    items = found[max(1, start) - 1 : max(1, start) - 1 + max(0, count)]
+    listing = {
+        "schemas": [LIST_SCHEMA],
+        "totalResults": total,
+        "startIndex": max(1, start),
+        "itemsPerPage": len(items),
+        "Resources": items,
+    }
+    return Outcome(200, listing)
+
+
 def _int_param(call: Call, name: str, default: int) -> int:
     raw = call.request.query_params.get(name)
     if raw is None or raw == "":
@@ -285,7 +330,11 @@ def _user_outcome(user: Any, call: Call, status: int) -> Outcome:
 
 def _group_outcome(session: Session, group: Any, call: Call, status: int) -> Outcome:
     shape = _shape(call)
-    members = directory.member_ids(session, group) if resources.wants_members(shape) else None
+    members = (
+        resources.members_of(session, [group.id]).get(group.id, [])
+        if resources.wants_members(shape)
+        else None
+    )
     body = resources.render(
         GroupResource, resources.group_document(group, call.base, members), shape
     )
@@ -308,9 +357,43 @@ def _resource_types(session: Session, call: Call) -> Outcome:
     return Outcome(200, _list(discovery.resource_types(call.base)))
 
 
+@route("/ResourceTypes/{resource_id}", ["GET"], "read resource type", write=False)
+def _resource_type(session: Session, call: Call) -> Outcome:
+    return Outcome(
+        200, _one(discovery.resource_types(call.base), _resource_id(call), "ResourceType")
+    )
+
+
 @route("/Schemas", ["GET"], "read schemas", write=False)
 def _schemas(session: Session, call: Call) -> Outcome:
     return Outcome(200, _list(discovery.schemas(call.base)))
+
+
+@route("/Schemas/{resource_id}", ["GET"], "read schema", write=False)
+def _schema(session: Session, call: Call) -> Outcome:
+    return Outcome(200, _one(discovery.schemas(call.base), _resource_id(call), "Schema"))
+
+
+@route("/ServiceProviderConfig", ["POST", "PUT", "PATCH", "DELETE"], "refused", write=False)
+@route("/ResourceTypes", ["POST", "PUT", "PATCH", "DELETE"], "refused", write=False)
+@route("/Schemas", ["POST", "PUT", "PATCH", "DELETE"], "refused", write=False)
+def _read_only(session: Session, call: Call) -> Outcome:
+    raise ScimError(405, f"{call.request.url.path} is read-only: only GET is allowed")
+
+
+@route("/.search", ["POST"], "search", write=False)
+def _search_all(session: Session, call: Call) -> Outcome:
+    return _search_post(session, call, ("Users", "Groups"))
+
+
+@route("/Users/.search", ["POST"], "search users", write=False)
+def _search_users(session: Session, call: Call) -> Outcome:
+    return _search_post(session, call, ("Users",))
+
+
+@route("/Groups/.search", ["POST"], "search groups", write=False)
+def _search_groups(session: Session, call: Call) -> Outcome:
+    return _search_post(session, call, ("Groups",))
 
 
 # --- users ------------------------------------------------------------------------------

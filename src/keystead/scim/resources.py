@@ -67,13 +67,26 @@ def _split(text: str | None) -> list[str] | None:
     return [a.strip() for a in text.split(",") if a.strip()] if text else None
 
 
+_KNOWN_SCHEMAS = frozenset(
+    {
+        "urn:ietf:params:scim:schemas:core:2.0:User",
+        "urn:ietf:params:scim:schemas:core:2.0:Group",
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User",
+    }
+)
+
+
 def render(model: type[Any], document: dict[str, Any], shape: Shape | None) -> dict[str, Any]:
     resource = validate(model, document, Context.DEFAULT)
-    return dict(
+    out = dict(
         resource.model_dump(
             scim_ctx=Context.RESOURCE_QUERY_RESPONSE, response_parameters=shape, scim_policy=POLICY
         )
     )
+    # Schema URNs the request carried but no attribute uses (Entra's Microsoft group URN)
+    # are not echoed: strict clients reject schemas they cannot resolve.
+    out["schemas"] = [s for s in out.get("schemas", []) if s in _KNOWN_SCHEMAS or s in out]
+    return out
 
 
 def _stored(resource: Any) -> dict[str, Any]:
@@ -89,11 +102,9 @@ def _stored(resource: Any) -> dict[str, Any]:
 
 def user_document(user: DirectoryUser, base: str) -> dict[str, Any]:
     document = dict(user.attributes or {})
+    # `active` reads back only when it was given: an absent `active` keeps the key enabled.
     document.update(
-        id=str(user.id),
-        userName=user.user_name,
-        active=user.active,
-        meta=_meta("User", user, base, "Users"),
+        id=str(user.id), userName=user.user_name, meta=_meta("User", user, base, "Users")
     )
     return document
 
@@ -144,8 +155,11 @@ def patch_user(session: Session, user: DirectoryUser, body: dict[str, Any], base
 # --- groups ---------------------------------------------------------------------------------
 
 
+Member = tuple[uuid.UUID, str | None]  # user id, `display` as the client sent it
+
+
 def group_document(
-    group: DirectoryGroup, base: str, members: list[uuid.UUID] | None
+    group: DirectoryGroup, base: str, members: list[Member] | None
 ) -> dict[str, Any]:
     document = dict(group.attributes or {})
     document.update(
@@ -155,7 +169,13 @@ def group_document(
     )
     if members:
         document["members"] = [
-            {"value": str(uid), "$ref": f"{base}/Users/{uid}", "type": "User"} for uid in members
+            {
+                "value": str(uid),
+                "$ref": f"{base}/Users/{uid}",
+                "type": "User",
+                **({"display": display} if display else {}),
+            }
+            for uid, display in members
         ]
     return document
 
@@ -171,14 +191,32 @@ def wants_members(shape: Shape | None) -> bool:
 
 
 def _member_values(value: Any) -> list[str]:
+    return list(_member_entries(value))
+
+
+def _member_entries(value: Any) -> dict[str, str | None]:
+    """Member id → its `display` as sent (kept so the group reads back as written)."""
     items = value if isinstance(value, list) else [value]
-    ids = []
+    entries: dict[str, str | None] = {}
     for item in items:
         if isinstance(item, dict) and item.get("value") is not None:
-            ids.append(str(item["value"]))
+            display = item.get("display")
+            entries[str(item["value"])] = str(display) if display is not None else None
         elif item is not None and not isinstance(item, dict):
-            ids.append(str(getattr(item, "value", item)))
-    return ids
+            entries[str(getattr(item, "value", item))] = getattr(item, "display", None)
+    return entries
+
+
+def _displays(entries: dict[str, str | None]) -> dict[uuid.UUID, str | None]:
+    return {uuid.UUID(k): v for k, v in entries.items() if v is not None and _is_id(k)}
+
+
+def _is_id(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _filter_ids(node: Any) -> list[str]:
@@ -202,6 +240,7 @@ def create_group(session: Session, account_id: uuid.UUID, body: dict[str, Any]) 
         external_id=resource.external_id,
         attributes=_stored(resource),
         members=_member_values(body.get("members") or []),
+        displays=_member_entries(body.get("members") or []),
     )
 
 
@@ -209,9 +248,8 @@ def replace_group(session: Session, group: DirectoryGroup, body: dict[str, Any])
     resource = validate(GroupResource, body, Context.RESOURCE_REPLACEMENT_REQUEST)
     if not resource.display_name:
         raise ScimError(400, "displayName is required", "invalidValue")
-    members = directory.resolve_members(
-        session, group.account_id, _member_values(body.get("members") or [])
-    )
+    entries = _member_entries(body.get("members") or [])
+    members = directory.resolve_members(session, group.account_id, list(entries))
     directory.update_group(
         session,
         group,
@@ -219,7 +257,7 @@ def replace_group(session: Session, group: DirectoryGroup, body: dict[str, Any])
         external_id=resource.external_id,
         attributes=_stored(resource),
     )
-    directory.replace_members(session, group, members)
+    directory.replace_members(session, group, members, _displays(entries))
 
 
 def patch_group(session: Session, group: DirectoryGroup, body: dict[str, Any], base: str) -> None:
@@ -269,12 +307,13 @@ def patch_group(session: Session, group: DirectoryGroup, body: dict[str, Any], b
 def _member_op(
     session: Session, group: DirectoryGroup, kind: str, value_filter: Any, value: Any
 ) -> None:
-    if kind == "add":
-        ids = directory.resolve_members(session, group.account_id, _member_values(value or []))
-        directory.add_members(session, group, ids)
-    elif kind == "replace":
-        ids = directory.resolve_members(session, group.account_id, _member_values(value or []))
-        directory.replace_members(session, group, ids)
+    if kind in ("add", "replace"):
+        entries = _member_entries(value or [])
+        ids = directory.resolve_members(session, group.account_id, list(entries))
+        if kind == "add":
+            directory.add_members(session, group, ids, _displays(entries))
+        else:
+            directory.replace_members(session, group, ids, _displays(entries))
     elif value_filter is not None:
         directory.remove_members(session, group, _uuids(_filter_ids(value_filter)))
     elif value:
@@ -366,7 +405,8 @@ def search(
             row for row in session.scalars(query) if compiled.match(_as_model(row, base, model))
         ]
         total, rows = len(matched), matched[start - 1 : start - 1 + count]
-    members = _members_by_group(session, rows) if not is_user and wants_members(shape) else {}
+    wanted = not is_user and wants_members(shape)
+    members = members_of(session, [row.id for row in rows]) if wanted else {}
     items = [
         render(
             model,
@@ -387,15 +427,17 @@ def _as_model(row: Any, base: str, model: Any) -> Any:
     return validate(model, document, Context.DEFAULT)
 
 
-def _members_by_group(session: Session, rows: list[Any]) -> dict[uuid.UUID, list[uuid.UUID]]:
-    ids = [row.id for row in rows]
-    if not ids:
+def members_of(session: Session, group_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Member]]:
+    """Members (with the `display` they were added with) of each group, in one query."""
+    if not group_ids:
         return {}
-    result: dict[uuid.UUID, list[uuid.UUID]] = {}
-    for group_id, user_id in session.execute(
-        select(DirectoryMembership.group_id, DirectoryMembership.user_id)
-        .where(DirectoryMembership.group_id.in_(ids))
+    result: dict[uuid.UUID, list[Member]] = {}
+    for group_id, user_id, display in session.execute(
+        select(
+            DirectoryMembership.group_id, DirectoryMembership.user_id, DirectoryMembership.display
+        )
+        .where(DirectoryMembership.group_id.in_(group_ids))
         .order_by(DirectoryMembership.user_id)
     ):
-        result.setdefault(group_id, []).append(user_id)
+        result.setdefault(group_id, []).append((user_id, display))
     return result

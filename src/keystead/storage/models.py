@@ -205,6 +205,7 @@ class DirectoryMembership(Base):
     user_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("directory_users.id", ondelete="CASCADE"), primary_key=True
     )
+    display: Mapped[str | None] = mapped_column(String(256), default=None)
 
 
 class ApiKey(Base):
