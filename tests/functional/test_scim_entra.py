@@ -8,6 +8,7 @@ import concurrent.futures
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,9 +19,10 @@ from keystead import access
 from keystead.accounts import service as accounts
 from keystead.idp import service as idp
 from keystead.runtime import Runtime
+from keystead.settings import Settings
 from keystead.storage.models import ApiKey, ProvisioningEvent
 from tests import factories as f
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, start_server, stop_server
 from tests.factories import ACTOR
 
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -456,27 +458,43 @@ def test_duplicate_group_display_name_is_409(scim: Scim) -> None:
     assert_error(response, 409, "uniqueness")
 
 
-def test_parallel_member_patches_lose_nothing(scim: Scim) -> None:
-    """Eight clients adding members to one group at once: every member lands."""
-    users = [create_user(scim, f"c{i}@fab.example")["id"] for i in range(24)]
-    group = create_group(scim, "Crowd")
+def test_parallel_member_patches_across_two_processes_lose_nothing(
+    scim: Scim, settings: Settings, tmp_path: Path
+) -> None:
+    """Eight clients spread over two server processes add and remove members of one group
+    at once: every add and every remove lands."""
+    second = start_server(settings, tmp_path / "second.log")
+    try:
+        users = [create_user(scim, f"c{i}@fab.example")["id"] for i in range(32)]
+        group = create_group(scim, "Crowd")
+        keep, drop = users[:24], users[24:]
+        scim.patch(
+            f"/Groups/{group['id']}",
+            {"op": "Add", "path": "members", "value": [{"value": u} for u in drop]},
+        )
+        bases = [scim.base, scim.base.replace(scim.base.split("/")[2], second.url.split("/")[2])]
 
-    def add(user_id: str) -> int:
-        with httpx.Client(base_url=scim.base, headers=dict(scim.client.headers), timeout=60) as c:
-            response = c.patch(
-                f"/Groups/{group['id']}",
-                json={
+        def change(job: tuple[int, str, str]) -> int:
+            index, op, user_id = job
+            with httpx.Client(
+                base_url=bases[index % 2], headers=dict(scim.client.headers), timeout=60
+            ) as client:
+                body = {
                     "schemas": [PATCH],
-                    "Operations": [{"op": "Add", "path": "members", "value": [{"value": user_id}]}],
-                },
-            )
-            return response.status_code
+                    "Operations": [{"op": op, "path": "members", "value": [{"value": user_id}]}],
+                }
+                return client.patch(f"/Groups/{group['id']}", json=body).status_code
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
-        statuses = list(pool.map(add, users))
-    assert statuses == [204] * len(users)
-    members = scim.client.get(f"/Groups/{group['id']}").json()["members"]
-    assert sorted(m["value"] for m in members) == sorted(users)
+        jobs = [(i, "Add", u) for i, u in enumerate(keep)] + [
+            (i, "Remove", u) for i, u in enumerate(drop)
+        ]
+        with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+            statuses = list(pool.map(change, jobs))
+        assert statuses == [204] * len(jobs)
+        members = scim.client.get(f"/Groups/{group['id']}").json()["members"]
+        assert sorted(m["value"] for m in members) == sorted(keep)
+    finally:
+        stop_server(second)
 
 
 # --- errors and the provisioning log ---------------------------------------------------------
