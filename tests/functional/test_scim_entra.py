@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from keystead import access
 from keystead.accounts import service as accounts
+from keystead.bootstrap import FirstAccount
 from keystead.idp import service as idp
 from keystead.runtime import Runtime
 from keystead.settings import Settings
@@ -69,8 +70,12 @@ def _enable(
 
 
 @pytest.fixture
-def scim(live_server: LiveServer, runtime: Runtime) -> Iterator[Scim]:
-    account_id, token = _enable(runtime)
+def scim(live_server: LiveServer, runtime: Runtime, first_account: FirstAccount) -> Iterator[Scim]:
+    account_id = uuid.UUID(first_account.customer_id)
+    with runtime.db.write() as s:
+        account = accounts.get_account(s, account_id)
+        token = idp.rotate_scim_token(s, account, actor=ACTOR).token
+        idp.set_enabled(s, account, True, actor=ACTOR)
     base = f"{live_server.url}/{account_id}/api/v3/scim"
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/scim+json"}
     with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
@@ -541,3 +546,60 @@ def test_every_request_is_in_the_provisioning_log(scim: Scim) -> None:
     assert events[0].resource_name == "logged@fab.example"
     assert events[1].scim_type == "uniqueness"
     assert "already exists" in (events[1].detail or "")
+
+
+def test_provisioning_log_is_filterable_in_the_admin_api(
+    scim: Scim, admin_api: httpx.Client
+) -> None:
+    """?user=, ?outcome= and ?group= narrow the log an admin reads."""
+    create_user(scim, "alpha@fab.example")
+    scim.client.post("/Users", json=entra_user("alpha@fab.example"))  # 409
+    create_group(scim, "Readers")
+    failed = admin_api.get("/provisioning/log", params={"outcome": "failed"}).json()
+    assert [(e["operation"], e["status"], e["scim_type"]) for e in failed] == [
+        ("create user", 409, "uniqueness")
+    ]
+    alpha = admin_api.get("/provisioning/log", params={"user": "alpha@fab.example"}).json()
+    assert [e["operation"] for e in alpha] == ["create user"]
+    readers = admin_api.get("/provisioning/log", params={"group": "Readers"}).json()
+    assert [(e["operation"], e["outcome"]) for e in readers] == [("create group", "success")]
+
+
+def test_cli_shows_the_scim_url_and_the_provisioning_log(
+    scim: Scim, settings: Settings, tmp_path: Path
+) -> None:
+    """`keystead idp show` and `keystead provisioning log --json` read the same facts."""
+    import json
+    import os
+    import subprocess
+
+    from tests.conftest import keystead_command
+
+    create_user(scim, "cli@fab.example")
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("KEYSTEAD_")},
+        "KEYSTEAD_DATABASE_URL": settings.database_url or "",
+        "KEYSTEAD_MASTER_KEY": settings.master_key.get_secret_value()
+        if settings.master_key
+        else "",
+        "KEYSTEAD_DATA_DIR": str(tmp_path),
+    }
+
+    def run(*args: str) -> object:
+        done = subprocess.run(
+            [keystead_command(), *args, "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return json.loads(done.stdout)
+
+    shown = run("idp", "show")
+    assert isinstance(shown, dict)
+    assert shown["enabled"] is True
+    assert shown["scim_url"].endswith(f"/{scim.account_id}/api/v3/scim")
+    assert scim.token not in json.dumps(shown)
+    log = run("provisioning", "log", "--user", "cli@fab.example")
+    assert isinstance(log, list)
+    assert [(e["operation"], e["outcome"]) for e in log] == [("create user", "success")]
