@@ -2,8 +2,8 @@
 
 Each request: the account's SCIM secret token is checked (constant time), the account
 must be enterprise with the IDP integration enabled, the operation runs in one
-transaction (so a failed request changes nothing), and its effect — or its failure — is
-written to the provisioning log.
+transaction (so a failed request changes nothing), and every change — and every failure —
+is written to the provisioning log (successful reads change nothing and are not).
 """
 
 from __future__ import annotations
@@ -90,6 +90,28 @@ def route(
     return register
 
 
+def _record(
+    session: Session,
+    account_id: uuid.UUID,
+    method: str,
+    name: str,
+    outcome: Outcome | None,
+    error: ScimError | None,
+) -> None:
+    provisioning_log.record(
+        session,
+        account_id=account_id,
+        method=method,
+        operation=name,
+        resource_type=outcome.resource_type if outcome else None,
+        resource_id=outcome.resource_id if outcome else None,
+        resource_name=outcome.resource_name if outcome else None,
+        status=error.status if error else outcome.status if outcome else 500,
+        scim_type=error.scim_type if error else None,
+        detail=error.message if error else None,
+    )
+
+
 def _respond(outcome: Outcome) -> Response:
     content = json.dumps(outcome.body).encode() if outcome.body is not None else b""
     headers = {**outcome.headers}
@@ -154,42 +176,31 @@ def build_router(runtime: Runtime) -> APIRouter:
         base = f"{str(request.base_url).rstrip('/')}/{customer_id}/api/v3/scim"
         call = Call(account_id, base, request, body, runtime.master)
         try:
-            unit = runtime.db.write() if write else runtime.db.read()
-            with unit as session:
-                outcome = operation(session, call)
+            if write:
+                # A change and its log entry commit together.
+                with runtime.db.write() as session:
+                    outcome = operation(session, call)
+                    _record(session, account_id, request.method, name, outcome, None)
+            else:
+                # Successful reads change nothing, so they are not logged; failures are.
+                with runtime.db.read() as session:
+                    outcome = operation(session, call)
         except KeysteadError as exc:
             scim = from_domain(exc)
-            _log(account_id, request.method, name, None, scim)
+            _log_failure(account_id, request.method, name, scim)
             return _error(scim, request)
         except Exception as exc:  # details to the log, a reference to the client
             reference = secrets.token_hex(6)
             log.error("unexpected_error", path=request.url.path, reference=reference, exc_info=exc)
             scim = ScimError(500, f"internal error (reference {reference})")
-            _log(account_id, request.method, name, None, scim)
+            _log_failure(account_id, request.method, name, scim)
             return _error(scim, request)
-        _log(account_id, request.method, name, outcome, None)
         return _respond(outcome)
 
-    def _log(
-        account_id: uuid.UUID,
-        method: str,
-        name: str,
-        outcome: Outcome | None,
-        error: ScimError | None,
-    ) -> None:
+    def _log_failure(account_id: uuid.UUID, method: str, name: str, error: ScimError) -> None:
+        # The failed request's own transaction rolled back; its log entry gets its own.
         with runtime.db.write() as session:
-            provisioning_log.record(
-                session,
-                account_id=account_id,
-                method=method,
-                operation=name,
-                resource_type=outcome.resource_type if outcome else None,
-                resource_id=outcome.resource_id if outcome else None,
-                resource_name=outcome.resource_name if outcome else None,
-                status=error.status if error else outcome.status if outcome else 500,
-                scim_type=error.scim_type if error else None,
-                detail=error.message if error else None,
-            )
+            _record(session, account_id, method, name, None, error)
 
     def _endpoint(spec: Route) -> Callable[[str, Request], Any]:
         async def endpoint(customer_id: str, request: Request) -> Response:
