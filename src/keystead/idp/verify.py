@@ -1,0 +1,272 @@
+"""Verification of Microsoft Entra v1.0 access tokens (no web, no database).
+
+Checks run in a fixed order, each with its own rejection class, before any claim is
+trusted (see the validation checklist the project follows):
+
+1. size and shape (≤ ``max_bytes``, three segments, JSON header, no ``crit``);
+2. algorithm pinned to RS256 — never taken from the token;
+3. key chosen only by ``kid`` from the configured key source; ``jku``, ``x5u``, ``jwk``
+   and ``x5c`` headers are ignored;
+4. signature, then ``exp``/``nbf``/``iat`` present, integers, within leeway;
+5. exact issuer; tenant (``tid``) consistent with it; audience a single string from the
+   accepted set; ``ver`` 1.0; a user token (not app-only) with a user name.
+
+Every rejection carries a machine ``reason`` and a message an admin can act on; tokens
+themselves are never put in messages or logs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+
+ALGORITHM = "RS256"
+_ISSUER = re.compile(r"https://sts\.windows\.net/([0-9a-fA-F-]{36})/")
+
+
+class TokenRejected(Exception):
+    """Root of every rejection; ``reason`` is stable for logs and metrics."""
+
+    reason = "invalid_token"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class MalformedToken(TokenRejected):
+    """Not a compact JWS of acceptable size and shape."""
+
+    reason = "malformed"
+
+
+class WrongAlgorithm(TokenRejected):
+    """Any algorithm but RS256 (none, HS*, PS*, RS384/512)."""
+
+    reason = "algorithm"
+
+
+class UnknownKey(TokenRejected):
+    """No ``kid``, or a ``kid`` the configured key set does not publish."""
+
+    reason = "unknown_key"
+
+
+class BadSignature(TokenRejected):
+    """The signature does not verify with the selected key."""
+
+    reason = "signature"
+
+
+class Expired(TokenRejected):
+    """``exp`` has passed (beyond leeway)."""
+
+    reason = "expired"
+
+
+class NotYetValid(TokenRejected):
+    """``nbf`` or ``iat`` lies in the future (beyond leeway)."""
+
+    reason = "not_yet_valid"
+
+
+class MissingClaim(TokenRejected):
+    """A required claim is absent or of the wrong type."""
+
+    reason = "missing_claim"
+
+
+class WrongIssuer(TokenRejected):
+    """``iss`` differs from the configured issuer."""
+
+    reason = "issuer"
+
+
+class WrongTenant(TokenRejected):
+    """``tid`` differs from the tenant of the configured issuer."""
+
+    reason = "tenant"
+
+
+class WrongAudience(TokenRejected):
+    """``aud`` is not exactly one of the accepted audiences."""
+
+    reason = "audience"
+
+
+class WrongTokenKind(TokenRejected):
+    """A v2.0 token, an app-only token, or one without a user name."""
+
+    reason = "token_kind"
+
+
+class KeySource(Protocol):
+    def key_for(self, kid: str) -> RSAPublicKey | None:
+        """The signing key with this ``kid``, or None if the issuer does not publish it."""
+        ...
+
+
+@dataclass(frozen=True)
+class TokenPolicy:
+    """What a token must look like for one account."""
+
+    issuer: str
+    audiences: frozenset[str]
+    leeway_seconds: int = 60
+    max_bytes: int = 16_384
+    username_claims: tuple[str, ...] = ("unique_name", "upn", "preferred_username")
+
+    @property
+    def tenant_id(self) -> str | None:
+        match = _ISSUER.fullmatch(self.issuer)
+        return match.group(1).lower() if match else None
+
+
+@dataclass(frozen=True)
+class VerifiedToken:
+    username: str
+    username_claim: str
+    object_id: str | None
+    tenant_id: str
+    expires_at: int
+    claims: Mapping[str, Any] = field(repr=False)
+
+
+def verify(
+    token: str, policy: TokenPolicy, keys: KeySource, *, now: float | None = None
+) -> VerifiedToken:
+    """Verify ``token`` against ``policy`` with keys from ``keys``; raise TokenRejected."""
+    header = _header(token, policy)
+    key = _key(header, keys)
+    claims = _signed_claims(token, key)
+    moment = int(time.time() if now is None else now)
+    _check_times(claims, moment, policy.leeway_seconds)
+    _check_issuer_and_tenant(claims, policy)
+    _check_audience(claims, policy)
+    return _user(claims, policy)
+
+
+def _header(token: str, policy: TokenPolicy) -> dict[str, Any]:
+    if not isinstance(token, str) or not token:
+        raise MalformedToken("no token")
+    if len(token.encode()) > policy.max_bytes:
+        raise MalformedToken(f"token is larger than {policy.max_bytes} bytes")
+    if token.count(".") != 2:
+        raise MalformedToken("token is not a signed JWT (three dot-separated parts)")
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError as exc:
+        raise MalformedToken("token header is not valid JSON") from exc
+    if "crit" in header:
+        raise MalformedToken("token declares critical header extensions")
+    if header.get("alg") != ALGORITHM:
+        raise WrongAlgorithm(f"token algorithm {header.get('alg')!r} is not {ALGORITHM}")
+    return header
+
+
+def _key(header: dict[str, Any], keys: KeySource) -> RSAPublicKey:
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not kid or len(kid) > 256:
+        raise UnknownKey("token has no key id (kid)")
+    key = keys.key_for(kid)
+    if key is None:
+        raise UnknownKey(f"key id {kid!r} is not published by the configured issuer")
+    return key
+
+
+def _signed_claims(token: str, key: RSAPublicKey) -> dict[str, Any]:
+    try:
+        # Signature only here: every claim check below is explicit, in a fixed order.
+        claims = jwt.decode(
+            token,
+            key=key,
+            algorithms=[ALGORITHM],
+            options={
+                "verify_signature": True,
+                "verify_exp": False,
+                "verify_nbf": False,
+                "verify_iat": False,
+                "verify_aud": False,
+                "verify_iss": False,
+                "require": [],
+            },
+        )
+    except jwt.InvalidSignatureError as exc:
+        raise BadSignature("token signature does not verify") from exc
+    except jwt.PyJWTError as exc:
+        raise MalformedToken(f"token cannot be decoded: {type(exc).__name__}") from exc
+    if not isinstance(claims, dict):
+        raise MalformedToken("token payload is not a JSON object")
+    return claims
+
+
+def _int_claim(claims: Mapping[str, Any], name: str) -> int:
+    value = claims.get(name)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise MissingClaim(f"token claim {name!r} is missing or not an integer")
+    return value
+
+
+def _check_times(claims: Mapping[str, Any], now: int, leeway: int) -> None:
+    exp, nbf, iat = (_int_claim(claims, name) for name in ("exp", "nbf", "iat"))
+    if now >= exp + leeway:
+        raise Expired(f"token expired at {exp} (now {now}, leeway {leeway}s)")
+    if nbf > now + leeway:
+        raise NotYetValid(f"token is not valid before {nbf} (now {now})")
+    if iat > now + leeway:
+        raise NotYetValid(f"token was issued in the future ({iat}, now {now})")
+
+
+def _check_issuer_and_tenant(claims: Mapping[str, Any], policy: TokenPolicy) -> None:
+    issuer = claims.get("iss")
+    if issuer != policy.issuer:
+        hint = ""
+        if isinstance(issuer, str) and issuer.endswith("/v2.0"):
+            hint = (
+                "; the token is v2.0 — set accessTokenAcceptedVersion to null or 1 in the "
+                "app manifest, or configure the v2.0 issuer"
+            )
+        raise WrongIssuer(f"issuer {policy.issuer} expected, token has {issuer!r}{hint}")
+    tenant = claims.get("tid")
+    if not isinstance(tenant, str) or tenant.lower() != policy.tenant_id:
+        raise WrongTenant(f"tenant {policy.tenant_id} expected, token has {tenant!r}")
+
+
+def _check_audience(claims: Mapping[str, Any], policy: TokenPolicy) -> None:
+    audience = claims.get("aud")
+    if not isinstance(audience, str) or audience not in policy.audiences:
+        expected = ", ".join(sorted(policy.audiences))
+        raise WrongAudience(f"audience {expected} expected, token has {json.dumps(audience)}")
+
+
+def _user(claims: Mapping[str, Any], policy: TokenPolicy) -> VerifiedToken:
+    if claims.get("ver") != "1.0":
+        raise WrongTokenKind(f"token version {claims.get('ver')!r} is not 1.0")
+    if claims.get("idtyp") == "app" or (
+        "scp" not in claims
+        and claims.get("oid") is not None
+        and claims.get("oid") == claims.get("sub")
+    ):
+        raise WrongTokenKind("token is an application token; a user must sign in")
+    for name in policy.username_claims:
+        value = claims.get(name)
+        if isinstance(value, str) and value.strip():
+            oid = claims.get("oid")
+            return VerifiedToken(
+                username=value.strip(),
+                username_claim=name,
+                object_id=oid if isinstance(oid, str) else None,
+                tenant_id=str(claims["tid"]).lower(),
+                expires_at=int(claims["exp"]),
+                claims=claims,
+            )
+    raise WrongTokenKind(
+        f"token carries no user name (looked for {', '.join(policy.username_claims)})"
+    )
