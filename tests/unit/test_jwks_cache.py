@@ -1,0 +1,124 @@
+"""The signing-key cache: TTL, rate-limited refetch on unknown kid, last-good keys."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from keystead.idp.jwks import JwksCache, KeysUnavailable
+
+DISCOVERY = "http://idp.test/tenant/.well-known/openid-configuration"
+FIRST = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+SECOND = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def jwk(key: rsa.RSAPrivateKey, kid: str, **extra: object) -> dict[str, object]:
+    entry = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+    return {**entry, "kid": kid, "use": "sig", **extra}
+
+
+class Provider:
+    """A scripted identity provider: its current key set, and a switch to fail."""
+
+    def __init__(self) -> None:
+        self.keys = [jwk(FIRST, "k1")]
+        self.down = False
+        self.key_requests = 0
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        if self.down:
+            return httpx.Response(503)
+        if request.url.path.endswith("openid-configuration"):
+            return httpx.Response(200, json={"jwks_uri": "http://idp.test/tenant/keys"})
+        self.key_requests += 1
+        return httpx.Response(200, json={"keys": self.keys})
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def setup() -> tuple[Provider, Clock, JwksCache]:
+    provider, clock = Provider(), Clock()
+    client = httpx.Client(transport=httpx.MockTransport(provider.handler))
+    cache = JwksCache(DISCOVERY, client, ttl=3600, cooldown=300, clock=clock)
+    return provider, clock, cache
+
+
+def test_keys_are_fetched_once_per_ttl(setup: tuple[Provider, Clock, JwksCache]) -> None:
+    """Many lookups within the TTL cost one fetch; after the TTL, one more."""
+    provider, clock, cache = setup
+    for _ in range(100):
+        assert cache.key_for("k1") is not None
+    assert provider.key_requests == 1
+    clock.now += 3600
+    cache.key_for("k1")
+    assert provider.key_requests == 2
+
+
+def test_unknown_kid_refetches_at_most_once_per_cooldown(
+    setup: tuple[Provider, Clock, JwksCache],
+) -> None:
+    """A flood of made-up kids costs one refetch per cooldown, not one per token."""
+    provider, clock, cache = setup
+    cache.key_for("k1")
+    clock.now += 301
+    for i in range(50):
+        assert cache.key_for(f"made-up-{i}") is None
+    assert provider.key_requests == 2
+    assert cache.stats.unknown_kid_refreshes == 1
+
+
+def test_rotation_is_picked_up_on_the_first_unknown_kid(
+    setup: tuple[Provider, Clock, JwksCache],
+) -> None:
+    """A new signing key works without a restart once the cooldown allows a refetch."""
+    provider, clock, cache = setup
+    cache.key_for("k1")
+    provider.keys = [jwk(SECOND, "k2")]
+    clock.now += 301
+    assert cache.key_for("k2") is not None
+
+
+def test_a_failed_refresh_keeps_the_last_good_keys(
+    setup: tuple[Provider, Clock, JwksCache],
+) -> None:
+    """If the provider is down at TTL time, cached keys keep working."""
+    provider, clock, cache = setup
+    cache.key_for("k1")
+    provider.down = True
+    clock.now += 3600
+    assert cache.key_for("k1") is not None
+    assert cache.stats.failures == 1
+
+
+def test_no_keys_at_all_is_an_error(setup: tuple[Provider, Clock, JwksCache]) -> None:
+    """Down from the start: KeysUnavailable, retried only after the cooldown."""
+    provider, clock, cache = setup
+    provider.down = True
+    with pytest.raises(KeysUnavailable):
+        cache.key_for("k1")
+    with pytest.raises(KeysUnavailable):
+        cache.key_for("k1")
+    assert cache.stats.failures == 1
+    provider.down = False
+    clock.now += 301
+    assert cache.key_for("k1") is not None
+
+
+def test_only_rsa_signing_keys_are_kept(setup: tuple[Provider, Clock, JwksCache]) -> None:
+    """Encryption keys and other key types are ignored."""
+    provider, _, cache = setup
+    provider.keys = [jwk(FIRST, "enc", use="enc"), {"kty": "EC", "kid": "ec"}, jwk(SECOND, "sig")]
+    assert cache.key_for("sig") is not None
+    assert cache.key_for("enc") is None
+    assert cache.key_for("ec") is None
