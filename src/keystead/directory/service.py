@@ -339,22 +339,26 @@ def resolve_members(
         raise InvalidInput(f"member ids are not ids of this directory: {', '.join(malformed[:10])}")
     if not wanted:
         return []
-    users = set(
-        session.scalars(
-            select(DirectoryUser.id).where(
-                DirectoryUser.account_id == account_id, DirectoryUser.id.in_(wanted)
-            )
+    # Looked up by primary key, the account checked on the rows: filtering by account in
+    # SQL would pick the (account, userName) index and scan the whole directory.
+    users = {
+        uid
+        for uid, owner in session.execute(
+            select(DirectoryUser.id, DirectoryUser.account_id).where(DirectoryUser.id.in_(wanted))
         )
-    )
+        if owner == account_id
+    }
     rest = set(wanted) - users
     if rest:
-        groups = set(
-            session.scalars(
-                select(DirectoryGroup.id).where(
-                    DirectoryGroup.account_id == account_id, DirectoryGroup.id.in_(rest)
+        groups = {
+            gid
+            for gid, owner in session.execute(
+                select(DirectoryGroup.id, DirectoryGroup.account_id).where(
+                    DirectoryGroup.id.in_(rest)
                 )
             )
-        )
+            if owner == account_id
+        }
         unknown = sorted(wanted[i] for i in rest - groups)
         if unknown:
             raise InvalidInput(

@@ -92,9 +92,13 @@ def rotate_scim_token(session: Session, account: Account, *, actor: Actor) -> Ne
 
 def check_scim_token(settings: IdpSettings | None, presented: str | None) -> None:
     """Raise Unauthenticated unless ``presented`` is this account's current SCIM token."""
+    check_scim_token_hash(settings.scim_token_hash if settings is not None else None, presented)
+
+
+def check_scim_token_hash(expected: str | None, presented: str | None) -> None:
+    """The same check against the stored hash itself (the SCIM hot path reads only it)."""
     if not presented:
         raise Unauthenticated("a SCIM secret token is required (Authorization: Bearer …)")
-    expected = settings.scim_token_hash if settings is not None else None
     digest = tokens.token_hash(presented)
     if expected is None or not tokens.same(expected, digest):
         raise Unauthenticated("the SCIM secret token is not valid for this account")

@@ -17,6 +17,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from sqlalchemy import Uuid, bindparam, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -41,6 +42,12 @@ from keystead.scim.protocol import (
 from keystead.storage.models import Account
 
 log = get_logger("keystead.scim")
+# The token hash, plan and switch of one account, in one indexed query per request.
+_ACCOUNT_STATE = (
+    select(idp.IdpSettings.scim_token_hash, idp.IdpSettings.enabled, Account.plan)
+    .join(Account, Account.id == idp.IdpSettings.account_id)
+    .where(idp.IdpSettings.account_id == bindparam("account_id", type_=Uuid()))
+)
 PREFIX = "/{customer_id}/api/v3/scim"
 
 
@@ -144,13 +151,14 @@ def build_router(runtime: Runtime) -> APIRouter:
             account_id = uuid.UUID(customer_id)
         except ValueError:
             account_id = None
-        with runtime.db.read() as session:
-            settings = session.get(idp.IdpSettings, account_id) if account_id else None
-            account = session.get(Account, account_id) if account_id else None
-        idp.check_scim_token(settings, presented)
+        row = None
+        if account_id is not None:
+            with runtime.db.autocommit() as connection:
+                row = connection.execute(_ACCOUNT_STATE, {"account_id": account_id}).first()
+        idp.check_scim_token_hash(row.scim_token_hash if row else None, presented)
         assert account_id is not None
-        assert settings is not None
-        if account is None or account.plan != "enterprise" or not settings.enabled:
+        assert row is not None
+        if row.plan != "enterprise" or not row.enabled:
             raise ScimError(
                 403,
                 "IDP integration is not enabled for this account (it needs the enterprise "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -21,6 +23,9 @@ class Database:
             bind=engine.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"}),
             expire_on_commit=False,
         )
+        self._write_lock: threading.RLock | contextlib.nullcontext[None] = (
+            threading.RLock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
+        )
         self._autocommit = engine.execution_options(
             **(
                 {SQLITE_BEGIN_OPTION: "NONE"}
@@ -36,7 +41,11 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A transaction that commits on success and rolls back on any exception."""
-        with self._writer() as session, session.begin():
+        # SQLite has one writer at a time. Threads of this process queue on a lock, which
+        # wakes the next one at once, instead of in SQLite's busy handler, which polls with
+        # growing sleeps and turns contention into long tail latency. Other processes are
+        # still ordered by BEGIN IMMEDIATE and the busy timeout.
+        with self._write_lock, self._writer() as session, session.begin():
             yield session
 
     @contextmanager
