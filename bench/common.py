@@ -78,8 +78,19 @@ def start(cmd: list[str], env: dict[str, str], port: int, probe: str) -> Server:
 def start_hello() -> Server:
     port = free_port()
     cmd = [
-        str(BIN / "uvicorn"), "bench.hello_app:app", "--host", "127.0.0.1", "--port", str(port),
-        "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
+        str(BIN / "uvicorn"),
+        "bench.hello_app:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--no-access-log",
+        "--log-level",
+        "warning",
     ]
     return start(cmd, {**os.environ, "PYTHONPATH": str(ROOT)}, port, "/hello")
 
@@ -92,8 +103,15 @@ class Result:
     client_cpu: float  # share of one core used by wrk
 
 
-def wrk(url: str, *, method: str = "GET", headers: dict[str, str] | None = None,
-        body: bytes = b"", seconds: int = 10, connections: int = 8) -> Result:
+def wrk(
+    url: str,
+    *,
+    method: str = "GET",
+    headers: dict[str, str] | None = None,
+    body: bytes = b"",
+    seconds: int = 10,
+    connections: int = 8,
+) -> Result:
     """Run wrk (2 threads, `connections` keep-alive connections) replaying one request."""
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk")
@@ -108,7 +126,9 @@ def wrk(url: str, *, method: str = "GET", headers: dict[str, str] | None = None,
     started = time.monotonic()
     out = subprocess.run(
         ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", script.name, url],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     elapsed = time.monotonic() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -28,8 +28,11 @@ TARGET_P99_MS = 25.0
 
 def keystead(env: dict[str, str], *args: str) -> dict[str, object]:
     out = subprocess.run(
-        [str(common.BIN / "keystead"), *args, "--json"], env=env, check=True,
-        capture_output=True, text=True,
+        [str(common.BIN / "keystead"), *args, "--json"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     return json.loads(out)  # type: ignore[no-any-return]
 
@@ -68,28 +71,36 @@ def main() -> None:
     cases = {
         "hello (ceiling)": lambda: (f"{hello.url}/hello", "GET", {}, b""),
         "GET /api/v0/fpe/def_keys": lambda: (
-            f"{base}/api/v0/fpe/def_keys?{query}", "GET",
-            signed("GET", f"{base}/api/v0/fpe/def_keys?{query}", papi, sapi), b"",
+            f"{base}/api/v0/fpe/def_keys?{query}",
+            "GET",
+            signed("GET", f"{base}/api/v0/fpe/def_keys?{query}", papi, sapi),
+            b"",
         ),
         "GET /api/v0/fpe/key": lambda: (
-            f"{base}/api/v0/fpe/key?{query}", "GET",
-            signed("GET", f"{base}/api/v0/fpe/key?{query}", papi, sapi), b"",
+            f"{base}/api/v0/fpe/key?{query}",
+            "GET",
+            signed("GET", f"{base}/api/v0/fpe/key?{query}", papi, sapi),
+            b"",
         ),
         "POST /api/v0/encryption/key": lambda: (
-            f"{base}/api/v0/encryption/key", "POST",
-            signed("POST", f"{base}/api/v0/encryption/key", papi, sapi, body), body,
+            f"{base}/api/v0/encryption/key",
+            "POST",
+            signed("POST", f"{base}/api/v0/encryption/key", papi, sapi, body),
+            body,
         ),
     }
     results: dict[str, list[common.Result]] = {name: [] for name in cases}
     try:
-        for name, make in cases.items():  # warm-up: caches, connection pools, JIT-free paths
+        for make in cases.values():  # warm-up: caches, connection pools, JIT-free paths
             url, method, headers, payload = make()
             common.wrk(url, method=method, headers=headers, body=payload, seconds=2)
         for _ in range(args.rounds):
             for name, make in cases.items():
                 url, method, headers, payload = make()  # fresh signature: `created` stays in window
                 results[name].append(
-                    common.wrk(url, method=method, headers=headers, body=payload, seconds=args.seconds)
+                    common.wrk(
+                        url, method=method, headers=headers, body=payload, seconds=args.seconds
+                    )
                 )
     finally:
         server.stop()
@@ -108,8 +119,11 @@ def main() -> None:
     verdict = (
         f"Target: `fpe/def_keys` ≥ {TARGET_SHARE:.0%} of the ceiling and p99 < {TARGET_P99_MS} ms"
         f" — measured {def_keys['rps'] / ceiling:.0%} and {def_keys['p99']:.2f} ms: "
-        + ("**met**." if def_keys["rps"] / ceiling >= TARGET_SHARE and def_keys["p99"] < TARGET_P99_MS
-           else "**not met**.")
+        + (
+            "**met**."
+            if def_keys["rps"] / ceiling >= TARGET_SHARE and def_keys["p99"] < TARGET_P99_MS
+            else "**not met**."
+        )
     )
     text = f"""
 ## Data plane (Ubiq client API)

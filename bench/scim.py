@@ -25,10 +25,14 @@ each phase runs on one server and then the other, the order alternating between 
      first and last batch p50 (medians of the first and last few batches);
   8. DELETE /Users/{id}.
 Scale run (Keystead only, a fresh data dir): users, groups and memberships provisioned with
-`--clients` clients and timed end to end, then one group filled in batches of 100 up to
-`--big-size` members (creating the extra users it needs) while `--big-budget` seconds last.
+`--clients` clients and timed end to end; then the extra users a `--big-size` group needs are
+created (as many as `--big-budget` seconds allow) and one client fills one group with them in
+batches of 100, for the first and last batch p50.
 Results go to docs/PERFORMANCE.md (section "scim").
 """
+
+# The report's typography (×, –) is deliberate; subprocesses run our own fixed commands.
+# ruff: noqa: RUF003
 
 from __future__ import annotations
 
@@ -57,6 +61,8 @@ TARGET_RATIO = 3.0  # Keystead ≥ 3× the reference's throughput in every phase
 TARGET_FLAT = 1.5  # big group: last batch p50 ≤ 1.5× the first
 TARGET_SCALE_S = 60.0  # scale run, end to end
 BATCH = 100
+BATCH_RESERVE_S = 0.08  # budget kept per big-group batch while creating its users
+BIG_GRACE_S = 30.0  # the batches may overrun the budget by this much before they stop
 REQUEST_TIMEOUT_S = 60.0
 
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -119,6 +125,7 @@ class Target:
     token: str
     server: common.Server
     log: Path
+    revision: str = ""  # Keystead's code when the server started (the tree is shared and moves)
 
     def cpu_seconds(self) -> float:
         """User + system CPU of the server process (one uvicorn worker, so one process)."""
@@ -150,6 +157,27 @@ def _keystead_cli(env: dict[str, str], *args: str) -> dict[str, object]:
     return json.loads(out)  # type: ignore[no-any-return]
 
 
+def revision() -> str:
+    git = shutil.which("git")
+    if git is None:
+        return "unknown"
+
+    def run(*args: str) -> str:
+        done = subprocess.run(
+            [git, "-C", str(common.ROOT), *args],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        return done.stdout.strip()
+
+    dirty = run("status", "--porcelain", "--", "src")
+    return (run("rev-parse", "--short", "HEAD") or "unknown") + (
+        " + uncommitted changes in src/" if dirty else ""
+    )
+
+
 def start_keystead(work: Path) -> Target:
     data_dir = Path(tempfile.mkdtemp(prefix="keystead-scim-", dir=work))
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEYSTEAD_")}
@@ -161,8 +189,9 @@ def start_keystead(work: Path) -> Target:
     port = common.free_port()
     log = data_dir / "serve.log"
     cmd = [str(common.BIN / "keystead"), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    code = revision()
     server = _start(cmd, env, port, "/healthz", log)
-    return Target("Keystead", server.url + path, str(issued["token"]), server, log)
+    return Target("Keystead", server.url + path, str(issued["token"]), server, log, code)
 
 
 def start_reference(work: Path) -> Target:
@@ -297,7 +326,9 @@ def group_body(name: str) -> dict[str, object]:
 
 
 def members_patch(op: str, ids: Sequence[str]) -> dict[str, object]:
-    value = [{"$ref": None, "value": i} for i in ids] if op == "Add" else [{"value": i} for i in ids]
+    value = (
+        [{"$ref": None, "value": i} for i in ids] if op == "Add" else [{"value": i} for i in ids]
+    )
     return {"schemas": [PATCH_OP], "Operations": [{"op": op, "path": "members", "value": value}]}
 
 
@@ -482,7 +513,9 @@ PHASES = [
     Phase("update_users", "5. update user (PATCH, 4 ops)", 0, Workload.update_users),
     Phase("read_users", "6a. GET user", 0, Workload.read_users),
     Phase("read_groups", "6b. GET group (no members)", 0, Workload.read_groups),
-    Phase("big_group", "7. big group: add 100 (1 client)", 1, lambda w: w.fill_big_group(w.user_ids)),
+    Phase(
+        "big_group", "7. big group: add 100 (1 client)", 1, lambda w: w.fill_big_group(w.user_ids)
+    ),
     Phase("delete_users", "8. delete user", 0, Workload.delete_users),
 ]
 
@@ -569,37 +602,50 @@ def scale(target: Target, args: argparse.Namespace) -> ScaleResult:
         print(f"  scale: {label}: {stages[-1][1].seconds:.1f} s", flush=True)
     seconds = time.perf_counter() - started
 
-    # One group towards --big-size members, one client, batches of 100; extra users are created
-    # (8 clients, not timed as part of the batches) as the group needs them.
+    # One group towards --big-size members. The users it needs are created first (POST only,
+    # --clients clients), so the database's size is the same for the first and the last batch
+    # and only the group's size changes; then one client adds batches of 100. User creation
+    # stops early when the budget left would not cover the batches (BATCH_RESERVE_S each).
     budget_end = time.monotonic() + args.big_budget
-    setup = Client(target.base, target.token)
-    load.create_big_group(setup)
-    setup.close()
     available = list(load.user_ids)
     fill = Workload(
         tag=f"f{uuid.uuid4().hex[:6]}", users=0, groups=0, per_group=0, removes=0,
         group_reads=0, seed=0,
     )  # fmt: skip
-    fill_users, fill_seconds, big_seconds = 0, 0.0, 0.0
-    latencies: list[float] = []
-    size = 0
+    fill_users, fill_seconds, chunk_seconds = 0, 0.0, 0.0
     chunk = 20 * BATCH
     stopped = False
-    while size < args.big_size:
-        if time.monotonic() > budget_end:
+    while len(available) < args.big_size:
+        extra = min(chunk, args.big_size - len(available))
+        needed = chunk_seconds + (len(available) + extra) / BATCH * BATCH_RESERVE_S
+        if time.monotonic() + needed > budget_end:
             stopped = True
             break
-        want = min(chunk, args.big_size - size)
-        if len(available) < size + want:
-            extra = min(chunk, args.big_size - len(available))
-            first = len(fill.user_ids)
-            fill.users += extra
-            fill.user_ids += [""] * extra
-            tasks = [_post_user(fill, first + i) for i in range(extra)]
-            made = run_phase(target, tasks, args.clients, args.phase_timeout)
-            fill_users += extra
-            fill_seconds += made.seconds
-            available += fill.user_ids[first:]
+        first = len(fill.user_ids)
+        fill.users += extra
+        fill.user_ids += [""] * extra
+        made = run_phase(
+            target, [_post_user(fill, first + i) for i in range(extra)], args.clients,
+            args.phase_timeout,
+        )  # fmt: skip
+        fill_users += extra
+        fill_seconds += made.seconds
+        chunk_seconds = made.seconds
+        available += fill.user_ids[first:]
+        print(f"  scale: {len(available):,} users for the big group", flush=True)
+
+    setup = Client(target.base, target.token)
+    load.create_big_group(setup)
+    setup.close()
+    target_size = min(args.big_size, len(available)) // BATCH * BATCH
+    latencies: list[float] = []
+    big_seconds = 0.0
+    size = 0
+    while size < target_size:
+        if time.monotonic() > budget_end + BIG_GRACE_S:
+            stopped = True
+            break
+        want = min(chunk, target_size - size)
         result = run_phase(
             target, load.fill_big_group(available[size : size + want]), 1, args.phase_timeout
         )
@@ -607,7 +653,7 @@ def scale(target: Target, args: argparse.Namespace) -> ScaleResult:
         big_seconds += result.seconds
         size += want
         print(
-            f"  scale: big group at {size:,} members, last chunk p50 "
+            f"  scale: big group at {size:,} members, this chunk's p50 "
             f"{result.percentile(0.5):.2f} ms",
             flush=True,
         )
@@ -652,6 +698,7 @@ def report(
     results: dict[str, dict[str, list[PhaseResult]]],
     scaled: ScaleResult | None,
     problems: dict[str, int],
+    revisions: dict[str, str],
 ) -> str:
     rows, short = [], []
     for phase in PHASES:
@@ -662,8 +709,9 @@ def report(
         rows.append(
             f"| {phase.label} | {_span([x.ops_per_s for x in k])} | "
             f"{_span([x.ops_per_s for x in r])} | ×{ratio:.1f} | "
-            f"{median(x.percentile(0.5) for x in k):.2f} / {median(x.percentile(0.99) for x in k):.2f}"
-            f" | {median(x.percentile(0.5) for x in r):.2f} / "
+            f"{median(x.percentile(0.5) for x in k):.2f} / "
+            f"{median(x.percentile(0.99) for x in k):.2f} | "
+            f"{median(x.percentile(0.5) for x in r):.2f} / "
             f"{median(x.percentile(0.99) for x in r):.2f} | "
             f"{median(x.client_cpu for x in k):.0%} / {median(x.client_cpu for x in r):.0%} | "
             f"{median(x.server_cpu for x in k):.0%} / {median(x.server_cpu for x in r):.0%} |"
@@ -696,9 +744,8 @@ def report(
             f"| Keystead, scale run | {scaled.big_size:,} | {w} | {first:.2f} | {last:.2f} | "
             f"×{last / first:.2f} |"
         )
-        reached = (
-            f"reached {scaled.big_size:,} of {args.big_size:,} members"
-            + (f" (stopped by the {args.big_budget:.0f} s budget)" if scaled.stopped_by_budget else "")
+        reached = f"reached {scaled.big_size:,} of {args.big_size:,} members" + (
+            f" (stopped by the {args.big_budget:.0f} s budget)" if scaled.stopped_by_budget else ""
         )
         flat_verdict = (
             f"Target: big group's last batch p50 ≤ {TARGET_FLAT}× the first — Keystead "
@@ -725,12 +772,12 @@ def report(
             for label, res in scaled.stages
         )
         fill = (
-            f"{scaled.fill_users:,} extra users for the big group were created in "
-            f"{scaled.fill_seconds:.0f} s ({scaled.fill_users / scaled.fill_seconds:,.0f}/s, POST "
-            f"only); the {len(scaled.big_latencies):,} batches took {scaled.big_seconds:.0f} s."
+            f"The {scaled.fill_users:,} extra users it needed were created first ("
+            f"{scaled.fill_seconds:.0f} s, {scaled.fill_users / scaled.fill_seconds:,.0f}/s, POST "
+            f"only, {args.clients} clients), so the database had the same size for every batch"
             if scaled.fill_users
-            else f"The {len(scaled.big_latencies):,} batches took {scaled.big_seconds:.0f} s."
-        )
+            else "Its users were the scale run's"
+        ) + f"; the {len(scaled.big_latencies):,} batches took {scaled.big_seconds:.1f} s."
         scale_text = f"""### Scale run (Keystead only, fresh data dir, {args.clients} clients)
 
 | stage | operations | requests | seconds | ops/s | p50 / p99 ms | client CPU | server CPU |
@@ -748,8 +795,9 @@ Target: scale run < {TARGET_SCALE_S:.0f} s — measured {scaled.seconds:.1f} s: 
     return f"""
 ## SCIM provisioning (Entra-shaped workload)
 
-Command: `.venv/bin/python -m bench.scim {" ".join(args.argv)}`
+Command: `{" ".join([".venv/bin/python -m bench.scim", *args.argv])}`
 Date: {common.now()}. Machine: {common.machine()}.
+Keystead's code: {"; ".join(f"commit {rev} ({when})" for when, rev in revisions.items())}.
 Setup: Keystead on its embedded default (SQLite, WAL), `keystead serve` with one uvicorn worker
 (httptools, uvloop); the reference is scim2-server 0.8.3 (in-memory storage) as an ASGI app
 with scim2-models' tolerant policy and a bearer token (bench/scim_reference.py), under the
@@ -789,7 +837,7 @@ Server log lines at error level during the run — {log_line}.
 # --- main ---------------------------------------------------------------------------------
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -811,15 +859,22 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the data dirs and server logs")
     args = parser.parse_args()
     args.argv = sys.argv[1:]
-    if min(args.users, args.groups, args.per_group, args.rounds, args.clients) < 1:
+    if min(args.users, args.groups, args.per_group, args.removes, args.rounds, args.clients) < 1:
         parser.error("sizes, rounds and clients must be at least 1")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-scim-"))
     targets: list[Target] = []
     scaled: ScaleResult | None = None
     problems: dict[str, int] = {}
+    revisions: dict[str, str] = {}
     try:
         targets = [start_keystead(work), start_reference(work)]
+        revisions["comparison"] = targets[0].revision
         print("warm-up (not measured)", flush=True)
         compare(targets, args, 1, min(100, args.users), min(4, args.groups))
         print(f"comparison: {args.rounds} rounds", flush=True)
@@ -831,6 +886,7 @@ def main() -> None:
         if not args.no_scale:
             fresh = start_keystead(work)
             targets = [fresh]
+            revisions["scale run"] = fresh.revision
             scaled = scale(fresh, args)
             problems["Keystead (scale run)"] = _log_problems(fresh)
     finally:
@@ -841,7 +897,7 @@ def main() -> None:
         else:
             shutil.rmtree(work, ignore_errors=True)
 
-    text = report(args, results, scaled, problems)
+    text = report(args, results, scaled, problems, revisions)
     if not args.no_report:
         common.write_section("scim", text)
     print(text)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hmac
 import os
+import secrets
 
 from scim2_models import ScimPolicy, ScimProvider, UnauthorizedException
 from scim2_server.applications.asgi import ASGIApplication
@@ -63,7 +64,7 @@ def build(token: str) -> TokenProtected:
         token,
         storage=AsyncInMemoryStorage(),
         provider=provider,
-        service=ScimService(provider, secret="keystead-bench"),  # secret: cursors and ETags
+        service=ScimService(provider, secret=secrets.token_hex(16)),  # signs its list cursors
     )
 
 
