@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -196,6 +197,29 @@ def _require_some(dataset: list[str] | None, dataset_group: list[str] | None) ->
         raise InvalidInput("name at least one --dataset or --dataset-group")
 
 
+def _change_grants(
+    ctx: typer.Context,
+    key: str,
+    dataset: list[str] | None,
+    dataset_group: list[str] | None,
+    as_json: bool,
+    change: Callable[..., apikeys.Grants],
+) -> None:
+    _require_some(dataset, dataset_group)
+    cli = ctx_of(ctx)
+    with cli.write() as (session, account_id):
+        target = apikeys.find_api_key(session, account_id, key)
+        change(
+            session,
+            target,
+            datasets=dataset or [],
+            dataset_groups=dataset_group or [],
+            actor=cli.actor,
+        )
+        view = views.api_key(session, target)
+    emit(view, as_json, lambda: _show(view))
+
+
 @app.command("grant")
 def grant(
     ctx: typer.Context,
@@ -205,19 +229,7 @@ def grant(
     as_json: JsonFlag = False,
 ) -> None:
     """Grant datasets and/or dataset groups to an API key."""
-    _require_some(dataset, dataset_group)
-    cli = ctx_of(ctx)
-    with cli.write() as (session, account_id):
-        target = apikeys.find_api_key(session, account_id, key)
-        apikeys.grant(
-            session,
-            target,
-            datasets=dataset or [],
-            dataset_groups=dataset_group or [],
-            actor=cli.actor,
-        )
-        view = views.api_key(session, target)
-    emit(view, as_json, lambda: _show(view))
+    _change_grants(ctx, key, dataset, dataset_group, as_json, apikeys.grant)
 
 
 @app.command("revoke")
@@ -229,19 +241,7 @@ def revoke(
     as_json: JsonFlag = False,
 ) -> None:
     """Revoke grants of datasets and/or dataset groups."""
-    _require_some(dataset, dataset_group)
-    cli = ctx_of(ctx)
-    with cli.write() as (session, account_id):
-        target = apikeys.find_api_key(session, account_id, key)
-        apikeys.revoke(
-            session,
-            target,
-            datasets=dataset or [],
-            dataset_groups=dataset_group or [],
-            actor=cli.actor,
-        )
-        view = views.api_key(session, target)
-    emit(view, as_json, lambda: _show(view))
+    _change_grants(ctx, key, dataset, dataset_group, as_json, apikeys.revoke)
 
 
 @app.command("access")
