@@ -238,7 +238,7 @@ def create_group(
     )
     session.add(group)
     session.flush()
-    shown = {uuid.UUID(k): v for k, v in (displays or {}).items() if _is_uuid(k)}
+    shown = {uuid.UUID(k): v for k, v in (displays or {}).items() if is_id(k)}
     add_members(session, group, member_ids, shown)
     audit.record(
         session,
@@ -404,7 +404,8 @@ def replace_members(
     add_members(session, group, user_ids, displays)
 
 
-def _is_uuid(text: str) -> bool:
+def is_id(text: str) -> bool:
+    """True when ``text`` has the form of a directory id (a UUID)."""
     try:
         uuid.UUID(text)
     except ValueError:

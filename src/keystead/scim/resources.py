@@ -208,15 +208,7 @@ def _member_entries(value: Any) -> dict[str, str | None]:
 
 
 def _displays(entries: dict[str, str | None]) -> dict[uuid.UUID, str | None]:
-    return {uuid.UUID(k): v for k, v in entries.items() if v is not None and _is_id(k)}
-
-
-def _is_id(text: str) -> bool:
-    try:
-        uuid.UUID(text)
-    except ValueError:
-        return False
-    return True
+    return {uuid.UUID(k): v for k, v in entries.items() if v is not None and directory.is_id(k)}
 
 
 def _filter_ids(node: Any) -> list[str]:
