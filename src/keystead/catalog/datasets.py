@@ -232,11 +232,3 @@ def delete_dataset(session: Session, dataset: Dataset, *, actor: Actor) -> dict[
         detail=detail,
     )
     return detail
-
-
-def dataset_key(session: Session, dataset: Dataset, number: int, master: MasterKey) -> bytes:
-    """The raw key of one version (for the data plane)."""
-    row = session.get(DatasetKey, (dataset.id, number))
-    if row is None:
-        raise NotFound(f"dataset {dataset.name!r} has no key number {number}")
-    return master.unwrap(row.wrapped_key, key_context(dataset.id, number))

@@ -27,6 +27,7 @@ from keystead.dataplane.signatures import SignedRequest
 from keystead.errors import BadRequest, KeysteadError
 from keystead.logs import get_logger
 from keystead.runtime import Runtime
+from keystead.web.middleware import contains_nul
 
 
 def _query(signed: SignedRequest) -> dict[str, str]:
@@ -192,7 +193,7 @@ class DataPlaneDispatch:
                 break
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
         query: bytes = scope.get("query_string", b"")
-        if b"%00" in raw_path or b"%00" in query or b"\\u0000" in body or b"\x00" in body:
+        if contains_nul(path=raw_path, query=query, body=bytes(body)):
             raise BadRequest("the request contains a NUL character, which no field accepts")
         target = raw_path.decode("latin-1") + (("?" + query.decode("latin-1")) if query else "")
         headers = {

@@ -18,7 +18,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
@@ -39,6 +39,7 @@ from keystead.storage.models import (
 from keystead.storage.types import utcnow
 
 SCIM = Actor("scim", None, "directory sync")
+Row = TypeVar("Row", DirectoryUser, DirectoryGroup)
 
 
 @dataclass(frozen=True)
@@ -181,18 +182,7 @@ def delete_user(session: Session, user: DirectoryUser, *, actor: Actor = SCIM) -
 
 
 def get_user(session: Session, account_id: uuid.UUID, user_id: str) -> DirectoryUser:
-    try:
-        wanted = uuid.UUID(user_id)
-    except ValueError as exc:
-        raise NotFound(f"no user {user_id!r}") from exc
-    user = session.scalar(
-        select(DirectoryUser).where(
-            DirectoryUser.id == wanted, DirectoryUser.account_id == account_id
-        )
-    )
-    if user is None:
-        raise NotFound(f"no user {user_id!r}")
-    return user
+    return _in_account(session, DirectoryUser, account_id, user_id, "user")
 
 
 # --- groups ---------------------------------------------------------------------------------
@@ -303,18 +293,21 @@ def delete_group(session: Session, group: DirectoryGroup, *, actor: Actor = SCIM
 
 
 def get_group(session: Session, account_id: uuid.UUID, group_id: str) -> DirectoryGroup:
+    return _in_account(session, DirectoryGroup, account_id, group_id, "group")
+
+
+def _in_account(
+    session: Session, model: type[Row], account_id: uuid.UUID, raw_id: str, what: str
+) -> Row:
+    """The row with this id in this account; NotFound for any other id or a malformed one."""
     try:
-        wanted = uuid.UUID(group_id)
+        wanted = uuid.UUID(raw_id)
     except ValueError as exc:
-        raise NotFound(f"no group {group_id!r}") from exc
-    group = session.scalar(
-        select(DirectoryGroup).where(
-            DirectoryGroup.id == wanted, DirectoryGroup.account_id == account_id
-        )
-    )
-    if group is None:
-        raise NotFound(f"no group {group_id!r}")
-    return group
+        raise NotFound(f"no {what} {raw_id!r}") from exc
+    row = session.get(model, wanted)
+    if row is None or row.account_id != account_id:
+        raise NotFound(f"no {what} {raw_id!r}")
+    return row
 
 
 # --- memberships ----------------------------------------------------------------------------

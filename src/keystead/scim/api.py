@@ -320,17 +320,11 @@ def _resource_id(call: Call) -> str:
 
 
 def _user(session: Session, call: Call) -> Any:
-    try:
-        return directory.get_user(session, call.account_id, _resource_id(call))
-    except KeysteadError as exc:
-        raise ScimError(404, f"no User with id {_resource_id(call)}") from exc
+    return directory.get_user(session, call.account_id, _resource_id(call))
 
 
 def _group(session: Session, call: Call) -> Any:
-    try:
-        return directory.get_group(session, call.account_id, _resource_id(call))
-    except KeysteadError as exc:
-        raise ScimError(404, f"no Group with id {_resource_id(call)}") from exc
+    return directory.get_group(session, call.account_id, _resource_id(call))
 
 
 def _check_version(call: Call, version: int) -> None:

@@ -91,8 +91,12 @@ class BodyLimit:
                 raise
 
 
-def _has_nul(raw: bytes) -> bool:
-    return b"\x00" in raw or b"%00" in raw
+def contains_nul(*, path: bytes, query: bytes, body: bytes) -> bool:
+    """A NUL character raw or percent-encoded in the target, or raw or JSON-escaped in the
+    body. No Keystead text may hold one, and PostgreSQL cannot even compare such text."""
+    return any(b"\x00" in part or b"%00" in part for part in (path, query)) or (
+        b"\x00" in body or b"\\u0000" in body
+    )
 
 
 class RejectNul:
@@ -111,9 +115,6 @@ class RejectNul:
             return
         refused = {"message": "the request contains a NUL character, which no field accepts"}
         raw_path = scope.get("raw_path") or scope["path"].encode()
-        if _has_nul(raw_path) or _has_nul(scope.get("query_string", b"")):
-            await _send_json(send, 400, refused)
-            return
         body = bytearray()
         more = True
         messages: list[Message] = []
@@ -124,7 +125,7 @@ class RejectNul:
                 break
             body += message.get("body", b"")
             more = message.get("more_body", False)
-        if b"\x00" in body or b"\\u0000" in body:
+        if contains_nul(path=raw_path, query=scope.get("query_string", b""), body=bytes(body)):
             await _send_json(send, 400, refused)
             return
 
