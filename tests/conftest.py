@@ -209,7 +209,13 @@ def stop_server(server: LiveServer) -> None:
 def _session_server(
     session_runtime: Runtime, settings: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveServer]:
-    server = start_server(settings, tmp_path_factory.mktemp("server") / "server.log")
+    # A one-second refetch cooldown lets the key-rotation tests run without waiting
+    # the default five minutes; the cooldown itself is tested on the cache.
+    server = start_server(
+        settings,
+        tmp_path_factory.mktemp("server") / "server.log",
+        {"KEYSTEAD_JWKS_REFETCH_COOLDOWN_SECONDS": "1"},
+    )
     yield server
     stop_server(server)
 

@@ -6,7 +6,10 @@ A key may use a dataset through any of three paths:
 2. ``dataset_group`` — a manual grant of a dataset group that contains the dataset;
 3. ``directory``  — the key is auto-provisioned for a directory user who belongs to a
    directory group whose displayName matches (trimmed, case-insensitive) the name of a
-   dataset group that contains the dataset.
+   dataset group that contains the dataset. Under the account's "directory_and_token"
+   group policy, a key whose last sign-in token listed its groups
+   (``token_groups_enforced``) counts only the directory groups whose externalId (the
+   Entra object id) that token listed.
 
 Nothing is materialised: every path is a join over stored facts, so adding a member to a
 50,000-member group, renaming a group or moving a dataset is one row's write, and access
@@ -43,6 +46,7 @@ from keystead.storage.models import (
     DatasetGroupMember,
     DirectoryGroup,
     DirectoryMembership,
+    SsoTokenGroup,
 )
 
 Via = Literal["direct", "dataset_group", "directory"]
@@ -115,7 +119,19 @@ def _branches(
             & (DatasetGroup.name_key == DirectoryGroup.display_name_key),
         )
         .join(DatasetGroupMember, DatasetGroupMember.group_id == DatasetGroup.id)
-        .where(owner.id == key_id, owner.auto_provisioned.is_(True))
+        .where(
+            owner.id == key_id,
+            owner.auto_provisioned.is_(True),
+            or_(
+                owner.token_groups_enforced.is_(False),
+                exists(
+                    select(SsoTokenGroup.group_ref).where(
+                        SsoTokenGroup.api_key_id == owner.id,
+                        SsoTokenGroup.group_ref == DirectoryGroup.external_id,
+                    )
+                ),
+            ),
+        )
     )
 
     if dataset_id is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import FastAPI
 from starlette.types import ASGIApp
 
@@ -12,9 +13,12 @@ from keystead import __version__, logs
 from keystead.admin.router import build_router
 from keystead.dataplane.api import DataPlaneDispatch
 from keystead.dataplane.service import DataPlane
+from keystead.idp.keysets import KeySets
 from keystead.runtime import Runtime, open_runtime
 from keystead.scim import api as scim_api
 from keystead.settings import Settings
+from keystead.sso import api as sso_api
+from keystead.sso.exchange import Exchange
 from keystead.web import errors, health
 from keystead.web.middleware import AccessLog, BodyLimit, RejectNul
 
@@ -23,9 +27,18 @@ def build_app(runtime: Runtime) -> ASGIApp:
     """The app for an already-open installation: the data-plane dispatcher in front of the
     admin application (FastAPI: admin API, OpenAPI, health)."""
 
+    settings = runtime.settings
+    keysets = KeySets(
+        # Never follow redirects: keys come only from the configured discovery document.
+        httpx.Client(timeout=settings.idp_http_timeout_seconds, follow_redirects=False),
+        ttl=settings.jwks_cache_seconds,
+        cooldown=settings.jwks_refetch_cooldown_seconds,
+    )
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        keysets.close()
         runtime.close()
 
     app = FastAPI(
@@ -38,6 +51,7 @@ def build_app(runtime: Runtime) -> ASGIApp:
     errors.install(app)
     app.include_router(health.router)
     app.include_router(build_router())
+    app.include_router(sso_api.build_router(runtime, Exchange(runtime.master, keysets)))
     app.include_router(scim_api.build_router(runtime))
     app.add_middleware(RejectNul)
     app.add_middleware(BodyLimit, limit=runtime.settings.max_body_bytes)

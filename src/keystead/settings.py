@@ -57,6 +57,17 @@ class Settings(BaseSettings):
         default=300, ge=1, le=86400, description="Allowed clock skew of signed requests."
     )
     session_ttl_seconds: int = Field(default=8 * 3600, ge=60, description="Console session life.")
+    jwks_cache_seconds: int = Field(
+        default=3600, ge=1, description="How long an identity provider's signing keys are kept."
+    )
+    jwks_refetch_cooldown_seconds: int = Field(
+        default=300,
+        ge=0,
+        description="Least time between key refetches triggered by an unknown key id.",
+    )
+    idp_http_timeout_seconds: float = Field(
+        default=5.0, gt=0, le=60, description="Timeout of calls to the identity provider."
+    )
 
     @field_validator("public_url")
     @classmethod

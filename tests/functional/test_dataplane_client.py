@@ -29,6 +29,7 @@ from keystead.runtime import Runtime
 from tests import factories as f
 from tests.conftest import LiveServer
 from tests.factories import ACTOR
+from tests.support.ubiq import assert_http_error
 
 SSN = "123-45-6789"
 ALNUM = "AbC-123 xyZ"
@@ -144,19 +145,6 @@ def log_records(server: LiveServer, start: int) -> list[dict[str, Any]]:
             if isinstance(record, dict):
                 records.append(record)
     return records
-
-
-def assert_http_error(caught: pytest.ExceptionInfo[urllib.error.HTTPError], status: int) -> None:
-    """The client raised HTTPError with ``status``.
-
-    The client builds HTTPError with the response *bytes* as its file object, so the error's
-    finaliser fails ("Exception ignored in tempfile") whenever it is garbage-collected.
-    Closing it here, deterministically, marks it closed so that the finaliser does nothing.
-    """
-    error = caught.value
-    with contextlib.suppress(AttributeError):
-        error.close()
-    assert error.code == status, f"{error.code} {error.msg}"
 
 
 # --- unstructured -------------------------------------------------------------------------

@@ -61,7 +61,7 @@ def test_idp_integration_needs_the_enterprise_plan(runtime: Runtime) -> None:
     with runtime.db.write() as s:
         account = accounts.get_account(s, f.account(s, plan="standard"))
         with pytest.raises(Forbidden, match="enterprise"):
-            idp.set_enabled(s, account, True, actor=ACTOR)
+            idp.set_enabled(s, account, True, actor=ACTOR, master=runtime.master)
         with pytest.raises(Forbidden, match="enterprise"):
             idp.rotate_scim_token(s, account, actor=ACTOR)
 

@@ -20,7 +20,7 @@ def test_scim2_tester_passes_every_check(live_server: LiveServer, runtime: Runti
     attribute filtering, .search, error objects), and the command exits 0."""
     with runtime.db.write() as s:
         account = accounts.get_account(s, f.account(s))
-        idp.set_enabled(s, account, True, actor=ACTOR)
+        idp.set_enabled(s, account, True, actor=ACTOR, master=runtime.master)
         token = idp.rotate_scim_token(s, account, actor=ACTOR).token
     scim = Path(sys.executable).parent / "scim"
     result = subprocess.run(

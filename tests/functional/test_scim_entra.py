@@ -65,7 +65,7 @@ def _enable(
         if plan == "enterprise":
             token = idp.rotate_scim_token(s, account, actor=ACTOR).token
             if enable:
-                idp.set_enabled(s, account, True, actor=ACTOR)
+                idp.set_enabled(s, account, True, actor=ACTOR, master=runtime.master)
         return account.id, token
 
 
@@ -75,7 +75,7 @@ def scim(live_server: LiveServer, runtime: Runtime, first_account: FirstAccount)
     with runtime.db.write() as s:
         account = accounts.get_account(s, account_id)
         token = idp.rotate_scim_token(s, account, actor=ACTOR).token
-        idp.set_enabled(s, account, True, actor=ACTOR)
+        idp.set_enabled(s, account, True, actor=ACTOR, master=runtime.master)
     base = f"{live_server.url}/{account_id}/api/v3/scim"
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/scim+json"}
     with httpx.Client(base_url=base, headers=headers, timeout=30) as client:

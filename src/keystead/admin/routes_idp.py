@@ -1,4 +1,5 @@
-"""The account's IDP integration: enable/disable and the SCIM secret token."""
+"""The account's IDP integration: enable/disable, the SCIM secret token, the sign-in
+settings and their "test configuration" check."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from fastapi import APIRouter, Request
 
 from keystead.accounts import service as accounts
 from keystead.admin.auth import Reader, RuntimeDep, Writer
-from keystead.admin.schemas import IdpOut, IdpUpdateIn, ScimTokenOut
+from keystead.admin.schemas import IdpOut, IdpTestOut, IdpUpdateIn, ScimTokenOut
 from keystead.idp import service as idp
 
 router = APIRouter(tags=["IDP integration"])
@@ -30,9 +31,14 @@ def get_idp(principal: Reader, runtime: RuntimeDep) -> IdpOut:
 
 @router.patch("/idp", response_model=IdpOut)
 def update_idp(body: IdpUpdateIn, principal: Writer, runtime: RuntimeDep) -> IdpOut:
+    """Change what the body names: ``enabled`` and the sign-in settings (shape-checked)."""
     with runtime.db.write() as session:
         account = accounts.get_account(session, principal.account_id)
-        settings = idp.set_enabled(session, account, body.enabled, actor=principal.actor)
+        settings = idp.configure(session, account, body.sign_in_changes(), actor=principal.actor)
+        if body.enabled is not None:
+            settings = idp.set_enabled(
+                session, account, body.enabled, actor=principal.actor, master=runtime.master
+            )
         return _view(runtime, settings)
 
 
@@ -45,3 +51,12 @@ def rotate_scim_token(request: Request, principal: Writer, runtime: RuntimeDep) 
         scim_url=scim_url(runtime.settings.effective_public_url, str(principal.account_id)),
         token=new.token,
     )
+
+
+@router.post("/idp/test", response_model=IdpTestOut)
+def check_configuration(principal: Reader, runtime: RuntimeDep) -> IdpTestOut:
+    """Fetch the discovery document and signing keys now and report every problem found."""
+    with runtime.db.read() as session:
+        settings = idp.settings_of(session, principal.account_id)
+    report = idp.check_configuration(settings, timeout=runtime.settings.idp_http_timeout_seconds)
+    return IdpTestOut.of(report)

@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from keystead.access import Reason
 from keystead.catalog import datasets as catalog
+from keystead.idp.config import DEFAULT_USERNAME_CLAIM, SignInChanges
+from keystead.idp.preflight import PreflightReport
 from keystead.storage.models import (
     Account,
     Admin,
@@ -346,7 +348,41 @@ class UsageRowOut(BaseModel):
 
 
 class IdpUpdateIn(_In):
-    enabled: bool
+    """Fields left out stay as they are."""
+
+    enabled: bool | None = None
+    discovery_url: str | None = Field(
+        default=None,
+        description="OIDC discovery document, e.g. "
+        "https://login.microsoftonline.com/TENANT_ID/.well-known/openid-configuration",
+    )
+    issuer: str | None = Field(
+        default=None, description="Token issuer, e.g. https://sts.windows.net/TENANT_ID/"
+    )
+    audience: str | None = Field(
+        default=None, description="Token audience: the API's Application ID URI (api://…)"
+    )
+    username_claim: str | None = Field(
+        default=None, description="unique_name (default), upn, preferred_username or email"
+    )
+    leeway_seconds: int | None = Field(default=None, description="Clock leeway (0 to 300 s)")
+    cert_ttl_seconds: int | None = Field(
+        default=None, description="SSO certificate lifetime (60 to 86400 s; never past the token)"
+    )
+    group_policy: str | None = Field(
+        default=None, description="directory (default) or directory_and_token"
+    )
+
+    def sign_in_changes(self) -> SignInChanges:
+        return SignInChanges(
+            discovery_url=self.discovery_url,
+            issuer=self.issuer,
+            audience=self.audience,
+            username_claim=self.username_claim,
+            leeway_seconds=self.leeway_seconds,
+            cert_ttl_seconds=self.cert_ttl_seconds,
+            group_policy=self.group_policy,
+        )
 
 
 class IdpOut(BaseModel):
@@ -356,6 +392,15 @@ class IdpOut(BaseModel):
     scim_token_set: bool
     scim_token_hint: str | None
     scim_token_created_at: datetime | None
+    sso_url: str = Field(description="Where the client exchanges its sign-in token")
+    discovery_url: str | None
+    issuer: str | None
+    audience: str | None
+    username_claim: str
+    leeway_seconds: int
+    cert_ttl_seconds: int
+    group_policy: str
+    sign_in_configured: bool
 
     @classmethod
     def of(cls, settings: IdpSettings, scim_url: str) -> IdpOut:
@@ -366,6 +411,48 @@ class IdpOut(BaseModel):
             scim_token_set=settings.scim_token_hash is not None,
             scim_token_hint=(settings.scim_token_hint + "…") if settings.scim_token_hint else None,
             scim_token_created_at=settings.scim_token_created_at,
+            sso_url=f"{scim_url}/sso",
+            discovery_url=settings.discovery_url,
+            issuer=settings.issuer,
+            audience=settings.audience,
+            username_claim=settings.username_claim or DEFAULT_USERNAME_CLAIM,
+            leeway_seconds=60 if settings.leeway_seconds is None else settings.leeway_seconds,
+            cert_ttl_seconds=settings.cert_ttl_seconds or 3600,
+            group_policy=settings.group_policy or "directory",
+            sign_in_configured=bool(
+                settings.discovery_url and settings.issuer and settings.audience
+            ),
+        )
+
+
+class ProblemOut(BaseModel):
+    code: str
+    severity: str
+    message: str
+
+
+class IdpTestOut(BaseModel):
+    ok: bool = Field(description="True when no error-level problem was found")
+    problems: list[ProblemOut]
+    discovery_url: str
+    document_issuer: str | None
+    jwks_uri: str | None
+    rs256_key_count: int
+    key_ids: list[str]
+
+    @classmethod
+    def of(cls, report: PreflightReport) -> IdpTestOut:
+        return cls(
+            ok=report.ok,
+            problems=[
+                ProblemOut(code=p.code, severity=p.severity, message=p.message)
+                for p in report.problems
+            ],
+            discovery_url=report.discovery_url,
+            document_issuer=report.document_issuer,
+            jwks_uri=report.jwks_uri,
+            rs256_key_count=report.rs256_key_count,
+            key_ids=report.key_ids,
         )
 
 

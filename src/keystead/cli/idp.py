@@ -8,21 +8,31 @@ import typer
 
 from keystead.accounts import service as accounts
 from keystead.admin.routes_idp import scim_url
-from keystead.admin.schemas import IdpOut, ScimTokenOut
+from keystead.admin.schemas import IdpOut, IdpTestOut, ScimTokenOut
 from keystead.cli.context import JsonFlag, ctx_of, emit, out, pairs
 from keystead.errors import InvalidInput
 from keystead.idp import service as idp
+from keystead.idp.config import SignInChanges
 
 app = typer.Typer(help="IDP integration: directory sync (SCIM) and sign-in.", no_args_is_help=True)
 
 
 def _show(view: IdpOut) -> None:
+    unset = "not set (keystead idp configure)"
     pairs(
         [
             ("enabled", "yes" if view.enabled else "no"),
             ("provider", view.provider),
             ("SCIM URL", view.scim_url),
             ("SCIM token", view.scim_token_hint or "not set (keystead idp scim-token)"),
+            ("SSO URL", view.sso_url),
+            ("discovery URL", view.discovery_url or unset),
+            ("token issuer", view.issuer or unset),
+            ("token audience", view.audience or unset),
+            ("username claim", view.username_claim),
+            ("clock leeway", f"{view.leeway_seconds} s"),
+            ("certificate lifetime", f"{view.cert_ttl_seconds} s"),
+            ("group policy", view.group_policy),
         ]
     )
 
@@ -31,7 +41,9 @@ def _set_enabled(ctx: typer.Context, enabled: bool, as_json: bool) -> None:
     cli = ctx_of(ctx)
     with cli.write() as (session, account_id):
         account = accounts.get_account(session, account_id)
-        settings = idp.set_enabled(session, account, enabled, actor=cli.actor)
+        settings = idp.set_enabled(
+            session, account, enabled, actor=cli.actor, master=cli.runtime.master
+        )
         view = IdpOut.of(settings, scim_url(cli.settings.effective_public_url, str(account_id)))
     emit(view, as_json, lambda: _show(view))
 
@@ -46,6 +58,61 @@ def enable(ctx: typer.Context, as_json: JsonFlag = False) -> None:
 def disable(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Turn the IDP integration off: the SCIM endpoint answers 403."""
     _set_enabled(ctx, False, as_json)
+
+
+@app.command("configure")
+def configure(
+    ctx: typer.Context,
+    discovery_url: Annotated[
+        str | None,
+        typer.Option(
+            "--discovery-url",
+            help="https://login.microsoftonline.com/TENANT_ID/.well-known/openid-configuration",
+        ),
+    ] = None,
+    issuer: Annotated[
+        str | None, typer.Option("--issuer", help="https://sts.windows.net/TENANT_ID/")
+    ] = None,
+    audience: Annotated[
+        str | None, typer.Option("--audience", help="The API's Application ID URI (api://…)")
+    ] = None,
+    username_claim: Annotated[
+        str | None,
+        typer.Option("--username-claim", help="unique_name (default), upn, preferred_username"),
+    ] = None,
+    leeway: Annotated[
+        int | None, typer.Option("--leeway", help="Clock leeway in seconds (default 60)")
+    ] = None,
+    cert_ttl: Annotated[
+        int | None,
+        typer.Option("--cert-ttl", help="SSO certificate lifetime in seconds (default 3600)"),
+    ] = None,
+    group_policy: Annotated[
+        str | None,
+        typer.Option(
+            "--group-policy", help="directory (default) or directory_and_token (stricter)"
+        ),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Set how sign-in tokens are verified; then check it with `keystead idp test`."""
+    changes = SignInChanges(
+        discovery_url=discovery_url,
+        issuer=issuer,
+        audience=audience,
+        username_claim=username_claim,
+        leeway_seconds=leeway,
+        cert_ttl_seconds=cert_ttl,
+        group_policy=group_policy,
+    )
+    if changes == SignInChanges():
+        raise InvalidInput("nothing to change: pass at least one option (see --help)")
+    cli = ctx_of(ctx)
+    with cli.write() as (session, account_id):
+        account = accounts.get_account(session, account_id)
+        settings = idp.configure(session, account, changes, actor=cli.actor)
+        view = IdpOut.of(settings, scim_url(cli.settings.effective_public_url, str(account_id)))
+    emit(view, as_json, lambda: _show(view))
 
 
 @app.command("show")
@@ -83,3 +150,33 @@ def scim_token(
     emit(view, as_json, lambda: pairs([("SCIM URL", view.scim_url), ("SCIM token", view.token)]))
     if not as_json:
         out.print("Paste both into the Provisioning page of the Entra enterprise application.")
+
+
+@app.command("test")
+def check(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Fetch the discovery document and signing keys and report every problem found
+    (exit status 1 if any is an error)."""
+    cli = ctx_of(ctx)
+    with cli.read() as (session, account_id):
+        settings = idp.settings_of(session, account_id)
+    view = IdpTestOut.of(
+        idp.check_configuration(settings, timeout=cli.settings.idp_http_timeout_seconds)
+    )
+
+    def human() -> None:
+        pairs(
+            [
+                ("discovery URL", view.discovery_url),
+                ("issuer in document", view.document_issuer or "-"),
+                ("keys URL", view.jwks_uri or "-"),
+                ("RS256 signing keys", f"{view.rs256_key_count} ({', '.join(view.key_ids)})"),
+            ]
+        )
+        for problem in view.problems:
+            colour = "red" if problem.severity == "error" else "yellow"
+            out.print(f"[{colour}]{problem.severity}[/{colour}] {problem.code}: {problem.message}")
+        out.print("[green]configuration OK[/green]" if view.ok else "[red]not usable yet[/red]")
+
+    emit(view, as_json, human)
+    if not view.ok:
+        raise typer.Exit(1)

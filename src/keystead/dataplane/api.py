@@ -59,6 +59,15 @@ def _key_number(params: dict[str, str]) -> int | None:
     return int(raw)
 
 
+def _certificate(value: Any) -> str | None:
+    """``payload_cert``: absent (or empty) means none; anything else must be a string."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise BadRequest("'payload_cert' must be a base64 string")
+    return value
+
+
 def _json_object(body: bytes) -> dict[str, Any]:
     try:
         value = json.loads(body)
@@ -215,21 +224,36 @@ class DataPlaneDispatch:
 
     def _fpe_key(self, db: Connection, caller: Caller, dataset: Ref, signed: SignedRequest) -> Any:
         params = _query(signed)
-        return self.plane.fpe_key(db, caller, dataset, _dataset_name(params), _key_number(params))
+        return self.plane.fpe_key(
+            db,
+            caller,
+            dataset,
+            _dataset_name(params),
+            _key_number(params),
+            _certificate(params.get("payload_cert")),
+        )
 
     def _def_keys(self, db: Connection, caller: Caller, dataset: Ref, signed: SignedRequest) -> Any:
-        return self.plane.def_keys(db, caller, dataset, _dataset_name(_query(signed)))
+        params = _query(signed)
+        return self.plane.def_keys(
+            db, caller, dataset, _dataset_name(params), _certificate(params.get("payload_cert"))
+        )
 
     def _encryption_key(
         self, db: Connection, caller: Caller, dataset: Ref, signed: SignedRequest
     ) -> Any:
-        return self.plane.new_data_key(db, caller, _json_object(signed.body).get("uses"))
+        body = _json_object(signed.body)
+        return self.plane.new_data_key(
+            db, caller, body.get("uses"), _certificate(body.get("payload_cert"))
+        )
 
     def _decryption_key(
         self, db: Connection, caller: Caller, dataset: Ref, signed: SignedRequest
     ) -> Any:
         body = _json_object(signed.body)
-        return self.plane.recover_data_key(db, caller, body.get("encrypted_data_key"))
+        return self.plane.recover_data_key(
+            db, caller, body.get("encrypted_data_key"), _certificate(body.get("payload_cert"))
+        )
 
     def _usage_correction(
         self, db: Connection, caller: Caller, dataset: Ref, signed: SignedRequest

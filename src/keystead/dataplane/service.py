@@ -11,8 +11,10 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
+from cryptography import x509
 from sqlalchemy import Connection, Integer, String, Uuid, bindparam, select
 
 from keystead import access, names
@@ -22,7 +24,8 @@ from keystead.crypto.masterkey import MasterKey
 from keystead.dataplane import edk, signatures, wrapping
 from keystead.dataplane.cache import ImmutableCache
 from keystead.errors import BadRequest, Forbidden, NotFound, Unauthenticated
-from keystead.storage.models import ApiKey, Dataset, DatasetKey
+from keystead.sso import certificates
+from keystead.storage.models import ApiKey, Dataset, DatasetKey, IdpSettings
 
 MAX_USES = 1_000_000
 # Verifying against this when the key id is unknown keeps both failures equally slow.
@@ -87,6 +90,9 @@ _KEY_VERSION = select(DatasetKey.wrapped_key).where(
     DatasetKey.key_number == bindparam("key_number", type_=Integer()),
 )
 _DEFINITION = select(Dataset.definition).where(Dataset.id == bindparam("dataset_id", type_=Uuid()))
+_ACCOUNT_CA = select(IdpSettings.ca_cert_pem).where(
+    IdpSettings.account_id == bindparam("account_id", type_=Uuid())
+)
 _EDK_DATASET = select(Dataset.name, Dataset.current_key_number).where(
     Dataset.id == bindparam("dataset_id", type_=Uuid()),
     Dataset.account_id == bindparam("account_id", type_=Uuid()),
@@ -104,8 +110,11 @@ class DataPlane:
         self._definitions: ImmutableCache[uuid.UUID, dict[str, Any]] = ImmutableCache(10_000)
         # A dataset key version wrapped to a key's public key: both never change, so the
         # RSA-OAEP ciphertext can be handed out again (same plaintext, same recipient).
-        self._wrapped: ImmutableCache[tuple[uuid.UUID, uuid.UUID, int], str] = ImmutableCache(
-            200_000
+        self._wrapped: ImmutableCache[tuple[str, uuid.UUID, int], str] = ImmutableCache(200_000)
+        # A CA never changes once made; a certificate's signature check is done once.
+        self._authorities: ImmutableCache[uuid.UUID, x509.Certificate] = ImmutableCache(10_000)
+        self._certificates: ImmutableCache[bytes, certificates.ClientCertificate] = ImmutableCache(
+            20_000
         )
 
     # --- authentication -----------------------------------------------------------------
@@ -171,23 +180,64 @@ class DataPlane:
 
         return self._definitions.get_or_load(dataset.id, load)
 
+    def _certificate(
+        self, db: Connection, caller: Caller, payload_cert: str
+    ) -> certificates.ClientCertificate:
+        """The presented certificate, checked against the caller's account CA, its validity
+        and the signing key it is bound to."""
+        try:
+            pem = base64.b64decode(payload_cert, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise BadRequest("'payload_cert' is not valid base64") from exc
+        digest = hashlib.sha256(pem).digest()
+
+        def authority() -> x509.Certificate:
+            stored = db.scalar(_ACCOUNT_CA, {"account_id": caller.account_id})
+            if stored is None:  # not cached: the account may get its CA later
+                raise certificates.CertificateError(
+                    "the certificate (payload_cert) was not issued by this account"
+                )
+            return certificates.load_ca_certificate(stored)
+
+        def verify() -> certificates.ClientCertificate:
+            ca = self._authorities.get_or_load(caller.account_id, authority)
+            return certificates.verify_client_certificate(pem, ca)
+
+        try:
+            verified = self._certificates.get_or_load(digest, verify)
+            verified.check(access_key_id=caller.access_key_id, now=datetime.now(UTC))
+        except certificates.CertificateError as exc:
+            raise Unauthenticated(str(exc)) from exc
+        return verified
+
+    def _recipient(
+        self, db: Connection, caller: Caller, payload_cert: str | None
+    ) -> wrapping.Recipient:
+        certificate = None
+        if payload_cert is not None:
+            certificate = self._certificate(db, caller, payload_cert)
+        return wrapping.recipient(
+            key_id=caller.key_id,
+            key_name=caller.name,
+            public_key_pem=caller.public_key_pem,
+            encrypted_private_key_pem=caller.encrypted_private_key_pem,
+            certificate=certificate,
+        )
+
     def _wrapped_version(
-        self, db: Connection, caller: Caller, dataset_id: uuid.UUID, number: int
+        self, db: Connection, to: wrapping.Recipient, dataset_id: uuid.UUID, number: int
     ) -> str:
         """A structured key version wrapped for the caller (RSA work done once per pair)."""
+        return self._wrapped.get_or_load(
+            (to.cache_id, dataset_id, number),
+            lambda: wrapping.wrap(self._dataset_key(db, dataset_id, number), to.public_key),
+        )
 
-        def load() -> str:
-            public = wrapping.wrapping_key(
-                public_key_pem=caller.public_key_pem, key_name=caller.name
-            )
-            return wrapping.wrap(self._dataset_key(db, dataset_id, number), public)
-
-        return self._wrapped.get_or_load((caller.key_id, dataset_id, number), load)
-
-    def _private_key_field(self, caller: Caller) -> dict[str, str]:
-        if caller.encrypted_private_key_pem is None:
+    @staticmethod
+    def _private_key_field(to: wrapping.Recipient) -> dict[str, str]:
+        if to.private_key_pem is None:
             return {}
-        return {"encrypted_private_key": caller.encrypted_private_key_pem}
+        return {"encrypted_private_key": to.private_key_pem}
 
     # --- structured -----------------------------------------------------------------------
 
@@ -213,30 +263,38 @@ class DataPlane:
         dataset: DatasetRef | None,
         name: str,
         key_number: int | None,
+        payload_cert: str | None = None,
     ) -> dict[str, Any]:
         """GET /api/v0/fpe/key: the current key, or exactly key ``key_number``."""
         dataset = self._structured(dataset, name)
         number = dataset.current_key_number if key_number is None else key_number
         if not 0 <= number <= dataset.current_key_number:
             raise NotFound(f"dataset {name} has no key number {number}")
+        to = self._recipient(db, caller, payload_cert)
         return {
-            **self._private_key_field(caller),
-            "wrapped_data_key": self._wrapped_version(db, caller, dataset.id, number),
+            **self._private_key_field(to),
+            "wrapped_data_key": self._wrapped_version(db, to, dataset.id, number),
             "key_number": str(number),
         }
 
     def def_keys(
-        self, db: Connection, caller: Caller, dataset: DatasetRef | None, name: str
+        self,
+        db: Connection,
+        caller: Caller,
+        dataset: DatasetRef | None,
+        name: str,
+        payload_cert: str | None = None,
     ) -> dict[str, Any]:
         """GET /api/v0/fpe/def_keys: every key of the dataset, index = key number."""
         dataset = self._structured(dataset, name)
+        to = self._recipient(db, caller, payload_cert)
         keys = [
-            self._wrapped_version(db, caller, dataset.id, n)
+            self._wrapped_version(db, to, dataset.id, n)
             for n in range(dataset.current_key_number + 1)
         ]
         return {
             name: {
-                **self._private_key_field(caller),
+                **self._private_key_field(to),
                 "keys": keys,
                 "current_key_number": dataset.current_key_number,
                 "ffs": {**self._definition(db, dataset), "name": name},
@@ -278,18 +336,20 @@ class DataPlane:
             f"and has no default among them; {fix}"
         )
 
-    def new_data_key(self, db: Connection, caller: Caller, uses: Any) -> dict[str, Any]:
+    def new_data_key(
+        self, db: Connection, caller: Caller, uses: Any, payload_cert: str | None = None
+    ) -> dict[str, Any]:
         """POST /api/v0/encryption/key."""
         if isinstance(uses, bool) or not isinstance(uses, int) or not 1 <= uses <= MAX_USES:
             raise BadRequest(f"'uses' must be an integer from 1 to {MAX_USES}")
+        to = self._recipient(db, caller, payload_cert)
         dataset = self._unstructured_for(db, caller)
-        public = wrapping.wrapping_key(public_key_pem=caller.public_key_pem, key_name=caller.name)
         data_key = secrets.token_bytes(edk.DATA_KEY_BYTES)
         header = edk.EdkHeader(dataset.id, dataset.current_key_number, caller.key_id)
         blob = edk.seal(data_key, header, self._dataset_key(db, dataset.id, header.key_number))
         return {
-            **self._private_key_field(caller),
-            "wrapped_data_key": wrapping.wrap(data_key, public),
+            **self._private_key_field(to),
+            "wrapped_data_key": wrapping.wrap(data_key, to.public_key),
             "encrypted_data_key": base64.b64encode(blob).decode(),
             "key_fingerprint": hashlib.sha256(blob).hexdigest()[:32],
             "encryption_session": secrets.token_hex(16),
@@ -297,8 +357,11 @@ class DataPlane:
             "security_model": {"algorithm": edk.ALGORITHM, "enable_data_fragmentation": False},
         }
 
-    def recover_data_key(self, db: Connection, caller: Caller, encrypted: Any) -> dict[str, Any]:
+    def recover_data_key(
+        self, db: Connection, caller: Caller, encrypted: Any, payload_cert: str | None = None
+    ) -> dict[str, Any]:
         """POST /api/v0/decryption/key: access is checked for the dataset the EDK names."""
+        to = self._recipient(db, caller, payload_cert)
         if not isinstance(encrypted, str) or not encrypted:
             raise BadRequest("'encrypted_data_key' must be a base64 string")
         try:
@@ -314,13 +377,12 @@ class DataPlane:
             raise no_access(caller, name)
         if header.key_number > row.current_key_number:
             raise edk.EdkError("encrypted_data_key names a key version that does not exist")
-        public = wrapping.wrapping_key(public_key_pem=caller.public_key_pem, key_name=caller.name)
         data_key = edk.open_sealed(
             blob, self._dataset_key(db, header.dataset_id, header.key_number)
         )
         return {
-            **self._private_key_field(caller),
-            "wrapped_data_key": wrapping.wrap(data_key, public),
+            **self._private_key_field(to),
+            "wrapped_data_key": wrapping.wrap(data_key, to.public_key),
             "key_fingerprint": hashlib.sha256(blob).hexdigest()[:32],
             "encryption_session": secrets.token_hex(16),
         }

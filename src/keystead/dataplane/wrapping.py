@@ -1,19 +1,21 @@
 """Wrapping data keys for the client: RSA-OAEP with SHA-1 and MGF1-SHA-1, empty label,
 standard padded base64 — what the Ubiq client unwraps (no web, no database).
 
-:func:`wrapping_key` is the one place that decides which public key a response's data
-keys are wrapped to.
+:func:`recipient` is the one place that decides which public key a response's data keys
+are wrapped to, and whether the response carries the server-held private key.
 """
 
 from __future__ import annotations
 
 import base64
+from dataclasses import dataclass
 from functools import lru_cache
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from keystead.errors import Unauthenticated
+from keystead.sso.certificates import ClientCertificate
 
 # SHA-1 here is OAEP's mask and label hash, which the client fixes; it is not a signature.
 _OAEP = padding.OAEP(mgf=padding.MGF1(hashes.SHA1()), algorithm=hashes.SHA1(), label=None)  # noqa: S303
@@ -27,18 +29,42 @@ def _load_public_key(pem: str) -> rsa.RSAPublicKey:
     return key
 
 
-def wrapping_key(*, public_key_pem: str | None, key_name: str) -> rsa.RSAPublicKey:
+@dataclass(frozen=True)
+class Recipient:
+    """Whom a response's data keys are wrapped to.
+
+    ``cache_id`` names the public key (same id, same key) so wrapped key versions can be
+    handed out again; ``private_key_pem`` is the encrypted private key the response
+    carries, or None when the client holds its own (the certificate case).
+    """
+
+    public_key: rsa.RSAPublicKey
+    cache_id: str
+    private_key_pem: str | None
+
+
+def recipient(
+    *,
+    key_id: object,
+    key_name: str,
+    public_key_pem: str | None,
+    encrypted_private_key_pem: str | None,
+    certificate: ClientCertificate | None,
+) -> Recipient:
     """The public key to wrap data keys to for this caller.
 
-    Manual API keys wrap to their own key pair. Keys without one (auto-provisioned keys)
-    need the certificate from the SSO exchange, which this request did not carry.
+    A verified certificate from the SSO exchange wins: its key is the client's own, so no
+    private key is returned. Otherwise a manual API key wraps to its own key pair; keys
+    without one (auto-provisioned keys) work only with a certificate.
     """
+    if certificate is not None:
+        return Recipient(certificate.public_key, f"cert:{certificate.fingerprint}", None)
     if public_key_pem is None:
         raise Unauthenticated(
             f"API key {key_name!r} has no key pair of its own: it works only with a "
-            "certificate from the SSO exchange (IDP mode)"
+            "certificate from the SSO exchange (payload_cert, IDP mode)"
         )
-    return _load_public_key(public_key_pem)
+    return Recipient(_load_public_key(public_key_pem), f"key:{key_id}", encrypted_private_key_pem)
 
 
 def wrap(data_key: bytes, public_key: rsa.RSAPublicKey) -> str:

@@ -1,7 +1,10 @@
-"""An account's IDP integration: enabling it and the SCIM secret token.
+"""An account's IDP integration: enabling it, the SCIM secret token, the sign-in settings
+and the account's SSO certificate authority.
 
 The SCIM token is shown once, stored as a SHA-256 hash and compared in constant time;
-rotating it replaces the hash, so the old token stops working at once.
+rotating it replaces the hash, so the old token stops working at once. The CA is created
+when the integration is first enabled; its key is wrapped under the master key, bound to
+the account.
 """
 
 from __future__ import annotations
@@ -9,16 +12,22 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+import httpx
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from keystead import audit
 from keystead.audit import Actor
 from keystead.crypto import tokens
-from keystead.errors import Forbidden, Unauthenticated
-from keystead.storage.models import Account, IdpSettings
+from keystead.crypto.masterkey import MasterKey
+from keystead.errors import Conflict, Forbidden, Unauthenticated
+from keystead.idp import preflight
+from keystead.idp.config import SignInChanges
+from keystead.sso import certificates
+from keystead.storage.models import Account, ApiKey, IdpSettings
+from keystead.storage.types import utcnow
 
 __all__ = ["IdpSettings"]
-from keystead.storage.types import utcnow
 
 SCIM_TOKEN_PREFIX = "scim_"  # noqa: S105 - a public prefix, not a secret
 
@@ -43,13 +52,37 @@ def _require_enterprise(account: Account) -> None:
         )
 
 
-def set_enabled(session: Session, account: Account, enabled: bool, *, actor: Actor) -> IdpSettings:
-    if enabled:
-        _require_enterprise(account)
+def ca_key_context(account_id: uuid.UUID) -> str:
+    return f"sso-ca:{account_id}"
+
+
+def _stored(session: Session, account: Account) -> IdpSettings:
     settings = session.get(IdpSettings, account.id)
     if settings is None:
         settings = IdpSettings(account_id=account.id, enabled=False)
         session.add(settings)
+        session.flush()
+    return settings
+
+
+def ensure_authority(session: Session, settings: IdpSettings, master: MasterKey) -> None:
+    """Give the account its SSO certificate authority unless it has one."""
+    if settings.ca_cert_pem is not None and settings.ca_key_wrapped is not None:
+        return
+    authority = certificates.new_authority(settings.account_id)
+    settings.ca_cert_pem = authority.cert_pem
+    settings.ca_key_wrapped = master.wrap(authority.key_der(), ca_key_context(settings.account_id))
+    session.flush()
+
+
+def set_enabled(
+    session: Session, account: Account, enabled: bool, *, actor: Actor, master: MasterKey
+) -> IdpSettings:
+    if enabled:
+        _require_enterprise(account)
+    settings = _stored(session, account)
+    if enabled:
+        ensure_authority(session, settings, master)
     if settings.enabled != enabled:
         settings.enabled, settings.updated_at = enabled, utcnow()
         audit.record(
@@ -68,10 +101,7 @@ def set_enabled(session: Session, account: Account, enabled: bool, *, actor: Act
 def rotate_scim_token(session: Session, account: Account, *, actor: Actor) -> NewScimToken:
     """Issue a new SCIM secret token; any previous one stops working at once."""
     _require_enterprise(account)
-    settings = session.get(IdpSettings, account.id)
-    if settings is None:
-        settings = IdpSettings(account_id=account.id, enabled=False)
-        session.add(settings)
+    settings = _stored(session, account)
     secret = SCIM_TOKEN_PREFIX + tokens.random_secret(32)
     rotated = settings.scim_token_hash is not None
     settings.scim_token_hash = tokens.token_hash(secret)
@@ -102,3 +132,70 @@ def check_scim_token_hash(expected: str | None, presented: str | None) -> None:
     digest = tokens.token_hash(presented)
     if expected is None or not tokens.same(expected, digest):
         raise Unauthenticated("the SCIM secret token is not valid for this account")
+
+
+def configure(
+    session: Session, account: Account, changes: SignInChanges, *, actor: Actor
+) -> IdpSettings:
+    """Change the sign-in settings (shape-checked; the provider itself is not contacted)."""
+    if changes == SignInChanges():
+        return settings_of(session, account.id)
+    _require_enterprise(account)
+    checked = changes.checked()
+    settings = _stored(session, account)
+    changed = []
+    for name in (
+        "discovery_url",
+        "issuer",
+        "audience",
+        "username_claim",
+        "leeway_seconds",
+        "cert_ttl_seconds",
+        "group_policy",
+    ):
+        value = getattr(checked, name)
+        if value is not None and getattr(settings, name) != value:
+            setattr(settings, name, value)
+            changed.append(name)
+    if "group_policy" in changed and settings.group_policy == "directory":
+        # Token groups stop counting at once; under the stricter policy they take effect
+        # at each key's next sign-in.
+        session.execute(
+            update(ApiKey)
+            .where(ApiKey.account_id == account.id, ApiKey.token_groups_enforced.is_(True))
+            .values(token_groups_enforced=False)
+        )
+    if changed:
+        settings.updated_at = utcnow()
+        audit.record(
+            session,
+            account_id=account.id,
+            actor=actor,
+            action="idp.sign_in_configured",
+            subject_type="account",
+            subject_id=account.id,
+            subject_label=account.name,
+            detail={name: getattr(settings, name) for name in changed},
+        )
+    session.flush()
+    return settings
+
+
+def authority_of(settings: IdpSettings, master: MasterKey) -> certificates.Authority:
+    """The account's CA with its key unwrapped (only the SSO exchange needs the key)."""
+    if settings.ca_cert_pem is None or settings.ca_key_wrapped is None:
+        raise Forbidden("IDP integration has never been enabled for this account")
+    key = master.unwrap(settings.ca_key_wrapped, ca_key_context(settings.account_id))
+    return certificates.load_authority(settings.ca_cert_pem, key)
+
+
+def check_configuration(settings: IdpSettings, *, timeout: float) -> preflight.PreflightReport:
+    """Fetch the discovery document and keys and report every problem an admin can fix.
+    Call it outside any database transaction: it waits on the network."""
+    if not (settings.discovery_url and settings.issuer and settings.audience):
+        raise Conflict(
+            "sign-in is not configured yet: set the discovery URL, issuer and audience first "
+            "(`keystead idp configure`)"
+        )
+    with httpx.Client(timeout=timeout, follow_redirects=False) as http:
+        return preflight.check(settings.discovery_url, settings.issuer, settings.audience, http)

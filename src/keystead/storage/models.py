@@ -228,8 +228,21 @@ class ApiKey(Base):
     )
     public_key_pem: Mapped[str | None] = mapped_column(Text, default=None)
     encrypted_private_key_pem: Mapped[str | None] = mapped_column(Text, default=None)
+    # Set at each SSO exchange under the "directory_and_token" group policy: directory
+    # groups then count only if listed in ``sso_token_groups`` (the last token's groups).
+    token_groups_enforced: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SsoTokenGroup(Base):
+    """One group object id from the groups claim of a key's last sign-in token."""
+
+    __tablename__ = "sso_token_groups"
+    api_key_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True
+    )
+    group_ref: Mapped[str] = mapped_column(String(256), primary_key=True)
 
 
 class DatasetGrant(Base):
@@ -268,6 +281,20 @@ class IdpSettings(Base):
     scim_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
     scim_token_hint: Mapped[str | None] = mapped_column(String(16), default=None)
     scim_token_created_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Sign-in (the SSO exchange): whose tokens are accepted, and how they map to users.
+    discovery_url: Mapped[str | None] = mapped_column(String(2048), default=None)
+    issuer: Mapped[str | None] = mapped_column(String(512), default=None)
+    audience: Mapped[str | None] = mapped_column(String(512), default=None)
+    username_claim: Mapped[str] = mapped_column(String(64), default="unique_name")
+    leeway_seconds: Mapped[int] = mapped_column(Integer, default=60)
+    cert_ttl_seconds: Mapped[int] = mapped_column(Integer, default=3600)
+    # "directory": access from SCIM memberships; "directory_and_token": only memberships
+    # whose group is also in the sign-in token's groups claim.
+    group_policy: Mapped[str] = mapped_column(String(32), default="directory")
+    # The account's certificate authority for SSO certificates; its key wrapped under the
+    # master key. Created when the integration is first enabled, never replaced.
+    ca_cert_pem: Mapped[str | None] = mapped_column(Text, default=None)
+    ca_key_wrapped: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

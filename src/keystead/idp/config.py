@@ -1,0 +1,126 @@
+"""The shape of an account's sign-in settings (no web, no database).
+
+Saving checks shape only; whether the provider agrees (reachable discovery document, the
+same issuer, RS256 keys) is the "test configuration" check in :mod:`keystead.idp.preflight`.
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from keystead.errors import InvalidInput
+
+GroupPolicy = Literal["directory", "directory_and_token"]
+GROUP_POLICIES: tuple[GroupPolicy, ...] = ("directory", "directory_and_token")
+USERNAME_CLAIMS = ("unique_name", "upn", "preferred_username", "email")
+DEFAULT_USERNAME_CLAIM = "unique_name"
+V1_ISSUER = re.compile(
+    r"https://sts\.windows\.net/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/"
+)
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+LEEWAY_RANGE = (0, 300)
+CERT_TTL_RANGE = (60, 24 * 3600)
+
+
+def username_claims(configured: str) -> tuple[str, ...]:
+    """The configured claim first, then the default order as fallbacks."""
+    fallbacks = ("unique_name", "upn", "preferred_username")
+    return (configured, *(name for name in fallbacks if name != configured))
+
+
+def check_discovery_url(value: str) -> str:
+    value = value.strip()
+    parsed = urllib.parse.urlsplit(value)
+    if parsed.scheme not in ("https", "http") or not parsed.hostname:
+        raise InvalidInput(
+            f"discovery URL {value!r} is not an absolute URL; Entra's is "
+            "https://login.microsoftonline.com/TENANT_ID/.well-known/openid-configuration"
+        )
+    if parsed.scheme == "http" and parsed.hostname not in LOOPBACK_HOSTS:
+        raise InvalidInput(f"discovery URL {value!r} must use https")
+    if len(value) > 2048:
+        raise InvalidInput("discovery URL is longer than 2048 characters")
+    return value
+
+
+def check_issuer(value: str) -> str:
+    value = value.strip()
+    if V1_ISSUER.fullmatch(value):
+        return value
+    hint = ""
+    if value.rstrip("/").endswith("/v2.0"):
+        hint = (
+            " — that is the v2.0 issuer; Keystead accepts v1.0 access tokens, which the "
+            "Ubiq client gets when the app registration's manifest has "
+            "accessTokenAcceptedVersion null or 1"
+        )
+    raise InvalidInput(
+        f"token issuer {value!r} is not of the form https://sts.windows.net/TENANT_ID/ "
+        f"(lower-case tenant GUID, trailing slash){hint}"
+    )
+
+
+def check_audience(value: str) -> str:
+    value = value.strip()
+    if not value or len(value) > 512 or any(c.isspace() for c in value):
+        raise InvalidInput(
+            "token audience must be the API's Application ID URI, e.g. api://CLIENT_ID "
+            "(no spaces, at most 512 characters)"
+        )
+    return value
+
+
+def check_username_claim(value: str) -> str:
+    if value not in USERNAME_CLAIMS:
+        raise InvalidInput(f"username claim {value!r} is not one of {', '.join(USERNAME_CLAIMS)}")
+    return value
+
+
+def check_range(name: str, value: int, bounds: tuple[int, int]) -> int:
+    low, high = bounds
+    if not low <= value <= high:
+        raise InvalidInput(f"{name} must be from {low} to {high} seconds; got {value}")
+    return value
+
+
+def check_group_policy(value: str) -> GroupPolicy:
+    for policy in GROUP_POLICIES:
+        if value == policy:
+            return policy
+    raise InvalidInput(f"group policy {value!r} is not one of {', '.join(GROUP_POLICIES)}")
+
+
+@dataclass(frozen=True)
+class SignInChanges:
+    """Fields to change; None leaves a field as it is."""
+
+    discovery_url: str | None = None
+    issuer: str | None = None
+    audience: str | None = None
+    username_claim: str | None = None
+    leeway_seconds: int | None = None
+    cert_ttl_seconds: int | None = None
+    group_policy: str | None = None
+
+    def checked(self) -> SignInChanges:
+        return SignInChanges(
+            discovery_url=_maybe(check_discovery_url, self.discovery_url),
+            issuer=_maybe(check_issuer, self.issuer),
+            audience=_maybe(check_audience, self.audience),
+            username_claim=_maybe(check_username_claim, self.username_claim),
+            leeway_seconds=None
+            if self.leeway_seconds is None
+            else check_range("leeway", self.leeway_seconds, LEEWAY_RANGE),
+            cert_ttl_seconds=None
+            if self.cert_ttl_seconds is None
+            else check_range("certificate lifetime", self.cert_ttl_seconds, CERT_TTL_RANGE),
+            group_policy=_maybe(check_group_policy, self.group_policy),
+        )
+
+
+def _maybe(check: Callable[[str], str], value: str | None) -> str | None:
+    return None if value is None else check(value)

@@ -1,0 +1,460 @@
+"""The "test configuration" check an admin runs after entering the sign-in settings.
+
+Token verification fails late and tersely (a 401 to a client, a reason in a log). Most of
+those failures are configuration mistakes that can be seen up front: a discovery URL that
+is not reachable or not Entra's v1 document, an issuer that does not match what the tenant
+puts in its tokens (the v1/v2 confusion), an audience in the client-id form, a key set
+without usable keys. :func:`check` looks for all of them in one pass and reports every
+problem, each with a stable ``code`` (for the UI and tests) and a message that says which
+Entra or Keystead setting to change.
+
+It fetches the discovery document and then its ``jwks_uri`` with the ``httpx.Client``
+passed in (which carries the timeout), reading at most :data:`MAX_BYTES` of each.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import httpx
+import jwt
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+
+Severity = Literal["error", "warning"]
+
+#: Upper bound on each response read; Entra's documents are a few kilobytes.
+MAX_BYTES = 1024 * 1024
+
+# Stable problem codes.
+DISCOVERY_URL_INVALID = "discovery_url_invalid"
+DISCOVERY_URL_NOT_HTTPS = "discovery_url_not_https"
+DISCOVERY_URL_NOT_TENANT = "discovery_url_not_tenant_specific"
+DISCOVERY_UNREACHABLE = "discovery_unreachable"
+DISCOVERY_HTTP_STATUS = "discovery_http_status"
+DISCOVERY_TOO_LARGE = "discovery_too_large"
+DISCOVERY_NOT_JSON = "discovery_not_json"
+DISCOVERY_NOT_OBJECT = "discovery_not_object"
+DISCOVERY_NO_ISSUER = "discovery_no_issuer"
+DISCOVERY_NO_JWKS_URI = "discovery_no_jwks_uri"
+ISSUER_MISMATCH = "issuer_mismatch"
+ISSUER_NOT_V1 = "issuer_not_v1"
+JWKS_URI_INVALID = "jwks_uri_invalid"
+JWKS_URI_NOT_HTTPS = "jwks_uri_not_https"
+JWKS_UNREACHABLE = "jwks_unreachable"
+JWKS_HTTP_STATUS = "jwks_http_status"
+JWKS_TOO_LARGE = "jwks_too_large"
+JWKS_NOT_JSON = "jwks_not_json"
+JWKS_NO_KEYS = "jwks_no_keys"
+JWKS_NO_RS256_KEYS = "jwks_no_rs256_keys"
+AUDIENCE_NOT_APP_ID_URI = "audience_not_app_id_uri"
+AUDIENCE_NOT_DEFAULT_URI = "audience_not_default_app_id_uri"
+
+_GUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+_V1_ISSUER = re.compile(rf"https://sts\.windows\.net/({_GUID})/")
+_V2_ISSUER = re.compile(rf"https://login\.microsoftonline\.com/({_GUID})/v2\.0")
+_BARE_GUID = re.compile(_GUID)
+_DEFAULT_APP_ID_URI = re.compile(rf"api://{_GUID}")
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+_MULTI_TENANT = frozenset({"common", "organizations", "consumers"})
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the configuration; ``code`` is stable, ``message`` is for people."""
+
+    code: str
+    message: str
+    severity: Severity = "error"
+
+
+@dataclass
+class PreflightReport:
+    """Everything :func:`check` found: the problems, and the facts an admin can compare
+    with what Entra's portal shows."""
+
+    discovery_url: str
+    issuer: str
+    audience: str
+    problems: list[Problem] = field(default_factory=list)
+    document_issuer: str | None = None
+    jwks_uri: str | None = None
+    token_endpoint: str | None = None
+    rs256_key_count: int = 0
+    key_ids: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True iff nothing error-level was found (warnings do not block)."""
+        return not self.errors
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "warning"]
+
+    @property
+    def codes(self) -> list[str]:
+        return [p.code for p in self.problems]
+
+    def add(self, code: str, message: str, severity: Severity = "error") -> None:
+        self.problems.append(Problem(code, message, severity))
+
+
+def check(discovery_url: str, issuer: str, audience: str, http: httpx.Client) -> PreflightReport:
+    """Check the IDP settings against the provider and against what Keystead accepts.
+
+    Never raises for a provider problem: every finding becomes a :class:`Problem`.
+    """
+    report = PreflightReport(discovery_url=discovery_url, issuer=issuer, audience=audience)
+    _check_issuer_form(report)
+    _check_audience_form(report)
+    if _check_url(
+        report, discovery_url, DISCOVERY_URL_INVALID, DISCOVERY_URL_NOT_HTTPS, "discovery"
+    ):
+        _check_tenant_in_url(report)
+        document = _fetch_json(report, discovery_url, "discovery", http)
+        if isinstance(document, dict):
+            _check_document(report, document, http)
+        elif document is not _FAILED:
+            report.add(
+                DISCOVERY_NOT_OBJECT,
+                f"The discovery document at {discovery_url} is JSON but not an object "
+                f"(it is {_json_type(document)}); the URL does not point at an OpenID "
+                "Connect discovery document.",
+            )
+    return report
+
+
+# --------------------------------------------------------------------- configuration alone
+
+
+def _check_issuer_form(report: PreflightReport) -> None:
+    issuer = report.issuer
+    if _V1_ISSUER.fullmatch(issuer):
+        return
+    if _V2_ISSUER.fullmatch(issuer):
+        detail = (
+            "this is Entra's v2.0 issuer. Keystead verifies v1.0 access tokens: leave the "
+            "app manifest's accessTokenAcceptedVersion at null or 1 and configure "
+            "https://sts.windows.net/<tenant-id>/ as the issuer."
+        )
+    elif not issuer.strip():
+        detail = "no issuer is configured; enter https://sts.windows.net/<tenant-id>/."
+    else:
+        detail = (
+            "Keystead verifies Entra v1.0 access tokens, whose issuer is exactly "
+            "https://sts.windows.net/<tenant-id>/ (https, lower-case host, tenant GUID, "
+            "trailing slash); the tenant id is taken from it to check each token's tid "
+            "claim."
+        )
+    report.add(
+        ISSUER_NOT_V1,
+        f"The configured issuer {issuer!r} is not of the form "
+        f"https://sts.windows.net/<tenant-guid>/: {detail}",
+        "warning",
+    )
+
+
+def _check_audience_form(report: PreflightReport) -> None:
+    audience = report.audience.strip()
+    if _BARE_GUID.fullmatch(audience):
+        report.add(
+            AUDIENCE_NOT_APP_ID_URI,
+            f"The configured audience {audience!r} is a bare GUID: that is the client-id "
+            "form, which Entra puts in v2.0 tokens (or in v1.0 tokens requested with the "
+            "scope '<client-id>/.default'). Ubiq clients request 'api://<client-id>/.default', "
+            f"so their tokens carry the Application ID URI: configure api://{audience} "
+            "(Entra portal: App registrations > Expose an API > Application ID URI).",
+        )
+        return
+    parts = urlsplit(audience)
+    if parts.scheme == "api" and parts.netloc:
+        if not _DEFAULT_APP_ID_URI.fullmatch(audience):
+            report.add(
+                AUDIENCE_NOT_DEFAULT_URI,
+                f"The configured audience {audience!r} is a custom Application ID URI. Ubiq "
+                "clients always request the scope 'api://<idp_tenant_id>/.default' (their "
+                "idp_tenant_id setting carries the client id), so they obtain tokens for "
+                "api://<client-id>; keep the default Application ID URI unless every client "
+                "is configured otherwise.",
+                "warning",
+            )
+        return
+    if parts.scheme == "https" and parts.netloc:
+        report.add(
+            AUDIENCE_NOT_DEFAULT_URI,
+            f"The configured audience {audience!r} is an https Application ID URI. Ubiq "
+            "clients always request the scope 'api://<idp_tenant_id>/.default', so they "
+            "obtain tokens for api://<client-id>; keep the default Application ID URI "
+            "unless every client is configured otherwise.",
+            "warning",
+        )
+        return
+    report.add(
+        AUDIENCE_NOT_APP_ID_URI,
+        f"The configured audience {audience!r} is not an Application ID URI. Use the API's "
+        "Application ID URI, normally api://<client-id> (Entra portal: App registrations > "
+        "Expose an API).",
+    )
+
+
+def _check_url(
+    report: PreflightReport, url: str, invalid_code: str, http_code: str, what: str
+) -> bool:
+    """False if ``url`` cannot be fetched at all; an http URL is reported but still tried."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        host, parts = None, None
+    if parts is None or parts.scheme not in {"http", "https"} or not host:
+        report.add(invalid_code, f"The {what} URL {url!r} is not an absolute http(s) URL.")
+        return False
+    if parts.scheme != "https" and host not in _LOOPBACK:
+        report.add(
+            http_code,
+            f"The {what} URL {url} does not use https. Signing keys fetched over plain http "
+            "can be replaced by anyone on the network path; use the https URL "
+            "(for Entra: https://login.microsoftonline.com/...).",
+        )
+    return True
+
+
+def _check_tenant_in_url(report: PreflightReport) -> None:
+    segments = [s for s in urlsplit(report.discovery_url).path.split("/") if s]
+    if segments and segments[0].lower() in _MULTI_TENANT:
+        report.add(
+            DISCOVERY_URL_NOT_TENANT,
+            f"The discovery URL uses the multi-tenant authority '{segments[0]}', whose "
+            "document carries a templated issuer and keys of every tenant. Use the "
+            "tenant-specific v1 URL https://login.microsoftonline.com/<tenant-id>/"
+            ".well-known/openid-configuration.",
+        )
+
+
+# --------------------------------------------------------------------- the provider
+
+
+def _check_document(report: PreflightReport, document: dict[str, Any], http: httpx.Client) -> None:
+    found_issuer = document.get("issuer")
+    token_endpoint = document.get("token_endpoint")
+    if isinstance(token_endpoint, str):
+        report.token_endpoint = token_endpoint
+    if isinstance(found_issuer, str) and found_issuer:
+        report.document_issuer = found_issuer
+        if found_issuer != report.issuer:
+            report.add(ISSUER_MISMATCH, _issuer_mismatch(report.issuer, found_issuer))
+    else:
+        report.add(
+            DISCOVERY_NO_ISSUER,
+            "The discovery document has no 'issuer', so the configured issuer cannot be "
+            "cross-checked; make sure the URL is the tenant's OpenID Connect document.",
+            "warning",
+        )
+    jwks_uri = document.get("jwks_uri")
+    if not isinstance(jwks_uri, str) or not jwks_uri:
+        report.add(
+            DISCOVERY_NO_JWKS_URI,
+            f"The discovery document at {report.discovery_url} has no 'jwks_uri', so "
+            "Keystead cannot find the signing keys. Check that the URL ends in "
+            "/.well-known/openid-configuration.",
+        )
+        return
+    report.jwks_uri = jwks_uri
+    if _check_url(report, jwks_uri, JWKS_URI_INVALID, JWKS_URI_NOT_HTTPS, "jwks_uri"):
+        key_set = _fetch_json(report, jwks_uri, "jwks", http)
+        if key_set is not _FAILED:
+            _check_key_set(report, key_set)
+
+
+def _issuer_mismatch(configured: str, found: str) -> str:
+    message = (
+        f"The configured issuer {configured!r} differs from the issuer in the discovery "
+        f"document, {found!r}. The issuer is compared exactly (scheme, host, case, "
+        "trailing slash)."
+    )
+    one_v2 = configured.endswith("/v2.0") or found.endswith("/v2.0")
+    one_v1 = bool(_V1_ISSUER.fullmatch(configured) or _V1_ISSUER.fullmatch(found))
+    if one_v2 and one_v1:
+        return message + (
+            " One is Entra's v1.0 issuer (https://sts.windows.net/<tenant-id>/) and the "
+            "other its v2.0 issuer (https://login.microsoftonline.com/<tenant-id>/v2.0). "
+            "The app's manifest setting accessTokenAcceptedVersion decides which one its "
+            "access tokens carry: null or 1 gives v1.0 tokens with the sts.windows.net "
+            "issuer, 2 gives v2.0 tokens with the login.microsoftonline.com/<tenant-id>/v2.0 "
+            "issuer. Configure the issuer matching the tokens, and the matching discovery "
+            "document: the v1 document is https://login.microsoftonline.com/<tenant-id>/"
+            ".well-known/openid-configuration, the v2 one has /v2.0 before /.well-known. "
+            "Keystead verifies v1.0 tokens."
+        )
+    if "{tenantid}" in found.lower():
+        return message + (
+            " The document's issuer is a template: the discovery URL is a multi-tenant one; "
+            "use the tenant-specific URL."
+        )
+    configured_tenant, found_tenant = _tenant_of(configured), _tenant_of(found)
+    if configured_tenant and found_tenant and configured_tenant != found_tenant:
+        return message + (
+            f" They name different tenants ({configured_tenant} and {found_tenant}): the "
+            "discovery URL or the issuer belongs to another tenant."
+        )
+    if configured.rstrip("/") == found.rstrip("/"):
+        return message + " They differ only in the trailing slash; copy the issuer exactly."
+    return message
+
+
+def _tenant_of(issuer: str) -> str | None:
+    match = _V1_ISSUER.fullmatch(issuer) or _V2_ISSUER.fullmatch(issuer)
+    return match.group(1).lower() if match else None
+
+
+def _check_key_set(report: PreflightReport, key_set: Any) -> None:
+    keys = key_set.get("keys") if isinstance(key_set, dict) else None
+    if not isinstance(keys, list) or not keys:
+        report.add(
+            JWKS_NO_KEYS,
+            f"The key set at {report.jwks_uri} has no 'keys' list or it is empty, so no "
+            "token could be verified.",
+        )
+        return
+    for entry in keys:
+        kid = _rs256_kid(entry)
+        if kid is not None:
+            report.key_ids.append(kid)
+    report.rs256_key_count = len(report.key_ids)
+    if not report.key_ids:
+        report.add(
+            JWKS_NO_RS256_KEYS,
+            f"The key set at {report.jwks_uri} publishes {len(keys)} key(s) but none is an "
+            "RSA signing key usable with RS256 (kty RSA, use sig, a kid, n and e). Entra "
+            "signs access tokens with RS256; check that the discovery URL is Entra's.",
+        )
+
+
+def _rs256_kid(entry: Any) -> str | None:
+    """The key id if this entry is an RSA key Keystead would use for RS256, else None."""
+    if not isinstance(entry, dict) or entry.get("kty") != "RSA":
+        return None
+    if entry.get("use", "sig") != "sig" or entry.get("alg", "RS256") != "RS256":
+        return None
+    ops = entry.get("key_ops")
+    if ops is not None and (not isinstance(ops, list) or "verify" not in ops):
+        return None
+    kid = entry.get("kid")
+    if not isinstance(kid, str) or not kid:
+        return None
+    try:
+        key = jwt.algorithms.RSAAlgorithm.from_jwk(
+            json.dumps({"kty": "RSA", "n": entry.get("n"), "e": entry.get("e")})
+        )
+    except (jwt.PyJWTError, ValueError, TypeError, KeyError):
+        return None
+    return kid if isinstance(key, RSAPublicKey) else None
+
+
+# --------------------------------------------------------------------- bounded fetching
+
+
+class _Failed:
+    """Marker: the fetch failed and a problem was already reported."""
+
+
+_FAILED = _Failed()
+
+_CODES = {
+    "discovery": (
+        DISCOVERY_UNREACHABLE,
+        DISCOVERY_HTTP_STATUS,
+        DISCOVERY_TOO_LARGE,
+        DISCOVERY_NOT_JSON,
+    ),
+    "jwks": (JWKS_UNREACHABLE, JWKS_HTTP_STATUS, JWKS_TOO_LARGE, JWKS_NOT_JSON),
+}
+_NAMES = {"discovery": "discovery document", "jwks": "key set (jwks_uri)"}
+
+
+def _fetch_json(
+    report: PreflightReport, url: str, what: Literal["discovery", "jwks"], http: httpx.Client
+) -> Any:
+    """GET ``url`` and parse JSON, reading at most MAX_BYTES; report and return _FAILED on
+    any failure."""
+    unreachable, bad_status, too_large, not_json = _CODES[what]
+    name = _NAMES[what]
+    try:
+        with http.stream("GET", url, headers={"Accept": "application/json"}) as response:
+            status = response.status_code
+            body = _bounded(response)
+    except httpx.TimeoutException as exc:
+        report.add(
+            unreachable,
+            f"Fetching the {name} from {url} timed out ({type(exc).__name__}). Check that "
+            "Keystead's server can reach the host (proxy, firewall, DNS).",
+        )
+        return _FAILED
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        report.add(
+            unreachable,
+            f"Cannot fetch the {name} from {url}: {type(exc).__name__}: "
+            f"{str(exc) or 'no detail'}. Check the URL and that Keystead's server can reach "
+            "the host (proxy, firewall, DNS, TLS).",
+        )
+        return _FAILED
+    if body is None:
+        report.add(
+            too_large,
+            f"The {name} at {url} is larger than {MAX_BYTES} bytes; Entra's are a few "
+            "kilobytes, so this is not the right URL.",
+        )
+        return _FAILED
+    if status != 200:
+        hint = ""
+        if what == "discovery" and status in {400, 404}:
+            hint = (
+                " Check the tenant id in the URL; Entra's v1 document is "
+                "https://login.microsoftonline.com/<tenant-id>/.well-known/openid-configuration."
+            )
+        report.add(bad_status, f"The {name} at {url} answered HTTP {status}, not 200.{hint}")
+        return _FAILED
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        report.add(
+            not_json,
+            f"The {name} at {url} is not JSON (it starts with {body[:40]!r}); the URL "
+            "probably points at a web page or a proxy's error page.",
+        )
+        return _FAILED
+
+
+def _bounded(response: httpx.Response) -> bytes | None:
+    """The body, or None if it exceeds MAX_BYTES (checked before and while reading)."""
+    declared = response.headers.get("Content-Length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BYTES:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > MAX_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    return "a number"

@@ -1,0 +1,1 @@
+"""Sign-in with the identity provider: the SSO exchange and its certificates."""

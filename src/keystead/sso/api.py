@@ -1,0 +1,126 @@
+"""`POST /{customer_id}/api/v3/scim/sso`: the HTTP side of the SSO exchange.
+
+Answers 200 ``{public_value, signing_value, api_cert}`` or a JSON ``{message, reason}``
+with 400 (body or CSR), 401 (token), 403 (account or directory state), 404 (account) or
+503 (the provider's keys cannot be fetched). Every exchange, granted or refused, goes to
+the account's provisioning log; refusals also to the service log with their reason.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from keystead.logs import get_logger
+from keystead.runtime import Runtime
+from keystead.scim import log as provisioning_log
+from keystead.sso import certificates
+from keystead.sso.exchange import Exchange, SignInRefused
+
+PATH = "/{customer_id}/api/v3/scim/sso"
+log = get_logger("keystead.sso")
+
+
+def _csr_of(body: bytes) -> str:
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise SignInRefused(
+            400,
+            "bad_request",
+            'the body must be JSON: {"csr": "-----BEGIN CERTIFICATE REQUEST-----…"}',
+        ) from None
+    if not isinstance(document, dict) or "csr" not in document:
+        raise SignInRefused(400, "bad_request", "the body must be a JSON object with a 'csr' field")
+    csr = document["csr"]
+    if not isinstance(csr, str):
+        raise SignInRefused(400, "bad_csr", "'csr' must be a PEM string")
+    return csr
+
+
+def exchange_once(
+    runtime: Runtime, exchange: Exchange, customer_id: str, authorization: str | None, body: bytes
+) -> tuple[int, dict[str, Any]]:
+    setup = None
+    user_name: str | None = None
+    try:
+        with runtime.db.read() as session:
+            setup = exchange.setup(session, customer_id)
+        if setup.ca_cert_pem is None:
+            with runtime.db.write() as session:
+                setup = exchange.setup(session, customer_id, create_authority=True)
+        token = exchange.verify_token(setup, authorization)
+        user_name = token.username
+        try:
+            public_key = certificates.csr_public_key(_csr_of(body))
+        except certificates.CertificateError as exc:
+            raise SignInRefused(400, "bad_csr", str(exc), user=user_name) from exc
+        now = datetime.now(UTC)
+        with runtime.db.write() as session:
+            user, key = exchange.bind(session, setup, token)
+            exchange.apply_group_policy(session, setup, key, token)
+            pem, not_after = exchange.certificate(setup, key, public_key, token, now)
+            signing_value = exchange.signing_value(key)
+            provisioning_log.record(
+                session,
+                account_id=setup.account_id,
+                method="POST",
+                operation="sso",
+                resource_type="User",
+                resource_id=str(user.id),
+                resource_name=user.user_name,
+                status=200,
+                detail=f"signed in; certificate valid until {not_after.isoformat()}",
+            )
+            public_value = key.access_key_id
+        log.info("sso_granted", account=str(setup.account_id), user=user_name)
+        return 200, {"public_value": public_value, "signing_value": signing_value, "api_cert": pem}
+    except SignInRefused as refused:
+        who = refused.user or user_name
+        log.info(
+            "sso_refused",
+            customer_id=customer_id[:64],
+            user=who,
+            status=refused.status,
+            reason=refused.reason,
+            detail=refused.message,
+        )
+        if setup is not None:
+            with runtime.db.write() as session:
+                provisioning_log.record(
+                    session,
+                    account_id=setup.account_id,
+                    method="POST",
+                    operation="sso",
+                    resource_type="User",
+                    resource_id=None,
+                    resource_name=who,
+                    status=refused.status,
+                    scim_type=refused.reason,
+                    detail=refused.message,
+                )
+        return refused.status, {"message": refused.message, "reason": refused.reason}
+
+
+def build_router(runtime: Runtime, exchange: Exchange) -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+
+    @router.post(PATH)
+    async def sso(customer_id: str, request: Request) -> Response:
+        body = await request.body()
+        status, payload = await run_in_threadpool(
+            exchange_once,
+            runtime,
+            exchange,
+            customer_id,
+            request.headers.get("authorization"),
+            body,
+        )
+        return JSONResponse(payload, status_code=status, headers={"Cache-Control": "no-store"})
+
+    return router

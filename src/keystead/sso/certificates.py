@@ -1,0 +1,242 @@
+"""The account CA and the short-lived client certificates of the SSO exchange (no web, no
+database).
+
+A certificate Keystead issues binds the public key of the client's CSR to one API key: its
+subject CN is the key's access key id. The data plane wraps data keys to that public key
+only after :func:`verify_client_certificate` has checked that the account's CA signed it,
+that it is within its validity and that it names the signing key.
+
+The CA key is ECDSA P-256: signing is cheap, and the client never checks the chain. The
+client's own key must be RSA (it unwraps RSA-OAEP), at least 2048 bits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+MIN_RSA_BITS = 2048
+MAX_RSA_BITS = 16384
+MAX_PEM_BYTES = 16_384
+CA_LIFETIME = timedelta(days=3650)
+# Backdating absorbs clock differences between Keystead's processes and its clients.
+BACKDATE = timedelta(seconds=60)
+
+
+class CertificateError(Exception):
+    """A CSR or a presented certificate is not acceptable; the message says why."""
+
+
+@dataclass(frozen=True)
+class Authority:
+    """An account's CA: its certificate and (unwrapped) private key."""
+
+    certificate: x509.Certificate
+    private_key: ec.EllipticCurvePrivateKey
+
+    @property
+    def cert_pem(self) -> str:
+        return self.certificate.public_bytes(serialization.Encoding.PEM).decode()
+
+    def key_der(self) -> bytes:
+        return self.private_key.private_bytes(
+            serialization.Encoding.DER,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+
+
+def new_authority(account_id: uuid.UUID, *, now: datetime | None = None) -> Authority:
+    moment = now or datetime.now(UTC)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Keystead"),
+            x509.NameAttribute(NameOID.COMMON_NAME, f"Keystead SSO CA {account_id}"),
+        ]
+    )
+    public = key.public_key()
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(public)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(moment - BACKDATE)
+        .not_valid_after(moment + CA_LIFETIME)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return Authority(certificate, key)
+
+
+def load_authority(cert_pem: str, key_der: bytes) -> Authority:
+    certificate = x509.load_pem_x509_certificate(cert_pem.encode())
+    key = serialization.load_der_private_key(key_der, password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise TypeError("the account CA key is not an EC key")
+    return Authority(certificate, key)
+
+
+def load_ca_certificate(cert_pem: str) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(cert_pem.encode())
+
+
+def csr_public_key(pem: object) -> rsa.RSAPublicKey:
+    """The RSA public key of a PEM PKCS#10 request whose self-signature verifies."""
+    if not isinstance(pem, str) or not pem.strip():
+        raise CertificateError("'csr' must be a PEM certificate request (a string)")
+    if len(pem.encode()) > MAX_PEM_BYTES:
+        raise CertificateError(f"'csr' is larger than {MAX_PEM_BYTES} bytes")
+    if "-----BEGIN CERTIFICATE REQUEST-----" not in pem:
+        raise CertificateError("'csr' is not a PEM certificate request (BEGIN CERTIFICATE REQUEST)")
+    try:
+        request = x509.load_pem_x509_csr(pem.encode())
+    except ValueError as exc:
+        raise CertificateError("'csr' cannot be parsed as a PKCS#10 certificate request") from exc
+    public = request.public_key()
+    if not isinstance(public, rsa.RSAPublicKey):
+        raise CertificateError("the CSR's key must be RSA (data keys are wrapped with RSA-OAEP)")
+    if not MIN_RSA_BITS <= public.key_size <= MAX_RSA_BITS:
+        raise CertificateError(
+            f"the CSR's RSA key has {public.key_size} bits; {MIN_RSA_BITS} to {MAX_RSA_BITS} "
+            "are accepted"
+        )
+    if not request.is_signature_valid:
+        raise CertificateError("the CSR's signature does not verify with its own key")
+    return public
+
+
+def issue(
+    authority: Authority,
+    public_key: rsa.RSAPublicKey,
+    *,
+    access_key_id: str,
+    not_after: datetime,
+    now: datetime | None = None,
+) -> str:
+    """A client certificate for ``public_key``, bound to ``access_key_id``, as PEM."""
+    moment = now or datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(
+            x509.Name(
+                [
+                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Keystead"),
+                    x509.NameAttribute(NameOID.COMMON_NAME, access_key_id),
+                ]
+            )
+        )
+        .issuer_name(authority.certificate.subject)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(moment - BACKDATE)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=True,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(authority.private_key.public_key()),
+            critical=False,
+        )
+        .sign(authority.private_key, hashes.SHA256())
+    )
+    return certificate.public_bytes(serialization.Encoding.PEM).decode()
+
+
+@dataclass(frozen=True)
+class ClientCertificate:
+    """What a verified certificate says; its validity is re-checked on every use."""
+
+    public_key: rsa.RSAPublicKey
+    access_key_id: str
+    not_before: datetime
+    not_after: datetime
+    fingerprint: str
+
+    def check(self, *, access_key_id: str, now: datetime) -> None:
+        if self.access_key_id != access_key_id:
+            raise CertificateError(
+                f"the certificate (payload_cert) was issued to API key {self.access_key_id}, "
+                f"not to {access_key_id}"
+            )
+        if now < self.not_before:
+            raise CertificateError("the certificate (payload_cert) is not valid yet")
+        if now >= self.not_after:
+            raise CertificateError(
+                f"the certificate (payload_cert) expired at {self.not_after.isoformat()}; "
+                "sign in again (the SSO exchange) for a new one"
+            )
+
+
+def verify_client_certificate(pem: bytes, ca: x509.Certificate) -> ClientCertificate:
+    """Check that ``ca`` issued the certificate in ``pem`` (signature and issuer name) and
+    read what it binds. Validity and key binding are checked by :meth:`ClientCertificate.check`
+    at each use, so this result may be cached."""
+    if len(pem) > MAX_PEM_BYTES:
+        raise CertificateError(
+            f"the certificate (payload_cert) is larger than {MAX_PEM_BYTES} bytes"
+        )
+    try:
+        certificate = x509.load_pem_x509_certificate(pem)
+    except ValueError as exc:
+        raise CertificateError("the certificate (payload_cert) is not a PEM certificate") from exc
+    if certificate.issuer != ca.subject:
+        raise CertificateError("the certificate (payload_cert) was not issued by this account")
+    try:
+        certificate.verify_directly_issued_by(ca)
+    except (InvalidSignature, ValueError, TypeError) as exc:
+        raise CertificateError(
+            "the certificate (payload_cert) was not issued by this account (signature)"
+        ) from exc
+    public = certificate.public_key()
+    names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if not isinstance(public, rsa.RSAPublicKey) or len(names) != 1:
+        raise CertificateError(
+            "the certificate (payload_cert) is not a Keystead client certificate"
+        )
+    return ClientCertificate(
+        public_key=public,
+        access_key_id=str(names[0].value),
+        not_before=certificate.not_valid_before_utc,
+        not_after=certificate.not_valid_after_utc,
+        fingerprint=hashlib.sha256(
+            certificate.public_bytes(serialization.Encoding.DER)
+        ).hexdigest(),
+    )

@@ -1,0 +1,21 @@
+"""Helpers for driving the official Ubiq client in tests."""
+
+from __future__ import annotations
+
+import contextlib
+import urllib.error
+
+import pytest
+
+
+def assert_http_error(caught: pytest.ExceptionInfo[urllib.error.HTTPError], status: int) -> None:
+    """The client raised HTTPError with ``status``.
+
+    The client builds HTTPError with the response *bytes* as its file object, so the error's
+    finaliser fails ("Exception ignored in tempfile") whenever it is garbage-collected.
+    Closing it here, deterministically, marks it closed so that the finaliser does nothing.
+    """
+    error = caught.value
+    with contextlib.suppress(AttributeError):
+        error.close()
+    assert error.code == status, f"{error.code} {error.msg}"
