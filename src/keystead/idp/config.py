@@ -18,9 +18,9 @@ GroupPolicy = Literal["directory", "directory_and_token"]
 GROUP_POLICIES: tuple[GroupPolicy, ...] = ("directory", "directory_and_token")
 USERNAME_CLAIMS = ("unique_name", "upn", "preferred_username", "email")
 DEFAULT_USERNAME_CLAIM = "unique_name"
-V1_ISSUER = re.compile(
-    r"https://sts\.windows\.net/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/"
-)
+GUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+# Entra's v1.0 issuer: the only form Keystead verifies; group 1 is the tenant id.
+V1_ISSUER = re.compile(rf"https://sts\.windows\.net/({GUID})/")
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 LEEWAY_RANGE = (0, 300)
 CERT_TTL_RANGE = (60, 24 * 3600)
@@ -47,10 +47,17 @@ def check_discovery_url(value: str) -> str:
     return value
 
 
+def tenant_of_v1_issuer(issuer: str) -> str | None:
+    match = V1_ISSUER.fullmatch(issuer)
+    return match.group(1).lower() if match else None
+
+
 def check_issuer(value: str) -> str:
+    """The v1 issuer, its tenant id in lower case as Entra writes it in tokens."""
     value = value.strip()
-    if V1_ISSUER.fullmatch(value):
-        return value
+    tenant = tenant_of_v1_issuer(value)
+    if tenant is not None:
+        return f"https://sts.windows.net/{tenant}/"
     hint = ""
     if value.rstrip("/").endswith("/v2.0"):
         hint = (
@@ -60,7 +67,7 @@ def check_issuer(value: str) -> str:
         )
     raise InvalidInput(
         f"token issuer {value!r} is not of the form https://sts.windows.net/TENANT_ID/ "
-        f"(lower-case tenant GUID, trailing slash){hint}"
+        f"(the tenant GUID, then a trailing slash){hint}"
     )
 
 

@@ -24,6 +24,8 @@ import httpx
 import jwt
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
+from keystead.idp import config
+
 Severity = Literal["error", "warning"]
 
 #: Upper bound on each response read; Entra's documents are a few kilobytes.
@@ -53,8 +55,8 @@ JWKS_NO_RS256_KEYS = "jwks_no_rs256_keys"
 AUDIENCE_NOT_APP_ID_URI = "audience_not_app_id_uri"
 AUDIENCE_NOT_DEFAULT_URI = "audience_not_default_app_id_uri"
 
-_GUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-_V1_ISSUER = re.compile(rf"https://sts\.windows\.net/({_GUID})/")
+_GUID = config.GUID
+_V1_ISSUER = config.V1_ISSUER
 _V2_ISSUER = re.compile(rf"https://login\.microsoftonline\.com/({_GUID})/v2\.0")
 _BARE_GUID = re.compile(_GUID)
 _DEFAULT_APP_ID_URI = re.compile(rf"api://{_GUID}")

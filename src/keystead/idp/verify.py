@@ -18,7 +18,6 @@ themselves are never put in messages or logs.
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,8 +26,9 @@ from typing import Any, Protocol
 import jwt
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
+from keystead.idp import config
+
 ALGORITHM = "RS256"
-_ISSUER = re.compile(r"https://sts\.windows\.net/([0-9a-fA-F-]{36})/")
 
 
 class TokenRejected(Exception):
@@ -125,8 +125,7 @@ class TokenPolicy:
 
     @property
     def tenant_id(self) -> str | None:
-        match = _ISSUER.fullmatch(self.issuer)
-        return match.group(1).lower() if match else None
+        return config.tenant_of_v1_issuer(self.issuer)
 
 
 @dataclass(frozen=True)

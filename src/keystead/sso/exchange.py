@@ -38,7 +38,7 @@ from keystead.storage.models import (
 )
 
 log = get_logger("keystead.sso")
-_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_GUID = re.compile(config.GUID)
 MAX_TOKEN_GROUPS = 1000
 
 
