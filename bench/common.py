@@ -187,3 +187,16 @@ def write_section(name: str, text: str) -> None:
     else:
         current = current.rstrip() + "\n\n" + block + "\n"
     PERFORMANCE_MD.write_text(current)
+
+
+def write_section_after(name: str, text: str, after: str) -> None:
+    """Like write_section, but a new section goes right after section `after`'s end marker
+    (or at the end when that section is absent); an existing one is replaced in place."""
+    begin, anchor = f"<!-- {name}:begin -->", f"<!-- {after}:end -->"
+    current = PERFORMANCE_MD.read_text() if PERFORMANCE_MD.exists() else "# Performance\n"
+    if begin in current or anchor not in current:
+        write_section(name, text)
+        return
+    head, rest = current.split(anchor, 1)
+    block = f"<!-- {name}:begin -->\n{text.strip()}\n<!-- {name}:end -->"
+    PERFORMANCE_MD.write_text(head + anchor + "\n\n" + block + rest)

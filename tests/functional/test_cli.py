@@ -461,7 +461,11 @@ def test_api_key_lifecycle_access_and_credentials_file(cli: Cli, tmp_path: Path)
         "secret_crypto_access_key": created["secret_crypto_access_key"],
         "server": public_url,
     }
-    ubiq = ubiq_security.configCredentials(str(creds))
+    # Synchronous events: otherwise the client starts a reporter thread that would later
+    # try to reach keystead.test (which does not resolve) in the middle of another test.
+    config = tmp_path / "ubiq-configuration.json"
+    config.write_text(json.dumps({"event_reporting": {"synchronous": True}}))
+    ubiq = ubiq_security.configCredentials(str(creds), config_file=str(config))
     assert ubiq.access_key_id == key
     assert ubiq.secret_signing_key == created["secret_signing_key"]
     assert ubiq.secret_crypto_access_key == created["secret_crypto_access_key"]

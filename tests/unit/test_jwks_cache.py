@@ -122,3 +122,64 @@ def test_only_rsa_signing_keys_are_kept(setup: tuple[Provider, Clock, JwksCache]
     assert cache.key_for("sig") is not None
     assert cache.key_for("enc") is None
     assert cache.key_for("ec") is None
+
+
+def test_a_burst_of_first_sign_ins_shares_one_fetch() -> None:
+    """Threads arriving while the first fetch runs wait for it instead of failing."""
+    import threading
+    import time as real_time
+
+    provider = Provider()
+    slow = threading.Event()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if not request.url.path.endswith("openid-configuration"):
+            slow.wait(5)
+        return provider.handler(request)
+
+    client = httpx.Client(transport=httpx.MockTransport(handler))
+    cache = JwksCache(DISCOVERY, client, ttl=3600, cooldown=300)
+    results: list[object] = []
+
+    def sign_in() -> None:
+        try:
+            results.append(cache.key_for("k1"))
+        except KeysUnavailable as exc:
+            results.append(exc)
+
+    threads = [threading.Thread(target=sign_in) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    real_time.sleep(0.2)  # let every thread reach the cache while the fetch is held
+    slow.set()
+    for thread in threads:
+        thread.join(5)
+    assert len(results) == 8
+    assert all(isinstance(r, rsa.RSAPublicKey) for r in results), results
+    assert provider.key_requests == 1
+
+
+def test_ttl_refresh_is_not_held_back_by_the_unknown_kid_cooldown() -> None:
+    provider, clock = Provider(), Clock()
+    client = httpx.Client(transport=httpx.MockTransport(provider.handler))
+    cache = JwksCache(DISCOVERY, client, ttl=60, cooldown=300, clock=clock)
+    cache.key_for("k1")
+    provider.keys = [jwk(SECOND, "k2")]
+    clock.now += 61
+    assert cache.key_for("k2") is not None
+    assert provider.key_requests == 2
+
+
+def test_a_failed_first_fetch_is_retried_after_a_short_wait(
+    setup: tuple[Provider, Clock, JwksCache],
+) -> None:
+    provider, clock, cache = setup
+    provider.down = True
+    with pytest.raises(KeysUnavailable):
+        cache.key_for("k1")
+    provider.down = False
+    clock.now += 5
+    with pytest.raises(KeysUnavailable):
+        cache.key_for("k1")
+    clock.now += 6
+    assert cache.key_for("k1") is not None

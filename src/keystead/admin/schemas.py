@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from keystead.access import Reason
 from keystead.catalog import datasets as catalog
@@ -365,8 +365,8 @@ class IdpUpdateIn(_In):
     username_claim: str | None = Field(
         default=None, description="unique_name (default), upn, preferred_username or email"
     )
-    leeway_seconds: int | None = Field(default=None, description="Clock leeway (0 to 300 s)")
-    cert_ttl_seconds: int | None = Field(
+    leeway_seconds: StrictInt | None = Field(default=None, description="Clock leeway (0 to 300 s)")
+    cert_ttl_seconds: StrictInt | None = Field(
         default=None, description="SSO certificate lifetime (60 to 86400 s; never past the token)"
     )
     group_policy: str | None = Field(

@@ -171,7 +171,8 @@ def main() -> None:
     """Entry point: run the app and turn Keystead errors into a message and exit code 1."""
     as_json = "--json" in sys.argv
     try:
-        app(standalone_mode=False)
+        # Outside standalone mode click returns (not raises) the code of a typer.Exit.
+        code = app(standalone_mode=False)
     except KeysteadError as exc:
         report_error(exc.message, as_json=as_json, status=exc.status)
         sys.exit(1)
@@ -187,3 +188,5 @@ def main() -> None:
             exc.show()
             sys.exit(exc.exit_code)
         raise
+    if isinstance(code, int) and code != 0:
+        sys.exit(code)

@@ -113,9 +113,11 @@ class DataPlane:
         self._wrapped: ImmutableCache[tuple[str, uuid.UUID, int], str] = ImmutableCache(200_000)
         # A CA never changes once made; a certificate's signature check is done once.
         self._authorities: ImmutableCache[uuid.UUID, x509.Certificate] = ImmutableCache(10_000)
-        self._certificates: ImmutableCache[bytes, certificates.ClientCertificate] = ImmutableCache(
-            20_000
-        )
+        # Keyed by account and certificate: the CA check holds only for the account whose
+        # CA was checked.
+        self._certificates: ImmutableCache[
+            tuple[uuid.UUID, bytes], certificates.ClientCertificate
+        ] = ImmutableCache(20_000)
 
     # --- authentication -----------------------------------------------------------------
 
@@ -204,7 +206,7 @@ class DataPlane:
             return certificates.verify_client_certificate(pem, ca)
 
         try:
-            verified = self._certificates.get_or_load(digest, verify)
+            verified = self._certificates.get_or_load((caller.account_id, digest), verify)
             verified.check(access_key_id=caller.access_key_id, now=datetime.now(UTC))
         except certificates.CertificateError as exc:
             raise Unauthenticated(str(exc)) from exc

@@ -34,13 +34,17 @@ def username_claims(configured: str) -> tuple[str, ...]:
 
 def check_discovery_url(value: str) -> str:
     value = value.strip()
-    parsed = urllib.parse.urlsplit(value)
-    if parsed.scheme not in ("https", "http") or not parsed.hostname:
+    try:
+        parsed = urllib.parse.urlsplit(value)
+        scheme, host, _ = parsed.scheme, parsed.hostname, parsed.port  # raise if malformed
+    except ValueError:
+        scheme, host = "", None
+    if scheme not in ("https", "http") or not host or any(c.isspace() for c in value):
         raise InvalidInput(
             f"discovery URL {value!r} is not an absolute URL; Entra's is "
             "https://login.microsoftonline.com/TENANT_ID/.well-known/openid-configuration"
         )
-    if parsed.scheme == "http" and parsed.hostname not in LOOPBACK_HOSTS:
+    if scheme == "http" and host not in LOOPBACK_HOSTS:
         raise InvalidInput(f"discovery URL {value!r} must use https")
     if len(value) > 2048:
         raise InvalidInput("discovery URL is longer than 2048 characters")

@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from keystead.storage.models import ProvisioningEvent
+from keystead.storage.types import utcnow
 
 
 def record(
@@ -24,9 +25,11 @@ def record(
     scim_type: str | None = None,
     detail: str | None = None,
 ) -> None:
-    session.add(
-        ProvisioningEvent(
+    # A Core insert: no unit-of-work flush for a row nothing reads back in this request.
+    session.execute(
+        insert(ProvisioningEvent).values(
             account_id=account_id,
+            at=utcnow(),
             method=method,
             operation=operation,
             resource_type=resource_type,

@@ -49,11 +49,11 @@ def exchange_once(
     setup = None
     user_name: str | None = None
     try:
-        with runtime.db.read() as session:
-            setup = exchange.setup(session, customer_id)
+        with runtime.db.autocommit() as connection:
+            setup = exchange.setup(connection, customer_id)
         if setup.ca_cert_pem is None:
             with runtime.db.write() as session:
-                setup = exchange.setup(session, customer_id, create_authority=True)
+                setup = exchange.ensure_authority(session, setup)
         token = exchange.verify_token(setup, authorization)
         user_name = token.username
         try:
@@ -62,7 +62,7 @@ def exchange_once(
             raise SignInRefused(400, "bad_csr", str(exc), user=user_name) from exc
         now = datetime.now(UTC)
         with runtime.db.write() as session:
-            user, key = exchange.bind(session, setup, token)
+            key = exchange.bind(session, setup, token)
             exchange.apply_group_policy(session, setup, key, token)
             pem, not_after = exchange.certificate(setup, key, public_key, token, now)
             signing_value = exchange.signing_value(key)
@@ -72,8 +72,8 @@ def exchange_once(
                 method="POST",
                 operation="sso",
                 resource_type="User",
-                resource_id=str(user.id),
-                resource_name=user.user_name,
+                resource_id=str(key.user_id),
+                resource_name=key.user_name,
                 status=200,
                 detail=f"signed in; certificate valid until {not_after.isoformat()}",
             )

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -117,7 +117,10 @@ def csr_public_key(pem: object) -> rsa.RSAPublicKey:
         request = x509.load_pem_x509_csr(pem.encode())
     except ValueError as exc:
         raise CertificateError("'csr' cannot be parsed as a PKCS#10 certificate request") from exc
-    public = request.public_key()
+    try:
+        public = request.public_key()
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise CertificateError("the CSR's public key cannot be read") from exc
     if not isinstance(public, rsa.RSAPublicKey):
         raise CertificateError("the CSR's key must be RSA (data keys are wrapped with RSA-OAEP)")
     if not MIN_RSA_BITS <= public.key_size <= MAX_RSA_BITS:
@@ -125,7 +128,11 @@ def csr_public_key(pem: object) -> rsa.RSAPublicKey:
             f"the CSR's RSA key has {public.key_size} bits; {MIN_RSA_BITS} to {MAX_RSA_BITS} "
             "are accepted"
         )
-    if not request.is_signature_valid:
+    try:
+        valid = request.is_signature_valid
+    except (ValueError, UnsupportedAlgorithm):
+        valid = False
+    if not valid:
         raise CertificateError("the CSR's signature does not verify with its own key")
     return public
 
@@ -225,7 +232,10 @@ def verify_client_certificate(pem: bytes, ca: x509.Certificate) -> ClientCertifi
         raise CertificateError(
             "the certificate (payload_cert) was not issued by this account (signature)"
         ) from exc
-    public = certificate.public_key()
+    try:
+        public = certificate.public_key()
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise CertificateError("the certificate (payload_cert) has an unreadable key") from exc
     names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     if not isinstance(public, rsa.RSAPublicKey) or len(names) != 1:
         raise CertificateError(

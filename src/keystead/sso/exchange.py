@@ -9,6 +9,7 @@ adapter logs it (never the token) and records it in the provisioning log.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import threading
 import uuid
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Connection, String, Uuid, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from keystead import names
@@ -29,6 +30,7 @@ from keystead.idp.jwks import KeysUnavailable
 from keystead.idp.keysets import KeySets
 from keystead.logs import get_logger
 from keystead.sso import certificates
+from keystead.storage.dialect import insert_ignoring_duplicates
 from keystead.storage.models import (
     Account,
     ApiKey,
@@ -72,6 +74,57 @@ class Credentials:
 
 
 @dataclass(frozen=True)
+class Bound:
+    """The directory user a token named and its auto-provisioned key."""
+
+    user_id: uuid.UUID
+    user_name: str
+    key_id: uuid.UUID
+    access_key_id: str
+    wrapped_signing_key: bytes
+    token_groups_enforced: bool
+
+
+# Built once: constructing statements costs more than running them.
+_SETUP = (
+    select(
+        Account.plan,
+        IdpSettings.enabled,
+        IdpSettings.discovery_url,
+        IdpSettings.issuer,
+        IdpSettings.audience,
+        IdpSettings.username_claim,
+        IdpSettings.leeway_seconds,
+        IdpSettings.cert_ttl_seconds,
+        IdpSettings.group_policy,
+        IdpSettings.ca_cert_pem,
+        IdpSettings.ca_key_wrapped,
+    )
+    .select_from(Account)
+    .outerjoin(IdpSettings, IdpSettings.account_id == Account.id)
+    .where(Account.id == bindparam("account_id", type_=Uuid()))
+)
+_BIND = (
+    select(
+        DirectoryUser.id.label("user_id"),
+        DirectoryUser.user_name,
+        DirectoryUser.external_id,
+        DirectoryUser.active,
+        ApiKey.id.label("key_id"),
+        ApiKey.access_key_id,
+        ApiKey.enabled.label("key_enabled"),
+        ApiKey.wrapped_signing_key,
+        ApiKey.token_groups_enforced,
+    )
+    .outerjoin(ApiKey, ApiKey.directory_user_id == DirectoryUser.id)
+    .where(
+        DirectoryUser.account_id == bindparam("account_id", type_=Uuid()),
+        DirectoryUser.user_name_key == bindparam("name_key", type_=String()),
+    )
+)
+
+
+@dataclass(frozen=True)
 class _Setup:
     account_id: uuid.UUID
     policy: verify.TokenPolicy
@@ -93,49 +146,52 @@ class Exchange:
 
     # --- steps -----------------------------------------------------------------------
 
-    def setup(
-        self, session: Session, customer_id: str, *, create_authority: bool = False
-    ) -> _Setup:
-        """The account's sign-in settings; with ``create_authority`` (in a write), the CA of
-        an account enabled before certificate authorities existed is made now."""
+    def setup(self, db: Connection, customer_id: str) -> _Setup:
+        """The account's sign-in settings, in one prebuilt query."""
         try:
             account_id = uuid.UUID(customer_id)
         except ValueError:
             raise SignInRefused(
                 404, "unknown_account", f"customer id {customer_id!r} is not a UUID"
             ) from None
-        account = session.get(Account, account_id)
-        if account is None:
+        row = db.execute(_SETUP, {"account_id": account_id}).first()
+        if row is None:
             raise SignInRefused(404, "unknown_account", f"no account has customer id {customer_id}")
-        settings = session.get(IdpSettings, account_id)
-        if account.plan != "enterprise" or settings is None or not settings.enabled:
+        if row.plan != "enterprise" or not row.enabled:
             raise SignInRefused(
                 403,
                 "integration_disabled",
                 "IDP integration is not enabled for this account (`keystead idp enable`)",
             )
-        if not (settings.discovery_url and settings.issuer and settings.audience):
+        if not (row.discovery_url and row.issuer and row.audience):
             raise SignInRefused(
                 403,
                 "not_configured",
                 "sign-in is not configured for this account: set the discovery URL, issuer "
                 "and audience (`keystead idp configure`)",
             )
-        if create_authority:
-            idp.ensure_authority(session, settings, self.master)
         return _Setup(
             account_id=account_id,
             policy=verify.TokenPolicy(
-                issuer=settings.issuer,
-                audiences=frozenset({settings.audience}),
-                leeway_seconds=settings.leeway_seconds,
-                username_claims=config.username_claims(settings.username_claim),
+                issuer=row.issuer,
+                audiences=frozenset({row.audience}),
+                leeway_seconds=row.leeway_seconds,
+                username_claims=config.username_claims(row.username_claim),
             ),
-            discovery_url=settings.discovery_url,
-            cert_ttl=settings.cert_ttl_seconds,
-            group_policy=settings.group_policy,
-            ca_cert_pem=settings.ca_cert_pem,
-            ca_key_wrapped=settings.ca_key_wrapped,
+            discovery_url=row.discovery_url,
+            cert_ttl=row.cert_ttl_seconds,
+            group_policy=row.group_policy,
+            ca_cert_pem=row.ca_cert_pem,
+            ca_key_wrapped=row.ca_key_wrapped,
+        )
+
+    def ensure_authority(self, session: Session, setup: _Setup) -> _Setup:
+        """The CA of an account enabled before certificate authorities existed, made now."""
+        settings = session.get(IdpSettings, setup.account_id)
+        assert settings is not None
+        idp.ensure_authority(session, settings, self.master)
+        return dataclasses.replace(
+            setup, ca_cert_pem=settings.ca_cert_pem, ca_key_wrapped=settings.ca_key_wrapped
         )
 
     def verify_token(self, setup: _Setup, authorization: str | None) -> verify.VerifiedToken:
@@ -159,18 +215,13 @@ class Exchange:
                 "later (an admin can run `keystead idp test`)",
             ) from exc
 
-    def bind(
-        self, session: Session, setup: _Setup, token: verify.VerifiedToken
-    ) -> tuple[DirectoryUser, ApiKey]:
+    def bind(self, session: Session, setup: _Setup, token: verify.VerifiedToken) -> Bound:
         """The directory user the token names, active, with its enabled auto key."""
-        user = session.scalar(
-            select(DirectoryUser).where(
-                DirectoryUser.account_id == setup.account_id,
-                DirectoryUser.user_name_key == names.name_key(token.username),
-            )
-        )
+        row = session.execute(
+            _BIND, {"account_id": setup.account_id, "name_key": names.name_key(token.username)}
+        ).first()
         who = token.username
-        if user is None:
+        if row is None:
             raise SignInRefused(
                 403,
                 "unknown_user",
@@ -179,45 +230,51 @@ class Exchange:
                 "provisioning run",
                 user=who,
             )
-        external = (user.external_id or "").strip()
+        external = (row.external_id or "").strip()
         if _GUID.fullmatch(external) and (token.object_id or "").lower() != external.lower():
             raise SignInRefused(
                 403,
                 "object_id_mismatch",
-                f"user {user.user_name!r} is provisioned with object id {external}, but the "
+                f"user {row.user_name!r} is provisioned with object id {external}, but the "
                 f"token's oid is {token.object_id!r} (a reused or renamed user name)",
-                user=user.user_name,
+                user=row.user_name,
             )
-        if not user.active:
+        if not row.active:
             raise SignInRefused(
                 403,
                 "user_inactive",
-                f"user {user.user_name!r} is inactive in the directory",
-                user=user.user_name,
+                f"user {row.user_name!r} is inactive in the directory",
+                user=row.user_name,
             )
-        key = session.scalar(select(ApiKey).where(ApiKey.directory_user_id == user.id))
-        if key is None or not key.enabled:
+        if row.key_id is None or not row.key_enabled:
             raise SignInRefused(
                 403,
                 "key_disabled",
-                f"the API key of user {user.user_name!r} is disabled",
-                user=user.user_name,
+                f"the API key of user {row.user_name!r} is disabled",
+                user=row.user_name,
             )
-        return user, key
+        return Bound(
+            user_id=row.user_id,
+            user_name=row.user_name,
+            key_id=row.key_id,
+            access_key_id=row.access_key_id,
+            wrapped_signing_key=row.wrapped_signing_key,
+            token_groups_enforced=row.token_groups_enforced,
+        )
 
     def apply_group_policy(
-        self, session: Session, setup: _Setup, key: ApiKey, token: verify.VerifiedToken
+        self, session: Session, setup: _Setup, key: Bound, token: verify.VerifiedToken
     ) -> None:
         """Under "directory_and_token", remember the token's groups for the access rule."""
         if setup.group_policy != "directory_and_token":
-            key.token_groups_enforced = False
+            self._enforce_token_groups(session, key, False)
             return
         claims = token.claims
         groups = claims.get("groups")
         overage = (
             isinstance(claims.get("_claim_names"), dict) and "groups" in claims["_claim_names"]
         )
-        session.execute(delete(SsoTokenGroup).where(SsoTokenGroup.api_key_id == key.id))
+        session.execute(delete(SsoTokenGroup).where(SsoTokenGroup.api_key_id == key.key_id))
         if groups is None and overage:
             log.info(
                 "sso_groups_overage",
@@ -225,7 +282,7 @@ class Exchange:
                 user=token.username,
                 notice="token lists too many groups (overage); directory memberships apply",
             )
-            key.token_groups_enforced = False
+            self._enforce_token_groups(session, key, False)
             return
         refs = sorted(
             {g for g in groups if isinstance(g, str) and 0 < len(g) <= 256}
@@ -240,16 +297,25 @@ class Exchange:
                 notice="token has no groups claim; no directory group counts until the app "
                 "registration emits groups (groupMembershipClaims)",
             )
-        if refs:
+        # Ignoring duplicates: two sign-ins of one user at once must not fail each other.
+        insert_ignoring_duplicates(
+            session,
+            SsoTokenGroup.__table__,  # type: ignore[arg-type]
+            [{"api_key_id": key.key_id, "group_ref": r} for r in refs],
+        )
+        self._enforce_token_groups(session, key, True)
+
+    @staticmethod
+    def _enforce_token_groups(session: Session, key: Bound, enforced: bool) -> None:
+        if key.token_groups_enforced != enforced:
             session.execute(
-                insert(SsoTokenGroup), [{"api_key_id": key.id, "group_ref": r} for r in refs]
+                update(ApiKey).where(ApiKey.id == key.key_id).values(token_groups_enforced=enforced)
             )
-        key.token_groups_enforced = True
 
     def certificate(
         self,
         setup: _Setup,
-        key: ApiKey,
+        key: Bound,
         public_key: Any,
         token: verify.VerifiedToken,
         now: datetime,
@@ -283,5 +349,5 @@ class Exchange:
                 self._authorities[cache_key] = found
         return found
 
-    def signing_value(self, key: ApiKey) -> str:
-        return self.master.unwrap(key.wrapped_signing_key, signing_key_context(key.id)).decode()
+    def signing_value(self, key: Bound) -> str:
+        return self.master.unwrap(key.wrapped_signing_key, signing_key_context(key.key_id)).decode()
