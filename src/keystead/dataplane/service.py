@@ -7,13 +7,15 @@ import base64
 import binascii
 import contextlib
 import hashlib
+import json
 import secrets
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Integer, String, Uuid, bindparam, select
+from sqlalchemy import Connection, Dialect, Integer, String, Uuid, bindparam, select
 
 from keystead import access, names
 from keystead.apikeys.service import signing_key_context
@@ -22,9 +24,12 @@ from keystead.crypto.masterkey import MasterKey
 from keystead.dataplane import edk, signatures, wrapping
 from keystead.dataplane.cache import ImmutableCache
 from keystead.errors import BadRequest, Forbidden, NotFound, Unauthenticated
+from keystead.storage.driver import DriverQuery
 from keystead.storage.models import ApiKey, Dataset, DatasetKey
 
 MAX_USES = 1_000_000
+# Opens (once) the call's connection: reads that caches usually answer take this, not one.
+Connect = Callable[[], Connection]
 # Verifying against this when the key id is unknown keeps both failures equally slow.
 _UNKNOWN_KEY_SECRET = secrets.token_urlsafe(32)
 
@@ -56,7 +61,8 @@ def no_access(caller: Caller, dataset_name: str) -> Forbidden:
 
 
 # Built once (statement construction costs more than execution): the calling key, and the
-# dataset it names with the access rule's verdict, in one round trip.
+# dataset it names with the access rule's verdict, in one round trip. DataPlane compiles it
+# once for the engine's dialect and runs it on the bare driver connection.
 _LOOKUP = (
     select(
         ApiKey.id,
@@ -96,10 +102,11 @@ _EDK_DATASET = select(Dataset.name, Dataset.current_key_number).where(
 class DataPlane:
     """Stateless per request; holds only caches of values that never change."""
 
-    def __init__(self, master: MasterKey, *, skew_seconds: int) -> None:
+    def __init__(self, master: MasterKey, *, skew_seconds: int, dialect: Dialect) -> None:
         self.master = master
         self.skew = skew_seconds
-        self._secrets: ImmutableCache[uuid.UUID, str] = ImmutableCache(100_000)
+        self._lookup = DriverQuery(_LOOKUP, dialect)
+        self._secrets: ImmutableCache[uuid.UUID, bytes] = ImmutableCache(100_000)
         self._keys: ImmutableCache[tuple[uuid.UUID, int], bytes] = ImmutableCache(100_000)
         self._definitions: ImmutableCache[uuid.UUID, dict[str, Any]] = ImmutableCache(10_000)
         # A dataset key version wrapped to a key's public key: both never change, so the
@@ -107,30 +114,34 @@ class DataPlane:
         self._wrapped: ImmutableCache[tuple[uuid.UUID, uuid.UUID, int], str] = ImmutableCache(
             200_000
         )
+        # The serialised def_keys answer up to its "retrieved" time, per (key, dataset,
+        # current key number, name as asked): every part of it is one of the values above.
+        self._def_keys: ImmutableCache[tuple[uuid.UUID, uuid.UUID, int, str], bytes] = (
+            ImmutableCache(10_000)
+        )
 
     # --- authentication -----------------------------------------------------------------
 
     def authenticate(
-        self, db: Connection, request: signatures.SignedRequest, dataset_name: str | None = None
+        self, driver: Any, request: signatures.SignedRequest, dataset_name: str | None = None
     ) -> tuple[Caller, DatasetRef | None]:
         """Verify the signature; with ``dataset_name``, also resolve that dataset and ask the
-        access rule, in the same single query."""
+        access rule, in the same single query, run on ``driver`` (a DBAPI connection:
+        ``Database.reader()`` or a pooled connection's driver connection)."""
         header = request.headers.get("signature")
         if header is None:
             raise signatures.SignatureError("no Signature header")
         params = signatures.parse_signature_header(header)
         signatures.check_structure(params, request, now=int(time.time()), skew=self.skew)
         name_key = names.name_key(dataset_name) if dataset_name else ""
-        row = db.execute(_LOOKUP, {"papi": params.key_id, "name_key": name_key}).first()
+        row = self._lookup.first(driver, {"papi": params.key_id, "name_key": name_key})
         if row is None:
             with contextlib.suppress(signatures.SignatureError):
                 signatures.verify_mac(params, request, _UNKNOWN_KEY_SECRET)
             raise signatures.SignatureError(f"unknown key id {params.key_id!r}")
         secret = self._secrets.get_or_load(
             row.id,
-            lambda: self.master.unwrap(
-                row.wrapped_signing_key, signing_key_context(row.id)
-            ).decode(),
+            lambda: self.master.unwrap(row.wrapped_signing_key, signing_key_context(row.id)),
         )
         signatures.verify_mac(params, request, secret)
         if not row.enabled:
@@ -164,15 +175,15 @@ class DataPlane:
 
         return self._keys.get_or_load((dataset_id, number), load)
 
-    def _definition(self, db: Connection, dataset: DatasetRef) -> dict[str, Any]:
+    def _definition(self, connect: Connect, dataset: DatasetRef) -> dict[str, Any]:
         def load() -> dict[str, Any]:
-            stored = db.scalar(_DEFINITION, {"dataset_id": dataset.id})
+            stored = connect().scalar(_DEFINITION, {"dataset_id": dataset.id})
             return dict(stored or {})
 
         return self._definitions.get_or_load(dataset.id, load)
 
     def _wrapped_version(
-        self, db: Connection, caller: Caller, dataset_id: uuid.UUID, number: int
+        self, connect: Connect, caller: Caller, dataset_id: uuid.UUID, number: int
     ) -> str:
         """A structured key version wrapped for the caller (RSA work done once per pair)."""
 
@@ -180,7 +191,7 @@ class DataPlane:
             public = wrapping.wrapping_key(
                 public_key_pem=caller.public_key_pem, key_name=caller.name
             )
-            return wrapping.wrap(self._dataset_key(db, dataset_id, number), public)
+            return wrapping.wrap(self._dataset_key(connect(), dataset_id, number), public)
 
         return self._wrapped.get_or_load((caller.key_id, dataset_id, number), load)
 
@@ -201,14 +212,14 @@ class DataPlane:
             )
         return dataset
 
-    def ffs(self, db: Connection, dataset: DatasetRef | None, name: str) -> dict[str, Any]:
+    def ffs(self, connect: Connect, dataset: DatasetRef | None, name: str) -> dict[str, Any]:
         """GET /api/v0/ffs: the definition, with ``name`` exactly as requested."""
         dataset = self._structured(dataset, name)
-        return {**self._definition(db, dataset), "name": name}
+        return {**self._definition(connect, dataset), "name": name}
 
     def fpe_key(
         self,
-        db: Connection,
+        connect: Connect,
         caller: Caller,
         dataset: DatasetRef | None,
         name: str,
@@ -221,28 +232,40 @@ class DataPlane:
             raise NotFound(f"dataset {name} has no key number {number}")
         return {
             **self._private_key_field(caller),
-            "wrapped_data_key": self._wrapped_version(db, caller, dataset.id, number),
+            "wrapped_data_key": self._wrapped_version(connect, caller, dataset.id, number),
             "key_number": str(number),
         }
 
     def def_keys(
-        self, db: Connection, caller: Caller, dataset: DatasetRef | None, name: str
-    ) -> dict[str, Any]:
-        """GET /api/v0/fpe/def_keys: every key of the dataset, index = key number."""
+        self,
+        connect: Connect,
+        caller: Caller,
+        dataset: DatasetRef | None,
+        name: str,
+    ) -> bytes:
+        """GET /api/v0/fpe/def_keys: every key of the dataset, index = key number, as the
+        JSON body. Only ``retrieved`` differs between two answers to the same key, dataset
+        and key versions, so the rest is serialised once (``connect`` is called only then)."""
         dataset = self._structured(dataset, name)
-        keys = [
-            self._wrapped_version(db, caller, dataset.id, n)
-            for n in range(dataset.current_key_number + 1)
-        ]
-        return {
-            name: {
+
+        def serialise() -> bytes:
+            keys = [
+                self._wrapped_version(connect, caller, dataset.id, n)
+                for n in range(dataset.current_key_number + 1)
+            ]
+            entry = {
                 **self._private_key_field(caller),
                 "keys": keys,
                 "current_key_number": dataset.current_key_number,
-                "ffs": {**self._definition(db, dataset), "name": name},
-                "retrieved": time.time(),
+                "ffs": {**self._definition(connect, dataset), "name": name},
             }
-        }
+            # {"<name>": {…}} without its two closing braces, ready for "retrieved"
+            return json.dumps({name: entry})[:-2].encode() + b', "retrieved": '
+
+        head = self._def_keys.get_or_load(
+            (caller.key_id, dataset.id, dataset.current_key_number, name), serialise
+        )
+        return head + repr(time.time()).encode() + b"}}"
 
     # --- unstructured ---------------------------------------------------------------------
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -33,6 +35,15 @@ class Database:
                 else {"isolation_level": "AUTOCOMMIT"}
             )
         )
+
+        self._readers = threading.local()
+        self._reader_connections: list[sqlite3.Connection] = []
+        self._reader_args: tuple[list[Any], dict[str, Any]] | None = None
+        if engine.dialect.name == "sqlite":
+            args, kwargs = engine.dialect.create_connect_args(engine.url)
+            target = str(args[0]) if args else ":memory:"
+            if target != ":memory:" and "mode=memory" not in target:
+                self._reader_args = (list(args), dict(kwargs))
 
     @property
     def dialect(self) -> str:
@@ -62,5 +73,30 @@ class Database:
         with self._autocommit.connect() as connection:
             yield connection
 
+    def reader(self) -> Any | None:
+        """On a SQLite file, this thread's own bare sqlite3 connection for single-statement
+        reads (``storage.driver``): autocommit, ``PRAGMA query_only``, never pooled, so a
+        read costs no checkout. None elsewhere (PostgreSQL, in-memory SQLite): use
+        :meth:`autocommit` and its driver connection."""
+        connection = getattr(self._readers, "connection", None)
+        if connection is None and self._reader_args is not None:
+            connection = self._open_reader(*self._reader_args)
+        return connection
+
+    def _open_reader(self, args: list[Any], kwargs: dict[str, Any]) -> sqlite3.Connection:
+        connection: sqlite3.Connection = sqlite3.connect(
+            *args, **{**kwargs, "check_same_thread": False, "isolation_level": None}
+        )
+        connection.execute("PRAGMA busy_timeout=30000")
+        connection.execute("PRAGMA query_only=1")
+        with self._write_lock:
+            self._reader_connections.append(connection)
+        self._readers.connection = connection
+        return connection
+
     def dispose(self) -> None:
+        with self._write_lock:
+            readers, self._reader_connections = self._reader_connections, []
+        for connection in readers:
+            connection.close()
         self.engine.dispose()
