@@ -29,6 +29,7 @@ from keystead.dataplane.signatures import SignedRequest
 from keystead.errors import BadRequest, KeysteadError
 from keystead.logs import get_logger
 from keystead.runtime import Runtime
+from keystead.storage.driver import Reader
 from keystead.storage.session import Database
 from keystead.web.middleware import contains_nul
 
@@ -262,10 +263,10 @@ class DataPlaneDispatch:
         db = self.runtime.db
         reads = Reads(db)
         try:
-            driver = db.reader() if inline else None
-            if driver is None:
-                driver = reads().connection.driver_connection
-            caller, dataset = self.plane.authenticate(driver, call.signed, dataset_name)
+            reader: Reader | None = db.reader() if inline else None
+            if reader is None:
+                reader = Reader(reads().connection.driver_connection)
+            caller, dataset = self.plane.authenticate(reader, call.signed, dataset_name)
             return endpoint.work(reads, caller, dataset, call), caller
         finally:
             reads.close()

@@ -24,14 +24,14 @@ from keystead.crypto.masterkey import MasterKey
 from keystead.dataplane import edk, signatures, wrapping
 from keystead.dataplane.cache import ImmutableCache
 from keystead.errors import BadRequest, Forbidden, NotFound, Unauthenticated
-from keystead.storage.driver import DriverQuery
+from keystead.storage.driver import DriverQuery, Reader
 from keystead.storage.models import ApiKey, Dataset, DatasetKey
 
 MAX_USES = 1_000_000
 # Opens (once) the call's connection: reads that caches usually answer take this, not one.
 Connect = Callable[[], Connection]
 # Verifying against this when the key id is unknown keeps both failures equally slow.
-_UNKNOWN_KEY_SECRET = secrets.token_urlsafe(32)
+_UNKNOWN_KEY_SECRET = secrets.token_urlsafe(32).encode()
 
 
 @dataclass(frozen=True)
@@ -123,18 +123,18 @@ class DataPlane:
     # --- authentication -----------------------------------------------------------------
 
     def authenticate(
-        self, driver: Any, request: signatures.SignedRequest, dataset_name: str | None = None
+        self, reader: Reader, request: signatures.SignedRequest, dataset_name: str | None = None
     ) -> tuple[Caller, DatasetRef | None]:
         """Verify the signature; with ``dataset_name``, also resolve that dataset and ask the
-        access rule, in the same single query, run on ``driver`` (a DBAPI connection:
-        ``Database.reader()`` or a pooled connection's driver connection)."""
+        access rule, in the same single query, run by ``reader`` (``Database.reader()`` on
+        SQLite, or a pooled connection's driver connection) on every call."""
         header = request.headers.get("signature")
         if header is None:
             raise signatures.SignatureError("no Signature header")
         params = signatures.parse_signature_header(header)
         signatures.check_structure(params, request, now=int(time.time()), skew=self.skew)
         name_key = names.name_key(dataset_name) if dataset_name else ""
-        row = self._lookup.first(driver, {"papi": params.key_id, "name_key": name_key})
+        row = reader.first(self._lookup, {"papi": params.key_id, "name_key": name_key})
         if row is None:
             with contextlib.suppress(signatures.SignatureError):
                 signatures.verify_mac(params, request, _UNKNOWN_KEY_SECRET)

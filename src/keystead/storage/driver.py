@@ -5,10 +5,15 @@ one SQLAlchemy expression that defines it (the access rule stays in ``access.py`
 then executed without SQLAlchemy's per-execution machinery: parameters are bound the way
 the driver wants them (positionally for sqlite3, by name for psycopg) and the row is
 converted with the dialect's own result processors (UUIDs and booleans on SQLite).
+
+A :class:`Reader` runs such statements on one connection. On a SQLite file each thread
+has its own :class:`SQLiteReader` (``Database.reader()``), which may keep an answer for as
+long as the database has not changed.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections import namedtuple
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -77,3 +82,56 @@ class DriverQuery:
                 for process, value in zip(self._processors, raw, strict=True)
             ]
         return self._row._make(raw)
+
+
+class Reader:
+    """Runs :class:`DriverQuery` statements on one DBAPI connection, every time."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+
+    def first(self, query: DriverQuery, values: Mapping[str, Any]) -> Any:
+        return query.first(self.connection, values)
+
+
+class SQLiteReader(Reader):
+    """One thread's own connection to a SQLite file (autocommit, ``PRAGMA query_only``,
+    never pooled), which keeps answers while the database is unchanged.
+
+    ``PRAGMA data_version`` changes whenever another connection, of this process or of any
+    other, has committed to the file since this connection last looked; this connection
+    cannot write, so every commit is another connection's. A kept answer is therefore
+    exactly what the statement would return now, and the first read after any commit (a
+    revoked grant, a disabled key, anything else) runs the statement again. No statement
+    is left open between calls, so no read transaction pins an old snapshot.
+    """
+
+    LIMIT = 10_000  # answers kept at most; all are dropped when full or on any change
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        super().__init__(connection)
+        self._version: int | None = None
+        self._kept: dict[tuple[Any, ...], Any] = {}
+
+    def data_version(self) -> int:
+        rows = self.connection.execute("PRAGMA data_version").fetchall()
+        return int(rows[0][0])
+
+    def first(self, query: DriverQuery, values: Mapping[str, Any]) -> Any:
+        version = self.data_version()
+        key = (query, *values.values())
+        if version == self._version:
+            kept = self._kept.get(key, _MISSING)
+            if kept is not _MISSING:
+                return kept
+        else:
+            self._kept.clear()
+            self._version = version
+        row = query.first(self.connection, values)
+        if len(self._kept) >= self.LIMIT:
+            self._kept.clear()
+        self._kept[key] = row
+        return row
+
+
+_MISSING = object()

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from keystead.storage.driver import SQLiteReader
 from keystead.storage.engine import SQLITE_BEGIN_OPTION
 
 
@@ -73,17 +74,17 @@ class Database:
         with self._autocommit.connect() as connection:
             yield connection
 
-    def reader(self) -> Any | None:
-        """On a SQLite file, this thread's own bare sqlite3 connection for single-statement
-        reads (``storage.driver``): autocommit, ``PRAGMA query_only``, never pooled, so a
-        read costs no checkout. None elsewhere (PostgreSQL, in-memory SQLite): use
-        :meth:`autocommit` and its driver connection."""
-        connection = getattr(self._readers, "connection", None)
-        if connection is None and self._reader_args is not None:
-            connection = self._open_reader(*self._reader_args)
-        return connection
+    def reader(self) -> SQLiteReader | None:
+        """On a SQLite file, this thread's own reader for single-statement reads
+        (``storage.driver``): a bare sqlite3 connection, never pooled, so a read costs no
+        checkout, and answers kept while the database is unchanged. None elsewhere
+        (PostgreSQL, in-memory SQLite): use :meth:`autocommit` and its driver connection."""
+        reader: SQLiteReader | None = getattr(self._readers, "reader", None)
+        if reader is None and self._reader_args is not None:
+            reader = self._open_reader(*self._reader_args)
+        return reader
 
-    def _open_reader(self, args: list[Any], kwargs: dict[str, Any]) -> sqlite3.Connection:
+    def _open_reader(self, args: list[Any], kwargs: dict[str, Any]) -> SQLiteReader:
         connection: sqlite3.Connection = sqlite3.connect(
             *args, **{**kwargs, "check_same_thread": False, "isolation_level": None}
         )
@@ -91,8 +92,9 @@ class Database:
         connection.execute("PRAGMA query_only=1")
         with self._write_lock:
             self._reader_connections.append(connection)
-        self._readers.connection = connection
-        return connection
+        reader = SQLiteReader(connection)
+        self._readers.reader = reader
+        return reader
 
     def dispose(self) -> None:
         with self._write_lock:
