@@ -116,6 +116,7 @@ class DataPlane:
         )
         # The serialised def_keys answer up to its "retrieved" time, per (key, dataset,
         # current key number, name as asked): every part of it is one of the values above.
+        # Whatever chooses the key a response is wrapped to belongs in this cache key.
         self._def_keys: ImmutableCache[tuple[uuid.UUID, uuid.UUID, int, str], bytes] = (
             ImmutableCache(10_000)
         )
@@ -126,8 +127,9 @@ class DataPlane:
         self, reader: Reader, request: signatures.SignedRequest, dataset_name: str | None = None
     ) -> tuple[Caller, DatasetRef | None]:
         """Verify the signature; with ``dataset_name``, also resolve that dataset and ask the
-        access rule, in the same single query, run by ``reader`` (``Database.reader()`` on
-        SQLite, or a pooled connection's driver connection) on every call."""
+        access rule, in the same single query, asked of ``reader`` on every call
+        (``Database.reader()`` on SQLite, which reuses an answer only while the database is
+        unchanged; a pooled connection's driver connection otherwise)."""
         header = request.headers.get("signature")
         if header is None:
             raise signatures.SignatureError("no Signature header")
