@@ -56,7 +56,11 @@ def build_app(runtime: Runtime) -> ASGIApp:
     app.add_middleware(RejectNul)
     app.add_middleware(BodyLimit, limit=runtime.settings.max_body_bytes)
     app.add_middleware(AccessLog)
-    plane = DataPlane(runtime.master, skew_seconds=runtime.settings.signature_skew_seconds)
+    plane = DataPlane(
+        runtime.master,
+        skew_seconds=runtime.settings.signature_skew_seconds,
+        dialect=runtime.db.engine.dialect,
+    )
     return DataPlaneDispatch(app, runtime, plane)
 
 

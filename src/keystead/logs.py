@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from collections.abc import MutableMapping
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 import structlog
@@ -53,6 +55,7 @@ def configure(level: str = "info", fmt: str = "json") -> None:
             foreign_pre_chain=shared,
         )
     )
+    _json_access.handler = handler if fmt == "json" else None
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -66,3 +69,63 @@ def configure(level: str = "info", fmt: str = "json") -> None:
 
 def get_logger(name: str) -> Any:
     return structlog.stdlib.get_logger(name)
+
+
+# --- the access log -----------------------------------------------------------------------
+# One line per request, on every request, so it has its own path: in JSON format the line is
+# rendered here, with the same keys and order structlog gives it, and written to the log's
+# handler under that handler's lock; in console format it goes through structlog.
+
+
+class _JsonAccess:
+    """The JSON handler (None in console format) and the current second, formatted."""
+
+    def __init__(self) -> None:
+        self.handler: logging.StreamHandler[Any] | None = None
+        self.second = -1
+        self.second_text = ""
+
+    def timestamp(self, now: float) -> str:
+        """ISO 8601 UTC with microseconds, as structlog's TimeStamper writes it."""
+        second = int(now)
+        if second != self.second:
+            self.second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self.second = second
+        return f"{self.second_text}.{int((now - second) * 1_000_000):06d}Z"
+
+
+_json_access = _JsonAccess()
+_access = logging.getLogger("keystead.access")
+_access_structured = get_logger("keystead.access")
+
+
+def access(
+    *, method: str, path: str, status: int, ms: float, access_key_id: str | None = None
+) -> None:
+    """Log one request: method, path (never the query string), status, duration and, once
+    its signature verified, the API key's public id. Nothing else, so no secret."""
+    handler = _json_access.handler
+    if handler is None:
+        fields: dict[str, Any] = {"method": method, "path": path, "status": status, "ms": ms}
+        if access_key_id is not None:
+            fields["access_key_id"] = access_key_id
+        _access_structured.info("request", **fields)
+        return
+    if not _access.isEnabledFor(logging.INFO):
+        return
+    key = (
+        ""
+        if access_key_id is None
+        else f', "access_key_id": {encode_basestring_ascii(access_key_id)}'
+    )
+    line = (
+        f'{{"method": {encode_basestring_ascii(method)}, "path": {encode_basestring_ascii(path)}, '
+        f'"status": {status}, "ms": {ms!r}{key}, "event": "request", "level": "info", '
+        f'"logger": "keystead.access", "timestamp": "{_json_access.timestamp(time.time())}"}}\n'
+    )
+    handler.acquire()
+    try:
+        handler.stream.write(line)
+        handler.stream.flush()
+    finally:
+        handler.release()

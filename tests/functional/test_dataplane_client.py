@@ -285,6 +285,46 @@ def test_structured_round_trip_keeps_the_format(
     assert structured.EncryptForSearch(app.creds, "Data", plaintext) == [ciphertext]
 
 
+def test_access_log_names_method_path_status_time_and_key_never_the_query(
+    runtime: Runtime, live_server: LiveServer, config_file: str
+) -> None:
+    """One access line per data-plane call: method, path without the query string, status,
+    duration and the calling key's public id; nothing of the query or any secret."""
+    acct = new_account(runtime, ("SSN", "ssn"))
+    app = new_client(runtime, live_server, config_file, acct, "app", datasets=("SSN",))
+    log_start = len(live_server.log())
+    assert structured.EncryptForSearch(app.creds, "SSN", SSN)
+
+    lines = [
+        record
+        for record in log_records(live_server, log_start)
+        if record.get("event") == "request" and record.get("path", "").startswith("/api/v0/")
+    ]
+    assert {line["path"] for line in lines} == {
+        "/api/v0/ffs",
+        "/api/v0/fpe/key",
+        "/api/v0/fpe/def_keys",
+    }
+    for line in lines:
+        assert set(line) == {
+            "method",
+            "path",
+            "status",
+            "ms",
+            "access_key_id",
+            "event",
+            "level",
+            "logger",
+            "timestamp",
+        }
+        assert (line["method"], line["status"]) == ("GET", 200)
+        assert line["access_key_id"] == app.access_key_id
+        assert isinstance(line["ms"], float)
+        assert line["logger"] == "keystead.access"
+        assert line["timestamp"].endswith("Z")
+    assert "ffs_name" not in live_server.log()[log_start:]
+
+
 def test_structured_object_api_round_trips_several_values(
     runtime: Runtime, live_server: LiveServer, config_file: str
 ) -> None:

@@ -258,6 +258,22 @@ def test_parser_reads_an_unquoted_created() -> None:
     assert parse_signature_header(VECTOR_B_HEADER).created == CREATED
 
 
+@pytest.mark.parametrize(
+    "variant",
+    [
+        VECTOR_A_HEADER.replace(", ", ","),
+        VECTOR_A_HEADER.replace(", ", " ,  "),
+        " " + VECTOR_A_HEADER + " ",
+        VECTOR_A_HEADER.replace("created=1700000000", 'created="1700000000"'),
+        VECTOR_A_HEADER.replace('keyId="AbC+dE/f=", ', "") + ', keyId="AbC+dE/f="',  # another order
+    ],
+)
+def test_the_clients_exact_shape_and_any_other_spelling_parse_alike(variant: str) -> None:
+    """The client's own header shape is read in one match; other spellings of the same
+    parameters go through the general parser and give the same result."""
+    assert parse_signature_header(variant) == parse_signature_header(VECTOR_A_HEADER)
+
+
 def test_get_without_content_type_in_the_headers_list_verifies() -> None:
     """A GET signed without content-type (as other SDKs do) still verifies."""
     request = with_headers(vector_b(), content_type=None)

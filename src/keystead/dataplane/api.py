@@ -13,6 +13,7 @@ import json
 import secrets
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, unquote_plus
@@ -21,19 +22,21 @@ from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from keystead import logs
 from keystead.dataplane import events
 from keystead.dataplane.service import Caller, DataPlane, DatasetRef
 from keystead.dataplane.signatures import SignedRequest
 from keystead.errors import BadRequest, KeysteadError
 from keystead.logs import get_logger
 from keystead.runtime import Runtime
+from keystead.storage.driver import Reader
+from keystead.storage.session import Database
 from keystead.web.middleware import contains_nul
 
 
-def _query(signed: SignedRequest) -> dict[str, str]:
+def _query(raw: str) -> dict[str, str]:
     """Split the raw query the way the client builds it: `ffs_name` and `papi` are sent
     unescaped ('+' is literal), only `payload_cert` is form-encoded."""
-    _, _, raw = signed.target.partition("?")
     params: dict[str, str] = {}
     for part in raw.split("&") if raw else []:
         name, _, value = part.partition("=")
@@ -78,20 +81,59 @@ def _json_object(body: bytes) -> dict[str, Any]:
     return value
 
 
+class Call:
+    """One client call as received: the signed request, and its query split once."""
+
+    __slots__ = ("_query", "signed")
+
+    def __init__(self, signed: SignedRequest, raw_query: str) -> None:
+        self.signed = signed
+        try:
+            self._query: dict[str, str] | BadRequest = _query(raw_query)
+        except BadRequest as exc:
+            self._query = exc
+
+    def params(self) -> dict[str, str]:
+        """The query's parameters; a malformed query is 400 here, once the signature has
+        verified."""
+        if isinstance(self._query, BadRequest):
+            raise self._query
+        return self._query
+
+    def named_dataset(self) -> str | None:
+        """The dataset to resolve during authentication. Lenient on purpose: a malformed
+        query is judged only after the signature verifies (the handler reads it strictly),
+        so an unauthenticated caller learns nothing but 401."""
+        if isinstance(self._query, BadRequest):
+            return None
+        return self._query.get("ffs_name") or None
+
+
+class Reads:
+    """The call's database connection, opened on first use: most calls are answered by the
+    authentication lookup and the caches and never need one."""
+
+    __slots__ = ("_connection", "_db", "_stack")
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._stack: ExitStack | None = None
+        self._connection: Connection | None = None
+
+    def __call__(self) -> Connection:
+        if self._connection is None:
+            self._stack = ExitStack()
+            self._connection = self._stack.enter_context(self._db.autocommit())
+        return self._connection
+
+    def close(self) -> None:
+        if self._stack is not None:
+            self._stack.close()
+
+
 Ref = DatasetRef | None
-Work = Callable[[Connection, Caller, Ref, SignedRequest], Any]
+Work = Callable[[Reads, Caller, Ref, Call], Any]
 log = get_logger("keystead.dataplane")
-access_log = get_logger("keystead.access")
-
-
-def _named_dataset(signed: SignedRequest) -> str | None:
-    """The dataset to resolve during authentication. Lenient on purpose: a malformed query
-    is judged only after the signature verifies (the handler re-reads it strictly), so an
-    unauthenticated caller learns nothing but 401."""
-    try:
-        return _dataset_name(_query(signed))
-    except BadRequest:
-        return None
 
 
 @dataclass(frozen=True)
@@ -143,29 +185,30 @@ class DataPlaneDispatch:
             await self.fallback(scope, receive, send)
             return
         started = time.perf_counter()
-        status, payload = await self._answer(match, scope, receive)
+        status, payload, access_key_id = await self._answer(match, scope, receive)
         await _send(send, status, payload)
-        access_log.info(
-            "request",
+        logs.access(
             method=scope["method"],
             path=scope["path"],
             status=status,
             ms=round((time.perf_counter() - started) * 1000, 2),
+            access_key_id=access_key_id,
         )
 
     async def _answer(
         self, match: Endpoint | str, scope: Scope, receive: Receive
-    ) -> tuple[int, bytes | None]:
+    ) -> tuple[int, bytes | None, str | None]:
+        """Status, body, and the calling key's public id once its signature verified."""
         try:
             if isinstance(match, str):
                 raise MethodNotAllowed(
                     f"method {scope['method']} is not allowed on {scope['path']}"
                 )
-            signed = await self._signed(scope, receive)
+            call = await self._call(scope, receive)
             if self.inline and not match.writes:
-                result = self._run(match, signed)
+                result, caller = self._run(match, call, inline=True)
             else:
-                result = await run_in_threadpool(self._run, match, signed)
+                result, caller = await run_in_threadpool(self._run, match, call)
         except KeysteadError as exc:
             if exc.status >= 500:
                 return self._unexpected(scope, exc)
@@ -176,100 +219,106 @@ class DataPlaneDispatch:
                     status=exc.status,
                     reason=getattr(exc, "reason", None) or exc.message,
                 )
-            return exc.status, json.dumps({"message": exc.message}).encode()
+            return exc.status, json.dumps({"message": exc.message}).encode(), None
         except Exception as exc:  # the client gets a reference, the log the details
             return self._unexpected(scope, exc)
         if match.status == 204:
-            return 204, None
-        return match.status, json.dumps(result).encode()
+            return 204, None, caller.access_key_id
+        body = result if isinstance(result, bytes) else json.dumps(result).encode()
+        return match.status, body, caller.access_key_id
 
     @staticmethod
-    def _unexpected(scope: Scope, exc: Exception) -> tuple[int, bytes]:
+    def _unexpected(scope: Scope, exc: Exception) -> tuple[int, bytes, None]:
         reference = secrets.token_hex(6)
         log.error("unexpected_error", path=scope["path"], reference=reference, exc_info=exc)
-        return 500, json.dumps({"message": f"internal error (reference {reference})"}).encode()
+        message = {"message": f"internal error (reference {reference})"}
+        return 500, json.dumps(message).encode(), None
 
-    async def _signed(self, scope: Scope, receive: Receive) -> SignedRequest:
-        body = bytearray()
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                raise BadRequest("the client went away before sending its body")
-            body += message.get("body", b"")
-            if len(body) > self.limit:
-                raise TooLarge(f"request body is larger than the {self.limit}-byte limit")
-            if not message.get("more_body", False):
-                break
+    async def _call(self, scope: Scope, receive: Receive) -> Call:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise BadRequest("the client went away before sending its body")
+        body: bytes = message.get("body", b"")
+        if message.get("more_body", False):
+            received = bytearray(body)
+            while True:
+                if len(received) > self.limit:
+                    break
+                message = await receive()
+                if message["type"] != "http.request":
+                    raise BadRequest("the client went away before sending its body")
+                received += message.get("body", b"")
+                if not message.get("more_body", False):
+                    break
+            body = bytes(received)
+        if len(body) > self.limit:
+            raise TooLarge(f"request body is larger than the {self.limit}-byte limit")
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
         query: bytes = scope.get("query_string", b"")
-        if contains_nul(path=raw_path, query=query, body=bytes(body)):
+        if contains_nul(path=raw_path, query=query, body=body):
             raise BadRequest("the request contains a NUL character, which no field accepts")
-        target = raw_path.decode("latin-1") + (("?" + query.decode("latin-1")) if query else "")
+        raw_query = query.decode("latin-1")
+        target = raw_path.decode("latin-1") + ("?" + raw_query if query else "")
         headers = {
             name.decode("latin-1").lower(): value.decode("latin-1")
             for name, value in scope["headers"]
         }
-        return SignedRequest(scope["method"], target, headers, bytes(body))
+        return Call(SignedRequest(scope["method"], target, headers, body), raw_query)
 
-    def _run(self, endpoint: Endpoint, signed: SignedRequest) -> Any:
-        dataset_name = _named_dataset(signed) if endpoint.names_dataset else None
-        with self.runtime.db.autocommit() as connection:
-            caller, dataset = self.plane.authenticate(connection, signed, dataset_name)
-            return endpoint.work(connection, caller, dataset, signed)
+    def _run(self, endpoint: Endpoint, call: Call, *, inline: bool = False) -> tuple[Any, Caller]:
+        """Authenticate (one query, on this thread's own SQLite reader when inline), then do
+        the call's work; a connection for the work is opened only if it reads."""
+        dataset_name = call.named_dataset() if endpoint.names_dataset else None
+        db = self.runtime.db
+        reads = Reads(db)
+        try:
+            reader: Reader | None = db.reader() if inline else None
+            if reader is None:
+                reader = Reader(reads().connection.driver_connection)
+            caller, dataset = self.plane.authenticate(reader, call.signed, dataset_name)
+            return endpoint.work(reads, caller, dataset, call), caller
+        finally:
+            reads.close()
 
     # --- the client's calls ---------------------------------------------------------------
 
-    def _ffs(self, db: Connection, caller: Caller, dataset: Ref, signed: SignedRequest) -> Any:
-        return self.plane.ffs(db, dataset, _dataset_name(_query(signed)))
+    def _ffs(self, reads: Reads, caller: Caller, dataset: Ref, call: Call) -> Any:
+        return self.plane.ffs(reads, dataset, _dataset_name(call.params()))
 
-    def _fpe_key(self, db: Connection, caller: Caller, dataset: Ref, signed: SignedRequest) -> Any:
-        params = _query(signed)
-        return self.plane.fpe_key(
-            db,
-            caller,
-            dataset,
-            _dataset_name(params),
-            _key_number(params),
-            _certificate(params.get("payload_cert")),
-        )
+    def _fpe_key(self, reads: Reads, caller: Caller, dataset: Ref, call: Call) -> Any:
+        params = call.params()
+        name, number = _dataset_name(params), _key_number(params)
+        certificate = _certificate(params.get("payload_cert"))
+        return self.plane.fpe_key(reads, caller, dataset, name, number, certificate)
 
-    def _def_keys(self, db: Connection, caller: Caller, dataset: Ref, signed: SignedRequest) -> Any:
-        params = _query(signed)
-        return self.plane.def_keys(
-            db, caller, dataset, _dataset_name(params), _certificate(params.get("payload_cert"))
-        )
+    def _def_keys(self, reads: Reads, caller: Caller, dataset: Ref, call: Call) -> Any:
+        params = call.params()
+        certificate = _certificate(params.get("payload_cert"))
+        return self.plane.def_keys(reads, caller, dataset, _dataset_name(params), certificate)
 
-    def _encryption_key(
-        self, db: Connection, caller: Caller, dataset: Ref, signed: SignedRequest
-    ) -> Any:
-        body = _json_object(signed.body)
-        return self.plane.new_data_key(
-            db, caller, body.get("uses"), _certificate(body.get("payload_cert"))
-        )
+    def _encryption_key(self, reads: Reads, caller: Caller, dataset: Ref, call: Call) -> Any:
+        body = _json_object(call.signed.body)
+        certificate = _certificate(body.get("payload_cert"))
+        return self.plane.new_data_key(reads(), caller, body.get("uses"), certificate)
 
-    def _decryption_key(
-        self, db: Connection, caller: Caller, dataset: Ref, signed: SignedRequest
-    ) -> Any:
-        body = _json_object(signed.body)
+    def _decryption_key(self, reads: Reads, caller: Caller, dataset: Ref, call: Call) -> Any:
+        body = _json_object(call.signed.body)
+        certificate = _certificate(body.get("payload_cert"))
         return self.plane.recover_data_key(
-            db, caller, body.get("encrypted_data_key"), _certificate(body.get("payload_cert"))
+            reads(), caller, body.get("encrypted_data_key"), certificate
         )
 
-    def _usage_correction(
-        self, db: Connection, caller: Caller, dataset: Ref, signed: SignedRequest
-    ) -> Any:
-        body = _json_object(signed.body)
+    def _usage_correction(self, reads: Reads, caller: Caller, dataset: Ref, call: Call) -> Any:
+        body = _json_object(call.signed.body)
         for field in ("requested", "actual"):
             value = body.get(field)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise BadRequest(f"'{field}' must be a non-negative integer")
         return None
 
-    def _tracking_events(
-        self, db: Connection, caller: Caller, dataset: Ref, signed: SignedRequest
-    ) -> Any:
+    def _tracking_events(self, reads: Reads, caller: Caller, dataset: Ref, call: Call) -> Any:
         # The only data-plane write: its own transaction, after the signature verified.
-        report = events.parse_report(_json_object(signed.body))
+        report = events.parse_report(_json_object(call.signed.body))
         with self.runtime.db.write() as session:
             stored, ignored = events.record(
                 session,

@@ -7,15 +7,17 @@ import base64
 import binascii
 import contextlib
 import hashlib
+import json
 import secrets
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from cryptography import x509
-from sqlalchemy import Connection, Integer, String, Uuid, bindparam, select
+from sqlalchemy import Connection, Dialect, Integer, String, Uuid, bindparam, select
 
 from keystead import access, names
 from keystead.apikeys.service import signing_key_context
@@ -25,11 +27,14 @@ from keystead.dataplane import edk, signatures, wrapping
 from keystead.dataplane.cache import ImmutableCache
 from keystead.errors import BadRequest, Forbidden, NotFound, Unauthenticated
 from keystead.sso import certificates
+from keystead.storage.driver import DriverQuery, Reader
 from keystead.storage.models import ApiKey, Dataset, DatasetKey, IdpSettings
 
 MAX_USES = 1_000_000
+# Opens (once) the call's connection: reads that caches usually answer take this, not one.
+Connect = Callable[[], Connection]
 # Verifying against this when the key id is unknown keeps both failures equally slow.
-_UNKNOWN_KEY_SECRET = secrets.token_urlsafe(32)
+_UNKNOWN_KEY_SECRET = secrets.token_urlsafe(32).encode()
 
 
 @dataclass(frozen=True)
@@ -59,7 +64,8 @@ def no_access(caller: Caller, dataset_name: str) -> Forbidden:
 
 
 # Built once (statement construction costs more than execution): the calling key, and the
-# dataset it names with the access rule's verdict, in one round trip.
+# dataset it names with the access rule's verdict, in one round trip. DataPlane compiles it
+# once for the engine's dialect and runs it on the bare driver connection.
 _LOOKUP = (
     select(
         ApiKey.id,
@@ -102,19 +108,25 @@ _EDK_DATASET = select(Dataset.name, Dataset.current_key_number).where(
 class DataPlane:
     """Stateless per request; holds only caches of values that never change."""
 
-    def __init__(self, master: MasterKey, *, skew_seconds: int) -> None:
+    def __init__(self, master: MasterKey, *, skew_seconds: int, dialect: Dialect) -> None:
         self.master = master
         self.skew = skew_seconds
-        self._secrets: ImmutableCache[uuid.UUID, str] = ImmutableCache(100_000)
+        self._lookup = DriverQuery(_LOOKUP, dialect)
+        self._secrets: ImmutableCache[uuid.UUID, bytes] = ImmutableCache(100_000)
         self._keys: ImmutableCache[tuple[uuid.UUID, int], bytes] = ImmutableCache(100_000)
         self._definitions: ImmutableCache[uuid.UUID, dict[str, Any]] = ImmutableCache(10_000)
         # A dataset key version wrapped to a key's public key: both never change, so the
         # RSA-OAEP ciphertext can be handed out again (same plaintext, same recipient).
         self._wrapped: ImmutableCache[tuple[str, uuid.UUID, int], str] = ImmutableCache(200_000)
-        # A CA never changes once made; a certificate's signature check is done once.
+        # The serialised def_keys answer up to its "retrieved" time, per (recipient, dataset,
+        # current key number, name as asked): every part of it is one of the values above.
+        # The recipient (the key a response is wrapped to) is part of this cache key.
+        self._def_keys: ImmutableCache[tuple[str, uuid.UUID, int, str], bytes] = ImmutableCache(
+            10_000
+        )
+        # A CA never changes once made; a certificate's signature check is done once per
+        # account (the check holds only for the account whose CA was checked).
         self._authorities: ImmutableCache[uuid.UUID, x509.Certificate] = ImmutableCache(10_000)
-        # Keyed by account and certificate: the CA check holds only for the account whose
-        # CA was checked.
         self._certificates: ImmutableCache[
             tuple[uuid.UUID, bytes], certificates.ClientCertificate
         ] = ImmutableCache(20_000)
@@ -122,26 +134,26 @@ class DataPlane:
     # --- authentication -----------------------------------------------------------------
 
     def authenticate(
-        self, db: Connection, request: signatures.SignedRequest, dataset_name: str | None = None
+        self, reader: Reader, request: signatures.SignedRequest, dataset_name: str | None = None
     ) -> tuple[Caller, DatasetRef | None]:
         """Verify the signature; with ``dataset_name``, also resolve that dataset and ask the
-        access rule, in the same single query."""
+        access rule, in the same single query, asked of ``reader`` on every call
+        (``Database.reader()`` on SQLite, which reuses an answer only while the database is
+        unchanged; a pooled connection's driver connection otherwise)."""
         header = request.headers.get("signature")
         if header is None:
             raise signatures.SignatureError("no Signature header")
         params = signatures.parse_signature_header(header)
         signatures.check_structure(params, request, now=int(time.time()), skew=self.skew)
         name_key = names.name_key(dataset_name) if dataset_name else ""
-        row = db.execute(_LOOKUP, {"papi": params.key_id, "name_key": name_key}).first()
+        row = reader.first(self._lookup, {"papi": params.key_id, "name_key": name_key})
         if row is None:
             with contextlib.suppress(signatures.SignatureError):
                 signatures.verify_mac(params, request, _UNKNOWN_KEY_SECRET)
             raise signatures.SignatureError(f"unknown key id {params.key_id!r}")
         secret = self._secrets.get_or_load(
             row.id,
-            lambda: self.master.unwrap(
-                row.wrapped_signing_key, signing_key_context(row.id)
-            ).decode(),
+            lambda: self.master.unwrap(row.wrapped_signing_key, signing_key_context(row.id)),
         )
         signatures.verify_mac(params, request, secret)
         if not row.enabled:
@@ -175,15 +187,15 @@ class DataPlane:
 
         return self._keys.get_or_load((dataset_id, number), load)
 
-    def _definition(self, db: Connection, dataset: DatasetRef) -> dict[str, Any]:
+    def _definition(self, connect: Connect, dataset: DatasetRef) -> dict[str, Any]:
         def load() -> dict[str, Any]:
-            stored = db.scalar(_DEFINITION, {"dataset_id": dataset.id})
+            stored = connect().scalar(_DEFINITION, {"dataset_id": dataset.id})
             return dict(stored or {})
 
         return self._definitions.get_or_load(dataset.id, load)
 
     def _certificate(
-        self, db: Connection, caller: Caller, payload_cert: str
+        self, connect: Connect, caller: Caller, payload_cert: str
     ) -> certificates.ClientCertificate:
         """The presented certificate, checked against the caller's account CA, its validity
         and the signing key it is bound to."""
@@ -194,7 +206,7 @@ class DataPlane:
         digest = hashlib.sha256(pem).digest()
 
         def authority() -> x509.Certificate:
-            stored = db.scalar(_ACCOUNT_CA, {"account_id": caller.account_id})
+            stored = connect().scalar(_ACCOUNT_CA, {"account_id": caller.account_id})
             if stored is None:  # not cached: the account may get its CA later
                 raise certificates.CertificateError(
                     "the certificate (payload_cert) was not issued by this account"
@@ -213,11 +225,11 @@ class DataPlane:
         return verified
 
     def _recipient(
-        self, db: Connection, caller: Caller, payload_cert: str | None
+        self, connect: Connect, caller: Caller, payload_cert: str | None
     ) -> wrapping.Recipient:
         certificate = None
         if payload_cert is not None:
-            certificate = self._certificate(db, caller, payload_cert)
+            certificate = self._certificate(connect, caller, payload_cert)
         return wrapping.recipient(
             key_id=caller.key_id,
             key_name=caller.name,
@@ -227,12 +239,12 @@ class DataPlane:
         )
 
     def _wrapped_version(
-        self, db: Connection, to: wrapping.Recipient, dataset_id: uuid.UUID, number: int
+        self, connect: Connect, to: wrapping.Recipient, dataset_id: uuid.UUID, number: int
     ) -> str:
         """A structured key version wrapped for the caller (RSA work done once per pair)."""
         return self._wrapped.get_or_load(
             (to.cache_id, dataset_id, number),
-            lambda: wrapping.wrap(self._dataset_key(db, dataset_id, number), to.public_key),
+            lambda: wrapping.wrap(self._dataset_key(connect(), dataset_id, number), to.public_key),
         )
 
     @staticmethod
@@ -253,14 +265,14 @@ class DataPlane:
             )
         return dataset
 
-    def ffs(self, db: Connection, dataset: DatasetRef | None, name: str) -> dict[str, Any]:
+    def ffs(self, connect: Connect, dataset: DatasetRef | None, name: str) -> dict[str, Any]:
         """GET /api/v0/ffs: the definition, with ``name`` exactly as requested."""
         dataset = self._structured(dataset, name)
-        return {**self._definition(db, dataset), "name": name}
+        return {**self._definition(connect, dataset), "name": name}
 
     def fpe_key(
         self,
-        db: Connection,
+        connect: Connect,
         caller: Caller,
         dataset: DatasetRef | None,
         name: str,
@@ -272,37 +284,45 @@ class DataPlane:
         number = dataset.current_key_number if key_number is None else key_number
         if not 0 <= number <= dataset.current_key_number:
             raise NotFound(f"dataset {name} has no key number {number}")
-        to = self._recipient(db, caller, payload_cert)
+        to = self._recipient(connect, caller, payload_cert)
         return {
             **self._private_key_field(to),
-            "wrapped_data_key": self._wrapped_version(db, to, dataset.id, number),
+            "wrapped_data_key": self._wrapped_version(connect, to, dataset.id, number),
             "key_number": str(number),
         }
 
     def def_keys(
         self,
-        db: Connection,
+        connect: Connect,
         caller: Caller,
         dataset: DatasetRef | None,
         name: str,
         payload_cert: str | None = None,
-    ) -> dict[str, Any]:
-        """GET /api/v0/fpe/def_keys: every key of the dataset, index = key number."""
+    ) -> bytes:
+        """GET /api/v0/fpe/def_keys: every key of the dataset, index = key number, as the
+        JSON body. Only ``retrieved`` differs between two answers to the same key, dataset
+        and key versions, so the rest is serialised once (``connect`` is called only then)."""
         dataset = self._structured(dataset, name)
-        to = self._recipient(db, caller, payload_cert)
-        keys = [
-            self._wrapped_version(db, to, dataset.id, n)
-            for n in range(dataset.current_key_number + 1)
-        ]
-        return {
-            name: {
+        to = self._recipient(connect, caller, payload_cert)
+
+        def serialise() -> bytes:
+            keys = [
+                self._wrapped_version(connect, to, dataset.id, n)
+                for n in range(dataset.current_key_number + 1)
+            ]
+            entry = {
                 **self._private_key_field(to),
                 "keys": keys,
                 "current_key_number": dataset.current_key_number,
-                "ffs": {**self._definition(db, dataset), "name": name},
-                "retrieved": time.time(),
+                "ffs": {**self._definition(connect, dataset), "name": name},
             }
-        }
+            # {"<name>": {…}} without its two closing braces, ready for "retrieved"
+            return json.dumps({name: entry})[:-2].encode() + b', "retrieved": '
+
+        head = self._def_keys.get_or_load(
+            (to.cache_id, dataset.id, dataset.current_key_number, name), serialise
+        )
+        return head + repr(time.time()).encode() + b"}}"
 
     # --- unstructured ---------------------------------------------------------------------
 
@@ -344,7 +364,7 @@ class DataPlane:
         """POST /api/v0/encryption/key."""
         if isinstance(uses, bool) or not isinstance(uses, int) or not 1 <= uses <= MAX_USES:
             raise BadRequest(f"'uses' must be an integer from 1 to {MAX_USES}")
-        to = self._recipient(db, caller, payload_cert)
+        to = self._recipient(lambda: db, caller, payload_cert)
         dataset = self._unstructured_for(db, caller)
         data_key = secrets.token_bytes(edk.DATA_KEY_BYTES)
         header = edk.EdkHeader(dataset.id, dataset.current_key_number, caller.key_id)
@@ -363,7 +383,7 @@ class DataPlane:
         self, db: Connection, caller: Caller, encrypted: Any, payload_cert: str | None = None
     ) -> dict[str, Any]:
         """POST /api/v0/decryption/key: access is checked for the dataset the EDK names."""
-        to = self._recipient(db, caller, payload_cert)
+        to = self._recipient(lambda: db, caller, payload_cert)
         if not isinstance(encrypted, str) or not encrypted:
             raise BadRequest("'encrypted_data_key' must be a base64 string")
         try:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from keystead.storage.driver import SQLiteReader
 from keystead.storage.engine import SQLITE_BEGIN_OPTION
 
 
@@ -33,6 +36,15 @@ class Database:
                 else {"isolation_level": "AUTOCOMMIT"}
             )
         )
+
+        self._readers = threading.local()
+        self._reader_connections: list[sqlite3.Connection] = []
+        self._reader_args: tuple[list[Any], dict[str, Any]] | None = None
+        if engine.dialect.name == "sqlite":
+            args, kwargs = engine.dialect.create_connect_args(engine.url)
+            target = str(args[0]) if args else ":memory:"
+            if target != ":memory:" and "mode=memory" not in target:
+                self._reader_args = (list(args), dict(kwargs))
 
     @property
     def dialect(self) -> str:
@@ -62,5 +74,31 @@ class Database:
         with self._autocommit.connect() as connection:
             yield connection
 
+    def reader(self) -> SQLiteReader | None:
+        """On a SQLite file, this thread's own reader for single-statement reads
+        (``storage.driver``): a bare sqlite3 connection, never pooled, so a read costs no
+        checkout, and answers kept while the database is unchanged. None elsewhere
+        (PostgreSQL, in-memory SQLite): use :meth:`autocommit` and its driver connection."""
+        reader: SQLiteReader | None = getattr(self._readers, "reader", None)
+        if reader is None and self._reader_args is not None:
+            reader = self._open_reader(*self._reader_args)
+        return reader
+
+    def _open_reader(self, args: list[Any], kwargs: dict[str, Any]) -> SQLiteReader:
+        connection: sqlite3.Connection = sqlite3.connect(
+            *args, **{**kwargs, "check_same_thread": False, "isolation_level": None}
+        )
+        connection.execute("PRAGMA busy_timeout=30000")
+        connection.execute("PRAGMA query_only=1")
+        with self._write_lock:
+            self._reader_connections.append(connection)
+        reader = SQLiteReader(connection)
+        self._readers.reader = reader
+        return reader
+
     def dispose(self) -> None:
+        with self._write_lock:
+            readers, self._reader_connections = self._reader_connections, []
+        for connection in readers:
+            connection.close()
         self.engine.dispose()

@@ -8,9 +8,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from keystead.logs import get_logger
-
-log = get_logger("keystead.access")
+from keystead import logs
 
 
 class _BodyTooLarge(Exception):
@@ -159,8 +157,7 @@ class AccessLog:
         try:
             await self.app(scope, receive, capture)
         finally:
-            log.info(
-                "request",
+            logs.access(
                 method=scope["method"],
                 path=scope["path"],
                 status=status,

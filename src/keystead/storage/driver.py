@@ -1,0 +1,137 @@
+"""Single statements run on the bare DBAPI connection, for the hottest read paths.
+
+A Core SELECT is compiled once for the engine's dialect, so the SQL still comes from the
+one SQLAlchemy expression that defines it (the access rule stays in ``access.py``), and is
+then executed without SQLAlchemy's per-execution machinery: parameters are bound the way
+the driver wants them (positionally for sqlite3, by name for psycopg) and the row is
+converted with the dialect's own result processors (UUIDs and booleans on SQLite).
+
+A :class:`Reader` runs such statements on one connection. On a SQLite file each thread
+has its own :class:`SQLiteReader` (``Database.reader()``), which may keep an answer for as
+long as the database has not changed.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import namedtuple
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from sqlalchemy import Dialect, Select
+
+Processor = Callable[[Any], Any] | None
+
+
+class DriverQuery:
+    """``statement`` compiled for ``dialect``; :meth:`first` runs it on a DBAPI connection."""
+
+    def __init__(self, statement: Select[*tuple[Any, ...]], dialect: Dialect) -> None:
+        compiled = statement.compile(dialect=dialect)
+        self.sql = compiled.string
+        self.variables = frozenset(name for name, bind in compiled.binds.items() if bind.required)
+        values = compiled.construct_params(dict.fromkeys(self.variables))
+        processors: dict[str, Processor] = {
+            name: bind.type.dialect_impl(dialect).bind_processor(dialect)
+            for name, bind in compiled.binds.items()
+        }
+        for name, value in values.items():  # the statement's own literals, bound once
+            process = processors.get(name)
+            if name not in self.variables and process is not None:
+                values[name] = process(value)
+        self._positional = compiled.positiontup is not None
+        names = list(compiled.positiontup) if compiled.positiontup is not None else list(values)
+        self._template: list[Any] = [values[name] for name in names]
+        self._named: dict[str, Any] = dict(values)
+        self._slots = [(i, name, processors.get(name)) for i, name in enumerate(names)]
+        self._slots = [slot for slot in self._slots if slot[1] in self.variables]
+        columns = list(statement.selected_columns)
+        self._row: Any = namedtuple("Row", [column.key for column in columns])  # type: ignore[misc]
+        self._processors: list[Processor] = [
+            column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
+        ]
+        self._converts = any(self._processors)
+
+    def parameters(self, values: Mapping[str, Any]) -> list[Any] | dict[str, Any]:
+        """The driver's parameters for one execution (``values`` holds every variable)."""
+        if self._positional:
+            bound = self._template.copy()
+            for i, name, process in self._slots:
+                value = values[name]
+                bound[i] = value if process is None else process(value)
+            return bound
+        named = self._named.copy()
+        for _, name, process in self._slots:
+            value = values[name]
+            named[name] = value if process is None else process(value)
+        return named
+
+    def first(self, connection: Any, values: Mapping[str, Any]) -> Any:
+        """The first row as a named tuple of converted values, or None."""
+        cursor = connection.cursor()
+        try:
+            cursor.execute(self.sql, self.parameters(values))
+            raw = cursor.fetchone()
+        finally:
+            cursor.close()
+        if raw is None:
+            return None
+        if self._converts:
+            raw = [
+                value if process is None or value is None else process(value)
+                for process, value in zip(self._processors, raw, strict=True)
+            ]
+        return self._row._make(raw)
+
+
+class Reader:
+    """Runs :class:`DriverQuery` statements on one DBAPI connection, every time."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+
+    def first(self, query: DriverQuery, values: Mapping[str, Any]) -> Any:
+        return query.first(self.connection, values)
+
+
+class SQLiteReader(Reader):
+    """One thread's own connection to a SQLite file (autocommit, ``PRAGMA query_only``,
+    never pooled), which keeps answers while the database is unchanged.
+
+    ``PRAGMA data_version`` changes whenever another connection, of this process or of any
+    other, has committed to the file since this connection last looked; this connection
+    cannot write, so every commit is another connection's. A kept answer is therefore
+    exactly what the statement would return now, and the first read after any commit (a
+    revoked grant, a disabled key, anything else) runs the statement again. No statement
+    is left open between calls, so no read transaction pins an old snapshot.
+    """
+
+    LIMIT = 10_000  # answers kept at most; all are dropped when full or on any change
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        super().__init__(connection)
+        self._version: int | None = None
+        self._kept: dict[tuple[Any, ...], Any] = {}
+
+    def data_version(self) -> int:
+        rows = self.connection.execute("PRAGMA data_version").fetchall()
+        return int(rows[0][0])
+
+    def first(self, query: DriverQuery, values: Mapping[str, Any]) -> Any:
+        version = self.data_version()
+        key = (query, *values.values())
+        if version == self._version:
+            kept = self._kept.get(key, _MISSING)
+            if kept is not _MISSING:
+                return kept
+        else:
+            self._kept.clear()
+            self._version = version
+        row = query.first(self.connection, values)
+        if len(self._kept) >= self.LIMIT:
+            self._kept.clear()
+        self._kept[key] = row
+        return row
+
+
+_MISSING = object()

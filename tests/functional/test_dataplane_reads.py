@@ -1,0 +1,112 @@
+"""The data plane's lookup at driver level (storage/driver.py) on both engines: the same
+answers as SQLAlchemy's execution of the same statement, and, on SQLite, kept answers that
+give way to the very next read after any commit, from this process or another."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import uuid
+from typing import Any
+
+import pytest
+
+from keystead.apikeys import service as apikeys
+from keystead.dataplane.service import _LOOKUP
+from keystead.runtime import Runtime
+from keystead.storage.driver import DriverQuery, Reader, SQLiteReader
+from tests import factories
+from tests.factories import ACTOR
+
+
+def setup_key(runtime: Runtime) -> tuple[uuid.UUID, str]:
+    """An account with datasets SSN (granted) and Cards (not granted); the key's papi."""
+    with runtime.db.write() as session:
+        account_id = factories.account(session)
+        factories.dataset(session, account_id, "SSN", runtime.master)
+        factories.dataset(session, account_id, "Cards", runtime.master)
+        created = factories.manual_key(session, account_id, runtime.master, datasets=("SSN",))
+        return account_id, created.key.access_key_id
+
+
+def revoke_ssn(runtime: Runtime, account_id: uuid.UUID, papi: str) -> None:
+    with runtime.db.write() as session:
+        key = apikeys.find_api_key(session, account_id, papi)
+        apikeys.revoke(session, key, datasets=("SSN",), actor=ACTOR)
+
+
+def via_sqlalchemy(runtime: Runtime, values: dict[str, str]) -> tuple[Any, ...] | None:
+    with runtime.db.autocommit() as connection:
+        row = connection.execute(_LOOKUP, values).first()
+        return None if row is None else tuple(row)
+
+
+def test_driver_lookup_answers_as_sqlalchemy_does(runtime: Runtime) -> None:
+    _, papi = setup_key(runtime)
+    query = DriverQuery(_LOOKUP, runtime.db.engine.dialect)
+    cases = [
+        {"papi": papi, "name_key": "ssn"},  # granted
+        {"papi": papi, "name_key": "cards"},  # not granted
+        {"papi": papi, "name_key": "nothing"},  # no such dataset
+        {"papi": papi, "name_key": ""},  # no dataset named
+        {"papi": "unknown", "name_key": "ssn"},  # no such key
+    ]
+    with runtime.db.autocommit() as connection:
+        reader = Reader(connection.connection.driver_connection)
+        answers = [reader.first(query, values) for values in cases]
+    assert [None if a is None else tuple(a) for a in answers] == [
+        via_sqlalchemy(runtime, values) for values in cases
+    ]
+    granted, refused, missing, unnamed, unknown = answers
+    assert isinstance(granted.id, uuid.UUID)
+    assert isinstance(granted.dataset_id, uuid.UUID)
+    assert granted.allowed is True
+    assert granted.enabled is True
+    assert refused.allowed is False
+    assert missing.dataset_id is None
+    assert unnamed.dataset_id is None
+    assert unknown is None
+
+
+@pytest.fixture
+def sqlite_reader(runtime: Runtime) -> SQLiteReader:
+    if runtime.db.dialect != "sqlite":
+        pytest.skip("a kept answer exists only on SQLite (PostgreSQL queries every time)")
+    reader = runtime.db.reader()
+    assert reader is not None
+    return reader
+
+
+def test_sqlite_reader_cannot_write(sqlite_reader: SQLiteReader) -> None:
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        sqlite_reader.connection.execute("DELETE FROM api_key_dataset_grants")
+
+
+def test_revocation_in_this_process_holds_for_the_very_next_read(
+    runtime: Runtime, sqlite_reader: SQLiteReader
+) -> None:
+    account_id, papi = setup_key(runtime)
+    query = DriverQuery(_LOOKUP, runtime.db.engine.dialect)
+    values = {"papi": papi, "name_key": "ssn"}
+    assert sqlite_reader.first(query, values).allowed is True
+    assert sqlite_reader.first(query, values).allowed is True  # kept
+    revoke_ssn(runtime, account_id, papi)
+    assert sqlite_reader.first(query, values).allowed is False
+
+
+def test_a_commit_of_another_process_holds_for_the_very_next_read(
+    runtime: Runtime, sqlite_reader: SQLiteReader
+) -> None:
+    _, papi = setup_key(runtime)
+    query = DriverQuery(_LOOKUP, runtime.db.engine.dialect)
+    values = {"papi": papi, "name_key": "ssn"}
+    assert sqlite_reader.first(query, values).enabled is True
+    database = runtime.db.engine.url.database
+    script = (
+        "import sqlite3, sys\n"
+        "c = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)\n"
+        "c.execute('UPDATE api_keys SET enabled = 0 WHERE access_key_id = ?', (sys.argv[2],))\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(database), papi], check=True)
+    assert sqlite_reader.first(query, values).enabled is False
