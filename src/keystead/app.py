@@ -43,7 +43,7 @@ def build_app(runtime: Runtime) -> ASGIApp:
     app.add_middleware(BodyLimit, limit=runtime.settings.max_body_bytes)
     app.add_middleware(AccessLog)
     plane = DataPlane(runtime.master, skew_seconds=runtime.settings.signature_skew_seconds)
-    return DataPlaneDispatch(app, runtime, plane)
+    return DataPlaneDispatch(scim_api.ScimDispatch(app, runtime), runtime, plane)
 
 
 def create_app() -> ASGIApp:

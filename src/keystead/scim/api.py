@@ -9,7 +9,9 @@ is written to the provisioning log (successful reads change nothing and are not)
 from __future__ import annotations
 
 import json
+import re
 import secrets
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +22,9 @@ from fastapi.responses import Response
 from sqlalchemy import Uuid, bindparam, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
+from starlette.convertors import Convertor
+from starlette.routing import compile_path
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from keystead.crypto.masterkey import MasterKey
 from keystead.directory import service as directory
@@ -40,8 +45,10 @@ from keystead.scim.protocol import (
     parse_json,
 )
 from keystead.storage.models import Account
+from keystead.web.middleware import contains_nul, send_json
 
 log = get_logger("keystead.scim")
+access_log = get_logger("keystead.access")
 # The token hash, plan and switch of one account, in one indexed query per request.
 _ACCOUNT_STATE = (
     select(idp.IdpSettings.scim_token_hash, idp.IdpSettings.enabled, Account.plan)
@@ -140,8 +147,12 @@ def _error(exc: ScimError, request: Request) -> Response:
     )
 
 
-def build_router(runtime: Runtime) -> APIRouter:
-    router = APIRouter(prefix=PREFIX, include_in_schema=False)
+Runner = Callable[..., Response]
+
+
+def _runner(runtime: Runtime) -> Runner:
+    """``run(customer_id, request, body, operation, *, name, write)``: one SCIM request,
+    from the token check to the response (blocking: called on a worker thread)."""
 
     def authorise(customer_id: str, request: Request) -> uuid.UUID:
         header = request.headers.get("authorization", "")
@@ -210,6 +221,15 @@ def build_router(runtime: Runtime) -> APIRouter:
         with runtime.db.write() as session:
             _record(session, account_id, method, name, None, error)
 
+    return run
+
+
+def build_router(runtime: Runtime) -> APIRouter:
+    """The SCIM routes as FastAPI routes. `ScimDispatch` answers them in front of FastAPI;
+    the router still answers what the dispatcher passes on (other methods: 405)."""
+    router = APIRouter(prefix=PREFIX, include_in_schema=False)
+    run = _runner(runtime)
+
     def _endpoint(spec: Route) -> Callable[[str, Request], Any]:
         async def endpoint(customer_id: str, request: Request) -> Response:
             body = await request.body()
@@ -222,6 +242,120 @@ def build_router(runtime: Runtime) -> APIRouter:
     for spec in ROUTES:
         router.add_api_route(spec.path, _endpoint(spec), methods=spec.methods)
     return router
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    regex: re.Pattern[str]
+    convertors: dict[str, Convertor[Any]]
+    methods: frozenset[str]
+    spec: Route
+
+
+class ScimDispatch:
+    """ASGI: SCIM requests straight to their operation, everything else to ``fallback``.
+
+    Routes match exactly as Starlette matches them (same compiled patterns, first route
+    whose path and method match wins); a method no SCIM route takes goes to ``fallback``,
+    whose copy of the routes answers 405. The body limit, the NUL refusal and the access
+    log line are the same as the middleware gives every other request; what FastAPI's
+    routing and middleware stack would cost per request is saved.
+    """
+
+    def __init__(self, fallback: ASGIApp, runtime: Runtime) -> None:
+        self.fallback = fallback
+        self.limit = runtime.settings.max_body_bytes
+        self.run = _runner(runtime)
+        self.routes: list[_Compiled] = []
+        for spec in ROUTES:
+            regex, _, convertors = compile_path(PREFIX + spec.path)
+            self.routes.append(_Compiled(regex, convertors, frozenset(spec.methods), spec))
+
+    def _match(self, method: str, path: str) -> tuple[Route, dict[str, Any]] | None:
+        if "/api/v3/scim" not in path:
+            return None
+        for route in self.routes:
+            found = route.regex.match(path)
+            if found is not None and method in route.methods:
+                params = {
+                    key: route.convertors[key].convert(value)
+                    for key, value in found.groupdict().items()
+                }
+                return route.spec, params
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.fallback(scope, receive, send)
+            return
+        match = self._match(scope["method"], scope["path"])
+        if match is None:
+            await self.fallback(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def capture(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self._answer(match[0], match[1], scope, receive, capture)
+        finally:
+            access_log.info(
+                "request",
+                method=scope["method"],
+                path=scope["path"],
+                status=status,
+                ms=round((time.perf_counter() - started) * 1000, 2),
+            )
+
+    async def _answer(
+        self, spec: Route, params: dict[str, Any], scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    await send_json(send, 400, {"message": "Content-Length is not a number"})
+                    return
+                if declared > self.limit:
+                    await send_json(send, 413, self._too_large())
+                    return
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away: nobody to answer
+            body += message.get("body", b"")
+            if len(body) > self.limit:
+                await send_json(send, 413, self._too_large())
+                return
+            if not message.get("more_body", False):
+                break
+        raw_path = scope.get("raw_path") or scope["path"].encode()
+        if contains_nul(path=raw_path, query=scope.get("query_string", b""), body=bytes(body)):
+            refused = {"message": "the request contains a NUL character, which no field accepts"}
+            await send_json(send, 400, refused)
+            return
+        scope["path_params"] = params
+        request = Request(scope)
+        response = await run_in_threadpool(
+            self.run,
+            params["customer_id"],
+            request,
+            bytes(body),
+            spec.operation,
+            name=spec.name,
+            write=spec.write,
+        )
+        await response(scope, receive, send)
+
+    def _too_large(self) -> dict[str, str]:
+        return {"message": f"request body is larger than the {self.limit}-byte limit"}
 
 
 def _list(items: list[dict[str, Any]]) -> dict[str, Any]:
