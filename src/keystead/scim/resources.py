@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from scim2_models import Context, ResponseParameters, SCIMException, ScimFilter
+from scim2_models import Context, ResponseParameters, Returned, SCIMException, ScimFilter
 from scim2_models.path.expressions import (
     CompareOperator,
     Comparison,
@@ -76,7 +76,64 @@ _KNOWN_SCHEMAS = frozenset(
 )
 
 
+@dataclass(frozen=True)
+class _Attributes:
+    known: frozenset[str]  # top-level keys the model defines
+    never: frozenset[str]  # of those, the ones never returned (password)
+
+
+def _attributes(model: type[Any]) -> _Attributes:
+    known, never = set(), set()
+    for name, info in model.model_fields.items():
+        key = info.serialization_alias or info.alias or name
+        known.add(key)
+        if model.get_field_annotation(name, Returned) == Returned.never:
+            never.add(key)
+    return _Attributes(frozenset(known), frozenset(never))
+
+
+_ATTRIBUTES: dict[Any, _Attributes] = {
+    UserResource: _attributes(UserResource),
+    GroupResource: _attributes(GroupResource),
+}
+_LEADING = ("schemas", "id", "externalId", "meta")  # the order scim2-models writes them in
+
+
+def _render_stored(
+    model: type[Any], document: dict[str, Any], shape: Shape | None
+) -> dict[str, Any] | None:
+    """The response for a document built from what `_stored` kept, without a round trip
+    through scim2-models: stored attributes are already its normalised output, so only
+    the order, the never-returned attributes and the schema list change. None when the
+    document or the requested shape needs the full treatment (unknown attributes kept by
+    the tolerant policy; `attributes`; exclusions other than a group's members)."""
+    attributes = _ATTRIBUTES.get(model)
+    if attributes is None or not attributes.known.issuperset(document):
+        return None
+    dropped: frozenset[str] = attributes.never
+    if shape is not None:
+        if shape.attributes or model is not GroupResource:
+            return None
+        if any(a.lower() != "members" for a in shape.excluded_attributes or ()):
+            return None
+        dropped = dropped | {"members"}
+    out = {key: document[key] for key in _LEADING if key in document}
+    for key, value in document.items():
+        if key not in out and key not in dropped:
+            out[key] = value
+    out["schemas"] = [s for s in out.get("schemas", []) if s in _KNOWN_SCHEMAS or s in out]
+    return out
+
+
 def render(model: type[Any], document: dict[str, Any], shape: Shape | None) -> dict[str, Any]:
+    fast = _render_stored(model, document, shape)
+    return fast if fast is not None else render_validated(model, document, shape)
+
+
+def render_validated(
+    model: type[Any], document: dict[str, Any], shape: Shape | None
+) -> dict[str, Any]:
+    """The response as scim2-models renders it (validation, then the response dump)."""
     resource = validate(model, document, Context.DEFAULT)
     out = dict(
         resource.model_dump(
