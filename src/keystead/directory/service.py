@@ -18,10 +18,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Table, delete, func, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from keystead import audit, names
 from keystead.apikeys import credentials
@@ -71,6 +72,12 @@ def _user_name_taken(
 # --- users ----------------------------------------------------------------------------------
 
 
+_USERS = cast(Table, DirectoryUser.__table__)
+_KEYS = cast(Table, ApiKey.__table__)
+_INSERT_USER = _USERS.insert()
+_INSERT_KEY = _KEYS.insert()
+
+
 def create_user(
     session: Session,
     *,
@@ -80,47 +87,58 @@ def create_user(
     master: MasterKey,
     actor: Actor = SCIM,
 ) -> DirectoryUser:
-    """Rule: a created user gets an auto-provisioned key named after its userName."""
+    """Rule: a created user gets an auto-provisioned key named after its userName.
+
+    The rows are written at once (Core INSERTs, no unit of work); the returned user is a
+    detached copy of its row."""
     user_name = _clean_user_name(fields.user_name)
     if _user_name_taken(session, account_id, user_name, None):
         raise Conflict(f"a user with userName {user_name!r} already exists")
-    user = DirectoryUser(
-        id=uuid.uuid4(),
-        account_id=account_id,
-        user_name=user_name,
-        user_name_key=names.name_key(user_name),
-        external_id=fields.external_id,
-        display_name=fields.display_name,
-        active=fields.active,
-        attributes=attributes,
+    now = utcnow()
+    row: dict[str, Any] = {
+        "id": uuid.uuid4(),
+        "account_id": account_id,
+        "user_name": user_name,
+        "user_name_key": names.name_key(user_name),
+        "external_id": fields.external_id,
+        "display_name": fields.display_name,
+        "active": fields.active,
+        "attributes": attributes,
+        "version": 1,
+        "created_at": now,
+        "updated_at": now,
+    }
+    session.execute(_INSERT_USER, row)
+    key_id, access_key_id = uuid.uuid4(), credentials.new_access_key_id()
+    # No RSA key pair: an auto-provisioned key works with certificates from the SSO exchange.
+    session.execute(
+        _INSERT_KEY,
+        {
+            "id": key_id,
+            "account_id": account_id,
+            "access_key_id": access_key_id,
+            "name": user_name,
+            "enabled": fields.active,
+            "auto_provisioned": True,
+            "directory_user_id": row["id"],
+            "wrapped_signing_key": master.wrap(
+                credentials.new_signing_key().encode(), signing_key_context(key_id)
+            ),
+            "created_at": now,
+            "updated_at": now,
+        },
     )
-    session.add(user)
-    session.flush()
-    key = ApiKey(
-        id=uuid.uuid4(),
-        account_id=account_id,
-        access_key_id=credentials.new_access_key_id(),
-        name=user_name,
-        enabled=fields.active,
-        auto_provisioned=True,
-        directory_user_id=user.id,
-    )
-    key.wrapped_signing_key = master.wrap(
-        credentials.new_signing_key().encode(), signing_key_context(key.id)
-    )
-    session.add(key)
-    session.flush()
-    audit.record(
+    audit.insert(
         session,
         account_id=account_id,
         actor=actor,
         action="directory.user_created",
         subject_type="directory_user",
-        subject_id=user.id,
+        subject_id=row["id"],
         subject_label=user_name,
-        detail={"active": fields.active, "api_key": key.access_key_id},
+        detail={"active": fields.active, "api_key": access_key_id},
     )
-    return user
+    return DirectoryUser(**row)
 
 
 def key_of(session: Session, user: DirectoryUser) -> ApiKey | None:
@@ -135,23 +153,40 @@ def update_user(
     attributes: dict[str, Any],
     actor: Actor = SCIM,
 ) -> None:
-    """Rules: a userName change renames the key; an active change enables/disables it."""
+    """Rules: a userName change renames the key; an active change enables/disables it.
+
+    Written at once (UPDATEs, no unit of work); ``user`` is brought up to date whether it
+    is loaded in the session or a detached copy."""
     user_name = _clean_user_name(fields.user_name)
     if _user_name_taken(session, user.account_id, user_name, user.id):
         raise Conflict(f"a user with userName {user_name!r} already exists")
     before = {"userName": user.user_name, "active": user.active}
-    user.user_name, user.user_name_key = user_name, names.name_key(user_name)
-    user.external_id, user.display_name = fields.external_id, fields.display_name
-    user.active = fields.active
-    user.attributes = attributes
-    user.version += 1
-    user.updated_at = utcnow()
-    key = key_of(session, user)
-    if key is not None and (key.name != user_name or key.enabled != fields.active):
-        key.name, key.enabled, key.updated_at = user_name, fields.active, utcnow()
+    now = utcnow()
+    changes: dict[str, Any] = {
+        "user_name": user_name,
+        "user_name_key": names.name_key(user_name),
+        "external_id": fields.external_id,
+        "display_name": fields.display_name,
+        "active": fields.active,
+        "attributes": attributes,
+        "version": user.version + 1,
+        "updated_at": now,
+    }
+    session.execute(_USERS.update().where(_USERS.c.id == user.id).values(changes))
+    for name, value in changes.items():
+        set_committed_value(user, name, value)
+    # ORM-enabled, so a key already loaded in this session reads the new values.
+    session.execute(
+        update(ApiKey)
+        .where(
+            ApiKey.directory_user_id == user.id,
+            (ApiKey.name != user_name) | (ApiKey.enabled != fields.active),
+        )
+        .values(name=user_name, enabled=fields.active, updated_at=now)
+    )
     after = {"userName": user_name, "active": fields.active}
     if after != before:
-        audit.record(
+        audit.insert(
             session,
             account_id=user.account_id,
             actor=actor,
@@ -165,11 +200,12 @@ def update_user(
 
 def delete_user(session: Session, user: DirectoryUser, *, actor: Actor = SCIM) -> None:
     """Rule: a deleted user takes its key and its memberships with it."""
-    key = key_of(session, user)
     session.execute(delete(DirectoryMembership).where(DirectoryMembership.user_id == user.id))
-    session.execute(delete(ApiKey).where(ApiKey.directory_user_id == user.id))
+    access_key_id = session.scalar(
+        delete(ApiKey).where(ApiKey.directory_user_id == user.id).returning(ApiKey.access_key_id)
+    )
     session.execute(delete(DirectoryUser).where(DirectoryUser.id == user.id))
-    audit.record(
+    audit.insert(
         session,
         account_id=user.account_id,
         actor=actor,
@@ -177,7 +213,7 @@ def delete_user(session: Session, user: DirectoryUser, *, actor: Actor = SCIM) -
         subject_type="directory_user",
         subject_id=user.id,
         subject_label=user.user_name,
-        detail={"api_key": key.access_key_id if key else None},
+        detail={"api_key": access_key_id},
     )
 
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from keystead.storage.models import ProvisioningEvent
+
+_INSERT = cast(Table, ProvisioningEvent.__table__).insert()
 
 
 def record(
@@ -24,19 +27,22 @@ def record(
     scim_type: str | None = None,
     detail: str | None = None,
 ) -> None:
-    session.add(
-        ProvisioningEvent(
-            account_id=account_id,
-            method=method,
-            operation=operation,
-            resource_type=resource_type,
-            resource_id=resource_id,
-            resource_name=(resource_name or "")[:256] or None,
-            outcome="success" if status < 400 else "failed",
-            status=status,
-            scim_type=scim_type,
-            detail=(detail or "")[:2000] or None,
-        )
+    """Write the entry in the current transaction (one INSERT: it commits or rolls back
+    with the request's own writes)."""
+    session.execute(
+        _INSERT,
+        {
+            "account_id": account_id,
+            "method": method,
+            "operation": operation,
+            "resource_type": resource_type,
+            "resource_id": resource_id,
+            "resource_name": (resource_name or "")[:256] or None,
+            "outcome": "success" if status < 400 else "failed",
+            "status": status,
+            "scim_type": scim_type,
+            "detail": (detail or "")[:2000] or None,
+        },
     )
 
 
