@@ -147,14 +147,23 @@ def _error(exc: ScimError, request: Request) -> Response:
     )
 
 
-Runner = Callable[..., Response]
+@dataclass(frozen=True)
+class Failure:
+    """A failed request's provisioning-log entry, still to be written."""
+
+    account_id: uuid.UUID
+    method: str
+    name: str
+    error: ScimError
 
 
-def _runner(runtime: Runtime) -> Runner:
-    """``run(customer_id, request, body, operation, *, name, write)``: one SCIM request,
-    from the token check to the response (blocking: called on a worker thread)."""
+class Runner:
+    """One SCIM request, from the token check to the response."""
 
-    def authorise(customer_id: str, request: Request) -> uuid.UUID:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def authorise(self, customer_id: str, request: Request) -> uuid.UUID:
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         presented = token.strip() if scheme.lower() == "bearer" else None
@@ -164,7 +173,7 @@ def _runner(runtime: Runtime) -> Runner:
             account_id = None
         row = None
         if account_id is not None:
-            with runtime.db.autocommit() as connection:
+            with self.runtime.db.autocommit() as connection:
                 row = connection.execute(_ACCOUNT_STATE, {"account_id": account_id}).first()
         idp.check_scim_token_hash(row.scim_token_hash if row else None, presented)
         assert account_id is not None
@@ -177,7 +186,8 @@ def _runner(runtime: Runtime) -> Runner:
             )
         return account_id
 
-    def run(
+    def __call__(
+        self,
         customer_id: str,
         request: Request,
         body: bytes,
@@ -186,49 +196,65 @@ def _runner(runtime: Runtime) -> Runner:
         name: str,
         write: bool,
     ) -> Response:
+        """The response, after the failure's log entry (if any) is written."""
+        response, failure = self.answer(
+            customer_id, request, body, operation, name=name, write=write
+        )
+        if failure is not None:
+            self.log_failure(failure)
+        return response
+
+    def answer(
+        self,
+        customer_id: str,
+        request: Request,
+        body: bytes,
+        operation: Operation,
+        *,
+        name: str,
+        write: bool,
+    ) -> tuple[Response, Failure | None]:
+        """The response, and the failure still to be logged (the caller writes it, in a
+        transaction of its own, before answering)."""
         try:
-            account_id = authorise(customer_id, request)
+            account_id = self.authorise(customer_id, request)
         except KeysteadError as exc:
             scim = from_domain(exc)
             log.info("denied", path=request.url.path, status=scim.status, reason=scim.message)
-            return _error(scim, request)
+            return _error(scim, request), None
         base = f"{str(request.base_url).rstrip('/')}/{customer_id}/api/v3/scim"
-        call = Call(account_id, base, request, body, runtime.master)
+        call = Call(account_id, base, request, body, self.runtime.master)
         try:
             if write:
                 # A change and its log entry commit together.
-                with runtime.db.write() as session:
+                with self.runtime.db.write() as session:
                     outcome = operation(session, call)
                     _record(session, account_id, request.method, name, outcome, None)
             else:
                 # Successful reads change nothing, so they are not logged; failures are.
-                with runtime.db.read() as session:
+                with self.runtime.db.read() as session:
                     outcome = operation(session, call)
         except KeysteadError as exc:
             scim = from_domain(exc)
-            _log_failure(account_id, request.method, name, scim)
-            return _error(scim, request)
+            return _error(scim, request), Failure(account_id, request.method, name, scim)
         except Exception as exc:  # details to the log, a reference to the client
             reference = secrets.token_hex(6)
             log.error("unexpected_error", path=request.url.path, reference=reference, exc_info=exc)
             scim = ScimError(500, f"internal error (reference {reference})")
-            _log_failure(account_id, request.method, name, scim)
-            return _error(scim, request)
-        return _respond(outcome)
+            return _error(scim, request), Failure(account_id, request.method, name, scim)
+        return _respond(outcome), None
 
-    def _log_failure(account_id: uuid.UUID, method: str, name: str, error: ScimError) -> None:
+    def log_failure(self, failure: Failure) -> None:
         # The failed request's own transaction rolled back; its log entry gets its own.
-        with runtime.db.write() as session:
-            _record(session, account_id, method, name, None, error)
-
-    return run
+        with self.runtime.db.write() as session:
+            _record(session, failure.account_id, failure.method, failure.name, None, failure.error)
 
 
 def build_router(runtime: Runtime) -> APIRouter:
     """The SCIM routes as FastAPI routes. `ScimDispatch` answers them in front of FastAPI;
     the router still answers what the dispatcher passes on (other methods: 405)."""
     router = APIRouter(prefix=PREFIX, include_in_schema=False)
-    run = _runner(runtime)
+    run = Runner(runtime)
 
     def _endpoint(spec: Route) -> Callable[[str, Request], Any]:
         async def endpoint(customer_id: str, request: Request) -> Response:
@@ -265,7 +291,12 @@ class ScimDispatch:
     def __init__(self, fallback: ASGIApp, runtime: Runtime) -> None:
         self.fallback = fallback
         self.limit = runtime.settings.max_body_bytes
-        self.run = _runner(runtime)
+        self.run = Runner(runtime)
+        # SQLite answers reads in microseconds from local files, so they run on the event
+        # loop (as the data plane's do): a thread hop would cost more than the query.
+        # Writes may wait for the write lock, and PostgreSQL waits on the network: those
+        # go to the thread pool.
+        self.inline_reads = runtime.db.dialect == "sqlite"
         self.routes: list[_Compiled] = []
         for spec in ROUTES:
             regex, _, convertors = compile_path(PREFIX + spec.path)
@@ -343,15 +374,13 @@ class ScimDispatch:
             return
         scope["path_params"] = params
         request = Request(scope)
-        response = await run_in_threadpool(
-            self.run,
-            params["customer_id"],
-            request,
-            bytes(body),
-            spec.operation,
-            name=spec.name,
-            write=spec.write,
-        )
+        args = (params["customer_id"], request, bytes(body), spec.operation)
+        if self.inline_reads and not spec.write:
+            response, failure = self.run.answer(*args, name=spec.name, write=False)
+            if failure is not None:  # its log entry is a write: off the event loop
+                await run_in_threadpool(self.run.log_failure, failure)
+        else:
+            response = await run_in_threadpool(self.run, *args, name=spec.name, write=spec.write)
         await response(scope, receive, send)
 
     def _too_large(self) -> dict[str, str]:
