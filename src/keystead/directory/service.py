@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table, delete, func, select, update
+from sqlalchemy import Table, bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -57,15 +57,18 @@ def _clean_user_name(value: str) -> str:
     return names.display_name(value, what="user", max_length=256)
 
 
+_USER_BY_NAME = select(DirectoryUser.__table__.c.id).where(
+    DirectoryUser.__table__.c.account_id == bindparam("account_id"),
+    DirectoryUser.__table__.c.user_name_key == bindparam("name_key"),
+)
+
+
 def _user_name_taken(
     session: Session, account_id: uuid.UUID, user_name: str, but: uuid.UUID | None
 ) -> bool:
-    existing = session.scalar(
-        select(DirectoryUser.id).where(
-            DirectoryUser.account_id == account_id,
-            DirectoryUser.user_name_key == names.name_key(user_name),
-        )
-    )
+    existing = session.execute(
+        _USER_BY_NAME, {"account_id": account_id, "name_key": names.name_key(user_name)}
+    ).scalar()
     return existing is not None and existing != but
 
 
@@ -76,6 +79,8 @@ _USERS = cast(Table, DirectoryUser.__table__)
 _KEYS = cast(Table, ApiKey.__table__)
 _INSERT_USER = _USERS.insert()
 _INSERT_KEY = _KEYS.insert()
+_UPDATE_USER = _USERS.update().where(_USERS.c.id == bindparam("user_id"))  # SET: the params
+_USER_BY_ID = select(_USERS).where(_USERS.c.id == bindparam("user_id"))
 
 
 def create_user(
@@ -158,13 +163,18 @@ def update_user(
     Written at once (UPDATEs, no unit of work); ``user`` is brought up to date whether it
     is loaded in the session or a detached copy."""
     user_name = _clean_user_name(fields.user_name)
-    if _user_name_taken(session, user.account_id, user_name, user.id):
+    name_key = names.name_key(user_name)
+    # (account, userName key) is unique: an unchanged key can belong to no other user.
+    if name_key != user.user_name_key and _user_name_taken(
+        session, user.account_id, user_name, user.id
+    ):
         raise Conflict(f"a user with userName {user_name!r} already exists")
     before = {"userName": user.user_name, "active": user.active}
+    after = {"userName": user_name, "active": fields.active}
     now = utcnow()
     changes: dict[str, Any] = {
         "user_name": user_name,
-        "user_name_key": names.name_key(user_name),
+        "user_name_key": name_key,
         "external_id": fields.external_id,
         "display_name": fields.display_name,
         "active": fields.active,
@@ -172,20 +182,17 @@ def update_user(
         "version": user.version + 1,
         "updated_at": now,
     }
-    session.execute(_USERS.update().where(_USERS.c.id == user.id).values(changes))
+    session.execute(_UPDATE_USER, {**changes, "user_id": user.id})
     for name, value in changes.items():
         set_committed_value(user, name, value)
-    # ORM-enabled, so a key already loaded in this session reads the new values.
-    session.execute(
-        update(ApiKey)
-        .where(
-            ApiKey.directory_user_id == user.id,
-            (ApiKey.name != user_name) | (ApiKey.enabled != fields.active),
-        )
-        .values(name=user_name, enabled=fields.active, updated_at=now)
-    )
-    after = {"userName": user_name, "active": fields.active}
     if after != before:
+        # The key's name and state follow the user's and change only with them. The
+        # statement is ORM-enabled, so a key already loaded in this session reads them.
+        session.execute(
+            update(ApiKey)
+            .where(ApiKey.directory_user_id == user.id)
+            .values(name=user_name, enabled=fields.active, updated_at=now)
+        )
         audit.insert(
             session,
             account_id=user.account_id,
@@ -218,7 +225,13 @@ def delete_user(session: Session, user: DirectoryUser, *, actor: Actor = SCIM) -
 
 
 def get_user(session: Session, account_id: uuid.UUID, user_id: str) -> DirectoryUser:
-    return _in_account(session, DirectoryUser, account_id, user_id, "user")
+    """A detached copy of the user's row (one Core SELECT: the writes above need no unit
+    of work, and reads need only the columns)."""
+    wanted = _parse_id(user_id, "user")
+    row = session.execute(_USER_BY_ID, {"user_id": wanted}).first()
+    if row is None or row.account_id != account_id:
+        raise NotFound(f"no user {user_id!r}")
+    return DirectoryUser(**row._mapping)
 
 
 # --- groups ---------------------------------------------------------------------------------
@@ -336,14 +349,18 @@ def _in_account(
     session: Session, model: type[Row], account_id: uuid.UUID, raw_id: str, what: str
 ) -> Row:
     """The row with this id in this account; NotFound for any other id or a malformed one."""
-    try:
-        wanted = uuid.UUID(raw_id)
-    except ValueError as exc:
-        raise NotFound(f"no {what} {raw_id!r}") from exc
+    wanted = _parse_id(raw_id, what)
     row = session.get(model, wanted)
     if row is None or row.account_id != account_id:
         raise NotFound(f"no {what} {raw_id!r}")
     return row
+
+
+def _parse_id(raw_id: str, what: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(raw_id)
+    except ValueError as exc:
+        raise NotFound(f"no {what} {raw_id!r}") from exc
 
 
 # --- memberships ----------------------------------------------------------------------------
