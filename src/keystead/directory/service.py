@@ -18,7 +18,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
@@ -40,7 +40,6 @@ from keystead.storage.models import (
 from keystead.storage.types import utcnow
 
 SCIM = Actor("scim", None, "directory sync")
-Row = TypeVar("Row", DirectoryUser, DirectoryGroup)
 
 
 @dataclass(frozen=True)
@@ -169,6 +168,7 @@ def update_user(
         session, user.account_id, user_name, user.id
     ):
         raise Conflict(f"a user with userName {user_name!r} already exists")
+    _settled(session, user)
     before = {"userName": user.user_name, "active": user.active}
     after = {"userName": user_name, "active": fields.active}
     now = utcnow()
@@ -241,14 +241,22 @@ def _clean_group_name(value: str) -> str:
     return names.display_name(value, what="group", max_length=256)
 
 
+_GROUPS = cast(Table, DirectoryGroup.__table__)
+_INSERT_GROUP = _GROUPS.insert()
+_UPDATE_GROUP = _GROUPS.update().where(_GROUPS.c.id == bindparam("group_id"))  # SET: the params
+_GROUP_BY_ID = select(_GROUPS).where(_GROUPS.c.id == bindparam("group_id"))
+_GROUP_BY_NAME = select(_GROUPS.c.id).where(
+    _GROUPS.c.account_id == bindparam("account_id"),
+    _GROUPS.c.display_name == bindparam("display_name"),
+)
+
+
 def _group_name_taken(
     session: Session, account_id: uuid.UUID, display_name: str, but: uuid.UUID | None
 ) -> bool:
-    existing = session.scalar(
-        select(DirectoryGroup.id).where(
-            DirectoryGroup.account_id == account_id, DirectoryGroup.display_name == display_name
-        )
-    )
+    existing = session.execute(
+        _GROUP_BY_NAME, {"account_id": account_id, "display_name": display_name}
+    ).scalar()
     return existing is not None and existing != but
 
 
@@ -263,23 +271,28 @@ def create_group(
     displays: dict[str, str | None] | None = None,
     actor: Actor = SCIM,
 ) -> DirectoryGroup:
+    """Written at once (Core INSERTs); the returned group is a detached copy of its row."""
     name = _clean_group_name(display_name)
     if _group_name_taken(session, account_id, name, None):
         raise Conflict(f"a group with displayName {name!r} already exists")
     member_ids = resolve_members(session, account_id, members)
-    group = DirectoryGroup(
-        id=uuid.uuid4(),
-        account_id=account_id,
-        display_name=name,
-        display_name_key=names.name_key(name),
-        external_id=external_id,
-        attributes=attributes,
-    )
-    session.add(group)
-    session.flush()
+    now = utcnow()
+    row: dict[str, Any] = {
+        "id": uuid.uuid4(),
+        "account_id": account_id,
+        "display_name": name,
+        "display_name_key": names.name_key(name),
+        "external_id": external_id,
+        "attributes": attributes,
+        "version": 1,
+        "created_at": now,
+        "updated_at": now,
+    }
+    session.execute(_INSERT_GROUP, row)
+    group = DirectoryGroup(**row)
     shown = {uuid.UUID(k): v for k, v in (displays or {}).items() if is_id(k)}
     add_members(session, group, member_ids, shown)
-    audit.record(
+    audit.insert(
         session,
         account_id=account_id,
         actor=actor,
@@ -301,16 +314,25 @@ def update_group(
     attributes: dict[str, Any],
     actor: Actor = SCIM,
 ) -> None:
-    """A rename moves access by itself: matching is by name in the access rule."""
+    """A rename moves access by itself: matching is by name in the access rule.
+
+    Written at once (an UPDATE); ``group`` is brought up to date whether it is loaded in
+    the session or a detached copy."""
     name = _clean_group_name(display_name)
-    if _group_name_taken(session, group.account_id, name, group.id):
+    # (account, displayName) is unique: an unchanged name can belong to no other group.
+    if name != group.display_name and _group_name_taken(session, group.account_id, name, group.id):
         raise Conflict(f"a group with displayName {name!r} already exists")
     before = group.display_name
-    group.display_name, group.display_name_key = name, names.name_key(name)
-    group.external_id, group.attributes = external_id, attributes
-    touch_group(group)
+    _write_group(
+        session,
+        group,
+        display_name=name,
+        display_name_key=names.name_key(name),
+        external_id=external_id,
+        attributes=attributes,
+    )
     if before != name:
-        audit.record(
+        audit.insert(
             session,
             account_id=group.account_id,
             actor=actor,
@@ -322,15 +344,29 @@ def update_group(
         )
 
 
-def touch_group(group: DirectoryGroup) -> None:
-    group.version += 1
-    group.updated_at = utcnow()
+def touch_group(session: Session, group: DirectoryGroup) -> None:
+    """A new version (and lastModified) for a group whose members changed."""
+    _write_group(session, group)
+
+
+def _write_group(session: Session, group: DirectoryGroup, **changes: Any) -> None:
+    _settled(session, group)
+    changes.update(version=group.version + 1, updated_at=utcnow())
+    session.execute(_UPDATE_GROUP, {**changes, "group_id": group.id})
+    for name, value in changes.items():
+        set_committed_value(group, name, value)
+
+
+def _settled(session: Session, row: DirectoryUser | DirectoryGroup) -> None:
+    """Flush a row still pending in the session, so that an UPDATE finds it."""
+    if row in session.new:
+        session.flush()
 
 
 def delete_group(session: Session, group: DirectoryGroup, *, actor: Actor = SCIM) -> None:
     session.execute(delete(DirectoryMembership).where(DirectoryMembership.group_id == group.id))
     session.execute(delete(DirectoryGroup).where(DirectoryGroup.id == group.id))
-    audit.record(
+    audit.insert(
         session,
         account_id=group.account_id,
         actor=actor,
@@ -342,18 +378,12 @@ def delete_group(session: Session, group: DirectoryGroup, *, actor: Actor = SCIM
 
 
 def get_group(session: Session, account_id: uuid.UUID, group_id: str) -> DirectoryGroup:
-    return _in_account(session, DirectoryGroup, account_id, group_id, "group")
-
-
-def _in_account(
-    session: Session, model: type[Row], account_id: uuid.UUID, raw_id: str, what: str
-) -> Row:
-    """The row with this id in this account; NotFound for any other id or a malformed one."""
-    wanted = _parse_id(raw_id, what)
-    row = session.get(model, wanted)
+    """A detached copy of the group's row (one Core SELECT)."""
+    wanted = _parse_id(group_id, "group")
+    row = session.execute(_GROUP_BY_ID, {"group_id": wanted}).first()
     if row is None or row.account_id != account_id:
-        raise NotFound(f"no {what} {raw_id!r}")
-    return row
+        raise NotFound(f"no group {group_id!r}")
+    return DirectoryGroup(**row._mapping)
 
 
 def _parse_id(raw_id: str, what: str) -> uuid.UUID:

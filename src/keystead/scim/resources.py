@@ -354,7 +354,7 @@ def patch_group(session: Session, group: DirectoryGroup, body: dict[str, Any], b
             attributes=_stored(resource),
         )
     else:
-        directory.touch_group(group)
+        directory.touch_group(session, group)
 
 
 def _member_op(
