@@ -79,6 +79,9 @@ _KEYS = cast(Table, ApiKey.__table__)
 _INSERT_USER = _USERS.insert()
 _INSERT_KEY = _KEYS.insert()
 _UPDATE_USER = _USERS.update().where(_USERS.c.id == bindparam("user_id"))  # SET: the params
+_USERS_BY_IDS = select(
+    _USERS.c.id, (_USERS.c.account_id == bindparam("account_id")).label("mine")
+).where(_USERS.c.id.in_(bindparam("ids", expanding=True)))
 _USER_BY_ID = select(_USERS).where(_USERS.c.id == bindparam("user_id"))
 
 
@@ -415,14 +418,14 @@ def resolve_members(
         raise InvalidInput(f"member ids are not ids of this directory: {', '.join(malformed[:10])}")
     if not wanted:
         return []
-    # Looked up by primary key, the account checked on the rows: filtering by account in
-    # SQL would pick the (account, userName) index and scan the whole directory.
+    # Looked up by primary key, the account compared in the selected columns: filtering by
+    # account in WHERE would pick the (account, userName) index and scan the directory.
     users = {
         uid
-        for uid, owner in session.execute(
-            select(DirectoryUser.id, DirectoryUser.account_id).where(DirectoryUser.id.in_(wanted))
+        for uid, mine in session.execute(
+            _USERS_BY_IDS, {"ids": list(wanted), "account_id": account_id}
         )
-        if owner == account_id
+        if mine
     }
     rest = set(wanted) - users
     if rest:
