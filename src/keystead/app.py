@@ -61,7 +61,8 @@ def build_app(runtime: Runtime) -> ASGIApp:
         skew_seconds=runtime.settings.signature_skew_seconds,
         dialect=runtime.db.engine.dialect,
     )
-    return DataPlaneDispatch(app, runtime, plane)
+    scim = scim_api.ScimDispatch(app, runtime, elsewhere=(sso_api.PATH,))
+    return DataPlaneDispatch(scim, runtime, plane)
 
 
 def create_app() -> ASGIApp:

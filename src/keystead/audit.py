@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from keystead.storage.models import AuditEvent
@@ -62,6 +62,38 @@ def record(
             subject_label=subject_label,
             detail=detail or {},
         )
+    )
+
+
+_INSERT = cast(Table, AuditEvent.__table__).insert()
+
+
+def insert(
+    session: Session,
+    *,
+    account_id: uuid.UUID | None,
+    actor: Actor,
+    action: str,
+    subject_type: str | None = None,
+    subject_id: str | uuid.UUID | None = None,
+    subject_label: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """`record`, written at once in the current transaction by one INSERT (no ORM object,
+    no flush): for hot paths whose other writes are not pending in the session either."""
+    session.execute(
+        _INSERT,
+        {
+            "account_id": account_id,
+            "actor_type": actor.type,
+            "actor_id": actor.id,
+            "actor_label": actor.label,
+            "action": action,
+            "subject_type": subject_type,
+            "subject_id": str(subject_id) if subject_id is not None else None,
+            "subject_label": subject_label,
+            "detail": detail or {},
+        },
     )
 
 

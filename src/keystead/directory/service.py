@@ -18,10 +18,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Table, bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from keystead import audit, names
 from keystead.apikeys import credentials
@@ -39,7 +40,6 @@ from keystead.storage.models import (
 from keystead.storage.types import utcnow
 
 SCIM = Actor("scim", None, "directory sync")
-Row = TypeVar("Row", DirectoryUser, DirectoryGroup)
 
 
 @dataclass(frozen=True)
@@ -56,19 +56,33 @@ def _clean_user_name(value: str) -> str:
     return names.display_name(value, what="user", max_length=256)
 
 
+_USER_BY_NAME = select(DirectoryUser.__table__.c.id).where(
+    DirectoryUser.__table__.c.account_id == bindparam("account_id"),
+    DirectoryUser.__table__.c.user_name_key == bindparam("name_key"),
+)
+
+
 def _user_name_taken(
     session: Session, account_id: uuid.UUID, user_name: str, but: uuid.UUID | None
 ) -> bool:
-    existing = session.scalar(
-        select(DirectoryUser.id).where(
-            DirectoryUser.account_id == account_id,
-            DirectoryUser.user_name_key == names.name_key(user_name),
-        )
-    )
+    existing = session.execute(
+        _USER_BY_NAME, {"account_id": account_id, "name_key": names.name_key(user_name)}
+    ).scalar()
     return existing is not None and existing != but
 
 
 # --- users ----------------------------------------------------------------------------------
+
+
+_USERS = cast(Table, DirectoryUser.__table__)
+_KEYS = cast(Table, ApiKey.__table__)
+_INSERT_USER = _USERS.insert()
+_INSERT_KEY = _KEYS.insert()
+_UPDATE_USER = _USERS.update().where(_USERS.c.id == bindparam("user_id"))  # SET: the params
+_USERS_BY_IDS = select(
+    _USERS.c.id, (_USERS.c.account_id == bindparam("account_id")).label("mine")
+).where(_USERS.c.id.in_(bindparam("ids", expanding=True)))
+_USER_BY_ID = select(_USERS).where(_USERS.c.id == bindparam("user_id"))
 
 
 def create_user(
@@ -80,47 +94,58 @@ def create_user(
     master: MasterKey,
     actor: Actor = SCIM,
 ) -> DirectoryUser:
-    """Rule: a created user gets an auto-provisioned key named after its userName."""
+    """Rule: a created user gets an auto-provisioned key named after its userName.
+
+    The rows are written at once (Core INSERTs, no unit of work); the returned user is a
+    detached copy of its row."""
     user_name = _clean_user_name(fields.user_name)
     if _user_name_taken(session, account_id, user_name, None):
         raise Conflict(f"a user with userName {user_name!r} already exists")
-    user = DirectoryUser(
-        id=uuid.uuid4(),
-        account_id=account_id,
-        user_name=user_name,
-        user_name_key=names.name_key(user_name),
-        external_id=fields.external_id,
-        display_name=fields.display_name,
-        active=fields.active,
-        attributes=attributes,
+    now = utcnow()
+    row: dict[str, Any] = {
+        "id": uuid.uuid4(),
+        "account_id": account_id,
+        "user_name": user_name,
+        "user_name_key": names.name_key(user_name),
+        "external_id": fields.external_id,
+        "display_name": fields.display_name,
+        "active": fields.active,
+        "attributes": attributes,
+        "version": 1,
+        "created_at": now,
+        "updated_at": now,
+    }
+    session.execute(_INSERT_USER, row)
+    key_id, access_key_id = uuid.uuid4(), credentials.new_access_key_id()
+    # No RSA key pair: an auto-provisioned key works with certificates from the SSO exchange.
+    session.execute(
+        _INSERT_KEY,
+        {
+            "id": key_id,
+            "account_id": account_id,
+            "access_key_id": access_key_id,
+            "name": user_name,
+            "enabled": fields.active,
+            "auto_provisioned": True,
+            "directory_user_id": row["id"],
+            "wrapped_signing_key": master.wrap(
+                credentials.new_signing_key().encode(), signing_key_context(key_id)
+            ),
+            "created_at": now,
+            "updated_at": now,
+        },
     )
-    session.add(user)
-    session.flush()
-    key = ApiKey(
-        id=uuid.uuid4(),
-        account_id=account_id,
-        access_key_id=credentials.new_access_key_id(),
-        name=user_name,
-        enabled=fields.active,
-        auto_provisioned=True,
-        directory_user_id=user.id,
-    )
-    key.wrapped_signing_key = master.wrap(
-        credentials.new_signing_key().encode(), signing_key_context(key.id)
-    )
-    session.add(key)
-    session.flush()
-    audit.record(
+    audit.insert(
         session,
         account_id=account_id,
         actor=actor,
         action="directory.user_created",
         subject_type="directory_user",
-        subject_id=user.id,
+        subject_id=row["id"],
         subject_label=user_name,
-        detail={"active": fields.active, "api_key": key.access_key_id},
+        detail={"active": fields.active, "api_key": access_key_id},
     )
-    return user
+    return DirectoryUser(**row)
 
 
 def key_of(session: Session, user: DirectoryUser) -> ApiKey | None:
@@ -135,23 +160,43 @@ def update_user(
     attributes: dict[str, Any],
     actor: Actor = SCIM,
 ) -> None:
-    """Rules: a userName change renames the key; an active change enables/disables it."""
+    """Rules: a userName change renames the key; an active change enables/disables it.
+
+    Written at once (UPDATEs, no unit of work); ``user`` is brought up to date whether it
+    is loaded in the session or a detached copy."""
     user_name = _clean_user_name(fields.user_name)
-    if _user_name_taken(session, user.account_id, user_name, user.id):
+    name_key = names.name_key(user_name)
+    # (account, userName key) is unique: an unchanged key can belong to no other user.
+    if name_key != user.user_name_key and _user_name_taken(
+        session, user.account_id, user_name, user.id
+    ):
         raise Conflict(f"a user with userName {user_name!r} already exists")
+    _settled(session, user)
     before = {"userName": user.user_name, "active": user.active}
-    user.user_name, user.user_name_key = user_name, names.name_key(user_name)
-    user.external_id, user.display_name = fields.external_id, fields.display_name
-    user.active = fields.active
-    user.attributes = attributes
-    user.version += 1
-    user.updated_at = utcnow()
-    key = key_of(session, user)
-    if key is not None and (key.name != user_name or key.enabled != fields.active):
-        key.name, key.enabled, key.updated_at = user_name, fields.active, utcnow()
     after = {"userName": user_name, "active": fields.active}
+    now = utcnow()
+    changes: dict[str, Any] = {
+        "user_name": user_name,
+        "user_name_key": name_key,
+        "external_id": fields.external_id,
+        "display_name": fields.display_name,
+        "active": fields.active,
+        "attributes": attributes,
+        "version": user.version + 1,
+        "updated_at": now,
+    }
+    session.execute(_UPDATE_USER, {**changes, "user_id": user.id})
+    for name, value in changes.items():
+        set_committed_value(user, name, value)
     if after != before:
-        audit.record(
+        # The key's name and state follow the user's and change only with them. The
+        # statement is ORM-enabled, so a key already loaded in this session reads them.
+        session.execute(
+            update(ApiKey)
+            .where(ApiKey.directory_user_id == user.id)
+            .values(name=user_name, enabled=fields.active, updated_at=now)
+        )
+        audit.insert(
             session,
             account_id=user.account_id,
             actor=actor,
@@ -165,11 +210,12 @@ def update_user(
 
 def delete_user(session: Session, user: DirectoryUser, *, actor: Actor = SCIM) -> None:
     """Rule: a deleted user takes its key and its memberships with it."""
-    key = key_of(session, user)
     session.execute(delete(DirectoryMembership).where(DirectoryMembership.user_id == user.id))
-    session.execute(delete(ApiKey).where(ApiKey.directory_user_id == user.id))
+    access_key_id = session.scalar(
+        delete(ApiKey).where(ApiKey.directory_user_id == user.id).returning(ApiKey.access_key_id)
+    )
     session.execute(delete(DirectoryUser).where(DirectoryUser.id == user.id))
-    audit.record(
+    audit.insert(
         session,
         account_id=user.account_id,
         actor=actor,
@@ -177,12 +223,18 @@ def delete_user(session: Session, user: DirectoryUser, *, actor: Actor = SCIM) -
         subject_type="directory_user",
         subject_id=user.id,
         subject_label=user.user_name,
-        detail={"api_key": key.access_key_id if key else None},
+        detail={"api_key": access_key_id},
     )
 
 
 def get_user(session: Session, account_id: uuid.UUID, user_id: str) -> DirectoryUser:
-    return _in_account(session, DirectoryUser, account_id, user_id, "user")
+    """A detached copy of the user's row (one Core SELECT: the writes above need no unit
+    of work, and reads need only the columns)."""
+    wanted = _parse_id(user_id, "user")
+    row = session.execute(_USER_BY_ID, {"user_id": wanted}).first()
+    if row is None or row.account_id != account_id:
+        raise NotFound(f"no user {user_id!r}")
+    return DirectoryUser(**row._mapping)
 
 
 # --- groups ---------------------------------------------------------------------------------
@@ -192,14 +244,22 @@ def _clean_group_name(value: str) -> str:
     return names.display_name(value, what="group", max_length=256)
 
 
+_GROUPS = cast(Table, DirectoryGroup.__table__)
+_INSERT_GROUP = _GROUPS.insert()
+_UPDATE_GROUP = _GROUPS.update().where(_GROUPS.c.id == bindparam("group_id"))  # SET: the params
+_GROUP_BY_ID = select(_GROUPS).where(_GROUPS.c.id == bindparam("group_id"))
+_GROUP_BY_NAME = select(_GROUPS.c.id).where(
+    _GROUPS.c.account_id == bindparam("account_id"),
+    _GROUPS.c.display_name == bindparam("display_name"),
+)
+
+
 def _group_name_taken(
     session: Session, account_id: uuid.UUID, display_name: str, but: uuid.UUID | None
 ) -> bool:
-    existing = session.scalar(
-        select(DirectoryGroup.id).where(
-            DirectoryGroup.account_id == account_id, DirectoryGroup.display_name == display_name
-        )
-    )
+    existing = session.execute(
+        _GROUP_BY_NAME, {"account_id": account_id, "display_name": display_name}
+    ).scalar()
     return existing is not None and existing != but
 
 
@@ -214,23 +274,28 @@ def create_group(
     displays: dict[str, str | None] | None = None,
     actor: Actor = SCIM,
 ) -> DirectoryGroup:
+    """Written at once (Core INSERTs); the returned group is a detached copy of its row."""
     name = _clean_group_name(display_name)
     if _group_name_taken(session, account_id, name, None):
         raise Conflict(f"a group with displayName {name!r} already exists")
     member_ids = resolve_members(session, account_id, members)
-    group = DirectoryGroup(
-        id=uuid.uuid4(),
-        account_id=account_id,
-        display_name=name,
-        display_name_key=names.name_key(name),
-        external_id=external_id,
-        attributes=attributes,
-    )
-    session.add(group)
-    session.flush()
+    now = utcnow()
+    row: dict[str, Any] = {
+        "id": uuid.uuid4(),
+        "account_id": account_id,
+        "display_name": name,
+        "display_name_key": names.name_key(name),
+        "external_id": external_id,
+        "attributes": attributes,
+        "version": 1,
+        "created_at": now,
+        "updated_at": now,
+    }
+    session.execute(_INSERT_GROUP, row)
+    group = DirectoryGroup(**row)
     shown = {uuid.UUID(k): v for k, v in (displays or {}).items() if is_id(k)}
     add_members(session, group, member_ids, shown)
-    audit.record(
+    audit.insert(
         session,
         account_id=account_id,
         actor=actor,
@@ -252,16 +317,25 @@ def update_group(
     attributes: dict[str, Any],
     actor: Actor = SCIM,
 ) -> None:
-    """A rename moves access by itself: matching is by name in the access rule."""
+    """A rename moves access by itself: matching is by name in the access rule.
+
+    Written at once (an UPDATE); ``group`` is brought up to date whether it is loaded in
+    the session or a detached copy."""
     name = _clean_group_name(display_name)
-    if _group_name_taken(session, group.account_id, name, group.id):
+    # (account, displayName) is unique: an unchanged name can belong to no other group.
+    if name != group.display_name and _group_name_taken(session, group.account_id, name, group.id):
         raise Conflict(f"a group with displayName {name!r} already exists")
     before = group.display_name
-    group.display_name, group.display_name_key = name, names.name_key(name)
-    group.external_id, group.attributes = external_id, attributes
-    touch_group(group)
+    _write_group(
+        session,
+        group,
+        display_name=name,
+        display_name_key=names.name_key(name),
+        external_id=external_id,
+        attributes=attributes,
+    )
     if before != name:
-        audit.record(
+        audit.insert(
             session,
             account_id=group.account_id,
             actor=actor,
@@ -273,15 +347,29 @@ def update_group(
         )
 
 
-def touch_group(group: DirectoryGroup) -> None:
-    group.version += 1
-    group.updated_at = utcnow()
+def touch_group(session: Session, group: DirectoryGroup) -> None:
+    """A new version (and lastModified) for a group whose members changed."""
+    _write_group(session, group)
+
+
+def _write_group(session: Session, group: DirectoryGroup, **changes: Any) -> None:
+    _settled(session, group)
+    changes.update(version=group.version + 1, updated_at=utcnow())
+    session.execute(_UPDATE_GROUP, {**changes, "group_id": group.id})
+    for name, value in changes.items():
+        set_committed_value(group, name, value)
+
+
+def _settled(session: Session, row: DirectoryUser | DirectoryGroup) -> None:
+    """Flush a row still pending in the session, so that an UPDATE finds it."""
+    if row in session.new:
+        session.flush()
 
 
 def delete_group(session: Session, group: DirectoryGroup, *, actor: Actor = SCIM) -> None:
     session.execute(delete(DirectoryMembership).where(DirectoryMembership.group_id == group.id))
     session.execute(delete(DirectoryGroup).where(DirectoryGroup.id == group.id))
-    audit.record(
+    audit.insert(
         session,
         account_id=group.account_id,
         actor=actor,
@@ -293,21 +381,19 @@ def delete_group(session: Session, group: DirectoryGroup, *, actor: Actor = SCIM
 
 
 def get_group(session: Session, account_id: uuid.UUID, group_id: str) -> DirectoryGroup:
-    return _in_account(session, DirectoryGroup, account_id, group_id, "group")
+    """A detached copy of the group's row (one Core SELECT)."""
+    wanted = _parse_id(group_id, "group")
+    row = session.execute(_GROUP_BY_ID, {"group_id": wanted}).first()
+    if row is None or row.account_id != account_id:
+        raise NotFound(f"no group {group_id!r}")
+    return DirectoryGroup(**row._mapping)
 
 
-def _in_account(
-    session: Session, model: type[Row], account_id: uuid.UUID, raw_id: str, what: str
-) -> Row:
-    """The row with this id in this account; NotFound for any other id or a malformed one."""
+def _parse_id(raw_id: str, what: str) -> uuid.UUID:
     try:
-        wanted = uuid.UUID(raw_id)
+        return uuid.UUID(raw_id)
     except ValueError as exc:
         raise NotFound(f"no {what} {raw_id!r}") from exc
-    row = session.get(model, wanted)
-    if row is None or row.account_id != account_id:
-        raise NotFound(f"no {what} {raw_id!r}")
-    return row
 
 
 # --- memberships ----------------------------------------------------------------------------
@@ -332,14 +418,14 @@ def resolve_members(
         raise InvalidInput(f"member ids are not ids of this directory: {', '.join(malformed[:10])}")
     if not wanted:
         return []
-    # Looked up by primary key, the account checked on the rows: filtering by account in
-    # SQL would pick the (account, userName) index and scan the whole directory.
+    # Looked up by primary key, the account compared in the selected columns: filtering by
+    # account in WHERE would pick the (account, userName) index and scan the directory.
     users = {
         uid
-        for uid, owner in session.execute(
-            select(DirectoryUser.id, DirectoryUser.account_id).where(DirectoryUser.id.in_(wanted))
+        for uid, mine in session.execute(
+            _USERS_BY_IDS, {"ids": list(wanted), "account_id": account_id}
         )
-        if owner == account_id
+        if mine
     }
     rest = set(wanted) - users
     if rest:

@@ -9,7 +9,9 @@ is written to the provisioning log (successful reads change nothing and are not)
 from __future__ import annotations
 
 import json
+import re
 import secrets
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +22,9 @@ from fastapi.responses import Response
 from sqlalchemy import Uuid, bindparam, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
+from starlette.convertors import Convertor
+from starlette.routing import compile_path
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from keystead.crypto.masterkey import MasterKey
 from keystead.directory import service as directory
@@ -40,8 +45,10 @@ from keystead.scim.protocol import (
     parse_json,
 )
 from keystead.storage.models import Account
+from keystead.web.middleware import contains_nul, send_json
 
 log = get_logger("keystead.scim")
+access_log = get_logger("keystead.access")
 # The token hash, plan and switch of one account, in one indexed query per request.
 _ACCOUNT_STATE = (
     select(idp.IdpSettings.scim_token_hash, idp.IdpSettings.enabled, Account.plan)
@@ -140,10 +147,23 @@ def _error(exc: ScimError, request: Request) -> Response:
     )
 
 
-def build_router(runtime: Runtime) -> APIRouter:
-    router = APIRouter(prefix=PREFIX, include_in_schema=False)
+@dataclass(frozen=True)
+class Failure:
+    """A failed request's provisioning-log entry, still to be written."""
 
-    def authorise(customer_id: str, request: Request) -> uuid.UUID:
+    account_id: uuid.UUID
+    method: str
+    name: str
+    error: ScimError
+
+
+class Runner:
+    """One SCIM request, from the token check to the response."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def authorise(self, customer_id: str, request: Request) -> uuid.UUID:
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         presented = token.strip() if scheme.lower() == "bearer" else None
@@ -153,7 +173,7 @@ def build_router(runtime: Runtime) -> APIRouter:
             account_id = None
         row = None
         if account_id is not None:
-            with runtime.db.autocommit() as connection:
+            with self.runtime.db.autocommit() as connection:
                 row = connection.execute(_ACCOUNT_STATE, {"account_id": account_id}).first()
         idp.check_scim_token_hash(row.scim_token_hash if row else None, presented)
         assert account_id is not None
@@ -166,7 +186,8 @@ def build_router(runtime: Runtime) -> APIRouter:
             )
         return account_id
 
-    def run(
+    def __call__(
+        self,
         customer_id: str,
         request: Request,
         body: bytes,
@@ -175,40 +196,65 @@ def build_router(runtime: Runtime) -> APIRouter:
         name: str,
         write: bool,
     ) -> Response:
+        """The response, after the failure's log entry (if any) is written."""
+        response, failure = self.answer(
+            customer_id, request, body, operation, name=name, write=write
+        )
+        if failure is not None:
+            self.log_failure(failure)
+        return response
+
+    def answer(
+        self,
+        customer_id: str,
+        request: Request,
+        body: bytes,
+        operation: Operation,
+        *,
+        name: str,
+        write: bool,
+    ) -> tuple[Response, Failure | None]:
+        """The response, and the failure still to be logged (the caller writes it, in a
+        transaction of its own, before answering)."""
         try:
-            account_id = authorise(customer_id, request)
+            account_id = self.authorise(customer_id, request)
         except KeysteadError as exc:
             scim = from_domain(exc)
             log.info("denied", path=request.url.path, status=scim.status, reason=scim.message)
-            return _error(scim, request)
+            return _error(scim, request), None
         base = f"{str(request.base_url).rstrip('/')}/{customer_id}/api/v3/scim"
-        call = Call(account_id, base, request, body, runtime.master)
+        call = Call(account_id, base, request, body, self.runtime.master)
         try:
             if write:
                 # A change and its log entry commit together.
-                with runtime.db.write() as session:
+                with self.runtime.db.write() as session:
                     outcome = operation(session, call)
                     _record(session, account_id, request.method, name, outcome, None)
             else:
                 # Successful reads change nothing, so they are not logged; failures are.
-                with runtime.db.read() as session:
+                with self.runtime.db.read() as session:
                     outcome = operation(session, call)
         except KeysteadError as exc:
             scim = from_domain(exc)
-            _log_failure(account_id, request.method, name, scim)
-            return _error(scim, request)
+            return _error(scim, request), Failure(account_id, request.method, name, scim)
         except Exception as exc:  # details to the log, a reference to the client
             reference = secrets.token_hex(6)
             log.error("unexpected_error", path=request.url.path, reference=reference, exc_info=exc)
             scim = ScimError(500, f"internal error (reference {reference})")
-            _log_failure(account_id, request.method, name, scim)
-            return _error(scim, request)
-        return _respond(outcome)
+            return _error(scim, request), Failure(account_id, request.method, name, scim)
+        return _respond(outcome), None
 
-    def _log_failure(account_id: uuid.UUID, method: str, name: str, error: ScimError) -> None:
+    def log_failure(self, failure: Failure) -> None:
         # The failed request's own transaction rolled back; its log entry gets its own.
-        with runtime.db.write() as session:
-            _record(session, account_id, method, name, None, error)
+        with self.runtime.db.write() as session:
+            _record(session, failure.account_id, failure.method, failure.name, None, failure.error)
+
+
+def build_router(runtime: Runtime) -> APIRouter:
+    """The SCIM routes as FastAPI routes. `ScimDispatch` answers them in front of FastAPI;
+    the router still answers what the dispatcher passes on (other methods: 405)."""
+    router = APIRouter(prefix=PREFIX, include_in_schema=False)
+    run = Runner(runtime)
 
     def _endpoint(spec: Route) -> Callable[[str, Request], Any]:
         async def endpoint(customer_id: str, request: Request) -> Response:
@@ -222,6 +268,128 @@ def build_router(runtime: Runtime) -> APIRouter:
     for spec in ROUTES:
         router.add_api_route(spec.path, _endpoint(spec), methods=spec.methods)
     return router
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    regex: re.Pattern[str]
+    convertors: dict[str, Convertor[Any]]
+    methods: frozenset[str]
+    spec: Route
+
+
+class ScimDispatch:
+    """ASGI: SCIM requests straight to their operation, everything else to ``fallback``.
+
+    Routes match exactly as Starlette matches them (same compiled patterns, first route
+    whose path and method match wins); a method no SCIM route takes goes to ``fallback``,
+    whose copy of the routes answers 405. The body limit, the NUL refusal and the access
+    log line are the same as the middleware gives every other request; what FastAPI's
+    routing and middleware stack would cost per request is saved.
+    """
+
+    def __init__(
+        self, fallback: ASGIApp, runtime: Runtime, *, elsewhere: tuple[str, ...] = ()
+    ) -> None:
+        self.fallback = fallback
+        # Paths under the SCIM prefix that another adapter serves (the SSO exchange): they
+        # go to ``fallback`` before SCIM's catch-all could claim them.
+        self.elsewhere = [compile_path(path)[0] for path in elsewhere]
+        self.limit = runtime.settings.max_body_bytes
+        self.run = Runner(runtime)
+        # SQLite answers reads in microseconds from local files, so they run on the event
+        # loop (as the data plane's do): a thread hop would cost more than the query.
+        # Writes may wait for the write lock, and PostgreSQL waits on the network: those
+        # go to the thread pool.
+        self.inline_reads = runtime.db.dialect == "sqlite"
+        self.routes: list[_Compiled] = []
+        for spec in ROUTES:
+            regex, _, convertors = compile_path(PREFIX + spec.path)
+            self.routes.append(_Compiled(regex, convertors, frozenset(spec.methods), spec))
+
+    def _match(self, method: str, path: str) -> tuple[Route, dict[str, Any]] | None:
+        if "/api/v3/scim" not in path or any(r.match(path) for r in self.elsewhere):
+            return None
+        for route in self.routes:
+            found = route.regex.match(path)
+            if found is not None and method in route.methods:
+                params = {
+                    key: route.convertors[key].convert(value)
+                    for key, value in found.groupdict().items()
+                }
+                return route.spec, params
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.fallback(scope, receive, send)
+            return
+        match = self._match(scope["method"], scope["path"])
+        if match is None:
+            await self.fallback(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def capture(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self._answer(match[0], match[1], scope, receive, capture)
+        finally:
+            access_log.info(
+                "request",
+                method=scope["method"],
+                path=scope["path"],
+                status=status,
+                ms=round((time.perf_counter() - started) * 1000, 2),
+            )
+
+    async def _answer(
+        self, spec: Route, params: dict[str, Any], scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    await send_json(send, 400, {"message": "Content-Length is not a number"})
+                    return
+                if declared > self.limit:
+                    await send_json(send, 413, self._too_large())
+                    return
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away: nobody to answer
+            body += message.get("body", b"")
+            if len(body) > self.limit:
+                await send_json(send, 413, self._too_large())
+                return
+            if not message.get("more_body", False):
+                break
+        raw_path = scope.get("raw_path") or scope["path"].encode()
+        if contains_nul(path=raw_path, query=scope.get("query_string", b""), body=bytes(body)):
+            refused = {"message": "the request contains a NUL character, which no field accepts"}
+            await send_json(send, 400, refused)
+            return
+        scope["path_params"] = params
+        request = Request(scope)
+        args = (params["customer_id"], request, bytes(body), spec.operation)
+        if self.inline_reads and not spec.write:
+            response, failure = self.run.answer(*args, name=spec.name, write=False)
+            if failure is not None:  # its log entry is a write: off the event loop
+                await run_in_threadpool(self.run.log_failure, failure)
+        else:
+            response = await run_in_threadpool(self.run, *args, name=spec.name, write=spec.write)
+        await response(scope, receive, send)
+
+    def _too_large(self) -> dict[str, str]:
+        return {"message": f"request body is larger than the {self.limit}-byte limit"}
 
 
 def _list(items: list[dict[str, Any]]) -> dict[str, Any]:

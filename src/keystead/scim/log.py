@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import cast
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from keystead.storage.models import ProvisioningEvent
-from keystead.storage.types import utcnow
+
+_INSERT = cast(Table, ProvisioningEvent.__table__).insert()
 
 
 def record(
@@ -25,21 +27,22 @@ def record(
     scim_type: str | None = None,
     detail: str | None = None,
 ) -> None:
-    # A Core insert: no unit-of-work flush for a row nothing reads back in this request.
+    """Write the entry in the current transaction (one INSERT: it commits or rolls back
+    with the request's own writes)."""
     session.execute(
-        insert(ProvisioningEvent).values(
-            account_id=account_id,
-            at=utcnow(),
-            method=method,
-            operation=operation,
-            resource_type=resource_type,
-            resource_id=resource_id,
-            resource_name=(resource_name or "")[:256] or None,
-            outcome="success" if status < 400 else "failed",
-            status=status,
-            scim_type=scim_type,
-            detail=(detail or "")[:2000] or None,
-        )
+        _INSERT,
+        {
+            "account_id": account_id,
+            "method": method,
+            "operation": operation,
+            "resource_type": resource_type,
+            "resource_id": resource_id,
+            "resource_name": (resource_name or "")[:256] or None,
+            "outcome": "success" if status < 400 else "failed",
+            "status": status,
+            "scim_type": scim_type,
+            "detail": (detail or "")[:2000] or None,
+        },
     )
 
 

@@ -3,18 +3,20 @@ search, PATCH and PUT. The provisioning rules themselves live in keystead.direct
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from scim2_models import Context, ResponseParameters, SCIMException, ScimFilter
+from scim2_models import Context, ResponseParameters, Returned, SCIMException, ScimFilter
 from scim2_models.path.expressions import (
+    AttrPath,
     CompareOperator,
     Comparison,
     LogicalExpr,
     LogicalOperator,
 )
-from sqlalchemy import func, select
+from sqlalchemy import Row, func, select
 from sqlalchemy.orm import Session
 
 from keystead import names
@@ -47,7 +49,9 @@ def _iso(moment: Any) -> str:
     return str(moment.isoformat().replace("+00:00", "Z"))
 
 
-def _meta(kind: str, row: DirectoryUser | DirectoryGroup, base: str, path: str) -> dict[str, Any]:
+def _meta(
+    kind: str, row: DirectoryUser | DirectoryGroup | Row[Any], base: str, path: str
+) -> dict[str, Any]:
     return {
         "resourceType": kind,
         "created": _iso(row.created_at),
@@ -76,7 +80,64 @@ _KNOWN_SCHEMAS = frozenset(
 )
 
 
+@dataclass(frozen=True)
+class _Attributes:
+    known: frozenset[str]  # top-level keys the model defines
+    never: frozenset[str]  # of those, the ones never returned (password)
+
+
+def _attributes(model: type[Any]) -> _Attributes:
+    known, never = set(), set()
+    for name, info in model.model_fields.items():
+        key = info.serialization_alias or info.alias or name
+        known.add(key)
+        if model.get_field_annotation(name, Returned) == Returned.never:
+            never.add(key)
+    return _Attributes(frozenset(known), frozenset(never))
+
+
+_ATTRIBUTES: dict[Any, _Attributes] = {
+    UserResource: _attributes(UserResource),
+    GroupResource: _attributes(GroupResource),
+}
+_LEADING = ("schemas", "id", "externalId", "meta")  # the order scim2-models writes them in
+
+
+def _render_stored(
+    model: type[Any], document: dict[str, Any], shape: Shape | None
+) -> dict[str, Any] | None:
+    """The response for a document built from what `_stored` kept, without a round trip
+    through scim2-models: stored attributes are already its normalised output, so only
+    the order, the never-returned attributes and the schema list change. None when the
+    document or the requested shape needs the full treatment (unknown attributes kept by
+    the tolerant policy; `attributes`; exclusions other than a group's members)."""
+    attributes = _ATTRIBUTES.get(model)
+    if attributes is None or not attributes.known.issuperset(document):
+        return None
+    dropped: frozenset[str] = attributes.never
+    if shape is not None:
+        if shape.attributes or model is not GroupResource:
+            return None
+        if any(a.lower() != "members" for a in shape.excluded_attributes or ()):
+            return None
+        dropped = dropped | {"members"}
+    out = {key: document[key] for key in _LEADING if key in document}
+    for key, value in document.items():
+        if key not in out and key not in dropped:
+            out[key] = value
+    out["schemas"] = [s for s in out.get("schemas", []) if s in _KNOWN_SCHEMAS or s in out]
+    return out
+
+
 def render(model: type[Any], document: dict[str, Any], shape: Shape | None) -> dict[str, Any]:
+    fast = _render_stored(model, document, shape)
+    return fast if fast is not None else render_validated(model, document, shape)
+
+
+def render_validated(
+    model: type[Any], document: dict[str, Any], shape: Shape | None
+) -> dict[str, Any]:
+    """The response as scim2-models renders it (validation, then the response dump)."""
     resource = validate(model, document, Context.DEFAULT)
     out = dict(
         resource.model_dump(
@@ -100,7 +161,7 @@ def _stored(resource: Any) -> dict[str, Any]:
 # --- users ----------------------------------------------------------------------------------
 
 
-def user_document(user: DirectoryUser, base: str) -> dict[str, Any]:
+def user_document(user: DirectoryUser | Row[Any], base: str) -> dict[str, Any]:
     document = dict(user.attributes or {})
     # `active` reads back only when it was given: an absent `active` keeps the key enabled.
     document.update(
@@ -159,7 +220,7 @@ Member = tuple[uuid.UUID, str | None]  # user id, `display` as the client sent i
 
 
 def group_document(
-    group: DirectoryGroup, base: str, members: list[Member] | None
+    group: DirectoryGroup | Row[Any], base: str, members: list[Member] | None
 ) -> dict[str, Any]:
     document = dict(group.attributes or {})
     document.update(
@@ -293,7 +354,7 @@ def patch_group(session: Session, group: DirectoryGroup, body: dict[str, Any], b
             attributes=_stored(resource),
         )
     else:
-        directory.touch_group(group)
+        directory.touch_group(session, group)
 
 
 def _member_op(
@@ -358,6 +419,21 @@ def _fast_condition(ast: Any, columns: dict[str, Any]) -> Any:  # noqa: PLR0911
     return column == ast.value
 
 
+# `attr eq "value"` without escapes: what Entra's lookups send. Parsed here in one match;
+# scim2-models parses the same text to the same comparison (anything else goes to it).
+_SIMPLE_EQ = re.compile(r' *([A-Za-z]+) +[eE][qQ] +"([^"\\]*)" *')
+
+
+def _simple_condition(filter_text: str, columns: dict[str, Any]) -> Any:
+    found = _SIMPLE_EQ.fullmatch(filter_text)
+    if found is None or found.group(1).lower() not in columns:
+        return None
+    attr, value = found.group(1), found.group(2)
+    return _fast_condition(
+        Comparison(attr_path=AttrPath(attr=attr), op=CompareOperator.eq, value=value), columns
+    )
+
+
 def search(
     session: Session,
     *,
@@ -375,22 +451,33 @@ def search(
     model: Any = UserResource if is_user else GroupResource
     count = max(0, min(count, MAX_COUNT))
     start = max(1, start)
-    query = select(table).where(table.account_id == account_id)
+    columns = _USER_COLUMNS if is_user else _GROUP_COLUMNS
+    condition = table.account_id == account_id
     compiled = None
-    if filter_text:
+    fast = _simple_condition(filter_text, columns) if filter_text else None
+    if filter_text and fast is None:
         try:
             compiled = ScimFilter[model](filter_text)
         except SCIMException as exc:
             raise from_scim_exception(exc) from exc
-        fast = _fast_condition(compiled.ast, _USER_COLUMNS if is_user else _GROUP_COLUMNS)
+        fast = _fast_condition(compiled.ast, columns)
         if fast is not None:
-            query = query.where(fast)
             compiled = None
-    query = query.order_by(table.created_at, table.id)
+    if fast is not None:
+        condition = condition & fast
+    order = (table.created_at, table.id)
+    rows: list[Any]
     if compiled is None:
-        total = int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
-        rows = list(session.scalars(query.offset(start - 1).limit(count)))
+        # Plain rows (no ORM objects): the documents need only their columns.
+        query = select(*table.__table__.c).where(condition).order_by(*order)
+        rows = list(session.execute(query.offset(start - 1).limit(count)))
+        if start == 1 and len(rows) < count:
+            total = len(rows)  # the whole result is on this page
+        else:
+            counted = select(func.count()).select_from(table).where(condition)
+            total = int(session.scalar(counted) or 0)
     else:
+        query = select(table).where(condition).order_by(*order)
         # Filters on attributes without a column are evaluated against each resource:
         # rare in directory sync (Entra looks up by userName/externalId/displayName).
         matched = [

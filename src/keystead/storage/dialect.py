@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -9,25 +10,27 @@ from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-_CHUNK = 500
-
 
 def insert_ignoring_duplicates(
     session: Session, table: Table, rows: Sequence[dict[str, Any]]
 ) -> int:
     """INSERT rows, skipping those that collide with an existing key; returns rows added.
 
-    One statement whatever the number of rows: re-adding a present member is a no-op, and
-    two concurrent adds of the same member cannot fail each other.
+    One prebuilt statement, run for all rows at once (SQLAlchemy batches them into
+    multi-row INSERTs within each engine's parameter limits): re-adding a present member
+    is a no-op, and two concurrent adds of the same member cannot fail each other.
     """
+    if not rows:
+        return 0
     dialect = session.get_bind().dialect.name
+    statement = _statement(dialect, table)
+    # RETURNING lists only the rows actually inserted (rowcount is not reliable for
+    # batched inserts on psycopg).
+    return len(session.execute(statement, list(rows)).all())
+
+
+@functools.cache
+def _statement(dialect: str, table: Table) -> Any:
     builder = postgresql.insert if dialect == "postgresql" else sqlite.insert
     first_key = next(iter(table.primary_key.columns))
-    added = 0
-    # RETURNING lists only the rows actually inserted (rowcount is -1 for multi-row
-    # inserts on psycopg); chunks keep under SQLite's bound-parameter limit.
-    for start in range(0, len(rows), _CHUNK):
-        chunk = list(rows[start : start + _CHUNK])
-        statement = builder(table).values(chunk).on_conflict_do_nothing().returning(first_key)
-        added += len(session.execute(statement).all())
-    return added
+    return builder(table).on_conflict_do_nothing().returning(first_key)

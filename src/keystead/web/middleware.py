@@ -15,7 +15,7 @@ class _BodyTooLarge(Exception):
     pass
 
 
-async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
+async def send_json(send: Send, status: int, body: dict[str, Any]) -> None:
     payload = json.dumps(body).encode()
     await send(
         {
@@ -50,10 +50,10 @@ class BodyLimit:
                 try:
                     declared = int(value)
                 except ValueError:
-                    await _send_json(send, 400, {"message": "Content-Length is not a number"})
+                    await send_json(send, 400, {"message": "Content-Length is not a number"})
                     return
                 if declared > self.limit:
-                    await _send_json(send, 413, too_large)
+                    await send_json(send, 413, too_large)
                     return
         seen = 0
         started = False
@@ -70,7 +70,7 @@ class BodyLimit:
                     cut_off = True
                     if not started:
                         started = True
-                        await _send_json(send, 413, too_large)
+                        await send_json(send, 413, too_large)
                     return {"type": "http.disconnect"}
             return message
 
@@ -124,7 +124,7 @@ class RejectNul:
             body += message.get("body", b"")
             more = message.get("more_body", False)
         if contains_nul(path=raw_path, query=scope.get("query_string", b""), body=bytes(body)):
-            await _send_json(send, 400, refused)
+            await send_json(send, 400, refused)
             return
 
         async def replay() -> Message:
