@@ -8,10 +8,12 @@ the account's provisioning log; refusals also to the service log with their reas
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import UTC, datetime
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
@@ -24,6 +26,12 @@ from keystead.sso.exchange import Exchange, SignInRefused
 
 PATH = "/{customer_id}/api/v3/scim/sso"
 log = get_logger("keystead.sso")
+
+
+@functools.lru_cache(maxsize=4096)
+def _csr_key(pem: str) -> RSAPublicKey:
+    """The client sends the same CSR on every renewal for its lifetime: check it once."""
+    return certificates.csr_public_key(pem)
 
 
 def _csr_of(body: bytes) -> str:
@@ -57,15 +65,16 @@ def exchange_once(
         token = exchange.verify_token(setup, authorization)
         user_name = token.username
         try:
-            public_key = certificates.csr_public_key(_csr_of(body))
+            public_key = _csr_key(_csr_of(body))
         except certificates.CertificateError as exc:
             raise SignInRefused(400, "bad_csr", str(exc), user=user_name) from exc
         now = datetime.now(UTC)
+        not_after = exchange.not_after(setup, token, now)
+        # Only the directory binding and its log entry hold the write lock; the certificate
+        # is signed after the commit.
         with runtime.db.write() as session:
             key = exchange.bind(session, setup, token)
             exchange.apply_group_policy(session, setup, key, token)
-            pem, not_after = exchange.certificate(setup, key, public_key, token, now)
-            signing_value = exchange.signing_value(key)
             provisioning_log.record(
                 session,
                 account_id=setup.account_id,
@@ -77,9 +86,13 @@ def exchange_once(
                 status=200,
                 detail=f"signed in; certificate valid until {not_after.isoformat()}",
             )
-            public_value = key.access_key_id
-        log.info("sso_granted", account=str(setup.account_id), user=user_name)
-        return 200, {"public_value": public_value, "signing_value": signing_value, "api_cert": pem}
+        pem = exchange.certificate(setup, key, public_key, not_after, now)
+        # Granted exchanges are in the provisioning log; the service log keeps refusals.
+        return 200, {
+            "public_value": key.access_key_id,
+            "signing_value": exchange.signing_value(key),
+            "api_cert": pem,
+        }
     except SignInRefused as refused:
         who = refused.user or user_name
         log.info(

@@ -12,6 +12,7 @@ client's own key must be RSA (it unwraps RSA-OAEP), at least 2048 bits.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import uuid
 from dataclasses import dataclass
@@ -41,6 +42,11 @@ class Authority:
 
     certificate: x509.Certificate
     private_key: ec.EllipticCurvePrivateKey
+
+    @functools.cached_property
+    def key_identifier(self) -> x509.AuthorityKeyIdentifier:
+        # Hashing the CA's public key once, not for every certificate it signs.
+        return x509.AuthorityKeyIdentifier.from_issuer_public_key(self.private_key.public_key())
 
     @property
     def cert_pem(self) -> str:
@@ -179,7 +185,7 @@ def issue(
         )
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
         .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(authority.private_key.public_key()),
+            authority.key_identifier,
             critical=False,
         )
         .sign(authority.private_key, hashes.SHA256())

@@ -312,28 +312,25 @@ class Exchange:
                 update(ApiKey).where(ApiKey.id == key.key_id).values(token_groups_enforced=enforced)
             )
 
-    def certificate(
-        self,
-        setup: _Setup,
-        key: Bound,
-        public_key: Any,
-        token: verify.VerifiedToken,
-        now: datetime,
-    ) -> tuple[str, datetime]:
-        # Never outlive the token the tenant issued.
-        not_after = min(
+    @staticmethod
+    def not_after(setup: _Setup, token: verify.VerifiedToken, now: datetime) -> datetime:
+        """The certificate's end: the configured lifetime, never past the token's ``exp``."""
+        end = min(
             now + timedelta(seconds=setup.cert_ttl),
             datetime.fromtimestamp(token.expires_at, UTC),
         )
-        not_after = max(not_after, now + timedelta(seconds=1))
-        pem = certificates.issue(
+        return max(end, now + timedelta(seconds=1))
+
+    def certificate(
+        self, setup: _Setup, key: Bound, public_key: Any, not_after: datetime, now: datetime
+    ) -> str:
+        return certificates.issue(
             self._authority(setup),
             public_key,
             access_key_id=key.access_key_id,
             not_after=not_after,
             now=now,
         )
-        return pem, not_after
 
     def _authority(self, setup: _Setup) -> certificates.Authority:
         assert setup.ca_cert_pem is not None
