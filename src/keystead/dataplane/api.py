@@ -31,7 +31,7 @@ from keystead.logs import get_logger
 from keystead.runtime import Runtime
 from keystead.storage.driver import Reader
 from keystead.storage.session import Database
-from keystead.web.middleware import contains_nul
+from keystead.web.middleware import read_body
 
 
 def _query(raw: str) -> dict[str, str]:
@@ -235,28 +235,9 @@ class DataPlaneDispatch:
         return 500, json.dumps(message).encode(), None
 
     async def _call(self, scope: Scope, receive: Receive) -> Call:
-        message = await receive()
-        if message["type"] != "http.request":
-            raise BadRequest("the client went away before sending its body")
-        body: bytes = message.get("body", b"")
-        if message.get("more_body", False):
-            received = bytearray(body)
-            while True:
-                if len(received) > self.limit:
-                    break
-                message = await receive()
-                if message["type"] != "http.request":
-                    raise BadRequest("the client went away before sending its body")
-                received += message.get("body", b"")
-                if not message.get("more_body", False):
-                    break
-            body = bytes(received)
-        if len(body) > self.limit:
-            raise TooLarge(f"request body is larger than the {self.limit}-byte limit")
+        body = await read_body(scope, receive, self.limit)
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
         query: bytes = scope.get("query_string", b"")
-        if contains_nul(path=raw_path, query=query, body=body):
-            raise BadRequest("the request contains a NUL character, which no field accepts")
         raw_query = query.decode("latin-1")
         target = raw_path.decode("latin-1") + ("?" + raw_query if query else "")
         headers = {
@@ -337,12 +318,6 @@ class MethodNotAllowed(KeysteadError):
     """A data-plane path asked with another method."""
 
     status = 405
-
-
-class TooLarge(KeysteadError):
-    """The request body is over the configured limit."""
-
-    status = 413
 
 
 async def _send(send: Send, status: int, payload: bytes | None) -> None:

@@ -45,7 +45,7 @@ from keystead.scim.protocol import (
     parse_json,
 )
 from keystead.storage.models import Account
-from keystead.web.middleware import contains_nul, send_json
+from keystead.web.middleware import ClientGone, read_body, send_json
 
 log = get_logger("keystead.scim")
 access_log = get_logger("keystead.access")
@@ -351,31 +351,12 @@ class ScimDispatch:
     async def _answer(
         self, spec: Route, params: dict[str, Any], scope: Scope, receive: Receive, send: Send
     ) -> None:
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                try:
-                    declared = int(value)
-                except ValueError:
-                    await send_json(send, 400, {"message": "Content-Length is not a number"})
-                    return
-                if declared > self.limit:
-                    await send_json(send, 413, self._too_large())
-                    return
-        body = bytearray()
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # the client went away: nobody to answer
-            body += message.get("body", b"")
-            if len(body) > self.limit:
-                await send_json(send, 413, self._too_large())
-                return
-            if not message.get("more_body", False):
-                break
-        raw_path = scope.get("raw_path") or scope["path"].encode()
-        if contains_nul(path=raw_path, query=scope.get("query_string", b""), body=bytes(body)):
-            refused = {"message": "the request contains a NUL character, which no field accepts"}
-            await send_json(send, 400, refused)
+        try:
+            body = await read_body(scope, receive, self.limit)
+        except ClientGone:
+            return  # nobody to answer
+        except KeysteadError as exc:
+            await send_json(send, exc.status, {"message": exc.message})
             return
         scope["path_params"] = params
         request = Request(scope)
@@ -387,9 +368,6 @@ class ScimDispatch:
         else:
             response = await run_in_threadpool(self.run, *args, name=spec.name, write=spec.write)
         await response(scope, receive, send)
-
-    def _too_large(self) -> dict[str, str]:
-        return {"message": f"request body is larger than the {self.limit}-byte limit"}
 
 
 def _list(items: list[dict[str, Any]]) -> dict[str, Any]:
