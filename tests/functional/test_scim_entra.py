@@ -5,6 +5,7 @@ provisioning service sends (both request shapes: the default one with capitalise
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -603,3 +604,31 @@ def test_cli_shows_the_scim_url_and_the_provisioning_log(
     log = run("provisioning", "log", "--user", "cli@fab.example")
     assert isinstance(log, list)
     assert [(e["operation"], e["outcome"]) for e in log] == [("create user", "success")]
+
+
+def test_oversized_body_is_413_declared_or_streamed_and_nothing_is_created(scim: Scim) -> None:
+    """Over the 1 MiB limit: 413 whether Content-Length says so or the body streams in."""
+    body = json.dumps(
+        {"schemas": [CORE_USER], "userName": "big@fab.example", "displayName": "x" * (1 << 20)}
+    ).encode()
+    declared = scim.client.post("/Users", content=body)
+    assert declared.status_code == 413, declared.text
+    assert "limit" in declared.json()["message"]
+
+    def chunks() -> Iterator[bytes]:
+        for start in range(0, len(body), 65536):
+            yield body[start : start + 65536]
+
+    streamed = scim.client.post("/Users", content=chunks())
+    assert streamed.status_code == 413, streamed.text
+    found = scim.client.get("/Users", params={"filter": 'userName eq "big@fab.example"'})
+    assert found.json()["totalResults"] == 0
+
+
+def test_nul_character_is_400_and_nothing_is_created(scim: Scim) -> None:
+    body = json.dumps({"schemas": [CORE_USER], "userName": "nul\u0000@fab.example"}).encode()
+    response = scim.client.post("/Users", content=body)
+    assert response.status_code == 400, response.text
+    assert "NUL" in response.json()["message"]
+    listed = scim.client.get("/Users")
+    assert listed.json()["totalResults"] == 0
