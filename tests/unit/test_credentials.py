@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import configparser
+import json
 from pathlib import Path
 
 import ubiq_security
@@ -58,7 +59,11 @@ def test_credentials_file_is_read_by_the_official_client(tmp_path: Path) -> None
     parsed = configparser.ConfigParser()
     parsed.read_string(text)
     assert parsed["default"]["access_key_id"] == "papiABC"
-    loaded = ubiq_security.configCredentials(str(path), "default")
+    # Synchronous events: the client's background reporter would otherwise try to send
+    # to 127.0.0.1:8080 when the test process exits.
+    config = tmp_path / "ubiq-configuration.json"
+    config.write_text(json.dumps({"event_reporting": {"synchronous": True}}))
+    loaded = ubiq_security.configCredentials(str(path), "default", config_file=str(config))
     assert loaded.access_key_id == "papiABC"
     assert loaded.secret_signing_key == "sapi-123"
     assert loaded.secret_crypto_access_key == "srsa-456"
