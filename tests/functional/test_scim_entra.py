@@ -632,3 +632,35 @@ def test_nul_character_is_400_and_nothing_is_created(scim: Scim) -> None:
     assert "NUL" in response.json()["message"]
     listed = scim.client.get("/Users")
     assert listed.json()["totalResults"] == 0
+
+
+def test_proxy_addresses_mapped_to_other_emails_are_kept(scim: Scim) -> None:
+    """Entra's default mapping sends proxyAddresses as emails of type "other": values like
+    "SMTP:…" and "X500:…", which are not e-mail addresses. They are stored and read back."""
+    proxies = ["SMTP:ana@fab.example", "smtp:ana.alias@fab.example", "X500:/o=ExchangeLabs/ou=x"]
+    created = scim.client.post(
+        "/Users",
+        json={
+            "schemas": [CORE_USER],
+            "userName": "ana@fab.example",
+            "emails": [
+                {"type": "work", "value": "ana@fab.example", "primary": True},
+                *({"type": "other", "value": value} for value in proxies[:1]),
+            ],
+        },
+    )
+    assert created.status_code == 201, created.text
+    user_id = created.json()["id"]
+    patched = scim.patch(
+        f"/Users/{user_id}",
+        {"op": "Add", "path": 'emails[type eq "other"].value', "value": proxies[1]},
+    )
+    assert patched.status_code in (200, 204), patched.text
+    replaced = scim.patch(
+        f"/Users/{user_id}",
+        {"op": "Replace", "path": 'emails[type eq "other"].value', "value": proxies[2]},
+    )
+    assert replaced.status_code in (200, 204), replaced.text
+    emails = scim.client.get(f"/Users/{user_id}").json()["emails"]
+    assert {"type": "work", "value": "ana@fab.example", "primary": True} in emails
+    assert any(e.get("value") == proxies[2] for e in emails), emails

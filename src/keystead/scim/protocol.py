@@ -10,10 +10,12 @@ on group creation, the manager as a bare id) the tolerant policy below, plus
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 from scim2_models import (
+    ComplexAttribute,
     Context,
+    Email,
     EnterpriseUser,
     Error,
     Group,
@@ -32,7 +34,25 @@ LIST_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error"
 MAX_COUNT = 1000
 
-UserResource = User[EnterpriseUser]
+
+class AnyEmail(Email):
+    """An ``emails`` entry whose value may be any string: Entra's default mapping sends
+    proxyAddresses as emails of type "other" ("SMTP:…", "X500:…"), which are not e-mail
+    addresses, and refusing them would fail the user's provisioning."""
+
+    value: str | None = None
+
+
+class KeysteadUser(User[EnterpriseUser]):
+    """The core User with the enterprise extension, and tolerant ``emails``."""
+
+    # A pydantic field redefinition: list is invariant, so mypy sees a narrower override.
+    emails: list[AnyEmail] | None = None  # type: ignore[assignment]
+
+    Emails: ClassVar[type[ComplexAttribute]] = AnyEmail
+
+
+UserResource = KeysteadUser
 GroupResource = Group
 
 POLICY = ScimPolicy(
