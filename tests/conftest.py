@@ -45,6 +45,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "engine_name" in metafunc.fixturenames:
         engines = [e.strip() for e in metafunc.config.getoption("--engines").split(",") if e]
+        only = metafunc.definition.get_closest_marker("engines")
+        if only is not None:  # a behaviour that exists on some engines only
+            engines = [e for e in engines if e in only.args]
         metafunc.parametrize("engine_name", engines, scope="session")
 
 
