@@ -15,8 +15,8 @@ import threading
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from sqlalchemy import Connection, String, Uuid, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
@@ -52,25 +52,6 @@ class SignInRefused(KeysteadError):
         self.status = status
         self.reason = reason
         self.user = user
-
-
-@dataclass(frozen=True)
-class Credentials:
-    """The exchange's answer (the client's papi, sapi and certificate)."""
-
-    public_value: str
-    signing_value: str
-    api_cert: str
-    user_name: str
-    user_id: uuid.UUID
-    not_after: datetime
-
-    def wire(self) -> dict[str, str]:
-        return {
-            "public_value": self.public_value,
-            "signing_value": self.signing_value,
-            "api_cert": self.api_cert,
-        }
 
 
 @dataclass(frozen=True)
@@ -322,7 +303,12 @@ class Exchange:
         return max(end, now + timedelta(seconds=1))
 
     def certificate(
-        self, setup: _Setup, key: Bound, public_key: Any, not_after: datetime, now: datetime
+        self,
+        setup: _Setup,
+        key: Bound,
+        public_key: RSAPublicKey,
+        not_after: datetime,
+        now: datetime,
     ) -> str:
         return certificates.issue(
             self._authority(setup),
