@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from statistics import median
+from typing import Any
 
 import httpx
 
@@ -34,6 +35,19 @@ done = function(summary, latency, requests)
     summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
 end
 """
+
+
+def keystead_cli(env: dict[str, str], *args: str) -> dict[str, Any]:
+    """Run one `keystead … --json` command in ``env`` and return its JSON answer."""
+    out = subprocess.run(
+        [str(BIN / "keystead"), *args, "--json"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    return json.loads(out)  # type: ignore[no-any-return]
 
 
 def free_port() -> int:

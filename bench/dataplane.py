@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -24,17 +23,6 @@ from bench import common
 
 TARGET_SHARE = 0.40
 TARGET_P99_MS = 25.0
-
-
-def keystead(env: dict[str, str], *args: str) -> dict[str, object]:
-    out = subprocess.run(
-        [str(common.BIN / "keystead"), *args, "--json"],
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return json.loads(out)  # type: ignore[no-any-return]
 
 
 def signed(method: str, url: str, papi: str, sapi: str, body: bytes = b"") -> dict[str, str]:
@@ -53,11 +41,15 @@ def main() -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="keystead-bench-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEYSTEAD_")}
     env |= {"KEYSTEAD_DATA_DIR": str(data_dir)}
-    keystead(env, "init")
-    keystead(env, "dataset", "create", "SSN", "--type", "structured", "--template", "ssn")
-    keystead(env, "dataset", "rotate-key", "SSN")  # def_keys then wraps two keys
-    keystead(env, "dataset", "create", "Notes", "--type", "unstructured")
-    key = keystead(env, "api-key", "create", "bench", "--dataset", "SSN", "--dataset", "Notes")
+    common.keystead_cli(env, "init")
+    common.keystead_cli(
+        env, "dataset", "create", "SSN", "--type", "structured", "--template", "ssn"
+    )
+    common.keystead_cli(env, "dataset", "rotate-key", "SSN")  # def_keys then wraps two keys
+    common.keystead_cli(env, "dataset", "create", "Notes", "--type", "unstructured")
+    key = common.keystead_cli(
+        env, "api-key", "create", "bench", "--dataset", "SSN", "--dataset", "Notes"
+    )
     papi, sapi = str(key["access_key_id"]), str(key["secret_signing_key"])
 
     port = common.free_port()

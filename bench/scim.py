@@ -145,18 +145,6 @@ def _start(cmd: list[str], env: dict[str, str], port: int, probe: str, log: Path
     return common.Server(f"http://127.0.0.1:{port}", process)
 
 
-def _keystead_cli(env: dict[str, str], *args: str) -> dict[str, object]:
-    out = subprocess.run(
-        [str(common.BIN / "keystead"), *args, "--json"],
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    ).stdout
-    return json.loads(out)  # type: ignore[no-any-return]
-
-
 def revision() -> str:
     git = shutil.which("git")
     if git is None:
@@ -182,9 +170,9 @@ def start_keystead(work: Path) -> Target:
     data_dir = Path(tempfile.mkdtemp(prefix="keystead-scim-", dir=work))
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEYSTEAD_")}
     env |= {"KEYSTEAD_DATA_DIR": str(data_dir)}
-    _keystead_cli(env, "init")
-    _keystead_cli(env, "idp", "enable")
-    issued = _keystead_cli(env, "idp", "scim-token")
+    common.keystead_cli(env, "init")
+    common.keystead_cli(env, "idp", "enable")
+    issued = common.keystead_cli(env, "idp", "scim-token")
     path = urlsplit(str(issued["scim_url"])).path  # /{customer_id}/api/v3/scim
     port = common.free_port()
     log = data_dir / "serve.log"

@@ -32,7 +32,6 @@ Results go to docs/PERFORMANCE.md (section "sso").
 from __future__ import annotations
 
 import argparse
-import base64
 import http.client
 import json
 import math
@@ -50,16 +49,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import median
-from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import jwt
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from tests.support.fake_entra import FakeEntra
+from tests.support.signin import csr_pem
 
 from bench import common
 from bench.scim import Client as ScimClient
@@ -80,36 +78,6 @@ class Unexpected(RuntimeError):
 
 
 # --- set-up -------------------------------------------------------------------------------
-
-
-def csr_pem(key: rsa.RSAPrivateKey) -> str:
-    """A CSR as the Ubiq client builds it (§7.4): random CN, fixed subject, SHA-256."""
-    subject = x509.Name(
-        [
-            x509.NameAttribute(NameOID.COMMON_NAME, base64.b64encode(os.urandom(18)).decode()),
-            x509.NameAttribute(NameOID.COUNTRY_NAME, "US"),
-            x509.NameAttribute(NameOID.STATE_OR_PROVINCE_NAME, "California"),
-            x509.NameAttribute(NameOID.LOCALITY_NAME, "San Diego"),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Ubiq Security, Inc."),
-            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "Ubiq Platform"),
-        ]
-    )
-    request = (
-        x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, hashes.SHA256())
-    )
-    return request.public_bytes(serialization.Encoding.PEM).decode()
-
-
-def cli(env: dict[str, str], *args: str) -> dict[str, Any]:
-    out = subprocess.run(
-        [str(common.BIN / "keystead"), *args, "--json"],
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    ).stdout
-    return json.loads(out)  # type: ignore[no-any-return]
 
 
 @dataclass
@@ -156,13 +124,13 @@ def setup_keystead(work: Path, entra: FakeEntra) -> Keystead:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEYSTEAD_")}
     env |= {"KEYSTEAD_DATA_DIR": str(data_dir)}
     ks = Keystead(env, data_dir)
-    cli(env, "init")
-    cli(env, "idp", "enable")
-    cli(
+    common.keystead_cli(env, "init")
+    common.keystead_cli(env, "idp", "enable")
+    common.keystead_cli(
         env, "idp", "configure", "--discovery-url", entra.discovery_url, "--issuer",
         entra.issuer, "--audience", entra.audience,
     )  # fmt: skip
-    issued = cli(env, "idp", "scim-token")
+    issued = common.keystead_cli(env, "idp", "scim-token")
     scim_url = str(issued["scim_url"])
     path = urlsplit(scim_url).path  # /{customer_id}/api/v3/scim
     ks.customer_id = path.strip("/").split("/", 1)[0]

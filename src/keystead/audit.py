@@ -38,6 +38,9 @@ class Actor:
         return cls("system", None, "system")
 
 
+_INSERT = cast(Table, AuditEvent.__table__).insert()
+
+
 def record(
     session: Session,
     *,
@@ -48,53 +51,29 @@ def record(
     subject_id: str | uuid.UUID | None = None,
     subject_label: str | None = None,
     detail: dict[str, Any] | None = None,
+    immediate: bool = False,
 ) -> None:
-    """Add an audit event to the current unit of work (it commits with the change)."""
-    session.add(
-        AuditEvent(
-            account_id=account_id,
-            actor_type=actor.type,
-            actor_id=actor.id,
-            actor_label=actor.label,
-            action=action,
-            subject_type=subject_type,
-            subject_id=str(subject_id) if subject_id is not None else None,
-            subject_label=subject_label,
-            detail=detail or {},
-        )
-    )
+    """Record an audit event in the current transaction (it commits with the change).
 
-
-_INSERT = cast(Table, AuditEvent.__table__).insert()
-
-
-def insert(
-    session: Session,
-    *,
-    account_id: uuid.UUID | None,
-    actor: Actor,
-    action: str,
-    subject_type: str | None = None,
-    subject_id: str | uuid.UUID | None = None,
-    subject_label: str | None = None,
-    detail: dict[str, Any] | None = None,
-) -> None:
-    """`record`, written at once in the current transaction by one INSERT (no ORM object,
-    no flush): for hot paths whose other writes are not pending in the session either."""
-    session.execute(
-        _INSERT,
-        {
-            "account_id": account_id,
-            "actor_type": actor.type,
-            "actor_id": actor.id,
-            "actor_label": actor.label,
-            "action": action,
-            "subject_type": subject_type,
-            "subject_id": str(subject_id) if subject_id is not None else None,
-            "subject_label": subject_label,
-            "detail": detail or {},
-        },
-    )
+    By default it joins the unit of work; ``immediate`` writes it at once with one INSERT
+    (no ORM object, no flush), for hot paths whose other writes are not pending in the
+    session either.
+    """
+    row = {
+        "account_id": account_id,
+        "actor_type": actor.type,
+        "actor_id": actor.id,
+        "actor_label": actor.label,
+        "action": action,
+        "subject_type": subject_type,
+        "subject_id": str(subject_id) if subject_id is not None else None,
+        "subject_label": subject_label,
+        "detail": detail or {},
+    }
+    if immediate:
+        session.execute(_INSERT, row)
+    else:
+        session.add(AuditEvent(**row))
 
 
 def list_events(

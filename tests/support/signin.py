@@ -3,7 +3,9 @@ stand-in Entra tenant, directory users with their auto-provisioned keys, and CSR
 
 from __future__ import annotations
 
+import base64
 import functools
+import os
 import uuid
 from dataclasses import dataclass
 
@@ -32,11 +34,12 @@ def client_key(bits: int = 2048) -> rsa.RSAPrivateKey:
 
 
 def csr_pem(key: rsa.RSAPrivateKey | None = None) -> str:
-    """A CSR shaped like the Ubiq client's (§7.4 of the protocol notes)."""
+    """A CSR as the Ubiq client builds it (§7.4 of the protocol notes): random CN, fixed
+    subject, SHA-256 with RSA."""
     signer = key or client_key()
     subject = x509.Name(
         [
-            x509.NameAttribute(NameOID.COMMON_NAME, "c2lnbi1pbi10ZXN0LWNzcg=="),
+            x509.NameAttribute(NameOID.COMMON_NAME, base64.b64encode(os.urandom(18)).decode()),
             x509.NameAttribute(NameOID.COUNTRY_NAME, "US"),
             x509.NameAttribute(NameOID.STATE_OR_PROVINCE_NAME, "California"),
             x509.NameAttribute(NameOID.LOCALITY_NAME, "San Diego"),

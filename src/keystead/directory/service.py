@@ -135,7 +135,7 @@ def create_user(
             "updated_at": now,
         },
     )
-    audit.insert(
+    audit.record(
         session,
         account_id=account_id,
         actor=actor,
@@ -144,6 +144,7 @@ def create_user(
         subject_id=row["id"],
         subject_label=user_name,
         detail={"active": fields.active, "api_key": access_key_id},
+        immediate=True,
     )
     return DirectoryUser(**row)
 
@@ -196,7 +197,7 @@ def update_user(
             .where(ApiKey.directory_user_id == user.id)
             .values(name=user_name, enabled=fields.active, updated_at=now)
         )
-        audit.insert(
+        audit.record(
             session,
             account_id=user.account_id,
             actor=actor,
@@ -205,6 +206,7 @@ def update_user(
             subject_id=user.id,
             subject_label=user_name,
             detail={"before": before, "after": after},
+            immediate=True,
         )
 
 
@@ -215,7 +217,7 @@ def delete_user(session: Session, user: DirectoryUser, *, actor: Actor = SCIM) -
         delete(ApiKey).where(ApiKey.directory_user_id == user.id).returning(ApiKey.access_key_id)
     )
     session.execute(delete(DirectoryUser).where(DirectoryUser.id == user.id))
-    audit.insert(
+    audit.record(
         session,
         account_id=user.account_id,
         actor=actor,
@@ -224,6 +226,7 @@ def delete_user(session: Session, user: DirectoryUser, *, actor: Actor = SCIM) -
         subject_id=user.id,
         subject_label=user.user_name,
         detail={"api_key": access_key_id},
+        immediate=True,
     )
 
 
@@ -295,7 +298,7 @@ def create_group(
     group = DirectoryGroup(**row)
     shown = {uuid.UUID(k): v for k, v in (displays or {}).items() if is_id(k)}
     add_members(session, group, member_ids, shown)
-    audit.insert(
+    audit.record(
         session,
         account_id=account_id,
         actor=actor,
@@ -304,6 +307,7 @@ def create_group(
         subject_id=group.id,
         subject_label=name,
         detail={"members": len(member_ids)},
+        immediate=True,
     )
     return group
 
@@ -335,7 +339,7 @@ def update_group(
         attributes=attributes,
     )
     if before != name:
-        audit.insert(
+        audit.record(
             session,
             account_id=group.account_id,
             actor=actor,
@@ -344,6 +348,7 @@ def update_group(
             subject_id=group.id,
             subject_label=name,
             detail={"before": {"displayName": before}, "after": {"displayName": name}},
+            immediate=True,
         )
 
 
@@ -369,7 +374,7 @@ def _settled(session: Session, row: DirectoryUser | DirectoryGroup) -> None:
 def delete_group(session: Session, group: DirectoryGroup, *, actor: Actor = SCIM) -> None:
     session.execute(delete(DirectoryMembership).where(DirectoryMembership.group_id == group.id))
     session.execute(delete(DirectoryGroup).where(DirectoryGroup.id == group.id))
-    audit.insert(
+    audit.record(
         session,
         account_id=group.account_id,
         actor=actor,
@@ -377,6 +382,7 @@ def delete_group(session: Session, group: DirectoryGroup, *, actor: Actor = SCIM
         subject_type="directory_group",
         subject_id=group.id,
         subject_label=group.display_name,
+        immediate=True,
     )
 
 

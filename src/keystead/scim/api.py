@@ -8,10 +8,10 @@ is written to the provisioning log (successful reads change nothing and are not)
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import secrets
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.convertors import Convertor
 from starlette.routing import compile_path
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from keystead.crypto.masterkey import MasterKey
 from keystead.directory import service as directory
@@ -45,10 +45,9 @@ from keystead.scim.protocol import (
     parse_json,
 )
 from keystead.storage.models import Account
-from keystead.web.middleware import ClientGone, read_body, send_json
+from keystead.web.middleware import AccessLog, ClientGone, read_body, send_json
 
 log = get_logger("keystead.scim")
-access_log = get_logger("keystead.access")
 # The token hash, plan and switch of one account, in one indexed query per request.
 _ACCOUNT_STATE = (
     select(idp.IdpSettings.scim_token_hash, idp.IdpSettings.enabled, Account.plan)
@@ -328,25 +327,8 @@ class ScimDispatch:
         if match is None:
             await self.fallback(scope, receive, send)
             return
-        started = time.perf_counter()
-        status = 500
-
-        async def capture(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self._answer(match[0], match[1], scope, receive, capture)
-        finally:
-            access_log.info(
-                "request",
-                method=scope["method"],
-                path=scope["path"],
-                status=status,
-                ms=round((time.perf_counter() - started) * 1000, 2),
-            )
+        # The same access line as every other request (the middleware it bypasses).
+        await AccessLog(functools.partial(self._answer, *match))(scope, receive, send)
 
     async def _answer(
         self, spec: Route, params: dict[str, Any], scope: Scope, receive: Receive, send: Send
