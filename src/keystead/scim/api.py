@@ -45,6 +45,7 @@ from keystead.scim.protocol import (
     parse_json,
 )
 from keystead.storage.models import Account
+from keystead.storage.session import WriterBusy
 from keystead.web.middleware import AccessLog, ClientGone, read_body, send_json
 
 log = get_logger("keystead.scim")
@@ -212,9 +213,11 @@ class Runner:
         *,
         name: str,
         write: bool,
+        now: bool = False,
     ) -> tuple[Response, Failure | None]:
         """The response, and the failure still to be logged (the caller writes it, in a
-        transaction of its own, before answering)."""
+        transaction of its own, before answering). ``now``: a write must not wait for the
+        write lock (``Database.write_now``); WriterBusy then says nothing was done."""
         try:
             account_id = self.authorise(customer_id, request)
         except KeysteadError as exc:
@@ -226,7 +229,8 @@ class Runner:
         try:
             if write:
                 # A change and its log entry commit together.
-                with self.runtime.db.write() as session:
+                db = self.runtime.db
+                with db.write_now() if now else db.write() as session:
                     outcome = operation(session, call)
                     _record(session, account_id, request.method, name, outcome, None)
             else:
@@ -236,6 +240,8 @@ class Runner:
         except KeysteadError as exc:
             scim = from_domain(exc)
             return _error(scim, request), Failure(account_id, request.method, name, scim)
+        except WriterBusy:
+            raise
         except Exception as exc:  # details to the log, a reference to the client
             reference = secrets.token_hex(6)
             log.error("unexpected_error", path=request.url.path, reference=reference, exc_info=exc)
@@ -243,9 +249,10 @@ class Runner:
             return _error(scim, request), Failure(account_id, request.method, name, scim)
         return _respond(outcome), None
 
-    def log_failure(self, failure: Failure) -> None:
+    def log_failure(self, failure: Failure, *, now: bool = False) -> None:
         # The failed request's own transaction rolled back; its log entry gets its own.
-        with self.runtime.db.write() as session:
+        db = self.runtime.db
+        with db.write_now() if now else db.write() as session:
             _record(session, failure.account_id, failure.method, failure.name, None, failure.error)
 
 
@@ -296,11 +303,12 @@ class ScimDispatch:
         self.elsewhere = [compile_path(path)[0] for path in elsewhere]
         self.limit = runtime.settings.max_body_bytes
         self.run = Runner(runtime)
-        # SQLite answers reads in microseconds from local files, so they run on the event
-        # loop (as the data plane's do): a thread hop would cost more than the query.
-        # Writes may wait for the write lock, and PostgreSQL waits on the network: those
-        # go to the thread pool.
-        self.inline_reads = runtime.db.dialect == "sqlite"
+        # SQLite answers in microseconds from local files, so requests run on the event
+        # loop (as the data plane's do): a thread hop, and threads contending for the GIL
+        # and the write lock, would cost more than the statements. A write that would
+        # wait for another writer goes to the thread pool instead, as everything does on
+        # PostgreSQL, which waits on the network.
+        self.inline = runtime.db.writes_now
         self.routes: list[_Compiled] = []
         for spec in ROUTES:
             regex, _, convertors = compile_path(PREFIX + spec.path)
@@ -343,12 +351,23 @@ class ScimDispatch:
         scope["path_params"] = params
         request = Request(scope)
         args = (params["customer_id"], request, bytes(body), spec.operation)
-        if self.inline_reads and not spec.write:
-            response, failure = self.run.answer(*args, name=spec.name, write=False)
-            if failure is not None:  # its log entry is a write: off the event loop
-                await run_in_threadpool(self.run.log_failure, failure)
-        else:
+        if not self.inline:
             response = await run_in_threadpool(self.run, *args, name=spec.name, write=spec.write)
+        else:
+            try:
+                response, failure = self.run.answer(
+                    *args, name=spec.name, write=spec.write, now=True
+                )
+            except WriterBusy:
+                response = await run_in_threadpool(
+                    self.run, *args, name=spec.name, write=spec.write
+                )
+                failure = None  # logged by the retry
+            if failure is not None:
+                try:
+                    self.run.log_failure(failure, now=True)
+                except WriterBusy:
+                    await run_in_threadpool(self.run.log_failure, failure)
         await response(scope, receive, send)
 
 

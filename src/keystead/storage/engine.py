@@ -14,6 +14,9 @@ from sqlalchemy.pool import ConnectionPoolEntry
 # a deferred transaction that reads and then writes can fail at once with SQLITE_BUSY
 # instead of waiting for busy_timeout. Readers keep plain BEGIN so they never queue.
 SQLITE_BEGIN_OPTION = "keystead_sqlite_begin"
+# The begin mode of a write that must not wait for another writer (Database.write_now).
+NOWAIT = "IMMEDIATE NOWAIT"
+BUSY_TIMEOUT_MS = 30_000
 
 
 def make_engine(url: str, *, pool_size: int = 8) -> Engine:
@@ -49,13 +52,22 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         mode = conn.get_execution_options().get(SQLITE_BEGIN_OPTION, "DEFERRED")
-        if mode != "NONE":  # NONE: each statement commits on its own (Database.autocommit)
+        if mode == NOWAIT:
+            # Take the write lock now or fail at once (SQLITE_BUSY) instead of waiting
+            # out the busy timeout: the caller is an event loop that must not block.
+            driver = conn.connection.driver_connection
+            driver.execute("PRAGMA busy_timeout=0")
+            try:
+                driver.execute("BEGIN IMMEDIATE")
+            finally:
+                driver.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        elif mode != "NONE":  # NONE: each statement commits on its own (Database.autocommit)
             conn.exec_driver_sql(f"BEGIN {mode}")
 
     return engine

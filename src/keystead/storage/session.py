@@ -10,10 +10,15 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from keystead.storage.driver import SQLiteReader
-from keystead.storage.engine import SQLITE_BEGIN_OPTION
+from keystead.storage.engine import BUSY_TIMEOUT_MS, NOWAIT, SQLITE_BEGIN_OPTION
+
+
+class WriterBusy(Exception):
+    """Another writer holds SQLite's write lock; nothing was done (see Database.write_now)."""
 
 
 class Database:
@@ -25,6 +30,14 @@ class Database:
         self._writer = sessionmaker(
             bind=engine.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"}),
             expire_on_commit=False,
+        )
+        self._writer_now = (
+            sessionmaker(
+                bind=engine.execution_options(**{SQLITE_BEGIN_OPTION: NOWAIT}),
+                expire_on_commit=False,
+            )
+            if engine.dialect.name == "sqlite"
+            else None
         )
         self._write_lock: threading.RLock | contextlib.nullcontext[None] = (
             threading.RLock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
@@ -60,6 +73,39 @@ class Database:
         with self._write_lock, self._writer() as session, session.begin():
             yield session
 
+    @property
+    def writes_now(self) -> bool:
+        """Whether :meth:`write_now` is available (SQLite: a write is local and brief)."""
+        return self._writer_now is not None
+
+    @contextmanager
+    def write_now(self) -> Iterator[Session]:
+        """:meth:`write`, for a caller on the event loop: the transaction starts only if it
+        needs no wait, else :class:`WriterBusy` is raised before anything ran, and the
+        caller retries with :meth:`write` on a thread. On SQLite the write lock, once held,
+        is all a transaction waits for (WAL readers never block it), so a write that
+        starts also finishes without blocking the loop on anyone else."""
+        if self._writer_now is None:
+            raise WriterBusy("write_now needs SQLite")
+        lock = self._write_lock
+        assert not isinstance(lock, contextlib.nullcontext)
+        if not lock.acquire(blocking=False):
+            raise WriterBusy("another thread of this process is writing")
+        try:
+            with self._writer_now() as session:
+                try:
+                    transaction = session.begin()
+                    session.connection()  # BEGIN IMMEDIATE, without waiting
+                except (sqlite3.OperationalError, OperationalError) as exc:
+                    # The begin hook runs BEGIN on the driver: its error arrives unwrapped.
+                    if "locked" not in str(exc) and "busy" not in str(exc):
+                        raise
+                    raise WriterBusy("another process is writing") from exc
+                with transaction:
+                    yield session
+        finally:
+            lock.release()
+
     @contextmanager
     def read(self) -> Iterator[Session]:
         """A transaction that is never committed (closing the session rolls it back,
@@ -88,7 +134,7 @@ class Database:
         connection: sqlite3.Connection = sqlite3.connect(
             *args, **{**kwargs, "check_same_thread": False, "isolation_level": None}
         )
-        connection.execute("PRAGMA busy_timeout=30000")
+        connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         connection.execute("PRAGMA query_only=1")
         with self._write_lock:
             self._reader_connections.append(connection)
