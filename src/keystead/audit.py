@@ -71,7 +71,7 @@ def record(
         "detail": detail or {},
     }
     if immediate:
-        session.execute(_INSERT, row)
+        session.connection().execute(_INSERT, row)
     else:
         session.add(AuditEvent(**row))
 

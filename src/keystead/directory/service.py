@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, func, select, update
+from sqlalchemy import Table, bindparam, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -65,9 +65,11 @@ _USER_BY_NAME = select(DirectoryUser.__table__.c.id).where(
 def _user_name_taken(
     session: Session, account_id: uuid.UUID, user_name: str, but: uuid.UUID | None
 ) -> bool:
-    existing = session.execute(
-        _USER_BY_NAME, {"account_id": account_id, "name_key": names.name_key(user_name)}
-    ).scalar()
+    existing = (
+        session.connection()
+        .execute(_USER_BY_NAME, {"account_id": account_id, "name_key": names.name_key(user_name)})
+        .scalar()
+    )
     return existing is not None and existing != but
 
 
@@ -83,6 +85,13 @@ _USERS_BY_IDS = select(
     _USERS.c.id, (_USERS.c.account_id == bindparam("account_id")).label("mine")
 ).where(_USERS.c.id.in_(bindparam("ids", expanding=True)))
 _USER_BY_ID = select(_USERS).where(_USERS.c.id == bindparam("user_id"))
+_DELETE_USER = _USERS.delete().where(_USERS.c.id == bindparam("user_id"))
+_UPDATE_USER_KEY = _KEYS.update().where(_KEYS.c.directory_user_id == bindparam("user_id"))
+_DELETE_USER_KEY = (
+    _KEYS.delete()
+    .where(_KEYS.c.directory_user_id == bindparam("user_id"))
+    .returning(_KEYS.c.access_key_id)
+)
 
 
 def create_user(
@@ -115,10 +124,11 @@ def create_user(
         "created_at": now,
         "updated_at": now,
     }
-    session.execute(_INSERT_USER, row)
+    connection = session.connection()
+    connection.execute(_INSERT_USER, row)
     key_id, access_key_id = uuid.uuid4(), credentials.new_access_key_id()
     # No RSA key pair: an auto-provisioned key works with certificates from the SSO exchange.
-    session.execute(
+    connection.execute(
         _INSERT_KEY,
         {
             "id": key_id,
@@ -186,16 +196,15 @@ def update_user(
         "version": user.version + 1,
         "updated_at": now,
     }
-    session.execute(_UPDATE_USER, {**changes, "user_id": user.id})
+    connection = session.connection()
+    connection.execute(_UPDATE_USER, {**changes, "user_id": user.id})
     for name, value in changes.items():
         set_committed_value(user, name, value)
     if after != before:
-        # The key's name and state follow the user's and change only with them. The
-        # statement is ORM-enabled, so a key already loaded in this session reads them.
-        session.execute(
-            update(ApiKey)
-            .where(ApiKey.directory_user_id == user.id)
-            .values(name=user_name, enabled=fields.active, updated_at=now)
+        # The key's name and state follow the user's and change only with them.
+        connection.execute(
+            _UPDATE_USER_KEY,
+            {"user_id": user.id, "name": user_name, "enabled": fields.active, "updated_at": now},
         )
         audit.record(
             session,
@@ -212,11 +221,10 @@ def update_user(
 
 def delete_user(session: Session, user: DirectoryUser, *, actor: Actor = SCIM) -> None:
     """Rule: a deleted user takes its key and its memberships with it."""
-    session.execute(delete(DirectoryMembership).where(DirectoryMembership.user_id == user.id))
-    access_key_id = session.scalar(
-        delete(ApiKey).where(ApiKey.directory_user_id == user.id).returning(ApiKey.access_key_id)
-    )
-    session.execute(delete(DirectoryUser).where(DirectoryUser.id == user.id))
+    connection = session.connection()
+    connection.execute(_DELETE_USER_MEMBERSHIPS, {"user_id": user.id})
+    access_key_id = connection.execute(_DELETE_USER_KEY, {"user_id": user.id}).scalar()
+    connection.execute(_DELETE_USER, {"user_id": user.id})
     audit.record(
         session,
         account_id=user.account_id,
@@ -234,7 +242,7 @@ def get_user(session: Session, account_id: uuid.UUID, user_id: str) -> Directory
     """A detached copy of the user's row (one Core SELECT: the writes above need no unit
     of work, and reads need only the columns)."""
     wanted = _parse_id(user_id, "user")
-    row = session.execute(_USER_BY_ID, {"user_id": wanted}).first()
+    row = session.connection().execute(_USER_BY_ID, {"user_id": wanted}).first()
     if row is None or row.account_id != account_id:
         raise NotFound(f"no user {user_id!r}")
     return DirectoryUser(**row._mapping)
@@ -251,6 +259,7 @@ _GROUPS = cast(Table, DirectoryGroup.__table__)
 _INSERT_GROUP = _GROUPS.insert()
 _UPDATE_GROUP = _GROUPS.update().where(_GROUPS.c.id == bindparam("group_id"))  # SET: the params
 _GROUP_BY_ID = select(_GROUPS).where(_GROUPS.c.id == bindparam("group_id"))
+_DELETE_GROUP = _GROUPS.delete().where(_GROUPS.c.id == bindparam("group_id"))
 _GROUP_BY_NAME = select(_GROUPS.c.id).where(
     _GROUPS.c.account_id == bindparam("account_id"),
     _GROUPS.c.display_name == bindparam("display_name"),
@@ -260,9 +269,11 @@ _GROUP_BY_NAME = select(_GROUPS.c.id).where(
 def _group_name_taken(
     session: Session, account_id: uuid.UUID, display_name: str, but: uuid.UUID | None
 ) -> bool:
-    existing = session.execute(
-        _GROUP_BY_NAME, {"account_id": account_id, "display_name": display_name}
-    ).scalar()
+    existing = (
+        session.connection()
+        .execute(_GROUP_BY_NAME, {"account_id": account_id, "display_name": display_name})
+        .scalar()
+    )
     return existing is not None and existing != but
 
 
@@ -294,7 +305,7 @@ def create_group(
         "created_at": now,
         "updated_at": now,
     }
-    session.execute(_INSERT_GROUP, row)
+    session.connection().execute(_INSERT_GROUP, row)
     group = DirectoryGroup(**row)
     shown = {uuid.UUID(k): v for k, v in (displays or {}).items() if is_id(k)}
     add_members(session, group, member_ids, shown)
@@ -360,7 +371,7 @@ def touch_group(session: Session, group: DirectoryGroup) -> None:
 def _write_group(session: Session, group: DirectoryGroup, **changes: Any) -> None:
     _settled(session, group)
     changes.update(version=group.version + 1, updated_at=utcnow())
-    session.execute(_UPDATE_GROUP, {**changes, "group_id": group.id})
+    session.connection().execute(_UPDATE_GROUP, {**changes, "group_id": group.id})
     for name, value in changes.items():
         set_committed_value(group, name, value)
 
@@ -372,8 +383,9 @@ def _settled(session: Session, row: DirectoryUser | DirectoryGroup) -> None:
 
 
 def delete_group(session: Session, group: DirectoryGroup, *, actor: Actor = SCIM) -> None:
-    session.execute(delete(DirectoryMembership).where(DirectoryMembership.group_id == group.id))
-    session.execute(delete(DirectoryGroup).where(DirectoryGroup.id == group.id))
+    connection = session.connection()
+    connection.execute(_DELETE_GROUP_MEMBERSHIPS, {"group_id": group.id})
+    connection.execute(_DELETE_GROUP, {"group_id": group.id})
     audit.record(
         session,
         account_id=group.account_id,
@@ -389,7 +401,7 @@ def delete_group(session: Session, group: DirectoryGroup, *, actor: Actor = SCIM
 def get_group(session: Session, account_id: uuid.UUID, group_id: str) -> DirectoryGroup:
     """A detached copy of the group's row (one Core SELECT)."""
     wanted = _parse_id(group_id, "group")
-    row = session.execute(_GROUP_BY_ID, {"group_id": wanted}).first()
+    row = session.connection().execute(_GROUP_BY_ID, {"group_id": wanted}).first()
     if row is None or row.account_id != account_id:
         raise NotFound(f"no group {group_id!r}")
     return DirectoryGroup(**row._mapping)
@@ -403,6 +415,21 @@ def _parse_id(raw_id: str, what: str) -> uuid.UUID:
 
 
 # --- memberships ----------------------------------------------------------------------------
+
+_MEMBERSHIPS = cast(Table, DirectoryMembership.__table__)
+_DELETE_USER_MEMBERSHIPS = _MEMBERSHIPS.delete().where(
+    _MEMBERSHIPS.c.user_id == bindparam("user_id")
+)
+_DELETE_GROUP_MEMBERSHIPS = _MEMBERSHIPS.delete().where(
+    _MEMBERSHIPS.c.group_id == bindparam("group_id")
+)
+_DELETE_SOME_MEMBERSHIPS = _MEMBERSHIPS.delete().where(
+    _MEMBERSHIPS.c.group_id == bindparam("group_id"),
+    _MEMBERSHIPS.c.user_id.in_(bindparam("user_ids", expanding=True)),
+)
+_GROUPS_BY_IDS = select(_GROUPS.c.id, _GROUPS.c.account_id).where(
+    _GROUPS.c.id.in_(bindparam("ids", expanding=True))
+)
 
 
 def resolve_members(
@@ -428,7 +455,7 @@ def resolve_members(
     # account in WHERE would pick the (account, userName) index and scan the directory.
     users = {
         uid
-        for uid, mine in session.execute(
+        for uid, mine in session.connection().execute(
             _USERS_BY_IDS, {"ids": list(wanted), "account_id": account_id}
         )
         if mine
@@ -437,11 +464,7 @@ def resolve_members(
     if rest:
         groups = {
             gid
-            for gid, owner in session.execute(
-                select(DirectoryGroup.id, DirectoryGroup.account_id).where(
-                    DirectoryGroup.id.in_(rest)
-                )
-            )
+            for gid, owner in session.connection().execute(_GROUPS_BY_IDS, {"ids": list(rest)})
             if owner == account_id
         }
         unknown = sorted(wanted[i] for i in rest - groups)
@@ -464,19 +487,17 @@ def add_members(
     Returns how many were added."""
     shown = displays or {}
     rows = [{"group_id": group.id, "user_id": uid, "display": shown.get(uid)} for uid in user_ids]
-    return insert_ignoring_duplicates(session, DirectoryMembership.__table__, rows)  # type: ignore[arg-type]
+    return insert_ignoring_duplicates(session, _MEMBERSHIPS, rows)
 
 
 def remove_members(session: Session, group: DirectoryGroup, user_ids: Iterable[uuid.UUID]) -> int:
     ids = list(user_ids)
     if not ids:
         return 0
-    result = session.execute(
-        delete(DirectoryMembership).where(
-            DirectoryMembership.group_id == group.id, DirectoryMembership.user_id.in_(ids)
-        )
+    result = session.connection().execute(
+        _DELETE_SOME_MEMBERSHIPS, {"group_id": group.id, "user_ids": ids}
     )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return int(result.rowcount or 0)
 
 
 def replace_members(
@@ -485,7 +506,7 @@ def replace_members(
     user_ids: Iterable[uuid.UUID],
     displays: dict[uuid.UUID, str | None] | None = None,
 ) -> None:
-    session.execute(delete(DirectoryMembership).where(DirectoryMembership.group_id == group.id))
+    session.connection().execute(_DELETE_GROUP_MEMBERSHIPS, {"group_id": group.id})
     add_members(session, group, user_ids, displays)
 
 

@@ -44,6 +44,7 @@ from keystead.scim.protocol import (
     from_domain,
     parse_json,
 )
+from keystead.storage.driver import DriverQuery
 from keystead.storage.models import Account
 from keystead.storage.session import WriterBusy
 from keystead.web.middleware import AccessLog, ClientGone, read_body, send_json
@@ -162,6 +163,15 @@ class Runner:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
+        self._account_state = DriverQuery(_ACCOUNT_STATE, runtime.db.engine.dialect)
+
+    def _state(self, account_id: uuid.UUID) -> Any:
+        # A SQLite file: this thread's reader, on the bare driver connection.
+        reader = self.runtime.db.reader()
+        if reader is not None:
+            return reader.first(self._account_state, {"account_id": account_id})
+        with self.runtime.db.autocommit() as connection:
+            return connection.execute(_ACCOUNT_STATE, {"account_id": account_id}).first()
 
     def authorise(self, customer_id: str, request: Request) -> uuid.UUID:
         header = request.headers.get("authorization", "")
@@ -173,8 +183,7 @@ class Runner:
             account_id = None
         row = None
         if account_id is not None:
-            with self.runtime.db.autocommit() as connection:
-                row = connection.execute(_ACCOUNT_STATE, {"account_id": account_id}).first()
+            row = self._state(account_id)
         idp.check_scim_token_hash(row.scim_token_hash if row else None, presented)
         assert account_id is not None
         assert row is not None

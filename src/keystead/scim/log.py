@@ -29,7 +29,7 @@ def record(
 ) -> None:
     """Write the entry in the current transaction (one INSERT: it commits or rolls back
     with the request's own writes)."""
-    session.execute(
+    session.connection().execute(
         _INSERT,
         {
             "account_id": account_id,

@@ -22,11 +22,11 @@ def insert_ignoring_duplicates(
     """
     if not rows:
         return 0
-    dialect = session.get_bind().dialect.name
-    statement = _statement(dialect, table)
+    connection = session.connection()
+    statement = _statement(connection.dialect.name, table)
     # RETURNING lists only the rows actually inserted (rowcount is not reliable for
     # batched inserts on psycopg).
-    return len(session.execute(statement, list(rows)).all())
+    return len(connection.execute(statement, list(rows)).all())
 
 
 @functools.cache
