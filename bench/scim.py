@@ -12,7 +12,9 @@ keep-alive connection (httpx costs ~1.5 ms of client CPU per request here). Ever
 status is checked and the run stops at the first unexpected one.
 
 Comparison phases (a fresh, uniquely named set of users and groups per server and round;
-each phase runs on one server and then the other, the order alternating between rounds):
+each phase runs on each server in turn, the order reversed every other round; a third server,
+bench/scim_ceiling.py, answers every request with a fixed answer and stores nothing: the
+serving stack's own ceiling for each phase):
   1. lookup-then-create users: GET /Users?filter=userName eq "…" (0 results), POST /Users;
   2. lookup-then-create groups: GET /Groups?excludedAttributes=members&filter=displayName eq
      "…" (0 results), POST /Groups with Microsoft's extra schema URN and `members: []`;
@@ -194,6 +196,20 @@ def start_reference(work: Path) -> Target:
     env = {**os.environ, "PYTHONPATH": str(common.ROOT), "SCIM_REF_TOKEN": token}
     server = _start(cmd, env, port, "/v2/ServiceProviderConfig", log)
     return Target("reference", server.url + "/v2", token, server, log)
+
+
+def start_ceiling(work: Path) -> Target:
+    token = uuid.uuid4().hex
+    port = common.free_port()
+    log = work / f"ceiling-{port}.log"
+    cmd = [
+        str(common.BIN / "uvicorn"), "bench.scim_ceiling:app", "--host", "127.0.0.1",
+        "--port", str(port), "--loop", "uvloop", "--http", "httptools", "--no-access-log",
+        "--log-level", "warning",
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(common.ROOT), "SCIM_CEILING_TOKEN": token}
+    server = _start(cmd, env, port, "/v2/Users/probe", log)
+    return Target("ceiling", server.url + "/v2", token, server, log)
 
 
 # --- running a phase ----------------------------------------------------------------------
@@ -688,15 +704,26 @@ def report(
     problems: dict[str, int],
     revisions: dict[str, str],
 ) -> str:
-    rows, short = [], []
+    rows, short, beyond = [], [], []
     for phase in PHASES:
         k, r = results[phase.key]["Keystead"], results[phase.key]["reference"]
+        c = results[phase.key]["ceiling"]
+        wanted = TARGET_RATIO * median(x.ops_per_s for x in r)
+        ceiling = median(x.ops_per_s for x in c)
         ratio = median(x.ops_per_s for x in k) / median(x.ops_per_s for x in r)
         if ratio < TARGET_RATIO:
-            short.append(f"{phase.label.split(' ', 1)[1]} ×{ratio:.1f}")
+            short.append(
+                f"{phase.label.split(' ', 1)[1]} ×{ratio:.1f}, where 3× is "
+                f"{wanted / ceiling:.0%} of the ceiling"
+            )
+        if wanted > ceiling:
+            beyond.append(
+                f"{phase.label.split(' ', 1)[1]} (needs {wanted:,.0f}/s, ceiling {ceiling:,.0f}/s)"
+            )
         rows.append(
             f"| {phase.label} | {_span([x.ops_per_s for x in k])} | "
-            f"{_span([x.ops_per_s for x in r])} | ×{ratio:.1f} | "
+            f"{_span([x.ops_per_s for x in r])} | ×{ratio:.1f} | {wanted:,.0f} | "
+            f"{_span([x.ops_per_s for x in c])} ({median(x.ops_per_s for x in k) / ceiling:.0%}) | "
             f"{median(x.percentile(0.5) for x in k):.2f} / "
             f"{median(x.percentile(0.99) for x in k):.2f} | "
             f"{median(x.percentile(0.5) for x in r):.2f} / "
@@ -710,6 +737,13 @@ def report(
             "**met** in all phases."
             if not short
             else f"**not met** in {len(short)} of {len(PHASES)} phases ({'; '.join(short)})."
+        )
+        + (
+            f" In {len(beyond)} of them three times the reference is more than the bare stack "
+            f"itself answers ({'; '.join(beyond)}): there no server on this stack and this "
+            "client could meet it."
+            if beyond
+            else ""
         )
     )
 
@@ -789,20 +823,22 @@ Keystead's code: {"; ".join(f"commit {rev} ({when})" for when, rev in revisions.
 Setup: Keystead on its embedded default (SQLite, WAL), `keystead serve` with one uvicorn worker
 (httptools, uvloop); the reference is scim2-server 0.8.3 (in-memory storage) as an ASGI app
 with scim2-models' tolerant policy and a bearer token (bench/scim_reference.py), under the
-same uvicorn settings. Load: {args.clients} threads in one process, each with its own
+same uvicorn settings. The ceiling is the serving stack alone (bench/scim_ceiling.py): a bare
+Starlette app under the same settings that checks the token, parses each body and answers
+every request with a fixed SCIM answer, storing nothing. Load: {args.clients} threads in one process, each with its own
 `http.client` keep-alive connection; every response's status is checked (none was
 unexpected, or there would be no table). Workload per server and round: {args.users:,} users,
 {args.groups} groups of {min(args.per_group, args.users)} members (batches of 100, different
 groups in flight), {args.removes} single-member removals per group, {args.group_reads} reads per
 group, a big group filled by one client with every user ({args.users:,} members: the
 reference's per-batch cost grows with the group, so its big group stops there; Keystead's goes
-further in the scale run), then deletes. {args.rounds} rounds, each phase run on one server and
-then the other, the order alternating between rounds. Medians of the rounds, with min–max;
+further in the scale run), then deletes. {args.rounds} rounds, each phase run on each server in turn,
+the order reversed every other round. Medians of the rounds, with min–max;
 latency is per operation (lookup + create counts as one); client CPU is this process's share of
 one core (all {args.clients} client threads), server CPU the server process's.
 
-| phase | Keystead ops/s | reference ops/s | ratio | Keystead p50 / p99 ms | reference p50 / p99 ms | client CPU K / R | server CPU K / R |
-|---|---|---|---|---|---|---|---|
+| phase | Keystead ops/s | reference ops/s | ratio | 3× reference | ceiling ops/s (Keystead's share) | Keystead p50 / p99 ms | reference p50 / p99 ms | client CPU K / R | server CPU K / R |
+|---|---|---|---|---|---|---|---|---|---|
 {chr(10).join(rows)}
 
 {ratio_verdict}
@@ -861,7 +897,7 @@ def main() -> None:
     problems: dict[str, int] = {}
     revisions: dict[str, str] = {}
     try:
-        targets = [start_keystead(work), start_reference(work)]
+        targets = [start_keystead(work), start_reference(work), start_ceiling(work)]
         revisions["comparison"] = targets[0].revision
         print("warm-up (not measured)", flush=True)
         compare(targets, args, 1, min(100, args.users), min(4, args.groups))

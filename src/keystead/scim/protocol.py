@@ -125,9 +125,21 @@ def entra_patch_body(body: dict[str, Any]) -> dict[str, Any]:
     return {**body, "Operations": fixed}
 
 
+# pydantic keeps parametrised generics only weakly: without a reference of our own the
+# class is collected and built again (milliseconds of schema work) now and then.
+_PATCH_MODELS: dict[type[Any], Any] = {}
+
+
+def _patch_model(model: type[Any]) -> Any:
+    found = _PATCH_MODELS.get(model)
+    if found is None:
+        found = _PATCH_MODELS[model] = PatchOp[model]  # type: ignore[valid-type]
+    return found
+
+
 def parse_patch(model: type[Any], body: dict[str, Any]) -> PatchOp[Any]:
     try:
-        patch_model: Any = PatchOp[model]  # type: ignore[valid-type]
+        patch_model = _patch_model(model)
         return patch_model.model_validate(  # type: ignore[no-any-return]
             entra_patch_body(body), scim_ctx=Context.RESOURCE_PATCH_REQUEST, scim_policy=POLICY
         )
