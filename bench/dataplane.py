@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import requests
@@ -29,7 +30,7 @@ def signed(method: str, url: str, papi: str, sapi: str, body: bytes = b"") -> di
     prepared = requests.Request(
         method, url, data=body or None, auth=http_auth(papi, sapi)
     ).prepare()
-    return dict(prepared.headers)
+    return {k: v if isinstance(v, str) else v.decode() for k, v in prepared.headers.items()}
 
 
 def main() -> None:
@@ -60,7 +61,7 @@ def main() -> None:
     base = server.url
     query = f"ffs_name=SSN&papi={papi}"
     body = json.dumps({"uses": 1}).encode()
-    cases = {
+    cases: dict[str, Callable[[], tuple[str, str, dict[str, str], bytes]]] = {
         "hello (ceiling)": lambda: (f"{hello.url}/hello", "GET", {}, b""),
         "GET /api/v0/fpe/def_keys": lambda: (
             f"{base}/api/v0/fpe/def_keys?{query}",

@@ -26,7 +26,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message
 
-from bench.dataplane import keystead, signed
+from bench.common import keystead_cli as keystead
+from bench.dataplane import signed
 
 HOST = "127.0.0.1:8000"
 

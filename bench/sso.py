@@ -56,6 +56,7 @@ import jwt
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
+from jwt.types import Options
 from tests.support.fake_entra import FakeEntra
 from tests.support.signin import csr_pem
 
@@ -386,7 +387,7 @@ def verifications(
         for token in tokens[:50]:
             verify(token, policy, cache)  # warm-up, and every token must pass
         sequence = [tokens[i % len(tokens)] for i in range(iterations)]
-        options = {"verify_exp": False, "verify_aud": False, "verify_iss": False}
+        options: Options = {"verify_exp": False, "verify_aud": False, "verify_iss": False}
         for _ in range(repeats):
             started = time.perf_counter()
             for token in sequence:
