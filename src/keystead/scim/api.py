@@ -57,6 +57,9 @@ _ACCOUNT_STATE = (
     .where(idp.IdpSettings.account_id == bindparam("account_id", type_=Uuid()))
 )
 PREFIX = "/{customer_id}/api/v3/scim"
+# Bodies up to this size are written on the event loop (Entra's batches of 100 members
+# are about 5 KiB); larger ones on a thread.
+INLINE_WRITE_LIMIT = 16 * 1024
 
 
 @dataclass
@@ -360,7 +363,10 @@ class ScimDispatch:
         scope["path_params"] = params
         request = Request(scope)
         args = (params["customer_id"], request, bytes(body), spec.operation)
-        if not self.inline:
+        # A large write (a full member list replaced, thousands of members added) would
+        # hold the event loop, and every data-plane request with it, for as long as it
+        # runs: those take a thread, where the loop still gets its turns.
+        if not self.inline or (spec.write and len(body) > INLINE_WRITE_LIMIT):
             response = await run_in_threadpool(self.run, *args, name=spec.name, write=spec.write)
         else:
             try:
