@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,11 +25,15 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from keystead import bootstrap
+from keystead.accounts import service as accounts
 from keystead.bootstrap import FirstAccount
 from keystead.crypto.masterkey import MasterKey
+from keystead.idp import service as idp
 from keystead.runtime import Runtime, open_runtime
 from keystead.settings import Settings
 from keystead.storage.models import Base
+from tests.factories import ACTOR
+from tests.support.scim import Scim
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 KEPT_TABLES = {"keystead_meta"}
@@ -238,3 +243,17 @@ def admin_api(live_server: LiveServer, first_account: FirstAccount) -> Iterator[
         timeout=30,
     ) as client:
         yield client
+
+
+@pytest.fixture
+def scim(live_server: LiveServer, runtime: Runtime, first_account: FirstAccount) -> Iterator[Scim]:
+    """A SCIM client of the first account, its integration enabled and a token issued."""
+    account_id = uuid.UUID(first_account.customer_id)
+    with runtime.db.write() as s:
+        account = accounts.get_account(s, account_id)
+        token = idp.rotate_scim_token(s, account, actor=ACTOR).token
+        idp.set_enabled(s, account, True, actor=ACTOR, master=runtime.master)
+    base = f"{live_server.url}/{account_id}/api/v3/scim"
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/scim+json"}
+    with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
+        yield Scim(client, account_id, token, base, runtime)

@@ -8,53 +8,31 @@ import concurrent.futures
 import json
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import select
 
-from keystead import access
 from keystead.accounts import service as accounts
-from keystead.bootstrap import FirstAccount
 from keystead.idp import service as idp
 from keystead.runtime import Runtime
 from keystead.settings import Settings
-from keystead.storage.models import ApiKey, ProvisioningEvent
+from keystead.storage.models import ProvisioningEvent
 from tests import factories as f
 from tests.conftest import LiveServer, start_server, stop_server
 from tests.factories import ACTOR
-
-CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
-ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
-CORE_GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
-MS_GROUP = "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"
-PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
-ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
-
-
-@dataclass
-class Scim:
-    client: httpx.Client
-    account_id: uuid.UUID
-    token: str
-    base: str
-    runtime: Runtime
-
-    def patch(self, path: str, *ops: dict[str, Any]) -> httpx.Response:
-        return self.client.patch(path, json={"schemas": [PATCH], "Operations": list(ops)})
-
-    def key_of(self, user_id: str) -> ApiKey | None:
-        with self.runtime.db.read() as s:
-            return s.scalar(select(ApiKey).where(ApiKey.directory_user_id == uuid.UUID(user_id)))
-
-    def usable(self, user_id: str) -> list[str]:
-        key = self.key_of(user_id)
-        assert key is not None
-        with self.runtime.db.read() as s:
-            return [d.name for d in access.usable_datasets(s, key.id)]
+from tests.support.scim import (
+    CORE_GROUP,
+    CORE_USER,
+    ENTERPRISE,
+    PATCH,
+    Scim,
+    assert_error,
+    create_group,
+    create_user,
+    entra_user,
+)
 
 
 def _enable(
@@ -68,66 +46,6 @@ def _enable(
             if enable:
                 idp.set_enabled(s, account, True, actor=ACTOR, master=runtime.master)
         return account.id, token
-
-
-@pytest.fixture
-def scim(live_server: LiveServer, runtime: Runtime, first_account: FirstAccount) -> Iterator[Scim]:
-    account_id = uuid.UUID(first_account.customer_id)
-    with runtime.db.write() as s:
-        account = accounts.get_account(s, account_id)
-        token = idp.rotate_scim_token(s, account, actor=ACTOR).token
-        idp.set_enabled(s, account, True, actor=ACTOR, master=runtime.master)
-    base = f"{live_server.url}/{account_id}/api/v3/scim"
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/scim+json"}
-    with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
-        yield Scim(client, account_id, token, base, runtime)
-
-
-def entra_user(user_name: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "schemas": [CORE_USER, ENTERPRISE],
-        "externalId": user_name.split("@", maxsplit=1)[0],
-        "userName": user_name,
-        "active": True,
-        "displayName": "Dana Reyes",
-        "title": "Payments Engineer",
-        "emails": [{"primary": True, "type": "work", "value": user_name}],
-        "name": {"formatted": "Dana Reyes", "givenName": "Dana", "familyName": "Reyes"},
-        "phoneNumbers": [{"type": "mobile", "value": "+1 206 555 0144"}],
-        ENTERPRISE: {"employeeNumber": "40417", "department": "Payments"},
-        "meta": {"resourceType": "User"},
-        "roles": [],
-        **extra,
-    }
-
-
-def create_user(scim: Scim, user_name: str, **extra: Any) -> dict[str, Any]:
-    response = scim.client.post("/Users", json=entra_user(user_name, **extra))
-    assert response.status_code == 201, response.text
-    return dict(response.json())
-
-
-def create_group(scim: Scim, name: str) -> dict[str, Any]:
-    body = {
-        "schemas": [CORE_GROUP, MS_GROUP],
-        "externalId": str(uuid.uuid4()),
-        "displayName": name,
-        "members": [],
-        "meta": {"resourceType": "Group"},
-    }
-    response = scim.client.post("/Groups", json=body)
-    assert response.status_code == 201, response.text
-    return dict(response.json())
-
-
-def assert_error(response: httpx.Response, status: int, scim_type: str | None = None) -> None:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/scim+json")
-    body = response.json()
-    assert body["schemas"] == [ERROR]
-    assert body["status"] == str(status)
-    assert body.get("scimType") == scim_type
-    assert body["detail"]
 
 
 # --- connection and authentication -----------------------------------------------------------
@@ -334,6 +252,12 @@ def test_attributes_and_excluded_attributes_shape_the_response(scim: Scim) -> No
     ).json()
     assert "emails" not in without
     assert without["userName"] == "shape@fab.example"
+    both = {"attributes": "userName", "excludedAttributes": "emails"}
+    assert_error(scim.client.get(f"/Users/{user['id']}", params=both), 400, "invalidValue")
+    assert_error(scim.client.get("/Users", params=both), 400, "invalidValue")
+    not_a_path = scim.client.get("/Users", params={"attributes": "userName,emails..value"})
+    assert_error(not_a_path, 400, "invalidPath")
+    assert "'emails..value'" in not_a_path.json()["detail"]
 
 
 def test_pagination_is_stable_and_complete(scim: Scim) -> None:
@@ -612,26 +536,42 @@ def test_oversized_body_is_413_declared_or_streamed_and_nothing_is_created(scim:
         {"schemas": [CORE_USER], "userName": "big@fab.example", "displayName": "x" * (1 << 20)}
     ).encode()
     declared = scim.client.post("/Users", content=body)
-    assert declared.status_code == 413, declared.text
-    assert "limit" in declared.json()["message"]
+    assert_error(declared, 413)
+    assert "limit" in declared.json()["detail"]
 
     def chunks() -> Iterator[bytes]:
         for start in range(0, len(body), 65536):
             yield body[start : start + 65536]
 
     streamed = scim.client.post("/Users", content=chunks())
-    assert streamed.status_code == 413, streamed.text
+    assert_error(streamed, 413)
     found = scim.client.get("/Users", params={"filter": 'userName eq "big@fab.example"'})
     assert found.json()["totalResults"] == 0
+    # Both refusals are in the provisioning log; a caller without the token writes nothing.
+    anonymous = httpx.post(f"{scim.base}/Users", content=body, timeout=30)
+    assert_error(anonymous, 413)
+    assert _failures(scim) == [("create user", 413), ("create user", 413)]
 
 
 def test_nul_character_is_400_and_nothing_is_created(scim: Scim) -> None:
     body = json.dumps({"schemas": [CORE_USER], "userName": "nul\u0000@fab.example"}).encode()
     response = scim.client.post("/Users", content=body)
-    assert response.status_code == 400, response.text
-    assert "NUL" in response.json()["message"]
+    assert_error(response, 400, "invalidValue")
+    assert "NUL" in response.json()["detail"]
     listed = scim.client.get("/Users")
     assert listed.json()["totalResults"] == 0
+    assert _failures(scim) == [("create user", 400)]
+
+
+def _failures(scim: Scim) -> list[tuple[str, int]]:
+    with scim.runtime.db.read() as s:
+        events = s.scalars(
+            select(ProvisioningEvent)
+            .where(ProvisioningEvent.account_id == scim.account_id)
+            .where(ProvisioningEvent.outcome == "failed")
+            .order_by(ProvisioningEvent.id)
+        )
+        return [(e.operation, e.status) for e in events]
 
 
 def test_proxy_addresses_mapped_to_other_emails_are_kept(scim: Scim) -> None:

@@ -47,7 +47,7 @@ from keystead.scim.protocol import (
 from keystead.storage.driver import DriverQuery
 from keystead.storage.models import Account
 from keystead.storage.session import WriterBusy
-from keystead.web.middleware import AccessLog, ClientGone, read_body, send_json
+from keystead.web.middleware import AccessLog, ClientGone, read_body
 
 log = get_logger("keystead.scim")
 # The token hash, plan and switch of one account, in one indexed query per request.
@@ -350,18 +350,29 @@ class ScimDispatch:
         # The same access line as every other request (the middleware it bypasses).
         await AccessLog(functools.partial(self._answer, *match))(scope, receive, send)
 
+    def _log_refused_body(self, spec: Route, request: Request, refused: ScimError) -> None:
+        """A body refused before the request was authorised: logged for its account only if
+        the token is that account's (an unauthenticated caller writes nothing)."""
+        try:
+            account_id = self.run.authorise(request.path_params["customer_id"], request)
+        except KeysteadError:
+            return
+        self.run.log_failure(Failure(account_id, request.method, spec.name, refused))
+
     async def _answer(
         self, spec: Route, params: dict[str, Any], scope: Scope, receive: Receive, send: Send
     ) -> None:
+        scope["path_params"] = params
+        request = Request(scope)
         try:
             body = await read_body(scope, receive, self.limit)
         except ClientGone:
             return  # nobody to answer
-        except KeysteadError as exc:
-            await send_json(send, exc.status, {"message": exc.message})
+        except KeysteadError as exc:  # too large, or a NUL character
+            refused = from_domain(exc)
+            await run_in_threadpool(self._log_refused_body, spec, request, refused)
+            await _error(refused, request)(scope, receive, send)
             return
-        scope["path_params"] = params
-        request = Request(scope)
         args = (params["customer_id"], request, bytes(body), spec.operation)
         # A large write (a full member list replaced, thousands of members added) would
         # hold the event loop, and every data-plane request with it, for as long as it

@@ -146,10 +146,11 @@ def parse_patch(model: type[Any], body: dict[str, Any]) -> PatchOp[Any]:
     except SCIMException as exc:
         raise from_scim_exception(exc) from exc
     except ValueError as exc:
-        raise ScimError(400, _first_problem(exc), "invalidValue") from exc
+        raise ScimError(400, first_problem(exc), "invalidValue") from exc
 
 
-def _first_problem(exc: ValueError) -> str:
+def first_problem(exc: ValueError) -> str:
+    """The first thing pydantic found wrong, as one line a client can act on."""
     errors = getattr(exc, "errors", None)
     if callable(errors):
         problems = errors()
@@ -166,4 +167,4 @@ def validate(model: type[Any], data: dict[str, Any], context: Context) -> Any:
     except SCIMException as exc:
         raise from_scim_exception(exc) from exc
     except ValueError as exc:
-        raise ScimError(400, _first_problem(exc), "invalidValue") from exc
+        raise ScimError(400, first_problem(exc), "invalidValue") from exc

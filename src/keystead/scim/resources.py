@@ -8,6 +8,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
 from scim2_models import Context, ResponseParameters, Returned, SCIMException, ScimFilter
 from scim2_models.path.expressions import (
     AttrPath,
@@ -64,7 +65,25 @@ def _meta(
 def params(attributes: str | None, excluded: str | None) -> Shape | None:
     if not attributes and not excluded:
         return None
-    return Shape(attributes=_split(attributes), excluded_attributes=_split(excluded))
+    wanted, unwanted = _split(attributes), _split(excluded)
+    if wanted and unwanted:
+        raise ScimError(
+            400, "attributes and excludedAttributes cannot be given together", "invalidValue"
+        )
+    try:
+        return Shape(attributes=wanted, excluded_attributes=unwanted)
+    except ValidationError as exc:  # an attribute that is no attribute path
+        given = wanted or unwanted or []
+        first = exc.errors()[0]
+        where = list(first["loc"])
+        index = where[1] if len(where) > 1 and isinstance(where[1], int) else None
+        named = f" {given[index]!r}" if index is not None and index < len(given) else ""
+        raise ScimError(
+            400,
+            f"{'attributes' if wanted else 'excludedAttributes'}{named} is not an attribute "
+            f"path ({first['msg']})",
+            "invalidPath",
+        ) from exc
 
 
 def _split(text: str | None) -> list[str] | None:
