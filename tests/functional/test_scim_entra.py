@@ -452,6 +452,28 @@ def test_malformed_requests_get_scim_errors_and_change_nothing(scim: Scim) -> No
     assert scim.client.get("/Users").json()["totalResults"] == 1
 
 
+def test_search_bodies_of_the_wrong_types_are_400(scim: Scim) -> None:
+    search = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
+    create_user(scim, "found@fab.example")
+    for body, scim_type in [
+        ({"filter": 1}, "invalidFilter"),
+        ({"filter": ["userName pr"]}, "invalidFilter"),
+        ({"attributes": {"userName": True}}, "invalidValue"),
+        ({"excludedAttributes": [1, 2]}, "invalidValue"),
+        ({"count": True}, "invalidValue"),
+        ({"attributes": ["userName"], "excludedAttributes": ["emails"]}, "invalidValue"),
+    ]:
+        assert_error(
+            scim.client.post("/.search", json={"schemas": [search], **body}), 400, scim_type
+        )
+    found = scim.client.post(
+        "/Users/.search",
+        json={"schemas": [search], "filter": 'userName sw "found"', "attributes": ["userName"]},
+    )
+    assert found.status_code == 200, found.text
+    assert [r["userName"] for r in found.json()["Resources"]] == ["found@fab.example"]
+
+
 def test_every_request_is_in_the_provisioning_log(scim: Scim) -> None:
     """Successes and failures are logged with the resource and the reason."""
     create_user(scim, "logged@fab.example")

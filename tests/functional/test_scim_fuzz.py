@@ -209,3 +209,74 @@ def test_no_query_is_a_5xx(scim: Scim, collection: str, query: dict[str, str]) -
     else:
         listing = response.json()
         assert listing["totalResults"] >= len(listing["Resources"])
+
+
+searches = st.one_of(
+    st.fixed_dictionaries(
+        {"schemas": st.just(["urn:ietf:params:scim:api:messages:2.0:SearchRequest"])},
+        optional={
+            "filter": st.one_of(filters, values),
+            "startIndex": st.one_of(st.integers(-5, 10**12), values),
+            "count": st.one_of(st.integers(-5, 10**12), values),
+            "attributes": st.one_of(st.lists(st.sampled_from(ATTRIBUTES), max_size=3), values),
+            "excludedAttributes": st.one_of(
+                st.lists(st.sampled_from(ATTRIBUTES), max_size=3), values
+            ),
+        },
+    ),
+    values,
+)
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(path=st.sampled_from(["/.search", "/Users/.search", "/Groups/.search"]), body=searches)
+def test_no_search_is_a_5xx(scim: Scim, path: str, body: Any) -> None:
+    response = scim.client.post(path, json=body)
+    assert response.status_code in (200, 400), response.text
+    if response.status_code == 400:
+        _assert_scim_error(response)
+    else:
+        assert response.json()["totalResults"] >= len(response.json()["Resources"])
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    method=st.sampled_from(["GET", "PATCH", "PUT", "DELETE"]),
+    if_match=st.one_of(
+        st.sampled_from(['W/"1"', '"1"', "*", 'W/"', "W/", 'W/"999999999999999999999"', ""]),
+        # (what an HTTP client can send: printable, no surrounding blanks)
+        st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=12).map(
+            str.strip
+        ),
+    ),
+    query=queries,
+)
+def test_no_conditional_or_shaped_request_is_a_5xx(
+    scim: Scim, method: str, if_match: str, query: dict[str, str]
+) -> None:
+    user = _anchor(scim, "/Users", "userName", "anchor@fabrikam.example")
+    before = _state(scim, user, _anchor(scim, "/Groups", "displayName", "Anchor group"))
+    body = {
+        "PATCH": {
+            "schemas": [PATCH],
+            "Operations": [{"op": "replace", "path": "title", "value": "t"}],
+        },
+        "PUT": {"schemas": [CORE_USER], "userName": "anchor@fabrikam.example", "title": "t"},
+    }.get(method)
+    response = scim.client.request(
+        method, f"/Users/{user}", params=query, json=body, headers={"If-Match": if_match}
+    )
+    assert response.status_code < 500, response.text
+    if response.status_code >= 400:
+        _assert_scim_error(response)
+        assert response.status_code in (400, 404, 412)
+        group = _anchor(scim, "/Groups", "displayName", "Anchor group")
+        assert _state(scim, user, group) == before

@@ -418,12 +418,15 @@ def _search_post(session: Session, call: Call, kinds: tuple[str, ...]) -> Outcom
     """POST …/.search (RFC 7644 §3.4.3): the query in the body instead of the URL."""
     body = parse_json(call.body)
     start, count = body.get("startIndex", 1), body.get("count", 100)
-    if not isinstance(start, int) or not isinstance(count, int):
+    if any(not isinstance(n, int) or isinstance(n, bool) for n in (start, count)):
         raise ScimError(400, "startIndex and count must be integers", "invalidValue")
-    attributes, excluded = body.get("attributes"), body.get("excludedAttributes")
+    filter_text = body.get("filter")
+    if filter_text is not None and not isinstance(filter_text, str):
+        raise ScimError(
+            400, "filter must be a string, such as 'userName eq \"…\"'", "invalidFilter"
+        )
     shape = resources.params(
-        ",".join(attributes) if isinstance(attributes, list) else attributes,
-        ",".join(excluded) if isinstance(excluded, list) else excluded,
+        _attribute_names(body, "attributes"), _attribute_names(body, "excludedAttributes")
     )
     found: list[dict[str, Any]] = []
     total = 0
@@ -432,7 +435,7 @@ def _search_post(session: Session, call: Call, kinds: tuple[str, ...]) -> Outcom
             session,
             account_id=call.account_id,
             kind=kind,
-            filter_text=body.get("filter"),
+            filter_text=filter_text,
             start=1,
             count=MAX_COUNT,
             base=call.base,
@@ -449,6 +452,17 @@ def _search_post(session: Session, call: Call, kinds: tuple[str, ...]) -> Outcom
         "Resources": items,
     }
     return Outcome(200, listing)
+
+
+def _attribute_names(body: dict[str, Any], key: str) -> str | None:
+    """A search body's attribute list (RFC 7644 §3.4.3: an array of strings), as the query
+    parameter spells it."""
+    value = body.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(name, str) for name in value):
+        return ",".join(value)
+    raise ScimError(400, f"{key} must be a list of attribute names", "invalidValue")
 
 
 def _int_param(call: Call, name: str, default: int) -> int:
