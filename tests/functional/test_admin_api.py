@@ -1317,6 +1317,21 @@ def test_audit_action_filter_treats_wildcards_literally(api: httpx.Client) -> No
     assert api.get("/audit", params={"action": "dataset%"}).json() == []
 
 
+@pytest.mark.parametrize("path", ["/audit", "/provisioning/log"])
+def test_paging_before_an_id_past_64_bits_is_422_and_the_largest_one_pages(
+    api: httpx.Client, path: str
+) -> None:
+    """?before= past the 64-bit ids is 422 naming the bound (was a 500 on both engines);
+    the largest 64-bit id is a valid bound."""
+    _dataset(api, "ssn", "ssn")
+    for before in (2**63, -(2**63) - 1, 10**30):
+        message = _error(api.get(path, params={"before": before}), 422, "before")
+        assert "9223372036854775807" in message or "-9223372036854775808" in message
+    largest = api.get(path, params={"before": 2**63 - 1})
+    assert largest.status_code == 200
+    assert largest.json() == api.get(path).json()
+
+
 def test_no_secret_reaches_the_audit_log_or_the_server_log(
     api: httpx.Client, live_server: LiveServer, first_account: FirstAccount
 ) -> None:
