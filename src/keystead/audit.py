@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal, cast
 
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from keystead.storage.models import AuditEvent
+from keystead.storage.types import as_utc
 
 ActorType = Literal["admin", "cli", "scim", "system"]
 
@@ -92,6 +93,6 @@ def list_events(
     if action_prefix:
         query = query.where(AuditEvent.action.startswith(action_prefix, autoescape=True))
     if since is not None:
-        since = since if since.tzinfo else since.replace(tzinfo=UTC)
+        since = as_utc(since, what="since")
         query = query.where(AuditEvent.at >= since)
     return list(session.scalars(query.order_by(AuditEvent.id.desc()).limit(limit)))

@@ -1332,6 +1332,24 @@ def test_paging_before_an_id_past_64_bits_is_422_and_the_largest_one_pages(
     assert largest.json() == api.get(path).json()
 
 
+@pytest.mark.parametrize("path", ["/audit", "/provisioning/log"])
+def test_since_a_moment_outside_the_utc_calendar_is_422_and_its_edges_work(
+    api: httpx.Client, path: str
+) -> None:
+    """?since= that is before year 1 or after 9999 once in UTC is 422 naming it (was a 500
+    on both engines); the first and last moments in UTC, and naive times, are fine."""
+    _dataset(api, "ssn", "ssn")
+    for since in ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"):
+        message = _error(api.get(path, params={"since": since}), 422, "since", since)
+        assert "UTC" in message
+    everything = api.get(path).json()
+    for since in ("0001-01-01T00:00:00Z", "0001-01-01T00:00:00", "0001-01-01T00:00:00-01:00"):
+        response = api.get(path, params={"since": since})
+        assert response.status_code == 200, response.text
+        assert response.json() == everything
+    assert api.get(path, params={"since": "9999-12-31T23:59:59Z"}).json() == []
+
+
 def test_no_secret_reaches_the_audit_log_or_the_server_log(
     api: httpx.Client, live_server: LiveServer, first_account: FirstAccount
 ) -> None:
