@@ -569,6 +569,21 @@ def test_dataset_group_name_must_not_be_blank(api: httpx.Client) -> None:
     assert api.get("/dataset-groups").json() == []
 
 
+def test_dataset_group_name_too_long_once_case_folded_is_422_on_create_and_rename(
+    api: httpx.Client,
+) -> None:
+    """200 'ß' are 200 characters but compare as 400 ('ss' each): 422 saying so on both
+    engines (was a 500 on PostgreSQL, whose name_key column holds 256), nothing changes."""
+    hr = _group(api, "HR")
+    for name in ("\u00df" * 200, "\ufdfa" * 15):
+        message = _error(api.post("/dataset-groups", json={"name": name}), 422, "at most 256")
+        assert "normalised for comparison" in message
+        _error(api.patch(f"/dataset-groups/{hr['id']}", json={"name": name}), 422, "at most 256")
+    assert api.get("/dataset-groups").json() == [hr]
+    fits = _group(api, "\u00df" * 128)  # 256 once folded
+    assert fits["name"] == "\u00df" * 128
+
+
 def test_rename_dataset_group(api: httpx.Client) -> None:
     """PATCH /dataset-groups/{ref} renames it; the contents stay and the old name is gone."""
     _dataset(api, "ssn", "ssn")
