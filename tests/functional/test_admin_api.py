@@ -406,6 +406,34 @@ def test_invalid_custom_definition_is_422_with_a_clear_message(api: httpx.Client
     assert api.get("/datasets").json() == []
 
 
+def _nested(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def test_data_type_config_must_be_json_that_can_be_served_back(api: httpx.Client) -> None:
+    """data_type_config is stored and served as given: nested 300 deep is 422 (was a 500 on
+    both engines, the serializer gives up), NaN or Infinity is 422 (was silently stored as
+    null); a plain nested object is kept as it is."""
+    response = _custom(api, "deep", **BASE_DEFINITION, data_type_config={"a": _nested(300)})
+    _error(response, 422, "data_type_config", "nested more than 32 levels")
+    for constant in (b"NaN", b"Infinity", b"-Infinity"):
+        raw = json.dumps(
+            {"name": "nan", "type": "structured", "definition": BASE_DEFINITION}
+        ).encode()
+        raw = raw[:-2] + b', "data_type_config": {"a": [1, ' + constant + b"]}}}"
+        response = api.post("/datasets", content=raw, headers={"Content-Type": "application/json"})
+        _error(response, 422, "data_type_config", "NaN or Infinity")
+    assert api.get("/datasets").json() == []
+    config = {"a": _nested(30), "b": {"c": [1.5, None, True, "x"]}}
+    created = _custom(api, "plain", **BASE_DEFINITION, data_type_config=config)
+    assert created.status_code == 201, created.text
+    assert created.json()["definition"]["data_type_config"] == config
+    assert api.get("/datasets/plain").json()["definition"]["data_type_config"] == config
+
+
 def test_rotate_key_adds_a_version_and_keeps_the_old_ones(api: httpx.Client) -> None:
     """POST /datasets/{ref}/rotate-key bumps current_key_number; earlier versions remain."""
     created = _dataset(api, "cards", "digits")
