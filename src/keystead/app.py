@@ -20,7 +20,7 @@ from keystead.settings import Settings
 from keystead.sso import api as sso_api
 from keystead.sso.exchange import Exchange
 from keystead.web import errors, health
-from keystead.web.middleware import AccessLog, BodyLimit, RejectNul
+from keystead.web.middleware import AccessLog, BodyLimit, RejectNonText
 
 
 def build_app(runtime: Runtime) -> ASGIApp:
@@ -53,7 +53,7 @@ def build_app(runtime: Runtime) -> ASGIApp:
     app.include_router(build_router())
     app.include_router(sso_api.build_router(runtime, Exchange(runtime.master, keysets)))
     app.include_router(scim_api.build_router(runtime))
-    app.add_middleware(RejectNul)
+    app.add_middleware(RejectNonText)
     app.add_middleware(BodyLimit, limit=runtime.settings.max_body_bytes)
     app.add_middleware(AccessLog)
     plane = DataPlane(

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal, cast
 
-from sqlalchemy import Table, select
+from sqlalchemy import String, Table, select
 from sqlalchemy.orm import Session
 
 from keystead.storage.models import AuditEvent
+from keystead.storage.types import as_utc
 
 ActorType = Literal["admin", "cli", "scim", "system"]
 
@@ -38,7 +39,19 @@ class Actor:
         return cls("system", None, "system")
 
 
-_INSERT = cast(Table, AuditEvent.__table__).insert()
+_TABLE = cast(Table, AuditEvent.__table__)
+_INSERT = _TABLE.insert()
+# actor_label and subject_label are columns of the same length.
+_LABEL_LENGTH = cast(String, _TABLE.c.subject_label.type).length or 256
+
+
+def _label(text: str | None) -> str | None:
+    """A label describes its actor or subject and may be cut to fit its column (an admin's
+    254-character email and a 200-character token name make a longer one): '…' marks it.
+    The ids beside it identify; they are never cut."""
+    if text is None or len(text) <= _LABEL_LENGTH:
+        return text
+    return text[: _LABEL_LENGTH - 1] + "\u2026"
 
 
 def record(
@@ -63,11 +76,11 @@ def record(
         "account_id": account_id,
         "actor_type": actor.type,
         "actor_id": actor.id,
-        "actor_label": actor.label,
+        "actor_label": _label(actor.label),
         "action": action,
         "subject_type": subject_type,
         "subject_id": str(subject_id) if subject_id is not None else None,
-        "subject_label": subject_label,
+        "subject_label": _label(subject_label),
         "detail": detail or {},
     }
     if immediate:
@@ -92,6 +105,6 @@ def list_events(
     if action_prefix:
         query = query.where(AuditEvent.action.startswith(action_prefix, autoescape=True))
     if since is not None:
-        since = since if since.tzinfo else since.replace(tzinfo=UTC)
+        since = as_utc(since, what="since")
         query = query.where(AuditEvent.at >= since)
     return list(session.scalars(query.order_by(AuditEvent.id.desc()).limit(limit)))

@@ -29,7 +29,8 @@ def dataset_name(value: str) -> str:
 
 def display_name(value: str, *, what: str, max_length: int = 256) -> str:
     """Free-text names (dataset groups must match Entra group names, which allow almost
-    anything): trimmed, 1..max_length characters, no control characters."""
+    anything): trimmed, 1..max_length characters (also as name_key), no control
+    characters."""
     if not isinstance(value, str):
         raise InvalidInput(f"{what} name must be a string")
     cleaned = value.strip()
@@ -37,6 +38,14 @@ def display_name(value: str, *, what: str, max_length: int = 256) -> str:
         raise InvalidInput(f"{what} name must not be empty")
     if len(cleaned) > max_length:
         raise InvalidInput(f"{what} name is {len(cleaned)} characters; at most {max_length}")
+    # Names are compared (and kept unique) in their name_key form, which Unicode can make
+    # longer ('ß' folds to 'ss', 'ﷺ' to 18 characters); that form must fit its column too.
+    compared = len(name_key(cleaned))
+    if compared > max_length:
+        raise InvalidInput(
+            f"{what} name is {compared} characters once normalised for comparison "
+            f"(NFKC, case-folded: 'ß' counts as 'ss'); at most {max_length}"
+        )
     if any(unicodedata.category(ch) in {"Cc", "Cf", "Cs", "Co", "Cn"} for ch in cleaned):
         raise InvalidInput(f"{what} name contains control or unassigned characters")
     return cleaned

@@ -406,6 +406,34 @@ def test_invalid_custom_definition_is_422_with_a_clear_message(api: httpx.Client
     assert api.get("/datasets").json() == []
 
 
+def _nested(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def test_data_type_config_must_be_json_that_can_be_served_back(api: httpx.Client) -> None:
+    """data_type_config is stored and served as given: nested 300 deep is 422 (was a 500 on
+    both engines, the serializer gives up), NaN or Infinity is 422 (was silently stored as
+    null); a plain nested object is kept as it is."""
+    response = _custom(api, "deep", **BASE_DEFINITION, data_type_config={"a": _nested(300)})
+    _error(response, 422, "data_type_config", "nested more than 32 levels")
+    for constant in (b"NaN", b"Infinity", b"-Infinity"):
+        raw = json.dumps(
+            {"name": "nan", "type": "structured", "definition": BASE_DEFINITION}
+        ).encode()
+        raw = raw[:-2] + b', "data_type_config": {"a": [1, ' + constant + b"]}}}"
+        response = api.post("/datasets", content=raw, headers={"Content-Type": "application/json"})
+        _error(response, 422, "data_type_config", "NaN or Infinity")
+    assert api.get("/datasets").json() == []
+    config = {"a": _nested(30), "b": {"c": [1.5, None, True, "x"]}}
+    created = _custom(api, "plain", **BASE_DEFINITION, data_type_config=config)
+    assert created.status_code == 201, created.text
+    assert created.json()["definition"]["data_type_config"] == config
+    assert api.get("/datasets/plain").json()["definition"]["data_type_config"] == config
+
+
 def test_rotate_key_adds_a_version_and_keeps_the_old_ones(api: httpx.Client) -> None:
     """POST /datasets/{ref}/rotate-key bumps current_key_number; earlier versions remain."""
     created = _dataset(api, "cards", "digits")
@@ -567,6 +595,21 @@ def test_dataset_group_name_must_not_be_blank(api: httpx.Client) -> None:
     _error(api.post("/dataset-groups", json={"name": ""}), 422)
     _error(api.post("/dataset-groups", json={"name": "a\u0000b"}), 400, "NUL")
     assert api.get("/dataset-groups").json() == []
+
+
+def test_dataset_group_name_too_long_once_case_folded_is_422_on_create_and_rename(
+    api: httpx.Client,
+) -> None:
+    """200 'ß' are 200 characters but compare as 400 ('ss' each): 422 saying so on both
+    engines (was a 500 on PostgreSQL, whose name_key column holds 256), nothing changes."""
+    hr = _group(api, "HR")
+    for name in ("\u00df" * 200, "\ufdfa" * 15):
+        message = _error(api.post("/dataset-groups", json={"name": name}), 422, "at most 256")
+        assert "normalised for comparison" in message
+        _error(api.patch(f"/dataset-groups/{hr['id']}", json={"name": name}), 422, "at most 256")
+    assert api.get("/dataset-groups").json() == [hr]
+    fits = _group(api, "\u00df" * 128)  # 256 once folded
+    assert fits["name"] == "\u00df" * 128
 
 
 def test_rename_dataset_group(api: httpx.Client) -> None:
@@ -1207,6 +1250,51 @@ def test_nul_characters_in_references_and_names_are_refused_cleanly(
     assert not failures, "\n".join(failures)
 
 
+def test_lone_surrogate_escapes_in_a_body_are_400_naming_them(
+    live_server: LiveServer, first_account: FirstAccount
+) -> None:
+    """A \\ud800-\\udfff escape without its other half is no text: 400 whatever the field
+    (a dataset reference in a list was a 500 on both engines), and nothing changes."""
+    with httpx.Client(
+        base_url=f"{live_server.url}{PREFIX}",
+        headers={"Authorization": f"Bearer {first_account.admin_token}"},
+        timeout=30,
+    ) as client:
+        client.post("/datasets", json={"name": "ssn", "type": "structured", "template": "ssn"})
+        kid = client.post("/api-keys", json={"name": "app"}).json()["access_key_id"]
+        before = [client.get(p).json() for p in ("/dataset-groups", "/api-keys", "/admins")]
+        requests = [
+            ("POST", "/dataset-groups", b'{"name": "g", "datasets": ["\\ud800"]}'),
+            ("POST", "/dataset-groups", b'{"name": "g\\udfff"}'),
+            ("POST", "/api-keys", b'{"name": "k", "dataset_groups": ["a\\udc00b"]}'),
+            ("POST", f"/api-keys/{kid}/grants", b'{"datasets": ["\\ud83d"]}'),
+            ("POST", f"/api-keys/{kid}/revoke", b'{"datasets": ["\\ud83dx"]}'),
+            ("POST", "/admins", b'{"email": "\\ud800@example.com"}'),
+            ("POST", "/session", b'{"email": "a@example.com", "password": "\\ud800"}'),
+        ]
+        failures = []
+        for method, path, body in requests:
+            response = client.request(
+                method,
+                path,
+                content=body,
+                headers={"Content-Type": "application/json", "Connection": "close"},
+            )
+            if response.status_code != 400 or "surrogate" not in response.json()["message"]:
+                failures.append(f"{method} {path} {body!r} -> {response.status_code}")
+        assert not failures, "\n".join(failures)
+        after = [client.get(p).json() for p in ("/dataset-groups", "/api-keys", "/admins")]
+        assert after == before
+        # A surrogate pair is a character like any other.
+        response = client.post(
+            "/dataset-groups",
+            content=b'{"name": "smile \\ud83d\\ude00"}',
+            headers={"Content-Type": "application/json"},
+        )
+        assert response.status_code == 201, response.text
+        assert response.json()["name"] == "smile \U0001f600"
+
+
 # --- audit ----------------------------------------------------------------------------------
 
 
@@ -1270,6 +1358,39 @@ def test_audit_action_filter_treats_wildcards_literally(api: httpx.Client) -> No
     assert api.get("/audit", params={"action": "%"}).json() == []
     assert api.get("/audit", params={"action": "_"}).json() == []
     assert api.get("/audit", params={"action": "dataset%"}).json() == []
+
+
+@pytest.mark.parametrize("path", ["/audit", "/provisioning/log"])
+def test_paging_before_an_id_past_64_bits_is_422_and_the_largest_one_pages(
+    api: httpx.Client, path: str
+) -> None:
+    """?before= past the 64-bit ids is 422 naming the bound (was a 500 on both engines);
+    the largest 64-bit id is a valid bound."""
+    _dataset(api, "ssn", "ssn")
+    for before in (2**63, -(2**63) - 1, 10**30):
+        message = _error(api.get(path, params={"before": before}), 422, "before")
+        assert "9223372036854775807" in message or "-9223372036854775808" in message
+    largest = api.get(path, params={"before": 2**63 - 1})
+    assert largest.status_code == 200
+    assert largest.json() == api.get(path).json()
+
+
+@pytest.mark.parametrize("path", ["/audit", "/provisioning/log"])
+def test_since_a_moment_outside_the_utc_calendar_is_422_and_its_edges_work(
+    api: httpx.Client, path: str
+) -> None:
+    """?since= that is before year 1 or after 9999 once in UTC is 422 naming it (was a 500
+    on both engines); the first and last moments in UTC, and naive times, are fine."""
+    _dataset(api, "ssn", "ssn")
+    for since in ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"):
+        message = _error(api.get(path, params={"since": since}), 422, "since", since)
+        assert "UTC" in message
+    everything = api.get(path).json()
+    for since in ("0001-01-01T00:00:00Z", "0001-01-01T00:00:00", "0001-01-01T00:00:00-01:00"):
+        response = api.get(path, params={"since": since})
+        assert response.status_code == 200, response.text
+        assert response.json() == everything
+    assert api.get(path, params={"since": "9999-12-31T23:59:59Z"}).json() == []
 
 
 def test_no_secret_reaches_the_audit_log_or_the_server_log(

@@ -209,6 +209,27 @@ def test_token_created_with_an_expiry_works_until_then_and_reports_it(
     assert api.post("/tokens", json={"name": "bad", "expires_in_days": 0}).status_code == 422
 
 
+def test_an_admin_with_a_long_email_creates_a_token_with_a_long_name(
+    live_server: LiveServer, api: httpx.Client, anon: httpx.Client
+) -> None:
+    """A 249-character email and a 200-character token name make an audit label longer than
+    its column: the token is created and the label cut with '…' (was a 500 on PostgreSQL,
+    and no token)."""
+    email = "a" * 64 + "@" + "b" * 180 + ".com"
+    created = api.post("/admins", json={"email": email, "role": "admin"})
+    assert created.status_code == 201, created.text
+    session = _login(anon, email, created.json()["one_time_password"])
+    with session.client(live_server) as client:
+        token = client.post("/tokens", json={"name": "t" * 200})
+        assert token.status_code == 201, token.text
+        assert token.json()["name"] == "t" * 200
+        assert client.delete(f"/tokens/{token.json()['id']}").status_code == 204
+    labels = [e["subject"] for e in api.get("/audit", params={"action": "admin_token."}).json()]
+    full = f"{email}: {'t' * 200}"
+    assert labels[:2] == [full[:255] + "\u2026"] * 2
+    assert token.json()["id"] not in api.get("/tokens").text
+
+
 # --- roles ------------------------------------------------------------------------------------
 
 

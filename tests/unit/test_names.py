@@ -54,6 +54,19 @@ def test_invalid_display_names(bad: str, problem: str) -> None:
         names.display_name(bad, what="dataset group")
 
 
+@pytest.mark.parametrize("name", ["\u00df" * 129, "\ufdfa" * 15, "x" * 245 + "\u00df" * 6])
+def test_display_names_longer_than_the_limit_once_case_folded_are_refused(name: str) -> None:
+    """'ß' compares as 'ss': a name must fit the limit in the form names are compared in."""
+    with pytest.raises(InvalidInput, match=r"once normalised for comparison.*at most 256"):
+        names.display_name(name, what="dataset group")
+
+
+@pytest.mark.parametrize("name", ["\u00df" * 128, "\ufdfa" * 14, "x" * 250 + "\u00df" * 3])
+def test_display_names_that_fit_once_case_folded_are_kept(name: str) -> None:
+    assert names.display_name(name, what="dataset group") == name
+    assert len(names.name_key(name)) <= 256
+
+
 def test_display_names_are_trimmed() -> None:
     """Surrounding whitespace is dropped; inner text is kept."""
     assert names.display_name("  HR & Payroll (EU) ", what="x") == "HR & Payroll (EU)"

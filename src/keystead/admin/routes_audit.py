@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 
 from keystead import audit
 from keystead.admin.auth import Reader, RuntimeDep
-from keystead.admin.schemas import AuditEventOut
+from keystead.admin.schemas import AuditEventOut, BeforeId
 
 router = APIRouter(tags=["audit"])
 
@@ -20,7 +20,7 @@ def list_audit(
     runtime: RuntimeDep,
     *,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    before: Annotated[int | None, Query(description="Events with a smaller id (paging)")] = None,
+    before: BeforeId = None,
     action: Annotated[str | None, Query(max_length=80, description="Action prefix")] = None,
     since: Annotated[datetime | None, Query()] = None,
 ) -> list[AuditEventOut]:

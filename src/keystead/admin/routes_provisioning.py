@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from keystead.admin.auth import Reader, RuntimeDep
-from keystead.admin.schemas import ProvisioningEventOut
+from keystead.admin.schemas import BeforeId, ProvisioningEventOut
 from keystead.scim import log as provisioning_log
 
 router = APIRouter(tags=["IDP integration"])
@@ -24,7 +24,7 @@ def provisioning_events(
     outcome: Annotated[Literal["success", "failed"] | None, Query()] = None,
     since: Annotated[datetime | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    before: Annotated[int | None, Query(description="Events with a smaller id (paging)")] = None,
+    before: BeforeId = None,
 ) -> list[ProvisioningEventOut]:
     with runtime.db.read() as session:
         events = provisioning_log.list_events(

@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from keystead.access import Reason
@@ -28,6 +29,21 @@ from keystead.storage.models import (
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+# --- query parameters ---------------------------------------------------------------------
+
+# Event ids are 64-bit integers on both engines; a bound outside that range cannot even be
+# compared with them (SQLite cannot bind it, PostgreSQL refuses it), so it is a 422.
+EVENT_ID_RANGE = (-(2**63), 2**63 - 1)
+BeforeId = Annotated[
+    int | None,
+    Query(
+        ge=EVENT_ID_RANGE[0],
+        le=EVENT_ID_RANGE[1],
+        description="Events with a smaller id (paging)",
+    ),
+]
 
 
 # --- requests -----------------------------------------------------------------------------

@@ -12,11 +12,19 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import secrets
 import string
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from keystead.errors import InvalidInput
 
@@ -30,6 +38,7 @@ _ALNUM_EXTRA = "!#$%&()*+,./:;<=>?@[]^_{|}~"
 
 FF1_MIN_DOMAIN = 1_000_000  # NIST SP 800-38G Rev. 1: radix**minlen >= 10**6
 MAX_INPUT_LENGTH = 255
+MAX_CONFIG_DEPTH = 32  # data_type_config is a small settings object, not a document
 
 
 class PassthroughRule(BaseModel):
@@ -72,6 +81,12 @@ class FpeDefinition(BaseModel):
     salt: str | None = None
     fpe_definable_type: str = "EfpeDefinition"
 
+    @field_validator("data_type_config")
+    @classmethod
+    def _plain_json(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        _check_plain_json(value, depth=0)
+        return value
+
     @model_validator(mode="after")
     def _check(self) -> FpeDefinition:
         _check_alphabets(self)
@@ -96,6 +111,21 @@ class FpeDefinition(BaseModel):
         if self.salt is None:
             self.salt = base64.b64encode(secrets.token_bytes(32)).decode()
         return self
+
+
+def _check_plain_json(value: Any, *, depth: int) -> None:
+    """data_type_config is kept and served as it was given, so it must be JSON that can be
+    written back: not nested past what the serializer (pydantic stops at a few hundred
+    levels) takes, and no NaN or Infinity, which Python's parser accepts but JSON lacks."""
+    if depth > MAX_CONFIG_DEPTH:
+        raise ValueError(f"is nested more than {MAX_CONFIG_DEPTH} levels deep")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("holds NaN or Infinity, which are not JSON numbers")
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        for item in value:
+            _check_plain_json(item, depth=depth + 1)
 
 
 def _check_alphabets(d: FpeDefinition) -> None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import cast
 
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from keystead.storage.models import ProvisioningEvent
+from keystead.storage.types import as_utc
 
 _INSERT = cast(Table, ProvisioningEvent.__table__).insert()
 
@@ -69,7 +70,7 @@ def list_events(
     if outcome:
         query = query.where(ProvisioningEvent.outcome == outcome)
     if since is not None:
-        since = since if since.tzinfo else since.replace(tzinfo=UTC)
+        since = as_utc(since, what="since")
         query = query.where(ProvisioningEvent.at >= since)
     if before_id is not None:
         query = query.where(ProvisioningEvent.id < before_id)

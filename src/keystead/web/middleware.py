@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 
@@ -27,6 +28,10 @@ class ClientGone(BadRequest):
 
 
 NUL_REFUSED = "the request contains a NUL character, which no field accepts"
+SURROGATE_REFUSED = (
+    "the request body has a \\u escape of half a surrogate pair (\\ud800-\\udfff without "
+    "its other half), which is no character; send the character itself or both halves"
+)
 
 
 def too_large(limit: int) -> str:
@@ -36,7 +41,8 @@ def too_large(limit: int) -> str:
 async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
     """The whole body of a request that an adapter answers itself (not through the
     middleware below): over ``limit`` — declared or streamed — is 413, a NUL character
-    anywhere in the target or body is 400, the same rules the middleware applies."""
+    anywhere in the target or body or a lone surrogate escape in the body is 400, the same
+    rules the middleware applies."""
     for name, value in scope["headers"]:
         if name == b"content-length":
             try:
@@ -62,8 +68,9 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
     if len(body) > limit:
         raise PayloadTooLarge(too_large(limit))
     raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
-    if contains_nul(path=raw_path, query=scope.get("query_string", b""), body=body):
-        raise BadRequest(NUL_REFUSED)
+    refused = refused_text(path=raw_path, query=scope.get("query_string", b""), body=body)
+    if refused is not None:
+        raise BadRequest(refused)
     return body
 
 
@@ -149,11 +156,50 @@ def contains_nul(*, path: bytes, query: bytes, body: bytes) -> bool:
     )
 
 
-class RejectNul:
-    """Refuse NUL characters in the path, query or body with 400.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+# Every escape, left to right: `\\` is one escape, so the `\\ud800` that follows an
+# escaped backslash is text, not an escape.
+_ESCAPE = re.compile(rb"\\(?:u([0-9a-fA-F]{4})|.)", re.DOTALL)
 
-    No Keystead text may contain one, and PostgreSQL cannot store or even compare text
-    with NUL, so it is refused here once instead of in every handler.
+
+def has_lone_surrogate(body: bytes) -> bool:
+    """A JSON ``\\u`` escape of half a surrogate pair without the other half right next to
+    it. JSON parsers turn it into a string that is no Unicode text: UTF-8 cannot encode it,
+    so neither database can store or even compare it (a raw UTF-8 body cannot hold one)."""
+    if not _SURROGATE_ESCAPE.search(body):  # the usual case: one scan, nothing to pair
+        return False
+    high_ends_at: int | None = None  # where an unpaired high surrogate's escape ends
+    for escape in _ESCAPE.finditer(body):
+        code = int(escape.group(1), 16) if escape.group(1) else None
+        low = code is not None and 0xDC00 <= code <= 0xDFFF
+        if high_ends_at is not None:
+            if not (low and escape.start() == high_ends_at):
+                return True
+            high_ends_at = None
+        elif code is not None and 0xD800 <= code <= 0xDBFF:
+            high_ends_at = escape.end()
+        elif low:
+            return True
+    return high_ends_at is not None
+
+
+def refused_text(*, path: bytes, query: bytes, body: bytes) -> str | None:
+    """Why the target or body holds text that no Keystead field accepts, or None."""
+    if contains_nul(path=path, query=query, body=body):
+        return NUL_REFUSED
+    if has_lone_surrogate(body):
+        return SURROGATE_REFUSED
+    return None
+
+
+class RejectNonText:
+    """Refuse NUL characters in the path, query or body, and escapes of lone surrogates in
+    the body, with 400.
+
+    No Keystead text may contain either: PostgreSQL cannot store or even compare text with
+    NUL, and a lone surrogate cannot be encoded for either database (the path and query are
+    decoded with replacement characters, so only the body can carry one). They are
+    refused here once instead of in every handler.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -163,7 +209,6 @@ class RejectNul:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        refused = {"message": NUL_REFUSED}
         raw_path = scope.get("raw_path") or scope["path"].encode()
         body = bytearray()
         more = True
@@ -175,8 +220,10 @@ class RejectNul:
                 break
             body += message.get("body", b"")
             more = message.get("more_body", False)
-        if contains_nul(path=raw_path, query=scope.get("query_string", b""), body=bytes(body)):
-            await send_json(send, 400, refused)
+        query = scope.get("query_string", b"")
+        refused = refused_text(path=raw_path, query=query, body=bytes(body))
+        if refused is not None:
+            await send_json(send, 400, {"message": refused})
             return
 
         async def replay() -> Message:
