@@ -452,6 +452,25 @@ def test_malformed_requests_get_scim_errors_and_change_nothing(scim: Scim) -> No
     assert scim.client.get("/Users").json()["totalResults"] == 1
 
 
+def test_text_that_no_column_can_hold_is_400_on_both_engines(scim: Scim) -> None:
+    """Limits hold the same on SQLite (which would store anything) and PostgreSQL."""
+    refused = [
+        (entra_user("long-ext@fab.example", externalId="e" * 257), "externalId"),
+        (entra_user("long-name@fab.example", displayName="d" * 257), "displayName"),
+        (entra_user("\u00df" * 200), "userName"),  # 400 characters once case-folded
+    ]
+    for body, what in refused:
+        response = scim.client.post("/Users", json=body)
+        assert_error(response, 400, "invalidValue")
+        assert what in response.json()["detail"] or "256" in response.json()["detail"]
+    group = {"schemas": [CORE_GROUP], "displayName": "g", "externalId": "e" * 257}
+    assert_error(scim.client.post("/Groups", json=group), 400, "invalidValue")
+    # A JSON escape of half a surrogate pair is no character: neither database holds it.
+    half = b'{"schemas": ["' + CORE_USER.encode() + b'"], "userName": "half\\ud800@fab"}'
+    assert_error(scim.client.post("/Users", content=half), 400, "invalidValue")
+    assert scim.client.get("/Users").json()["totalResults"] == 0
+
+
 def test_search_bodies_of_the_wrong_types_are_400(scim: Scim) -> None:
     search = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
     create_user(scim, "found@fab.example")

@@ -3,6 +3,7 @@ a refusal is a SCIM error that says what is wrong, and a refused write changes n
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -37,7 +38,21 @@ scalars = st.one_of(
     st.booleans(),
     st.integers(min_value=-(2**70), max_value=2**70),
     st.floats(allow_nan=False, allow_infinity=False),
-    st.sampled_from(["True", "False", "", "x@fabrikam.example", "\u00e9\u00df", " padded "]),
+    st.sampled_from(
+        [
+            "True",
+            "False",
+            "",
+            "x@fabrikam.example",
+            "\u00e9\u00df",
+            " padded ",
+            "\u00df" * 200,  # 400 characters once case-folded
+            "x" * 300,
+            "\ud800",
+            "a\udfffb",
+            "\u0000",
+        ]
+    ),
     st.text(max_size=12),
 )
 values = st.recursive(
@@ -61,11 +76,18 @@ patches = st.one_of(
 )
 
 
+# Strings that test every column's limits and every layer's character rules.
+tricky = st.sampled_from(["\u00df" * 200, "x" * 257, "x" * 5000, "\ud800", "a\udfffb", "\u0000"])
+
+
 def resources(schema: str, required: str) -> st.SearchStrategy[Any]:
     return st.one_of(
         st.dictionaries(st.sampled_from(NAMES), values, max_size=6).map(
             lambda d: {"schemas": [schema], required: "fuzz@fabrikam.example", **d}
         ),
+        st.dictionaries(
+            st.sampled_from([required, "displayName", "externalId", "title"]), tricky, min_size=1
+        ).map(lambda d: {"schemas": [schema], required: "fuzz@fabrikam.example", **d}),
         values,
     )
 
@@ -116,7 +138,8 @@ def test_no_write_is_a_5xx_and_a_refused_one_changes_nothing(
     collection = "/Users" if kind == "user" else "/Groups"
     path = collection if method == "POST" else f"{collection}/{user if kind == 'user' else group}"
     before = _state(scim, user, group)
-    response = scim.client.request(method, path, json=body)
+    # Serialised here, ASCII-escaped: a lone surrogate is a valid JSON escape, not UTF-8.
+    response = scim.client.request(method, path, content=json.dumps(body).encode())
 
     assert response.status_code < 500, response.text
     if response.status_code >= 400:

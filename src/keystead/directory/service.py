@@ -52,6 +52,13 @@ class UserFields:
     display_name: str | None
 
 
+def _bounded(value: str | None, what: str, limit: int = 256) -> str | None:
+    """A free-text attribute Keystead keeps in a column of its own fits that column."""
+    if value is not None and len(value) > limit:
+        raise InvalidInput(f"{what} is {len(value)} characters long; at most {limit} are allowed")
+    return value
+
+
 def _clean_user_name(value: str) -> str:
     return names.display_name(value, what="user", max_length=256)
 
@@ -116,8 +123,8 @@ def create_user(
         "account_id": account_id,
         "user_name": user_name,
         "user_name_key": names.name_key(user_name),
-        "external_id": fields.external_id,
-        "display_name": fields.display_name,
+        "external_id": _bounded(fields.external_id, "externalId"),
+        "display_name": _bounded(fields.display_name, "displayName"),
         "active": fields.active,
         "attributes": attributes,
         "version": 1,
@@ -189,8 +196,8 @@ def update_user(
     changes: dict[str, Any] = {
         "user_name": user_name,
         "user_name_key": name_key,
-        "external_id": fields.external_id,
-        "display_name": fields.display_name,
+        "external_id": _bounded(fields.external_id, "externalId"),
+        "display_name": _bounded(fields.display_name, "displayName"),
         "active": fields.active,
         "attributes": attributes,
         "version": user.version + 1,
@@ -299,7 +306,7 @@ def create_group(
         "account_id": account_id,
         "display_name": name,
         "display_name_key": names.name_key(name),
-        "external_id": external_id,
+        "external_id": _bounded(external_id, "externalId"),
         "attributes": attributes,
         "version": 1,
         "created_at": now,
@@ -346,7 +353,7 @@ def update_group(
         group,
         display_name=name,
         display_name_key=names.name_key(name),
-        external_id=external_id,
+        external_id=_bounded(external_id, "externalId"),
         attributes=attributes,
     )
     if before != name:
