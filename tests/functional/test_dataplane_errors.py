@@ -327,8 +327,8 @@ def test_rotated_key_number_becomes_available(setup: Setup) -> None:
 
 @pytest.mark.parametrize(
     "key_number",
-    ["abc", "-1", "1.0", "", "0x1", "99999999999999999999"],
-    ids=["letters", "negative", "decimal", "empty", "hex", "huge"],
+    ["abc", "-1", "1.0", "", "0x1", "99999999999999999999", "%C2%B2"],
+    ids=["letters", "negative", "decimal", "empty", "hex", "huge", "superscript two (was a 500)"],
 )
 def test_key_number_not_a_number_is_400(setup: Setup, key_number: str) -> None:
     """key_number that is not a non-negative decimal integer gets 400."""

@@ -57,7 +57,8 @@ def _key_number(params: dict[str, str]) -> int | None:
     raw = params.get("key_number")
     if raw is None:
         return None
-    if not raw.isdigit() or len(raw) > 9:
+    # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:
         raise BadRequest("query parameter 'key_number' must be a non-negative integer")
     return int(raw)
 
