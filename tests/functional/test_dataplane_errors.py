@@ -400,6 +400,15 @@ MALFORMED_REPORTS: dict[str, Any] = {
     "bad key number": {"usage": [_entry("KEY", key_number="one")]},
     "bad timestamp": {"usage": [_entry("KEY", last_call_timestamp="yesterday")]},
     "one good, one bad": {"usage": [_entry("KEY"), _entry("KEY", dataset_type="x")]},
+    # These were 500s: past the key_number column's 32 bits (PostgreSQL), and times whose
+    # offset moves them out of datetime's range in UTC (both engines).
+    "key number past 32 bits": {"usage": [_entry("KEY", key_number=str(2**31))]},
+    "before year 1 in UTC": {
+        "usage": [_entry("KEY", first_call_timestamp="0001-01-01T00:00:00+01:00")]
+    },
+    "after year 9999 in UTC": {
+        "usage": [_entry("KEY", last_call_timestamp="9999-12-31T23:59:59-01:00")]
+    },
 }
 
 
