@@ -247,6 +247,30 @@ def test_body_not_a_json_object_is_400(setup: Setup, path: str, body: bytes) -> 
 
 
 @pytest.mark.parametrize(
+    "body",
+    [
+        b'{"uses": 1, "x": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+        b'{"uses": 1, "x": "\\ud800"}',
+        b'{"uses": 1, "x": "\xed\xa0\x80"}',
+        b'{"uses": 1, "x": NaN}',
+    ],
+    ids=["nested too deeply", "lone surrogate escape", "encoded surrogate", "NaN"],
+)
+@pytest.mark.parametrize(
+    "path", ["/api/v0/encryption/key", "/api/v0/decryption/key", "/api/v3/tracking/events"]
+)
+def test_body_that_is_no_utf8_json_text_is_400_saying_why(
+    setup: Setup, path: str, body: bytes
+) -> None:
+    """Bodies Python's parser overflows on (a 500 on every path), reads into text UTF-8
+    cannot hold, or into a number JSON has not (a 500 once stored: PostgreSQL's json type
+    refuses NaN); every body Keystead parses itself follows one rule."""
+    response = setup.app.request("POST", path, body)
+    assert response.status_code == 400, response.text
+    assert response.json()["message"].startswith("request body")
+
+
+@pytest.mark.parametrize(
     "uses",
     ["1", 1.5, True, 0, -1, None, 10**12, [1]],
     ids=["string", "float", "bool", "zero", "negative", "null", "huge", "list"],

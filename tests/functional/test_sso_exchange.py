@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -512,6 +513,35 @@ def test_csr_whose_signature_does_not_verify(signin: SignInAccount, dana: Provis
     der[-5] ^= 0x01  # inside the signature
     pem = x509.load_der_x509_csr(bytes(der)).public_bytes(serialization.Encoding.PEM).decode()
     refused(signin.exchange(signin.entra.token_for(USER), pem), 400, "bad_csr")
+
+
+# --- the body: UTF-8 JSON text; the refusals of every request, in the exchange's shape ------
+
+
+def post_raw(signin: SignInAccount, body: bytes, method: str = "POST") -> httpx.Response:
+    return httpx.request(
+        method,
+        signin.sso_url,
+        content=body,
+        headers={"Authorization": f"Bearer {signin.entra.token_for(USER)}"},
+        timeout=30,
+    )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"csr": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+        b'{"csr": ' + json.dumps(csr_pem()).encode()[:-1] + b'\\ud800"}',
+        b'{"csr": "\xed\xa0\x80"}',
+    ],
+    ids=["nested too deeply", "lone surrogate escape", "encoded surrogate"],
+)
+def test_body_that_is_no_utf8_json_text_is_400(
+    signin: SignInAccount, dana: Provisioned, body: bytes
+) -> None:
+    """Bodies Python's parser overflows on or reads into text UTF-8 cannot hold (were 500s)."""
+    refused(post_raw(signin, body), 400, "bad_request")
 
 
 # --- helpers -------------------------------------------------------------------------------

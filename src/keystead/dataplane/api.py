@@ -31,6 +31,7 @@ from keystead.logs import get_logger
 from keystead.runtime import Runtime
 from keystead.storage.driver import Reader
 from keystead.storage.session import Database
+from keystead.web import jsonbody
 from keystead.web.middleware import read_body
 
 
@@ -73,10 +74,7 @@ def _certificate(value: Any) -> str | None:
 
 
 def _json_object(body: bytes) -> dict[str, Any]:
-    try:
-        value = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest("request body is not valid JSON") from exc
+    value = jsonbody.loads(body)
     if not isinstance(value, dict):
         raise BadRequest("request body must be a JSON object")
     return value

@@ -9,7 +9,6 @@ the account's provisioning log; refusals also to the service log with their reas
 from __future__ import annotations
 
 import functools
-import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,11 +17,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from keystead.errors import BadRequest
 from keystead.logs import get_logger
 from keystead.runtime import Runtime
 from keystead.scim import log as provisioning_log
 from keystead.sso import certificates
 from keystead.sso.exchange import Exchange, SignInRefused
+from keystead.web import jsonbody
 
 PATH = "/{customer_id}/api/v3/scim/sso"
 log = get_logger("keystead.sso")
@@ -36,12 +37,13 @@ def _csr_key(pem: str) -> RSAPublicKey:
 
 def _csr_of(body: bytes) -> str:
     try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        document = jsonbody.loads(body)
+    except BadRequest as exc:
         raise SignInRefused(
             400,
             "bad_request",
-            'the body must be JSON: {"csr": "-----BEGIN CERTIFICATE REQUEST-----…"}',
+            f'{exc.message}; the body must be JSON: {{"csr": "-----BEGIN CERTIFICATE '
+            'REQUEST-----…"}',
         ) from None
     if not isinstance(document, dict) or "csr" not in document:
         raise SignInRefused(400, "bad_request", "the body must be a JSON object with a 'csr' field")
