@@ -592,6 +592,35 @@ def test_body_that_is_no_utf8_json_text_is_400(
     refused(post_raw(signin, body), 400, "bad_request")
 
 
+def test_body_with_a_nul_is_a_refusal_with_its_reason(
+    signin: SignInAccount, dana: Provisioned
+) -> None:
+    """The NUL refusal of every request, in the exchange's own shape and log (was a bare
+    {message} from the middleware, in no provisioning log)."""
+    response = post_raw(signin, b'{"csr": "\\u0000"}')
+    refused(response, 400, "bad_request")
+    assert "NUL" in response.json()["message"]
+    assert log_entries(signin.runtime, signin.account_id)[-1].scim_type == "bad_request"
+
+
+def test_body_over_the_limit_is_413_with_its_reason(
+    signin: SignInAccount, dana: Provisioned
+) -> None:
+    """Over the body limit: 413 in the exchange's own shape (was the middleware's bare
+    {message})."""
+    response = post_raw(signin, b'{"csr": "' + b"x" * (1024 * 1024) + b'"}')
+    refused(response, 413, "bad_request")
+    assert "limit" in response.json()["message"]
+
+
+def test_another_method_is_405_with_its_reason(signin: SignInAccount) -> None:
+    """Not a POST: 405 in the exchange's own shape, with Allow (was FastAPI's bare
+    {message})."""
+    response = post_raw(signin, b"", method="GET")
+    refused(response, 405, "method_not_allowed")
+    assert response.headers["allow"] == "POST"
+
+
 # --- helpers -------------------------------------------------------------------------------
 
 
