@@ -51,7 +51,6 @@ def build_app(runtime: Runtime) -> ASGIApp:
     errors.install(app)
     app.include_router(health.router)
     app.include_router(build_router())
-    app.include_router(sso_api.build_router(runtime, Exchange(runtime.master, keysets)))
     app.include_router(scim_api.build_router(runtime))
     app.add_middleware(RejectNonText)
     app.add_middleware(BodyLimit, limit=runtime.settings.max_body_bytes)
@@ -61,7 +60,8 @@ def build_app(runtime: Runtime) -> ASGIApp:
         skew_seconds=runtime.settings.signature_skew_seconds,
         dialect=runtime.db.engine.dialect,
     )
-    scim = scim_api.ScimDispatch(app, runtime, elsewhere=(sso_api.PATH,))
+    sso = sso_api.SsoDispatch(app, runtime, Exchange(runtime.master, keysets))
+    scim = scim_api.ScimDispatch(sso, runtime, elsewhere=(sso_api.PATH,))
     return DataPlaneDispatch(scim, runtime, plane)
 
 

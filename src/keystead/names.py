@@ -16,6 +16,17 @@ DATASET_NAME_RULE = (
 )
 
 
+# A lone UTF-16 surrogate: a JSON escape (\ud800) can put one in a Python string, but UTF-8
+# cannot encode it, so no database can store or compare it.
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def storable(text: str) -> bool:
+    """Text a database can hold and compare: no NUL (PostgreSQL refuses it) and no lone
+    surrogate. Both arrive only escaped inside JSON (a token's claims, a request body)."""
+    return "\x00" not in text and _SURROGATE.search(text) is None
+
+
 def name_key(name: str) -> str:
     """The form in which names are compared: trimmed, NFKC-normalised, case-folded."""
     return unicodedata.normalize("NFKC", name).strip().casefold()

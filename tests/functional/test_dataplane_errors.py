@@ -247,6 +247,30 @@ def test_body_not_a_json_object_is_400(setup: Setup, path: str, body: bytes) -> 
 
 
 @pytest.mark.parametrize(
+    "body",
+    [
+        b'{"uses": 1, "x": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+        b'{"uses": 1, "x": "\\ud800"}',
+        b'{"uses": 1, "x": "\xed\xa0\x80"}',
+        b'{"uses": 1, "x": NaN}',
+    ],
+    ids=["nested too deeply", "lone surrogate escape", "encoded surrogate", "NaN"],
+)
+@pytest.mark.parametrize(
+    "path", ["/api/v0/encryption/key", "/api/v0/decryption/key", "/api/v3/tracking/events"]
+)
+def test_body_that_is_no_utf8_json_text_is_400_saying_why(
+    setup: Setup, path: str, body: bytes
+) -> None:
+    """Bodies Python's parser overflows on (a 500 on every path), reads into text UTF-8
+    cannot hold, or into a number JSON has not (a 500 once stored: PostgreSQL's json type
+    refuses NaN); every body Keystead parses itself follows one rule."""
+    response = setup.app.request("POST", path, body)
+    assert response.status_code == 400, response.text
+    assert response.json()["message"].startswith("request body")
+
+
+@pytest.mark.parametrize(
     "uses",
     ["1", 1.5, True, 0, -1, None, 10**12, [1]],
     ids=["string", "float", "bool", "zero", "negative", "null", "huge", "list"],
@@ -327,8 +351,8 @@ def test_rotated_key_number_becomes_available(setup: Setup) -> None:
 
 @pytest.mark.parametrize(
     "key_number",
-    ["abc", "-1", "1.0", "", "0x1", "99999999999999999999"],
-    ids=["letters", "negative", "decimal", "empty", "hex", "huge"],
+    ["abc", "-1", "1.0", "", "0x1", "99999999999999999999", "%C2%B2"],
+    ids=["letters", "negative", "decimal", "empty", "hex", "huge", "superscript two (was a 500)"],
 )
 def test_key_number_not_a_number_is_400(setup: Setup, key_number: str) -> None:
     """key_number that is not a non-negative decimal integer gets 400."""
@@ -400,6 +424,15 @@ MALFORMED_REPORTS: dict[str, Any] = {
     "bad key number": {"usage": [_entry("KEY", key_number="one")]},
     "bad timestamp": {"usage": [_entry("KEY", last_call_timestamp="yesterday")]},
     "one good, one bad": {"usage": [_entry("KEY"), _entry("KEY", dataset_type="x")]},
+    # These were 500s: past the key_number column's 32 bits (PostgreSQL), and times whose
+    # offset moves them out of datetime's range in UTC (both engines).
+    "key number past 32 bits": {"usage": [_entry("KEY", key_number=str(2**31))]},
+    "before year 1 in UTC": {
+        "usage": [_entry("KEY", first_call_timestamp="0001-01-01T00:00:00+01:00")]
+    },
+    "after year 9999 in UTC": {
+        "usage": [_entry("KEY", last_call_timestamp="9999-12-31T23:59:59-01:00")]
+    },
 }
 
 

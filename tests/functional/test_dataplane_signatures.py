@@ -127,7 +127,8 @@ class Signer:
             request = client.build_request(
                 prepared.method,
                 self.base_url + prepared.target,
-                headers=prepared.headers,
+                # Latin-1 bytes: any header byte a client may send (httpx takes str as ASCII).
+                headers={name: value.encode("latin-1") for name, value in prepared.headers.items()},
                 content=prepared.body if prepared.method != "GET" else None,
             )
             # The request line must be exactly what was signed.
@@ -259,6 +260,11 @@ def _flip_mac(prepared: Prepared) -> Prepared:
     return _edit_signature(prepared, mac_b64, base64.b64encode(bytes(mac)).decode())
 
 
+def _replace_created(prepared: Prepared, value: str) -> Prepared:
+    header = re.sub(r"created=\d+", f"created={value}", prepared.headers["Signature"], count=1)
+    return _with(prepared, Signature=header)
+
+
 def _shift_created(prepared: Prepared) -> Prepared:
     created = re.search(r"created=(\d+)", prepared.headers["Signature"])
     assert created is not None
@@ -317,6 +323,10 @@ TAMPERED: dict[str, Tamper] = {
         _signed_ffs(p), 'algorithm="hmac-sha512"', 'algorithm="hmac-sha512", algorithm="x"'
     ),
     "overlong header": lambda p: _edit_signature(_signed_ffs(p), 'keyId="', 'keyId="' + "A" * 5000),
+    # These two were 500s: "²" passes str.isdigit() but not int(), and compare_digest
+    # raises on non-ASCII text.
+    "created a superscript digit": lambda p: _replace_created(_signed_ffs(p), "\u00b2"),
+    "digest with a Latin-1 letter": lambda p: _with(_signed_ffs(p), Digest="SHA-512=\u00e9"),
 }
 
 

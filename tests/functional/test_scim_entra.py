@@ -434,6 +434,9 @@ def test_malformed_requests_get_scim_errors_and_change_nothing(scim: Scim) -> No
     """Bad JSON, bad filters, unknown ids, unknown paths: the right SCIM error, no change."""
     assert_error(scim.client.post("/Users", content=b"{not json"), 400, "invalidSyntax")
     assert_error(scim.client.post("/Users", json=["a"]), 400, "invalidSyntax")
+    # Nested past what Python's parser can read (was a 500)
+    deep = b'{"userName": "x@fab.example", "x": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    assert_error(scim.client.post("/Users", content=deep), 400, "invalidSyntax")
     assert_error(scim.client.get("/Users", params={"filter": "userName eq"}), 400, "invalidFilter")
     assert_error(scim.client.get("/Users", params={"count": "many"}), 400, "invalidValue")
     assert_error(scim.client.get(f"/Users/{uuid.uuid4()}"), 404)

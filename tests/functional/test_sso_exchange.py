@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -19,7 +20,7 @@ from sqlalchemy import select
 
 from keystead.accounts import service as accounts
 from keystead.runtime import Runtime
-from keystead.storage.models import ApiKey, IdpSettings, ProvisioningEvent
+from keystead.storage.models import ApiKey, IdpSettings, ProvisioningEvent, SsoTokenGroup
 from tests import factories as f
 from tests.conftest import LiveServer
 from tests.factories import ACTOR
@@ -512,6 +513,112 @@ def test_csr_whose_signature_does_not_verify(signin: SignInAccount, dana: Provis
     der[-5] ^= 0x01  # inside the signature
     pem = x509.load_der_x509_csr(bytes(der)).public_bytes(serialization.Encoding.PEM).decode()
     refused(signin.exchange(signin.entra.token_for(USER), pem), 400, "bad_csr")
+
+
+# --- claims no database can hold, an exp past year 9999 (were 500s) ------------------------
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["dana\x00reyes@contoso.example", "dana\ud800@contoso.example"],
+    ids=["nul", "surrogate"],
+)
+def test_user_name_claim_no_database_can_hold_is_401(
+    signin: SignInAccount, dana: Provisioned, name: str
+) -> None:
+    """A signed token whose user name holds a NUL (PostgreSQL refuses it) or a lone surrogate
+    (UTF-8 cannot encode it) is refused as a claim, not looked up (was a 500)."""
+    response = signin.exchange(signin.entra.mint(USER, claims={"unique_name": name}))
+    refused(response, 401, "missing_claim")
+    assert "unique_name" in response.json()["message"]
+    assert log_entries(signin.runtime, signin.account_id)[-1].status == 401
+
+
+def test_token_expiring_after_year_9999_gets_a_certificate_of_the_configured_lifetime(
+    signin: SignInAccount, dana: Provisioned
+) -> None:
+    """exp beyond datetime's range is later than any certificate's end (was a 500)."""
+    before = datetime.now(UTC)
+    response = signin.exchange(signin.entra.mint(USER, claims={"exp": 253_402_300_800}))
+    assert response.status_code == 200, response.text
+    cert = x509.load_pem_x509_certificate(response.json()["api_cert"].encode())
+    assert cert.not_valid_after_utc - before <= timedelta(hours=1, seconds=5)
+
+
+def test_token_groups_no_database_can_hold_are_skipped(
+    live_server: LiveServer, runtime: Runtime, entra: FakeEntra
+) -> None:
+    """Under "directory_and_token", group entries with a NUL or a lone surrogate are skipped
+    like other entries that are no group reference (was a 500)."""
+    account = signin_account(runtime, live_server.url, entra, group_policy="directory_and_token")
+    dana = provision(runtime, account.account_id, USER)
+    token = entra.mint(USER, claims={"groups": ["g-ok", "g\x00", "g\ud800"]})
+    assert account.exchange(token).status_code == 200
+    with runtime.db.read() as s:
+        key = s.scalar(select(ApiKey).where(ApiKey.access_key_id == dana.access_key_id))
+        assert key is not None
+        groups = s.scalars(
+            select(SsoTokenGroup.group_ref).where(SsoTokenGroup.api_key_id == key.id)
+        )
+        assert set(groups) == {"g-ok"}
+
+
+# --- the body: UTF-8 JSON text; the refusals of every request, in the exchange's shape ------
+
+
+def post_raw(signin: SignInAccount, body: bytes, method: str = "POST") -> httpx.Response:
+    return httpx.request(
+        method,
+        signin.sso_url,
+        content=body,
+        headers={"Authorization": f"Bearer {signin.entra.token_for(USER)}"},
+        timeout=30,
+    )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"csr": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+        b'{"csr": ' + json.dumps(csr_pem()).encode()[:-1] + b'\\ud800"}',
+        b'{"csr": "\xed\xa0\x80"}',
+    ],
+    ids=["nested too deeply", "lone surrogate escape", "encoded surrogate"],
+)
+def test_body_that_is_no_utf8_json_text_is_400(
+    signin: SignInAccount, dana: Provisioned, body: bytes
+) -> None:
+    """Bodies Python's parser overflows on or reads into text UTF-8 cannot hold (were 500s)."""
+    refused(post_raw(signin, body), 400, "bad_request")
+
+
+def test_body_with_a_nul_is_a_refusal_with_its_reason(
+    signin: SignInAccount, dana: Provisioned
+) -> None:
+    """The NUL refusal of every request, in the exchange's own shape and log (was a bare
+    {message} from the middleware, in no provisioning log)."""
+    response = post_raw(signin, b'{"csr": "\\u0000"}')
+    refused(response, 400, "bad_request")
+    assert "NUL" in response.json()["message"]
+    assert log_entries(signin.runtime, signin.account_id)[-1].scim_type == "bad_request"
+
+
+def test_body_over_the_limit_is_413_with_its_reason(
+    signin: SignInAccount, dana: Provisioned
+) -> None:
+    """Over the body limit: 413 in the exchange's own shape (was the middleware's bare
+    {message})."""
+    response = post_raw(signin, b'{"csr": "' + b"x" * (1024 * 1024) + b'"}')
+    refused(response, 413, "bad_request")
+    assert "limit" in response.json()["message"]
+
+
+def test_another_method_is_405_with_its_reason(signin: SignInAccount) -> None:
+    """Not a POST: 405 in the exchange's own shape, with Allow (was FastAPI's bare
+    {message})."""
+    response = post_raw(signin, b"", method="GET")
+    refused(response, 405, "method_not_allowed")
+    assert response.headers["allow"] == "POST"
 
 
 # --- helpers -------------------------------------------------------------------------------

@@ -200,6 +200,12 @@ ATTACKS: dict[str, tuple[Any, type[v.TokenRejected]]] = {
         v.WrongTokenKind,
     ),
     "missing_unique_name": (lambda: mint(claims(unique_name=_DROP, upn=_DROP)), v.WrongTokenKind),
+    # No directory user can have these names (PostgreSQL refuses NUL, UTF-8 a lone surrogate).
+    "unique_name_with_a_nul": (lambda: mint(claims(unique_name="dana\x00@x")), v.MissingClaim),
+    "unique_name_with_a_lone_surrogate": (
+        lambda: mint(claims(unique_name="dana\ud800@x")),
+        v.MissingClaim,
+    ),
     "oversized_token": (lambda: mint(claims(pad="x" * 20_000)), v.MalformedToken),
     "two_segments": (lambda: ".".join(mint().split(".")[:2]), v.MalformedToken),
     "five_segments_jwe_shape": (lambda: "a.b.c.d.e", v.MalformedToken),

@@ -31,6 +31,7 @@ from keystead.logs import get_logger
 from keystead.runtime import Runtime
 from keystead.storage.driver import Reader
 from keystead.storage.session import Database
+from keystead.web import jsonbody
 from keystead.web.middleware import read_body
 
 
@@ -57,7 +58,8 @@ def _key_number(params: dict[str, str]) -> int | None:
     raw = params.get("key_number")
     if raw is None:
         return None
-    if not raw.isdigit() or len(raw) > 9:
+    # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:
         raise BadRequest("query parameter 'key_number' must be a non-negative integer")
     return int(raw)
 
@@ -72,10 +74,7 @@ def _certificate(value: Any) -> str | None:
 
 
 def _json_object(body: bytes) -> dict[str, Any]:
-    try:
-        value = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest("request body is not valid JSON") from exc
+    value = jsonbody.loads(body)
     if not isinstance(value, dict):
         raise BadRequest("request body must be a JSON object")
     return value

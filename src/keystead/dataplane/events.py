@@ -25,7 +25,7 @@ class UsageEntry(BaseModel):
     dataset_type: Literal["structured", "unstructured"]
     api_key: str = Field(max_length=64)
     count: int = Field(ge=0, le=2**53)
-    key_number: int | None = Field(default=None, ge=0, le=2**31)
+    key_number: int | None = Field(default=None, ge=0, le=2**31 - 1)  # a 32-bit column
     action: Literal["encrypt", "decrypt"]
     product: str | None = Field(default=None, max_length=100)
     product_version: str | None = Field(default=None, max_length=40)
@@ -41,6 +41,18 @@ class UsageEntry(BaseModel):
             return int(value)
         return value
 
+    @field_validator("first_call_timestamp", "last_call_timestamp")
+    @classmethod
+    def _in_utc(cls, value: datetime | None) -> datetime | None:
+        """In UTC (no zone means UTC), as stored and summarised. A time near year 1 or 9999
+        whose offset moves it past either has no UTC form: refused here, not at the INSERT."""
+        if value is None:
+            return None
+        try:
+            return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
+        except OverflowError:
+            raise ValueError("is outside the years 1 to 9999 once converted to UTC") from None
+
 
 class UsageReport(BaseModel):
     model_config = ConfigDict(extra="ignore")
@@ -54,12 +66,6 @@ def parse_report(raw: Any) -> UsageReport:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise BadRequest(f"usage report is not valid: {where}: {first['msg']}") from exc
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def record(
@@ -78,8 +84,8 @@ def record(
     for entry in report.usage:
         if entry.api_key not in ours:
             continue
-        first, last = _aware(entry.first_call_timestamp), _aware(entry.last_call_timestamp)
-        day = (last or first or datetime.now(UTC)).astimezone(UTC).date()
+        first, last = entry.first_call_timestamp, entry.last_call_timestamp
+        day = (last or first or datetime.now(UTC)).date()
         session.add(
             UsageEvent(
                 account_id=account_id,

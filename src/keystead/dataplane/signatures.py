@@ -21,6 +21,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from keystead.crypto import tokens
 from keystead.errors import Unauthenticated
 
 ALGORITHM = "hmac-sha512"
@@ -83,7 +84,8 @@ def parse_signature_header(value: str) -> SignatureParams:
         raise SignatureError(
             f"Signature parameters unknown {sorted(unknown)} missing {sorted(missing)}"
         )
-    if not params["created"].isdigit():
+    # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+    if not (params["created"].isascii() and params["created"].isdigit()):
         raise SignatureError("Signature created is not a Unix time")
     return SignatureParams(
         key_id=params["keyId"],
@@ -156,7 +158,9 @@ def check_structure(
     if abs(now - params.created) > skew:
         raise SignatureError(f"created {params.created} is outside ±{skew}s of {now}")
     digest = request.headers.get("digest")
-    if digest is None or not hmac.compare_digest(digest, body_digest(request.body)):
+    # tokens.same compares bytes: hmac.compare_digest raises TypeError on non-ASCII text,
+    # and a Digest header may hold any Latin-1 character.
+    if digest is None or not tokens.same(digest, body_digest(request.body)):
         raise SignatureError("Digest does not match the body")
 
 

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import jwt
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
+from keystead import names
 from keystead.idp import config
 
 ALGORITHM = "RS256"
@@ -257,6 +258,11 @@ def _user(claims: Mapping[str, Any], policy: TokenPolicy) -> VerifiedToken:
     for name in policy.username_claims:
         value = claims.get(name)
         if isinstance(value, str) and value.strip():
+            if not names.storable(value):  # no directory user can have such a name
+                raise MissingClaim(
+                    f"token claim {name!r} is no user name: it holds a NUL character or a "
+                    "lone surrogate"
+                )
             oid = claims.get("oid")
             return VerifiedToken(
                 username=value.strip(),

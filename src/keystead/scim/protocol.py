@@ -9,7 +9,6 @@ on group creation, the manager as a bare id) the tolerant policy below, plus
 
 from __future__ import annotations
 
-import json
 from typing import Any, ClassVar
 
 from scim2_models import (
@@ -25,7 +24,8 @@ from scim2_models import (
     User,
 )
 
-from keystead.errors import KeysteadError
+from keystead.errors import BadRequest, KeysteadError
+from keystead.web import jsonbody
 
 MEDIA_TYPE = "application/scim+json"
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
@@ -94,9 +94,9 @@ def from_domain(exc: KeysteadError) -> ScimError:
 
 def parse_json(body: bytes) -> dict[str, Any]:
     try:
-        value = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ScimError(400, "the request body is not valid JSON", "invalidSyntax") from exc
+        value = jsonbody.loads(body)
+    except BadRequest as exc:  # not UTF-8 JSON text, or nested too deeply to parse
+        raise ScimError(400, exc.message, "invalidSyntax") from exc
     if not isinstance(value, dict):
         raise ScimError(400, "the request body must be a JSON object", "invalidSyntax")
     return value

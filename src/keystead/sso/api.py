@@ -1,28 +1,34 @@
 """`POST /{customer_id}/api/v3/scim/sso`: the HTTP side of the SSO exchange.
 
 Answers 200 ``{public_value, signing_value, api_cert}`` or a JSON ``{message, reason}``
-with 400 (body or CSR), 401 (token), 403 (account or directory state), 404 (account) or
-503 (the provider's keys cannot be fetched). Every exchange, granted or refused, goes to
-the account's provisioning log; refusals also to the service log with their reason.
+with 400 (body or CSR), 401 (token), 403 (account or directory state), 404 (account),
+405 (not a POST), 413 (body over the limit) or 503 (the provider's keys cannot be
+fetched). Every exchange, granted or refused, goes to the account's provisioning log;
+refusals also to the service log with their reason.
 """
 
 from __future__ import annotations
 
 import functools
-import json
+import secrets
 from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
+from starlette.responses import JSONResponse
+from starlette.routing import compile_path
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from keystead.errors import BadRequest, KeysteadError
 from keystead.logs import get_logger
 from keystead.runtime import Runtime
 from keystead.scim import log as provisioning_log
 from keystead.sso import certificates
 from keystead.sso.exchange import Exchange, SignInRefused
+from keystead.web import jsonbody
+from keystead.web.middleware import AccessLog, ClientGone, read_body
 
 PATH = "/{customer_id}/api/v3/scim/sso"
 log = get_logger("keystead.sso")
@@ -34,14 +40,17 @@ def _csr_key(pem: str) -> RSAPublicKey:
     return certificates.csr_public_key(pem)
 
 
-def _csr_of(body: bytes) -> str:
+def _csr_of(body: bytes | KeysteadError) -> str:
+    if isinstance(body, KeysteadError):  # refused as it was read
+        raise SignInRefused(body.status, "bad_request", body.message)
     try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        document = jsonbody.loads(body)
+    except BadRequest as exc:
         raise SignInRefused(
             400,
             "bad_request",
-            'the body must be JSON: {"csr": "-----BEGIN CERTIFICATE REQUEST-----…"}',
+            f'{exc.message}; the body must be JSON: {{"csr": "-----BEGIN CERTIFICATE '
+            'REQUEST-----…"}',
         ) from None
     if not isinstance(document, dict) or "csr" not in document:
         raise SignInRefused(400, "bad_request", "the body must be a JSON object with a 'csr' field")
@@ -52,7 +61,11 @@ def _csr_of(body: bytes) -> str:
 
 
 def exchange_once(
-    runtime: Runtime, exchange: Exchange, customer_id: str, authorization: str | None, body: bytes
+    runtime: Runtime,
+    exchange: Exchange,
+    customer_id: str,
+    authorization: str | None,
+    body: bytes | KeysteadError,
 ) -> tuple[int, dict[str, Any]]:
     setup = None
     user_name: str | None = None
@@ -120,20 +133,57 @@ def exchange_once(
         return refused.status, {"message": refused.message, "reason": refused.reason}
 
 
-def build_router(runtime: Runtime, exchange: Exchange) -> APIRouter:
-    router = APIRouter(include_in_schema=False)
+class SsoDispatch:
+    """ASGI: requests to :data:`PATH` answered here, everything else to ``fallback``.
 
-    @router.post(PATH)
-    async def sso(customer_id: str, request: Request) -> Response:
-        body = await request.body()
-        status, payload = await run_in_threadpool(
-            exchange_once,
-            runtime,
-            exchange,
-            customer_id,
-            request.headers.get("authorization"),
-            body,
-        )
-        return JSONResponse(payload, status_code=status, headers={"Cache-Control": "no-store"})
+    The exchange reads its own body (the same size limit and NUL refusal the middleware
+    applies to every other request), so that a body refused for either is a refusal like
+    any other: ``{message, reason}``, in the provisioning log. The access log line is the
+    middleware's own.
+    """
 
-    return router
+    def __init__(self, fallback: ASGIApp, runtime: Runtime, exchange: Exchange) -> None:
+        self.fallback, self.runtime, self.exchange = fallback, runtime, exchange
+        self.path = compile_path(PATH)[0]
+        self.limit = runtime.settings.max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        found = self.path.match(scope["path"]) if scope["type"] == "http" else None
+        if found is None:
+            await self.fallback(scope, receive, send)
+            return
+        answer = functools.partial(self._answer, found["customer_id"])
+        await AccessLog(answer)(scope, receive, send)
+
+    async def _answer(self, customer_id: str, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] != "POST":
+            refusal = {
+                "message": f"method {scope['method']} is not allowed; the exchange is a POST",
+                "reason": "method_not_allowed",
+            }
+            await JSONResponse(refusal, status_code=405, headers={"Allow": "POST"})(
+                scope, receive, send
+            )
+            return
+        try:
+            body: bytes | KeysteadError = await read_body(scope, receive, self.limit)
+        except ClientGone:
+            return  # nobody to answer
+        except KeysteadError as exc:  # too large, or a NUL character: judged with the CSR
+            body = exc
+        try:
+            status, payload = await run_in_threadpool(
+                exchange_once,
+                self.runtime,
+                self.exchange,
+                customer_id,
+                Headers(scope=scope).get("authorization"),
+                body,
+            )
+        except Exception as exc:  # the client gets a reference, the log the details
+            reference = secrets.token_hex(6)
+            log.error("unexpected_error", path=scope["path"], reference=reference, exc_info=exc)
+            status = 500
+            payload = {"message": f"internal error (reference {reference})", "reason": "internal"}
+        response = JSONResponse(payload, status_code=status, headers={"Cache-Control": "no-store"})
+        await response(scope, receive, send)

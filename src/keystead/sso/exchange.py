@@ -265,8 +265,9 @@ class Exchange:
             )
             self._enforce_token_groups(session, key, False)
             return
+        # Entries no group reference can be (not text, too long, unstorable) are skipped.
         refs = sorted(
-            {g for g in groups if isinstance(g, str) and 0 < len(g) <= 256}
+            {g for g in groups if isinstance(g, str) and 0 < len(g) <= 256 and names.storable(g)}
             if isinstance(groups, list)
             else set()
         )[:MAX_TOKEN_GROUPS]
@@ -296,10 +297,11 @@ class Exchange:
     @staticmethod
     def not_after(setup: _Setup, token: verify.VerifiedToken, now: datetime) -> datetime:
         """The certificate's end: the configured lifetime, never past the token's ``exp``."""
-        end = min(
-            now + timedelta(seconds=setup.cert_ttl),
-            datetime.fromtimestamp(token.expires_at, UTC),
-        )
+        end = now + timedelta(seconds=setup.cert_ttl)
+        # Compared as numbers first: a signed exp beyond datetime's range (year 9999) has
+        # no datetime, and ends later than any certificate anyway.
+        if token.expires_at < end.timestamp():
+            end = datetime.fromtimestamp(token.expires_at, UTC)
         return max(end, now + timedelta(seconds=1))
 
     def certificate(

@@ -1,0 +1,47 @@
+"""What a JSON request body of the SSO exchange and the data plane must be: UTF-8 JSON text
+(RFC 8259) that Python's parser can read and whose strings UTF-8 can hold."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from keystead.errors import BadRequest
+from keystead.web import jsonbody
+
+
+@pytest.mark.parametrize(
+    ("body", "value"),
+    [
+        (b'{"uses": 1}', {"uses": 1}),
+        (b'\xef\xbb\xbf{"uses": 1}', {"uses": 1}),  # a byte order mark, tolerated
+        (b'"\\ud83d\\udd11"', "\U0001f511"),  # a surrogate pair is one character
+        (b'"\\\\ud800"', "\\ud800"),  # an escaped backslash, then text
+        ('"caf\u00e9"'.encode(), "caf\u00e9"),
+        (b"[" * 3 + b"]" * 3, [[[]]]),
+    ],
+    ids=["object", "bom", "surrogate pair", "backslash u text", "utf-8", "nested"],
+)
+def test_json_text_is_read(body: bytes, value: Any) -> None:
+    assert jsonbody.loads(body) == value
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        (b"{", "not valid JSON"),
+        (b"\xff", "not UTF-8"),
+        (b'"\xed\xa0\x80"', "not UTF-8"),  # a surrogate encoded as UTF-8
+        ('{"a": 1}'.encode("utf-16"), "not UTF-8"),
+        (b'"\\ud800"', "lone surrogate"),
+        (b'{"a": ["\\udfff"]}', "lone surrogate"),
+        (b'{"\\ud800": 1}', "lone surrogate"),
+        (b"[NaN]", "NaN is not a JSON number"),
+        (b'{"a": -Infinity}', "-Infinity is not a JSON number"),
+        (b"[" * 5000 + b"]" * 5000, "too deeply"),
+    ],
+)
+def test_anything_else_is_a_bad_request_saying_why(body: bytes, says: str) -> None:
+    with pytest.raises(BadRequest, match=says):
+        jsonbody.loads(body)
