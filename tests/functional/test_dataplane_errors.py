@@ -267,7 +267,7 @@ def test_body_that_is_no_utf8_json_text_is_400_saying_why(
     refuses NaN); every body Keystead parses itself follows one rule."""
     response = setup.app.request("POST", path, body)
     assert response.status_code == 400, response.text
-    assert response.json()["message"].startswith("request body")
+    assert "request body" in response.json()["message"]
 
 
 @pytest.mark.parametrize(
