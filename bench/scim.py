@@ -184,32 +184,31 @@ def start_keystead(work: Path) -> Target:
     return Target("Keystead", server.url + path, str(issued["token"]), server, log, code)
 
 
-def start_reference(work: Path) -> Target:
+def _start_app(work: Path, name: str, module: str, token_variable: str, probe: str) -> Target:
+    """A bare ASGI app of the benchmark's, under exactly `keystead serve`'s uvicorn settings."""
     token = uuid.uuid4().hex
     port = common.free_port()
-    log = work / f"reference-{port}.log"
+    log = work / f"{name}-{port}.log"
     cmd = [
-        str(common.BIN / "uvicorn"), "bench.scim_reference:app", "--host", "127.0.0.1",
+        str(common.BIN / "uvicorn"), f"{module}:app", "--host", "127.0.0.1",
         "--port", str(port), "--loop", "uvloop", "--http", "httptools", "--no-access-log",
         "--log-level", "warning",
     ]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(common.ROOT), "SCIM_REF_TOKEN": token}
-    server = _start(cmd, env, port, "/v2/ServiceProviderConfig", log)
-    return Target("reference", server.url + "/v2", token, server, log)
+    env = {**os.environ, "PYTHONPATH": str(common.ROOT), token_variable: token}
+    server = _start(cmd, env, port, probe, log)
+    return Target(name, server.url + "/v2", token, server, log)
+
+
+def start_reference(work: Path) -> Target:
+    return _start_app(
+        work, "reference", "bench.scim_reference", "SCIM_REF_TOKEN", "/v2/ServiceProviderConfig"
+    )
 
 
 def start_ceiling(work: Path) -> Target:
-    token = uuid.uuid4().hex
-    port = common.free_port()
-    log = work / f"ceiling-{port}.log"
-    cmd = [
-        str(common.BIN / "uvicorn"), "bench.scim_ceiling:app", "--host", "127.0.0.1",
-        "--port", str(port), "--loop", "uvloop", "--http", "httptools", "--no-access-log",
-        "--log-level", "warning",
-    ]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(common.ROOT), "SCIM_CEILING_TOKEN": token}
-    server = _start(cmd, env, port, "/v2/Users/probe", log)
-    return Target("ceiling", server.url + "/v2", token, server, log)
+    return _start_app(
+        work, "ceiling", "bench.scim_ceiling", "SCIM_CEILING_TOKEN", "/v2/Users/probe"
+    )
 
 
 # --- running a phase ----------------------------------------------------------------------

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import hmac
-import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from tests.factories import ACTOR
 from tests.functional.test_dataplane_certificates import SignedIn, join_group, sign_in
 from tests.functional.test_dataplane_signatures import NOT_VALID, Prepared, Signer, digest_of
 from tests.support.fake_entra import FakeEntra
+from tests.support.fuzz import json_strategies, lenient_json
 from tests.support.signin import client_key, provision, signin_account
 
 USER = "fuzz.user@contoso.example"
@@ -146,22 +146,8 @@ AWKWARD_TEXT = [
     "null", "1.0", "SSN", "ssn", " SSN ", "Notes", "-1", "0", "1", "2", "99999999999",
 ]  # fmt: skip
 texts = st.one_of(st.sampled_from(AWKWARD_TEXT), st.text(max_size=12))
-numbers = st.one_of(
-    st.integers(min_value=-(2**70), max_value=2**70),
-    st.sampled_from([0, 1, -1, 2**31, 2**53, 2**63, 10**30, 1_000_000, 1_000_001]),
-    st.floats(allow_nan=True, allow_infinity=True),
-)
-scalars = st.one_of(st.none(), st.booleans(), numbers, texts)
-json_values = st.recursive(
-    scalars,
-    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(texts, inner, max_size=4)),
-    max_leaves=10,
-)
-
-
-def _json(value: Any) -> bytes:
-    """JSON as a lenient sender writes it (NaN, Infinity and lone surrogates as escapes)."""
-    return json.dumps(value).encode()
+_JSON = json_strategies(texts, [0, 1, -1, 2**31, 2**53, 2**63, 10**30, 1_000_000, 1_000_001])
+numbers, scalars, json_values = _JSON.numbers, _JSON.scalars, _JSON.values
 
 
 def _b64(data: bytes) -> str:
@@ -195,7 +181,7 @@ def _bases(plane: Plane, key_id: str) -> list[Base]:
         Base("GET", f"/api/v0/fpe/key?ffs_name=SSN&papi={key_id}&payload_cert={cert}", b""),
         Base("GET", f"/api/v0/fpe/def_keys?ffs_name=SSN&papi={key_id}", b""),
         Base("POST", "/api/v0/encryption/key", b'{"uses": 1}'),
-        Base("POST", "/api/v0/decryption/key", _json({"encrypted_data_key": plane.edk})),
+        Base("POST", "/api/v0/decryption/key", lenient_json({"encrypted_data_key": plane.edk})),
         Base("POST", "/api/v3/tracking/events", b'{"usage": []}'),
         Base("PATCH", "/api/v0/encryption/key/ab/cd", b'{"requested": 1, "actual": 1}'),
     ]
@@ -470,10 +456,10 @@ def _bodies(plane: Plane, signer: Signer, path: str) -> st.SearchStrategy[bytes]
         lambda d: {k: v for k, v in d.items() if v is not None}
     )
     return st.one_of(
-        read.map(_json),
-        read.map(_json),
-        read.map(_json),
-        json_values.map(_json),
+        read.map(lenient_json),
+        read.map(lenient_json),
+        read.map(lenient_json),
+        json_values.map(lenient_json),
         st.binary(max_size=100),
         st.integers(1, 5000).map(lambda n: b"[" * n + b"]" * n),
         st.integers(1, 5000).map(lambda n: b'{"uses": 1, "x": ' + b"[" * n + b"]" * n + b"}"),

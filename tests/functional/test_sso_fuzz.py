@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import functools
-import json
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -27,6 +26,7 @@ from hypothesis import strategies as st
 from keystead.runtime import Runtime
 from tests.conftest import LiveServer
 from tests.support.fake_entra import FakeEntra, b64url
+from tests.support.fuzz import json_strategies, lenient_json
 from tests.support.signin import Provisioned, SignInAccount, client_key, csr_pem, provision
 from tests.support.signin import signin_account as make_signin_account
 
@@ -79,22 +79,8 @@ AWKWARD_TEXT = [
     "RS256",
 ]
 texts = st.one_of(st.sampled_from(AWKWARD_TEXT), st.text(max_size=16))
-numbers = st.one_of(
-    st.integers(min_value=-(2**70), max_value=2**70),
-    st.sampled_from([0, -1, 2**31, 2**53, 2**62, 2**63, 2**64, 10**19, 10**30, -(2**63)]),
-    st.floats(allow_nan=True, allow_infinity=True),
-)
-scalars = st.one_of(st.none(), st.booleans(), numbers, texts)
-json_values = st.recursive(
-    scalars,
-    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(texts, inner, max_size=4)),
-    max_leaves=10,
-)
-
-
-def _json(value: Any) -> bytes:
-    """JSON as a lenient sender writes it (NaN, Infinity and lone surrogates as escapes)."""
-    return json.dumps(value, separators=(",", ":")).encode()
+_JSON = json_strategies(texts, [0, -1, 2**31, 2**53, 2**62, 2**63, 2**64, 10**19, 10**30, -(2**63)])
+numbers, scalars, json_values = _JSON.numbers, _JSON.scalars, _JSON.values
 
 
 # --- tokens -------------------------------------------------------------------------------
@@ -197,7 +183,7 @@ def tokens(draw: st.DrawFn, entra: FakeEntra, *, genuine: bool = False) -> str:
         parts = draw(
             st.lists(
                 st.one_of(
-                    json_values.map(lambda v: b64url(_json(v))),
+                    json_values.map(lambda v: b64url(lenient_json(v))),
                     st.binary(max_size=40).map(b64url),
                     st.text(alphabet="ABCabc019-_=+/.%", max_size=12),
                 ),
@@ -322,11 +308,11 @@ def csrs(entra: FakeEntra) -> st.SearchStrategy[Any]:
 
 def bodies(entra: FakeEntra) -> st.SearchStrategy[bytes]:
     return st.one_of(
-        csrs(entra).map(lambda csr: _json({"csr": csr})),
+        csrs(entra).map(lambda csr: lenient_json({"csr": csr})),
         st.tuples(csrs(entra), st.dictionaries(texts, json_values, max_size=3)).map(
-            lambda t: _json({**t[1], "csr": t[0]})
+            lambda t: lenient_json({**t[1], "csr": t[0]})
         ),
-        json_values.map(_json),
+        json_values.map(lenient_json),
         st.binary(max_size=200),
         st.integers(1, 5000).map(lambda n: b'{"csr":' + b"[" * n + b"]" * n + b"}"),
         st.integers(1, 5000).map(lambda n: b"{" * n),
@@ -369,7 +355,7 @@ def test_no_exchange_is_a_5xx_and_no_refusal_leaks_the_token(
     part = data.draw(st.sampled_from(PARTS), "fuzzed part")
     customer_id = str(signin.account_id)
     authorization, token = _genuine(entra)
-    body = _json({"csr": csr_pem()})
+    body = lenient_json({"csr": csr_pem()})
     if part in ("account", "all"):
         customer_id = data.draw(customer_ids(signin), "customer id")
     if part in ("authorization", "all"):
