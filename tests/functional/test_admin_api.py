@@ -1250,49 +1250,42 @@ def test_nul_characters_in_references_and_names_are_refused_cleanly(
     assert not failures, "\n".join(failures)
 
 
-def test_lone_surrogate_escapes_in_a_body_are_400_naming_them(
-    live_server: LiveServer, first_account: FirstAccount
-) -> None:
+def test_lone_surrogate_escapes_in_a_body_are_400_naming_them(admin_api: httpx.Client) -> None:
     """A \\ud800-\\udfff escape without its other half is no text: 400 whatever the field
     (a dataset reference in a list was a 500 on both engines), and nothing changes."""
-    with httpx.Client(
-        base_url=f"{live_server.url}{PREFIX}",
-        headers={"Authorization": f"Bearer {first_account.admin_token}"},
-        timeout=30,
-    ) as client:
-        client.post("/datasets", json={"name": "ssn", "type": "structured", "template": "ssn"})
-        kid = client.post("/api-keys", json={"name": "app"}).json()["access_key_id"]
-        before = [client.get(p).json() for p in ("/dataset-groups", "/api-keys", "/admins")]
-        requests = [
-            ("POST", "/dataset-groups", b'{"name": "g", "datasets": ["\\ud800"]}'),
-            ("POST", "/dataset-groups", b'{"name": "g\\udfff"}'),
-            ("POST", "/api-keys", b'{"name": "k", "dataset_groups": ["a\\udc00b"]}'),
-            ("POST", f"/api-keys/{kid}/grants", b'{"datasets": ["\\ud83d"]}'),
-            ("POST", f"/api-keys/{kid}/revoke", b'{"datasets": ["\\ud83dx"]}'),
-            ("POST", "/admins", b'{"email": "\\ud800@example.com"}'),
-            ("POST", "/session", b'{"email": "a@example.com", "password": "\\ud800"}'),
-        ]
-        failures = []
-        for method, path, body in requests:
-            response = client.request(
-                method,
-                path,
-                content=body,
-                headers={"Content-Type": "application/json", "Connection": "close"},
-            )
-            if response.status_code != 400 or "surrogate" not in response.json()["message"]:
-                failures.append(f"{method} {path} {body!r} -> {response.status_code}")
-        assert not failures, "\n".join(failures)
-        after = [client.get(p).json() for p in ("/dataset-groups", "/api-keys", "/admins")]
-        assert after == before
-        # A surrogate pair is a character like any other.
-        response = client.post(
-            "/dataset-groups",
-            content=b'{"name": "smile \\ud83d\\ude00"}',
-            headers={"Content-Type": "application/json"},
+    admin_api.post("/datasets", json={"name": "ssn", "type": "structured", "template": "ssn"})
+    kid = admin_api.post("/api-keys", json={"name": "app"}).json()["access_key_id"]
+    before = [admin_api.get(p).json() for p in ("/dataset-groups", "/api-keys", "/admins")]
+    requests = [
+        ("POST", "/dataset-groups", b'{"name": "g", "datasets": ["\\ud800"]}'),
+        ("POST", "/dataset-groups", b'{"name": "g\\udfff"}'),
+        ("POST", "/api-keys", b'{"name": "k", "dataset_groups": ["a\\udc00b"]}'),
+        ("POST", f"/api-keys/{kid}/grants", b'{"datasets": ["\\ud83d"]}'),
+        ("POST", f"/api-keys/{kid}/revoke", b'{"datasets": ["\\ud83dx"]}'),
+        ("POST", "/admins", b'{"email": "\\ud800@example.com"}'),
+        ("POST", "/session", b'{"email": "a@example.com", "password": "\\ud800"}'),
+    ]
+    failures = []
+    for method, path, body in requests:
+        response = admin_api.request(
+            method,
+            path,
+            content=body,
+            headers={"Content-Type": "application/json", "Connection": "close"},
         )
-        assert response.status_code == 201, response.text
-        assert response.json()["name"] == "smile \U0001f600"
+        if response.status_code != 400 or "surrogate" not in response.json()["message"]:
+            failures.append(f"{method} {path} {body!r} -> {response.status_code}")
+    assert not failures, "\n".join(failures)
+    after = [admin_api.get(p).json() for p in ("/dataset-groups", "/api-keys", "/admins")]
+    assert after == before
+    # A surrogate pair is a character like any other.
+    response = admin_api.post(
+        "/dataset-groups",
+        content=b'{"name": "smile \\ud83d\\ude00"}',
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["name"] == "smile \U0001f600"
 
 
 # --- audit ----------------------------------------------------------------------------------

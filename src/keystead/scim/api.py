@@ -15,7 +15,7 @@ import secrets
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -57,6 +57,7 @@ _ACCOUNT_STATE = (
     .where(idp.IdpSettings.account_id == bindparam("account_id", type_=Uuid()))
 )
 PREFIX = "/{customer_id}/api/v3/scim"
+_T = TypeVar("_T")
 # Bodies up to this size are written on the event loop (Entra's batches of 100 members
 # are about 5 KiB); larger ones on a thread.
 INLINE_WRITE_LIMIT = 16 * 1024
@@ -380,21 +381,21 @@ class ScimDispatch:
         if not self.inline or (spec.write and len(body) > INLINE_WRITE_LIMIT):
             response = await run_in_threadpool(self.run, *args, name=spec.name, write=spec.write)
         else:
-            try:
-                response, failure = self.run.answer(
-                    *args, name=spec.name, write=spec.write, now=True
-                )
-            except WriterBusy:
-                response = await run_in_threadpool(
-                    self.run, *args, name=spec.name, write=spec.write
-                )
-                failure = None  # logged by the retry
+            response, failure = await _now_or_threaded(
+                self.run.answer, *args, name=spec.name, write=spec.write
+            )
             if failure is not None:
-                try:
-                    self.run.log_failure(failure, now=True)
-                except WriterBusy:
-                    await run_in_threadpool(self.run.log_failure, failure)
+                await _now_or_threaded(self.run.log_failure, failure)
         await response(scope, receive, send)
+
+
+async def _now_or_threaded(work: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    """``work`` on the event loop if its write need not wait for the write lock, else (it
+    raised WriterBusy before doing anything) again on a thread, where the write waits."""
+    try:
+        return work(*args, **kwargs, now=True)
+    except WriterBusy:
+        return await run_in_threadpool(functools.partial(work, *args, **kwargs))
 
 
 def _list(items: list[dict[str, Any]]) -> dict[str, Any]:
