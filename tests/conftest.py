@@ -24,15 +24,15 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from keystead import bootstrap
 from keystead.accounts import service as accounts
-from keystead.bootstrap import FirstAccount
 from keystead.crypto.masterkey import MasterKey
 from keystead.idp import service as idp
 from keystead.runtime import Runtime, open_runtime
 from keystead.settings import Settings
 from keystead.storage.models import Base
 from tests.factories import ACTOR
+from tests.support import accounts as support_accounts
+from tests.support.accounts import FirstAccount
 from tests.support.scim import Scim
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
@@ -138,9 +138,8 @@ def runtime(session_runtime: Runtime) -> Runtime:
 
 @pytest.fixture
 def first_account(runtime: Runtime) -> FirstAccount:
-    first = bootstrap.create_first_account(runtime)
-    assert first is not None
-    return first
+    """The first account, its admin past the one-time password, with an admin API token."""
+    return support_accounts.first_account(runtime)
 
 
 def free_port() -> int:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from keystead.storage.models import AuditEvent
 from keystead.storage.types import as_utc
 
-ActorType = Literal["admin", "cli", "scim", "system"]
+ActorType = Literal["admin", "cli", "scim", "system", "anonymous"]
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""First-run setup: the first enterprise account, its admin and an admin API token."""
+"""First-run setup: the first enterprise account and its admin (on a one-time password:
+the admin chooses their own at the first console sign-in, then makes API tokens)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,6 @@ class FirstAccount:
     account_name: str
     admin_email: str
     admin_password: str
-    admin_token: str
 
 
 def has_accounts(runtime: Runtime) -> bool:
@@ -46,11 +46,9 @@ def create_first_account(
         new_admin = accounts.create_admin(
             session, account_id=account.id, email=admin_email, role="admin", actor=actor
         )
-        token = accounts.create_token(session, new_admin.admin, name="initial token", actor=actor)
         return FirstAccount(
             customer_id=str(account.id),
             account_name=account.name,
             admin_email=new_admin.admin.email,
             admin_password=new_admin.password,
-            admin_token=token.secret,
         )

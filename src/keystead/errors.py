@@ -10,6 +10,7 @@ The tree::
     │   └── FollowsDirectory      an auto-provisioned key was edited by hand
     ├── Unauthenticated           no credentials, or credentials that do not verify
     ├── Forbidden                 authenticated, but not allowed to do this
+    ├── TooManyRequests           the caller must wait (``retry_after`` seconds) before trying again
     └── ConfigurationError        the service cannot start with the configuration it was given
 
 Each class carries an HTTP-ish ``status`` so adapters need no lookup table of their
@@ -67,6 +68,16 @@ class Forbidden(KeysteadError):
     """The caller may not do this."""
 
     status = 403
+
+
+class TooManyRequests(KeysteadError):
+    """The caller has to wait ``retry_after`` seconds before trying again."""
+
+    status = 429
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class ConfigurationError(KeysteadError):

@@ -20,10 +20,10 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from keystead.bootstrap import FirstAccount
 from keystead.runtime import Runtime
 from keystead.storage.models import ApiKey, DatasetGrant
 from tests.conftest import LiveServer
+from tests.support.accounts import FirstAccount
 
 PREFIX = "/api/admin/v1"
 TEMPLATES = ("alnum", "alnum-upper", "digits", "ssn")
@@ -1139,7 +1139,7 @@ def test_unknown_endpoint_is_404_json(api: httpx.Client, root: httpx.Client) -> 
 
 def test_wrong_method_is_405_json(api: httpx.Client) -> None:
     """A known path with a method it does not take is 405 with a JSON message."""
-    for method, path in (("PUT", "/datasets"), ("PATCH", "/datasets/x"), ("GET", "/session")):
+    for method, path in (("PUT", "/datasets"), ("PATCH", "/datasets/x"), ("PUT", "/session")):
         response = api.request(method, path)
         _error(response, 405, method, path)
 

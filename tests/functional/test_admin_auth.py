@@ -20,10 +20,10 @@ from sqlalchemy import update
 
 from keystead.accounts import service as accounts
 from keystead.audit import Actor
-from keystead.bootstrap import FirstAccount
 from keystead.runtime import Runtime
 from keystead.storage.models import AdminSession
 from tests.conftest import LiveServer
+from tests.support.accounts import FirstAccount, admin_token
 
 PREFIX = "/api/admin/v1"
 COOKIE = "keystead_session"
@@ -96,6 +96,20 @@ def _login(anon: httpx.Client, email: str, password: str) -> ConsoleSession:
     return ConsoleSession(cookie, response.json()["csrf_token"], response)
 
 
+def _first_sign_in(
+    live_server: LiveServer, anon: httpx.Client, email: str, otp: str
+) -> ConsoleSession:
+    """Sign in with a one-time password and choose a new one, as the console makes an
+    admin do; the session stays signed in."""
+    session = _login(anon, email, otp)
+    with session.client(live_server) as client:
+        changed = client.post(
+            "/me/password", json={"current_password": otp, "new_password": "chosen password 1"}
+        )
+        assert changed.status_code == 204, changed.text
+    return session
+
+
 def _account_id(first_account: FirstAccount) -> uuid.UUID:
     return uuid.UUID(first_account.customer_id)
 
@@ -105,10 +119,7 @@ def _second_account_token(runtime: Runtime) -> str:
     actor = Actor.system()
     with runtime.db.write() as session:
         account = accounts.create_account(session, name="Account B", plan="enterprise", actor=actor)
-        new = accounts.create_admin(
-            session, account_id=account.id, email="admin@b.example", role="admin", actor=actor
-        )
-        return accounts.create_token(session, new.admin, name="b token", actor=actor).secret
+    return admin_token(runtime, account.id, "admin@b.example")
 
 
 def _dataset(client: httpx.Client, name: str, template: str = "digits") -> dict:
@@ -218,7 +229,7 @@ def test_an_admin_with_a_long_email_creates_a_token_with_a_long_name(
     email = "a" * 64 + "@" + "b" * 180 + ".com"
     created = api.post("/admins", json={"email": email, "role": "admin"})
     assert created.status_code == 201, created.text
-    session = _login(anon, email, created.json()["one_time_password"])
+    session = _first_sign_in(live_server, anon, email, created.json()["one_time_password"])
     with session.client(live_server) as client:
         token = client.post("/tokens", json={"name": "t" * 200})
         assert token.status_code == 201, token.text
@@ -246,7 +257,7 @@ def test_viewer_admin_may_read_but_gets_403_on_writes(
     assert len(viewer["one_time_password"]) >= 12
     _dataset(api, "ssn", "ssn")
 
-    session = _login(anon, "viewer@example.com", viewer["one_time_password"])
+    session = _first_sign_in(live_server, anon, "viewer@example.com", viewer["one_time_password"])
     with session.client(live_server) as client:
         listed = client.get("/datasets")
         assert listed.status_code == 200
@@ -318,17 +329,17 @@ def test_login_email_is_matched_case_insensitively_and_trimmed(
 def test_console_session_unsafe_request_needs_the_csrf_header(
     live_server: LiveServer, api: httpx.Client, anon: httpx.Client, first_account: FirstAccount
 ) -> None:
-    """With the cookie: GET needs no CSRF header; POST without/with a wrong one → 401."""
+    """With the cookie: GET needs no CSRF header; POST without/with a wrong one → 403."""
     session = _login(anon, first_account.admin_email, first_account.admin_password)
     body = {"name": "cards", "type": "structured", "template": "digits"}
     with session.client(live_server, csrf=False) as client:
         assert client.get("/datasets").status_code == 200
         missing = client.post("/datasets", json=body)
-        assert missing.status_code == 401, missing.text
+        assert missing.status_code == 403, missing.text
         assert "CSRF" in missing.json()["message"]
         wrong = client.post("/datasets", json=body, headers={"X-CSRF-Token": "nope"})
-        assert wrong.status_code == 401, wrong.text
-        assert client.delete("/session").status_code == 401
+        assert wrong.status_code == 403, wrong.text
+        assert client.delete("/session").status_code == 403
     assert api.get("/datasets").json() == []
     with session.client(live_server) as client:
         created = client.post("/datasets", json=body)
@@ -377,10 +388,11 @@ def test_logout_with_a_bearer_token_is_refused_and_the_token_keeps_working(
     assert api.get("/me").status_code == 200
 
 
-def test_password_change_replaces_the_old_password_and_ends_sessions(
+def test_password_change_replaces_the_old_password_and_ends_sessions_and_tokens(
     live_server: LiveServer, api: httpx.Client, anon: httpx.Client, first_account: FirstAccount
 ) -> None:
-    """POST /me/password → 204; the old password and existing sessions stop working."""
+    """POST /me/password → 204; the old password, existing sessions and the admin's API
+    tokens (the one that made the change included) stop working."""
     email, old = first_account.admin_email, first_account.admin_password
     earlier = _login(anon, email, old)
     new = "a much longer new password"
@@ -389,9 +401,11 @@ def test_password_change_replaces_the_old_password_and_ends_sessions(
     assert anon.post("/session", json={"email": email, "password": old}).status_code == 401
     with earlier.client(live_server) as client:
         assert client.get("/me").status_code == 401
+    assert api.get("/me").status_code == 401
     fresh = _login(anon, email, new)
     assert fresh.response.json()["admin"]["password_change_required"] is False
-    assert api.get("/me").json()["password_change_required"] is False
+    with fresh.client(live_server) as client:
+        assert client.get("/me").json()["password_change_required"] is False
 
 
 def test_password_change_rejects_a_short_new_password_with_422(
@@ -408,13 +422,15 @@ def test_password_change_rejects_a_short_new_password_with_422(
 def test_password_change_with_the_wrong_current_password_is_refused(
     anon: httpx.Client, api: httpx.Client, first_account: FirstAccount
 ) -> None:
-    """POST /me/password with a wrong current password is 401 and changes nothing."""
+    """POST /me/password with a wrong current password is 422 (a form field to fix, not a
+    reason to sign out) and changes nothing."""
     email, old = first_account.admin_email, first_account.admin_password
     response = api.post(
         "/me/password",
         json={"current_password": "not-the-password", "new_password": "another long password"},
     )
-    assert response.status_code == 401, response.text
+    assert response.status_code == 422, response.text
+    assert "current password is wrong" in response.json()["message"]
     _login(anon, email, old)
     assert (
         anon.post(
@@ -442,7 +458,7 @@ def test_deleted_admin_loses_sessions_and_the_last_admin_cannot_be_deleted(
 ) -> None:
     """DELETE /admins/{ref} ends that admin's access; deleting the last admin is 409."""
     created = api.post("/admins", json={"email": "v@example.com", "role": "viewer"}).json()
-    session = _login(anon, "v@example.com", created["one_time_password"])
+    session = _first_sign_in(live_server, anon, "v@example.com", created["one_time_password"])
     last = api.delete(f"/admins/{first_account.admin_email}")
     assert last.status_code == 409, last.text
     assert "last admin" in last.json()["message"]

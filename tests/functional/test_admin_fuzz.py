@@ -28,9 +28,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from keystead import names
-from keystead.bootstrap import FirstAccount
 from keystead.runtime import Runtime
 from keystead.scim import log as provisioning_log
+from tests.support.accounts import FirstAccount
 
 FUZZ = settings(
     max_examples=int(os.environ.get("ADMIN_FUZZ_EXAMPLES", "60")),

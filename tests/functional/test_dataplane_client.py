@@ -22,13 +22,13 @@ import ubiq_security
 from ubiq_security import structured
 
 from keystead.apikeys import service as apikeys
-from keystead.bootstrap import FirstAccount
 from keystead.catalog import datasets as catalog
 from keystead.dataplane import edk, events
 from keystead.runtime import Runtime
 from tests import factories as f
 from tests.conftest import LiveServer
 from tests.factories import ACTOR
+from tests.support.accounts import FirstAccount
 from tests.support.ubiq import assert_http_error
 
 SSN = "123-45-6789"

@@ -19,8 +19,8 @@ import pytest
 import ubiq_security
 from ubiq_security import structured
 
-from keystead.bootstrap import FirstAccount
 from tests.conftest import LiveServer
+from tests.support.accounts import FirstAccount
 from tests.support.fake_entra import FakeEntra
 from tests.support.ubiq import assert_http_error
 

@@ -21,14 +21,12 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 from sqlalchemy import select
 
-from keystead.accounts import service as accounts
-from keystead.audit import Actor
-from keystead.bootstrap import FirstAccount
 from keystead.runtime import Runtime
 from keystead.settings import Settings
 from keystead.storage.models import ApiKey, AuditEvent, IdpSettings
 from tests import factories as f
 from tests.conftest import LiveServer, keystead_command
+from tests.support.accounts import FirstAccount, admin_token
 from tests.support.fake_entra import FakeEntra
 
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
@@ -69,10 +67,7 @@ def stored_settings(runtime: Runtime, account_id: uuid.UUID | str) -> IdpSetting
 
 def token_for(runtime: Runtime, account_id: uuid.UUID, email: str, *, role: str = "admin") -> str:
     """An admin API token for a new admin of ``account_id`` with ``role``."""
-    actor = Actor.system()
-    with runtime.db.write() as s:
-        admin = accounts.create_admin(s, account_id=account_id, email=email, role=role, actor=actor)
-        return accounts.create_token(s, admin.admin, name="t", actor=actor).secret
+    return admin_token(runtime, account_id, email, role=role)
 
 
 def bearer(live_server: LiveServer, token: str) -> httpx.Client:

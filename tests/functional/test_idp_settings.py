@@ -7,13 +7,13 @@ import pytest
 from sqlalchemy import select
 
 from keystead.accounts import service as accounts
-from keystead.bootstrap import FirstAccount
 from keystead.errors import Forbidden, Unauthenticated
 from keystead.idp import service as idp
 from keystead.runtime import Runtime
 from keystead.storage.models import AuditEvent, IdpSettings
 from tests import factories as f
 from tests.factories import ACTOR
+from tests.support.accounts import FirstAccount
 
 
 def test_scim_token_is_stored_hashed_and_rotation_invalidates_the_old_one(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 import uuid
 from dataclasses import dataclass
@@ -14,7 +16,7 @@ from sqlalchemy.orm import Session
 from keystead import audit, names
 from keystead.audit import Actor
 from keystead.crypto import passwords, tokens
-from keystead.errors import Conflict, InvalidInput, NotFound, Unauthenticated
+from keystead.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
 from keystead.storage.models import Account, Admin, AdminSession, AdminToken
 from keystead.storage.types import utcnow
 
@@ -39,6 +41,8 @@ class Principal:
     role: str
     via: Literal["token", "session"]
     session_id: uuid.UUID | None = None
+    # Still on a one-time password: may only choose a new one (``admin.auth``).
+    password_change_required: bool = False
 
     @property
     def actor(self) -> Actor:
@@ -124,20 +128,26 @@ def _valid_email(email: str) -> str:
 
 
 def create_admin(
-    session: Session, *, account_id: uuid.UUID, email: str, role: str, actor: Actor
+    session: Session,
+    *,
+    account_id: uuid.UUID,
+    email: str,
+    role: str,
+    actor: Actor,
+    password: HashedPassword | None = None,
 ) -> NewAdmin:
-    """Create an admin with a generated one-time password (they must change it)."""
+    """Create an admin with a one-time password (they must change it at first sign-in)."""
     if role not in ROLES:
         raise InvalidInput(f"role must be one of {', '.join(ROLES)}; got {role!r}")
     address = _valid_email(email)
     if session.scalar(select(Admin.id).where(Admin.email == address)) is not None:
         raise Conflict(f"an admin with email {address} already exists")
-    password = tokens.random_secret(18)
+    password = password or HashedPassword.one_time()
     admin = Admin(
         account_id=account_id,
         email=address,
         role=role,
-        password_hash=passwords.hash_password(password),
+        password_hash=password.password_hash,
         password_change_required=True,
     )
     session.add(admin)
@@ -152,7 +162,7 @@ def create_admin(
         subject_label=address,
         detail={"role": role},
     )
-    return NewAdmin(admin, password)
+    return NewAdmin(admin, password.password)
 
 
 def list_admins(session: Session, account_id: uuid.UUID) -> list[Admin]:
@@ -174,12 +184,7 @@ def get_admin(session: Session, account_id: uuid.UUID, ref: str) -> Admin:
 
 
 def delete_admin(session: Session, admin: Admin, *, actor: Actor) -> None:
-    remaining = session.scalar(
-        select(func.count())
-        .select_from(Admin)
-        .where(Admin.account_id == admin.account_id, Admin.role == "admin", Admin.id != admin.id)
-    )
-    if admin.role == "admin" and not remaining:
+    if admin.role == "admin" and not _other_admins(session, admin):
         raise Conflict("cannot delete the account's last admin; add another admin first")
     session.delete(admin)
     audit.record(
@@ -193,17 +198,59 @@ def delete_admin(session: Session, admin: Admin, *, actor: Actor) -> None:
     )
 
 
-def change_password(
-    session: Session, admin: Admin, *, current: str, new: str, actor: Actor
-) -> None:
-    if not passwords.verify_password(admin.password_hash, current):
-        raise Unauthenticated("the current password is wrong")
+@dataclass(frozen=True)
+class HashedPassword:
+    """A password and its argon2 hash, made before the write transaction that stores it:
+    hashing takes tens of milliseconds and must not hold the database's write lock."""
+
+    password: str
+    password_hash: str
+
+    @classmethod
+    def of(cls, password: str) -> HashedPassword:
+        return cls(password, passwords.hash_password(password))
+
+    @classmethod
+    def one_time(cls) -> HashedPassword:
+        return cls.of(tokens.random_secret(18))
+
+
+def check_new_password(new: str, *, current: str | None = None) -> None:
     if len(new) < MIN_PASSWORD_LENGTH:
         raise InvalidInput(f"the new password must be at least {MIN_PASSWORD_LENGTH} characters")
-    admin.password_hash = passwords.hash_password(new)
+    if current is not None and new == current:
+        raise InvalidInput("the new password must differ from the current one")
+
+
+def _revoke_credentials(
+    session: Session, admin: Admin, *, keep_session: uuid.UUID | None = None
+) -> None:
+    """End every console session (but ``keep_session``) and revoke every API token of
+    ``admin``: whoever held the old password may have made them."""
+    sessions = delete(AdminSession).where(AdminSession.admin_id == admin.id)
+    if keep_session is not None:
+        sessions = sessions.where(AdminSession.id != keep_session)
+    session.execute(sessions)
+    session.execute(delete(AdminToken).where(AdminToken.admin_id == admin.id))
+
+
+def change_password(
+    session: Session,
+    admin: Admin,
+    *,
+    verified_hash: str,
+    new: HashedPassword,
+    actor: Actor,
+    keep_session: uuid.UUID | None = None,
+) -> None:
+    """Store ``new`` for ``admin``, whose current password the caller verified against
+    ``verified_hash`` outside this transaction (refused if it changed since). Every other
+    session and every API token of the admin ends."""
+    if not tokens.same(admin.password_hash, verified_hash):
+        raise Conflict("the password was changed meanwhile; sign in again")
+    admin.password_hash = new.password_hash
     admin.password_change_required = False
-    # A password change ends every other console session of this admin.
-    session.execute(delete(AdminSession).where(AdminSession.admin_id == admin.id))
+    _revoke_credentials(session, admin, keep_session=keep_session)
     audit.record(
         session,
         account_id=admin.account_id,
@@ -215,12 +262,15 @@ def change_password(
     )
 
 
-def reset_password(session: Session, admin: Admin, *, actor: Actor) -> str:
-    """Operator reset (CLI): a new one-time password, every session ended."""
-    password = tokens.random_secret(18)
-    admin.password_hash = passwords.hash_password(password)
+def reset_password(
+    session: Session, admin: Admin, *, actor: Actor, new: HashedPassword | None = None
+) -> str:
+    """A new one-time password for ``admin``; every session ends and every API token of
+    the admin is revoked. Returns the password (shown once)."""
+    new = new or HashedPassword.one_time()
+    admin.password_hash = new.password_hash
     admin.password_change_required = True
-    session.execute(delete(AdminSession).where(AdminSession.admin_id == admin.id))
+    _revoke_credentials(session, admin)
     audit.record(
         session,
         account_id=admin.account_id,
@@ -230,11 +280,52 @@ def reset_password(session: Session, admin: Admin, *, actor: Actor) -> str:
         subject_id=admin.id,
         subject_label=admin.email,
     )
-    return password
+    return new.password
+
+
+def set_role(session: Session, admin: Admin, role: str, *, actor: Actor) -> None:
+    if role not in ROLES:
+        raise InvalidInput(f"role must be one of {', '.join(ROLES)}; got {role!r}")
+    if role == admin.role:
+        return
+    if admin.role == "admin" and not _other_admins(session, admin):
+        raise Conflict("cannot make the account's last admin a viewer; add another admin first")
+    before, admin.role = admin.role, role
+    audit.record(
+        session,
+        account_id=admin.account_id,
+        actor=actor,
+        action="admin.role_changed",
+        subject_type="admin",
+        subject_id=admin.id,
+        subject_label=admin.email,
+        detail={"before": before, "after": role},
+    )
+
+
+def _other_admins(session: Session, admin: Admin) -> int:
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(Admin)
+            .where(
+                Admin.account_id == admin.account_id, Admin.role == "admin", Admin.id != admin.id
+            )
+        )
+        or 0
+    )
 
 
 def _principal(admin: Admin, via: Literal["token", "session"], sid: uuid.UUID | None) -> Principal:
-    return Principal(admin.id, admin.account_id, admin.email, admin.role, via, sid)
+    return Principal(
+        admin.id,
+        admin.account_id,
+        admin.email,
+        admin.role,
+        via,
+        sid,
+        admin.password_change_required,
+    )
 
 
 # --- admin API tokens ---------------------------------------------------------------------
@@ -332,6 +423,8 @@ def authenticate_token(session: Session, secret: str) -> Principal:
 
 
 # --- console sessions ---------------------------------------------------------------------
+# Signing in (password check, throttling) is ``accounts.signin``; here a session is made,
+# resolved and ended.
 
 
 @dataclass(frozen=True)
@@ -340,21 +433,19 @@ class NewSession:
     cookie: str
     csrf_token: str
     expires_at: datetime
-    password_change_required: bool
 
 
-def login(session: Session, *, email: str, password: str, ttl: timedelta) -> NewSession:
-    address = email.strip().lower()
-    admin = session.scalar(select(Admin).where(Admin.email == address))
-    if not passwords.verify_password(admin.password_hash if admin else None, password):
-        raise Unauthenticated("email or password is wrong")
-    assert admin is not None
-    cookie, csrf = tokens.random_secret(32), tokens.random_secret(24)
+def csrf_token_for(cookie: str) -> str:
+    """The session's CSRF token, derived from the (HttpOnly) cookie so that it is stored
+    nowhere and the signed-in page can always ask for it again (``GET /session``). Without
+    the cookie it cannot be computed; with the database alone neither can the cookie."""
+    return hmac.new(cookie.encode(), b"keystead console csrf v1", hashlib.sha256).hexdigest()
+
+
+def open_session(session: Session, admin: Admin, *, ttl: timedelta) -> NewSession:
+    cookie = tokens.random_secret(32)
     record = AdminSession(
-        admin_id=admin.id,
-        token_hash=tokens.token_hash(cookie),
-        csrf_hash=tokens.token_hash(csrf),
-        expires_at=utcnow() + ttl,
+        admin_id=admin.id, token_hash=tokens.token_hash(cookie), expires_at=utcnow() + ttl
     )
     session.add(record)
     admin.last_login_at = utcnow()
@@ -369,11 +460,7 @@ def login(session: Session, *, email: str, password: str, ttl: timedelta) -> New
         subject_label=admin.email,
     )
     return NewSession(
-        _principal(admin, "session", record.id),
-        cookie,
-        csrf,
-        record.expires_at,
-        admin.password_change_required,
+        _principal(admin, "session", record.id), cookie, csrf_token_for(cookie), record.expires_at
     )
 
 
@@ -389,9 +476,16 @@ def authenticate_session(session: Session, cookie: str, csrf: str | None) -> Pri
     record, admin = row
     if record.expires_at <= utcnow():
         raise Unauthenticated("the console session has expired; sign in again")
-    if csrf is not None and not tokens.same(record.csrf_hash, tokens.token_hash(csrf)):
-        raise Unauthenticated("the CSRF token is missing or wrong; reload the console")
+    if csrf is not None and not tokens.same(csrf_token_for(cookie), csrf):
+        raise Forbidden("the CSRF token is missing or wrong; reload the console")
     return _principal(admin, "session", record.id)
+
+
+def session_expiry(session: Session, session_id: uuid.UUID) -> datetime:
+    expires = session.scalar(select(AdminSession.expires_at).where(AdminSession.id == session_id))
+    if expires is None:
+        raise Unauthenticated("the console session is not valid; sign in again")
+    return expires
 
 
 def logout(session: Session, session_id: uuid.UUID) -> None:

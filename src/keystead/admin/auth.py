@@ -1,7 +1,10 @@
 """Who is calling the admin API: an admin API token (Bearer) or a console session cookie.
 
 Console sessions must send the session's CSRF token in ``X-CSRF-Token`` on unsafe
-methods; bearer tokens need none (a browser never attaches them on its own).
+methods; bearer tokens need none (a browser never attaches them on its own). An admin
+still on a one-time password may only choose a new one: every endpoint but ``/me``,
+``/me/password`` and the session's own refuses them (``SignedIn`` admits them, ``Reader``
+and ``Writer`` do not).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ def runtime_of(request: Request) -> Runtime:
     return runtime
 
 
-def current_principal(
+def signed_in(
     request: Request,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     cookie: Annotated[str | None, Depends(_cookie)],
@@ -46,12 +49,22 @@ def current_principal(
     )
 
 
-def writer(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+def reader(principal: Annotated[Principal, Depends(signed_in)]) -> Principal:
+    if principal.password_change_required:
+        raise Forbidden(
+            f"admin {principal.email} still has a one-time password: choose a new password "
+            "first (POST /api/admin/v1/me/password, or sign in to the console)"
+        )
+    return principal
+
+
+def writer(principal: Annotated[Principal, Depends(reader)]) -> Principal:
     if not principal.may_write:
         raise Forbidden(f"admin {principal.email} has the read-only role {principal.role!r}")
     return principal
 
 
-Reader = Annotated[Principal, Depends(current_principal)]
+SignedIn = Annotated[Principal, Depends(signed_in)]
+Reader = Annotated[Principal, Depends(reader)]
 Writer = Annotated[Principal, Depends(writer)]
 RuntimeDep = Annotated[Runtime, Depends(runtime_of)]

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import uuid
+from datetime import datetime, timedelta
+from typing import Annotated
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Cookie, Request, Response, status
 
 from keystead.accounts import service as accounts
-from keystead.admin.auth import SESSION_COOKIE, Reader, RuntimeDep, Writer
+from keystead.accounts import signin
+from keystead.admin.auth import SESSION_COOKIE, Reader, RuntimeDep, SignedIn, Writer
 from keystead.admin.schemas import (
     AccountOut,
     AccountUpdateIn,
     AdminCreatedOut,
     AdminCreateIn,
     AdminOut,
+    AdminUpdateIn,
     LoginIn,
     PasswordChangeIn,
     SessionOut,
@@ -21,7 +25,8 @@ from keystead.admin.schemas import (
     TokenCreateIn,
     TokenOut,
 )
-from keystead.errors import Unauthenticated
+from keystead.crypto import passwords
+from keystead.errors import InvalidInput, Unauthenticated
 
 router = APIRouter()
 
@@ -41,7 +46,7 @@ def update_account(body: AccountUpdateIn, principal: Writer, runtime: RuntimeDep
 
 
 @router.get("/me", response_model=AdminOut, tags=["session"])
-def me(principal: Reader, runtime: RuntimeDep) -> AdminOut:
+def me(principal: SignedIn, runtime: RuntimeDep) -> AdminOut:
     with runtime.db.read() as session:
         return AdminOut.of(
             accounts.get_admin(session, principal.account_id, str(principal.admin_id))
@@ -49,32 +54,58 @@ def me(principal: Reader, runtime: RuntimeDep) -> AdminOut:
 
 
 @router.post("/me/password", status_code=status.HTTP_204_NO_CONTENT, tags=["session"])
-def change_password(body: PasswordChangeIn, principal: Reader, runtime: RuntimeDep) -> Response:
+def change_password(body: PasswordChangeIn, principal: SignedIn, runtime: RuntimeDep) -> Response:
+    """Choose a new password. Every other console session of the admin ends and every
+    admin API token of the admin is revoked; the session making the change stays."""
+    with runtime.db.read() as session:
+        stored = accounts.get_admin(session, principal.account_id, str(principal.admin_id))
+        verified_hash = stored.password_hash
+    # argon2 runs outside any transaction (it must not hold the write lock).
+    if not passwords.verify_password(verified_hash, body.current_password):
+        raise InvalidInput("the current password is wrong")
+    accounts.check_new_password(body.new_password, current=body.current_password)
+    new = accounts.HashedPassword.of(body.new_password)
     with runtime.db.write() as session:
         admin = accounts.get_admin(session, principal.account_id, str(principal.admin_id))
         accounts.change_password(
             session,
             admin,
-            current=body.current_password,
-            new=body.new_password,
+            verified_hash=verified_hash,
+            new=new,
             actor=principal.actor,
+            keep_session=principal.session_id,
         )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
+def _session_out(
+    runtime: RuntimeDep,
+    principal_admin: uuid.UUID,
+    account_id: uuid.UUID,
+    csrf_token: str,
+    expires_at: datetime,
+) -> SessionOut:
+    with runtime.db.read() as session:
+        return SessionOut(
+            admin=AdminOut.of(accounts.get_admin(session, account_id, str(principal_admin))),
+            account=AccountOut.of(accounts.get_account(session, account_id)),
+            csrf_token=csrf_token,
+            expires_at=expires_at,
+        )
+
+
 @router.post("/session", response_model=SessionOut, tags=["session"])
 def login(body: LoginIn, request: Request, response: Response, runtime: RuntimeDep) -> SessionOut:
+    """Sign in to the console. Failed attempts are throttled per email and per client
+    address (429 with ``Retry-After`` and the wait in words) and each is audited."""
     ttl = timedelta(seconds=runtime.settings.session_ttl_seconds)
-    with runtime.db.write() as session:
-        new = accounts.login(session, email=body.email, password=body.password, ttl=ttl)
-        admin = accounts.get_admin(session, new.principal.account_id, str(new.principal.admin_id))
-        account = accounts.get_account(session, new.principal.account_id)
-        out = SessionOut(
-            admin=AdminOut.of(admin),
-            account=AccountOut.of(account),
-            csrf_token=new.csrf_token,
-            expires_at=new.expires_at,
-        )
+    new = signin.sign_in(
+        runtime.db,
+        email=body.email,
+        password=body.password,
+        address=request.client.host if request.client else "unknown",
+        ttl=ttl,
+    )
     response.set_cookie(
         SESSION_COOKIE,
         new.cookie,
@@ -84,11 +115,34 @@ def login(body: LoginIn, request: Request, response: Response, runtime: RuntimeD
         secure=request.url.scheme == "https",
         path="/",
     )
-    return out
+    principal = new.principal
+    return _session_out(
+        runtime, principal.admin_id, principal.account_id, new.csrf_token, new.expires_at
+    )
+
+
+@router.get("/session", response_model=SessionOut, tags=["session"])
+def current_session(
+    principal: SignedIn,
+    runtime: RuntimeDep,
+    cookie: Annotated[str | None, Cookie(alias=SESSION_COOKIE, include_in_schema=False)] = None,
+) -> SessionOut:
+    """The signed-in console session again, with its CSRF token (after a page reload)."""
+    if principal.session_id is None or cookie is None:
+        raise Unauthenticated("this request is not authenticated by a console session")
+    with runtime.db.read() as session:
+        expires_at = accounts.session_expiry(session, principal.session_id)
+    return _session_out(
+        runtime,
+        principal.admin_id,
+        principal.account_id,
+        accounts.csrf_token_for(cookie),
+        expires_at,
+    )
 
 
 @router.delete("/session", status_code=status.HTTP_204_NO_CONTENT, tags=["session"])
-def logout(principal: Reader, runtime: RuntimeDep) -> Response:
+def logout(principal: SignedIn, runtime: RuntimeDep) -> Response:
     if principal.session_id is None:
         raise Unauthenticated("this request is not authenticated by a console session")
     with runtime.db.write() as session:
@@ -108,6 +162,8 @@ def list_admins(principal: Reader, runtime: RuntimeDep) -> list[AdminOut]:
     "/admins", response_model=AdminCreatedOut, status_code=status.HTTP_201_CREATED, tags=["admins"]
 )
 def create_admin(body: AdminCreateIn, principal: Writer, runtime: RuntimeDep) -> AdminCreatedOut:
+    """Invite an admin: the answer holds their one-time password, shown once."""
+    password = accounts.HashedPassword.one_time()
     with runtime.db.write() as session:
         new = accounts.create_admin(
             session,
@@ -115,6 +171,7 @@ def create_admin(body: AdminCreateIn, principal: Writer, runtime: RuntimeDep) ->
             email=body.email,
             role=body.role,
             actor=principal.actor,
+            password=password,
         )
         return AdminCreatedOut(
             **AdminOut.of(new.admin).model_dump(), one_time_password=new.password
@@ -127,6 +184,28 @@ def delete_admin(ref: str, principal: Writer, runtime: RuntimeDep) -> Response:
         admin = accounts.get_admin(session, principal.account_id, ref)
         accounts.delete_admin(session, admin, actor=principal.actor)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.patch("/admins/{ref}", response_model=AdminOut, tags=["admins"])
+def update_admin(ref: str, body: AdminUpdateIn, principal: Writer, runtime: RuntimeDep) -> AdminOut:
+    """Change an admin's role (the account keeps at least one ``admin``)."""
+    with runtime.db.write() as session:
+        admin = accounts.get_admin(session, principal.account_id, ref)
+        accounts.set_role(session, admin, body.role, actor=principal.actor)
+        return AdminOut.of(admin)
+
+
+@router.post("/admins/{ref}/password-reset", response_model=AdminCreatedOut, tags=["admins"])
+def reset_admin_password(ref: str, principal: Writer, runtime: RuntimeDep) -> AdminCreatedOut:
+    """A new one-time password for the admin (shown once); their sessions end and their
+    admin API tokens are revoked."""
+    password = accounts.HashedPassword.one_time()
+    with runtime.db.write() as session:
+        admin = accounts.get_admin(session, principal.account_id, ref)
+        accounts.reset_password(session, admin, actor=principal.actor, new=password)
+        return AdminCreatedOut(
+            **AdminOut.of(admin).model_dump(), one_time_password=password.password
+        )
 
 
 @router.get("/tokens", response_model=list[TokenOut], tags=["admins"])

@@ -68,6 +68,10 @@ class AdminCreateIn(_In):
     role: Literal["admin", "viewer"] = "admin"
 
 
+class AdminUpdateIn(_In):
+    role: Literal["admin", "viewer"]
+
+
 class TokenCreateIn(_In):
     name: str = Field(max_length=200)
     expires_in_days: int | None = Field(default=None, ge=1, le=3650)

@@ -121,10 +121,13 @@ def init(
                 ("account", first.account_name),
                 ("admin email", first.admin_email),
                 ("one-time password", first.admin_password),
-                ("admin API token", first.admin_token),
             ]
         )
-        out.print("\nStart the service with: keystead serve")
+        out.print(
+            "\nStart the service with: keystead serve\n"
+            f"Then open the console at {settings.effective_public_url}/ and sign in with this "
+            "email and one-time password; you will choose your own password first."
+        )
 
     emit(result, as_json, human)
 
@@ -147,6 +150,11 @@ def serve(
         err.print(
             "[yellow]No account exists yet.[/yellow] Run `keystead init` to create the first "
             "account and admin (it prints their credentials once)."
+        )
+    else:
+        err.print(
+            f"Console: {settings.effective_public_url}/ (sign in with an admin's email and "
+            "password; the first admin's one-time password was printed by `keystead init`)"
         )
     # Workers build their own settings from the environment: hand the CLI's choices down.
     os.environ["KEYSTEAD_DATA_DIR"] = str(settings.data_dir)

@@ -97,7 +97,8 @@ class AdminToken(Base):
 
 
 class AdminSession(Base):
-    """Console login sessions; the cookie value and CSRF token are stored hashed."""
+    """Console sign-in sessions; only the cookie value's SHA-256 is stored (the CSRF token
+    is derived from the cookie, so it is stored nowhere)."""
 
     __tablename__ = "admin_sessions"
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_uuid)
@@ -105,9 +106,19 @@ class AdminSession(Base):
         ForeignKey("admins.id", ondelete="CASCADE"), index=True
     )
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    csrf_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column()
+
+
+class SignInFailure(Base):
+    """Failed console sign-ins of one email or client address (``accounts.throttle``)."""
+
+    __tablename__ = "sign_in_failures"
+    scope: Mapped[str] = mapped_column(String(16), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(256), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+    window_started_at: Mapped[datetime] = mapped_column()
+    locked_until: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class Dataset(Base):
@@ -295,6 +306,9 @@ class IdpSettings(Base):
     # master key. Created when the integration is first enabled, never replaced.
     ca_cert_pem: Mapped[str | None] = mapped_column(Text, default=None)
     ca_key_wrapped: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+    # The last "test configuration" run, for the console's setup guide.
+    last_test_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_test_ok: Mapped[bool | None] = mapped_column(Boolean, default=None)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -302,7 +316,8 @@ class ProvisioningEvent(Base):
     """What one SCIM request did (or why it failed): the admin's provisioning log."""
 
     __tablename__ = "provisioning_events"
-    __table_args__ = (Index(None, "account_id", "id"),)
+    # (account_id, outcome, at): failures in a time range, the console's status strip.
+    __table_args__ = (Index(None, "account_id", "id"), Index(None, "account_id", "outcome", "at"))
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     )

@@ -11,14 +11,18 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException
 
-from keystead.errors import KeysteadError
+from keystead.errors import KeysteadError, TooManyRequests
 from keystead.logs import get_logger
 
 log = get_logger("keystead.errors")
 
 
-def error_response(status: int, message: str, **extra: Any) -> JSONResponse:
-    headers = {"WWW-Authenticate": 'Bearer realm="keystead"'} if status == 401 else None
+def error_response(
+    status: int, message: str, *, retry_after: int | None = None, **extra: Any
+) -> JSONResponse:
+    headers = {"WWW-Authenticate": 'Bearer realm="keystead"'} if status == 401 else {}
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
     return JSONResponse({"message": message, **extra}, status_code=status, headers=headers)
 
 
@@ -38,6 +42,8 @@ async def _keystead_error(request: Request, exc: Exception) -> JSONResponse:
             status=exc.status,
             reason=getattr(exc, "reason", None) or exc.message,
         )
+    if isinstance(exc, TooManyRequests):
+        return error_response(exc.status, exc.message, retry_after=exc.retry_after)
     return error_response(exc.status, exc.message)
 
 

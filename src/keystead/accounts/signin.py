@@ -1,0 +1,136 @@
+"""Console sign-in: throttled, audited, and with the password check outside any write.
+
+Unlike the services, sign-in owns its transactions: the argon2 check takes tens of
+milliseconds and must not hold the database's write lock (on SQLite it would stall every
+other account's writes). So one attempt is
+
+1. a short write that refuses a locked email or client address, and otherwise counts the
+   attempt as failed *in advance* (so a burst of parallel guesses cannot slip past the
+   limit while their checks run), and reads the admin's hash;
+2. the password check, outside any transaction;
+3. a short write: on success the advance count is taken back and the session opened, on
+   failure the failure is audited.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from keystead import audit
+from keystead.accounts import throttle
+from keystead.accounts.service import NewSession, open_session
+from keystead.accounts.throttle import Failures, Scope
+from keystead.audit import Actor
+from keystead.crypto import passwords
+from keystead.errors import TooManyRequests, Unauthenticated
+from keystead.storage.models import Admin, SignInFailure
+from keystead.storage.session import Database
+from keystead.storage.types import utcnow
+
+WRONG = "email or password is wrong"
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    admin_id: uuid.UUID | None
+    account_id: uuid.UUID | None
+    password_hash: str | None
+    locked_now: tuple[Scope, ...]  # scopes this very attempt locked
+
+
+def _subjects(email: str, address: str) -> dict[Scope, str]:
+    return {"email": email[:256], "address": address[:256]}
+
+
+def _load(session: Session, scope: Scope, subject: str) -> SignInFailure | None:
+    return session.get(SignInFailure, (scope, subject))
+
+
+def _state(row: SignInFailure | None) -> Failures | None:
+    if row is None:
+        return None
+    return Failures(row.count, row.window_started_at, row.locked_until)
+
+
+def _store(session: Session, scope: Scope, subject: str, state: Failures | None) -> None:
+    row = _load(session, scope, subject)
+    if state is None:
+        if row is not None:
+            session.delete(row)
+        return
+    if row is None:
+        row = SignInFailure(scope=scope, subject=subject)
+        session.add(row)
+    row.count, row.window_started_at, row.locked_until = (
+        state.count,
+        state.window_started_at,
+        state.locked_until,
+    )
+
+
+def _begin(session: Session, email: str, subjects: dict[Scope, str], now: datetime) -> _Attempt:
+    states = {scope: _state(_load(session, scope, subject)) for scope, subject in subjects.items()}
+    wait = max(throttle.wait_seconds(state, now) for state in states.values())
+    if wait:
+        raise TooManyRequests(
+            f"too many failed sign-ins; try again in {throttle.in_words(wait)}",
+            retry_after=wait,
+        )
+    locked_now: list[Scope] = []
+    for scope, subject in subjects.items():
+        after = throttle.after_failure(states[scope], now, throttle.LIMITS[scope])
+        if after.locked_until is not None:
+            locked_now.append(scope)
+        _store(session, scope, subject, after)
+    admin = session.execute(
+        select(Admin.id, Admin.account_id, Admin.password_hash).where(Admin.email == email)
+    ).first()
+    if admin is None:
+        return _Attempt(None, None, None, tuple(locked_now))
+    return _Attempt(admin.id, admin.account_id, admin.password_hash, tuple(locked_now))
+
+
+def _take_back(session: Session, subjects: dict[Scope, str]) -> None:
+    for scope, subject in subjects.items():
+        if scope == "email":
+            _store(session, scope, subject, None)  # the right password clears its email
+        else:
+            state = _state(_load(session, scope, subject))
+            _store(session, scope, subject, throttle.after_success(state, throttle.LIMITS[scope]))
+
+
+def sign_in(db: Database, *, email: str, password: str, address: str, ttl: timedelta) -> NewSession:
+    """Open a console session, or raise Unauthenticated (wrong email or password, in the
+    same words either way) or TooManyRequests (with the wait in words)."""
+    email = email.strip().lower()
+    subjects = _subjects(email, address)
+    with db.write() as session:
+        attempt = _begin(session, email, subjects, utcnow())
+    ok = passwords.verify_password(attempt.password_hash, password)
+    with db.write() as session:
+        admin = session.get(Admin, attempt.admin_id) if ok and attempt.admin_id else None
+        if admin is not None and admin.password_hash == attempt.password_hash:
+            _take_back(session, subjects)
+            return open_session(session, admin, ttl=ttl)
+        detail: dict[str, object] = {
+            "reason": "wrong password" if attempt.admin_id else "unknown email",
+            "address": address,
+        }
+        if attempt.locked_now:
+            detail["locked"] = list(attempt.locked_now)
+        audit.record(
+            session,
+            account_id=attempt.account_id,
+            actor=Actor("anonymous", None, address),
+            action="admin.sign_in_failed",
+            subject_type="admin",
+            subject_id=attempt.admin_id,
+            subject_label=email,
+            detail=detail,
+        )
+    raise Unauthenticated(WRONG)
