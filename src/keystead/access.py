@@ -28,10 +28,13 @@ from sqlalchemy import (
     Select,
     Uuid,
     bindparam,
+    distinct,
     exists,
+    func,
     literal,
     or_,
     select,
+    union,
     union_all,
 )
 from sqlalchemy.orm import QueryableAttribute, Session, aliased
@@ -77,6 +80,30 @@ class Reason:
 KeyRef = uuid.UUID | ColumnElement[uuid.UUID] | QueryableAttribute[uuid.UUID]
 
 
+def matches() -> ColumnElement[bool]:
+    """The matching rule: a directory group matches the dataset group of its account whose
+    name equals its displayName once both are trimmed and case-folded (``name_key``).
+    Joins of the two tables (access, and the views that show a match) use this."""
+    return (DatasetGroup.account_id == DirectoryGroup.account_id) & (
+        DatasetGroup.name_key == DirectoryGroup.display_name_key
+    )
+
+
+def _directory_group_counts(owner: type[ApiKey]) -> ColumnElement[bool]:
+    """Whether the directory group joined as ``DirectoryGroup`` counts for key ``owner``:
+    always, unless the key's last sign-in enforced the token's groups claim and that claim
+    did not list the group."""
+    return or_(
+        owner.token_groups_enforced.is_(False),
+        exists(
+            select(SsoTokenGroup.group_ref).where(
+                SsoTokenGroup.api_key_id == owner.id,
+                SsoTokenGroup.group_ref == DirectoryGroup.external_id,
+            )
+        ),
+    )
+
+
 def _branches(
     key_id: KeyRef, dataset_id: KeyRef | None
 ) -> tuple[Select[str, uuid.UUID, uuid.UUID, uuid.UUID], ...]:
@@ -113,24 +140,12 @@ def _branches(
         .select_from(owner)
         .join(DirectoryMembership, DirectoryMembership.user_id == owner.directory_user_id)
         .join(DirectoryGroup, DirectoryGroup.id == DirectoryMembership.group_id)
-        .join(
-            DatasetGroup,
-            (DatasetGroup.account_id == DirectoryGroup.account_id)
-            & (DatasetGroup.name_key == DirectoryGroup.display_name_key),
-        )
+        .join(DatasetGroup, matches())
         .join(DatasetGroupMember, DatasetGroupMember.group_id == DatasetGroup.id)
         .where(
             owner.id == key_id,
             owner.auto_provisioned.is_(True),
-            or_(
-                owner.token_groups_enforced.is_(False),
-                exists(
-                    select(SsoTokenGroup.group_ref).where(
-                        SsoTokenGroup.api_key_id == owner.id,
-                        SsoTokenGroup.group_ref == DirectoryGroup.external_id,
-                    )
-                ),
-            ),
+            _directory_group_counts(owner),
         )
     )
 
@@ -169,6 +184,14 @@ _USABLE_ROWS = (
     .where(Dataset.id.in_(select(_REACHABLE.c.dataset_id)))
     .order_by(Dataset.name_key)
 )
+
+
+_USABLE_COUNT = select(func.count(distinct(_REACHABLE.c.dataset_id)))
+
+
+def usable_count(db: Session | Connection, key_id: uuid.UUID) -> int:
+    """How many datasets key ``key_id`` may use."""
+    return int(db.scalar(_USABLE_COUNT, {"key_id": key_id}) or 0)
 
 
 def may_use(db: Session | Connection, key_id: uuid.UUID, dataset_id: uuid.UUID) -> bool:
@@ -217,3 +240,28 @@ def explain(
             r.directory_group or "",
         ),
     )
+
+
+def keys_through_dataset_group(db: Session | Connection, dataset_group_id: uuid.UUID) -> int:
+    """How many keys reach datasets through dataset group ``dataset_group_id``: keys
+    granted the group (path 2) and auto-provisioned keys of members of a matching directory
+    group (path 3, with the token-groups condition). The same paths as :func:`paths`,
+    walked from the group instead of from a key."""
+    member = aliased(ApiKey)
+    granted = select(DatasetGroupGrant.api_key_id.label("key_id")).where(
+        DatasetGroupGrant.dataset_group_id == dataset_group_id
+    )
+    through_directory = (
+        select(member.id)
+        .select_from(DatasetGroup)
+        .join(DirectoryGroup, matches())
+        .join(DirectoryMembership, DirectoryMembership.group_id == DirectoryGroup.id)
+        .join(member, member.directory_user_id == DirectoryMembership.user_id)
+        .where(
+            DatasetGroup.id == dataset_group_id,
+            member.auto_provisioned.is_(True),
+            _directory_group_counts(member),
+        )
+    )
+    holders = union(granted, through_directory).subquery()
+    return int(db.scalar(select(func.count()).select_from(holders)) or 0)

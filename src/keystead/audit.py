@@ -97,8 +97,11 @@ def list_events(
     before_id: int | None = None,
     action_prefix: str | None = None,
     since: datetime | None = None,
+    until: datetime | None = None,
+    actor: str | None = None,
 ) -> list[AuditEvent]:
-    """Newest first; page with ``before_id`` (the smallest id of the previous page)."""
+    """Newest first; page with ``before_id`` (the smallest id of the previous page).
+    ``actor`` is part of the actor's label (an admin's email), case-insensitive."""
     query = select(AuditEvent).where(AuditEvent.account_id == account_id)
     if before_id is not None:
         query = query.where(AuditEvent.id < before_id)
@@ -107,4 +110,9 @@ def list_events(
     if since is not None:
         since = as_utc(since, what="since")
         query = query.where(AuditEvent.at >= since)
+    if until is not None:
+        until = as_utc(until, what="until")
+        query = query.where(AuditEvent.at < until)
+    if actor:
+        query = query.where(AuditEvent.actor_label.icontains(actor, autoescape=True))
     return list(session.scalars(query.order_by(AuditEvent.id.desc()).limit(limit)))

@@ -781,7 +781,7 @@ def test_api_key_secrets_never_appear_again(api: httpx.Client) -> None:
         assert response.status_code == 200, response.text
         for value in secret_values:
             assert value not in response.text, response.request.url.path
-    listed = api.get("/api-keys").json()
+    listed = api.get("/api-keys").json()["items"]
     assert len(listed) == 1
     for field in ("secret_signing_key", "secret_crypto_access_key", "credentials_file"):
         assert field not in listed[0]
@@ -795,14 +795,14 @@ def test_create_api_key_with_an_unknown_dataset_is_404_and_creates_no_key(
     _dataset(api, "ssn", "ssn")
     _error(api.post("/api-keys", json={"name": "app", "datasets": ["ssn", "nope"]}), 404, "nope")
     _error(api.post("/api-keys", json={"name": "app", "dataset_groups": ["nope"]}), 404, "nope")
-    assert api.get("/api-keys").json() == []
+    assert api.get("/api-keys").json()["items"] == []
     assert api.get("/audit", params={"action": "api_key."}).json() == []
 
 
 def test_api_key_name_must_not_be_blank(api: httpx.Client) -> None:
     """POST /api-keys with a blank name is 422."""
     _error(api.post("/api-keys", json={"name": "  "}), 422, "name")
-    assert api.get("/api-keys").json() == []
+    assert api.get("/api-keys").json()["items"] == []
 
 
 def test_patch_api_key_enabled_and_name(api: httpx.Client) -> None:
@@ -845,7 +845,7 @@ def test_delete_api_key(api: httpx.Client) -> None:
     kid = _key(api, "app", datasets=["ssn"])["access_key_id"]
     assert api.delete(f"/api-keys/{kid}").status_code == 204
     _error(api.get(f"/api-keys/{kid}"), 404)
-    assert api.get("/api-keys").json() == []
+    assert api.get("/api-keys").json()["items"] == []
     assert _names(api.get("/datasets").json()) == ["ssn"]
     _error(api.delete(f"/api-keys/{kid}"), 404)
 
@@ -1031,7 +1031,7 @@ def test_auto_provisioned_key_cannot_be_edited_by_hand(
     ssn = _dataset(api, "ssn", "ssn")
     _dataset(api, "cards", "digits")
     key_id = _insert_auto_key(runtime, first_account, ssn["id"])
-    listed = api.get("/api-keys").json()
+    listed = api.get("/api-keys").json()["items"]
     assert [(k["name"], k["auto_provisioned"]) for k in listed] == [("alice@example.com", True)]
     kid = listed[0]["access_key_id"]
     before = _auto_key_state(runtime, key_id)
@@ -1098,7 +1098,7 @@ def test_unknown_fields_are_422(api: httpx.Client) -> None:
         _error(response, 422, extra)
     assert api.get("/datasets").json() == []
     assert api.get("/dataset-groups").json() == []
-    assert api.get("/api-keys").json() == []
+    assert api.get("/api-keys").json()["items"] == []
 
 
 def test_body_over_the_limit_is_413(api: httpx.Client) -> None:

@@ -281,7 +281,7 @@ def test_viewer_admin_may_read_but_gets_403_on_writes(
     assert detail["current_key_number"] == 0
     assert [d["name"] for d in api.get("/datasets").json()] == ["ssn"]
     assert api.get("/dataset-groups").json() == []
-    assert api.get("/api-keys").json() == []
+    assert api.get("/api-keys").json()["items"] == []
 
 
 def test_creating_an_admin_with_an_existing_email_or_a_bad_role_is_refused(
@@ -497,7 +497,7 @@ def test_other_accounts_dataset_list_is_empty(
     with _bearer(live_server, _second_account_token(runtime)) as b:
         assert b.get("/datasets").json() == []
         assert b.get("/dataset-groups").json() == []
-        assert b.get("/api-keys").json() == []
+        assert b.get("/api-keys").json()["items"] == []
         actions = {e["action"] for e in b.get("/audit").json()}
         assert not actions & {"dataset.created", "dataset_group.created", "api_key.created"}
         assert {a["email"] for a in b.get("/admins").json()} == {"admin@b.example"}

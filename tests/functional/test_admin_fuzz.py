@@ -28,9 +28,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from keystead import names
+from keystead.accounts import service as accounts
 from keystead.runtime import Runtime
 from keystead.scim import log as provisioning_log
-from tests.support.accounts import FirstAccount
+from tests.support.accounts import ACTOR, FirstAccount
 
 FUZZ = settings(
     max_examples=int(os.environ.get("ADMIN_FUZZ_EXAMPLES", "60")),
@@ -377,6 +378,17 @@ class Fuzzed:
     first: FirstAccount
     password: str
     own_token_id: str
+    runtime: Runtime
+
+    def new_token(self) -> None:
+        """A password change revokes the admin's tokens, this client's too: take a new
+        one, as the admin would (made by the operator's CLI service here)."""
+        account_id = uuid.UUID(self.first.customer_id)
+        with self.runtime.db.write() as session:
+            admin = accounts.get_admin(session, account_id, self.first.admin_email)
+            made = accounts.create_token(session, admin, name="fuzz token 2", actor=ACTOR)
+        self.api.headers["Authorization"] = f"Bearer {made.secret}"
+        self.own_token_id = str(made.token.id)
 
 
 @pytest.fixture
@@ -397,7 +409,7 @@ def fuzzed(admin_api: httpx.Client, first_account: FirstAccount, runtime: Runtim
                 resource_name=name,
                 status=status,
             )
-    return Fuzzed(admin_api, first_account, first_account.admin_password, tokens[0]["id"])
+    return Fuzzed(admin_api, first_account, first_account.admin_password, tokens[0]["id"], runtime)
 
 
 LISTINGS = (
@@ -414,11 +426,15 @@ LISTINGS = (
 
 def _state(api: httpx.Client) -> dict[str, Any]:
     reads = {path: api.get(path) for path in LISTINGS}
-    reads["/audit"] = api.get("/audit", params={"limit": 1})
+    reads["/audit"] = api.get("/audit", params={"limit": 50})
     assert all(r.status_code == 200 for r in reads.values()), {
         p: r.text for p, r in reads.items() if r.status_code != 200
     }
-    return {path: r.json() for path, r in reads.items()}
+    state = {path: r.json() for path, r in reads.items()}
+    state["/api-keys"] = state["/api-keys"]["items"]
+    # A refused sign-in is audited on purpose; every other refusal must leave no event.
+    state["/audit"] = [e for e in state["/audit"] if e["action"] != "admin.sign_in_failed"][:1]
+    return state
 
 
 def _find(items: list[dict[str, Any]], field: str, value: str) -> dict[str, Any] | None:
@@ -610,6 +626,8 @@ def test_no_write_is_a_5xx_and_a_refused_one_changes_nothing(
         if path == "/me/password":
             assert isinstance(payload, dict)
             fuzzed.password = payload["new_password"]
+            assert api.get("/me").status_code == 401  # the change revoked this token
+            fuzzed.new_token()
     elif response.status_code == 201:
         _cleanup(api, path, response)
     tokens = [t["id"] for t in api.get("/tokens").json()]

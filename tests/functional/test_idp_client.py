@@ -230,7 +230,7 @@ def test_short_certificates_are_renewed_transparently_across_an_idp_key_rotation
     _round_trips(creds)
     assert setup.sign_ins() > renewed
     # The first papi is still the one the client signs with; the server kept it valid.
-    assert creds.access_key_id == setup.admin.get("/api-keys").json()[0]["access_key_id"]
+    assert creds.access_key_id == setup.admin.get("/api-keys").json()["items"][0]["access_key_id"]
 
 
 def test_token_groups_policy_withdraws_access_before_provisioning_runs(

@@ -8,6 +8,7 @@ from keystead.admin import (
     routes_account,
     routes_audit,
     routes_catalog,
+    routes_directory,
     routes_idp,
     routes_keys,
     routes_provisioning,
@@ -22,7 +23,9 @@ def build_router() -> APIRouter:
     for module in (
         routes_account,
         routes_catalog,
+        routes_directory,
         routes_keys,
+        routes_directory,
         routes_provisioning,
         routes_idp,
         routes_audit,

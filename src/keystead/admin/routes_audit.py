@@ -22,7 +22,11 @@ def list_audit(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     before: BeforeId = None,
     action: Annotated[str | None, Query(max_length=80, description="Action prefix")] = None,
-    since: Annotated[datetime | None, Query()] = None,
+    since: Annotated[datetime | None, Query(description="From this time (inclusive)")] = None,
+    until: Annotated[datetime | None, Query(description="Before this time")] = None,
+    actor: Annotated[
+        str | None, Query(max_length=256, description="Part of the actor (an admin's email)")
+    ] = None,
 ) -> list[AuditEventOut]:
     with runtime.db.read() as session:
         events = audit.list_events(
@@ -32,5 +36,7 @@ def list_audit(
             before_id=before,
             action_prefix=action,
             since=since,
+            until=until,
+            actor=actor,
         )
         return [AuditEventOut.of(e) for e in events]

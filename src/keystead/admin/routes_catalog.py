@@ -11,6 +11,7 @@ from keystead.admin.schemas import (
     DatasetDeletedOut,
     DatasetDetailOut,
     DatasetGroupCreateIn,
+    DatasetGroupDetailOut,
     DatasetGroupOut,
     DatasetGroupUpdateIn,
     DatasetOut,
@@ -87,13 +88,13 @@ def list_groups(principal: Reader, runtime: RuntimeDep) -> list[DatasetGroupOut]
 
 @router.post(
     "/dataset-groups",
-    response_model=DatasetGroupOut,
+    response_model=DatasetGroupDetailOut,
     status_code=status.HTTP_201_CREATED,
     tags=["dataset groups"],
 )
 def create_group(
     body: DatasetGroupCreateIn, principal: Writer, runtime: RuntimeDep
-) -> DatasetGroupOut:
+) -> DatasetGroupDetailOut:
     with runtime.db.write() as session:
         group = groups.create_group(
             session,
@@ -105,16 +106,18 @@ def create_group(
         return views.dataset_group(session, group)
 
 
-@router.get("/dataset-groups/{ref}", response_model=DatasetGroupOut, tags=["dataset groups"])
-def get_group(ref: str, principal: Reader, runtime: RuntimeDep) -> DatasetGroupOut:
+@router.get("/dataset-groups/{ref}", response_model=DatasetGroupDetailOut, tags=["dataset groups"])
+def get_group(ref: str, principal: Reader, runtime: RuntimeDep) -> DatasetGroupDetailOut:
     with runtime.db.read() as session:
         return views.dataset_group(session, groups.find_group(session, principal.account_id, ref))
 
 
-@router.patch("/dataset-groups/{ref}", response_model=DatasetGroupOut, tags=["dataset groups"])
+@router.patch(
+    "/dataset-groups/{ref}", response_model=DatasetGroupDetailOut, tags=["dataset groups"]
+)
 def rename_group(
     ref: str, body: DatasetGroupUpdateIn, principal: Writer, runtime: RuntimeDep
-) -> DatasetGroupOut:
+) -> DatasetGroupDetailOut:
     with runtime.db.write() as session:
         group = groups.find_group(session, principal.account_id, ref)
         groups.rename_group(session, group, body.name, actor=principal.actor)
@@ -122,11 +125,11 @@ def rename_group(
 
 
 @router.post(
-    "/dataset-groups/{ref}/datasets", response_model=DatasetGroupOut, tags=["dataset groups"]
+    "/dataset-groups/{ref}/datasets", response_model=DatasetGroupDetailOut, tags=["dataset groups"]
 )
 def add_datasets(
     ref: str, body: DatasetRefsIn, principal: Writer, runtime: RuntimeDep
-) -> DatasetGroupOut:
+) -> DatasetGroupDetailOut:
     with runtime.db.write() as session:
         group = groups.find_group(session, principal.account_id, ref)
         groups.add_datasets(session, group, body.datasets, actor=principal.actor)
@@ -135,12 +138,12 @@ def add_datasets(
 
 @router.delete(
     "/dataset-groups/{ref}/datasets/{dataset}",
-    response_model=DatasetGroupOut,
+    response_model=DatasetGroupDetailOut,
     tags=["dataset groups"],
 )
 def remove_dataset(
     ref: str, dataset: str, principal: Writer, runtime: RuntimeDep
-) -> DatasetGroupOut:
+) -> DatasetGroupDetailOut:
     with runtime.db.write() as session:
         group = groups.find_group(session, principal.account_id, ref)
         groups.remove_datasets(session, group, [dataset], actor=principal.actor)

@@ -7,8 +7,9 @@ from fastapi import APIRouter, Request
 
 from keystead.accounts import service as accounts
 from keystead.admin.auth import Reader, RuntimeDep, Writer
-from keystead.admin.schemas import IdpOut, IdpTestOut, IdpUpdateIn, ScimTokenOut
+from keystead.admin.schemas import IdpOut, IdpStatusOut, IdpTestOut, IdpUpdateIn, ScimTokenOut
 from keystead.idp import service as idp
+from keystead.idp import status as idp_status
 
 router = APIRouter(tags=["IDP integration"])
 
@@ -55,8 +56,19 @@ def rotate_scim_token(request: Request, principal: Writer, runtime: RuntimeDep) 
 
 @router.post("/idp/test", response_model=IdpTestOut)
 def check_configuration(principal: Reader, runtime: RuntimeDep) -> IdpTestOut:
-    """Fetch the discovery document and signing keys now and report every problem found."""
+    """Fetch the discovery document and signing keys now and report every problem found.
+    The outcome is remembered for the setup guide (``GET /idp/status``)."""
     with runtime.db.read() as session:
         settings = idp.settings_of(session, principal.account_id)
     report = idp.check_configuration(settings, timeout=runtime.settings.idp_http_timeout_seconds)
+    with runtime.db.write() as session:
+        idp_status.record_test(session, principal.account_id, report.ok)
     return IdpTestOut.of(report)
+
+
+@router.get("/idp/status", response_model=IdpStatusOut)
+def integration_status(principal: Reader, runtime: RuntimeDep) -> IdpStatusOut:
+    """What Keystead has observed: the last SCIM request, users and groups synced,
+    failures and refused sign-ins in the last 24 hours, and the setup guide's ticks."""
+    with runtime.db.read() as session:
+        return IdpStatusOut.of(idp_status.of(session, principal.account_id))

@@ -12,10 +12,15 @@ from keystead.admin.schemas import (
     AccessOut,
     ApiKeyCreatedOut,
     ApiKeyCreateIn,
+    ApiKeyListedOut,
     ApiKeyOut,
     ApiKeyUpdateIn,
     ExplainOut,
     GrantsIn,
+    Page,
+    PageLimit,
+    PageOffset,
+    SearchText,
 )
 from keystead.apikeys import credentials
 from keystead.apikeys import service as apikeys
@@ -25,10 +30,23 @@ from keystead.errors import InvalidInput
 router = APIRouter(tags=["API keys"])
 
 
-@router.get("/api-keys", response_model=list[ApiKeyOut])
-def list_keys(principal: Reader, runtime: RuntimeDep) -> list[ApiKeyOut]:
+@router.get("/api-keys", response_model=Page[ApiKeyListedOut])
+def list_keys(
+    principal: Reader,
+    runtime: RuntimeDep,
+    *,
+    q: SearchText = None,
+    kind: Annotated[
+        apikeys.KeyKind | None, Query(description="manual, auto (provisioned), enabled, disabled")
+    ] = None,
+    limit: PageLimit = 50,
+    offset: PageOffset = 0,
+) -> Page[ApiKeyListedOut]:
+    """API keys by name, a page at a time; ``q`` matches part of the name (case-insensitive)
+    or a whole access key id."""
+    search = apikeys.KeySearch(q, kind, limit, offset)
     with runtime.db.read() as session:
-        return views.api_keys(session, principal.account_id)
+        return views.api_keys(session, principal.account_id, search)
 
 
 @router.post("/api-keys", response_model=ApiKeyCreatedOut, status_code=status.HTTP_201_CREATED)

@@ -22,7 +22,12 @@ def provisioning_events(
     user: Annotated[str | None, Query(max_length=256, description="userName or id")] = None,
     group: Annotated[str | None, Query(max_length=256, description="displayName or id")] = None,
     outcome: Annotated[Literal["success", "failed"] | None, Query()] = None,
-    since: Annotated[datetime | None, Query()] = None,
+    kind: Annotated[
+        Literal["scim", "sso"] | None,
+        Query(description="scim: directory sync; sso: sign-in exchanges"),
+    ] = None,
+    since: Annotated[datetime | None, Query(description="From this time (inclusive)")] = None,
+    until: Annotated[datetime | None, Query(description="Before this time")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     before: BeforeId = None,
 ) -> list[ProvisioningEventOut]:
@@ -33,7 +38,9 @@ def provisioning_events(
             user=user,
             group=group,
             outcome=outcome,
+            kind=kind,
             since=since,
+            until=until,
             limit=limit,
             before_id=before,
         )

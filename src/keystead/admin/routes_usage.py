@@ -2,16 +2,48 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from keystead.admin.auth import Reader, RuntimeDep
 from keystead.admin.schemas import UsageRowOut
 from keystead.dataplane import events
+from keystead.errors import InvalidInput
 
 router = APIRouter(tags=["usage"])
+
+
+Since = Annotated[date | None, Query(description="First day (UTC) to include")]
+Until = Annotated[date | None, Query(description="Last day (UTC) to include")]
+DatasetName = Annotated[str | None, Query(max_length=256)]
+AccessKeyId = Annotated[str | None, Query(max_length=64, description="Access key id")]
+CSV_COLUMNS = ("day", "dataset", "dataset_type", "api_key", "api_key_name", "action", "count")
+
+
+def _rows(
+    runtime: RuntimeDep,
+    principal: Reader,
+    since: date | None,
+    until: date | None,
+    dataset: str | None,
+    api_key: str | None,
+) -> list[UsageRowOut]:
+    if since is not None and until is not None and until < since:
+        raise InvalidInput(f"until ({until}) is before since ({since})")
+    with runtime.db.read() as session:
+        rows = events.summary(
+            session,
+            account_id=principal.account_id,
+            since=since,
+            until=until,
+            dataset=dataset,
+            api_key=api_key,
+        )
+    return [UsageRowOut(**row.model_dump()) for row in rows]
 
 
 @router.get("/usage", response_model=list[UsageRowOut])
@@ -19,12 +51,47 @@ def usage_summary(
     principal: Reader,
     runtime: RuntimeDep,
     *,
-    since: Annotated[date | None, Query(description="First day (UTC) to include")] = None,
-    dataset: Annotated[str | None, Query(max_length=256)] = None,
-    api_key: Annotated[str | None, Query(max_length=64, description="Access key id")] = None,
+    since: Since = None,
+    until: Until = None,
+    dataset: DatasetName = None,
+    api_key: AccessKeyId = None,
 ) -> list[UsageRowOut]:
-    with runtime.db.read() as session:
-        rows = events.summary(
-            session, account_id=principal.account_id, since=since, dataset=dataset, api_key=api_key
-        )
-        return [UsageRowOut(**row.model_dump()) for row in rows]
+    """Operations reported by the clients, per day, dataset, key and action."""
+    return _rows(runtime, principal, since, until, dataset, api_key)
+
+
+@router.get(
+    "/usage.csv",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}, "description": "The same rows as CSV"}},
+)
+def usage_csv(
+    principal: Reader,
+    runtime: RuntimeDep,
+    *,
+    since: Since = None,
+    until: Until = None,
+    dataset: DatasetName = None,
+    api_key: AccessKeyId = None,
+) -> Response:
+    """``GET /usage`` as a CSV file (one header line, then one line per row)."""
+    rows = _rows(runtime, principal, since, until, dataset, api_key)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    for row in rows:
+        values = row.model_dump()
+        writer.writerow([_cell(values[c]) for c in CSV_COLUMNS])
+    name = f"keystead-usage-{since or 'start'}-to-{until or 'today'}.csv"
+    return Response(
+        buffer.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+def _cell(value: object) -> str:
+    """A CSV cell that a spreadsheet will not run as a formula (names come from clients
+    and admins)."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

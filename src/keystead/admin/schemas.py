@@ -4,13 +4,15 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from keystead.access import Reason
 from keystead.catalog import datasets as catalog
+from keystead.directory import listing
+from keystead.idp import status as idp_status
 from keystead.idp.config import DEFAULT_USERNAME_CLAIM, SignInChanges
 from keystead.idp.preflight import PreflightReport
 from keystead.storage.models import (
@@ -25,6 +27,8 @@ from keystead.storage.models import (
     IdpSettings,
     ProvisioningEvent,
 )
+
+Item = TypeVar("Item", bound=BaseModel)
 
 
 class _In(BaseModel):
@@ -43,6 +47,13 @@ BeforeId = Annotated[
         le=EVENT_ID_RANGE[1],
         description="Events with a smaller id (paging)",
     ),
+]
+
+
+PageLimit = Annotated[int, Query(ge=1, le=500, description="Items per page")]
+PageOffset = Annotated[int, Query(ge=0, le=10_000_000, description="Items to skip")]
+SearchText = Annotated[
+    str | None, Query(max_length=256, description="Case-insensitive part of the name")
 ]
 
 
@@ -250,12 +261,37 @@ class DatasetGroupOut(BaseModel):
     name: str
     datasets: list[str]
     created_at: datetime
+    directory_groups: list[str] = Field(
+        default_factory=list,
+        description="Synced directory groups whose displayName matches this name",
+    )
 
     @classmethod
-    def of(cls, group: DatasetGroup, datasets: list[str]) -> DatasetGroupOut:
+    def of(
+        cls, group: DatasetGroup, datasets: list[str], directory_groups: list[str] | None = None
+    ) -> DatasetGroupOut:
         return cls(
-            id=str(group.id), name=group.name, datasets=datasets, created_at=group.created_at
+            id=str(group.id),
+            name=group.name,
+            datasets=datasets,
+            created_at=group.created_at,
+            directory_groups=directory_groups or [],
         )
+
+
+class DirectoryGroupRefOut(BaseModel):
+    id: str
+    display_name: str
+    external_id: str | None
+    member_count: int
+
+
+class DatasetGroupDetailOut(DatasetGroupOut):
+    matching_directory_groups: list[DirectoryGroupRefOut]
+    keys_with_access: int = Field(
+        description="Keys that reach datasets through this group: granted it, or members of a "
+        "matching directory group"
+    )
 
 
 class GrantsOut(BaseModel):
@@ -269,24 +305,47 @@ class ApiKeyOut(BaseModel):
     enabled: bool
     auto_provisioned: bool
     directory_user_id: str | None
+    directory_user: str | None = Field(
+        default=None, description="userName of the directory user an auto-provisioned key follows"
+    )
     default_unstructured_dataset: str | None
     grants: GrantsOut
     created_at: datetime
     updated_at: datetime
 
     @classmethod
-    def of(cls, key: ApiKey, grants: GrantsOut, default_dataset: str | None = None) -> ApiKeyOut:
+    def of(
+        cls,
+        key: ApiKey,
+        grants: GrantsOut,
+        default_dataset: str | None = None,
+        directory_user: str | None = None,
+    ) -> ApiKeyOut:
         return cls(
             access_key_id=key.access_key_id,
             name=key.name,
             enabled=key.enabled,
             auto_provisioned=key.auto_provisioned,
             directory_user_id=str(key.directory_user_id) if key.directory_user_id else None,
+            directory_user=directory_user,
             default_unstructured_dataset=default_dataset,
             grants=grants,
             created_at=key.created_at,
             updated_at=key.updated_at,
         )
+
+
+class ApiKeyListedOut(ApiKeyOut):
+    datasets_count: int = Field(description="How many datasets the key may use, by any path")
+
+
+class Page(BaseModel, Generic[Item]):
+    """One page of a longer listing, in the listing's order."""
+
+    items: list[Item]
+    total: int = Field(description="How many match in all")
+    limit: int
+    offset: int
 
 
 class ApiKeyCreatedOut(ApiKeyOut):
@@ -362,7 +421,8 @@ class UsageRowOut(BaseModel):
     day: date
     dataset: str
     dataset_type: str
-    api_key: str
+    api_key: str = Field(description="Access key id")
+    api_key_name: str | None = Field(description="The key's name (null once it is deleted)")
     action: str
     count: int
 
@@ -516,3 +576,128 @@ class TemplateOut(BaseModel):
     type: str
     description: str
     max_key_number: int | None
+    input_character_set: str | None = None
+    output_character_set: str | None = None
+    passthrough: str | None = None
+    min_input_length: int | None = None
+    max_input_length: int | None = None
+
+
+# --- the directory (read-only) -----------------------------------------------------------------
+
+
+class DirectoryKeyOut(BaseModel):
+    access_key_id: str
+    name: str
+    enabled: bool
+
+
+class DirectoryUserOut(BaseModel):
+    id: str
+    user_name: str
+    display_name: str | None
+    external_id: str | None
+    active: bool
+    api_key: DirectoryKeyOut | None
+    group_count: int
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, user: listing.User) -> DirectoryUserOut:
+        key = user.api_key
+        return cls(
+            id=str(user.id),
+            user_name=user.user_name,
+            display_name=user.display_name,
+            external_id=user.external_id,
+            active=user.active,
+            api_key=DirectoryKeyOut(
+                access_key_id=key.access_key_id, name=key.name, enabled=key.enabled
+            )
+            if key
+            else None,
+            group_count=user.group_count,
+            created_at=user.created_at,
+            updated_at=user.updated_at,
+        )
+
+
+class DirectoryGroupOut(BaseModel):
+    id: str
+    display_name: str
+    external_id: str | None
+    member_count: int
+    dataset_group: str | None = Field(description="The dataset group whose name this matches")
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, group: listing.Group) -> DirectoryGroupOut:
+        return cls(
+            id=str(group.id),
+            display_name=group.display_name,
+            external_id=group.external_id,
+            member_count=group.member_count,
+            dataset_group=group.dataset_group,
+            created_at=group.created_at,
+            updated_at=group.updated_at,
+        )
+
+
+class DirectoryUserDetailOut(DirectoryUserOut):
+    groups: list[DirectoryGroupOut]
+
+
+class DirectoryGroupDetailOut(DirectoryGroupOut):
+    members: Page[DirectoryUserOut]
+
+
+# --- the IDP integration's observed state ------------------------------------------------------
+
+
+class LastRequestOut(BaseModel):
+    at: datetime
+    operation: str
+    outcome: str
+    status: int
+    resource: str | None
+    detail: str | None
+
+
+class IdpStatusOut(BaseModel):
+    """What Keystead has seen of the identity provider (never what an admin said)."""
+
+    window_start: datetime = Field(description="Counts below are since this time (24 h)")
+    last_scim_request: LastRequestOut | None
+    users: int
+    groups: int
+    failed_scim_requests: int
+    refused_sign_ins: int
+    scim_token_created_at: datetime | None
+    connected_at: datetime | None = Field(
+        description="First successful SCIM request made with the current secret token"
+    )
+    last_test_at: datetime | None
+    last_test_ok: bool | None = Field(
+        description="Outcome of the last configuration test (null: not tested since the "
+        "sign-in settings last changed)"
+    )
+    last_sign_in_at: datetime | None
+
+    @classmethod
+    def of(cls, status: idp_status.Status) -> IdpStatusOut:
+        last = status.last_scim_request
+        return cls(
+            window_start=status.window_start,
+            last_scim_request=LastRequestOut(**last.__dict__) if last else None,
+            users=status.users,
+            groups=status.groups,
+            failed_scim_requests=status.failed_scim_requests,
+            refused_sign_ins=status.refused_sign_ins,
+            scim_token_created_at=status.scim_token_created_at,
+            connected_at=status.connected_at,
+            last_test_at=status.last_test_at,
+            last_test_ok=status.last_test_ok,
+            last_sign_in_at=status.last_sign_in_at,
+        )

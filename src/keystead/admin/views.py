@@ -11,13 +11,17 @@ from keystead import access
 from keystead.admin.schemas import (
     AccessEntryOut,
     AccessOut,
+    ApiKeyListedOut,
     ApiKeyOut,
     DatasetDetailOut,
+    DatasetGroupDetailOut,
     DatasetGroupOut,
     DatasetOut,
+    DirectoryGroupRefOut,
     ExplainOut,
     GrantsOut,
     KeyVersionOut,
+    Page,
     ReasonOut,
     TemplateOut,
 )
@@ -25,6 +29,7 @@ from keystead.apikeys import service as apikeys
 from keystead.catalog import datasets as catalog
 from keystead.catalog import fpe
 from keystead.catalog import groups as dataset_groups
+from keystead.directory import listing
 from keystead.storage.models import (
     ApiKey,
     Dataset,
@@ -32,16 +37,17 @@ from keystead.storage.models import (
     DatasetGroup,
     DatasetGroupGrant,
     DatasetGroupMember,
+    DirectoryGroup,
+    DirectoryUser,
 )
 
 
-def _default_names(session: Session, account_id: uuid.UUID) -> dict[uuid.UUID, str]:
-    rows = session.execute(
-        select(ApiKey.id, Dataset.name)
-        .join(Dataset, Dataset.id == ApiKey.default_unstructured_dataset_id)
-        .where(ApiKey.account_id == account_id)
+def _user_name(session: Session, key: ApiKey) -> str | None:
+    if key.directory_user_id is None:
+        return None
+    return session.scalar(
+        select(DirectoryUser.user_name).where(DirectoryUser.id == key.directory_user_id)
     )
-    return {row[0]: row[1] for row in rows}
 
 
 def api_key(session: Session, key: ApiKey) -> ApiKeyOut:
@@ -58,37 +64,74 @@ def api_key(session: Session, key: ApiKey) -> ApiKeyOut:
             dataset_groups=[g.name for g in grants.dataset_groups],
         ),
         default,
+        _user_name(session, key),
     )
 
 
-def api_keys(session: Session, account_id: uuid.UUID) -> list[ApiKeyOut]:
-    """Every key with its grants, in four queries whatever the number of keys."""
-    keys = apikeys.list_api_keys(session, account_id)
+def api_keys(
+    session: Session, account_id: uuid.UUID, search: apikeys.KeySearch | None = None
+) -> Page[ApiKeyListedOut]:
+    """The keys ``search`` asks for, with their grants, directory users and how many
+    datasets each may use: a fixed number of queries per key listed, whatever the
+    number of keys in the account."""
+    keys, total = apikeys.list_api_keys(session, account_id, search)
+    ids = [k.id for k in keys]
     ds: dict[uuid.UUID, list[str]] = {}
-    for key_id, name in session.execute(
-        select(DatasetGrant.api_key_id, Dataset.name)
-        .join(Dataset, Dataset.id == DatasetGrant.dataset_id)
-        .where(Dataset.account_id == account_id)
-        .order_by(Dataset.name_key)
-    ):
-        ds.setdefault(key_id, []).append(name)
     gr: dict[uuid.UUID, list[str]] = {}
-    for key_id, name in session.execute(
-        select(DatasetGroupGrant.api_key_id, DatasetGroup.name)
-        .join(DatasetGroup, DatasetGroup.id == DatasetGroupGrant.dataset_group_id)
-        .where(DatasetGroup.account_id == account_id)
-        .order_by(DatasetGroup.name_key)
-    ):
-        gr.setdefault(key_id, []).append(name)
-    defaults = _default_names(session, account_id)
-    return [
-        ApiKeyOut.of(
-            k,
-            GrantsOut(datasets=ds.get(k.id, []), dataset_groups=gr.get(k.id, [])),
-            defaults.get(k.id),
+    users: dict[uuid.UUID, str] = {}
+    defaults: dict[uuid.UUID, str] = {}
+    for chunk in _chunks(ids):
+        for key_id, name in session.execute(
+            select(DatasetGrant.api_key_id, Dataset.name)
+            .join(Dataset, Dataset.id == DatasetGrant.dataset_id)
+            .where(DatasetGrant.api_key_id.in_(chunk))
+            .order_by(Dataset.name_key)
+        ):
+            ds.setdefault(key_id, []).append(name)
+        for key_id, name in session.execute(
+            select(DatasetGroupGrant.api_key_id, DatasetGroup.name)
+            .join(DatasetGroup, DatasetGroup.id == DatasetGroupGrant.dataset_group_id)
+            .where(DatasetGroupGrant.api_key_id.in_(chunk))
+            .order_by(DatasetGroup.name_key)
+        ):
+            gr.setdefault(key_id, []).append(name)
+        users.update(
+            (key_id, name)
+            for key_id, name in session.execute(
+                select(ApiKey.id, DirectoryUser.user_name)
+                .join(DirectoryUser, DirectoryUser.id == ApiKey.directory_user_id)
+                .where(ApiKey.id.in_(chunk))
+            )
+        )
+        defaults.update(
+            (key_id, name)
+            for key_id, name in session.execute(
+                select(ApiKey.id, Dataset.name)
+                .join(Dataset, Dataset.id == ApiKey.default_unstructured_dataset_id)
+                .where(ApiKey.id.in_(chunk))
+            )
+        )
+    items = [
+        ApiKeyListedOut(
+            **ApiKeyOut.of(
+                k,
+                GrantsOut(datasets=ds.get(k.id, []), dataset_groups=gr.get(k.id, [])),
+                defaults.get(k.id),
+                users.get(k.id),
+            ).model_dump(),
+            datasets_count=access.usable_count(session, k.id),
         )
         for k in keys
     ]
+    limit = search.limit if search is not None and search.limit is not None else len(items)
+    return Page[ApiKeyListedOut](
+        items=items, total=total, limit=limit, offset=search.offset if search else 0
+    )
+
+
+def _chunks(ids: list[uuid.UUID], size: int = 500) -> list[list[uuid.UUID]]:
+    """IN lists of a bounded length (SQLite binds at most 32,766 parameters)."""
+    return [ids[i : i + size] for i in range(0, len(ids), size)]
 
 
 def dataset_detail(session: Session, dataset: Dataset) -> DatasetDetailOut:
@@ -106,16 +149,39 @@ def dataset_detail(session: Session, dataset: Dataset) -> DatasetDetailOut:
     )
 
 
-def dataset_group(session: Session, group: DatasetGroup) -> DatasetGroupOut:
-    return DatasetGroupOut.of(
-        group, [d.name for d in dataset_groups.group_datasets(session, group)]
+def dataset_group(session: Session, group: DatasetGroup) -> DatasetGroupDetailOut:
+    matching = listing.matching_groups(session, group)
+    return DatasetGroupDetailOut(
+        **DatasetGroupOut.of(
+            group,
+            [d.name for d in dataset_groups.group_datasets(session, group)],
+            [g.display_name for g in matching],
+        ).model_dump(),
+        matching_directory_groups=[
+            DirectoryGroupRefOut(
+                id=str(g.id),
+                display_name=g.display_name,
+                external_id=g.external_id,
+                member_count=g.member_count,
+            )
+            for g in matching
+        ],
+        keys_with_access=access.keys_through_dataset_group(session, group.id),
     )
 
 
 def dataset_group_list(session: Session, account_id: uuid.UUID) -> list[DatasetGroupOut]:
     contents = dataset_groups.datasets_by_group(session, account_id)
+    matched: dict[uuid.UUID, list[str]] = {}
+    for group_id, name in session.execute(
+        select(DatasetGroup.id, DirectoryGroup.display_name)
+        .join(DirectoryGroup, access.matches())
+        .where(DatasetGroup.account_id == account_id)
+        .order_by(DirectoryGroup.display_name)
+    ):
+        matched.setdefault(group_id, []).append(name)
     return [
-        DatasetGroupOut.of(g, contents.get(g.id, []))
+        DatasetGroupOut.of(g, contents.get(g.id, []), matched.get(g.id, []))
         for g in dataset_groups.list_groups(session, account_id)
     ]
 
@@ -157,15 +223,22 @@ def explain(session: Session, key: ApiKey, dataset: Dataset) -> ExplainOut:
 
 
 def templates() -> list[TemplateOut]:
-    out = [
-        TemplateOut(
-            name=name,
-            type="structured",
-            description=str(raw["description"]),
-            max_key_number=fpe.max_key_number(fpe.from_template(name)),
+    out = []
+    for name, raw in sorted(fpe.TEMPLATES.items()):
+        definition = fpe.from_template(name)
+        out.append(
+            TemplateOut(
+                name=name,
+                type="structured",
+                description=str(raw["description"]),
+                max_key_number=fpe.max_key_number(definition),
+                input_character_set=definition.input_character_set,
+                output_character_set=definition.output_character_set,
+                passthrough=definition.passthrough,
+                min_input_length=definition.min_input_length,
+                max_input_length=definition.max_input_length,
+            )
         )
-        for name, raw in sorted(fpe.TEMPLATES.items())
-    ]
     out.append(
         TemplateOut(
             name=fpe.UNSTRUCTURED_TEMPLATE,

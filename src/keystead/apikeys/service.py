@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Literal
 
-from sqlalchemy import delete, select
+from sqlalchemy import ColumnElement, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from keystead import audit, names
@@ -109,14 +110,50 @@ def find_api_key(session: Session, account_id: uuid.UUID, ref: str) -> ApiKey:
     return key
 
 
-def list_api_keys(session: Session, account_id: uuid.UUID) -> list[ApiKey]:
-    return list(
-        session.scalars(
-            select(ApiKey)
-            .where(ApiKey.account_id == account_id)
-            .order_by(ApiKey.name, ApiKey.access_key_id)
+KeyKind = Literal["manual", "auto", "enabled", "disabled"]
+KEY_KINDS: tuple[KeyKind, ...] = ("manual", "auto", "enabled", "disabled")
+
+
+@dataclass(frozen=True)
+class KeySearch:
+    """Which keys a listing shows: ``text`` is a case-insensitive part of the name or the
+    whole access key id; ``limit`` None lists every match."""
+
+    text: str | None = None
+    kind: KeyKind | None = None
+    limit: int | None = None
+    offset: int = 0
+
+
+def _search_filter(account_id: uuid.UUID, search: KeySearch) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = [ApiKey.account_id == account_id]
+    text = (search.text or "").strip()
+    if text:
+        where.append(
+            or_(ApiKey.name.icontains(text, autoescape=True), ApiKey.access_key_id == text)
         )
-    )
+    if search.kind == "manual":
+        where.append(ApiKey.auto_provisioned.is_(False))
+    elif search.kind == "auto":
+        where.append(ApiKey.auto_provisioned.is_(True))
+    elif search.kind is not None:
+        where.append(ApiKey.enabled.is_(search.kind == "enabled"))
+    return where
+
+
+def list_api_keys(
+    session: Session, account_id: uuid.UUID, search: KeySearch | None = None
+) -> tuple[list[ApiKey], int]:
+    """The keys matching ``search`` by name, and how many match in all."""
+    where = _search_filter(account_id, search or KeySearch())
+    query = select(ApiKey).where(*where).order_by(ApiKey.name, ApiKey.access_key_id)
+    if search is not None and search.limit is not None:
+        query = query.limit(search.limit).offset(search.offset)
+    keys = list(session.scalars(query))
+    if search is None or search.limit is None:
+        return keys, len(keys)
+    total = session.scalar(select(func.count()).select_from(ApiKey).where(*where)) or 0
+    return keys, int(total)
 
 
 def grants_of(session: Session, key: ApiKey) -> Grants:

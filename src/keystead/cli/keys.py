@@ -116,10 +116,22 @@ def create(
 
 
 @app.command("list")
-def list_(ctx: typer.Context, as_json: JsonFlag = False) -> None:
-    """List API keys."""
+def list_(
+    ctx: typer.Context,
+    search: Annotated[
+        str | None, typer.Option("--search", help="Part of the name, or an access key id")
+    ] = None,
+    kind: Annotated[
+        str | None, typer.Option("--kind", help="manual, auto, enabled or disabled")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """List API keys (every match, by name)."""
+    if kind is not None and kind not in apikeys.KEY_KINDS:
+        raise InvalidInput(f"--kind must be one of {', '.join(apikeys.KEY_KINDS)}; got {kind!r}")
     with ctx_of(ctx).read() as (session, account_id):
-        rows = views.api_keys(session, account_id)
+        found = apikeys.KeySearch(search, kind)
+        rows = views.api_keys(session, account_id, found).items
     emit(
         rows,
         as_json,

@@ -113,6 +113,7 @@ class UsageSummaryRow(BaseModel):
     dataset: str
     dataset_type: str
     api_key: str
+    api_key_name: str | None = None  # None once the key is deleted
     action: str
     count: int
 
@@ -122,34 +123,52 @@ def summary(
     *,
     account_id: uuid.UUID,
     since: date | None = None,
+    until: date | None = None,
     dataset: str | None = None,
     api_key: str | None = None,
 ) -> list[UsageSummaryRow]:
-    """Totals per day, dataset, key and action (newest day first)."""
-    query = select(
+    """Totals per day, dataset, key and action (newest day first); ``since`` and
+    ``until`` are days (UTC), both included."""
+    totals = select(
         UsageEvent.day,
         UsageEvent.dataset,
         UsageEvent.dataset_type,
         UsageEvent.api_key,
         UsageEvent.action,
-        func.sum(UsageEvent.count),
+        func.sum(UsageEvent.count).label("total"),
     ).where(UsageEvent.account_id == account_id)
     if since is not None:
-        query = query.where(UsageEvent.day >= since)
+        totals = totals.where(UsageEvent.day >= since)
+    if until is not None:
+        totals = totals.where(UsageEvent.day <= until)
     if dataset is not None:
-        query = query.where(UsageEvent.dataset == dataset)
+        totals = totals.where(UsageEvent.dataset == dataset)
     if api_key is not None:
-        query = query.where(UsageEvent.api_key == api_key)
-    query = query.group_by(
+        totals = totals.where(UsageEvent.api_key == api_key)
+    grouped = totals.group_by(
         UsageEvent.day,
         UsageEvent.dataset,
         UsageEvent.dataset_type,
         UsageEvent.api_key,
         UsageEvent.action,
-    ).order_by(UsageEvent.day.desc(), UsageEvent.dataset, UsageEvent.api_key, UsageEvent.action)
+    ).subquery()
+    query = (
+        select(grouped, ApiKey.name)
+        .outerjoin(
+            ApiKey,
+            (ApiKey.access_key_id == grouped.c.api_key) & (ApiKey.account_id == account_id),
+        )
+        .order_by(grouped.c.day.desc(), grouped.c.dataset, grouped.c.api_key, grouped.c.action)
+    )
     return [
         UsageSummaryRow(
-            day=d, dataset=ds, dataset_type=t, api_key=k, action=a, count=int(total or 0)
+            day=d,
+            dataset=ds,
+            dataset_type=t,
+            api_key=k,
+            api_key_name=name,
+            action=a,
+            count=int(total or 0),
         )
-        for d, ds, t, k, a, total in session.execute(query)
+        for d, ds, t, k, a, total, name in session.execute(query)
     ]

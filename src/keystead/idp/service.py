@@ -167,6 +167,8 @@ def configure(
         )
     if changed:
         settings.updated_at = utcnow()
+        # An earlier "test configuration" tested other settings.
+        settings.last_test_at = settings.last_test_ok = None
         audit.record(
             session,
             account_id=account.id,

@@ -13,6 +13,7 @@ from keystead.storage.models import ProvisioningEvent
 from keystead.storage.types import as_utc
 
 _INSERT = cast(Table, ProvisioningEvent.__table__).insert()
+SIGN_IN = "sso"  # the operation of sign-in exchanges; every other one is directory sync
 
 
 def record(
@@ -55,15 +56,19 @@ def list_events(
     group: str | None = None,
     outcome: str | None = None,
     since: datetime | None = None,
+    until: datetime | None = None,
+    kind: str | None = None,
     limit: int = 100,
     before_id: int | None = None,
 ) -> list[ProvisioningEvent]:
-    """Newest first. ``user``/``group`` match the resource's name or id."""
+    """Newest first. ``user``/``group`` match the resource's name or id; ``kind`` is
+    ``scim`` (directory sync) or ``sso`` (sign-in exchanges); ``since`` is inclusive,
+    ``until`` exclusive."""
     query = select(ProvisioningEvent).where(ProvisioningEvent.account_id == account_id)
-    for kind, wanted in (("User", user), ("Group", group)):
+    for resource_type, wanted in (("User", user), ("Group", group)):
         if wanted:
             query = query.where(
-                ProvisioningEvent.resource_type == kind,
+                ProvisioningEvent.resource_type == resource_type,
                 (ProvisioningEvent.resource_name == wanted)
                 | (ProvisioningEvent.resource_id == wanted),
             )
@@ -72,6 +77,13 @@ def list_events(
     if since is not None:
         since = as_utc(since, what="since")
         query = query.where(ProvisioningEvent.at >= since)
+    if until is not None:
+        until = as_utc(until, what="until")
+        query = query.where(ProvisioningEvent.at < until)
+    if kind == SIGN_IN:
+        query = query.where(ProvisioningEvent.operation == SIGN_IN)
+    elif kind == "scim":
+        query = query.where(ProvisioningEvent.operation != SIGN_IN)
     if before_id is not None:
         query = query.where(ProvisioningEvent.id < before_id)
     return list(session.scalars(query.order_by(ProvisioningEvent.id.desc()).limit(limit)))

@@ -1,0 +1,281 @@
+"""The synced directory as an admin browses it: users and groups, searched and paged.
+
+Read-only. Each page costs a fixed number of indexed queries whatever the directory's
+size: rows come in name order from the ``(account_id, user_name_key)`` and
+``(account_id, display_name)`` indexes, and counts are taken for the page's rows only.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Row, Select, func, or_, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from keystead import access, names
+from keystead.errors import NotFound
+from keystead.storage.models import (
+    ApiKey,
+    DatasetGroup,
+    DirectoryGroup,
+    DirectoryMembership,
+    DirectoryUser,
+)
+
+
+@dataclass(frozen=True)
+class UserKey:
+    access_key_id: str
+    name: str
+    enabled: bool
+
+
+@dataclass(frozen=True)
+class User:
+    id: uuid.UUID
+    user_name: str
+    display_name: str | None
+    external_id: str | None
+    active: bool
+    created_at: datetime
+    updated_at: datetime
+    api_key: UserKey | None
+    group_count: int
+
+
+@dataclass(frozen=True)
+class Group:
+    id: uuid.UUID
+    display_name: str
+    external_id: str | None
+    created_at: datetime
+    updated_at: datetime
+    member_count: int
+    dataset_group: str | None  # the dataset group whose name this group's matches
+
+
+@dataclass(frozen=True)
+class Users:
+    items: list[User]
+    total: int
+
+
+@dataclass(frozen=True)
+class Groups:
+    items: list[Group]
+    total: int
+
+
+def _page(
+    session: Session, query: Select[*tuple[Any, ...]], limit: int, offset: int
+) -> tuple[Sequence[Row[*tuple[Any, ...]]], int]:
+    rows = session.execute(query.limit(limit).offset(offset)).all()
+    if offset == 0 and len(rows) < limit:
+        return rows, len(rows)  # the whole listing: no count needed
+    counted = select(func.count()).select_from(query.order_by(None).subquery())
+    return rows, int(session.scalar(counted) or 0)
+
+
+def _counts(
+    session: Session, column: InstrumentedAttribute[uuid.UUID], ids: list[uuid.UUID]
+) -> dict[uuid.UUID, int]:
+    if not ids:
+        return {}
+    query = select(column, func.count()).where(column.in_(ids)).group_by(column)
+    return {row[0]: int(row[1]) for row in session.execute(query)}
+
+
+# --- users -----------------------------------------------------------------------------------
+
+_USERS = (
+    select(
+        DirectoryUser.id,
+        DirectoryUser.user_name,
+        DirectoryUser.display_name,
+        DirectoryUser.external_id,
+        DirectoryUser.active,
+        DirectoryUser.created_at,
+        DirectoryUser.updated_at,
+        ApiKey.access_key_id,
+        ApiKey.name.label("key_name"),
+        ApiKey.enabled.label("key_enabled"),
+    )
+    .select_from(DirectoryUser)
+    .outerjoin(ApiKey, ApiKey.directory_user_id == DirectoryUser.id)
+)
+
+
+def _users(session: Session, rows: Sequence[Row[*tuple[Any, ...]]]) -> list[User]:
+    groups = _counts(session, DirectoryMembership.user_id, [row.id for row in rows])
+    return [
+        User(
+            id=row.id,
+            user_name=row.user_name,
+            display_name=row.display_name,
+            external_id=row.external_id,
+            active=row.active,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            api_key=UserKey(row.access_key_id, row.key_name, row.key_enabled)
+            if row.access_key_id is not None
+            else None,
+            group_count=groups.get(row.id, 0),
+        )
+        for row in rows
+    ]
+
+
+def search_users(
+    session: Session,
+    account_id: uuid.UUID,
+    *,
+    text: str | None = None,
+    active: bool | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> Users:
+    """Users by userName; ``text`` is part of the userName, displayName or externalId
+    (case-insensitive)."""
+    where: list[ColumnElement[bool]] = [DirectoryUser.account_id == account_id]
+    wanted = (text or "").strip()
+    if wanted:
+        where.append(
+            or_(
+                DirectoryUser.user_name_key.contains(names.name_key(wanted), autoescape=True),
+                DirectoryUser.display_name.icontains(wanted, autoescape=True),
+                DirectoryUser.external_id.icontains(wanted, autoescape=True),
+            )
+        )
+    if active is not None:
+        where.append(DirectoryUser.active.is_(active))
+    query = _USERS.where(*where).order_by(DirectoryUser.user_name_key)
+    rows, total = _page(session, query, limit, offset)
+    return Users(_users(session, rows), total)
+
+
+def get_user(session: Session, account_id: uuid.UUID, user_id: str) -> tuple[User, list[Group]]:
+    """One user and the groups it belongs to (each with its matching dataset group)."""
+    try:
+        wanted = uuid.UUID(user_id)
+    except ValueError:
+        raise NotFound(f"no directory user {user_id!r}") from None
+    row = session.execute(
+        _USERS.where(DirectoryUser.id == wanted, DirectoryUser.account_id == account_id)
+    ).first()
+    if row is None:
+        raise NotFound(f"no directory user {user_id!r} in this account")
+    group_rows = session.execute(
+        _GROUPS.join(DirectoryMembership, DirectoryMembership.group_id == DirectoryGroup.id)
+        .where(DirectoryMembership.user_id == wanted)
+        .order_by(DirectoryGroup.display_name_key)
+    ).all()
+    return _users(session, [row])[0], _groups(session, group_rows)
+
+
+# --- groups ----------------------------------------------------------------------------------
+
+_GROUPS = (
+    select(
+        DirectoryGroup.id,
+        DirectoryGroup.display_name,
+        DirectoryGroup.external_id,
+        DirectoryGroup.created_at,
+        DirectoryGroup.updated_at,
+        DatasetGroup.name.label("dataset_group"),
+    )
+    .select_from(DirectoryGroup)
+    .outerjoin(DatasetGroup, access.matches())
+)
+
+
+def _groups(session: Session, rows: Sequence[Row[*tuple[Any, ...]]]) -> list[Group]:
+    members = _counts(session, DirectoryMembership.group_id, [row.id for row in rows])
+    return [
+        Group(
+            id=row.id,
+            display_name=row.display_name,
+            external_id=row.external_id,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            member_count=members.get(row.id, 0),
+            dataset_group=row.dataset_group,
+        )
+        for row in rows
+    ]
+
+
+def search_groups(
+    session: Session,
+    account_id: uuid.UUID,
+    *,
+    text: str | None = None,
+    matched: bool | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> Groups:
+    """Groups by displayName; ``text`` is part of the displayName or externalId;
+    ``matched`` keeps only groups that do (or do not) match a dataset group."""
+    where: list[ColumnElement[bool]] = [DirectoryGroup.account_id == account_id]
+    wanted = (text or "").strip()
+    if wanted:
+        where.append(
+            or_(
+                DirectoryGroup.display_name_key.contains(names.name_key(wanted), autoescape=True),
+                DirectoryGroup.external_id.icontains(wanted, autoescape=True),
+            )
+        )
+    if matched is not None:
+        where.append(DatasetGroup.id.is_not(None) if matched else DatasetGroup.id.is_(None))
+    query = _GROUPS.where(*where).order_by(DirectoryGroup.display_name_key, DirectoryGroup.id)
+    rows, total = _page(session, query, limit, offset)
+    return Groups(_groups(session, rows), total)
+
+
+def get_group(
+    session: Session, account_id: uuid.UUID, group_id: str, *, limit: int = 50, offset: int = 0
+) -> tuple[Group, Users]:
+    """One group and a page of its members (by userName)."""
+    try:
+        wanted = uuid.UUID(group_id)
+    except ValueError:
+        raise NotFound(f"no directory group {group_id!r}") from None
+    row = session.execute(
+        _GROUPS.where(DirectoryGroup.id == wanted, DirectoryGroup.account_id == account_id)
+    ).first()
+    if row is None:
+        raise NotFound(f"no directory group {group_id!r} in this account")
+    group = _groups(session, [row])[0]
+    members = _USERS.join(
+        DirectoryMembership, DirectoryMembership.user_id == DirectoryUser.id
+    ).where(DirectoryMembership.group_id == wanted)
+    rows = session.execute(
+        members.order_by(DirectoryUser.user_name_key).limit(limit).offset(offset)
+    ).all()
+    return group, Users(_users(session, rows), group.member_count)
+
+
+def matching_groups(session: Session, dataset_group: DatasetGroup) -> list[Group]:
+    """The directory groups whose names match ``dataset_group`` (usually one)."""
+    rows = session.execute(
+        _GROUPS.where(DatasetGroup.id == dataset_group.id).order_by(DirectoryGroup.display_name)
+    ).all()
+    return _groups(session, rows)
+
+
+def totals(session: Session, account_id: uuid.UUID) -> tuple[int, int]:
+    """How many users and groups are synced."""
+    users = session.scalar(
+        select(func.count())
+        .select_from(DirectoryUser)
+        .where(DirectoryUser.account_id == account_id)
+    )
+    groups = session.scalar(
+        select(func.count())
+        .select_from(DirectoryGroup)
+        .where(DirectoryGroup.account_id == account_id)
+    )
+    return int(users or 0), int(groups or 0)
