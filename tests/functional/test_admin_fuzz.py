@@ -654,15 +654,21 @@ query_values = st.one_of(
     st.text(max_size=10).filter(lambda t: "\x00" not in t),
 )
 QUERY_NAMES = {
-    "/audit": ["limit", "before", "action", "since"],
-    "/provisioning/log": ["user", "group", "outcome", "since", "limit", "before"],
-    "/usage": ["since", "dataset", "api_key"],
+    "/audit": ["limit", "before", "action", "since", "until", "actor"],
+    "/provisioning/log": [
+        "user", "group", "outcome", "kind", "since", "until", "limit", "before",
+    ],
+    "/usage": ["since", "until", "dataset", "api_key"],
+    "/usage.csv": ["since", "until", "dataset", "api_key"],
+    "/api-keys": ["q", "kind", "limit", "offset"],
+    "/directory/users": ["q", "active", "limit", "offset"],
+    "/directory/groups": ["q", "matched", "limit", "offset"],
     "/api-keys/{key}/explain": ["dataset"],
-}
+}  # fmt: skip
 OTHER_READS = [
     "/datasets", "/dataset-groups", "/api-keys", "/admins", "/tokens", "/dataset-templates",
     "/account", "/me", "/idp", "/datasets/{dataset}", "/dataset-groups/{group}",
-    "/api-keys/{key}", "/api-keys/{key}/access",
+    "/api-keys/{key}", "/api-keys/{key}/access", "/idp/status",
 ]  # fmt: skip
 
 
@@ -699,5 +705,7 @@ def test_no_query_is_a_5xx(
     _assert_no_secret(response, fuzzed, [])
     if response.status_code != 200:
         _assert_error_shape(response)
+    elif path.endswith(".csv"):
+        assert response.text.startswith("day,dataset,")
     else:
         assert isinstance(response.json(), (list, dict))
