@@ -11,6 +11,7 @@ from starlette.types import ASGIApp
 
 from keystead import __version__, logs
 from keystead.admin.router import build_router
+from keystead.console import serve as console
 from keystead.dataplane.api import DataPlaneDispatch
 from keystead.dataplane.service import DataPlane
 from keystead.idp.keysets import KeySets
@@ -25,7 +26,7 @@ from keystead.web.middleware import AccessLog, BodyLimit, RejectNonText
 
 def build_app(runtime: Runtime) -> ASGIApp:
     """The app for an already-open installation: the data-plane dispatcher in front of the
-    admin application (FastAPI: admin API, OpenAPI, health)."""
+    admin application (FastAPI: admin API, OpenAPI, health, the console and /docs)."""
 
     settings = runtime.settings
     keysets = KeySets(
@@ -46,12 +47,16 @@ def build_app(runtime: Runtime) -> ASGIApp:
         version=__version__,
         summary="Self-hosted data keys for the Ubiq clients, with Entra ID integration",
         lifespan=lifespan,
+        # /docs is the console package's own Swagger UI page (local assets, strict CSP).
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.runtime = runtime
     errors.install(app)
     app.include_router(health.router)
     app.include_router(build_router())
     app.include_router(scim_api.build_router(runtime))
+    console.install(app)
     app.add_middleware(RejectNonText)
     app.add_middleware(BodyLimit, limit=runtime.settings.max_body_bytes)
     app.add_middleware(AccessLog)

@@ -31,9 +31,14 @@ class KeysteadError(Exception):
 
 
 class InvalidInput(KeysteadError):
-    """A value in the request is not acceptable."""
+    """A value in the request is not acceptable. ``fields`` names, where known, the
+    field(s) at fault and the fix for each (a form shows them under its fields)."""
 
     status = 422
+
+    def __init__(self, message: str, *, fields: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.fields = fields or {}
 
 
 class BadRequest(InvalidInput):

@@ -215,7 +215,10 @@ def test_the_status_counts_what_happened_in_the_last_day(
     assert (before["users"], before["groups"]) == (0, 0)
 
     probe = scim.client.get("/Users", params={"filter": f'userName eq "{uuid.uuid4()}"'})
-    assert probe.status_code == 200  # what Entra's Test Connection sends
+    assert probe.status_code == 200  # what Entra's Test Connection sends: a read, not logged
+    seen = ok(admin_api.get("/idp/status"))
+    assert seen["connected_at"] is not None
+    assert seen["last_scim_request"] is None
     create_user(scim, "dana@fabrikam.example")
     create_group(scim, "HR")
     assert scim.client.post("/Users", json={"userName": ""}).status_code == 400

@@ -44,8 +44,10 @@ def list_datasets(principal: Reader, runtime: RuntimeDep) -> list[DatasetOut]:
 def create_dataset(
     body: DatasetCreateIn, principal: Writer, runtime: RuntimeDep
 ) -> DatasetDetailOut:
+    """Create a dataset (and its first key), in the named dataset groups at once."""
     spec = catalog.DatasetSpec(body.name, body.type, body.template, body.definition)
     with runtime.db.write() as session:
+        targets = [groups.find_group(session, principal.account_id, g) for g in body.dataset_groups]
         dataset = catalog.create_dataset(
             session,
             account_id=principal.account_id,
@@ -53,6 +55,8 @@ def create_dataset(
             master=runtime.master,
             actor=principal.actor,
         )
+        for group in targets:
+            groups.add_datasets(session, group, [str(dataset.id)], actor=principal.actor)
         return views.dataset_detail(session, dataset)
 
 

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from keystead.access import Reason
 from keystead.catalog import datasets as catalog
 from keystead.directory import listing
+from keystead.idp import preflight
 from keystead.idp import status as idp_status
 from keystead.idp.config import DEFAULT_USERNAME_CLAIM, SignInChanges
 from keystead.idp.preflight import PreflightReport
@@ -96,6 +97,9 @@ class DatasetCreateIn(_In):
     )
     definition: dict[str, Any] | None = Field(
         default=None, description="A custom FF1 definition instead of a template"
+    )
+    dataset_groups: list[str] = Field(
+        default_factory=list, max_length=1000, description="Dataset groups to put it in"
     )
 
 
@@ -511,8 +515,15 @@ class ProblemOut(BaseModel):
     message: str
 
 
+class CheckLineOut(BaseModel):
+    name: str
+    status: Literal["pass", "fail", "warning", "skipped"]
+    message: str
+
+
 class IdpTestOut(BaseModel):
     ok: bool = Field(description="True when no error-level problem was found")
+    checks: list[CheckLineOut] = Field(description="One line per check, with the fix")
     problems: list[ProblemOut]
     discovery_url: str
     document_issuer: str | None
@@ -524,6 +535,10 @@ class IdpTestOut(BaseModel):
     def of(cls, report: PreflightReport) -> IdpTestOut:
         return cls(
             ok=report.ok,
+            checks=[
+                CheckLineOut(name=c.name, status=c.status, message=c.message)
+                for c in preflight.lines(report)
+            ],
             problems=[
                 ProblemOut(code=p.code, severity=p.severity, message=p.message)
                 for p in report.problems
@@ -676,7 +691,8 @@ class IdpStatusOut(BaseModel):
     refused_sign_ins: int
     scim_token_created_at: datetime | None
     connected_at: datetime | None = Field(
-        description="First successful SCIM request made with the current secret token"
+        description="When a SCIM request with the current secret token last arrived (to the "
+        "minute; Entra's Test Connection is one)"
     )
     last_test_at: datetime | None
     last_test_ok: bool | None = Field(

@@ -10,7 +10,7 @@ import re
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
 from keystead.errors import InvalidInput
 
@@ -24,6 +24,7 @@ V1_ISSUER = re.compile(rf"https://sts\.windows\.net/({GUID})/")
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 LEEWAY_RANGE = (0, 300)
 CERT_TTL_RANGE = (60, 24 * 3600)
+T = TypeVar("T", str, int)
 
 
 def username_claims(configured: str) -> tuple[str, ...]:
@@ -118,20 +119,35 @@ class SignInChanges:
     group_policy: str | None = None
 
     def checked(self) -> SignInChanges:
-        return SignInChanges(
-            discovery_url=_maybe(check_discovery_url, self.discovery_url),
-            issuer=_maybe(check_issuer, self.issuer),
-            audience=_maybe(check_audience, self.audience),
-            username_claim=_maybe(check_username_claim, self.username_claim),
-            leeway_seconds=None
-            if self.leeway_seconds is None
-            else check_range("leeway", self.leeway_seconds, LEEWAY_RANGE),
-            cert_ttl_seconds=None
-            if self.cert_ttl_seconds is None
-            else check_range("certificate lifetime", self.cert_ttl_seconds, CERT_TTL_RANGE),
-            group_policy=_maybe(check_group_policy, self.group_policy),
+        """The values in their stored form; InvalidInput naming every field at fault."""
+        problems: dict[str, str] = {}
+
+        def field(name: str, check: Callable[[T], T], value: T | None) -> T | None:
+            if value is None:
+                return None
+            try:
+                return check(value)
+            except InvalidInput as exc:
+                problems[name] = exc.message
+                return None
+
+        checked = SignInChanges(
+            discovery_url=field("discovery_url", check_discovery_url, self.discovery_url),
+            issuer=field("issuer", check_issuer, self.issuer),
+            audience=field("audience", check_audience, self.audience),
+            username_claim=field("username_claim", check_username_claim, self.username_claim),
+            leeway_seconds=field(
+                "leeway_seconds",
+                lambda v: check_range("leeway", v, LEEWAY_RANGE),
+                self.leeway_seconds,
+            ),
+            cert_ttl_seconds=field(
+                "cert_ttl_seconds",
+                lambda v: check_range("certificate lifetime", v, CERT_TTL_RANGE),
+                self.cert_ttl_seconds,
+            ),
+            group_policy=field("group_policy", check_group_policy, self.group_policy),
         )
-
-
-def _maybe(check: Callable[[str], str], value: str | None) -> str | None:
-    return None if value is None else check(value)
+        if problems:
+            raise InvalidInput("; ".join(problems.values()), fields=problems)
+        return checked

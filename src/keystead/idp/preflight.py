@@ -109,6 +109,61 @@ class PreflightReport:
         self.problems.append(Problem(code, message, severity))
 
 
+CheckStatus = Literal["pass", "fail", "warning", "skipped"]
+
+
+@dataclass(frozen=True)
+class CheckLine:
+    """One line of the report as an admin reads it: a check, its outcome, and the fix."""
+
+    name: str
+    status: CheckStatus
+    message: str
+
+
+_CHECKS = (
+    ("Discovery document", "discovery_"),
+    ("Token issuer", "issuer_"),
+    ("Signing keys", "jwks_"),
+    ("Token audience", "audience_"),
+)
+
+
+def lines(report: PreflightReport) -> list[CheckLine]:
+    """The report as one line per check (problems grouped by the check they belong to)."""
+    passed = {
+        "Discovery document": f"Read the OpenID Connect document at {report.discovery_url}.",
+        "Token issuer": f"{report.issuer} is the issuer the tenant's document names.",
+        "Signing keys": f"{report.rs256_key_count} RS256 signing key(s) at {report.jwks_uri}.",
+        "Token audience": f"{report.audience} is an Application ID URI.",
+    }
+    out = []
+    for name, prefix in _CHECKS:
+        found = [p for p in report.problems if p.code.startswith(prefix)]
+        if any(p.severity == "error" for p in found):
+            status: CheckStatus = "fail"
+        elif found:
+            status = "warning"
+        elif _not_reached(name, report):
+            status = "skipped"
+        else:
+            status = "pass"
+        if status == "skipped":
+            message = "Not checked: the discovery document could not be read (see above)."
+        elif found:
+            message = " ".join(p.message for p in found)
+        else:
+            message = passed[name]
+        out.append(CheckLine(name, status, message))
+    return out
+
+
+def _not_reached(name: str, report: PreflightReport) -> bool:
+    if name == "Token issuer":
+        return report.document_issuer is None
+    return name == "Signing keys" and report.rs256_key_count == 0
+
+
 def check(discovery_url: str, issuer: str, audience: str, http: httpx.Client) -> PreflightReport:
     """Check the IDP settings against the provider and against what Keystead accepts.
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 import httpx
 from sqlalchemy import update
@@ -107,6 +108,7 @@ def rotate_scim_token(session: Session, account: Account, *, actor: Actor) -> Ne
     settings.scim_token_hash = tokens.token_hash(secret)
     settings.scim_token_hint = secret[: len(SCIM_TOKEN_PREFIX) + 4]
     settings.scim_token_created_at = settings.updated_at = utcnow()
+    settings.scim_last_seen_at = None  # Entra has not used this token yet
     session.flush()
     audit.record(
         session,
@@ -201,3 +203,19 @@ def check_configuration(settings: IdpSettings, *, timeout: float) -> preflight.P
         )
     with httpx.Client(timeout=timeout, follow_redirects=False) as http:
         return preflight.check(settings.discovery_url, settings.issuer, settings.audience, http)
+
+
+SEEN_GRANULARITY_SECONDS = 60  # how stale scim_last_seen_at may get before it is rewritten
+
+
+def seen_is_stale(last_seen: datetime | None, now: datetime) -> bool:
+    return last_seen is None or (now - last_seen).total_seconds() >= SEEN_GRANULARITY_SECONDS
+
+
+def note_scim_contact(session: Session, account_id: uuid.UUID, now: datetime) -> None:
+    """Entra reached the account with the current token (for the setup guide)."""
+    session.execute(
+        update(IdpSettings)
+        .where(IdpSettings.account_id == account_id)
+        .values(scim_last_seen_at=now)
+    )

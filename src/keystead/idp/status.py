@@ -43,7 +43,7 @@ class Status:
     refused_sign_ins: int  # in the window
     # The setup guide's observations.
     scim_token_created_at: datetime | None
-    connected_at: datetime | None  # a SCIM request with the current token succeeded
+    connected_at: datetime | None  # last SCIM request with the current token (to the minute)
     last_test_at: datetime | None
     last_test_ok: bool | None  # None until tested again after the settings change
     last_sign_in_at: datetime | None
@@ -84,16 +84,6 @@ def of(session: Session, account_id: uuid.UUID, *, now: datetime | None = None) 
     successes = select(ProvisioningEvent.at).where(
         ProvisioningEvent.account_id == account_id, ProvisioningEvent.outcome == "success"
     )
-    connected_at = None
-    if settings.scim_token_created_at is not None:
-        connected_at = session.scalar(
-            successes.where(
-                ProvisioningEvent.at >= settings.scim_token_created_at,
-                ProvisioningEvent.operation != SIGN_IN,
-            )
-            .order_by(ProvisioningEvent.at)
-            .limit(1)
-        )
     last_sign_in_at = session.scalar(
         successes.where(ProvisioningEvent.operation == SIGN_IN)
         .order_by(ProvisioningEvent.at.desc())
@@ -108,7 +98,7 @@ def of(session: Session, account_id: uuid.UUID, *, now: datetime | None = None) 
         failed_scim_requests=int(failures.get(0, 0)),
         refused_sign_ins=int(failures.get(1, 0)),
         scim_token_created_at=settings.scim_token_created_at,
-        connected_at=connected_at,
+        connected_at=settings.scim_last_seen_at,
         last_test_at=settings.last_test_at,
         last_test_ok=settings.last_test_ok,
         last_sign_in_at=last_sign_in_at,

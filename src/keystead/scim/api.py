@@ -15,6 +15,7 @@ import secrets
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
@@ -47,12 +48,18 @@ from keystead.scim.protocol import (
 from keystead.storage.driver import DriverQuery
 from keystead.storage.models import Account
 from keystead.storage.session import WriterBusy
+from keystead.storage.types import utcnow
 from keystead.web.middleware import AccessLog, ClientGone, read_body
 
 log = get_logger("keystead.scim")
 # The token hash, plan and switch of one account, in one indexed query per request.
 _ACCOUNT_STATE = (
-    select(idp.IdpSettings.scim_token_hash, idp.IdpSettings.enabled, Account.plan)
+    select(
+        idp.IdpSettings.scim_token_hash,
+        idp.IdpSettings.enabled,
+        idp.IdpSettings.scim_last_seen_at,
+        Account.plan,
+    )
     .join(Account, Account.id == idp.IdpSettings.account_id)
     .where(idp.IdpSettings.account_id == bindparam("account_id", type_=Uuid()))
 )
@@ -177,7 +184,8 @@ class Runner:
         with self.runtime.db.autocommit() as connection:
             return connection.execute(_ACCOUNT_STATE, {"account_id": account_id}).first()
 
-    def authorise(self, customer_id: str, request: Request) -> uuid.UUID:
+    def authorise(self, customer_id: str, request: Request) -> tuple[uuid.UUID, datetime | None]:
+        """The account the token is for, and when it last saw a SCIM request."""
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         presented = token.strip() if scheme.lower() == "bearer" else None
@@ -197,7 +205,20 @@ class Runner:
                 "IDP integration is not enabled for this account (it needs the enterprise "
                 "plan and `keystead idp enable`)",
             )
-        return account_id
+        return account_id, row.scim_last_seen_at
+
+    def note_contact(self, account_id: uuid.UUID, last_seen: datetime | None, now: bool) -> None:
+        """Remember, to the minute, that a request with the current token arrived. Never
+        waits: on the event loop a busy writer means the next request will note it."""
+        moment = utcnow()
+        if not idp.seen_is_stale(last_seen, moment):
+            return
+        db = self.runtime.db
+        try:
+            with db.write_now() if now else db.write() as session:
+                idp.note_scim_contact(session, account_id, moment)
+        except WriterBusy:
+            return
 
     def __call__(
         self,
@@ -232,11 +253,12 @@ class Runner:
         transaction of its own, before answering). ``now``: a write must not wait for the
         write lock (``Database.write_now``); WriterBusy then says nothing was done."""
         try:
-            account_id = self.authorise(customer_id, request)
+            account_id, last_seen = self.authorise(customer_id, request)
         except KeysteadError as exc:
             scim = from_domain(exc)
             log.info("denied", path=request.url.path, status=scim.status, reason=scim.message)
             return _error(scim, request), None
+        self.note_contact(account_id, last_seen, now)
         base = f"{str(request.base_url).rstrip('/')}/{customer_id}/api/v3/scim"
         call = Call(account_id, base, request, body, self.runtime.master)
         try:
@@ -355,7 +377,7 @@ class ScimDispatch:
         """A body refused before the request was authorised: logged for its account only if
         the token is that account's (an unauthenticated caller writes nothing)."""
         try:
-            account_id = self.run.authorise(request.path_params["customer_id"], request)
+            account_id, _ = self.run.authorise(request.path_params["customer_id"], request)
         except KeysteadError:
             return
         self.run.log_failure(Failure(account_id, request.method, spec.name, refused))

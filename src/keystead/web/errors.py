@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException
 
-from keystead.errors import KeysteadError, TooManyRequests
+from keystead.errors import InvalidInput, KeysteadError, TooManyRequests
 from keystead.logs import get_logger
 
 log = get_logger("keystead.errors")
@@ -44,6 +44,9 @@ async def _keystead_error(request: Request, exc: Exception) -> JSONResponse:
         )
     if isinstance(exc, TooManyRequests):
         return error_response(exc.status, exc.message, retry_after=exc.retry_after)
+    if isinstance(exc, InvalidInput) and exc.fields:
+        errors = [{"field": field, "problem": problem} for field, problem in exc.fields.items()]
+        return error_response(exc.status, exc.message, errors=errors)
     return error_response(exc.status, exc.message)
 
 

@@ -1,5 +1,5 @@
 """console: CSRF derived from the session, sign-in throttling, configuration test result,
-provisioning-log index for failures by time
+last SCIM contact, provisioning-log index for failures by time
 
 Revision ID: 0006
 Revises: 0005
@@ -35,6 +35,9 @@ def upgrade() -> None:
     with op.batch_alter_table("idp_settings", schema=None) as batch_op:
         batch_op.add_column(sa.Column("last_test_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("last_test_ok", sa.Boolean(), nullable=True))
+        batch_op.add_column(
+            sa.Column("scim_last_seen_at", sa.DateTime(timezone=True), nullable=True)
+        )
     op.create_index(
         op.f("ix_provisioning_events_account_id_outcome_at"),
         "provisioning_events",
@@ -47,6 +50,7 @@ def downgrade() -> None:
         op.f("ix_provisioning_events_account_id_outcome_at"), table_name="provisioning_events"
     )
     with op.batch_alter_table("idp_settings", schema=None) as batch_op:
+        batch_op.drop_column("scim_last_seen_at")
         batch_op.drop_column("last_test_ok")
         batch_op.drop_column("last_test_at")
     op.drop_table("sign_in_failures")
