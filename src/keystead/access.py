@@ -28,7 +28,6 @@ from sqlalchemy import (
     Select,
     Uuid,
     bindparam,
-    distinct,
     exists,
     func,
     literal,
@@ -186,12 +185,24 @@ _USABLE_ROWS = (
 )
 
 
-_USABLE_COUNT = select(func.count(distinct(_REACHABLE.c.dataset_id)))
+_USABLE_COUNTS = (
+    select(ApiKey.id, func.count(Dataset.id))
+    .select_from(ApiKey)
+    .outerjoin(
+        Dataset,
+        (Dataset.account_id == ApiKey.account_id) & allows(ApiKey.id, Dataset.id),
+    )
+    .where(ApiKey.id.in_(bindparam("key_ids", expanding=True)))
+    .group_by(ApiKey.id)
+)
 
 
-def usable_count(db: Session | Connection, key_id: uuid.UUID) -> int:
-    """How many datasets key ``key_id`` may use."""
-    return int(db.scalar(_USABLE_COUNT, {"key_id": key_id}) or 0)
+def usable_counts(db: Session | Connection, key_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """How many datasets each key may use: the rule (:func:`allows`) asked of every
+    dataset of the key's account, for a page of keys in one query."""
+    if not key_ids:
+        return {}
+    return {row[0]: int(row[1]) for row in db.execute(_USABLE_COUNTS, {"key_ids": key_ids})}
 
 
 def may_use(db: Session | Connection, key_id: uuid.UUID, dataset_id: uuid.UUID) -> bool:

@@ -60,6 +60,7 @@ def build_app(runtime: Runtime) -> ASGIApp:
     app.add_middleware(RejectNonText)
     app.add_middleware(BodyLimit, limit=runtime.settings.max_body_bytes)
     app.add_middleware(AccessLog)
+    app.add_middleware(console.SecurityHeaders)  # outermost: on every answer, refusals too
     plane = DataPlane(
         runtime.master,
         skew_seconds=runtime.settings.signature_skew_seconds,

@@ -34,14 +34,22 @@ def name_key(name: str) -> str:
 
 def dataset_name(value: str) -> str:
     if not isinstance(value, str) or not _DATASET_NAME.fullmatch(value):
-        raise InvalidInput(f"dataset name {value!r} is not valid: {DATASET_NAME_RULE}")
+        message = f"dataset name {value!r} is not valid: {DATASET_NAME_RULE}"
+        raise InvalidInput(message, fields={"name": message})
     return value
 
 
 def display_name(value: str, *, what: str, max_length: int = 256) -> str:
     """Free-text names (dataset groups must match Entra group names, which allow almost
     anything): trimmed, 1..max_length characters (also as name_key), no control
-    characters."""
+    characters. A refusal names the form field ``name``."""
+    try:
+        return _display_name(value, what=what, max_length=max_length)
+    except InvalidInput as exc:
+        raise InvalidInput(exc.message, fields={"name": exc.message}) from None
+
+
+def _display_name(value: str, *, what: str, max_length: int) -> str:
     if not isinstance(value, str):
         raise InvalidInput(f"{what} name must be a string")
     cleaned = value.strip()

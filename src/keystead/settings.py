@@ -48,6 +48,12 @@ class Settings(BaseSettings):
         default=None,
         description="Base URL clients use to reach Keystead (written into credentials files).",
     )
+    trusted_proxies: str = Field(
+        default="",
+        description="Comma-separated addresses (or CIDRs) of reverse proxies whose "
+        "X-Forwarded-For / X-Forwarded-Proto are believed; empty: none, the client address "
+        "is the connection's.",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
     max_body_bytes: int = Field(

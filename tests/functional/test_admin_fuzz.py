@@ -706,6 +706,6 @@ def test_no_query_is_a_5xx(
     if response.status_code != 200:
         _assert_error_shape(response)
     elif path.endswith(".csv"):
-        assert response.text.startswith("day,dataset,")
+        assert response.text.startswith('"day","dataset",')
     else:
         assert isinstance(response.json(), (list, dict))

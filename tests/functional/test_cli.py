@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 import ubiq_security
 
+from keystead.directory import service as directory
 from keystead.runtime import Runtime
 from keystead.settings import Settings
 from keystead.storage.models import ApiKey
@@ -788,4 +789,55 @@ def test_auto_provisioned_key_cannot_be_edited_by_hand(cli: Cli, runtime: Runtim
     assert after == before
     assert cli.ok("api-key", "access", access_key_id, "--json")["datasets"] == []
     assert names(cli.ok("api-key", "list", "--json"), "access_key_id") == [access_key_id]
+    cli.assert_no_tracebacks()
+
+
+def test_directory_idp_status_key_search_and_roles(cli: Cli, runtime: Runtime) -> None:
+    """`directory users/groups`, `idp status`, `api-key list --search/--kind` and
+    `admin set-role`: what the console shows, for scripts and terminals."""
+    customer_id = uuid.UUID(cli.ok("init", "--json")["customer_id"])
+    cli.ok("idp", "enable", "--json")
+    cli.ok("api-key", "create", "billing-app", "--json")
+    with runtime.db.write() as session:
+        for name in ("dana@fabrikam.example", "lee@fabrikam.example"):
+            fields = directory.UserFields(name, True, None, None)
+            user = directory.create_user(
+                session, account_id=customer_id, fields=fields, attributes={}, master=runtime.master
+            )
+        group = directory.create_group(
+            session, account_id=customer_id, display_name="HR", external_id=None, attributes={}
+        )
+        directory.add_members(session, group, [user.id])
+
+    users = cli.ok("directory", "users", "--json")
+    assert users["total"] == 2
+    assert [u["user_name"] for u in users["items"]] == [
+        "dana@fabrikam.example",
+        "lee@fabrikam.example",
+    ]
+    assert cli.ok("directory", "users", "--search", "LEE", "--json")["total"] == 1
+    assert cli.ok("directory", "users", "--limit", "1", "--json")["items"][0]["api_key"]
+    groups = cli.ok("directory", "groups", "--json")
+    assert [(g["display_name"], g["member_count"]) for g in groups["items"]] == [("HR", 1)]
+    assert "HR" in cli.ok("directory", "groups").stdout
+
+    status = cli.ok("idp", "status", "--json")
+    assert (status["users"], status["groups"]) == (2, 1)
+    assert status["connected_at"] is None
+    assert "users synced" in cli.ok("idp", "status").stdout
+
+    assert names(cli.ok("api-key", "list", "--kind", "auto", "--json")) == [
+        "dana@fabrikam.example",
+        "lee@fabrikam.example",
+    ]
+    assert names(cli.ok("api-key", "list", "--search", "BILL", "--json")) == ["billing-app"]
+    cli.fails("api-key", "list", "--kind", "robots", expect=["--kind must be one of"])
+
+    cli.ok("admin", "create", "ops@example.com", "--role", "viewer", "--json")
+    assert cli.ok("admin", "set-role", "ops@example.com", "admin", "--json")["role"] == "admin"
+    cli.fails("admin", "set-role", "ops@example.com", "owner", expect=["role must be one of"])
+    cli.ok("admin", "set-role", "ops@example.com", "viewer", "--json")
+    cli.fails(
+        "admin", "set-role", DEFAULT_ADMIN, "viewer", "--json", status=409, expect=["last admin"]
+    )
     cli.assert_no_tracebacks()

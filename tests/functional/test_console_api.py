@@ -305,6 +305,39 @@ def test_usage_is_summarised_for_a_range_of_days_and_downloads_as_csv(
     ]
     assert [(r[0], r[6]) for r in table[1:]] == [("2026-11-19", "7"), ("2026-11-11", "11")]
     assert table[1][4] == "'=HYPERLINK(1)"  # never a formula in a spreadsheet
+    assert exported.text.splitlines()[1].startswith('"2026-11-19",')  # every cell quoted
+
+
+def test_usage_sums_never_overflow(
+    admin_api: httpx.Client, runtime: Runtime, first_account: FirstAccount
+) -> None:
+    """Clients may report counts up to 2**53 each; two thousand of them add up past a
+    64-bit integer, which SQLite's SUM refuses. The summary still answers."""
+    ok(
+        admin_api.post("/datasets", json={"name": "SSN", "type": "structured", "template": "ssn"}),
+        201,
+    )
+    kid = ok(admin_api.post("/api-keys", json={"name": "app", "datasets": ["SSN"]}), 201)[
+        "access_key_id"
+    ]
+    account = uuid.UUID(first_account.customer_id)
+    with runtime.db.write() as s:
+        s.add_all(
+            UsageEvent(
+                account_id=account,
+                reported_by=kid,
+                api_key=kid,
+                dataset="SSN",
+                dataset_type="structured",
+                action="encrypt",
+                count=2**53,
+                day=date(2026, 11, 20),
+            )
+            for _ in range(2000)
+        )
+    rows = ok(admin_api.get("/usage"))
+    assert [r["count"] for r in rows] == [2**63 - 1]
+    assert admin_api.get("/usage.csv").status_code == 200
 
 
 # --- log filters ---------------------------------------------------------------------------

@@ -274,3 +274,65 @@ def test_the_password_check_runs_outside_the_write_lock(
     )
     assert made.csrf_token
     assert seen == [False, False]
+
+
+def test_x_forwarded_for_from_an_untrusted_peer_changes_no_address(
+    anon: httpx.Client, first_account: FirstAccount, admin_api: httpx.Client
+) -> None:
+    """No proxy is configured (KEYSTEAD_TRUSTED_PROXIES empty): a client naming another
+    address in X-Forwarded-For is still counted, throttled and audited as itself."""
+    for n in range(21):
+        response = anon.post(
+            "/session",
+            json={"email": f"guess{n}@example.com", "password": "password guess"},
+            headers={"X-Forwarded-For": f"203.0.113.{n}"},
+        )
+        assert response.status_code == 401, response.text
+    refused = anon.post(
+        "/session",
+        json={"email": first_account.admin_email, "password": first_account.admin_password},
+        headers={"X-Forwarded-For": "198.51.100.1"},
+    )
+    assert refused.status_code == 429, refused.text
+
+
+def test_a_wrong_current_password_is_throttled_and_audited_like_a_sign_in(
+    live_server: LiveServer, anon: httpx.Client, first_account: FirstAccount, runtime: Runtime
+) -> None:
+    """Whoever holds a session or token cannot guess the password through /me/password."""
+    session = sign_in(anon, first_account.admin_email, first_account.admin_password)
+    with session_client(live_server, session) as console:
+        for n in range(6):
+            wrong = console.post(
+                "/me/password",
+                json={"current_password": f"guess number {n}", "new_password": NEW_PASSWORD},
+            )
+            assert wrong.status_code == 422, wrong.text
+            assert wrong.json()["errors"] == [
+                {"field": "current_password", "problem": "the current password is wrong"}
+            ]
+        locked = console.post(
+            "/me/password",
+            json={"current_password": first_account.admin_password, "new_password": NEW_PASSWORD},
+        )
+        assert locked.status_code == 429, locked.text
+    with runtime.db.read() as s:
+        failures = s.scalars(
+            select(AuditEvent).where(AuditEvent.action == "admin.password_change_failed")
+        ).all()
+    assert len(failures) == 6
+    assert all("guess number" not in str(e.detail) for e in failures)
+    assert sign_in(anon, first_account.admin_email, first_account.admin_password).status_code == 429
+
+
+def test_refusals_made_before_the_api_carry_the_security_headers(live_server: LiveServer) -> None:
+    """413 and the NUL refusal come from middleware in front of the admin API: they carry
+    the same headers as every other answer."""
+    for response in (
+        httpx.post(f"{live_server.url}/api/admin/v1/session", content=b"x" * 2_000_000),
+        httpx.get(f"{live_server.url}/api/admin/v1/%00"),
+    ):
+        assert response.status_code in (400, 413), response.text
+        assert "default-src 'self'" in response.headers["content-security-policy"]
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["cache-control"] == "no-store"

@@ -116,14 +116,18 @@ def test_multi_tenant_discovery_url_is_flagged(entra: FakeEntra, http: httpx.Cli
     assert "tenant-specific" in report.problems[0].message
 
 
-def test_unreachable_discovery_names_the_url_and_the_error(
+def test_unreachable_discovery_names_the_url_and_the_kind_of_failure_only(
     entra: FakeEntra, http: httpx.Client
 ) -> None:
+    """The message says the connection failed, never the socket error's own words (which
+    would let an admin probe hosts and ports through the server)."""
     url = f"http://127.0.0.1:{closed_port()}/{entra.tenant_id}/.well-known/openid-configuration"
     report = run(entra, http, discovery_url=url)
     problem = only(report, pf.DISCOVERY_UNREACHABLE)
     assert url in problem.message
-    assert "ConnectError" in problem.message
+    assert "the connection failed" in problem.message
+    assert "Errno" not in problem.message
+    assert "refused" not in problem.message
     assert not report.ok
     assert report.jwks_uri is None
 
@@ -154,11 +158,17 @@ def test_discovery_for_an_unknown_tenant(entra: FakeEntra, http: httpx.Client) -
     assert "tenant id" in problem.message
 
 
-def test_discovery_not_json(entra: FakeEntra, http: httpx.Client) -> None:
-    entra.override("discovery", body="<html><body>Sign in to the proxy</body></html>",
+def test_discovery_not_json_is_said_without_echoing_the_answer(
+    entra: FakeEntra, http: httpx.Client
+) -> None:
+    """Whatever the URL answered stays on the server: an admin pointing the discovery URL at
+    an internal service must not read its answer back through the report."""
+    entra.override("discovery", body="INTERNAL-SECRET=hunter2 <html>Sign in to the proxy</html>",
                    content_type="text/html")  # fmt: skip
     problem = only(run(entra, http), pf.DISCOVERY_NOT_JSON)
-    assert "<html>" in problem.message
+    assert "not JSON" in problem.message
+    assert "hunter2" not in problem.message
+    assert "<html>" not in problem.message
     assert entra.jwks_fetches == 0
 
 

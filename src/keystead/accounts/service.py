@@ -123,7 +123,8 @@ def update_account(
 def _valid_email(email: str) -> str:
     cleaned = email.strip()
     if not _EMAIL.fullmatch(cleaned):
-        raise InvalidInput(f"{email!r} is not an email address")
+        message = f"{email!r} is not an email address"
+        raise InvalidInput(message, fields={"email": message})
     return cleaned.lower()
 
 
@@ -217,9 +218,11 @@ class HashedPassword:
 
 def check_new_password(new: str, *, current: str | None = None) -> None:
     if len(new) < MIN_PASSWORD_LENGTH:
-        raise InvalidInput(f"the new password must be at least {MIN_PASSWORD_LENGTH} characters")
+        message = f"the new password must be at least {MIN_PASSWORD_LENGTH} characters"
+        raise InvalidInput(message, fields={"new_password": message})
     if current is not None and new == current:
-        raise InvalidInput("the new password must differ from the current one")
+        message = "the new password must differ from the current one"
+        raise InvalidInput(message, fields={"new_password": message})
 
 
 def _revoke_credentials(

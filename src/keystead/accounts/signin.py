@@ -27,7 +27,7 @@ from keystead.accounts.service import NewSession, open_session
 from keystead.accounts.throttle import Failures, Scope
 from keystead.audit import Actor
 from keystead.crypto import passwords
-from keystead.errors import TooManyRequests, Unauthenticated
+from keystead.errors import InvalidInput, TooManyRequests, Unauthenticated
 from keystead.storage.models import Admin, SignInFailure
 from keystead.storage.session import Database
 from keystead.storage.types import utcnow
@@ -113,24 +113,61 @@ def sign_in(db: Database, *, email: str, password: str, address: str, ttl: timed
         attempt = _begin(session, email, subjects, utcnow())
     ok = passwords.verify_password(attempt.password_hash, password)
     with db.write() as session:
-        admin = session.get(Admin, attempt.admin_id) if ok and attempt.admin_id else None
-        if admin is not None and admin.password_hash == attempt.password_hash:
-            _take_back(session, subjects)
+        admin = _settle(session, attempt, ok, subjects, email, address, "admin.sign_in_failed")
+        if admin is not None:
             return open_session(session, admin, ttl=ttl)
-        detail: dict[str, object] = {
-            "reason": "wrong password" if attempt.admin_id else "unknown email",
-            "address": address,
-        }
-        if attempt.locked_now:
-            detail["locked"] = list(attempt.locked_now)
-        audit.record(
-            session,
-            account_id=attempt.account_id,
-            actor=Actor("anonymous", None, address),
-            action="admin.sign_in_failed",
-            subject_type="admin",
-            subject_id=attempt.admin_id,
-            subject_label=email,
-            detail=detail,
-        )
     raise Unauthenticated(WRONG)
+
+
+def check_current_password(db: Database, *, email: str, password: str, address: str) -> str:
+    """Before a password change: the admin's current password, checked like a sign-in
+    (throttled per email and address, each failure audited), so that a stolen session or
+    token cannot be used to guess it. Returns the hash that was verified; raises
+    InvalidInput (wrong) or TooManyRequests."""
+    email = email.strip().lower()
+    subjects = _subjects(email, address)
+    with db.write() as session:
+        attempt = _begin(session, email, subjects, utcnow())
+    ok = passwords.verify_password(attempt.password_hash, password)
+    with db.write() as session:
+        admin = _settle(
+            session, attempt, ok, subjects, email, address, "admin.password_change_failed"
+        )
+        if admin is not None:
+            return admin.password_hash
+    wrong = "the current password is wrong"
+    raise InvalidInput(wrong, fields={"current_password": wrong})
+
+
+def _settle(
+    session: Session,
+    attempt: _Attempt,
+    ok: bool,
+    subjects: dict[Scope, str],
+    email: str,
+    address: str,
+    failed_action: str,
+) -> Admin | None:
+    """After the check: the admin when the password was right (the advance count taken
+    back), else None with the failure audited."""
+    admin = session.get(Admin, attempt.admin_id) if ok and attempt.admin_id else None
+    if admin is not None and admin.password_hash == attempt.password_hash:
+        _take_back(session, subjects)
+        return admin
+    detail: dict[str, object] = {
+        "reason": "wrong password" if attempt.admin_id else "unknown email",
+        "address": address,
+    }
+    if attempt.locked_now:
+        detail["locked"] = list(attempt.locked_now)
+    audit.record(
+        session,
+        account_id=attempt.account_id,
+        actor=Actor("anonymous", None, address),
+        action=failed_action,
+        subject_type="admin",
+        subject_id=attempt.admin_id,
+        subject_label=email,
+        detail=detail,
+    )
+    return None

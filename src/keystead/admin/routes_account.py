@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import uuid
 from datetime import datetime, timedelta
 from typing import Annotated
@@ -25,8 +26,7 @@ from keystead.admin.schemas import (
     TokenCreateIn,
     TokenOut,
 )
-from keystead.crypto import passwords
-from keystead.errors import InvalidInput, Unauthenticated
+from keystead.errors import Unauthenticated
 
 router = APIRouter()
 
@@ -54,16 +54,19 @@ def me(principal: SignedIn, runtime: RuntimeDep) -> AdminOut:
 
 
 @router.post("/me/password", status_code=status.HTTP_204_NO_CONTENT, tags=["session"])
-def change_password(body: PasswordChangeIn, principal: SignedIn, runtime: RuntimeDep) -> Response:
+def change_password(
+    body: PasswordChangeIn, request: Request, principal: SignedIn, runtime: RuntimeDep
+) -> Response:
     """Choose a new password. Every other console session of the admin ends and every
     admin API token of the admin is revoked; the session making the change stays."""
-    with runtime.db.read() as session:
-        stored = accounts.get_admin(session, principal.account_id, str(principal.admin_id))
-        verified_hash = stored.password_hash
-    # argon2 runs outside any transaction (it must not hold the write lock).
-    if not passwords.verify_password(verified_hash, body.current_password):
-        raise InvalidInput("the current password is wrong")
     accounts.check_new_password(body.new_password, current=body.current_password)
+    # Throttled and audited like a sign-in; argon2 runs outside any transaction.
+    verified_hash = signin.check_current_password(
+        runtime.db,
+        email=principal.email,
+        password=body.current_password,
+        address=_client_address(request),
+    )
     new = accounts.HashedPassword.of(body.new_password)
     with runtime.db.write() as session:
         admin = accounts.get_admin(session, principal.account_id, str(principal.admin_id))
@@ -103,7 +106,7 @@ def login(body: LoginIn, request: Request, response: Response, runtime: RuntimeD
         runtime.db,
         email=body.email,
         password=body.password,
-        address=request.client.host if request.client else "unknown",
+        address=_client_address(request),
         ttl=ttl,
     )
     response.set_cookie(
@@ -112,13 +115,24 @@ def login(body: LoginIn, request: Request, response: Response, runtime: RuntimeD
         max_age=int(ttl.total_seconds()),
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        secure=request.url.scheme == "https"
+        or runtime.settings.effective_public_url.startswith("https://"),
         path="/",
     )
     principal = new.principal
     return _session_out(
         runtime, principal.admin_id, principal.account_id, new.csrf_token, new.expires_at
     )
+
+
+def _client_address(request: Request) -> str:
+    """The client's IP address as the server sees it (a trusted proxy's X-Forwarded-For
+    included, see KEYSTEAD_TRUSTED_PROXIES): never free text in throttling or the audit."""
+    host = request.client.host if request.client else ""
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return "unknown"
 
 
 @router.get("/session", response_model=SessionOut, tags=["session"])

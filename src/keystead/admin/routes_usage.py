@@ -77,7 +77,9 @@ def usage_csv(
     """``GET /usage`` as a CSV file (one header line, then one line per row)."""
     rows = _rows(runtime, principal, since, until, dataset, api_key)
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
+    # Every cell quoted: a spreadsheet whose list separator is ';' must not split a name
+    # that holds one (and start a formula mid-name).
+    writer = csv.writer(buffer, lineterminator="\r\n", quoting=csv.QUOTE_ALL)
     writer.writerow(CSV_COLUMNS)
     for row in rows:
         values = row.model_dump()
@@ -94,4 +96,6 @@ def _cell(value: object) -> str:
     """A CSV cell that a spreadsheet will not run as a formula (names come from clients
     and admins)."""
     text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    first = text.lstrip(" \t\r\n")[:1]
+    starts_oddly = text[:1] in ("\t", "\r", "\n", " ")
+    return "'" + text if first in ("=", "+", "-", "@") or starts_oddly else text

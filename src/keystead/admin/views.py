@@ -76,11 +76,13 @@ def api_keys(
     number of keys in the account."""
     keys, total = apikeys.list_api_keys(session, account_id, search)
     ids = [k.id for k in keys]
+    counts: dict[uuid.UUID, int] = {}
     ds: dict[uuid.UUID, list[str]] = {}
     gr: dict[uuid.UUID, list[str]] = {}
     users: dict[uuid.UUID, str] = {}
     defaults: dict[uuid.UUID, str] = {}
     for chunk in _chunks(ids):
+        counts.update(access.usable_counts(session, chunk))
         for key_id, name in session.execute(
             select(DatasetGrant.api_key_id, Dataset.name)
             .join(Dataset, Dataset.id == DatasetGrant.dataset_id)
@@ -119,7 +121,7 @@ def api_keys(
                 defaults.get(k.id),
                 users.get(k.id),
             ).model_dump(),
-            datasets_count=access.usable_count(session, k.id),
+            datasets_count=counts.get(k.id, 0),
         )
         for k in keys
     ]

@@ -145,15 +145,17 @@ def list_api_keys(
     session: Session, account_id: uuid.UUID, search: KeySearch | None = None
 ) -> tuple[list[ApiKey], int]:
     """The keys matching ``search`` by name, and how many match in all."""
-    where = _search_filter(account_id, search or KeySearch())
+    wanted = search or KeySearch()
+    where = _search_filter(account_id, wanted)
     query = select(ApiKey).where(*where).order_by(ApiKey.name, ApiKey.access_key_id)
-    if search is not None and search.limit is not None:
-        query = query.limit(search.limit).offset(search.offset)
-    keys = list(session.scalars(query))
-    if search is None or search.limit is None:
+    if wanted.limit is None:
+        keys = list(session.scalars(query))
         return keys, len(keys)
-    total = session.scalar(select(func.count()).select_from(ApiKey).where(*where)) or 0
-    return keys, int(total)
+    keys = list(session.scalars(query.limit(wanted.limit).offset(wanted.offset)))
+    if wanted.offset == 0 and len(keys) < wanted.limit:
+        return keys, len(keys)
+    total = session.scalar(select(func.count()).select_from(ApiKey).where(*where))
+    return keys, int(total or 0)
 
 
 def grants_of(session: Session, key: ApiKey) -> Grants:

@@ -226,7 +226,8 @@ def parse_definition(raw: dict[str, Any]) -> FpeDefinition:
             f"{'.'.join(str(p) for p in err['loc']) or 'definition'}: {err['msg']}"
             for err in exc.errors()
         )
-        raise InvalidInput(f"structured dataset definition is not valid: {problems}") from exc
+        message = f"structured dataset definition is not valid: {problems}"
+        raise InvalidInput(message, fields={"definition": message}) from exc
 
 
 def from_template(name: str) -> FpeDefinition:

@@ -151,9 +151,21 @@ def admin_delete(ctx: typer.Context, email: str, as_json: JsonFlag = False) -> N
     emit({"deleted": deleted}, as_json, lambda: err.print(f"Deleted admin {deleted}"))
 
 
+@admin_app.command("set-role")
+def admin_set_role(ctx: typer.Context, email: str, role: str, as_json: JsonFlag = False) -> None:
+    """Make an admin an `admin` or a read-only `viewer` (the account keeps one admin)."""
+    cli = ctx_of(ctx)
+    with cli.write() as (session, account_id):
+        admin = accounts.get_admin(session, account_id, email)
+        accounts.set_role(session, admin, role, actor=cli.actor)
+        view = AdminOut.of(admin)
+    emit(view, as_json, lambda: pairs([("admin", view.email), ("role", view.role)]))
+
+
 @admin_app.command("reset-password")
 def admin_reset_password(ctx: typer.Context, email: str, as_json: JsonFlag = False) -> None:
-    """Give an admin a new one-time password and end their sessions."""
+    """Give an admin a new one-time password; their sessions end and their API tokens are
+    revoked."""
     cli = ctx_of(ctx)
     with cli.write() as (session, account_id):
         admin = accounts.get_admin(session, account_id, email)

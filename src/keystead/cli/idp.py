@@ -8,10 +8,11 @@ import typer
 
 from keystead.accounts import service as accounts
 from keystead.admin.routes_idp import scim_url
-from keystead.admin.schemas import IdpOut, IdpTestOut, ScimTokenOut
+from keystead.admin.schemas import IdpOut, IdpStatusOut, IdpTestOut, ScimTokenOut
 from keystead.cli.context import JsonFlag, ctx_of, emit, out, pairs
 from keystead.errors import InvalidInput
 from keystead.idp import service as idp
+from keystead.idp import status as idp_status
 from keystead.idp.config import SignInChanges
 
 app = typer.Typer(help="IDP integration: directory sync (SCIM) and sign-in.", no_args_is_help=True)
@@ -180,3 +181,40 @@ def check(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     emit(view, as_json, human)
     if not view.ok:
         raise typer.Exit(1)
+
+
+@app.command("status")
+def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """What Keystead has seen of the identity provider: last SCIM request, users and groups
+    synced, failures and refused sign-ins in the last 24 h, Entra's last contact."""
+    with ctx_of(ctx).read() as (session, account_id):
+        view = IdpStatusOut.of(idp_status.of(session, account_id))
+    last = view.last_scim_request
+
+    def human() -> None:
+        pairs(
+            [
+                (
+                    "last SCIM request",
+                    f"{last.operation} {last.outcome} ({last.status}) at {last.at:%Y-%m-%d %H:%M}"
+                    if last
+                    else "none",
+                ),
+                ("Entra last reached Keystead", view.connected_at or "never (current token)"),
+                ("users synced", view.users),
+                ("groups synced", view.groups),
+                ("failed SCIM requests, 24 h", view.failed_scim_requests),
+                ("refused sign-ins, 24 h", view.refused_sign_ins),
+                ("last configuration test", _test_outcome(view)),
+                ("last sign-in", view.last_sign_in_at or "never"),
+            ]
+        )
+
+    emit(view, as_json, human)
+
+
+def _test_outcome(view: IdpStatusOut) -> str:
+    if view.last_test_at is None:
+        return "not run since the sign-in settings changed"
+    outcome = "passed" if view.last_test_ok else "found problems"
+    return f"{outcome} at {view.last_test_at:%Y-%m-%d %H:%M}"

@@ -14,6 +14,7 @@ from keystead.cli import (
     admins,
     auditlog,
     datasets,
+    directory,
     groups,
     idp,
     keys,
@@ -46,6 +47,7 @@ app.add_typer(auditlog.app, name="audit")
 app.add_typer(usage.app, name="usage")
 app.add_typer(idp.app, name="idp")
 app.add_typer(provisioning.app, name="provisioning")
+app.add_typer(directory.app, name="directory")
 app.add_typer(admins.account_app, name="account")
 app.add_typer(admins.admin_app, name="admin")
 
@@ -172,6 +174,11 @@ def serve(
         log_config=None,
         access_log=False,
         server_header=False,
+        # Forwarded headers only from configured proxies: uvicorn would otherwise believe
+        # any X-Forwarded-For from 127.0.0.1, and sign-in throttling and the audit log
+        # would take a client's word for its own address.
+        proxy_headers=bool(settings.trusted_proxies.strip()),
+        forwarded_allow_ips=settings.trusted_proxies.strip() or None,
     )
 
 
@@ -189,12 +196,12 @@ def main() -> None:
     except typer.Abort:
         err.print("aborted")
         sys.exit(1)
-    except Exception as exc:  # click usage errors and the like
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+    except Exception as exc:  # click's usage errors (typer may carry its own copy of click)
+        show = getattr(exc, "show", None)
+        exit_code = getattr(exc, "exit_code", None)
+        if callable(show) and isinstance(exit_code, int):
+            show()
+            sys.exit(exit_code)
         raise
     if isinstance(code, int) and code != 0:
         sys.exit(code)

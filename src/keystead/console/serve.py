@@ -74,7 +74,9 @@ class SecurityHeaders:
 
 
 def install(app: FastAPI) -> None:
-    """Serve the console at ``/`` and the API docs at ``/docs`` (local Swagger UI)."""
+    """Serve the console at ``/`` and the API docs at ``/docs`` (local Swagger UI). The
+    application adds :class:`SecurityHeaders` outermost, so that refusals made by the other
+    middleware (413, a NUL) carry the headers too."""
 
     @app.get("/", include_in_schema=False)
     def console() -> FileResponse:
@@ -94,4 +96,3 @@ def install(app: FastAPI) -> None:
 
     app.mount(CONSOLE_PATH, StaticFiles(directory=CONSOLE), name="console")
     app.mount(APIDOCS_PATH + "/assets", StaticFiles(directory=APIDOCS), name="apidocs")
-    app.add_middleware(SecurityHeaders)

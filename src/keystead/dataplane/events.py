@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from sqlalchemy import func, select
+from sqlalchemy import Float, cast, func, select
 from sqlalchemy.orm import Session
 
 from keystead.errors import BadRequest
@@ -135,7 +135,9 @@ def summary(
         UsageEvent.dataset_type,
         UsageEvent.api_key,
         UsageEvent.action,
-        func.sum(UsageEvent.count).label("total"),
+        # Summed as floating point: a 64-bit integer SUM overflows on SQLite (an error, not
+        # a wrap) once reports add up past 2**63, which clients alone could make happen.
+        func.sum(cast(UsageEvent.count, Float)).label("total"),
     ).where(UsageEvent.account_id == account_id)
     if since is not None:
         totals = totals.where(UsageEvent.day >= since)
@@ -168,7 +170,7 @@ def summary(
             api_key=k,
             api_key_name=name,
             action=a,
-            count=int(total or 0),
+            count=min(int(total or 0), 2**63 - 1),
         )
         for d, ds, t, k, a, total, name in session.execute(query)
     ]

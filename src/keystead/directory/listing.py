@@ -71,12 +71,18 @@ class Groups:
 
 
 def _page(
-    session: Session, query: Select[*tuple[Any, ...]], limit: int, offset: int
+    session: Session,
+    query: Select[*tuple[Any, ...]],
+    counted: Select[int],
+    limit: int,
+    offset: int,
 ) -> tuple[Sequence[Row[*tuple[Any, ...]]], int]:
+    """A page of ``query`` (in index order, so the database stops after the page) and how
+    many rows match in all (``counted``: the same filters over the base table alone, which
+    an index answers without the page's joins)."""
     rows = session.execute(query.limit(limit).offset(offset)).all()
     if offset == 0 and len(rows) < limit:
         return rows, len(rows)  # the whole listing: no count needed
-    counted = select(func.count()).select_from(query.order_by(None).subquery())
     return rows, int(session.scalar(counted) or 0)
 
 
@@ -153,7 +159,8 @@ def search_users(
     if active is not None:
         where.append(DirectoryUser.active.is_(active))
     query = _USERS.where(*where).order_by(DirectoryUser.user_name_key)
-    rows, total = _page(session, query, limit, offset)
+    counted = select(func.count()).select_from(DirectoryUser).where(*where)
+    rows, total = _page(session, query, counted, limit, offset)
     return Users(_users(session, rows), total)
 
 
@@ -231,7 +238,10 @@ def search_groups(
     if matched is not None:
         where.append(DatasetGroup.id.is_not(None) if matched else DatasetGroup.id.is_(None))
     query = _GROUPS.where(*where).order_by(DirectoryGroup.display_name_key, DirectoryGroup.id)
-    rows, total = _page(session, query, limit, offset)
+    counted = select(func.count()).select_from(DirectoryGroup).where(*where)
+    if matched is not None:
+        counted = counted.outerjoin(DatasetGroup, access.matches())
+    rows, total = _page(session, query, counted, limit, offset)
     return Groups(_groups(session, rows), total)
 
 

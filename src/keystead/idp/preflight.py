@@ -458,9 +458,8 @@ def _fetch_json(
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
         report.add(
             unreachable,
-            f"Cannot fetch the {name} from {url}: {type(exc).__name__}: "
-            f"{str(exc) or 'no detail'}. Check the URL and that Keystead's server can reach "
-            "the host (proxy, firewall, DNS, TLS).",
+            f"Cannot fetch the {name} from {url} ({_failure_kind(exc)}). Check the URL and "
+            "that Keystead's server can reach the host (proxy, firewall, DNS, TLS).",
         )
         return _FAILED
     if body is None:
@@ -484,10 +483,23 @@ def _fetch_json(
     except (ValueError, UnicodeDecodeError):
         report.add(
             not_json,
-            f"The {name} at {url} is not JSON (it starts with {body[:40]!r}); the URL "
-            "probably points at a web page or a proxy's error page.",
+            f"The {name} at {url} is not JSON; the URL probably points at a web page or a "
+            "proxy's error page.",
         )
         return _FAILED
+
+
+def _failure_kind(exc: Exception) -> str:
+    """What went wrong, in words that say nothing of what the other side answered (an
+    answer's bytes or a socket error's details could tell an admin about hosts that are
+    none of their business)."""
+    if isinstance(exc, httpx.ConnectError):
+        return "the connection failed"
+    if isinstance(exc, httpx.InvalidURL | httpx.UnsupportedProtocol):
+        return "the URL cannot be fetched"
+    if isinstance(exc, httpx.TooManyRedirects):
+        return "too many redirects"
+    return "the request failed"
 
 
 def _bounded(response: httpx.Response) -> bytes | None:

@@ -1,12 +1,10 @@
-// The UI library, from one vendored ES module (Preact 10 + hooks + htm; see vendor.json).
-export {
-  html,
-  render,
-  createContext,
-  useCallback,
-  useContext,
-  useEffect,
-  useMemo,
-  useRef,
-  useState,
-} from "../vendor/preact-htm.js";
+// The UI library: Preact, its hooks and htm, vendored as the packages publish them (UMD
+// files loaded by index.html before this module; see vendor.json). htm turns tagged
+// template literals into Preact elements, so no build step is needed.
+
+const { h, render, createContext } = window.preact;
+const hooks = window.preactHooks;
+
+export const html = window.htm.bind(h);
+export { createContext, h, render };
+export const { useCallback, useContext, useEffect, useMemo, useRef, useState } = hooks;

@@ -77,7 +77,8 @@ function Shell({ session, onSignOut }) {
     <nav id="side-nav" class=${`side ${menuOpen ? "" : "closed"}`} aria-label="Console">
       <ul>
         ${NAV.map(([path, label]) => html`<li>
-          <a href=${href(path)} aria-current=${top === path ? "page" : undefined}>${label}</a>
+          <a href=${href(path)} aria-current=${top === path ? "page" : undefined}
+            onClick=${() => setMenuOpen(false)}>${label}</a>
         </li>`)}
       </ul>
     </nav>

@@ -5,10 +5,18 @@ import { useEffect, useState } from "./lib.js";
 
 export const DEFAULT_ROUTE = "/profile";
 
+function decoded(segment) {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment; // a malformed %-escape: keep it as typed, the page will say "not found"
+  }
+}
+
 export function parse(hash = window.location.hash) {
   const raw = hash.replace(/^#/, "") || DEFAULT_ROUTE;
   const [path, query = ""] = raw.split("?");
-  const segments = path.split("/").filter(Boolean).map(decodeURIComponent);
+  const segments = path.split("/").filter(Boolean).map(decoded);
   return { path: "/" + segments.map(encodeURIComponent).join("/"), segments, params: Object.fromEntries(new URLSearchParams(query)) };
 }
 

@@ -27,11 +27,10 @@ const ROLES = [
 ];
 
 function SecretDialog({ secret, onClose }) {
-  if (!secret) return null;
-  return html`<${Dialog} open=${true} title=${secret.title} onClose=${onClose}>
-    <div class="secret-box"><${CopyField} id="shown-once" label=${secret.label} value=${secret.value} /></div>
-    <${Alert} kind="warning"><p>${secret.note} It will not be shown again.</p><//>
-    <div class="dialog-actions"><button type="button" class="primary" onClick=${onClose}>I have copied it</button></div>
+  return html`<${Dialog} open=${Boolean(secret)} title=${secret ? secret.title : ""} onClose=${onClose}>
+    ${secret && html`<div class="secret-box"><${CopyField} id="shown-once" label=${secret.label} value=${secret.value} /></div>
+      <${Alert} kind="warning"><p>${secret.note} It will not be shown again.</p><//>
+      <div class="dialog-actions"><button type="button" class="primary" onClick=${onClose}>I have copied it</button></div>`}
   <//>`;
 }
 
@@ -42,11 +41,14 @@ export function AdminsPage() {
   const [secret, setSecret] = useState(null);
   const [confirm, setConfirm] = useState(null); // {kind: "remove"|"reset", admin}
   const [error, setError] = useState(null);
+  const [notice, setNotice] = useState(null);
   const canWrite = session.canWrite;
   async function setRole(admin, role) {
     setError(null);
+    setNotice(null);
     try {
       await api.patch(`/admins/${encodeURIComponent(admin.id)}`, { role });
+      setNotice(`${admin.email} is now ${role === "admin" ? "an admin" : "a viewer"}.`);
       admins.reload();
     } catch (e) {
       setError(e);
@@ -57,6 +59,7 @@ export function AdminsPage() {
       ${canWrite && html`<button type="button" class="primary" onClick=${() => setInviting(true)}>Invite admin</button>`}
     <//>
     <${ErrorAlert} error=${admins.error || error} />
+    ${notice && html`<${Alert} kind="success"><p>${notice}</p><//>`}
     ${!admins.data ? html`<${Loading} what="Loading admins" />` : html`<div class="table-wrap"><table>
       <caption class="visually-hidden">Console admins</caption>
       <thead><tr><th scope="col">Email</th><th scope="col">Role</th><th scope="col">Status</th>
@@ -83,10 +86,8 @@ export function AdminsPage() {
         </tr>`;
       })}</tbody>
     </table></div>`}
-    ${inviting && html`<${InviteDialog} onClose=${() => setInviting(false)}
-      onInvited=${(made) => { setInviting(false); admins.reload(); setSecret({
-        title: `${made.email} is invited`, label: "One-time password", value: made.one_time_password,
-        note: `Give it to ${made.email} by a safe channel: they sign in with it and choose their own password.` }); }} />`}
+    <${OwnPassword} />
+    <${Tokens} canWrite=${canWrite} onSecret=${setSecret} />
     <${ConfirmDialog} open=${confirm && confirm.kind === "reset"} title=${confirm ? `Reset the password of ${confirm.admin.email}?` : ""}
       confirmLabel="Reset password" onCancel=${() => setConfirm(null)}
       onConfirm=${async () => {
@@ -113,8 +114,10 @@ export function AdminsPage() {
       <p>They are signed out at once and their admin API tokens stop working. The account keeps at least one admin.</p>
     <//>
     <${SecretDialog} secret=${secret} onClose=${() => setSecret(null)} />
-    <${OwnPassword} />
-    <${Tokens} canWrite=${canWrite} onSecret=${setSecret} />`;
+    ${inviting && html`<${InviteDialog} onClose=${() => setInviting(false)}
+      onInvited=${(made) => { setInviting(false); admins.reload(); setSecret({
+        title: `${made.email} is invited`, label: "One-time password", value: made.one_time_password,
+        note: `Give it to ${made.email} by a safe channel: they sign in with it and choose their own password.` }); }} />`}`;
 }
 
 function InviteDialog({ onClose, onInvited }) {

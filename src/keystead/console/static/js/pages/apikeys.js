@@ -3,6 +3,7 @@
 // directory: their editing controls are shown disabled, with the reason.
 
 import { api, describe } from "../api.js";
+import { PersonIcon, ServerIcon } from "../icons.js";
 import { html, useState } from "../lib.js";
 import { href, navigate, pathOf, setParams } from "../router.js";
 import {
@@ -38,9 +39,9 @@ const KINDS = [
 export const FOLLOWS_DIRECTORY = "This key follows the directory: change the user in Entra.";
 
 export function SourceBadge({ apiKey }) {
-  if (!apiKey.auto_provisioned) return html`<${Badge}>manual<//>`;
+  if (!apiKey.auto_provisioned) return html`<${Badge} title="Made by hand"><${ServerIcon} /> manual<//>`;
   return html`<${Badge} kind="auto" title="Auto-provisioned for a directory user">
-    <span aria-hidden="true">👤 </span>Entra: ${apiKey.directory_user || "directory user"}
+    <${PersonIcon} /> Entra: ${apiKey.directory_user || "directory user"}
   <//>`;
 }
 

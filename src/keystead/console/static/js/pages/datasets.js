@@ -95,7 +95,7 @@ function CreateDatasetDialog({ onClose }) {
   return html`<${Dialog} open=${true} title="New dataset" onClose=${onClose}>
     <form noValidate onSubmit=${(e) => { e.preventDefault(); form.submit(validate, create); }}>
       <${TextInput} id="ds-name" label="Name" value=${values.name} onInput=${form.set("name")}
-        error=${errors.name} hint="What clients name when they encrypt, e.g. SSN. At most 64 characters." />
+        error=${errors.name} hint="What clients name when they encrypt, e.g. SSN: letters, digits, '_', '.' and '-', up to 64." />
       <fieldset>
         <legend>Type</legend>
         <label class="choice" for="ds-structured">
@@ -129,7 +129,9 @@ function CreateDatasetDialog({ onClose }) {
           ${g.name}
         </label>`)}
       </fieldset>`}
-      ${refusal && html`<${Alert} kind="error"><p>${describe(refusal)}</p><//>`}
+      ${refusal && html`<${Alert} kind="error"><p>${refusal.fields && Object.keys(refusal.fields).length
+        ? "Not created: fix the field marked above."
+        : describe(refusal)}</p><//>`}
       <div class="dialog-actions">
         <button type="button" onClick=${onClose}>Cancel</button>
         <button type="submit" class="primary" disabled=${form.busy}>${form.busy ? "Creating…" : "Create dataset"}</button>

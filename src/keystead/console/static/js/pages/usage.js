@@ -9,6 +9,7 @@ import { ErrorAlert, Field, Loading, PageHead, formatNumber, useResource } from 
 const COLORS = ["#0b5cad", "#b42318", "#116329", "#7a4a00", "#6f42c1", "#0e7490", "#be185d", "#4b5563"];
 const MAX_SERIES = 7; // then "others"
 const DAY = 86400;
+const MAX_DAYS = 731; // two years a chart: one point a day stays readable
 
 let uplotLoading = null;
 /** uPlot is only needed here: load it the first time a chart is drawn. */
@@ -48,7 +49,7 @@ export function seriesBy(rows, days, labelOf) {
   for (const row of rows) totals.set(labelOf(row), (totals.get(labelOf(row)) || 0) + row.count);
   const ranked = [...totals.entries()].sort((a, b) => b[1] - a[1]).map(([label]) => label);
   const shown = ranked.slice(0, MAX_SERIES);
-  const labels = ranked.length > MAX_SERIES ? [...shown, "others"] : shown;
+  const labels = ranked.length > MAX_SERIES ? [...shown, "(all others)"] : shown;
   const index = new Map(days.map((d, i) => [d, i]));
   const values = labels.map(() => days.map(() => 0));
   for (const row of rows) {
@@ -119,14 +120,21 @@ export function UsagePage({ route }) {
   const today = isoDay(new Date());
   const since = route.params.since || isoDay(new Date(Date.now() - 29 * DAY * 1000));
   const until = route.params.until || today;
-  const rows = useResource(() => api.get("/usage", { since, until }), [since, until]);
-  const days = useMemo(() => daysBetween(since, until), [since, until]);
-  const byDataset = useMemo(() => rows.data && seriesBy(rows.data, days, (r) => r.dataset), [rows.data, days]);
+  const span = (Date.parse(`${until}T00:00:00Z`) - Date.parse(`${since}T00:00:00Z`)) / 86400000 + 1;
+  const valid = Number.isFinite(span) && span >= 1 && span <= MAX_DAYS;
+  const rows = useResource(
+    () => (valid ? api.get("/usage", { since, until }) : Promise.resolve(null)),
+    [since, until],
+  );
+  const days = useMemo(() => (valid ? daysBetween(since, until) : []), [since, until, valid]);
+  const byDataset = useMemo(
+    () => rows.data && seriesBy(rows.data, days, (r) => r.dataset || `(unnamed ${r.dataset_type} dataset)`),
+    [rows.data, days],
+  );
   const byKey = useMemo(
     () => rows.data && seriesBy(rows.data, days, (r) => r.api_key_name || r.api_key),
     [rows.data, days],
   );
-  const valid = since <= until;
   return html`<${PageHead} title="Usage">
       <a class="button" href=${url("/usage.csv", { since, until })} download>Download CSV</a>
     <//>
@@ -142,9 +150,11 @@ export function UsagePage({ route }) {
           onChange=${(e) => e.target.value && setParams(route, { until: e.target.value })} />
       <//>
     </div>
-    ${!valid && html`<p class="error" role="alert">The first day is after the last one.</p>`}
+    ${!valid && html`<p class="error" role="alert">${span < 1 || !Number.isFinite(span)
+      ? "Choose a first day on or before the last day."
+      : `Choose at most ${MAX_DAYS} days (two years); this range has ${formatNumber(span)}.`}</p>`}
     <${ErrorAlert} error=${rows.error} />
-    ${!rows.data ? valid && html`<${Loading} what="Loading usage" />` : !rows.data.length
+    ${!valid ? null : !rows.data ? html`<${Loading} what="Loading usage" />` : !rows.data.length
       ? html`<p class="muted">No usage reported from ${since} to ${until}.</p>`
       : html`<${Chart} title="Operations per day, by dataset" days=${days} series=${byDataset} />
         <${Chart} title="Operations per day, by API key" days=${days} series=${byKey} />
