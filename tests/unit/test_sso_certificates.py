@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import math
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -192,8 +193,27 @@ BAD_CSRS = [
     pytest.param("other-subject", "signature does not verify", id="signed-other-subject"),
     pytest.param("ec", "must be RSA", id="ec-key"),
     pytest.param("ed25519", "must be RSA", id="ed25519-key"),
-    pytest.param("rsa1024", "has 1024 bits; 2048 to 16384 are accepted", id="rsa-1024"),
+    pytest.param("rsa1024", "has 1024 bits; 2048 to 4096 are accepted", id="rsa-1024"),
+    pytest.param("rsa4160", "has 4160 bits; 2048 to 4096 are accepted", id="rsa-4160"),
+    pytest.param("e3", "public exponent is 3; only 65537 is accepted", id="exponent-3"),
+    pytest.param("e-huge", "public exponent is a 2000-bit number", id="exponent-2000-bits"),
 ]
+
+
+def odd_exponent_key(bits: int) -> rsa.RSAPrivateKey:
+    """A 2048-bit RSA key whose public exponent is a ``bits``-bit number (what an attacker
+    would put in a CSR to make every later wrap to it cost more)."""
+    base = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_numbers()
+    p, q = base.p, base.q
+    phi = (p - 1) * (q - 1)
+    e = (1 << (bits - 1)) | 1
+    while math.gcd(e, phi) != 1:
+        e += 2
+    d = pow(e, -1, phi)
+    numbers = rsa.RSAPrivateNumbers(
+        p, q, d, d % (p - 1), d % (q - 1), pow(q, -1, p), rsa.RSAPublicNumbers(e, p * q)
+    )
+    return numbers.private_key()
 
 
 @pytest.mark.parametrize(("csr", "message"), BAD_CSRS)
@@ -208,6 +228,12 @@ def test_csr_public_key_refuses_with_a_specific_message(csr: Any, message: str) 
         csr = _csr(ed25519.Ed25519PrivateKey.generate())
     elif csr == "rsa1024":
         csr = _csr(rsa.generate_private_key(public_exponent=65537, key_size=1024), hashes.SHA256())
+    elif csr == "rsa4160":
+        csr = _csr(rsa.generate_private_key(public_exponent=65537, key_size=4160), hashes.SHA256())
+    elif csr == "e3":
+        csr = _csr(rsa.generate_private_key(public_exponent=3, key_size=2048), hashes.SHA256())
+    elif csr == "e-huge":
+        csr = _csr(odd_exponent_key(2000), hashes.SHA256())
     with pytest.raises(CertificateError) as caught:
         certs.csr_public_key(csr)
     assert message in str(caught.value)

@@ -206,6 +206,18 @@ ATTACKS: dict[str, tuple[Any, type[v.TokenRejected]]] = {
         lambda: mint(claims(unique_name="dana\ud800@x")),
         v.MissingClaim,
     ),
+    # A configured claim that is present but empty or not text must not fall back to the
+    # next claim (which could name another user): only an absent claim falls back.
+    "empty_unique_name_with_another_upn": (
+        lambda: mint(claims(unique_name="", upn="ceo@fabrikam.example")),
+        v.MissingClaim,
+    ),
+    "blank_unique_name": (lambda: mint(claims(unique_name="   ")), v.MissingClaim),
+    "unique_name_not_a_string": (
+        lambda: mint(claims(unique_name=["ceo@fabrikam.example"], upn="ceo@fabrikam.example")),
+        v.MissingClaim,
+    ),
+    "null_unique_name": (lambda: mint(claims(unique_name=None)), v.MissingClaim),
     "oversized_token": (lambda: mint(claims(pad="x" * 20_000)), v.MalformedToken),
     "two_segments": (lambda: ".".join(mint().split(".")[:2]), v.MalformedToken),
     "five_segments_jwe_shape": (lambda: "a.b.c.d.e", v.MalformedToken),

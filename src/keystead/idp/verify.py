@@ -256,22 +256,27 @@ def _user(claims: Mapping[str, Any], policy: TokenPolicy) -> VerifiedToken:
     ):
         raise WrongTokenKind("token is an application token; a user must sign in")
     for name in policy.username_claims:
-        value = claims.get(name)
-        if isinstance(value, str) and value.strip():
-            if not names.storable(value):  # no directory user can have such a name
-                raise MissingClaim(
-                    f"token claim {name!r} is no user name: it holds a NUL character or a "
-                    "lone surrogate"
-                )
-            oid = claims.get("oid")
-            return VerifiedToken(
-                username=value.strip(),
-                username_claim=name,
-                object_id=oid if isinstance(oid, str) else None,
-                tenant_id=str(claims["tid"]).lower(),
-                expires_at=int(claims["exp"]),
-                claims=claims,
+        if name not in claims:
+            continue  # only an absent claim falls back to the next one
+        value = claims[name]
+        if not isinstance(value, str) or not value.strip():
+            # Present but unusable: refusing beats falling back to a claim that may name
+            # another user.
+            raise MissingClaim(f"token claim {name!r} is present but not a user name")
+        if not names.storable(value):  # no directory user can have such a name
+            raise MissingClaim(
+                f"token claim {name!r} is no user name: it holds a NUL character or a "
+                "lone surrogate"
             )
+        oid = claims.get("oid")
+        return VerifiedToken(
+            username=value.strip(),
+            username_claim=name,
+            object_id=oid if isinstance(oid, str) else None,
+            tenant_id=str(claims["tid"]).lower(),
+            expires_at=int(claims["exp"]),
+            claims=claims,
+        )
     raise WrongTokenKind(
         f"token carries no user name (looked for {', '.join(policy.username_claims)})"
     )

@@ -7,7 +7,7 @@ only after :func:`verify_client_certificate` has checked that the account's CA s
 that it is within its validity and that it names the signing key.
 
 The CA key is ECDSA P-256: signing is cheap, and the client never checks the chain. The
-client's own key must be RSA (it unwraps RSA-OAEP), at least 2048 bits.
+client's own key must be RSA (it unwraps RSA-OAEP), 2048 to 4096 bits, exponent 65537.
 """
 
 from __future__ import annotations
@@ -25,7 +25,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 MIN_RSA_BITS = 2048
-MAX_RSA_BITS = 16384
+# Every later data-plane call of the user wraps keys to this key: a 16,384-bit modulus or a
+# huge public exponent would make each of them cost many times more, on the shared loop.
+MAX_RSA_BITS = 4096
+RSA_EXPONENT = 65537
 MAX_PEM_BYTES = 16_384
 CA_LIFETIME = timedelta(days=3650)
 # Backdating absorbs clock differences between Keystead's processes and its clients.
@@ -133,6 +136,12 @@ def csr_public_key(pem: object) -> rsa.RSAPublicKey:
         raise CertificateError(
             f"the CSR's RSA key has {public.key_size} bits; {MIN_RSA_BITS} to {MAX_RSA_BITS} "
             "are accepted"
+        )
+    exponent = public.public_numbers().e
+    if exponent != RSA_EXPONENT:
+        shown = exponent if exponent.bit_length() <= 64 else f"a {exponent.bit_length()}-bit number"
+        raise CertificateError(
+            f"the CSR's RSA public exponent is {shown}; only {RSA_EXPONENT} is accepted"
         )
     try:
         valid = request.is_signature_valid
