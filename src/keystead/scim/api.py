@@ -259,7 +259,9 @@ class Runner:
             log.info("denied", path=request.url.path, status=scim.status, reason=scim.message)
             return _error(scim, request), None
         self.note_contact(account_id, last_seen, now)
-        base = f"{str(request.base_url).rstrip('/')}/{customer_id}/api/v3/scim"
+        # From the configured public URL, never the request's Host header: Location and
+        # meta.location must not point wherever a caller claims the server lives.
+        base = f"{self.runtime.settings.effective_public_url}/{customer_id}/api/v3/scim"
         call = Call(account_id, base, request, body, self.runtime.master)
         try:
             if write:

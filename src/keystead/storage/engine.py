@@ -30,6 +30,7 @@ def make_engine(url: str, *, pool_size: int = 8) -> Engine:
         max_overflow=pool_size,
         pool_pre_ping=True,
         future=True,
+        hide_parameters=True,  # a failing statement never puts an attribute value in a log
     )
 
 
@@ -41,6 +42,7 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
         connect_args={"check_same_thread": False, "timeout": 30},
         pool_size=16,
         max_overflow=16,
+        hide_parameters=True,
     )
 
     @event.listens_for(engine, "connect")
