@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import math
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
+from sqlalchemy import text
 
 from keystead.runtime import Runtime
+from keystead.storage import migrate
+from keystead.storage.engine import make_engine
+from keystead.storage.models import DirectoryUser
 from tests.conftest import LiveServer
 from tests.support.fake_entra import FakeEntra
 from tests.support.scim import Scim, entra_user
@@ -106,3 +113,74 @@ def test_database_errors_never_carry_bound_values(runtime: Runtime) -> None:
     """A failing statement's message (and so any log line made of it) holds no attribute
     value: the engines hide bound parameters."""
     assert runtime.db.engine.hide_parameters is True
+
+
+def _stored_attributes(runtime: Runtime, user_id: str) -> dict[str, object]:
+    with runtime.db.read() as s:
+        user = s.get(DirectoryUser, uuid.UUID(user_id))
+        assert user is not None
+        return dict(user.attributes)
+
+
+def test_a_scim_password_is_never_stored_returned_or_filterable(scim: Scim) -> None:
+    """Entra can send a user's password (a mapped attribute): the User schema marks it
+    write-only and never returned, so it is dropped before anything is stored."""
+    created = scim.client.post(
+        "/Users", json=entra_user("dana@fabrikam.example", password="Hunter2-initial!")
+    )
+    assert created.status_code == 201, created.text
+    user_id = created.json()["id"]
+    assert "password" not in created.json()
+    assert "password" not in _stored_attributes(scim.runtime, user_id)
+    assert "Hunter2" not in scim.client.get(f"/Users/{user_id}").text
+
+    patched = scim.patch(
+        f"/Users/{user_id}", {"op": "replace", "path": "password", "value": "Hunter2-new!"}
+    )
+    assert patched.status_code in (200, 204), patched.text
+    replaced = scim.client.put(
+        f"/Users/{user_id}", json=entra_user("dana@fabrikam.example", password="Hunter2-put!")
+    )
+    assert replaced.status_code == 200, replaced.text
+    assert "password" not in _stored_attributes(scim.runtime, user_id)
+
+    found = scim.client.get("/Users", params={"filter": 'password eq "Hunter2-put!"'})
+    assert found.status_code < 500, found.text
+    if found.status_code == 200:
+        assert found.json()["totalResults"] == 0
+
+
+def test_passwords_stored_before_are_removed_by_the_migration(tmp_path: Path) -> None:
+    """Rows written before the drop existed are cleaned by migration 0007."""
+    from alembic import command
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    try:
+        command.upgrade(migrate.alembic_config(engine), "0006")
+        account_id, user_id = uuid.uuid4(), uuid.uuid4()
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO accounts (id, name, plan, created_at) "
+                    "VALUES (:id, 'Acme', 'enterprise', '2026-01-01 00:00:00')"
+                ),
+                {"id": account_id.hex},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO directory_users (id, account_id, user_name, user_name_key, "
+                    "active, attributes, version, created_at, updated_at) VALUES (:id, :a, "
+                    "'dana', 'dana', 1, :attrs, 1, '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+                ),
+                {
+                    "id": user_id.hex,
+                    "a": account_id.hex,
+                    "attrs": json.dumps({"userName": "dana", "password": "Hunter2", "title": "x"}),
+                },
+            )
+        migrate.upgrade(engine)
+        with engine.connect() as conn:
+            stored = conn.execute(text("SELECT attributes FROM directory_users")).scalar()
+        assert json.loads(stored) == {"userName": "dana", "title": "x"}
+    finally:
+        engine.dispose()

@@ -9,7 +9,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
-from scim2_models import Context, ResponseParameters, Returned, SCIMException, ScimFilter
+from scim2_models import (
+    Context,
+    Mutability,
+    ResponseParameters,
+    Returned,
+    SCIMException,
+    ScimFilter,
+)
 from scim2_models.path.expressions import (
     AttrPath,
     CompareOperator,
@@ -103,22 +110,30 @@ _KNOWN_SCHEMAS = frozenset(
 class _Attributes:
     known: frozenset[str]  # top-level keys the model defines
     never: frozenset[str]  # of those, the ones never returned (password)
+    secret: frozenset[str]  # never returned or write-only: never stored either
 
 
 def _attributes(model: type[Any]) -> _Attributes:
-    known, never = set(), set()
+    known, never, secret = set(), set(), set()
     for name, info in model.model_fields.items():
         key = info.serialization_alias or info.alias or name
         known.add(key)
-        if model.get_field_annotation(name, Returned) == Returned.never:
+        returned = model.get_field_annotation(name, Returned)
+        if returned == Returned.never:
             never.add(key)
-    return _Attributes(frozenset(known), frozenset(never))
+        if returned == Returned.never or (
+            model.get_field_annotation(name, Mutability) == Mutability.write_only
+        ):
+            secret.add(key)
+    return _Attributes(frozenset(known), frozenset(never), frozenset(secret))
 
 
 _ATTRIBUTES: dict[Any, _Attributes] = {
     UserResource: _attributes(UserResource),
     GroupResource: _attributes(GroupResource),
 }
+# If a resource's class were ever not one of the two above, these are still never kept.
+SECRET_ATTRIBUTES = _ATTRIBUTES[UserResource].secret | _ATTRIBUTES[GroupResource].secret
 _LEADING = ("schemas", "id", "externalId", "meta")  # the order scim2-models writes them in
 
 
@@ -170,10 +185,15 @@ def render_validated(
 
 
 def _stored(resource: Any) -> dict[str, Any]:
-    """What is kept of a resource: everything the client may write (no id, no meta)."""
+    """What is kept of a resource: everything the client may write (no id, no meta), but
+    no attribute the schema marks write-only or never returned (a user's ``password``,
+    which Entra may send): it is not stored, so it cannot be read, filtered or leaked."""
     data = dict(resource.model_dump(scim_ctx=Context.RESOURCE_CREATION_REQUEST, scim_policy=POLICY))
     for read_only in ("id", "meta", "members"):
         data.pop(read_only, None)
+    attributes = _ATTRIBUTES.get(type(resource))
+    for secret in attributes.secret if attributes is not None else SECRET_ATTRIBUTES:
+        data.pop(secret, None)
     return data
 
 
