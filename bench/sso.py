@@ -51,7 +51,6 @@ from pathlib import Path
 from statistics import median
 from urllib.parse import urlsplit
 
-import httpx
 import jwt
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -65,6 +64,7 @@ from bench.scim import Client as ScimClient
 from bench.scim import revision, user_body
 from keystead.idp import config as idp_config
 from keystead.idp.jwks import JwksCache
+from keystead.idp.outbound import Fetcher, OutboundPolicy
 from keystead.idp.verify import TokenPolicy, verify
 
 TARGET_P99_MS = 30.0
@@ -123,7 +123,7 @@ class Keystead:
 def setup_keystead(work: Path, entra: FakeEntra) -> Keystead:
     data_dir = Path(tempfile.mkdtemp(prefix="keystead-sso-", dir=work))
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEYSTEAD_")}
-    env |= {"KEYSTEAD_DATA_DIR": str(data_dir)}
+    env |= {"KEYSTEAD_DATA_DIR": str(data_dir), "KEYSTEAD_IDP_ALLOW_PRIVATE_ADDRESSES": "true"}
     ks = Keystead(env, data_dir)
     common.keystead_cli(env, "init")
     common.keystead_cli(env, "idp", "enable")
@@ -378,26 +378,26 @@ def verifications(
     )
     discovery_before, jwks_before = entra.discovery_fetches, entra.jwks_fetches
     result = VerifyResult(iterations)
-    with httpx.Client(timeout=5, follow_redirects=False) as http:
-        cache = JwksCache(entra.discovery_url, http)
-        kid = str(jwt.get_unverified_header(tokens[0])["kid"])
-        key = cache.key_for(kid)  # warm: the one fetch
-        if key is None:
-            raise Unexpected("the stand-in's key set lacks the tokens' kid")
-        for token in tokens[:50]:
-            verify(token, policy, cache)  # warm-up, and every token must pass
-        sequence = [tokens[i % len(tokens)] for i in range(iterations)]
-        options: Options = {"verify_exp": False, "verify_aud": False, "verify_iss": False}
-        for _ in range(repeats):
-            started = time.perf_counter()
-            for token in sequence:
-                verify(token, policy, cache)
-            result.keystead_us.append((time.perf_counter() - started) / iterations * 1e6)
-            started = time.perf_counter()
-            for token in sequence:
-                jwt.decode(token, key=key, algorithms=["RS256"], options=options)
-            result.pyjwt_us.append((time.perf_counter() - started) / iterations * 1e6)
-        result.cache_fetches = cache.stats.fetches
+    # The stand-in lives on loopback: the operator's private-address switch is on.
+    cache = JwksCache(entra.discovery_url, Fetcher(OutboundPolicy(allow_private=True)))
+    kid = str(jwt.get_unverified_header(tokens[0])["kid"])
+    key = cache.key_for(kid)  # warm: the one fetch
+    if key is None:
+        raise Unexpected("the stand-in's key set lacks the tokens' kid")
+    for token in tokens[:50]:
+        verify(token, policy, cache)  # warm-up, and every token must pass
+    sequence = [tokens[i % len(tokens)] for i in range(iterations)]
+    options: Options = {"verify_exp": False, "verify_aud": False, "verify_iss": False}
+    for _ in range(repeats):
+        started = time.perf_counter()
+        for token in sequence:
+            verify(token, policy, cache)
+        result.keystead_us.append((time.perf_counter() - started) / iterations * 1e6)
+        started = time.perf_counter()
+        for token in sequence:
+            jwt.decode(token, key=key, algorithms=["RS256"], options=options)
+        result.pyjwt_us.append((time.perf_counter() - started) / iterations * 1e6)
+    result.cache_fetches = cache.stats.fetches
     result.discovery_fetches = entra.discovery_fetches - discovery_before
     result.jwks_fetches = entra.jwks_fetches - jwks_before
     return result

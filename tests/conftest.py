@@ -108,6 +108,7 @@ def settings(
         master_key=master_key.to_base64(),
         data_dir=tmp_path_factory.mktemp("data"),
         public_url="http://127.0.0.1:8080",
+        idp_allow_private_addresses=True,
     )
 
 
@@ -180,6 +181,9 @@ def start_server(
         "KEYSTEAD_DATA_DIR": str(settings.data_dir),
         "KEYSTEAD_PUBLIC_URL": f"http://127.0.0.1:{port}",
         "KEYSTEAD_LOG_FORMAT": "json",
+        # The stand-in Entra tenant runs on loopback: the operator's switch for a test or
+        # air-gapped identity provider is on (tests that need it off set it).
+        "KEYSTEAD_IDP_ALLOW_PRIVATE_ADDRESSES": "true",
         **(extra_env or {}),
     }
     handle = log_path.open("wb")

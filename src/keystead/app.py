@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import httpx
 from fastapi import FastAPI
 from starlette.types import ASGIApp
 
@@ -30,10 +29,10 @@ def build_app(runtime: Runtime) -> ASGIApp:
 
     settings = runtime.settings
     keysets = KeySets(
-        # Never follow redirects: keys come only from the configured discovery document.
-        httpx.Client(timeout=settings.idp_http_timeout_seconds, follow_redirects=False),
+        runtime.outbound,  # the outbound policy: no redirects, no private addresses, a deadline
         ttl=settings.jwks_cache_seconds,
         cooldown=settings.jwks_refetch_cooldown_seconds,
+        wait=settings.idp_http_timeout_seconds,
     )
 
     @asynccontextmanager

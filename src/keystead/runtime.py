@@ -7,6 +7,7 @@ key file); elsewhere it refuses to guess and says which setting is missing.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from keystead.crypto.masterkey import MasterKey, UnwrapError, read_key_file, write_key_file
 from keystead.errors import ConfigurationError
+from keystead.idp.outbound import Fetcher, OutboundPolicy
 from keystead.settings import Settings
 from keystead.storage import migrate
 from keystead.storage.engine import make_engine
@@ -32,6 +34,16 @@ class Runtime:
     settings: Settings
     db: Database
     master: MasterKey
+
+    @functools.cached_property
+    def outbound(self) -> Fetcher:
+        """Every fetch made on an account's behalf goes through this (``idp.outbound``)."""
+        return Fetcher(
+            OutboundPolicy(
+                allow_private=self.settings.idp_allow_private_addresses,
+                deadline_seconds=self.settings.idp_http_timeout_seconds,
+            )
+        )
 
     def close(self) -> None:
         self.db.dispose()

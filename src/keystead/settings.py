@@ -72,7 +72,15 @@ class Settings(BaseSettings):
         description="Least time between key refetches triggered by an unknown key id.",
     )
     idp_http_timeout_seconds: float = Field(
-        default=5.0, gt=0, le=60, description="Timeout of calls to the identity provider."
+        default=5.0,
+        gt=0,
+        le=60,
+        description="Deadline of one whole fetch from the identity provider.",
+    )
+    idp_allow_private_addresses: bool = Field(
+        default=False,
+        description="Let accounts' identity providers live on loopback, private or "
+        "link-local addresses (and on plain http on loopback): for a test or air-gapped IdP.",
     )
 
     @field_validator("public_url")

@@ -432,8 +432,10 @@ def _state(api: httpx.Client) -> dict[str, Any]:
     }
     state = {path: r.json() for path, r in reads.items()}
     state["/api-keys"] = state["/api-keys"]["items"]
-    # A refused sign-in is audited on purpose; every other refusal must leave no event.
-    state["/audit"] = [e for e in state["/audit"] if e["action"] != "admin.sign_in_failed"][:1]
+    # A refused sign-in or password check is audited on purpose; every other refusal must
+    # leave no event.
+    audited = ("admin.sign_in_failed", "admin.password_change_failed")
+    state["/audit"] = [e for e in state["/audit"] if e["action"] not in audited][:1]
     return state
 
 

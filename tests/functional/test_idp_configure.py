@@ -620,6 +620,7 @@ def keystead(
             "KEYSTEAD_DATABASE_URL": settings.database_url or "",
             "KEYSTEAD_MASTER_KEY": settings.master_key.get_secret_value(),
             "KEYSTEAD_DATA_DIR": str(tmp_path),
+            "KEYSTEAD_IDP_ALLOW_PRIVATE_ADDRESSES": "true",  # the stand-in is on loopback
         }
     )
     return Keystead(tmp_path, env)

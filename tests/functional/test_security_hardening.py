@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import math
+import socket
+import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -184,3 +187,113 @@ def test_passwords_stored_before_are_removed_by_the_migration(tmp_path: Path) ->
         assert json.loads(stored) == {"userName": "dana", "title": "x"}
     finally:
         engine.dispose()
+
+
+class Trickle:
+    """A key-set endpoint that answers one byte every ``pause`` seconds, forever."""
+
+    def __init__(self, pause: float = 1.0) -> None:
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.listener.settimeout(0.2)
+        self.pause, self.stop, self.connections = pause, threading.Event(), 0
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.listener.getsockname()[1]}/common/discovery/keys"
+
+    def _accept(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                continue
+            self.connections += 1
+            threading.Thread(target=self._drip, args=(conn,), daemon=True).start()
+
+    def _drip(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                conn.recv(65536)
+                for byte in (
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n" + b" " * 999
+                ):
+                    if self.stop.is_set():
+                        return
+                    conn.sendall(bytes([byte]))
+                    time.sleep(self.pause)
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(5)
+        self.listener.close()
+
+
+def _latencies(call: Callable[[], httpx.Response], count: int) -> list[float]:
+    out = []
+    for _ in range(count):
+        started = time.monotonic()
+        response = call()
+        out.append(time.monotonic() - started)
+        assert response.status_code == 200, response.text
+    return out
+
+
+def test_a_trickling_key_set_stalls_neither_its_callers_nor_other_accounts(
+    live_server: LiveServer,
+    runtime: Runtime,
+    entra: FakeEntra,
+    admin_api: httpx.Client,
+    scim: Scim,
+) -> None:
+    """Account A's discovery document names a key set that sends a byte a second. A flood
+    of A's sign-ins gets 503 within the fetch deadline (5 s), never a hang; meanwhile
+    account B's admin API and SCIM answer as fast as before the flood (was ~30 s)."""
+    trickle = Trickle()
+    try:
+        document = entra.discovery_document()
+        document["jwks_uri"] = trickle.url
+        entra.override("discovery", body=document)
+        a = signin_account(runtime, live_server.url, entra, name="Attacked")
+        provision(runtime, a.account_id, USER)
+        token = entra.token_for(USER)
+
+        def b_admin() -> httpx.Response:
+            return admin_api.get("/datasets")
+
+        def b_scim() -> httpx.Response:
+            return scim.client.get("/Users", params={"filter": 'userName eq "nobody"'})
+
+        before = _latencies(b_admin, 10) + _latencies(b_scim, 10)
+        answers: list[tuple[int, float]] = []
+        lock = threading.Lock()
+        flood_ends = time.monotonic() + 7
+
+        def flood() -> None:
+            while time.monotonic() < flood_ends:
+                started = time.monotonic()
+                response = a.exchange(token)
+                with lock:
+                    answers.append((response.status_code, time.monotonic() - started))
+
+        flooders = [threading.Thread(target=flood) for _ in range(24)]
+        for thread in flooders:
+            thread.start()
+        time.sleep(0.5)
+        during = _latencies(b_admin, 20) + _latencies(b_scim, 20)
+        for thread in flooders:
+            thread.join(60)
+    finally:
+        trickle.close()
+        entra.clear_overrides()
+    assert answers
+    assert {status for status, _ in answers} == {503}
+    slowest_sign_in = max(seconds for _, seconds in answers)
+    assert slowest_sign_in < 5 + 1.5, sorted(round(s, 1) for _, s in answers)
+    normal = sorted(before)[len(before) // 2]
+    assert max(during) < max(20 * normal, 0.75), (normal, sorted(during)[-5:])

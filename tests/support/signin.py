@@ -107,6 +107,7 @@ def signin_account(
                 username_claim=username_claim,
             ),
             actor=ACTOR,
+            allow_private=True,  # the stand-in tenant is on loopback
         )
         account_id = account.id
     return SignInAccount(account_id, f"{base_url}/{account_id}/api/v3/scim/sso", entra, runtime)

@@ -18,6 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
+from keystead.idp import outbound
 from keystead.idp import verify as v
 from keystead.idp.jwks import JwksCache
 from tests.support.fake_entra import FakeEntra, b64url, serve
@@ -459,7 +460,9 @@ def test_keystead_verifier_accepts_stand_in_tokens_via_jwks_cache(
     fetched once for many tokens; after a rotation the new kid costs one refetch."""
     user = entra.add_user(USER, PASSWORD)
     now = [1000.0]
-    cache = JwksCache(entra.discovery_url, http, ttl=3600, cooldown=300, clock=lambda: now[0])
+    cache = JwksCache(
+        entra.discovery_url, outbound.via_client(http), ttl=3600, cooldown=300, clock=lambda: now[0]
+    )
     policy = v.TokenPolicy(issuer=entra.issuer, audiences=frozenset({entra.audience}))
     token = http.post(entra.token_endpoint, data=ropc(entra)).json()["access_token"]
     for _ in range(20):
@@ -480,7 +483,7 @@ def test_keystead_verifier_rejects_forged_stand_in_tokens(
 ) -> None:
     """The forge produces what the verifier must reject, each for its own reason."""
     entra.add_user(USER, PASSWORD)
-    cache = JwksCache(entra.discovery_url, http)
+    cache = JwksCache(entra.discovery_url, outbound.via_client(http))
     policy = v.TokenPolicy(issuer=entra.issuer, audiences=frozenset({entra.audience}))
     attacker = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     cases: list[tuple[str, type[v.TokenRejected]]] = [

@@ -14,6 +14,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from keystead.idp import preflight as pf
+from keystead.idp.outbound import Fetch, Fetcher, OutboundPolicy, via_client
 from tests.support.fake_entra import FakeEntra, serve
 
 
@@ -23,12 +24,13 @@ def entra() -> Iterator[FakeEntra]:
 
 
 @pytest.fixture
-def http() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=5) as client:
-        yield client
+def fetch() -> Fetch:
+    """The outbound policy as the test suite's operator sets it: the stand-in tenant lives
+    on loopback, so private addresses (and plain http there) are allowed."""
+    return Fetcher(OutboundPolicy(allow_private=True, deadline_seconds=5))
 
 
-def run(entra: FakeEntra, http: httpx.Client, **changes: str) -> pf.PreflightReport:
+def run(entra: FakeEntra, fetch: Fetch, **changes: str) -> pf.PreflightReport:
     """check() with the stand-in's correct settings, except for ``changes``."""
     settings = {
         "discovery_url": entra.discovery_url,
@@ -36,7 +38,7 @@ def run(entra: FakeEntra, http: httpx.Client, **changes: str) -> pf.PreflightRep
         "audience": entra.audience,
         **changes,
     }
-    return pf.check(settings["discovery_url"], settings["issuer"], settings["audience"], http)
+    return pf.check(settings["discovery_url"], settings["issuer"], settings["audience"], fetch)
 
 
 def closed_port() -> int:
@@ -55,10 +57,8 @@ def only(report: pf.PreflightReport, code: str) -> pf.Problem:
 # --------------------------------------------------------------------------- the good case
 
 
-def test_correct_configuration_passes_and_reports_the_facts(
-    entra: FakeEntra, http: httpx.Client
-) -> None:
-    report = run(entra, http)
+def test_correct_configuration_passes_and_reports_the_facts(entra: FakeEntra, fetch: Fetch) -> None:
+    report = run(entra, fetch)
     assert report.ok
     assert report.problems == []
     assert report.document_issuer == entra.issuer
@@ -68,12 +68,10 @@ def test_correct_configuration_passes_and_reports_the_facts(
     assert (entra.discovery_fetches, entra.jwks_fetches) == (1, 1)
 
 
-def test_all_published_keys_are_counted_during_a_rollover(
-    entra: FakeEntra, http: httpx.Client
-) -> None:
+def test_all_published_keys_are_counted_during_a_rollover(entra: FakeEntra, fetch: Fetch) -> None:
     old = entra.current_key.kid
     new = entra.rotate_keys().kid
-    report = run(entra, http)
+    report = run(entra, fetch)
     assert report.ok
     assert (report.rs256_key_count, sorted(report.key_ids)) == (2, sorted([old, new]))
 
@@ -81,48 +79,45 @@ def test_all_published_keys_are_counted_during_a_rollover(
 # --------------------------------------------------------------------------- discovery URL
 
 
-def test_plain_http_discovery_url_is_an_error_but_still_checked(entra: FakeEntra) -> None:
-    """http to a non-loopback host is refused as insecure; the document is still read
-    (here through an http proxy that is the stand-in itself) so other findings appear."""
+def test_plain_http_discovery_url_is_an_error_and_not_fetched(
+    entra: FakeEntra, fetch: Fetch
+) -> None:
+    """http to a non-loopback host is refused as insecure, and nothing is fetched."""
     url = f"http://login.idp.example/{entra.tenant_id}/.well-known/openid-configuration"
-    with httpx.Client(proxy=entra.base_url, timeout=5) as proxied:
-        report = run(entra, proxied, discovery_url=url)
+    report = run(entra, fetch, discovery_url=url)
     problem = only(report, pf.DISCOVERY_URL_NOT_HTTPS)
     assert url in problem.message
     assert "https" in problem.message
     assert not report.ok
-    assert report.document_issuer == entra.issuer
-    assert report.rs256_key_count == 1
+    assert entra.discovery_fetches == 0
 
 
-def test_localhost_http_is_allowed(entra: FakeEntra, http: httpx.Client) -> None:
+def test_localhost_http_is_allowed(entra: FakeEntra, fetch: Fetch) -> None:
     url = entra.discovery_url.replace("127.0.0.1", "localhost")
-    assert run(entra, http, discovery_url=url).problems == []
+    assert run(entra, fetch, discovery_url=url).problems == []
 
 
 @pytest.mark.parametrize("url", ["not a url", "ftp://idp.example/x", "https:///path-only", ""])
-def test_invalid_discovery_url_is_not_fetched(
-    entra: FakeEntra, http: httpx.Client, url: str
-) -> None:
-    report = run(entra, http, discovery_url=url)
+def test_invalid_discovery_url_is_not_fetched(entra: FakeEntra, fetch: Fetch, url: str) -> None:
+    report = run(entra, fetch, discovery_url=url)
     only(report, pf.DISCOVERY_URL_INVALID)
     assert entra.discovery_fetches == 0
 
 
-def test_multi_tenant_discovery_url_is_flagged(entra: FakeEntra, http: httpx.Client) -> None:
+def test_multi_tenant_discovery_url_is_flagged(entra: FakeEntra, fetch: Fetch) -> None:
     url = f"{entra.base_url}/common/.well-known/openid-configuration"
-    report = run(entra, http, discovery_url=url)
+    report = run(entra, fetch, discovery_url=url)
     assert pf.DISCOVERY_URL_NOT_TENANT in report.codes
     assert "tenant-specific" in report.problems[0].message
 
 
 def test_unreachable_discovery_names_the_url_and_the_kind_of_failure_only(
-    entra: FakeEntra, http: httpx.Client
+    entra: FakeEntra, fetch: Fetch
 ) -> None:
     """The message says the connection failed, never the socket error's own words (which
     would let an admin probe hosts and ports through the server)."""
     url = f"http://127.0.0.1:{closed_port()}/{entra.tenant_id}/.well-known/openid-configuration"
-    report = run(entra, http, discovery_url=url)
+    report = run(entra, fetch, discovery_url=url)
     problem = only(report, pf.DISCOVERY_UNREACHABLE)
     assert url in problem.message
     assert "the connection failed" in problem.message
@@ -133,39 +128,39 @@ def test_unreachable_discovery_names_the_url_and_the_kind_of_failure_only(
 
 
 def test_discovery_timeout_is_unreachable(entra: FakeEntra) -> None:
-    """The timeout is the client's; a slow provider is reported, not waited for."""
+    """The deadline is the outbound policy's; a slow provider is reported, not waited for."""
     entra.override("discovery", body=entra.discovery_document(), delay=0.3)
-    with httpx.Client(timeout=0.05) as impatient:
-        report = run(entra, impatient)
+    impatient = Fetcher(OutboundPolicy(allow_private=True, deadline_seconds=0.05))
+    report = run(entra, impatient)
     problem = only(report, pf.DISCOVERY_UNREACHABLE)
-    assert "timed out" in problem.message
+    assert "did not answer within" in problem.message
     assert entra.discovery_url in problem.message
 
 
 @pytest.mark.parametrize("status", [404, 500])
-def test_discovery_non_200(entra: FakeEntra, http: httpx.Client, status: int) -> None:
+def test_discovery_non_200(entra: FakeEntra, fetch: Fetch, status: int) -> None:
     entra.override("discovery", status=status, body={"error": "x"})
-    problem = only(run(entra, http), pf.DISCOVERY_HTTP_STATUS)
+    problem = only(run(entra, fetch), pf.DISCOVERY_HTTP_STATUS)
     assert f"HTTP {status}" in problem.message
 
 
-def test_discovery_for_an_unknown_tenant(entra: FakeEntra, http: httpx.Client) -> None:
+def test_discovery_for_an_unknown_tenant(entra: FakeEntra, fetch: Fetch) -> None:
     """Entra answers 400 (AADSTS90002) for a tenant it does not know; the hint says to
     check the tenant id."""
     url = entra.discovery_url.replace(entra.tenant_id, "11111111-2222-4333-8444-555555555555")
-    problem = only(run(entra, http, discovery_url=url), pf.DISCOVERY_HTTP_STATUS)
+    problem = only(run(entra, fetch, discovery_url=url), pf.DISCOVERY_HTTP_STATUS)
     assert "HTTP 400" in problem.message
     assert "tenant id" in problem.message
 
 
 def test_discovery_not_json_is_said_without_echoing_the_answer(
-    entra: FakeEntra, http: httpx.Client
+    entra: FakeEntra, fetch: Fetch
 ) -> None:
     """Whatever the URL answered stays on the server: an admin pointing the discovery URL at
     an internal service must not read its answer back through the report."""
     entra.override("discovery", body="INTERNAL-SECRET=hunter2 <html>Sign in to the proxy</html>",
                    content_type="text/html")  # fmt: skip
-    problem = only(run(entra, http), pf.DISCOVERY_NOT_JSON)
+    problem = only(run(entra, fetch), pf.DISCOVERY_NOT_JSON)
     assert "not JSON" in problem.message
     assert "hunter2" not in problem.message
     assert "<html>" not in problem.message
@@ -173,14 +168,14 @@ def test_discovery_not_json_is_said_without_echoing_the_answer(
 
 
 @pytest.mark.parametrize("body", [[1, 2], "just a string", 42, None])
-def test_discovery_json_but_not_an_object(entra: FakeEntra, http: httpx.Client, body: Any) -> None:
+def test_discovery_json_but_not_an_object(entra: FakeEntra, fetch: Fetch, body: Any) -> None:
     entra.override("discovery", body=json.dumps(body))
-    only(run(entra, http), pf.DISCOVERY_NOT_OBJECT)
+    only(run(entra, fetch), pf.DISCOVERY_NOT_OBJECT)
 
 
-def test_discovery_too_large_is_not_read(entra: FakeEntra, http: httpx.Client) -> None:
+def test_discovery_too_large_is_not_read(entra: FakeEntra, fetch: Fetch) -> None:
     entra.override("discovery", body=b" " * (pf.MAX_BYTES + 1))
-    only(run(entra, http), pf.DISCOVERY_TOO_LARGE)
+    only(run(entra, fetch), pf.DISCOVERY_TOO_LARGE)
 
 
 def test_body_without_length_is_cut_off_at_the_limit() -> None:
@@ -200,7 +195,7 @@ def test_body_without_length_is_cut_off_at_the_limit() -> None:
             "https://login.microsoftonline.com/t/.well-known/openid-configuration",
             "https://sts.windows.net/8f1a2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b/",
             "api://8f1a2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b",
-            client,
+            via_client(client, max_bytes=pf.MAX_BYTES),
         )
     assert report.codes == [pf.DISCOVERY_TOO_LARGE]
     assert sent[0] == pf.MAX_BYTES // 65536 + 1
@@ -217,31 +212,31 @@ class _Stream(httpx.SyncByteStream):
 # --------------------------------------------------------------------------- document content
 
 
-def test_document_without_jwks_uri(entra: FakeEntra, http: httpx.Client) -> None:
+def test_document_without_jwks_uri(entra: FakeEntra, fetch: Fetch) -> None:
     document = entra.discovery_document()
     del document["jwks_uri"]
     entra.override("discovery", body=document)
-    problem = only(run(entra, http), pf.DISCOVERY_NO_JWKS_URI)
+    problem = only(run(entra, fetch), pf.DISCOVERY_NO_JWKS_URI)
     assert "openid-configuration" in problem.message
     assert entra.jwks_fetches == 0
 
 
-def test_document_without_issuer_is_a_warning(entra: FakeEntra, http: httpx.Client) -> None:
+def test_document_without_issuer_is_a_warning(entra: FakeEntra, fetch: Fetch) -> None:
     document = entra.discovery_document()
     del document["issuer"]
     entra.override("discovery", body=document)
-    report = run(entra, http)
+    report = run(entra, fetch)
     assert only(report, pf.DISCOVERY_NO_ISSUER).severity == "warning"
     assert report.ok
     assert report.rs256_key_count == 1
 
 
 def test_v2_discovery_with_v1_issuer_explains_access_token_version(
-    entra: FakeEntra, http: httpx.Client
+    entra: FakeEntra, fetch: Fetch
 ) -> None:
     """Pointing at the v2 document while the issuer is v1: the hint names
     accessTokenAcceptedVersion and which value gives which issuer."""
-    report = run(entra, http, discovery_url=entra.discovery_url_v2)
+    report = run(entra, fetch, discovery_url=entra.discovery_url_v2)
     problem = only(report, pf.ISSUER_MISMATCH)
     assert report.document_issuer == entra.v2_issuer
     assert entra.issuer in problem.message
@@ -253,8 +248,8 @@ def test_v2_discovery_with_v1_issuer_explains_access_token_version(
     assert report.rs256_key_count == 1  # the key set is still checked
 
 
-def test_v2_issuer_configured_against_v1_document(entra: FakeEntra, http: httpx.Client) -> None:
-    report = run(entra, http, issuer=entra.v2_issuer)
+def test_v2_issuer_configured_against_v1_document(entra: FakeEntra, fetch: Fetch) -> None:
+    report = run(entra, fetch, issuer=entra.v2_issuer)
     assert sorted(report.codes) == sorted([pf.ISSUER_MISMATCH, pf.ISSUER_NOT_V1])
     mismatch = next(p for p in report.problems if p.code == pf.ISSUER_MISMATCH)
     not_v1 = next(p for p in report.problems if p.code == pf.ISSUER_NOT_V1)
@@ -263,17 +258,17 @@ def test_v2_issuer_configured_against_v1_document(entra: FakeEntra, http: httpx.
     assert "v1.0" in not_v1.message
 
 
-def test_document_of_another_tenant(entra: FakeEntra, http: httpx.Client) -> None:
+def test_document_of_another_tenant(entra: FakeEntra, fetch: Fetch) -> None:
     other = "11111111-2222-4333-8444-555555555555"
     entra.discovery_issuer = f"https://sts.windows.net/{other}/"
-    problem = only(run(entra, http), pf.ISSUER_MISMATCH)
+    problem = only(run(entra, fetch), pf.ISSUER_MISMATCH)
     assert other in problem.message
     assert entra.tenant_id in problem.message
     assert "another tenant" in problem.message
 
 
-def test_issuer_without_trailing_slash(entra: FakeEntra, http: httpx.Client) -> None:
-    report = run(entra, http, issuer=entra.issuer.rstrip("/"))
+def test_issuer_without_trailing_slash(entra: FakeEntra, fetch: Fetch) -> None:
+    report = run(entra, fetch, issuer=entra.issuer.rstrip("/"))
     assert sorted(report.codes) == sorted([pf.ISSUER_MISMATCH, pf.ISSUER_NOT_V1])
     mismatch = next(p for p in report.problems if p.code == pf.ISSUER_MISMATCH)
     assert "trailing slash" in mismatch.message
@@ -288,10 +283,8 @@ def test_issuer_without_trailing_slash(entra: FakeEntra, http: httpx.Client) -> 
         "",
     ],
 )
-def test_issuer_not_of_v1_form_is_a_warning(
-    entra: FakeEntra, http: httpx.Client, issuer: str
-) -> None:
-    report = run(entra, http, issuer=issuer.format(tid=entra.tenant_id))
+def test_issuer_not_of_v1_form_is_a_warning(entra: FakeEntra, fetch: Fetch, issuer: str) -> None:
+    report = run(entra, fetch, issuer=issuer.format(tid=entra.tenant_id))
     not_v1 = [p for p in report.problems if p.code == pf.ISSUER_NOT_V1]
     assert [p.severity for p in not_v1] == ["warning"]
     assert "https://sts.windows.net/<tenant-guid>/" in not_v1[0].message
@@ -300,53 +293,52 @@ def test_issuer_not_of_v1_form_is_a_warning(
 # --------------------------------------------------------------------------- key set
 
 
-def test_jwks_uri_over_plain_http(entra: FakeEntra) -> None:
+def test_jwks_uri_over_plain_http_is_not_fetched(entra: FakeEntra, fetch: Fetch) -> None:
     document = entra.discovery_document()
     document["jwks_uri"] = "http://keys.idp.example/common/discovery/keys"
     entra.override("discovery", body=document)
-    with httpx.Client(proxy=entra.base_url, timeout=5) as proxied:
-        report = run(entra, proxied)
+    report = run(entra, fetch)
     problem = only(report, pf.JWKS_URI_NOT_HTTPS)
     assert "keys.idp.example" in problem.message
-    assert report.rs256_key_count == 1
+    assert entra.jwks_fetches == 0
 
 
-def test_jwks_uri_invalid(entra: FakeEntra, http: httpx.Client) -> None:
+def test_jwks_uri_invalid(entra: FakeEntra, fetch: Fetch) -> None:
     document = entra.discovery_document()
     document["jwks_uri"] = "/common/discovery/keys"
     entra.override("discovery", body=document)
-    only(run(entra, http), pf.JWKS_URI_INVALID)
+    only(run(entra, fetch), pf.JWKS_URI_INVALID)
 
 
-def test_jwks_unreachable(entra: FakeEntra, http: httpx.Client) -> None:
+def test_jwks_unreachable(entra: FakeEntra, fetch: Fetch) -> None:
     document = entra.discovery_document()
     document["jwks_uri"] = f"http://127.0.0.1:{closed_port()}/keys"
     entra.override("discovery", body=document)
-    problem = only(run(entra, http), pf.JWKS_UNREACHABLE)
+    problem = only(run(entra, fetch), pf.JWKS_UNREACHABLE)
     assert document["jwks_uri"] in problem.message
 
 
-def test_jwks_non_200(entra: FakeEntra, http: httpx.Client) -> None:
+def test_jwks_non_200(entra: FakeEntra, fetch: Fetch) -> None:
     entra.override("jwks", status=503, body="busy", content_type="text/plain")
-    problem = only(run(entra, http), pf.JWKS_HTTP_STATUS)
+    problem = only(run(entra, fetch), pf.JWKS_HTTP_STATUS)
     assert "HTTP 503" in problem.message
     assert entra.jwks_uri in problem.message
 
 
-def test_jwks_not_json(entra: FakeEntra, http: httpx.Client) -> None:
+def test_jwks_not_json(entra: FakeEntra, fetch: Fetch) -> None:
     entra.override("jwks", body="keys go here", content_type="text/plain")
-    only(run(entra, http), pf.JWKS_NOT_JSON)
+    only(run(entra, fetch), pf.JWKS_NOT_JSON)
 
 
-def test_jwks_too_large(entra: FakeEntra, http: httpx.Client) -> None:
+def test_jwks_too_large(entra: FakeEntra, fetch: Fetch) -> None:
     entra.override("jwks", body=b"{" + b" " * pf.MAX_BYTES + b"}")
-    only(run(entra, http), pf.JWKS_TOO_LARGE)
+    only(run(entra, fetch), pf.JWKS_TOO_LARGE)
 
 
 @pytest.mark.parametrize("body", [{"keys": []}, {"other": 1}, [], {"keys": "k1"}])
-def test_jwks_without_keys(entra: FakeEntra, http: httpx.Client, body: Any) -> None:
+def test_jwks_without_keys(entra: FakeEntra, fetch: Fetch, body: Any) -> None:
     entra.override("jwks", body=body)
-    report = run(entra, http)
+    report = run(entra, fetch)
     only(report, pf.JWKS_NO_KEYS)
     assert report.rs256_key_count == 0
 
@@ -370,18 +362,18 @@ def unusable_keys(entra: FakeEntra) -> list[Any]:
     ]
 
 
-def test_jwks_without_rs256_signing_keys(entra: FakeEntra, http: httpx.Client) -> None:
+def test_jwks_without_rs256_signing_keys(entra: FakeEntra, fetch: Fetch) -> None:
     entra.override("jwks", body={"keys": unusable_keys(entra)})
-    report = run(entra, http)
+    report = run(entra, fetch)
     problem = only(report, pf.JWKS_NO_RS256_KEYS)
     assert "9 key(s)" in problem.message
     assert (report.rs256_key_count, report.key_ids) == (0, [])
 
 
-def test_only_usable_keys_are_counted(entra: FakeEntra, http: httpx.Client) -> None:
+def test_only_usable_keys_are_counted(entra: FakeEntra, fetch: Fetch) -> None:
     good = {**entra.current_key.jwk(), "alg": "RS256", "key_ops": ["verify"]}
     entra.override("jwks", body={"keys": [*unusable_keys(entra), good]})
-    report = run(entra, http)
+    report = run(entra, fetch)
     assert report.problems == []
     assert report.key_ids == [entra.current_key.kid]
 
@@ -389,10 +381,8 @@ def test_only_usable_keys_are_counted(entra: FakeEntra, http: httpx.Client) -> N
 # --------------------------------------------------------------------------- audience
 
 
-def test_bare_guid_audience_explains_the_client_id_form(
-    entra: FakeEntra, http: httpx.Client
-) -> None:
-    problem = only(run(entra, http, audience=entra.client_id), pf.AUDIENCE_NOT_APP_ID_URI)
+def test_bare_guid_audience_explains_the_client_id_form(entra: FakeEntra, fetch: Fetch) -> None:
+    problem = only(run(entra, fetch, audience=entra.client_id), pf.AUDIENCE_NOT_APP_ID_URI)
     assert problem.severity == "error"
     assert f"api://{entra.client_id}" in problem.message
     assert "v2.0" in problem.message
@@ -400,17 +390,15 @@ def test_bare_guid_audience_explains_the_client_id_form(
 
 
 @pytest.mark.parametrize("audience", ["keystead", "", "urn:keystead", "api://"])
-def test_audience_not_a_uri(entra: FakeEntra, http: httpx.Client, audience: str) -> None:
-    problem = only(run(entra, http, audience=audience), pf.AUDIENCE_NOT_APP_ID_URI)
+def test_audience_not_a_uri(entra: FakeEntra, fetch: Fetch, audience: str) -> None:
+    problem = only(run(entra, fetch, audience=audience), pf.AUDIENCE_NOT_APP_ID_URI)
     assert "Application ID URI" in problem.message
 
 
 @pytest.mark.parametrize("audience", ["api://keystead-app", "https://keystead.contoso.example"])
-def test_custom_app_id_uri_is_a_warning(
-    entra: FakeEntra, http: httpx.Client, audience: str
-) -> None:
+def test_custom_app_id_uri_is_a_warning(entra: FakeEntra, fetch: Fetch, audience: str) -> None:
     """Valid in Entra, but Ubiq clients always ask for api://<client id>/.default."""
-    report = run(entra, http, audience=audience)
+    report = run(entra, fetch, audience=audience)
     assert only(report, pf.AUDIENCE_NOT_DEFAULT_URI).severity == "warning"
     assert report.ok
 
@@ -418,11 +406,11 @@ def test_custom_app_id_uri_is_a_warning(
 # --------------------------------------------------------------------------- all at once
 
 
-def test_every_problem_is_reported_not_only_the_first(entra: FakeEntra, http: httpx.Client) -> None:
+def test_every_problem_is_reported_not_only_the_first(entra: FakeEntra, fetch: Fetch) -> None:
     entra.override("jwks", body={"keys": unusable_keys(entra)})
     report = run(
         entra,
-        http,
+        fetch,
         discovery_url=entra.discovery_url_v2,
         audience=entra.client_id,
         issuer=entra.issuer,

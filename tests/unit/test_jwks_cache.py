@@ -9,6 +9,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from keystead.idp import outbound
 from keystead.idp.jwks import JwksCache, KeysUnavailable
 
 DISCOVERY = "http://idp.test/tenant/.well-known/openid-configuration"
@@ -50,7 +51,7 @@ class Clock:
 def setup() -> tuple[Provider, Clock, JwksCache]:
     provider, clock = Provider(), Clock()
     client = httpx.Client(transport=httpx.MockTransport(provider.handler))
-    cache = JwksCache(DISCOVERY, client, ttl=3600, cooldown=300, clock=clock)
+    cache = JwksCache(DISCOVERY, outbound.via_client(client), ttl=3600, cooldown=300, clock=clock)
     return provider, clock, cache
 
 
@@ -138,7 +139,7 @@ def test_a_burst_of_first_sign_ins_shares_one_fetch() -> None:
         return provider.handler(request)
 
     client = httpx.Client(transport=httpx.MockTransport(handler))
-    cache = JwksCache(DISCOVERY, client, ttl=3600, cooldown=300)
+    cache = JwksCache(DISCOVERY, outbound.via_client(client), ttl=3600, cooldown=300)
     results: list[object] = []
 
     def sign_in() -> None:
@@ -162,7 +163,7 @@ def test_a_burst_of_first_sign_ins_shares_one_fetch() -> None:
 def test_ttl_refresh_is_not_held_back_by_the_unknown_kid_cooldown() -> None:
     provider, clock = Provider(), Clock()
     client = httpx.Client(transport=httpx.MockTransport(provider.handler))
-    cache = JwksCache(DISCOVERY, client, ttl=60, cooldown=300, clock=clock)
+    cache = JwksCache(DISCOVERY, outbound.via_client(client), ttl=60, cooldown=300, clock=clock)
     cache.key_for("k1")
     provider.keys = [jwk(SECOND, "k2")]
     clock.now += 61

@@ -423,14 +423,29 @@ TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
             f"https://login.microsoftonline.com/{TENANT}/.well-known/openid-configuration",
         ),
         ("  https://idp.example/.well-known/openid-configuration \n", None),
-        ("http://127.0.0.1:9000/t/.well-known/openid-configuration", None),
-        ("http://localhost/t/.well-known/openid-configuration", None),
-        ("http://[::1]:9000/t/.well-known/openid-configuration", None),
         ("https://idp.example/" + "a" * (2048 - len("https://idp.example/")), None),
     ],
 )
 def test_check_discovery_url_accepts(value: str, expected: str | None) -> None:
     assert config.check_discovery_url(value) == (expected or value.strip())
+
+
+LOOPBACK_URLS = [
+    "http://127.0.0.1:9000/t/.well-known/openid-configuration",
+    "http://localhost/t/.well-known/openid-configuration",
+    "http://[::1]:9000/t/.well-known/openid-configuration",
+    "https://10.0.0.1/t/.well-known/openid-configuration",
+    "https://169.254.169.254/latest/meta-data/",
+]
+
+
+@pytest.mark.parametrize("value", LOOPBACK_URLS)
+def test_loopback_and_private_discovery_urls_only_where_the_operator_allows(value: str) -> None:
+    """KEYSTEAD_IDP_ALLOW_PRIVATE_ADDRESSES off (the default): refused when saved, with
+    the setting named; on: accepted (plain http on loopback only)."""
+    with pytest.raises(InvalidInput, match=r"https|KEYSTEAD_IDP_ALLOW_PRIVATE_ADDRESSES"):
+        config.check_discovery_url(value)
+    assert config.check_discovery_url(value, allow_private=True) == value
 
 
 @pytest.mark.parametrize(

@@ -35,7 +35,13 @@ def update_idp(body: IdpUpdateIn, principal: Writer, runtime: RuntimeDep) -> Idp
     """Change what the body names: ``enabled`` and the sign-in settings (shape-checked)."""
     with runtime.db.write() as session:
         account = accounts.get_account(session, principal.account_id)
-        settings = idp.configure(session, account, body.sign_in_changes(), actor=principal.actor)
+        settings = idp.configure(
+            session,
+            account,
+            body.sign_in_changes(),
+            actor=principal.actor,
+            allow_private=runtime.settings.idp_allow_private_addresses,
+        )
         if body.enabled is not None:
             settings = idp.set_enabled(
                 session, account, body.enabled, actor=principal.actor, master=runtime.master
@@ -60,7 +66,7 @@ def check_configuration(principal: Reader, runtime: RuntimeDep) -> IdpTestOut:
     The outcome is remembered for the setup guide (``GET /idp/status``)."""
     with runtime.db.read() as session:
         settings = idp.settings_of(session, principal.account_id)
-    report = idp.check_configuration(settings, timeout=runtime.settings.idp_http_timeout_seconds)
+    report = idp.check_configuration(settings, fetch=runtime.outbound)
     with runtime.db.write() as session:
         idp_status.record_test(session, principal.account_id, report.ok)
     return IdpTestOut.of(report)

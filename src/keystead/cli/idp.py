@@ -111,7 +111,13 @@ def configure(
     cli = ctx_of(ctx)
     with cli.write() as (session, account_id):
         account = accounts.get_account(session, account_id)
-        settings = idp.configure(session, account, changes, actor=cli.actor)
+        settings = idp.configure(
+            session,
+            account,
+            changes,
+            actor=cli.actor,
+            allow_private=cli.settings.idp_allow_private_addresses,
+        )
         view = IdpOut.of(settings, scim_url(cli.settings.effective_public_url, str(account_id)))
     emit(view, as_json, lambda: _show(view))
 
@@ -160,9 +166,7 @@ def check(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     cli = ctx_of(ctx)
     with cli.read() as (session, account_id):
         settings = idp.settings_of(session, account_id)
-    view = IdpTestOut.of(
-        idp.check_configuration(settings, timeout=cli.settings.idp_http_timeout_seconds)
-    )
+    view = IdpTestOut.of(idp.check_configuration(settings, fetch=cli.runtime.outbound))
 
     def human() -> None:
         pairs(

@@ -6,6 +6,7 @@ same issuer, RS256 keys) is the "test configuration" check in :mod:`keystead.idp
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import urllib.parse
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from typing import Literal, TypeVar
 
 from keystead.errors import InvalidInput
+from keystead.idp import outbound
 
 GroupPolicy = Literal["directory", "directory_and_token"]
 GROUP_POLICIES: tuple[GroupPolicy, ...] = ("directory", "directory_and_token")
@@ -33,7 +35,9 @@ def username_claims(configured: str) -> tuple[str, ...]:
     return (configured, *(name for name in fallbacks if name != configured))
 
 
-def check_discovery_url(value: str) -> str:
+def check_discovery_url(value: str, *, allow_private: bool = False) -> str:
+    """An absolute https URL (plain http only on loopback, where the operator allows private
+    addresses; ``idp.outbound`` applies the same policy when it fetches)."""
     value = value.strip()
     try:
         parsed = urllib.parse.urlsplit(value)
@@ -45,11 +49,27 @@ def check_discovery_url(value: str) -> str:
             f"discovery URL {value!r} is not an absolute URL; Entra's is "
             "https://login.microsoftonline.com/TENANT_ID/.well-known/openid-configuration"
         )
-    if scheme == "http" and host not in LOOPBACK_HOSTS:
+    if scheme == "http" and not (allow_private and host in LOOPBACK_HOSTS):
         raise InvalidInput(f"discovery URL {value!r} must use https")
+    if not allow_private and _private_literal(host):
+        raise InvalidInput(
+            f"discovery URL {value!r} names a loopback, private or reserved address, which "
+            "Keystead does not fetch from (an operator can allow it: "
+            "KEYSTEAD_IDP_ALLOW_PRIVATE_ADDRESSES)"
+        )
     if len(value) > 2048:
         raise InvalidInput("discovery URL is longer than 2048 characters")
     return value
+
+
+def _private_literal(host: str) -> bool:
+    if host in LOOPBACK_HOSTS:
+        return True
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False  # a name: its addresses are checked when it is fetched
+    return not outbound.address_allowed(address, allow_private=False)
 
 
 def tenant_of_v1_issuer(issuer: str) -> str | None:
@@ -118,8 +138,9 @@ class SignInChanges:
     cert_ttl_seconds: int | None = None
     group_policy: str | None = None
 
-    def checked(self) -> SignInChanges:
-        """The values in their stored form; InvalidInput naming every field at fault."""
+    def checked(self, *, allow_private: bool = False) -> SignInChanges:
+        """The values in their stored form; InvalidInput naming every field at fault.
+        ``allow_private``: the operator's KEYSTEAD_IDP_ALLOW_PRIVATE_ADDRESSES."""
         problems: dict[str, str] = {}
 
         def field(name: str, check: Callable[[T], T], value: T | None) -> T | None:
@@ -132,7 +153,11 @@ class SignInChanges:
                 return None
 
         checked = SignInChanges(
-            discovery_url=field("discovery_url", check_discovery_url, self.discovery_url),
+            discovery_url=field(
+                "discovery_url",
+                lambda v: check_discovery_url(v, allow_private=allow_private),
+                self.discovery_url,
+            ),
             issuer=field("issuer", check_issuer, self.issuer),
             audience=field("audience", check_audience, self.audience),
             username_claim=field("username_claim", check_username_claim, self.username_claim),

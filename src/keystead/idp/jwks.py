@@ -3,8 +3,11 @@
 Cached for ``ttl`` seconds; a token with an unknown ``kid`` triggers one refetch, at most
 once per ``cooldown`` (so a flood of made-up key ids cannot hammer the provider); a failed
 refresh keeps the last good keys and is retried after ``retry_after_failure``. Only one
-thread fetches at a time; the others wait for its result. The HTTP client is
-passed in, so tests use ``httpx.MockTransport`` and production a real client.
+thread fetches at a time. Another thread that needs keys waits for that fetch at most until
+its deadline (a burst of first sign-ins shares one fetch); when the cache has keys it uses
+them meanwhile, so only a cold cache ever waits. Fetches go through the ``Fetch`` passed in
+(``idp.outbound``: the outbound policy and one deadline per fetch; tests script a provider
+with ``outbound.via_client`` over ``httpx.MockTransport``).
 """
 
 from __future__ import annotations
@@ -14,11 +17,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-import httpx
 import jwt
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
+from keystead.idp.outbound import Fetch, Fetched, FetchFailed
 from keystead.logs import get_logger
 
 log = get_logger("keystead.idp")
@@ -38,12 +42,16 @@ class JwksStats:
 @dataclass
 class JwksCache:
     discovery_url: str
-    http: httpx.Client
+    fetch: Fetch
     ttl: float = 3600.0
     cooldown: float = 300.0
     # After a failed fetch, the next attempt waits this long (keeps an outage from turning
     # every sign-in into a request to the provider).
     retry_after_failure: float = 10.0
+    # How long a caller with no cached keys waits for another caller's fetch: that fetch's
+    # own deadline (each fetch is bounded, so waiting longer would gain nothing).
+    wait: float = 5.0
+    max_waiting: int = 8
     clock: Callable[[], float] = time.monotonic
     stats: JwksStats = field(default_factory=JwksStats)
     _keys: dict[str, RSAPublicKey] = field(default_factory=dict)
@@ -51,6 +59,9 @@ class JwksCache:
     _last_attempt: float | None = None
     _last_failure: float | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _waiting: int = 0
+    _attempts: int = 0
+    _waiting_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def key_for(self, kid: str) -> RSAPublicKey | None:
         now = self.clock()
@@ -66,48 +77,88 @@ class JwksCache:
     def _refresh(self, requested_at: float, *, reason: str, rate_limited: bool) -> bool:
         """Fetch unless a fetch finished after ``requested_at`` (then use it) or the limits
         forbid one; True when the keys are at least as new as the request."""
-        # Waiting for the lock is waiting for an in-flight fetch: a burst of first sign-ins
-        # shares one fetch instead of failing while it runs.
-        with self._lock:
-            if self._fetched_at is not None and self._fetched_at >= requested_at:
-                return True
-            now = self.clock()
-            if rate_limited and self._within(self._last_attempt, now, self.cooldown):
-                return False
-            if self._within(self._last_failure, now, min(self.retry_after_failure, self.cooldown)):
-                return False
-            self._last_attempt = now
-            try:
-                keys = self._fetch()
-            except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
-                self.stats.failures += 1
-                self._last_failure = now
-                log.warning(
-                    "jwks_fetch_failed", url=self.discovery_url, reason=reason, error=str(exc)
-                )
-                return False
-            self.stats.fetches += 1
-            if reason == "unknown kid":
-                self.stats.unknown_kid_refreshes += 1
-            self._keys, self._fetched_at, self._last_failure = keys, self.clock(), None
+        seen = self._attempts
+        if not self._enter(wait=not self._keys or reason == "unknown kid"):
+            return False
+        try:
+            if self._attempts != seen:
+                # Waited for another caller's fetch: its outcome is this caller's too (a
+                # failed one is not tried again at once by every waiter in turn).
+                return self._fetched_at is not None and self._fetched_at >= requested_at
+            return self._refresh_locked(requested_at, reason=reason, rate_limited=rate_limited)
+        finally:
+            self._lock.release()
+
+    def _enter(self, *, wait: bool) -> bool:
+        """Take the fetch lock. An in-flight fetch holds it: a caller that can do without
+        (cached keys, only their age is due) goes on at once; one that needs the fetch's
+        result waits at most until that fetch's deadline, and only if few others already
+        wait (a flood of sign-ins cannot tie up the server's threads)."""
+        if self._lock.acquire(blocking=False):
             return True
+        if not wait:
+            return False
+        with self._waiting_lock:
+            if self._waiting >= self.max_waiting:
+                return False
+            self._waiting += 1
+        try:
+            return self._lock.acquire(timeout=self.wait)
+        finally:
+            with self._waiting_lock:
+                self._waiting -= 1
+
+    def _refresh_locked(self, requested_at: float, *, reason: str, rate_limited: bool) -> bool:
+        if self._fetched_at is not None and self._fetched_at >= requested_at:
+            return True
+        now = self.clock()
+        if rate_limited and self._within(self._last_attempt, now, self.cooldown):
+            return False
+        if self._within(self._last_failure, now, min(self.retry_after_failure, self.cooldown)):
+            return False
+        self._last_attempt = now
+        self._attempts += 1
+        try:
+            keys = self._fetch()
+        except (FetchFailed, ValueError, KeyError, TypeError) as exc:
+            self.stats.failures += 1
+            self._last_failure = self.clock()  # the wait before a retry starts when it failed
+            log.warning(
+                "jwks_fetch_failed",
+                url=self.discovery_url,
+                reason=reason,
+                error=exc.message if isinstance(exc, FetchFailed) else type(exc).__name__,
+            )
+            return False
+        self.stats.fetches += 1
+        if reason == "unknown kid":
+            self.stats.unknown_kid_refreshes += 1
+        self._keys, self._fetched_at, self._last_failure = keys, self.clock(), None
+        return True
+
+    def _json(self, url: str) -> Any:
+        return _answer(self.fetch(url))
 
     @staticmethod
     def _within(moment: float | None, now: float, window: float) -> bool:
         return moment is not None and now - moment < window
 
     def _fetch(self) -> dict[str, RSAPublicKey]:
-        discovery = self.http.get(self.discovery_url)
-        discovery.raise_for_status()
-        jwks_uri = discovery.json()["jwks_uri"]
-        response = self.http.get(jwks_uri)
-        response.raise_for_status()
+        jwks_uri = self._json(self.discovery_url)["jwks_uri"]
+        if not isinstance(jwks_uri, str):
+            raise ValueError("jwks_uri is not a string")
         keys: dict[str, RSAPublicKey] = {}
-        for entry in response.json()["keys"]:
+        for entry in self._json(jwks_uri)["keys"]:
             public = _signing_key(entry)
             if public is not None:
                 keys[str(entry["kid"])] = public
         return keys
+
+
+def _answer(fetched: Fetched) -> Any:
+    if fetched.status != 200:
+        raise FetchFailed("unreachable", f"it answered HTTP {fetched.status}")
+    return json.loads(fetched.body)
 
 
 def _signing_key(entry: object) -> RSAPublicKey | None:

@@ -6,16 +6,16 @@ from __future__ import annotations
 import threading
 import uuid
 
-import httpx
-
 from keystead.idp.jwks import JwksCache
+from keystead.idp.outbound import Fetch
 
 
 class KeySets:
-    def __init__(self, http: httpx.Client, *, ttl: float, cooldown: float) -> None:
-        self.http = http
+    def __init__(self, fetch: Fetch, *, ttl: float, cooldown: float, wait: float = 5.0) -> None:
+        self.fetch = fetch
         self.ttl = ttl
         self.cooldown = cooldown
+        self.wait = wait
         self._caches: dict[tuple[uuid.UUID, str], JwksCache] = {}
         self._lock = threading.Lock()
 
@@ -29,10 +29,14 @@ class KeySets:
                     for old in [k for k in self._caches if k[0] == account_id]:
                         del self._caches[old]
                     cache = JwksCache(
-                        discovery_url, self.http, ttl=self.ttl, cooldown=self.cooldown
+                        discovery_url,
+                        self.fetch,
+                        ttl=self.ttl,
+                        cooldown=self.cooldown,
+                        wait=self.wait,
                     )
                     self._caches[key] = cache
         return cache
 
     def close(self) -> None:
-        self.http.close()
+        """Nothing to release: each fetch opens and closes its own connection."""

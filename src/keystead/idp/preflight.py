@@ -8,8 +8,9 @@ without usable keys. :func:`check` looks for all of them in one pass and reports
 problem, each with a stable ``code`` (for the UI and tests) and a message that says which
 Entra or Keystead setting to change.
 
-It fetches the discovery document and then its ``jwks_uri`` with the ``httpx.Client``
-passed in (which carries the timeout), reading at most :data:`MAX_BYTES` of each.
+It fetches the discovery document and then its ``jwks_uri`` through the ``Fetch`` passed
+in (``idp.outbound``: the outbound policy, the size cap and the deadline), and never quotes
+what the other side answered.
 """
 
 from __future__ import annotations
@@ -20,11 +21,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-import httpx
 import jwt
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from keystead.idp import config
+from keystead.idp.outbound import Fetch, FetchFailed
 
 Severity = Literal["error", "warning"]
 
@@ -46,6 +47,8 @@ ISSUER_MISMATCH = "issuer_mismatch"
 ISSUER_NOT_V1 = "issuer_not_v1"
 JWKS_URI_INVALID = "jwks_uri_invalid"
 JWKS_URI_NOT_HTTPS = "jwks_uri_not_https"
+DISCOVERY_REFUSED = "discovery_refused"  # the outbound policy would not fetch it
+JWKS_REFUSED = "jwks_refused"
 JWKS_UNREACHABLE = "jwks_unreachable"
 JWKS_HTTP_STATUS = "jwks_http_status"
 JWKS_TOO_LARGE = "jwks_too_large"
@@ -164,7 +167,7 @@ def _not_reached(name: str, report: PreflightReport) -> bool:
     return name == "Signing keys" and report.rs256_key_count == 0
 
 
-def check(discovery_url: str, issuer: str, audience: str, http: httpx.Client) -> PreflightReport:
+def check(discovery_url: str, issuer: str, audience: str, fetch: Fetch) -> PreflightReport:
     """Check the IDP settings against the provider and against what Keystead accepts.
 
     Never raises for a provider problem: every finding becomes a :class:`Problem`.
@@ -176,9 +179,9 @@ def check(discovery_url: str, issuer: str, audience: str, http: httpx.Client) ->
         report, discovery_url, DISCOVERY_URL_INVALID, DISCOVERY_URL_NOT_HTTPS, "discovery"
     ):
         _check_tenant_in_url(report)
-        document = _fetch_json(report, discovery_url, "discovery", http)
+        document = _fetch_json(report, discovery_url, "discovery", fetch)
         if isinstance(document, dict):
-            _check_document(report, document, http)
+            _check_document(report, document, fetch)
         elif document is not _FAILED:
             report.add(
                 DISCOVERY_NOT_OBJECT,
@@ -265,7 +268,7 @@ def _check_audience_form(report: PreflightReport) -> None:
 def _check_url(
     report: PreflightReport, url: str, invalid_code: str, http_code: str, what: str
 ) -> bool:
-    """False if ``url`` cannot be fetched at all; an http URL is reported but still tried."""
+    """False if ``url`` is not to be fetched (not a URL; plain http off loopback)."""
     try:
         parts = urlsplit(url)
         host = parts.hostname
@@ -278,9 +281,10 @@ def _check_url(
         report.add(
             http_code,
             f"The {what} URL {url} does not use https. Signing keys fetched over plain http "
-            "can be replaced by anyone on the network path; use the https URL "
-            "(for Entra: https://login.microsoftonline.com/...).",
+            "can be replaced by anyone on the network path, so Keystead does not fetch it; "
+            "use the https URL (for Entra: https://login.microsoftonline.com/...).",
         )
+        return False
     return True
 
 
@@ -299,7 +303,7 @@ def _check_tenant_in_url(report: PreflightReport) -> None:
 # --------------------------------------------------------------------- the provider
 
 
-def _check_document(report: PreflightReport, document: dict[str, Any], http: httpx.Client) -> None:
+def _check_document(report: PreflightReport, document: dict[str, Any], fetch: Fetch) -> None:
     found_issuer = document.get("issuer")
     token_endpoint = document.get("token_endpoint")
     if isinstance(token_endpoint, str):
@@ -326,7 +330,7 @@ def _check_document(report: PreflightReport, document: dict[str, Any], http: htt
         return
     report.jwks_uri = jwks_uri
     if _check_url(report, jwks_uri, JWKS_URI_INVALID, JWKS_URI_NOT_HTTPS, "jwks_uri"):
-        key_set = _fetch_json(report, jwks_uri, "jwks", http)
+        key_set = _fetch_json(report, jwks_uri, "jwks", fetch)
         if key_set is not _FAILED:
             _check_key_set(report, key_set)
 
@@ -438,48 +442,44 @@ _NAMES = {"discovery": "discovery document", "jwks": "key set (jwks_uri)"}
 
 
 def _fetch_json(
-    report: PreflightReport, url: str, what: Literal["discovery", "jwks"], http: httpx.Client
+    report: PreflightReport, url: str, what: Literal["discovery", "jwks"], fetch: Fetch
 ) -> Any:
-    """GET ``url`` and parse JSON, reading at most MAX_BYTES; report and return _FAILED on
-    any failure."""
+    """GET ``url`` under the outbound policy and parse JSON; report and return _FAILED on any
+    failure. Nothing the other side answered is ever quoted back."""
     unreachable, bad_status, too_large, not_json = _CODES[what]
+    refused = DISCOVERY_REFUSED if what == "discovery" else JWKS_REFUSED
     name = _NAMES[what]
     try:
-        with http.stream("GET", url, headers={"Accept": "application/json"}) as response:
-            status = response.status_code
-            body = _bounded(response)
-    except httpx.TimeoutException as exc:
-        report.add(
-            unreachable,
-            f"Fetching the {name} from {url} timed out ({type(exc).__name__}). Check that "
-            "Keystead's server can reach the host (proxy, firewall, DNS).",
-        )
+        fetched = fetch(url)
+    except FetchFailed as exc:
+        if exc.kind == "too_large":
+            report.add(
+                too_large,
+                f"The {name} at {url} is larger than {MAX_BYTES} bytes; Entra's are a few "
+                "kilobytes, so this is not the right URL.",
+            )
+        elif exc.kind in ("refused", "redirect"):
+            report.add(refused, f"Keystead did not fetch the {name} from {url}: {exc.message}.")
+        else:
+            report.add(
+                unreachable,
+                f"Cannot fetch the {name} from {url} ({exc.message}). Check the URL and that "
+                "Keystead's server can reach the host (proxy, firewall, DNS, TLS).",
+            )
         return _FAILED
-    except (httpx.HTTPError, httpx.InvalidURL) as exc:
-        report.add(
-            unreachable,
-            f"Cannot fetch the {name} from {url} ({_failure_kind(exc)}). Check the URL and "
-            "that Keystead's server can reach the host (proxy, firewall, DNS, TLS).",
-        )
-        return _FAILED
-    if body is None:
-        report.add(
-            too_large,
-            f"The {name} at {url} is larger than {MAX_BYTES} bytes; Entra's are a few "
-            "kilobytes, so this is not the right URL.",
-        )
-        return _FAILED
-    if status != 200:
+    if fetched.status != 200:
         hint = ""
-        if what == "discovery" and status in {400, 404}:
+        if what == "discovery" and fetched.status in {400, 404}:
             hint = (
                 " Check the tenant id in the URL; Entra's v1 document is "
                 "https://login.microsoftonline.com/<tenant-id>/.well-known/openid-configuration."
             )
-        report.add(bad_status, f"The {name} at {url} answered HTTP {status}, not 200.{hint}")
+        report.add(
+            bad_status, f"The {name} at {url} answered HTTP {fetched.status}, not 200.{hint}"
+        )
         return _FAILED
     try:
-        return json.loads(body)
+        return json.loads(fetched.body)
     except (ValueError, UnicodeDecodeError):
         report.add(
             not_json,
@@ -487,34 +487,6 @@ def _fetch_json(
             "proxy's error page.",
         )
         return _FAILED
-
-
-def _failure_kind(exc: Exception) -> str:
-    """What went wrong, in words that say nothing of what the other side answered (an
-    answer's bytes or a socket error's details could tell an admin about hosts that are
-    none of their business)."""
-    if isinstance(exc, httpx.ConnectError):
-        return "the connection failed"
-    if isinstance(exc, httpx.InvalidURL | httpx.UnsupportedProtocol):
-        return "the URL cannot be fetched"
-    if isinstance(exc, httpx.TooManyRedirects):
-        return "too many redirects"
-    return "the request failed"
-
-
-def _bounded(response: httpx.Response) -> bytes | None:
-    """The body, or None if it exceeds MAX_BYTES (checked before and while reading)."""
-    declared = response.headers.get("Content-Length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BYTES:
-        return None
-    chunks: list[bytes] = []
-    size = 0
-    for chunk in response.iter_bytes():
-        size += len(chunk)
-        if size > MAX_BYTES:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _json_type(value: Any) -> str:

@@ -13,7 +13,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-import httpx
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
@@ -24,6 +23,7 @@ from keystead.crypto.masterkey import MasterKey
 from keystead.errors import Conflict, Forbidden, Unauthenticated
 from keystead.idp import preflight
 from keystead.idp.config import SignInChanges
+from keystead.idp.outbound import Fetch
 from keystead.sso import certificates
 from keystead.storage.models import Account, ApiKey, IdpSettings
 from keystead.storage.types import utcnow
@@ -137,13 +137,18 @@ def check_scim_token_hash(expected: str | None, presented: str | None) -> None:
 
 
 def configure(
-    session: Session, account: Account, changes: SignInChanges, *, actor: Actor
+    session: Session,
+    account: Account,
+    changes: SignInChanges,
+    *,
+    actor: Actor,
+    allow_private: bool = False,
 ) -> IdpSettings:
     """Change the sign-in settings (shape-checked; the provider itself is not contacted)."""
     if changes == SignInChanges():
         return settings_of(session, account.id)
     _require_enterprise(account)
-    checked = changes.checked()
+    checked = changes.checked(allow_private=allow_private)
     settings = _stored(session, account)
     changed = []
     for name in (
@@ -193,16 +198,16 @@ def authority_of(settings: IdpSettings, master: MasterKey) -> certificates.Autho
     return certificates.load_authority(settings.ca_cert_pem, key)
 
 
-def check_configuration(settings: IdpSettings, *, timeout: float) -> preflight.PreflightReport:
-    """Fetch the discovery document and keys and report every problem an admin can fix.
-    Call it outside any database transaction: it waits on the network."""
+def check_configuration(settings: IdpSettings, *, fetch: Fetch) -> preflight.PreflightReport:
+    """Fetch the discovery document and keys (through ``fetch``: the outbound policy) and
+    report every problem an admin can fix. Call it outside any database transaction: it
+    waits on the network."""
     if not (settings.discovery_url and settings.issuer and settings.audience):
         raise Conflict(
             "sign-in is not configured yet: set the discovery URL, issuer and audience first "
             "(`keystead idp configure`)"
         )
-    with httpx.Client(timeout=timeout, follow_redirects=False) as http:
-        return preflight.check(settings.discovery_url, settings.issuer, settings.audience, http)
+    return preflight.check(settings.discovery_url, settings.issuer, settings.audience, fetch)
 
 
 SEEN_GRANULARITY_SECONDS = 60  # how stale scim_last_seen_at may get before it is rewritten
