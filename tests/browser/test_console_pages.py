@@ -414,6 +414,19 @@ def test_admins_are_invited_given_roles_reset_and_removed_and_tokens_made(
     expect(tokens.get_by_text("nightly export")).to_have_count(0)
     assert httpx.get(f"{api}/me", headers=bearer).status_code == 401
 
+    # Demoting oneself is asked first (only another admin could undo it).
+    me = page.get_by_role("row").filter(has_text=first_account.admin_email)
+    me.get_by_label(f"Role of {first_account.admin_email}", exact=True).select_option("viewer")
+    demote = page.get_by_role("dialog", name="Make yourself a viewer?")
+    expect(demote).to_contain_text("only another admin can make you an admin again")
+    demote.get_by_role("button", name="Cancel").click()
+    expect(me.get_by_label(f"Role of {first_account.admin_email}", exact=True)).to_have_value(
+        "admin"
+    )
+    assert {a["email"]: a["role"] for a in admin_api.get("/admins").json()}[
+        first_account.admin_email
+    ] == "admin"
+
     row.get_by_role("button", name="Remove ops@example.com").click()
     page.get_by_role("dialog", name="Remove ops@example.com?").get_by_role(
         "button", name="Remove admin"
@@ -496,6 +509,21 @@ def test_datasets_are_made_rotated_grouped_and_deleted_and_manual_keys_edited(
     expect(access).to_contain_text("The key is disabled")
     manage.get_by_role("button", name="Revoke dataset group Finance").click()
     expect(access).to_contain_text("None: no grant")
+    # Two unstructured datasets and no default: unstructured encryption would be refused.
+    for name in ("notes-a", "notes-b"):
+        assert (
+            admin_api.post("/datasets", json={"name": name, "type": "unstructured"}).status_code
+            == 201
+        )
+    kid = created["access_key_id"]
+    granted = admin_api.post(f"/api-keys/{kid}/grants", json={"datasets": ["notes-a", "notes-b"]})
+    assert granted.status_code == 200, granted.text
+    page.reload()
+    console.heading("nightly batch")
+    expect(access).to_contain_text("has no default")
+    manage.get_by_label("Default unstructured dataset", exact=True).select_option("notes-b")
+    expect(access).not_to_contain_text("has no default")
+    assert admin_api.get(f"/api-keys/{kid}").json()["default_unstructured_dataset"] == "notes-b"
     manage.get_by_role("button", name="Delete key").click()
     page.get_by_role("dialog", name="Delete API key nightly batch?").get_by_role(
         "button", name="Delete key"
@@ -520,7 +548,7 @@ def test_datasets_are_made_rotated_grouped_and_deleted_and_manual_keys_edited(
     delete.get_by_label("Type account-numbers to confirm", exact=True).fill("account-numbers")
     confirm.click()
     console.heading("Datasets")
-    assert admin_api.get("/datasets").json() == []
+    assert [d["name"] for d in admin_api.get("/datasets").json()] == ["notes-a", "notes-b"]
 
 
 def test_a_standard_plan_account_sees_the_panel_disabled_with_the_reason(

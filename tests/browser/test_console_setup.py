@@ -95,6 +95,14 @@ def test_first_sign_in_then_entra_setup_on_the_account_page(
         expect(page.get_by_text("Every check passed.")).to_be_visible()
         assert entra.jwks_fetches >= 1
 
+        # The test runs the saved settings: with unsaved edits it waits for a save.
+        test_button = page.get_by_role("button", name="Test configuration")
+        page.get_by_label("Token audience", exact=True).fill("api://something-else")
+        expect(test_button).to_be_disabled()
+        expect(page.get_by_text("save your changes first")).to_be_visible()
+        page.get_by_label("Token audience", exact=True).fill(entra.audience)
+        expect(test_button).to_be_enabled()
+
     # The setup guide ticks what Keystead saw: the token, Entra's request, the test.
     guide = page.locator("details", has_text="Setup guide")
     expect(guide.get_by_text("Entra reached Keystead with the current token")).to_be_visible()
@@ -210,8 +218,17 @@ def test_rotating_the_token_stops_the_old_one_and_the_log_shows_failures(
     shown.get_by_role("button", name="I have copied it").click()
     assert new_token != scim.token
     assert scim.client.get("/Users").status_code == 401  # the old token, at once
+    # Entra still holding the old token is the likeliest mistake: the page says so.
+    page.get_by_role("button", name="Refresh").click()
+    expect(
+        page.get_by_text("A SCIM request with a missing or wrong secret token arrived")
+    ).to_be_visible()
     fresh = httpx.get(f"{scim.base}/Users", headers={"Authorization": f"Bearer {new_token}"})
     assert fresh.status_code == 200
+    page.get_by_role("button", name="Refresh").click()
+    expect(
+        page.get_by_text("A SCIM request with a missing or wrong secret token arrived")
+    ).to_have_count(0)
 
     # The status strip links to the log filtered to the failure.
     strip = page.get_by_role("link", name=re.compile("Failed SCIM requests, last 24 h"))
@@ -228,6 +245,11 @@ def test_rotating_the_token_stops_the_old_one_and_the_log_shows_failures(
 
     page.get_by_label("Outcome", exact=True).select_option("")
     expect(rows).to_have_count(3)
-    page.get_by_label("User (userName or id)", exact=True).fill("nobody@fabrikam.example")
-    page.get_by_label("User (userName or id)", exact=True).press("Enter")
+    # Part of a userName, in any case, finds the user's entries, the failed one included.
+    page.get_by_label("User (part of the userName)", exact=True).fill("DANA")
+    page.get_by_label("User (part of the userName)", exact=True).press("Enter")
+    expect(rows).to_have_count(3)
+    expect(rows.filter(has_text="failed 409")).to_have_count(1)
+    page.get_by_label("User (part of the userName)", exact=True).fill("nobody@fabrikam.example")
+    page.get_by_label("User (part of the userName)", exact=True).press("Enter")
     expect(page.get_by_text("No entries match these filters.")).to_be_visible()

@@ -19,8 +19,12 @@ def provisioning_events(
     principal: Reader,
     runtime: RuntimeDep,
     *,
-    user: Annotated[str | None, Query(max_length=256, description="userName or id")] = None,
-    group: Annotated[str | None, Query(max_length=256, description="displayName or id")] = None,
+    user: Annotated[
+        str | None, Query(max_length=256, description="Part of a userName, or a user's id")
+    ] = None,
+    group: Annotated[
+        str | None, Query(max_length=256, description="Part of a displayName, or a group's id")
+    ] = None,
     outcome: Annotated[Literal["success", "failed"] | None, Query()] = None,
     kind: Annotated[
         Literal["scim", "sso"] | None,

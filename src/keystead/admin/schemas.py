@@ -694,6 +694,10 @@ class IdpStatusOut(BaseModel):
         description="When a SCIM request with the current secret token last arrived (to the "
         "minute; Entra's Test Connection is one)"
     )
+    refused_token_at: datetime | None = Field(
+        description="When a SCIM request with a missing or wrong secret token last arrived (to "
+        "the minute): Entra holds an old or mistyped token"
+    )
     last_test_at: datetime | None
     last_test_ok: bool | None = Field(
         description="Outcome of the last configuration test (null: not tested since the "
@@ -713,6 +717,7 @@ class IdpStatusOut(BaseModel):
             refused_sign_ins=status.refused_sign_ins,
             scim_token_created_at=status.scim_token_created_at,
             connected_at=status.connected_at,
+            refused_token_at=status.refused_token_at,
             last_test_at=status.last_test_at,
             last_test_ok=status.last_test_ok,
             last_sign_in_at=status.last_sign_in_at,

@@ -78,7 +78,7 @@ def install(app: FastAPI) -> None:
     application adds :class:`SecurityHeaders` outermost, so that refusals made by the other
     middleware (413, a NUL) carry the headers too."""
 
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     def console() -> FileResponse:
         return FileResponse(CONSOLE / "index.html", media_type="text/html")
 

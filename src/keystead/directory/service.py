@@ -492,9 +492,37 @@ def add_members(
     """Add members (present ones are left alone); O(1) writes per member, whatever the
     group's size. ``displays`` keeps each member's ``display`` as the client sent it.
     Returns how many were added."""
+    added = _insert_members(session, group, user_ids, displays)
+    _audit_members(session, group, added=added, removed=0)
+    return added
+
+
+def _insert_members(
+    session: Session,
+    group: DirectoryGroup,
+    user_ids: Iterable[uuid.UUID],
+    displays: dict[uuid.UUID, str | None] | None,
+) -> int:
     shown = displays or {}
     rows = [{"group_id": group.id, "user_id": uid, "display": shown.get(uid)} for uid in user_ids]
     return insert_ignoring_duplicates(session, _MEMBERSHIPS, rows)
+
+
+def _audit_members(session: Session, group: DirectoryGroup, *, added: int, removed: int) -> None:
+    """Membership is what gives access: its changes are audited (one event per request,
+    with counts; the provisioning log holds the request itself)."""
+    if added or removed:
+        audit.record(
+            session,
+            account_id=group.account_id,
+            actor=SCIM,
+            action="directory.group_members_changed",
+            subject_type="directory_group",
+            subject_id=group.id,
+            subject_label=group.display_name,
+            detail={"added": added, "removed": removed},
+            immediate=True,
+        )
 
 
 def remove_members(session: Session, group: DirectoryGroup, user_ids: Iterable[uuid.UUID]) -> int:
@@ -504,7 +532,9 @@ def remove_members(session: Session, group: DirectoryGroup, user_ids: Iterable[u
     result = session.connection().execute(
         _DELETE_SOME_MEMBERSHIPS, {"group_id": group.id, "user_ids": ids}
     )
-    return int(result.rowcount or 0)
+    removed = int(result.rowcount or 0)
+    _audit_members(session, group, added=0, removed=removed)
+    return removed
 
 
 def replace_members(
@@ -513,8 +543,10 @@ def replace_members(
     user_ids: Iterable[uuid.UUID],
     displays: dict[uuid.UUID, str | None] | None = None,
 ) -> None:
-    session.connection().execute(_DELETE_GROUP_MEMBERSHIPS, {"group_id": group.id})
-    add_members(session, group, user_ids, displays)
+    result = session.connection().execute(_DELETE_GROUP_MEMBERSHIPS, {"group_id": group.id})
+    removed = int(result.rowcount or 0)
+    added = _insert_members(session, group, user_ids, displays)
+    _audit_members(session, group, added=added, removed=removed)
 
 
 def is_id(text: str) -> bool:

@@ -217,6 +217,15 @@ def seen_is_stale(last_seen: datetime | None, now: datetime) -> bool:
     return last_seen is None or (now - last_seen).total_seconds() >= SEEN_GRANULARITY_SECONDS
 
 
+def note_scim_refusal(session: Session, account_id: uuid.UUID, now: datetime) -> None:
+    """A SCIM request with a missing or wrong token arrived for the account."""
+    session.execute(
+        update(IdpSettings)
+        .where(IdpSettings.account_id == account_id)
+        .values(scim_last_refused_at=now)
+    )
+
+
 def note_scim_contact(session: Session, account_id: uuid.UUID, now: datetime) -> None:
     """Entra reached the account with the current token (for the setup guide)."""
     session.execute(

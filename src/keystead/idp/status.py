@@ -44,6 +44,7 @@ class Status:
     # The setup guide's observations.
     scim_token_created_at: datetime | None
     connected_at: datetime | None  # last SCIM request with the current token (to the minute)
+    refused_token_at: datetime | None  # last SCIM request with a missing or wrong token
     last_test_at: datetime | None
     last_test_ok: bool | None  # None until tested again after the settings change
     last_sign_in_at: datetime | None
@@ -99,6 +100,7 @@ def of(session: Session, account_id: uuid.UUID, *, now: datetime | None = None) 
         refused_sign_ins=int(failures.get(1, 0)),
         scim_token_created_at=settings.scim_token_created_at,
         connected_at=settings.scim_last_seen_at,
+        refused_token_at=settings.scim_last_refused_at,
         last_test_at=settings.last_test_at,
         last_test_ok=settings.last_test_ok,
         last_sign_in_at=last_sign_in_at,

@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from keystead.crypto.masterkey import MasterKey
 from keystead.directory import service as directory
-from keystead.errors import KeysteadError
+from keystead.errors import KeysteadError, Unauthenticated
 from keystead.idp import service as idp
 from keystead.logs import get_logger
 from keystead.runtime import Runtime
@@ -58,6 +58,7 @@ _ACCOUNT_STATE = (
         idp.IdpSettings.scim_token_hash,
         idp.IdpSettings.enabled,
         idp.IdpSettings.scim_last_seen_at,
+        idp.IdpSettings.scim_last_refused_at,
         Account.plan,
     )
     .join(Account, Account.id == idp.IdpSettings.account_id)
@@ -167,6 +168,33 @@ class Failure:
     method: str
     name: str
     error: ScimError
+    resource: Outcome | None = None  # what the request was about, as far as it can be told
+
+
+def _attempted(name: str, request: Request, body: bytes) -> Outcome:
+    """What a failed request was about, for its log entry: the resource type from the
+    operation, its id from the path, its name from the body when that is readable JSON
+    (so that filtering the log by a user or group finds the failures too)."""
+    kind = "User" if "user" in name else "Group" if "group" in name else None
+    named: str | None = None
+    if body and len(body) <= 64 * 1024:
+        try:
+            document = json.loads(body)
+        except ValueError:
+            document = None
+        if isinstance(document, dict):
+            for field in ("userName", "displayName"):
+                value = document.get(field)
+                if isinstance(value, str) and value.strip():
+                    named = value.strip()[:256]
+                    break
+    resource_id = request.path_params.get("resource_id")
+    return Outcome(
+        status=0,
+        resource_type=kind,
+        resource_id=str(resource_id)[:64] if resource_id else None,
+        resource_name=named,
+    )
 
 
 class Runner:
@@ -184,8 +212,12 @@ class Runner:
         with self.runtime.db.autocommit() as connection:
             return connection.execute(_ACCOUNT_STATE, {"account_id": account_id}).first()
 
-    def authorise(self, customer_id: str, request: Request) -> tuple[uuid.UUID, datetime | None]:
-        """The account the token is for, and when it last saw a SCIM request."""
+    def authorise(
+        self, customer_id: str, request: Request, *, now: bool = False
+    ) -> tuple[uuid.UUID, datetime | None]:
+        """The account the token is for, and when it last saw a SCIM request. A wrong token
+        for an existing account is remembered (to the minute) for the setup guide: pasting
+        an old or wrong token into Entra is the likeliest setup mistake."""
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         presented = token.strip() if scheme.lower() == "bearer" else None
@@ -196,7 +228,12 @@ class Runner:
         row = None
         if account_id is not None:
             row = self._state(account_id)
-        idp.check_scim_token_hash(row.scim_token_hash if row else None, presented)
+        try:
+            idp.check_scim_token_hash(row.scim_token_hash if row else None, presented)
+        except Unauthenticated:
+            if row is not None and account_id is not None:
+                self._note(account_id, row.scim_last_refused_at, now, idp.note_scim_refusal)
+            raise
         assert account_id is not None
         assert row is not None
         if row.plan != "enterprise" or not row.enabled:
@@ -208,15 +245,25 @@ class Runner:
         return account_id, row.scim_last_seen_at
 
     def note_contact(self, account_id: uuid.UUID, last_seen: datetime | None, now: bool) -> None:
-        """Remember, to the minute, that a request with the current token arrived. Never
-        waits: on the event loop a busy writer means the next request will note it."""
+        """Remember, to the minute, that a request with the current token arrived."""
+        self._note(account_id, last_seen, now, idp.note_scim_contact)
+
+    def _note(
+        self,
+        account_id: uuid.UUID,
+        last: datetime | None,
+        now: bool,
+        note: Callable[[Session, uuid.UUID, datetime], None],
+    ) -> None:
+        """Write an observation at most once a minute. Never waits: on the event loop a busy
+        writer means a later request will note it."""
         moment = utcnow()
-        if not idp.seen_is_stale(last_seen, moment):
+        if not idp.seen_is_stale(last, moment):
             return
         db = self.runtime.db
         try:
             with db.write_now() if now else db.write() as session:
-                idp.note_scim_contact(session, account_id, moment)
+                note(session, account_id, moment)
         except WriterBusy:
             return
 
@@ -253,7 +300,7 @@ class Runner:
         transaction of its own, before answering). ``now``: a write must not wait for the
         write lock (``Database.write_now``); WriterBusy then says nothing was done."""
         try:
-            account_id, last_seen = self.authorise(customer_id, request)
+            account_id, last_seen = self.authorise(customer_id, request, now=now)
         except KeysteadError as exc:
             scim = from_domain(exc)
             log.info("denied", path=request.url.path, status=scim.status, reason=scim.message)
@@ -276,7 +323,8 @@ class Runner:
                     outcome = operation(session, call)
         except KeysteadError as exc:
             scim = from_domain(exc)
-            return _error(scim, request), Failure(account_id, request.method, name, scim)
+            attempted = _attempted(name, request, body)
+            return _error(scim, request), Failure(account_id, request.method, name, scim, attempted)
         except WriterBusy:
             raise
         except Exception as exc:  # details to the log, a reference to the client
@@ -290,7 +338,14 @@ class Runner:
         # The failed request's own transaction rolled back; its log entry gets its own.
         db = self.runtime.db
         with db.write_now() if now else db.write() as session:
-            _record(session, failure.account_id, failure.method, failure.name, None, failure.error)
+            _record(
+                session,
+                failure.account_id,
+                failure.method,
+                failure.name,
+                failure.resource,
+                failure.error,
+            )
 
 
 def build_router(runtime: Runtime) -> APIRouter:

@@ -61,7 +61,8 @@ def list_events(
     limit: int = 100,
     before_id: int | None = None,
 ) -> list[ProvisioningEvent]:
-    """Newest first. ``user``/``group`` match the resource's name or id; ``kind`` is
+    """Newest first. ``user``/``group`` match part of the resource's name (case-insensitive)
+    or its whole id; ``kind`` is
     ``scim`` (directory sync) or ``sso`` (sign-in exchanges); ``since`` is inclusive,
     ``until`` exclusive."""
     query = select(ProvisioningEvent).where(ProvisioningEvent.account_id == account_id)
@@ -69,8 +70,8 @@ def list_events(
         if wanted:
             query = query.where(
                 ProvisioningEvent.resource_type == resource_type,
-                (ProvisioningEvent.resource_name == wanted)
-                | (ProvisioningEvent.resource_id == wanted),
+                ProvisioningEvent.resource_name.icontains(wanted.strip(), autoescape=True)
+                | (ProvisioningEvent.resource_id == wanted.strip()),
             )
     if outcome:
         query = query.where(ProvisioningEvent.outcome == outcome)

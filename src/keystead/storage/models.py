@@ -295,6 +295,8 @@ class IdpSettings(Base):
     # The last SCIM request made with the current token (to the minute): Entra's Test
     # Connection is only reads, which the provisioning log does not record.
     scim_last_seen_at: Mapped[datetime | None] = mapped_column(default=None)
+    # The last SCIM request with a missing or wrong token (to the minute).
+    scim_last_refused_at: Mapped[datetime | None] = mapped_column(default=None)
     # Sign-in (the SSO exchange): whose tokens are accepted, and how they map to users.
     discovery_url: Mapped[str | None] = mapped_column(String(2048), default=None)
     issuer: Mapped[str | None] = mapped_column(String(512), default=None)

@@ -63,7 +63,7 @@ export async function request(method, path, { params, body, signal, expectSessio
   }
   if (!response.ok) {
     const fields = {};
-    for (const problem of (data && data.errors) || []) fields[problem.field] = problem.problem;
+    for (const problem of (data && data.errors) || []) fields[problem.field] = sentence(problem.problem);
     const message = (data && data.message) || `Keystead answered ${response.status} ${response.statusText}.`;
     const error = new ApiError(response.status, message, fields, response.headers.get("Retry-After"));
     if (response.status === 401 && expectSession) {
@@ -83,6 +83,10 @@ export const api = {
 
 /** A message for people: the API's own words, first letter capitalised. */
 export function describe(error) {
-  const text = (error && error.message) || String(error);
-  return text.charAt(0).toUpperCase() + text.slice(1);
+  return sentence((error && error.message) || String(error));
+}
+
+/** The API's words as a sentence: capital first letter. */
+export function sentence(text) {
+  return text ? text.charAt(0).toUpperCase() + text.slice(1) : text;
 }

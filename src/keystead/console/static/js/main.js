@@ -62,6 +62,17 @@ function Shell({ session, onSignOut }) {
   const [menuOpen, setMenuOpen] = useState(false);
   const top = "/" + (route.segments[0] || "profile");
   useEffect(() => setMenuOpen(false), [route.path]);
+  useEffect(() => {
+    if (!menuOpen) return undefined;
+    const escape = (event) => {
+      if (event.key === "Escape") {
+        setMenuOpen(false);
+        document.querySelector(".menu-toggle")?.focus();
+      }
+    };
+    document.addEventListener("keydown", escape);
+    return () => document.removeEventListener("keydown", escape);
+  }, [menuOpen]);
   const viewer = session.admin.role !== "admin";
   return html`<div class="shell">
     <a class="skip-link" href="#main" onClick=${(e) => { e.preventDefault(); document.getElementById("main").focus(); }}>Skip to content</a>

@@ -55,7 +55,11 @@ export function useRoute() {
 }
 
 /** Replace some of the current route's query parameters (filters, page), keeping history
- * short: a filter change replaces the entry rather than adding one per keystroke. */
+ * short: a filter change replaces the entry rather than adding one per keystroke. The
+ * current address is read now (not the route a component saw when it rendered), so a
+ * search that lands after another filter changed keeps that filter. */
 export function setParams(route, changes, options = { replace: true }) {
-  navigate(route.path, { ...route.params, ...changes }, options);
+  const current = parse();
+  const params = current.path === route.path ? current.params : route.params;
+  navigate(route.path, { ...params, ...changes }, options);
 }

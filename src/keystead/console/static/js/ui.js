@@ -129,6 +129,17 @@ export function SelectInput({ id, label, hint, error, value, onInput, options, "
   <//>`;
 }
 
+function restore(element) {
+  // Later, so that a dialog closing because its page changed does not steal the new
+  // page's focus, and only if the element is still there to take it.
+  setTimeout(() => {
+    if (element && element.isConnected && typeof element.focus === "function") {
+      const active = document.activeElement;
+      if (!active || active === document.body) element.focus();
+    }
+  }, 0);
+}
+
 export async function copyText(text) {
   if (navigator.clipboard && window.isSecureContext) {
     await navigator.clipboard.writeText(text);
@@ -173,17 +184,26 @@ export function CopyField({ id, label, value, hint }) {
   <//>`;
 }
 
-/** A modal dialog (the native <dialog>: focus stays inside, Escape closes it). */
+/** A modal dialog (the native <dialog>: focus stays inside, Escape closes it). When it
+ * closes, or goes away with its page, focus returns to what had it before. */
 export function Dialog({ open, title, onClose, children, labelId }) {
   const ref = useRef(null);
+  const opener = useRef(null);
   const generated = useId("dialog");
   const id = labelId || generated;
   useEffect(() => {
     const dialog = ref.current;
     if (!dialog) return;
-    if (open && !dialog.open) dialog.showModal();
-    if (!open && dialog.open) dialog.close();
+    if (open && !dialog.open) {
+      opener.current = document.activeElement;
+      dialog.showModal();
+    }
+    if (!open && dialog.open) {
+      dialog.close();
+      restore(opener.current);
+    }
   }, [open]);
+  useEffect(() => () => restore(opener.current), []);
   return html`<dialog ref=${ref} aria-labelledby=${id}
       onCancel=${(e) => { e.preventDefault(); onClose && onClose(); }}>
     ${open && html`<div class="dialog-body">
@@ -332,7 +352,7 @@ export function PageHead({ title, crumbs, children }) {
 }
 
 /** Offer `text` as a file download (the Ubiq credentials file, a token). */
-export function download(name, text, type = "text/plain") {
+export function download(name, text, type = "application/octet-stream") {
   const link = document.createElement("a");
   link.href = URL.createObjectURL(new Blob([text], { type }));
   link.download = name;

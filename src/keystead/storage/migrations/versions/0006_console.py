@@ -38,6 +38,9 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("scim_last_seen_at", sa.DateTime(timezone=True), nullable=True)
         )
+        batch_op.add_column(
+            sa.Column("scim_last_refused_at", sa.DateTime(timezone=True), nullable=True)
+        )
     op.create_index(
         op.f("ix_provisioning_events_account_id_outcome_at"),
         "provisioning_events",
@@ -50,6 +53,7 @@ def downgrade() -> None:
         op.f("ix_provisioning_events_account_id_outcome_at"), table_name="provisioning_events"
     )
     with op.batch_alter_table("idp_settings", schema=None) as batch_op:
+        batch_op.drop_column("scim_last_refused_at")
         batch_op.drop_column("scim_last_seen_at")
         batch_op.drop_column("last_test_ok")
         batch_op.drop_column("last_test_at")

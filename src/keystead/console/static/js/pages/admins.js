@@ -46,6 +46,11 @@ export function AdminsPage() {
   async function setRole(admin, role) {
     setError(null);
     setNotice(null);
+    if (admin.id === session.admin.id && role !== "admin") {
+      setConfirm({ kind: "demote", admin });  // asked first: it cannot be undone by oneself
+      admins.reload();
+      return;
+    }
     try {
       await api.patch(`/admins/${encodeURIComponent(admin.id)}`, { role });
       setNotice(`${admin.email} is now ${role === "admin" ? "an admin" : "a viewer"}.`);
@@ -60,22 +65,22 @@ export function AdminsPage() {
     <//>
     <${ErrorAlert} error=${admins.error || error} />
     ${notice && html`<${Alert} kind="success"><p>${notice}</p><//>`}
-    ${!admins.data ? html`<${Loading} what="Loading admins" />` : html`<div class="table-wrap"><table>
+    ${!admins.data ? html`<${Loading} what="Loading admins" />` : html`<div class="table-wrap"><table class="cards">
       <caption class="visually-hidden">Console admins</caption>
       <thead><tr><th scope="col">Email</th><th scope="col">Role</th><th scope="col">Status</th>
         <th scope="col" class="hide-narrow">Last sign-in</th>${canWrite && html`<th scope="col">Actions</th>`}</tr></thead>
       <tbody>${admins.data.map((a) => {
         const me = a.id === session.admin.id;
         return html`<tr>
-          <td>${a.email}${me && html` <${Badge}>you<//>`}</td>
-          <td>${canWrite
+          <td data-label="Email">${a.email}${me && html` <${Badge}>you<//>`}</td>
+          <td data-label="Role">${canWrite
             ? html`<label class="visually-hidden" for=${`role-${a.id}`}>Role of ${a.email}</label>
                 <select id=${`role-${a.id}`} value=${a.role} onChange=${(e) => setRole(a, e.target.value)}>
                   <option value="admin" selected=${a.role === "admin"}>admin</option>
                   <option value="viewer" selected=${a.role === "viewer"}>viewer</option>
                 </select>`
             : a.role}</td>
-          <td>${a.password_change_required ? html`<${Badge} kind="warn">must choose a password<//>` : html`<${Badge} kind="ok">active<//>`}</td>
+          <td data-label="Status">${a.password_change_required ? html`<${Badge} kind="warn">must choose a password<//>` : html`<${Badge} kind="ok">active<//>`}</td>
           <td class="hide-narrow"><${Time} value=${a.last_login_at} /></td>
           ${canWrite && html`<td class="row">
             <button type="button" onClick=${() => setConfirm({ kind: "reset", admin: a })}
@@ -101,6 +106,16 @@ export function AdminsPage() {
       }}>
       <p>Their current password stops working, they are signed out everywhere and their admin API tokens
         are revoked. You get a one-time password to give them.</p>
+    <//>
+    <${ConfirmDialog} open=${confirm && confirm.kind === "demote"} title="Make yourself a viewer?"
+      confirmLabel="Make me a viewer" onCancel=${() => setConfirm(null)}
+      onConfirm=${async () => {
+        await api.patch(`/admins/${encodeURIComponent(confirm.admin.id)}`, { role: "viewer" });
+        setConfirm(null);
+        session.reload(); // the console hides every write control from now on
+      }}>
+      <p>You will be able to see everything but change nothing, your own role included:
+        only another admin can make you an admin again.</p>
     <//>
     <${ConfirmDialog} open=${confirm && confirm.kind === "remove"} title=${confirm ? `Remove ${confirm.admin.email}?` : ""}
       confirmLabel="Remove admin" onCancel=${() => setConfirm(null)}
@@ -169,7 +184,8 @@ function OwnPassword() {
         value=${values.password} onInput=${form.set("password")} error=${errors.password || errors.new_password} />
       <${TextInput} id="own-again" label="New password again" type="password" autocomplete="new-password"
         value=${values.again} onInput=${form.set("again")} error=${errors.again} />
-      ${form.message && html`<${Alert} kind="error"><p>${describe(form.message)}</p><//>`}
+      ${form.message && !Object.keys(form.message.fields || {}).length
+        && html`<${Alert} kind="error"><p>${describe(form.message)}</p><//>`}
       ${done && html`<${Alert} kind="success"><p>Password changed.</p><//>`}
       <button type="submit" disabled=${form.busy}>Change password</button>
     </form>
@@ -205,11 +221,14 @@ function Tokens({ canWrite, onSecret }) {
       e.preventDefault();
       form.submit((v) => ({
         name: v.name.trim() ? undefined : "Enter a name.",
-        days: !v.days || /^\d+$/.test(v.days) ? undefined : "Whole days, or empty for never.",
+        days: !v.days || (/^\d+$/.test(v.days) && Number(v.days) >= 1 && Number(v.days) <= 3650)
+          ? undefined
+          : "1 to 3,650 whole days, or empty for a token that never expires.",
       }), create);
     }}>
       <${TextInput} id="token-name" label="New token's name" value=${form.values.name} onInput=${form.set("name")} error=${form.errors.name} />
       <${TextInput} id="token-days" label="Expires in (days)" inputmode="numeric" value=${form.values.days}
+        hint="1 to 3,650; empty: never"
         onInput=${form.set("days")} error=${form.errors.days || form.errors.expires_in_days} />
       <button type="submit" disabled=${form.busy}>Create token</button>
     </form>`}

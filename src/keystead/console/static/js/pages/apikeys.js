@@ -198,8 +198,8 @@ export function ApiKeyPage({ id }) {
       </dl>
     </section>
     <${KeyEditor} apiKey=${data} onChange=${changed} />
-    <${AccessPanel} access=${access} />
-    <${UsagePanel} usage=${usage} since=${since} />`;
+    <${AccessPanel} access=${access} apiKey=${data} />
+    <${UsagePanel} usage=${usage} since=${since} apiKey=${data} />`;
 }
 
 /** Rename, enable/disable, delete and grants. For an auto-provisioned key every control is
@@ -279,6 +279,15 @@ function KeyEditor({ apiKey, onChange }) {
         onClick=${() => act(() => api.post(`${path}/grants`, { dataset_groups: [grantGroup] })).then(() => setGrantGroup(""))}>
         Grant dataset group</button>
     </div>
+    <h3>Default unstructured dataset</h3>
+    <p class="small muted">The client names no dataset when it encrypts unstructured data: a key
+      that may use several uses this one.</p>
+    <div class="toolbar">
+      <${SelectInput} id="key-default" label="Default unstructured dataset" value=${apiKey.default_unstructured_dataset || ""}
+        disabled=${locked} aria-describedby=${why}
+        options=${[["", "None"], ...datasets.filter((d) => d.type === "unstructured").map((d) => [d.name, d.name])]}
+        onInput=${(e) => act(() => api.patch(path, { default_unstructured_dataset: e.target.value }))} />
+    </div>
     <${ConfirmDialog} open=${confirmDelete} title=${`Delete API key ${apiKey.name}?`} confirmLabel="Delete key"
       onCancel=${() => setConfirmDelete(false)}
       onConfirm=${async () => { await api.delete(path); navigate("/api-keys"); }}>
@@ -288,10 +297,19 @@ function KeyEditor({ apiKey, onChange }) {
   </section>`;
 }
 
-function AccessPanel({ access }) {
+function AccessPanel({ access, apiKey }) {
+  const unstructured = access.data ? access.data.datasets.filter((d) => d.type === "unstructured") : [];
+  const ambiguous = unstructured.length > 1 && !apiKey.default_unstructured_dataset;
   return html`<section class="panel" aria-labelledby="key-access">
     <h2 id="key-access">Datasets this key may use, and why</h2>
     <${ErrorAlert} error=${access.error} />
+    ${ambiguous && html`<${Alert} kind="warning"><p>
+      This key may use ${unstructured.length} unstructured datasets and has no default, so
+      unstructured encryption with it is refused (the client names no dataset).
+      ${apiKey.auto_provisioned
+        ? " A key that follows the directory cannot have a default: keep its user's groups to one unstructured dataset."
+        : " Choose a default under Manage."}
+    </p><//>`}
     ${!access.data ? html`<${Loading} />` : !access.data.datasets.length
       ? html`<p class="muted">None: no grant, no granted dataset group, and no directory group that matches a dataset group.</p>`
       : html`<div class="table-wrap"><table>
@@ -306,10 +324,11 @@ function AccessPanel({ access }) {
   </section>`;
 }
 
-function UsagePanel({ usage, since }) {
+function UsagePanel({ usage, since, apiKey }) {
   return html`<section class="panel" aria-labelledby="key-usage">
     <h2 id="key-usage">Recent usage</h2>
-    <p class="small muted">Operations the clients reported for this key since ${since}.</p>
+    <p class="small muted">Operations the clients reported for this key since ${since}.
+      ${apiKey.auto_provisioned && " The Ubiq client does not report usage when it signs its user in with Entra (IDP mode), so such keys usually show none."}</p>
     <${ErrorAlert} error=${usage.error} />
     ${!usage.data ? html`<${Loading} />` : !usage.data.length
       ? html`<p class="muted">No usage reported in the last 30 days.</p>`

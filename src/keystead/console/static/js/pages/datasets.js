@@ -163,6 +163,8 @@ export function DatasetPage({ name }) {
     }
   }
   const others = (groups.data || []).map((g) => g.name).filter((n) => !d.dataset_groups.includes(n));
+  // Group names may hold '/', which a path segment cannot carry: address groups by id.
+  const groupId = (name) => ((groups.data || []).find((g) => g.name === name) || { id: "" }).id;
   const full = d.max_key_number !== null && d.current_key_number >= d.max_key_number;
   return html`<${PageHead} title=${d.name} crumbs=${crumbs}>
       ${canWrite && html`<button type="button" onClick=${() => setDialog("rotate")} disabled=${full}
@@ -198,16 +200,16 @@ export function DatasetPage({ name }) {
     <section class="panel" aria-labelledby="ds-groups">
       <h2 id="ds-groups">Dataset groups</h2>
       ${d.dataset_groups.length
-        ? html`<ul>${d.dataset_groups.map((g) => html`<li><a href=${href(pathOf("dataset-groups", g))}>${g}</a>
+        ? html`<ul>${d.dataset_groups.map((g) => html`<li><a href=${href(pathOf("dataset-groups", groupId(g) || g))}>${g}</a>
             ${canWrite && html` <button type="button" class="link" aria-label=${`Remove from ${g}`}
-              onClick=${() => act(() => api.delete(`/dataset-groups/${encodeURIComponent(g)}/datasets/${encodeURIComponent(d.id)}`))}>remove</button>`}
+              onClick=${() => act(() => api.delete(`/dataset-groups/${groupId(g)}/datasets/${encodeURIComponent(d.id)}`))}>remove</button>`}
           </li>`)}</ul>`
         : html`<p class="muted">In no dataset group.</p>`}
       ${canWrite && others.length > 0 && html`<div class="toolbar">
         <${SelectInput} id="ds-add-group" label="Add to a dataset group" value=${addTo}
           options=${[["", "Choose a dataset group"], ...others.map((n) => [n, n])]} onInput=${(e) => setAddTo(e.target.value)} />
         <button type="button" disabled=${!addTo}
-          onClick=${() => act(() => api.post(`/dataset-groups/${encodeURIComponent(addTo)}/datasets`, { datasets: [d.id] })).then(() => setAddTo(""))}>Add</button>
+          onClick=${() => act(() => api.post(`/dataset-groups/${groupId(addTo)}/datasets`, { datasets: [d.id] })).then(() => setAddTo(""))}>Add</button>
       </div>`}
     </section>
     <${ConfirmDialog} open=${dialog === "rotate"} title=${`Rotate the key of ${d.name}?`} confirmLabel="Rotate key" danger=${false}

@@ -54,19 +54,21 @@ function UsersTab({ route }) {
     </div>
     <${ErrorAlert} error=${users.error} />
     ${!users.data ? html`<${Loading} what="Loading users" />` : !users.data.items.length
-      ? html`<p class="muted">No synced users${q ? " match" : " yet: assign users to the enterprise application in Entra and start provisioning"}.</p>`
-      : html`<div class="table-wrap"><table>
+      ? html`<p class="muted">${q || active
+          ? "No synced users match these filters."
+          : "No synced users yet: assign users to the enterprise application in Entra and start provisioning."}</p>`
+      : html`<div class="table-wrap"><table class="cards">
           <caption class="visually-hidden">Synced users</caption>
           <thead><tr><th scope="col">userName</th><th scope="col" class="hide-narrow">Display name</th>
             <th scope="col">Status</th><th scope="col">API key</th><th scope="col" class="num">Groups</th>
             <th scope="col">Log</th></tr></thead>
           <tbody>${users.data.items.map((u) => html`<tr>
-            <td><a href=${href(pathOf("directory", "users", u.id))}>${u.user_name}</a></td>
+            <td data-label="userName"><a href=${href(pathOf("directory", "users", u.id))}>${u.user_name}</a></td>
             <td class="hide-narrow">${u.display_name || ""}</td>
-            <td><${ActiveBadge} active=${u.active} /></td>
-            <td><${KeyLink} apiKey=${u.api_key} /></td>
-            <td class="num">${formatNumber(u.group_count)}</td>
-            <td><a href=${href("/provisioning", { user: u.user_name })} >log entries<span class="visually-hidden"> of ${u.user_name}</span></a></td>
+            <td data-label="Status"><${ActiveBadge} active=${u.active} /></td>
+            <td data-label="API key"><${KeyLink} apiKey=${u.api_key} /></td>
+            <td data-label="Groups" class="num">${formatNumber(u.group_count)}</td>
+            <td data-label="Log"><a href=${href("/provisioning", { user: u.user_name })} >log entries<span class="visually-hidden"> of ${u.user_name}</span></a></td>
           </tr>`)}</tbody>
         </table></div>
         <${Pager} total=${users.data.total} limit=${LIMIT} offset=${offset} what="users"
@@ -87,16 +89,16 @@ function GroupsTab({ route }) {
     </div>
     <${ErrorAlert} error=${groups.error} />
     ${!groups.data ? html`<${Loading} what="Loading groups" />` : !groups.data.items.length
-      ? html`<p class="muted">No synced groups${q ? " match" : " yet"}.</p>`
-      : html`<div class="table-wrap"><table>
+      ? html`<p class="muted">${q || matched ? "No synced groups match these filters." : "No synced groups yet."}</p>`
+      : html`<div class="table-wrap"><table class="cards">
           <caption class="visually-hidden">Synced groups</caption>
           <thead><tr><th scope="col">Display name</th><th scope="col" class="num">Members</th>
             <th scope="col">Matching dataset group</th><th scope="col">Log</th></tr></thead>
           <tbody>${groups.data.items.map((g) => html`<tr>
-            <td><a href=${href(pathOf("directory", "groups", g.id))}>${g.display_name}</a></td>
-            <td class="num">${formatNumber(g.member_count)}</td>
-            <td>${g.dataset_group ? html`<a href=${href(pathOf("dataset-groups", g.dataset_group))}>${g.dataset_group}</a>` : html`<span class="muted">none</span>`}</td>
-            <td><a href=${href("/provisioning", { group: g.display_name })} >log entries<span class="visually-hidden"> of ${g.display_name}</span></a></td>
+            <td data-label="Group"><a href=${href(pathOf("directory", "groups", g.id))}>${g.display_name}</a></td>
+            <td data-label="Members" class="num">${formatNumber(g.member_count)}</td>
+            <td data-label="Dataset group">${g.dataset_group ? html`<a href=${href(pathOf("dataset-groups", g.dataset_group))}>${g.dataset_group}</a>` : html`<span class="muted">none</span>`}</td>
+            <td data-label="Log"><a href=${href("/provisioning", { group: g.display_name })} >log entries<span class="visually-hidden"> of ${g.display_name}</span></a></td>
           </tr>`)}</tbody>
         </table></div>
         <${Pager} total=${groups.data.total} limit=${LIMIT} offset=${offset} what="groups"

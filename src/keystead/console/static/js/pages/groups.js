@@ -1,7 +1,7 @@
 // #/dataset-groups: dataset groups, the directory groups that match them by name, and how
 // many keys reach datasets through each.
 
-import { api, describe } from "../api.js";
+import { ApiError, api, describe } from "../api.js";
 import { html, useState } from "../lib.js";
 import { href, navigate, pathOf } from "../router.js";
 import {
@@ -36,7 +36,7 @@ export function DatasetGroupsPage() {
           <caption class="visually-hidden">Dataset groups</caption>
           <thead><tr><th scope="col">Name</th><th scope="col">Datasets</th><th scope="col">Matching directory groups</th></tr></thead>
           <tbody>${groups.data.map((g) => html`<tr>
-            <td><a href=${href(pathOf("dataset-groups", g.name))}>${g.name}</a></td>
+            <td><a href=${href(pathOf("dataset-groups", g.id))}>${g.name}</a></td>
             <td>${g.datasets.join(", ") || html`<span class="muted">none</span>`}</td>
             <td>${g.directory_groups.join(", ") || html`<span class="muted">none yet</span>`}</td>
           </tr>`)}</tbody>
@@ -50,7 +50,7 @@ function CreateGroupDialog({ onClose }) {
   const { values, errors } = form;
   async function create(v) {
     const made = await api.post("/dataset-groups", { name: v.name.trim(), datasets: v.datasets });
-    navigate(pathOf("dataset-groups", made.name));
+    navigate(pathOf("dataset-groups", made.id));
   }
   return html`<${Dialog} open=${true} title="New dataset group" onClose=${onClose}>
     <form noValidate onSubmit=${(e) => { e.preventDefault(); form.submit((v) => ({ name: v.name.trim() ? undefined : "Enter a name." }), create); }}>
@@ -74,9 +74,21 @@ function CreateGroupDialog({ onClose }) {
   <//>`;
 }
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** A dataset group by id, or by name (links from pages that know only the name): names may
+ * hold '/', which no path segment can carry, so a name is looked up in the list. */
+async function loadGroup(ref) {
+  if (UUID.test(ref)) return api.get(`/dataset-groups/${ref}`);
+  const wanted = ref.trim().toLowerCase();
+  const found = (await api.get("/dataset-groups")).find((g) => g.name.trim().toLowerCase() === wanted);
+  if (!found) throw new ApiError(404, `No dataset group named "${ref}" in this account.`);
+  return api.get(`/dataset-groups/${found.id}`);
+}
+
 export function DatasetGroupPage({ id }) {
   const { canWrite } = useSession();
-  const group = useResource(() => api.get(`/dataset-groups/${encodeURIComponent(id)}`), [id]);
+  const group = useResource(() => loadGroup(id), [id]);
   const datasets = useResource(() => api.get("/datasets"), []);
   const [error, setError] = useState(null);
   const [add, setAdd] = useState("");
@@ -98,6 +110,9 @@ export function DatasetGroupPage({ id }) {
     }
   }
   const others = (datasets.data || []).map((d) => d.name).filter((n) => !g.datasets.includes(n));
+  const typeOf = (name) => ((datasets.data || []).find((d) => d.name === name) || {}).type;
+  const secondUnstructured =
+    add && typeOf(add) === "unstructured" && g.datasets.some((n) => typeOf(n) === "unstructured");
   return html`<${PageHead} title=${g.name} crumbs=${crumbs}>
       ${canWrite && html`<button type="button" class="danger" onClick=${() => setConfirmDelete(true)}>Delete dataset group</button>`}
     <//>
@@ -115,7 +130,7 @@ export function DatasetGroupPage({ id }) {
       <section class="panel" aria-labelledby="dg-keys">
         <h2 id="dg-keys">Keys with access through it</h2>
         <p><span class="value" style=${{ fontSize: "1.5rem", fontWeight: 700 }}>${formatNumber(g.keys_with_access)}</span>${" "}
-          key${g.keys_with_access === 1 ? "" : "s"}: granted this group, or members of a matching directory group.</p>
+          key${g.keys_with_access === 1 ? "" : "s"} (enabled or not): granted this group, or members of a matching directory group.</p>
         <p class="small muted">Created <${Time} value=${g.created_at} />.</p>
       </section>
     </div>
@@ -131,7 +146,12 @@ export function DatasetGroupPage({ id }) {
           options=${[["", "Choose a dataset"], ...others.map((n) => [n, n])]} />
         <button type="button" disabled=${!add}
           onClick=${() => act(() => api.post(`${path}/datasets`, { datasets: [add] })).then(() => setAdd(""))}>Add</button>
-      </div>`}
+      </div>
+      ${secondUnstructured && html`<${Alert} kind="warning"><p>
+        This group already holds an unstructured dataset. A key that reaches two of them can
+        encrypt unstructured data only once it has a default (the client names no dataset):
+        a manual key's page sets one; a key that follows the directory cannot have one.
+      </p><//>`}`}
     </section>
     ${canWrite && html`<section class="panel" aria-labelledby="dg-rename">
       <h2 id="dg-rename">Rename</h2>
@@ -141,7 +161,7 @@ export function DatasetGroupPage({ id }) {
         e.preventDefault();
         rename.submit((v) => ({ name: v.name.trim() ? undefined : "Enter the new name." }), async (v) => {
           const updated = await api.patch(path, { name: v.name.trim() });
-          navigate(pathOf("dataset-groups", updated.name), {}, { replace: true });
+          navigate(pathOf("dataset-groups", updated.id), {}, { replace: true });
         });
       }}>
         <div style=${{ flex: "1", minWidth: "12rem" }}>

@@ -1,7 +1,7 @@
 // #/profile: the account, and the IDP Integration panel where Entra is set up.
 
 import { api } from "../api.js";
-import { html, useState } from "../lib.js";
+import { html, useEffect, useState } from "../lib.js";
 import { href } from "../router.js";
 import {
   Alert,
@@ -78,9 +78,17 @@ function AccountPanel({ account, onChange }) {
   </section>`;
 }
 
+const REFRESH_MS = 10000; // the page exists to watch Entra connect: keep its status fresh
+
 function IdpPanel({ canWrite }) {
   const idp = useResource(() => api.get("/idp"), []);
   const status = useResource(() => api.get("/idp/status"), []);
+  useEffect(() => {
+    const timer = setInterval(() => {
+      if (document.visibilityState === "visible") status.reload();
+    }, REFRESH_MS);
+    return () => clearInterval(timer);
+  }, []);
   const [confirmDisable, setConfirmDisable] = useState(false);
   const [error, setError] = useState(null);
   const refresh = () => {
@@ -127,7 +135,8 @@ function IdpPanel({ canWrite }) {
       </ul>
       <p>Synced users, groups, their keys and the settings below are kept; enabling it again resumes.</p>
     <//>
-    ${status.data && html`<${StatusStrip} status=${status.data} enabled=${settings.enabled} />`}
+    ${status.data && html`<${StatusStrip} status=${status.data} enabled=${settings.enabled}
+      onRefresh=${() => status.reload()} />`}
     <${SetupGuide} settings=${settings} status=${status.data} />
     <${ScimSection} settings=${settings} canWrite=${canWrite} onChange=${refresh} />
     <${SignInSection} settings=${settings} canWrite=${canWrite} onSaved=${(s) => { idp.setData(s); status.reload(); }}
@@ -135,13 +144,24 @@ function IdpPanel({ canWrite }) {
   </section>`;
 }
 
-function StatusStrip({ status, enabled }) {
+function StatusStrip({ status, enabled, onRefresh }) {
   const since = status.window_start;
   const last = status.last_scim_request;
   const failed = status.failed_scim_requests;
   const refused = status.refused_sign_ins;
+  const wrongToken = status.refused_token_at
+    && (!status.connected_at || new Date(status.refused_token_at) > new Date(status.connected_at));
   return html`<div>
-    <h3>Status${enabled ? "" : " (integration disabled)"}</h3>
+    <div class="row">
+      <h3 style=${{ margin: 0 }}>Status${enabled ? "" : " (integration disabled)"}</h3>
+      <button type="button" class="link" onClick=${onRefresh}>Refresh</button>
+      <span class="small muted">(updates every ${REFRESH_MS / 1000} s)</span>
+    </div>
+    ${wrongToken && html`<${Alert} kind="error"><p>
+      A SCIM request with a missing or wrong secret token arrived <${Time} value=${status.refused_token_at} />:
+      Entra holds an old or mistyped token. Paste the current one into the enterprise application
+      (Provisioning → Admin Credentials → Secret Token), or rotate it below and paste the new one.
+    </p><//>`}
     <div class="status-strip">
       <a href=${href("/provisioning", { kind: "scim" })} class=${last && last.outcome === "failed" ? "bad" : ""}>
         <span class="value">${last ? `${last.outcome === "failed" ? "Failed" : "OK"}: ${last.operation}` : "None yet"}</span>
@@ -196,7 +216,9 @@ function SetupGuide({ settings, status }) {
       <${Step} done=${connected} title="3. In Entra, create the enterprise application and connect provisioning."
         observed=${connected
           ? html`Entra reached Keystead with the current token <${Time} value=${s.connected_at} />.`
-          : "Waiting for Entra's Test Connection: no SCIM request with the current token has arrived yet."}>
+          : s.refused_token_at
+            ? html`A request with a wrong or missing token arrived <${Time} value=${s.refused_token_at} />; none with the current token yet.`
+            : "Waiting for Entra's Test Connection: no SCIM request with the current token has arrived yet."}>
         <p class="small">
           Entra admin center → Enterprise applications → New application → Create your own application
           (non-gallery). Then Provisioning → Provisioning Mode <em>Automatic</em>; paste the${" "}
@@ -258,6 +280,11 @@ function ScimSection({ settings, canWrite, onChange }) {
     <h3 id="scim-title">SCIM (directory sync)</h3>
     <${CopyField} id="scim-url" label="SCIM URL (Entra: Tenant URL)" value=${settings.scim_url}
       hint="Enterprise application → Provisioning → Admin Credentials → Tenant URL." />
+    ${!settings.scim_url.startsWith("https://") && html`<${Alert} kind="warning"><p>
+      Entra's provisioning service calls this URL from the internet, over https only. Set
+      KEYSTEAD_PUBLIC_URL to the https address Keystead is reachable at (behind its proxy) and
+      restart it; this URL follows.
+    </p><//>`}
     <div>
       <p class="label">Secret token</p>
       ${settings.scim_token_set
@@ -321,6 +348,9 @@ function SignInSection({ settings, canWrite, onSaved, onTested }) {
   const { values, errors } = form;
   const [saved, setSaved] = useState(false);
   const [test, setTest] = useState({ busy: false, report: null, error: null });
+  const [savedValues, setSavedValues] = useState(initial);
+  const dirty = Object.keys(initial).some((k) => String(values[k]).trim() !== String(savedValues[k]).trim());
+  const advancedError = ["username_claim", "leeway_seconds", "cert_ttl_seconds", "group_policy"].some((k) => errors[k]);
 
   function validate(v) {
     const problems = {};
@@ -347,7 +377,9 @@ function SignInSection({ settings, canWrite, onSaved, onTested }) {
       group_policy: v.group_policy,
     };
     const updated = await api.patch("/idp", body);
-    form.setValues({ ...v, issuer: updated.issuer || "", discovery_url: updated.discovery_url || "" });
+    const now = { ...v, issuer: updated.issuer || "", discovery_url: updated.discovery_url || "" };
+    form.setValues(now);
+    setSavedValues(now);
     setSaved(true);
     setTest({ busy: false, report: null, error: null });
     onSaved(updated);
@@ -365,7 +397,7 @@ function SignInSection({ settings, canWrite, onSaved, onTested }) {
   const fieldsRefused = form.message && Object.keys(form.message.fields || {}).length;
   return html`<section aria-labelledby="signin-title">
     <h3 id="signin-title">Sign-in with Entra tokens</h3>
-    <form noValidate onSubmit=${(e) => { e.preventDefault(); form.submit(validate, save); }}>
+    <form noValidate onSubmit=${(e) => { e.preventDefault(); setSaved(false); form.submit(validate, save); }}>
       <fieldset disabled=${!canWrite}>
         <legend>Whose tokens Keystead accepts</legend>
         <${TextInput} id="idp-discovery" label="OpenID discovery URL" value=${values.discovery_url}
@@ -378,7 +410,7 @@ function SignInSection({ settings, canWrite, onSaved, onTested }) {
         <${TextInput} id="idp-audience" label="Token audience" value=${values.audience}
           onInput=${form.set("audience")} error=${errors.audience} placeholder="api://CLIENT_ID"
           hint="Entra: your API's app registration → Expose an API → Application ID URI." />
-        <details>
+        <details open=${advancedError || undefined}>
           <summary>Advanced settings</summary>
           <${SelectInput} id="idp-claim" label="Username claim" value=${values.username_claim}
             onInput=${form.set("username_claim")} options=${CLAIMS} error=${errors.username_claim}
@@ -401,11 +433,13 @@ function SignInSection({ settings, canWrite, onSaved, onTested }) {
         ${form.busy ? "Saving…" : "Save sign-in settings"}</button>`}
     </form>
     <div style=${{ marginTop: "1rem" }}>
-      <button type="button" onClick=${runTest} disabled=${test.busy || !settings.sign_in_configured}
-        aria-describedby=${settings.sign_in_configured ? undefined : "test-why"}>
+      <button type="button" onClick=${runTest} disabled=${test.busy || !settings.sign_in_configured || dirty}
+        aria-describedby=${settings.sign_in_configured && !dirty ? undefined : "test-why"}>
         ${test.busy ? "Testing…" : "Test configuration"}
       </button>
-      ${!settings.sign_in_configured && html`<span id="test-why" class="why"> Save the discovery URL, issuer and audience first.</span>`}
+      ${!settings.sign_in_configured
+        ? html`<span id="test-why" class="why"> Save the discovery URL, issuer and audience first.</span>`
+        : dirty && html`<span id="test-why" class="why"> The test uses the saved settings: save your changes first.</span>`}
       <${ErrorAlert} error=${test.error} />
       ${test.report && html`<${TestReport} report=${test.report} />`}
     </div>

@@ -48,8 +48,8 @@ export function ProvisioningPage({ route }) {
     <p class="muted">Every SCIM request from Entra's provisioning service and every sign-in exchange, with what
       it changed or why it was refused.</p>
     <div class="toolbar">
-      <${SearchBox} id="log-user" label="User (userName or id)" value=${filters.user} onSearch=${(user) => change({ user })} />
-      <${SearchBox} id="log-group" label="Group (display name or id)" value=${filters.group} onSearch=${(group) => change({ group })} />
+      <${SearchBox} id="log-user" label="User (part of the userName)" value=${filters.user} onSearch=${(user) => change({ user })} />
+      <${SearchBox} id="log-group" label="Group (part of the name)" value=${filters.group} onSearch=${(group) => change({ group })} />
       <${SelectInput} id="log-outcome" label="Outcome" value=${filters.outcome}
         options=${[["", "Any outcome"], ["failed", "Failed"], ["success", "Succeeded"]]}
         onInput=${(e) => change({ outcome: e.target.value })} />
@@ -59,20 +59,21 @@ export function ProvisioningPage({ route }) {
       <${TimeRange} idPrefix="log" since=${filters.since} until=${filters.until} onChange=${change} />
     </div>
     <${ErrorAlert} error=${events.error} />
+    ${Object.values(filters).some(Boolean) && html`<p class="small"><a href="#/provisioning">Clear the filters</a></p>`}
     ${!events.data ? html`<${Loading} what="Loading the provisioning log" />` : !events.data.length
       ? html`<p class="muted">No entries match these filters.</p>`
-      : html`<div class="table-wrap"><table>
+      : html`<div class="table-wrap"><table class="cards">
           <caption class="visually-hidden">Provisioning log entries, newest first</caption>
           <thead><tr><th scope="col">Time</th><th scope="col">Request</th><th scope="col">Resource</th>
             <th scope="col">Outcome</th><th scope="col">Detail</th></tr></thead>
           <tbody>${events.data.map((e) => html`<tr class=${e.outcome === "failed" ? "failed" : ""}>
-            <td><${Time} value=${e.at} /></td>
-            <td>${e.operation === "sso" ? "sign-in" : e.operation} <span class="muted small">${e.method}</span></td>
-            <td>${e.resource_type ? `${e.resource_type}: ` : ""}${e.resource_name || e.resource_id || ""}</td>
-            <td>${e.outcome === "failed"
+            <td data-label="Time"><${Time} value=${e.at} /></td>
+            <td data-label="Request">${e.operation === "sso" ? "sign-in" : e.operation} <span class="muted small">${e.method}</span></td>
+            <td data-label="Resource">${e.resource_type ? `${e.resource_type}: ` : ""}${e.resource_name || e.resource_id || ""}</td>
+            <td data-label="Outcome">${e.outcome === "failed"
               ? html`<${Badge} kind="bad">failed ${e.status}<//>`
               : html`<${Badge} kind="ok">ok ${e.status}<//>`}</td>
-            <td>${reason(e)}</td>
+            <td data-label="Detail">${reason(e)}</td>
           </tr>`)}</tbody>
         </table></div>
         <${OlderPager} items=${events.data} limit=${LIMIT} before=${filters.before}

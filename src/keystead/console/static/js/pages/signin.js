@@ -54,8 +54,9 @@ export function SignIn({ notice, onSignedIn }) {
 function signInMessage(error) {
   if (error.status === 429) {
     const wait = Number(error.retryAfter);
-    const words = Number.isFinite(wait) && wait > 0 ? ` Wait ${plainWait(wait)} before trying again.` : "";
-    return `Too many failed sign-ins.${words} (${describe(error)})`;
+    return Number.isFinite(wait) && wait > 0
+      ? `Too many failed sign-ins. Wait ${plainWait(wait)} before trying again.`
+      : describe(error);
   }
   if (error.status === 401) return "The email or the password is wrong.";
   return describe(error);

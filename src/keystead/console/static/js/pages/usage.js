@@ -43,8 +43,22 @@ function daysBetween(since, until) {
   return days;
 }
 
-/** Counts per day for each series (`labelOf(row)`), the largest first, the rest summed. */
-export function seriesBy(rows, days, labelOf) {
+/** Counts per day for each series (`labelOf(row)`), the largest first, the rest summed.
+ * Labels that differ only in case are one series (clients spell dataset names as they
+ * like; Keystead compares them without case), shown in their most used spelling. */
+export function seriesBy(rows, days, rawLabelOf) {
+  const spellings = new Map();
+  for (const row of rows) {
+    const label = rawLabelOf(row);
+    const key = label.toLowerCase();
+    const counts = spellings.get(key) || new Map();
+    counts.set(label, (counts.get(label) || 0) + row.count);
+    spellings.set(key, counts);
+  }
+  const shownAs = new Map(
+    [...spellings].map(([key, counts]) => [key, [...counts].sort((a, b) => b[1] - a[1])[0][0]]),
+  );
+  const labelOf = (row) => shownAs.get(rawLabelOf(row).toLowerCase());
   const totals = new Map();
   for (const row of rows) totals.set(labelOf(row), (totals.get(labelOf(row)) || 0) + row.count);
   const ranked = [...totals.entries()].sort((a, b) => b[1] - a[1]).map(([label]) => label);
@@ -128,7 +142,7 @@ export function UsagePage({ route }) {
   );
   const days = useMemo(() => (valid ? daysBetween(since, until) : []), [since, until, valid]);
   const byDataset = useMemo(
-    () => rows.data && seriesBy(rows.data, days, (r) => r.dataset || `(unnamed ${r.dataset_type} dataset)`),
+    () => rows.data && seriesBy(rows.data, days, (r) => r.dataset || `${r.dataset_type} (the client named none)`),
     [rows.data, days],
   );
   const byKey = useMemo(
@@ -139,7 +153,7 @@ export function UsagePage({ route }) {
       <a class="button" href=${url("/usage.csv", { since, until })} download>Download CSV</a>
     <//>
     <p class="muted">Encrypt and decrypt operations the Ubiq clients reported (they report in batches, so the
-      last minutes may be missing). Days are in UTC.</p>
+      last minutes may be missing; a client signed in with Entra reports none). Days are in UTC.</p>
     <div class="toolbar">
       <${Field} id="usage-since" label="From (day)">
         <input id="usage-since" type="date" value=${since} max=${until}
