@@ -49,6 +49,7 @@ from keystead.storage.driver import DriverQuery
 from keystead.storage.models import Account
 from keystead.storage.session import WriterBusy
 from keystead.storage.types import utcnow
+from keystead.web import jsonbody
 from keystead.web.middleware import AccessLog, ClientGone, read_body
 
 log = get_logger("keystead.scim")
@@ -179,9 +180,9 @@ def _attempted(name: str, request: Request, body: bytes) -> Outcome:
     named: str | None = None
     if body and len(body) <= 64 * 1024:
         try:
-            document = json.loads(body)
-        except ValueError:
-            document = None
+            document = jsonbody.loads(body)
+        except KeysteadError:
+            document = None  # unreadable: the entry names no resource
         if isinstance(document, dict):
             for field in ("userName", "displayName"):
                 value = document.get(field)
