@@ -38,6 +38,7 @@ def build_app(runtime: Runtime) -> ASGIApp:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        sso.unverified.flush()  # counts not written yet
         keysets.close()
         runtime.close()
 

@@ -14,12 +14,16 @@ from pathlib import Path
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
-from sqlalchemy import text
+from sqlalchemy import select, text
 
+from keystead.accounts import service as accounts
+from keystead.idp import service as idp
 from keystead.runtime import Runtime
+from keystead.sso.unverified import UnverifiedRefusals
 from keystead.storage import migrate
 from keystead.storage.engine import make_engine
-from keystead.storage.models import DirectoryUser
+from keystead.storage.models import DirectoryUser, IdpSettings, ProvisioningEvent
+from tests import factories as f
 from tests.conftest import LiveServer
 from tests.support.fake_entra import FakeEntra
 from tests.support.scim import Scim, entra_user
@@ -297,3 +301,60 @@ def test_a_trickling_key_set_stalls_neither_its_callers_nor_other_accounts(
     assert slowest_sign_in < 5 + 1.5, sorted(round(s, 1) for _, s in answers)
     normal = sorted(before)[len(before) // 2]
     assert max(during) < max(20 * normal, 0.75), (normal, sorted(during)[-5:])
+
+
+def test_garbage_sign_in_tokens_are_counted_not_logged_one_by_one(
+    signin: SignInAccount, entra: FakeEntra, runtime: Runtime, live_server: LiveServer
+) -> None:
+    """Anyone can post tokens to an account's sign-in endpoint: a provisioning-log row for
+    each would let an anonymous caller write as fast as it sends. Refusals of tokens whose
+    signature never verified only add to a count; those the identity provider signed
+    (here an expired one) are still logged with their reason."""
+    provision(signin.runtime, signin.account_id, USER)
+    attacker = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    garbage = ["not-a-jwt", "a.b.c", entra.mint(USER, key=attacker), entra.mint_unsigned(USER)]
+    for n in range(40):
+        refused = signin.exchange(garbage[n % len(garbage)])
+        assert refused.status_code == 401, refused.text
+    expired = signin.exchange(entra.mint(USER, claims={"exp": int(time.time()) - 3600}))
+    assert expired.status_code == 401
+    with runtime.db.read() as s:
+        logged = s.scalars(
+            select(ProvisioningEvent).where(
+                ProvisioningEvent.account_id == signin.account_id,
+                ProvisioningEvent.operation == "sso",
+            )
+        ).all()
+        settings = s.get(IdpSettings, signin.account_id)
+        assert settings is not None
+        counted, last = settings.unverified_refusals, settings.unverified_refusal_at
+    assert [(e.scim_type, e.status) for e in logged] == [("expired", 401)]
+    assert counted >= 1  # the first at once; the rest join it within ten seconds
+    assert last is not None
+
+
+def test_unverified_refusals_reach_the_database_once_per_interval(runtime: Runtime) -> None:
+    with runtime.db.write() as s:
+        account = accounts.get_account(s, f.account(s))
+        idp.set_enabled(s, account, True, actor=f.ACTOR, master=runtime.master)
+        account_id = account.id
+    now = [0.0]
+    counter = UnverifiedRefusals(runtime.db, flush_seconds=10, clock=lambda: now[0])
+
+    def stored() -> int:
+        with runtime.db.read() as s:
+            found = s.get(IdpSettings, account_id)
+            assert found is not None
+            return found.unverified_refusals
+
+    for _ in range(5):
+        counter.note(account_id)
+    assert stored() == 1  # the first at once, four waiting
+    now[0] = 11
+    counter.note(account_id)
+    assert stored() == 6
+    counter.note(account_id)
+    counter.note(account_id)
+    assert stored() == 6
+    counter.flush()
+    assert stored() == 8

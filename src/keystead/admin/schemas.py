@@ -698,6 +698,11 @@ class IdpStatusOut(BaseModel):
         description="When a SCIM request with a missing or wrong secret token last arrived (to "
         "the minute): Entra holds an old or mistyped token"
     )
+    unverified_refusals: int = Field(
+        description="Sign-ins refused before the token's signature verified (garbage, forged, "
+        "an unknown key): counted, not logged one by one"
+    )
+    unverified_refusal_at: datetime | None
     last_test_at: datetime | None
     last_test_ok: bool | None = Field(
         description="Outcome of the last configuration test (null: not tested since the "
@@ -718,6 +723,8 @@ class IdpStatusOut(BaseModel):
             scim_token_created_at=status.scim_token_created_at,
             connected_at=status.connected_at,
             refused_token_at=status.refused_token_at,
+            unverified_refusals=status.unverified_refusals,
+            unverified_refusal_at=status.unverified_refusal_at,
             last_test_at=status.last_test_at,
             last_test_ok=status.last_test_ok,
             last_sign_in_at=status.last_sign_in_at,

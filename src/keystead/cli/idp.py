@@ -209,6 +209,15 @@ def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
                 ("groups synced", view.groups),
                 ("failed SCIM requests, 24 h", view.failed_scim_requests),
                 ("refused sign-ins, 24 h", view.refused_sign_ins),
+                (
+                    "unverifiable sign-in tokens",
+                    f"{view.unverified_refusals} in all"
+                    + (
+                        f", last {view.unverified_refusal_at:%Y-%m-%d %H:%M}"
+                        if view.unverified_refusal_at
+                        else ""
+                    ),
+                ),
                 ("last configuration test", _test_outcome(view)),
                 ("last sign-in", view.last_sign_in_at or "never"),
             ]

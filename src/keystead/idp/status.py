@@ -45,6 +45,8 @@ class Status:
     scim_token_created_at: datetime | None
     connected_at: datetime | None  # last SCIM request with the current token (to the minute)
     refused_token_at: datetime | None  # last SCIM request with a missing or wrong token
+    unverified_refusals: int  # sign-ins refused before the token's signature verified
+    unverified_refusal_at: datetime | None
     last_test_at: datetime | None
     last_test_ok: bool | None  # None until tested again after the settings change
     last_sign_in_at: datetime | None
@@ -101,6 +103,8 @@ def of(session: Session, account_id: uuid.UUID, *, now: datetime | None = None) 
         scim_token_created_at=settings.scim_token_created_at,
         connected_at=settings.scim_last_seen_at,
         refused_token_at=settings.scim_last_refused_at,
+        unverified_refusals=settings.unverified_refusals or 0,
+        unverified_refusal_at=settings.unverified_refusal_at,
         last_test_at=settings.last_test_at,
         last_test_ok=settings.last_test_ok,
         last_sign_in_at=last_sign_in_at,

@@ -33,9 +33,12 @@ ALGORITHM = "RS256"
 
 
 class TokenRejected(Exception):
-    """Root of every rejection; ``reason`` is stable for logs and metrics."""
+    """Root of every rejection; ``reason`` is stable for logs and metrics.
+    ``signed`` says whether the token's signature had verified (the identity provider made
+    it) when it was rejected, or whether it may be anybody's garbage."""
 
     reason = "invalid_token"
+    signed = False
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -70,42 +73,49 @@ class Expired(TokenRejected):
     """``exp`` has passed (beyond leeway)."""
 
     reason = "expired"
+    signed = True
 
 
 class NotYetValid(TokenRejected):
     """``nbf`` or ``iat`` lies in the future (beyond leeway)."""
 
     reason = "not_yet_valid"
+    signed = True
 
 
 class MissingClaim(TokenRejected):
     """A required claim is absent or of the wrong type."""
 
     reason = "missing_claim"
+    signed = True
 
 
 class WrongIssuer(TokenRejected):
     """``iss`` differs from the configured issuer."""
 
     reason = "issuer"
+    signed = True
 
 
 class WrongTenant(TokenRejected):
     """``tid`` differs from the tenant of the configured issuer."""
 
     reason = "tenant"
+    signed = True
 
 
 class WrongAudience(TokenRejected):
     """``aud`` is not exactly one of the accepted audiences."""
 
     reason = "audience"
+    signed = True
 
 
 class WrongTokenKind(TokenRejected):
     """A v2.0 token, an app-only token, or one without a user name."""
 
     reason = "token_kind"
+    signed = True
 
 
 class KeySource(Protocol):

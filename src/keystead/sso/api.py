@@ -27,6 +27,7 @@ from keystead.runtime import Runtime
 from keystead.scim import log as provisioning_log
 from keystead.sso import certificates
 from keystead.sso.exchange import Exchange, SignInRefused
+from keystead.sso.unverified import UnverifiedRefusals
 from keystead.web import jsonbody
 from keystead.web.middleware import AccessLog, ClientGone, read_body
 
@@ -63,6 +64,7 @@ def _csr_of(body: bytes | KeysteadError) -> str:
 def exchange_once(
     runtime: Runtime,
     exchange: Exchange,
+    unverified: UnverifiedRefusals,
     customer_id: str,
     authorization: str | None,
     body: bytes | KeysteadError,
@@ -116,7 +118,10 @@ def exchange_once(
             reason=refused.reason,
             detail=refused.message,
         )
-        if setup is not None:
+        if setup is not None and not refused.signed:
+            # Nobody's token (garbage, forged, unknown key): counted, never a log row each.
+            unverified.note(setup.account_id)
+        elif setup is not None:
             with runtime.db.write() as session:
                 provisioning_log.record(
                     session,
@@ -144,6 +149,7 @@ class SsoDispatch:
 
     def __init__(self, fallback: ASGIApp, runtime: Runtime, exchange: Exchange) -> None:
         self.fallback, self.runtime, self.exchange = fallback, runtime, exchange
+        self.unverified = UnverifiedRefusals(runtime.db)
         self.path = compile_path(PATH)[0]
         self.limit = runtime.settings.max_body_bytes
 
@@ -176,6 +182,7 @@ class SsoDispatch:
                 exchange_once,
                 self.runtime,
                 self.exchange,
+                self.unverified,
                 customer_id,
                 Headers(scope=scope).get("authorization"),
                 body,

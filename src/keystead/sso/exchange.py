@@ -45,13 +45,23 @@ MAX_TOKEN_GROUPS = 1000
 
 
 class SignInRefused(KeysteadError):
-    """A refused exchange; ``reason`` is stable for logs, ``user`` names whom it concerned."""
+    """A refused exchange; ``reason`` is stable for logs, ``user`` names whom it concerned.
+    ``signed``: the token's signature had verified (else anyone could have sent it)."""
 
-    def __init__(self, status: int, reason: str, message: str, *, user: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        reason: str,
+        message: str,
+        *,
+        user: str | None = None,
+        signed: bool = True,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.reason = reason
         self.user = user
+        self.signed = signed
 
 
 @dataclass(frozen=True)
@@ -182,18 +192,22 @@ class Exchange:
                 401,
                 "no_token",
                 "an access token from the identity provider is required (Authorization: Bearer …)",
+                signed=False,
             )
         keys = self.keysets.for_account(setup.account_id, setup.discovery_url)
         try:
             return verify.verify(token.strip(), setup.policy, keys)
         except verify.TokenRejected as exc:
-            raise SignInRefused(401, exc.reason, f"sign-in token rejected: {exc.message}") from exc
+            raise SignInRefused(
+                401, exc.reason, f"sign-in token rejected: {exc.message}", signed=exc.signed
+            ) from exc
         except KeysUnavailable as exc:
             raise SignInRefused(
                 503,
                 "keys_unavailable",
                 "the identity provider's signing keys cannot be fetched right now; try again "
                 "later (an admin can run `keystead idp test`)",
+                signed=False,
             ) from exc
 
     def bind(self, session: Session, setup: _Setup, token: verify.VerifiedToken) -> Bound:

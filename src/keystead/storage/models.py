@@ -297,6 +297,10 @@ class IdpSettings(Base):
     scim_last_seen_at: Mapped[datetime | None] = mapped_column(default=None)
     # The last SCIM request with a missing or wrong token (to the minute).
     scim_last_refused_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Sign-in refusals of tokens whose signature never verified: counted, not logged
+    # (``sso.unverified``).
+    unverified_refusals: Mapped[int] = mapped_column(BigInteger, default=0)
+    unverified_refusal_at: Mapped[datetime | None] = mapped_column(default=None)
     # Sign-in (the SSO exchange): whose tokens are accepted, and how they map to users.
     discovery_url: Mapped[str | None] = mapped_column(String(2048), default=None)
     issuer: Mapped[str | None] = mapped_column(String(512), default=None)

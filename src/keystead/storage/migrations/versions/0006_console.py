@@ -1,5 +1,6 @@
 """console: CSRF derived from the session, sign-in throttling, configuration test result,
-last SCIM contact, provisioning-log index for failures by time
+last SCIM contact and refusal, unverified sign-in refusals counted, provisioning-log index
+for failures by time
 
 Revision ID: 0006
 Revises: 0005
@@ -41,6 +42,12 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("scim_last_refused_at", sa.DateTime(timezone=True), nullable=True)
         )
+        batch_op.add_column(
+            sa.Column("unverified_refusals", sa.BigInteger(), nullable=False, server_default="0")
+        )
+        batch_op.add_column(
+            sa.Column("unverified_refusal_at", sa.DateTime(timezone=True), nullable=True)
+        )
     op.create_index(
         op.f("ix_provisioning_events_account_id_outcome_at"),
         "provisioning_events",
@@ -53,6 +60,8 @@ def downgrade() -> None:
         op.f("ix_provisioning_events_account_id_outcome_at"), table_name="provisioning_events"
     )
     with op.batch_alter_table("idp_settings", schema=None) as batch_op:
+        batch_op.drop_column("unverified_refusal_at")
+        batch_op.drop_column("unverified_refusals")
         batch_op.drop_column("scim_last_refused_at")
         batch_op.drop_column("scim_last_seen_at")
         batch_op.drop_column("last_test_ok")

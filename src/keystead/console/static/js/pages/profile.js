@@ -183,6 +183,10 @@ function StatusStrip({ status, enabled, onRefresh }) {
       <a href=${href("/provisioning", { kind: "sso", outcome: "failed", since })} class=${refused ? "bad" : ""}>
         <span class="value">${formatNumber(refused)}</span><span class="label">Refused sign-ins, last 24 h</span>
       </a>
+      <div class="stat" title="Tokens whose signature never verified (garbage, forged, an unknown key) are counted, not logged one by one.">
+        <span class="value">${formatNumber(status.unverified_refusals)}</span>
+        <span class="label">Sign-ins with unverifiable tokens${status.unverified_refusal_at ? `, last ${ago(status.unverified_refusal_at)}` : ""}</span>
+      </div>
     </div>
   </div>`;
 }
