@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import select, text
 
 from keystead.accounts import service as accounts
+from keystead.directory import service as directory
 from keystead.idp import service as idp
 from keystead.runtime import Runtime
 from keystead.sso.unverified import UnverifiedRefusals
@@ -358,3 +359,30 @@ def test_unverified_refusals_reach_the_database_once_per_interval(runtime: Runti
     assert stored() == 6
     counter.flush()
     assert stored() == 8
+
+
+def test_a_recycled_user_name_does_not_inherit_the_previous_users_key(
+    signin: SignInAccount, entra: FakeEntra, runtime: Runtime
+) -> None:
+    """Entra's default mapping sends externalId = mailNickname, so the oid check against
+    externalId rarely applies. The first successful sign-in binds the directory user to the
+    token's oid; a token for the same user name with another oid is refused until the
+    directory user is deleted and provisioned again."""
+    first = provision(runtime, signin.account_id, USER, external_id="dana.reyes")
+    assert signin.exchange(entra.token_for(USER)).status_code == 200
+    with runtime.db.read() as s:
+        stored = s.get(DirectoryUser, first.user_id)
+        assert stored is not None
+        assert stored.pinned_object_id == entra.user(USER).oid.lower()
+
+    newcomer = str(uuid.uuid4())
+    refused = signin.exchange(entra.mint(USER, claims={"oid": newcomer}))
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["reason"] == "object_id_mismatch"
+    assert "provision it again" in refused.json()["message"]
+
+    with runtime.db.write() as s:
+        directory.delete_user(s, directory.get_user(s, signin.account_id, str(first.user_id)))
+    provision(runtime, signin.account_id, USER, external_id="dana.reyes")
+    assert signin.exchange(entra.mint(USER, claims={"oid": newcomer})).status_code == 200
+    assert signin.exchange(entra.token_for(USER)).status_code == 403

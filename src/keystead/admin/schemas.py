@@ -615,6 +615,9 @@ class DirectoryUserOut(BaseModel):
     active: bool
     api_key: DirectoryKeyOut | None
     group_count: int
+    signed_in_as: str | None = Field(
+        description="Entra object id the first successful sign-in bound this user to"
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -633,6 +636,7 @@ class DirectoryUserOut(BaseModel):
             if key
             else None,
             group_count=user.group_count,
+            signed_in_as=user.signed_in_as,
             created_at=user.created_at,
             updated_at=user.updated_at,
         )

@@ -45,6 +45,7 @@ class User:
     updated_at: datetime
     api_key: UserKey | None
     group_count: int
+    signed_in_as: str | None = None  # the Entra object id its sign-ins are bound to
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,7 @@ _USERS = (
         DirectoryUser.active,
         DirectoryUser.created_at,
         DirectoryUser.updated_at,
+        DirectoryUser.pinned_object_id,
         ApiKey.access_key_id,
         ApiKey.name.label("key_name"),
         ApiKey.enabled.label("key_enabled"),
@@ -130,6 +132,7 @@ def _users(session: Session, rows: Sequence[Row[*tuple[Any, ...]]]) -> list[User
             if row.access_key_id is not None
             else None,
             group_count=groups.get(row.id, 0),
+            signed_in_as=row.pinned_object_id,
         )
         for row in rows
     ]

@@ -15,6 +15,7 @@ import threading
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from sqlalchemy import Connection, String, Uuid, bindparam, delete, select, update
@@ -101,6 +102,7 @@ _BIND = (
         DirectoryUser.user_name,
         DirectoryUser.external_id,
         DirectoryUser.active,
+        DirectoryUser.pinned_object_id,
         ApiKey.id.label("key_id"),
         ApiKey.access_key_id,
         ApiKey.enabled.label("key_enabled"),
@@ -234,6 +236,7 @@ class Exchange:
                 f"token's oid is {token.object_id!r} (a reused or renamed user name)",
                 user=row.user_name,
             )
+        self._pin(session, row, token)
         if not row.active:
             raise SignInRefused(
                 403,
@@ -256,6 +259,31 @@ class Exchange:
             wrapped_signing_key=row.wrapped_signing_key,
             token_groups_enforced=row.token_groups_enforced,
         )
+
+    @staticmethod
+    def _pin(session: Session, row: Any, token: verify.VerifiedToken) -> None:
+        """The first sign-in of a directory user binds it to the token's Entra object id;
+        later tokens must carry the same one. A user name given to someone else (a
+        recycled UPN) then signs nobody in as the old user's key until the directory user
+        is deleted and provisioned again, which starts a new binding."""
+        oid = (token.object_id or "").strip().lower()
+        pinned = (row.pinned_object_id or "").lower()
+        if pinned and oid != pinned:
+            raise SignInRefused(
+                403,
+                "object_id_mismatch",
+                f"user {row.user_name!r} signed in before as Entra object {pinned}, but this "
+                f"token's oid is {token.object_id!r}: the user name now belongs to someone "
+                "else. Remove the user from the enterprise application in Entra (or delete it "
+                "in Keystead's directory) and provision it again to bind the new person",
+                user=row.user_name,
+            )
+        if not pinned and _GUID.fullmatch(oid):
+            session.execute(
+                update(DirectoryUser)
+                .where(DirectoryUser.id == row.user_id, DirectoryUser.pinned_object_id.is_(None))
+                .values(pinned_object_id=oid)
+            )
 
     def apply_group_policy(
         self, session: Session, setup: _Setup, key: Bound, token: verify.VerifiedToken

@@ -118,6 +118,9 @@ export function DirectoryUserPage({ id }) {
         <dt>Display name</dt><dd>${u.display_name || "—"}</dd>
         <dt>externalId</dt><dd><code>${u.external_id || "—"}</code></dd>
         <dt>API key</dt><dd><${KeyLink} apiKey=${u.api_key} /></dd>
+        <dt>Signs in as</dt><dd>${u.signed_in_as
+          ? html`Entra object <code>${u.signed_in_as}</code> (bound at the first sign-in; another person with this user name is refused)`
+          : html`<span class="muted">not signed in yet</span>`}</dd>
         <dt>Synced</dt><dd><${Time} value=${u.created_at} /> (changed <${Time} value=${u.updated_at} />)</dd>
         <dt>Provisioning log</dt><dd><a href=${href("/provisioning", { user: u.user_name })}>what each sync did to this user</a></dd>
       </dl>
