@@ -13,6 +13,7 @@ from keystead.admin.router import build_router
 from keystead.console import serve as console
 from keystead.dataplane.api import DataPlaneDispatch
 from keystead.dataplane.service import DataPlane
+from keystead.dataplane.usage_limits import UsageLimits
 from keystead.idp.keysets import KeySets
 from keystead.runtime import Runtime, open_runtime
 from keystead.scim import api as scim_api
@@ -39,6 +40,7 @@ def build_app(runtime: Runtime) -> ASGIApp:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         sso.unverified.flush()  # counts not written yet
+        usage_limits.flush()
         keysets.close()
         runtime.close()
 
@@ -66,9 +68,14 @@ def build_app(runtime: Runtime) -> ASGIApp:
         skew_seconds=runtime.settings.signature_skew_seconds,
         dialect=runtime.db.engine.dialect,
     )
+    usage_limits = UsageLimits(
+        runtime.db,
+        per_minute=settings.usage_entries_per_minute,
+        per_day=settings.usage_entries_per_day,
+    )
     sso = sso_api.SsoDispatch(app, runtime, Exchange(runtime.master, keysets))
     scim = scim_api.ScimDispatch(sso, runtime, elsewhere=(sso_api.PATH,))
-    return DataPlaneDispatch(scim, runtime, plane)
+    return DataPlaneDispatch(scim, runtime, plane, usage_limits)
 
 
 def create_app() -> ASGIApp:

@@ -77,6 +77,16 @@ class Settings(BaseSettings):
         le=60,
         description="Deadline of one whole fetch from the identity provider.",
     )
+    usage_entries_per_minute: int = Field(
+        default=2000,
+        ge=1,
+        description="Usage entries one API key may store in any minute (beyond: 429).",
+    )
+    usage_entries_per_day: int = Field(
+        default=200_000,
+        ge=1,
+        description="Usage entries one API key may store in any 24 hours (beyond: 429).",
+    )
     idp_allow_private_addresses: bool = Field(
         default=False,
         description="Let accounts' identity providers live on loopback, private or "

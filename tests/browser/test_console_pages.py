@@ -17,7 +17,7 @@ from sqlalchemy import update
 from ubiq_security import structured
 
 from keystead.runtime import Runtime
-from keystead.storage.models import AdminSession
+from keystead.storage.models import AdminSession, UsageRefusal
 from tests.browser.conftest import Console
 from tests.conftest import LiveServer
 from tests.support.accounts import FirstAccount
@@ -36,6 +36,7 @@ def sign_in(console: Console, account: FirstAccount, route: str = "") -> None:
 
 def test_a_manual_key_is_made_its_secrets_shown_once_and_usage_is_charted(
     console: Console,
+    runtime: Runtime,
     first_account: FirstAccount,
     admin_api: httpx.Client,
     live_server: LiveServer,
@@ -113,6 +114,22 @@ def test_a_manual_key_is_made_its_secrets_shown_once_and_usage_is_charted(
     exported = Path(waiting.value.path()).read_text()
     assert exported.splitlines()[0].startswith('"day","dataset","dataset_type","api_key"')
     assert "payroll-app" in exported
+
+    # Reports refused over the key's limits (as the data plane counts them) are flagged.
+    with runtime.db.write() as session:
+        session.add(
+            UsageRefusal(
+                account_id=uuid.UUID(first_account.customer_id),
+                reported_by=access_key_id,
+                day=datetime.now(UTC).date(),
+                reports=3,
+                entries=2400,
+            )
+        )
+    page.reload()
+    refused = page.get_by_role("region", name="Reports refused over a key's limit")
+    expect(refused.get_by_role("row").filter(has_text="payroll-app")).to_contain_text("2,400")
+    console.axe("the usage page with refused reports")
 
     # The key's own page lists the same usage.
     console.go(f"/api-keys/{access_key_id}")

@@ -184,6 +184,20 @@ def test_synced_users_get_read_only_keys_and_a_matching_dataset_group_gives_acce
     console.axe("an auto-provisioned key's page")
     console.shot("api-key-auto-provisioned")
 
+    # The one hand edit it takes: an emergency stop, with a reason, and lifting it.
+    stop = page.get_by_role("region", name="Emergency stop")
+    stop.get_by_role("button", name="Suspend key").click()
+    dialog = page.get_by_role("dialog", name="Suspend API key dana@fabrikam.example?")
+    dialog.get_by_label("Reason (kept in the audit log)").fill("laptop reported stolen")
+    dialog.get_by_role("button", name="Suspend key").click()
+    expect(
+        page.get_by_role("alert").filter(has_text="Directory sync does not lift it")
+    ).to_be_visible()
+    expect(page.get_by_text("suspended", exact=True).first).to_be_visible()
+    console.axe("a suspended key's page")
+    stop.get_by_role("button", name="Lift suspension").click()
+    expect(stop.get_by_role("button", name="Suspend key")).to_be_visible()
+
     # The directory shows the same, read-only.
     console.go("/directory")
     console.heading("Directory")

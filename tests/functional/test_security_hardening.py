@@ -9,28 +9,36 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import date, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
 
 from keystead.accounts import service as accounts
+from keystead.dataplane import usage_limits
 from keystead.directory import service as directory
+from keystead.errors import TooManyRequests
 from keystead.idp import service as idp
 from keystead.runtime import Runtime
+from keystead.settings import Settings
 from keystead.sso.unverified import UnverifiedRefusals
 from keystead.storage import migrate
 from keystead.storage.engine import make_engine
-from keystead.storage.models import DirectoryUser, IdpSettings, ProvisioningEvent
+from keystead.storage.models import DirectoryUser, IdpSettings, ProvisioningEvent, UsageEvent
 from tests import factories as f
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, start_server, stop_server
+from tests.functional.test_dataplane_signatures import Signer
+from tests.support.accounts import admin_token
 from tests.support.fake_entra import FakeEntra
 from tests.support.scim import Scim, entra_user
 from tests.support.signin import SignInAccount, csr_pem, provision, signin_account
 
 USER = "dana.reyes@contoso.example"
+EVENTS = "/api/v3/tracking/events"
 OTHER = "ceo@contoso.example"
 
 
@@ -386,3 +394,217 @@ def test_a_recycled_user_name_does_not_inherit_the_previous_users_key(
     provision(runtime, signin.account_id, USER, external_id="dana.reyes")
     assert signin.exchange(entra.mint(USER, claims={"oid": newcomer})).status_code == 200
     assert signin.exchange(entra.token_for(USER)).status_code == 403
+
+
+def test_a_misused_auto_provisioned_key_can_be_stopped_at_once_and_sync_does_not_undo_it(
+    signin: SignInAccount, entra: FakeEntra, runtime: Runtime, live_server: LiveServer
+) -> None:
+    """An auto-provisioned key takes no hand edits, so an admin had no way to stop one in
+    an emergency short of changing the directory. Suspension is the one hand edit it
+    takes: refused on every endpoint from the next request, kept through directory sync,
+    audited, and lifted only by an admin."""
+    with runtime.db.write() as s:
+        f.dataset(s, signin.account_id, "Payroll", runtime.master, template="ssn")
+        f.dataset_group(s, signin.account_id, "Payroll", "Payroll")
+        account = accounts.get_account(s, signin.account_id)
+        scim_token = idp.rotate_scim_token(s, account, actor=f.ACTOR).token
+    token = admin_token(runtime, signin.account_id, "security@acme.example")
+    scim = httpx.Client(
+        base_url=f"{live_server.url}/{signin.account_id}/api/v3/scim",
+        headers={"Authorization": f"Bearer {scim_token}"},
+        timeout=30,
+    )
+    admin = httpx.Client(
+        base_url=f"{live_server.url}/api/admin/v1",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    with scim, admin:
+        user = scim.post("/Users", json=entra_user(USER))
+        assert user.status_code == 201, user.text
+        group = scim.post(
+            "/Groups",
+            json={
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                "displayName": "Payroll",
+                "members": [{"value": user.json()["id"]}],
+            },
+        )
+        assert group.status_code == 201, group.text
+        signed_in = signin.exchange(entra.token_for(USER))
+        assert signed_in.status_code == 200, signed_in.text
+        key_id = signed_in.json()["public_value"]
+        app = Signer(live_server.url, key_id, signed_in.json()["signing_value"])
+        ffs = f"/api/v0/ffs?ffs_name=Payroll&papi={key_id}"
+        assert app.request("GET", ffs).status_code == 200
+
+        suspended = admin.post(f"/api-keys/{key_id}/suspend", json={"reason": "laptop stolen"})
+        assert suspended.status_code == 200, suspended.text
+        assert suspended.json()["suspended"] is True
+        refused = app.request("GET", ffs)
+        assert refused.status_code == 401
+        assert "suspended" in refused.json()["message"]
+        usage = app.request("POST", "/api/v3/tracking/events", b'{"usage": []}')
+        assert usage.status_code == 401
+        again = signin.exchange(entra.token_for(USER))
+        assert again.status_code == 403
+        assert again.json()["reason"] == "key_suspended"
+
+        # Directory sync rewrites the user (Entra's PUT and PATCH both): still suspended.
+        put = scim.put(f"/Users/{user.json()['id']}", json=entra_user(USER, title="CFO"))
+        assert put.status_code == 200, put.text
+        patch = scim.patch(
+            f"/Users/{user.json()['id']}",
+            json={
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [{"op": "replace", "path": "active", "value": "True"}],
+            },
+        )
+        assert patch.status_code in (200, 204), patch.text
+        assert admin.get(f"/api-keys/{key_id}").json()["suspended"] is True
+        assert app.request("GET", ffs).status_code == 401
+        listed = admin.get("/api-keys", params={"kind": "suspended"}).json()
+        assert [k["access_key_id"] for k in listed["items"]] == [key_id]
+        # Other hand edits of the key are still refused: suspension is the only one.
+        assert admin.patch(f"/api-keys/{key_id}", json={"enabled": True}).status_code == 409
+
+        assert admin.post(f"/api-keys/{key_id}/resume").status_code == 200
+        assert app.request("GET", ffs).status_code == 200
+        assert signin.exchange(entra.token_for(USER)).status_code == 200
+        actions = [e["action"] for e in admin.get("/audit").json()]
+        assert "api_key.suspended" in actions
+        assert "api_key.resumed" in actions
+
+
+def test_a_viewer_cannot_suspend_or_resume_a_key(
+    signin: SignInAccount, runtime: Runtime, live_server: LiveServer
+) -> None:
+    with runtime.db.write() as s:
+        key = f.manual_key(s, signin.account_id, runtime.master, "app").secrets.access_key_id
+    token = admin_token(runtime, signin.account_id, "viewer@acme.example", role="viewer")
+    for action in ("suspend", "resume"):
+        answer = httpx.post(
+            f"{live_server.url}/api/admin/v1/api-keys/{key}/{action}",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+        assert answer.status_code == 403, answer.text
+
+
+def _usage_entry(key_id: str, n: int) -> dict[str, object]:
+    return {
+        "datasets": f"Payroll{n}",
+        "dataset_groups": "",
+        "dataset_type": "structured",
+        "api_key": key_id,
+        "count": 1,
+        "key_number": 0,
+        "action": "encrypt",
+        "product": "ubiq-python",
+        "product_version": "2.4.0",
+        "user_defined": {"n": n},
+    }
+
+
+def test_a_signed_in_users_secrets_cannot_flood_the_usage_table(
+    runtime: Runtime, settings: Settings, tmp_path: Path, live_server: LiveServer
+) -> None:
+    """Usage reports need the key's secrets but no certificate, even for auto-provisioned
+    keys, so a signed-in user could store rows without bound. Each key may store so many
+    entries a minute and a day; beyond that the report is refused whole with 429 and a
+    Retry-After, nothing is stored, and the refusal is counted where the admin sees it.
+    Another key of the same account is not held back."""
+    with runtime.db.write() as s:
+        account_id = f.account(s)
+        mine = f.manual_key(s, account_id, runtime.master, "user").secrets
+        theirs = f.manual_key(s, account_id, runtime.master, "other").secrets
+    server = start_server(
+        settings,
+        tmp_path / "limits.log",
+        {"KEYSTEAD_USAGE_ENTRIES_PER_MINUTE": "5", "KEYSTEAD_USAGE_ENTRIES_PER_DAY": "1000"},
+    )
+    try:
+        flooder = Signer(server.url, mine.access_key_id, mine.secret_signing_key)
+        other = Signer(server.url, theirs.access_key_id, theirs.secret_signing_key)
+
+        def report(signer: Signer, count: int) -> httpx.Response:
+            usage = [_usage_entry(signer.key_id, n) for n in range(count)]
+            return signer.request("POST", EVENTS, json.dumps({"usage": usage}).encode())
+
+        assert report(flooder, 3).json() == {"stored": 3, "ignored": 0}
+        refused = report(flooder, 3)
+        assert refused.status_code == 429, refused.text
+        assert 50 <= int(refused.headers["retry-after"]) <= 60
+        assert "5 a minute" in refused.json()["message"]
+        again = report(flooder, 1)  # would fit, but the key waits out its Retry-After
+        assert again.status_code == 429
+        assert report(other, 5).json() == {"stored": 5, "ignored": 0}
+        with runtime.db.read() as s:
+            stored = s.scalar(
+                select(func.count())
+                .select_from(UsageEvent)
+                .where(UsageEvent.reported_by == mine.access_key_id)
+            )
+        assert stored == 3
+    finally:
+        stop_server(server)  # writes the counts still in memory
+    # The admin sees the refusals (from any server over the same database).
+    refusals = httpx.get(
+        f"{live_server.url}/api/admin/v1/usage/refused",
+        headers={"Authorization": f"Bearer {admin_token(runtime, account_id, 'u@acme.example')}"},
+        timeout=30,
+    )
+    assert refusals.status_code == 200, refusals.text
+    assert [
+        (r["api_key"], r["api_key_name"], r["reports"], r["entries"]) for r in refusals.json()
+    ] == [(mine.access_key_id, "user", 2, 4)]
+
+
+def test_a_key_over_its_daily_usage_limit_waits_until_its_oldest_entry_is_a_day_old(
+    runtime: Runtime,
+) -> None:
+    with runtime.db.write() as s:
+        account_id = f.account(s)
+        key = f.manual_key(s, account_id, runtime.master, "user").secrets.access_key_id
+    now = [0.0]
+    limits = usage_limits.UsageLimits(runtime.db, per_minute=100, per_day=5, clock=lambda: now[0])
+
+    def store(count: int) -> int:
+        def write(session: Session) -> int:
+            for n in range(count):
+                session.add(
+                    UsageEvent(
+                        account_id=account_id,
+                        reported_by=key,
+                        api_key=key,
+                        dataset=f"D{n}",
+                        dataset_type="structured",
+                        action="encrypt",
+                        count=1,
+                        day=date.today(),
+                    )
+                )
+            return count
+
+        return limits.store(account_id, key, count, write)
+
+    def age(delta: timedelta) -> None:
+        with runtime.db.write() as s:
+            for event in s.scalars(select(UsageEvent).where(UsageEvent.reported_by == key)):
+                event.received_at -= delta
+
+    assert store(5) == 5
+    age(timedelta(minutes=2))  # the minute's window is clear; the day's is not
+    with pytest.raises(TooManyRequests) as refused:
+        store(1)
+    assert "5 a day" in refused.value.message
+    assert 23 * 3600 < refused.value.retry_after <= 24 * 3600 - 100
+    age(timedelta(hours=24))
+    with pytest.raises(TooManyRequests):
+        store(1)  # remembered: no query until the Retry-After has passed
+    now[0] += refused.value.retry_after
+    assert store(1) == 1
+    limits.flush()
+    with runtime.db.read() as s:
+        rows = usage_limits.refusals(s, account_id=account_id)
+    assert [(r.reports, r.entries) for r in rows] == [(2, 2)]

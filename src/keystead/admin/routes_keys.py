@@ -21,6 +21,7 @@ from keystead.admin.schemas import (
     PageLimit,
     PageOffset,
     SearchText,
+    SuspendIn,
 )
 from keystead.apikeys import credentials
 from keystead.apikeys import service as apikeys
@@ -37,7 +38,8 @@ def list_keys(
     *,
     q: SearchText = None,
     kind: Annotated[
-        apikeys.KeyKind | None, Query(description="manual, auto (provisioned), enabled, disabled")
+        apikeys.KeyKind | None,
+        Query(description="manual, auto (provisioned), enabled, disabled, suspended"),
     ] = None,
     limit: PageLimit = 50,
     offset: PageOffset = 0,
@@ -141,6 +143,27 @@ def revoke(ref: str, body: GrantsIn, principal: Writer, runtime: RuntimeDep) -> 
             dataset_groups=body.dataset_groups,
             actor=principal.actor,
         )
+        return views.api_key(session, key)
+
+
+@router.post("/api-keys/{ref}/suspend", response_model=ApiKeyOut)
+def suspend(
+    ref: str, principal: Writer, runtime: RuntimeDep, body: SuspendIn | None = None
+) -> ApiKeyOut:
+    """Emergency stop: every endpoint refuses the key from its next request. Allowed on
+    auto-provisioned keys (directory sync never clears it)."""
+    with runtime.db.write() as session:
+        key = apikeys.find_api_key(session, principal.account_id, ref)
+        apikeys.suspend(session, key, actor=principal.actor, reason=body.reason if body else None)
+        return views.api_key(session, key)
+
+
+@router.post("/api-keys/{ref}/resume", response_model=ApiKeyOut)
+def resume(ref: str, principal: Writer, runtime: RuntimeDep) -> ApiKeyOut:
+    """Lift a suspension."""
+    with runtime.db.write() as session:
+        key = apikeys.find_api_key(session, principal.account_id, ref)
+        apikeys.resume(session, key, actor=principal.actor)
         return views.api_key(session, key)
 
 

@@ -10,8 +10,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from keystead.admin.auth import Reader, RuntimeDep
-from keystead.admin.schemas import UsageRowOut
-from keystead.dataplane import events
+from keystead.admin.schemas import UsageRefusedOut, UsageRowOut
+from keystead.dataplane import events, usage_limits
 from keystead.errors import InvalidInput
 
 router = APIRouter(tags=["usage"])
@@ -58,6 +58,25 @@ def usage_summary(
 ) -> list[UsageRowOut]:
     """Operations reported by the clients, per day, dataset, key and action."""
     return _rows(runtime, principal, since, until, dataset, api_key)
+
+
+@router.get("/usage/refused", response_model=list[UsageRefusedOut])
+def usage_refused(
+    principal: Reader,
+    runtime: RuntimeDep,
+    *,
+    since: Since = None,
+    until: Until = None,
+) -> list[UsageRefusedOut]:
+    """Usage reports refused because their key passed its limits (entries per minute or
+    per day), per day and reporting key: those entries were not stored."""
+    if since is not None and until is not None and until < since:
+        raise InvalidInput(f"until ({until}) is before since ({since})")
+    with runtime.db.read() as session:
+        rows = usage_limits.refusals(
+            session, account_id=principal.account_id, since=since, until=until
+        )
+    return [UsageRefusedOut(**row.model_dump()) for row in rows]
 
 
 @router.get(

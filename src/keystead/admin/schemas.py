@@ -132,6 +132,10 @@ class ApiKeyUpdateIn(_In):
     )
 
 
+class SuspendIn(_In):
+    reason: str | None = Field(default=None, max_length=500, description="Why (audited)")
+
+
 class GrantsIn(_In):
     datasets: list[str] = Field(default_factory=list, max_length=1000)
     dataset_groups: list[str] = Field(default_factory=list, max_length=1000)
@@ -312,6 +316,9 @@ class ApiKeyOut(BaseModel):
     directory_user: str | None = Field(
         default=None, description="userName of the directory user an auto-provisioned key follows"
     )
+    suspended: bool = Field(default=False, description="An admin's emergency stop")
+    suspended_at: datetime | None = None
+    suspended_by: str | None = None
     default_unstructured_dataset: str | None
     grants: GrantsOut
     created_at: datetime
@@ -332,6 +339,9 @@ class ApiKeyOut(BaseModel):
             auto_provisioned=key.auto_provisioned,
             directory_user_id=str(key.directory_user_id) if key.directory_user_id else None,
             directory_user=directory_user,
+            suspended=key.suspended,
+            suspended_at=key.suspended_at,
+            suspended_by=key.suspended_by,
             default_unstructured_dataset=default_dataset,
             grants=grants,
             created_at=key.created_at,
@@ -429,6 +439,15 @@ class UsageRowOut(BaseModel):
     api_key_name: str | None = Field(description="The key's name (null once it is deleted)")
     action: str
     count: int
+
+
+class UsageRefusedOut(BaseModel):
+    day: date
+    api_key: str = Field(description="Access key id of the key that reported")
+    api_key_name: str | None = Field(description="The key's name (null once it is deleted)")
+    reports: int = Field(description="Reports refused (429) that day")
+    entries: int = Field(description="Usage entries those reports held, not stored")
+    last_at: datetime = Field(description="When the last of them was refused")
 
 
 class IdpUpdateIn(_In):

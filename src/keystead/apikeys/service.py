@@ -110,8 +110,8 @@ def find_api_key(session: Session, account_id: uuid.UUID, ref: str) -> ApiKey:
     return key
 
 
-KeyKind = Literal["manual", "auto", "enabled", "disabled"]
-KEY_KINDS: tuple[KeyKind, ...] = ("manual", "auto", "enabled", "disabled")
+KeyKind = Literal["manual", "auto", "enabled", "disabled", "suspended"]
+KEY_KINDS: tuple[KeyKind, ...] = ("manual", "auto", "enabled", "disabled", "suspended")
 
 
 @dataclass(frozen=True)
@@ -136,6 +136,8 @@ def _search_filter(account_id: uuid.UUID, search: KeySearch) -> list[ColumnEleme
         where.append(ApiKey.auto_provisioned.is_(False))
     elif search.kind == "auto":
         where.append(ApiKey.auto_provisioned.is_(True))
+    elif search.kind == "suspended":
+        where.append(ApiKey.suspended.is_(True))
     elif search.kind is not None:
         where.append(ApiKey.enabled.is_(search.kind == "enabled"))
     return where
@@ -191,6 +193,42 @@ def rename(session: Session, key: ApiKey, new_name: str, *, actor: Actor) -> Non
         subject_id=key.access_key_id,
         subject_label=key.name,
         detail={"before": {"name": before}, "after": {"name": key.name}},
+    )
+
+
+def suspend(session: Session, key: ApiKey, *, actor: Actor, reason: str | None = None) -> None:
+    """An emergency stop: every endpoint refuses the key from its next request. Allowed on
+    auto-provisioned keys too (the one hand edit they take): directory sync never clears
+    it, so the provisioning rules still hold for everything else about the key."""
+    if key.suspended:
+        return
+    key.suspended, key.suspended_at = True, utcnow()
+    key.suspended_by = (actor.label or actor.type)[:256]
+    audit.record(
+        session,
+        account_id=key.account_id,
+        actor=actor,
+        action="api_key.suspended",
+        subject_type="api_key",
+        subject_id=key.access_key_id,
+        subject_label=key.name,
+        detail={"reason": reason[:500]} if reason else {},
+    )
+
+
+def resume(session: Session, key: ApiKey, *, actor: Actor) -> None:
+    """Lift a suspension (the key is again whatever its enabled flag says)."""
+    if not key.suspended:
+        return
+    key.suspended, key.suspended_at, key.suspended_by = False, None, None
+    audit.record(
+        session,
+        account_id=key.account_id,
+        actor=actor,
+        action="api_key.resumed",
+        subject_type="api_key",
+        subject_id=key.access_key_id,
+        subject_label=key.name,
     )
 
 

@@ -32,6 +32,12 @@ def _show(key: ApiKeyOut) -> None:
             ("name", key.name),
             ("access key id", key.access_key_id),
             ("enabled", "yes" if key.enabled else "no"),
+            (
+                "suspended",
+                f"yes, by {key.suspended_by} at {key.suspended_at:%Y-%m-%d %H:%M}"
+                if key.suspended and key.suspended_at
+                else "no",
+            ),
             ("auto-provisioned", "yes (follows the directory)" if key.auto_provisioned else "no"),
             ("granted datasets", key.grants.datasets),
             ("granted dataset groups", key.grants.dataset_groups),
@@ -180,6 +186,33 @@ def enable(ctx: typer.Context, key: str, as_json: JsonFlag = False) -> None:
 def disable(ctx: typer.Context, key: str, as_json: JsonFlag = False) -> None:
     """Disable an API key: every request signed with it is refused."""
     _set_enabled(ctx, key, False, as_json)
+
+
+@app.command("suspend")
+def suspend(
+    ctx: typer.Context,
+    key: str,
+    reason: Annotated[str | None, typer.Option(help="Why (audited)")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Emergency stop: every endpoint refuses the key at once (auto-provisioned keys too)."""
+    cli = ctx_of(ctx)
+    with cli.write() as (session, account_id):
+        found = apikeys.find_api_key(session, account_id, key)
+        apikeys.suspend(session, found, actor=cli.actor, reason=reason)
+        view = views.api_key(session, found)
+    emit(view, as_json, lambda: _show(view))
+
+
+@app.command("resume")
+def resume(ctx: typer.Context, key: str, as_json: JsonFlag = False) -> None:
+    """Lift a suspension."""
+    cli = ctx_of(ctx)
+    with cli.write() as (session, account_id):
+        found = apikeys.find_api_key(session, account_id, key)
+        apikeys.resume(session, found, actor=cli.actor)
+        view = views.api_key(session, found)
+    emit(view, as_json, lambda: _show(view))
 
 
 @app.command("rename")

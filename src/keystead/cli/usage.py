@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from keystead.cli.context import JsonFlag, ctx_of, emit, table
-from keystead.dataplane import events
+from keystead.dataplane import events, usage_limits
 
 app = typer.Typer(help="Usage reported by the Ubiq clients.", no_args_is_help=True)
 
@@ -37,5 +37,27 @@ def summary(
             "Usage",
             ["day", "dataset", "type", "API key", "action", "count"],
             [(r.day, r.dataset or "-", r.dataset_type, r.api_key, r.action, r.count) for r in rows],
+        ),
+    )
+
+
+@app.command("refused")
+def refused(
+    ctx: typer.Context,
+    since: Annotated[datetime | None, typer.Option(help="First day (UTC), e.g. 2026-11-01")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Usage reports refused because their key passed its limits, per day and key."""
+    with ctx_of(ctx).read() as (session, account_id):
+        rows = usage_limits.refusals(
+            session, account_id=account_id, since=since.date() if since else None
+        )
+    emit(
+        rows,
+        as_json,
+        lambda: table(
+            "Usage reports refused over a key's limits",
+            ["day", "API key", "name", "reports", "entries"],
+            [(r.day, r.api_key, r.api_key_name or "-", r.reports, r.entries) for r in rows],
         ),
     )

@@ -26,7 +26,8 @@ from keystead import logs
 from keystead.dataplane import events
 from keystead.dataplane.service import Caller, DataPlane, DatasetRef
 from keystead.dataplane.signatures import SignedRequest
-from keystead.errors import BadRequest, KeysteadError
+from keystead.dataplane.usage_limits import UsageLimits
+from keystead.errors import BadRequest, KeysteadError, TooManyRequests
 from keystead.logs import get_logger
 from keystead.runtime import Runtime
 from keystead.storage.driver import Reader
@@ -146,8 +147,11 @@ class Endpoint:
 class DataPlaneDispatch:
     """ASGI: the Ubiq client's calls go to their handlers; everything else to ``fallback``."""
 
-    def __init__(self, fallback: ASGIApp, runtime: Runtime, plane: DataPlane) -> None:
+    def __init__(
+        self, fallback: ASGIApp, runtime: Runtime, plane: DataPlane, usage_limits: UsageLimits
+    ) -> None:
         self.fallback, self.runtime, self.plane = fallback, runtime, plane
+        self.usage_limits = usage_limits
         self.limit = runtime.settings.max_body_bytes
         # SQLite answers these reads in microseconds from local files, so they run on the
         # event loop; a thread hop would cost more than the query. PostgreSQL waits on the
@@ -184,8 +188,8 @@ class DataPlaneDispatch:
             await self.fallback(scope, receive, send)
             return
         started = time.perf_counter()
-        status, payload, access_key_id = await self._answer(match, scope, receive)
-        await _send(send, status, payload)
+        status, payload, access_key_id, extra = await self._answer(match, scope, receive)
+        await _send(send, status, payload, extra)
         logs.access(
             method=scope["method"],
             path=scope["path"],
@@ -196,8 +200,9 @@ class DataPlaneDispatch:
 
     async def _answer(
         self, match: Endpoint | str, scope: Scope, receive: Receive
-    ) -> tuple[int, bytes | None, str | None]:
-        """Status, body, and the calling key's public id once its signature verified."""
+    ) -> tuple[int, bytes | None, str | None, Headers]:
+        """Status, body, the calling key's public id once its signature verified, and any
+        further headers."""
         try:
             if isinstance(match, str):
                 raise MethodNotAllowed(
@@ -218,20 +223,23 @@ class DataPlaneDispatch:
                     status=exc.status,
                     reason=getattr(exc, "reason", None) or exc.message,
                 )
-            return exc.status, json.dumps({"message": exc.message}).encode(), None
+            extra: Headers = []
+            if isinstance(exc, TooManyRequests):
+                extra = [(b"retry-after", str(exc.retry_after).encode())]
+            return exc.status, json.dumps({"message": exc.message}).encode(), None, extra
         except Exception as exc:  # the client gets a reference, the log the details
             return self._unexpected(scope, exc)
         if match.status == 204:
-            return 204, None, caller.access_key_id
+            return 204, None, caller.access_key_id, []
         body = result if isinstance(result, bytes) else json.dumps(result).encode()
-        return match.status, body, caller.access_key_id
+        return match.status, body, caller.access_key_id, []
 
     @staticmethod
-    def _unexpected(scope: Scope, exc: Exception) -> tuple[int, bytes, None]:
+    def _unexpected(scope: Scope, exc: Exception) -> tuple[int, bytes, None, Headers]:
         reference = secrets.token_hex(6)
         log.error("unexpected_error", path=scope["path"], reference=reference, exc_info=exc)
         message = {"message": f"internal error (reference {reference})"}
-        return 500, json.dumps(message).encode(), None
+        return 500, json.dumps(message).encode(), None, []
 
     async def _call(self, scope: Scope, receive: Receive) -> Call:
         body = await read_body(scope, receive, self.limit)
@@ -297,18 +305,24 @@ class DataPlaneDispatch:
         return None
 
     def _tracking_events(self, reads: Reads, caller: Caller, dataset: Ref, call: Call) -> Any:
-        # The only data-plane write: its own transaction, after the signature verified.
+        # The only data-plane write: its own transaction, after the signature verified,
+        # within the reporting key's limits.
         report = events.parse_report(_json_object(call.signed.body))
-        with self.runtime.db.write() as session:
-            stored, ignored = events.record(
+        stored, ignored = self.usage_limits.store(
+            caller.account_id,
+            caller.access_key_id,
+            len(report.usage),
+            lambda session: events.record(
                 session,
                 account_id=caller.account_id,
                 reported_by=caller.access_key_id,
                 report=report,
-            )
+            ),
+        )
         return {"stored": stored, "ignored": ignored}
 
 
+Headers = list[tuple[bytes, bytes]]
 _USAGE_PREFIX = "/api/v0/encryption/key/"
 _USAGE_SLASHES = _USAGE_PREFIX.count("/") + 1
 
@@ -319,8 +333,9 @@ class MethodNotAllowed(KeysteadError):
     status = 405
 
 
-async def _send(send: Send, status: int, payload: bytes | None) -> None:
+async def _send(send: Send, status: int, payload: bytes | None, extra: Headers) -> None:
     headers = [(b"content-type", b"application/json")] if payload is not None else []
     headers.append((b"content-length", str(len(payload or b"")).encode()))
+    headers.extend(extra)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload or b""})

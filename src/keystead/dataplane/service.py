@@ -72,6 +72,7 @@ _LOOKUP = (
         ApiKey.account_id,
         ApiKey.name,
         ApiKey.enabled,
+        ApiKey.suspended,
         ApiKey.auto_provisioned,
         ApiKey.wrapped_signing_key,
         ApiKey.public_key_pem,
@@ -158,6 +159,8 @@ class DataPlane:
         signatures.verify_mac(params, request, secret)
         if not row.enabled:
             raise Unauthenticated(f"API key {params.key_id} is disabled")
+        if row.suspended:
+            raise Unauthenticated(f"API key {params.key_id} is suspended by an admin")
         caller = Caller(
             key_id=row.id,
             access_key_id=params.key_id,

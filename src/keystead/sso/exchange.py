@@ -106,6 +106,7 @@ _BIND = (
         ApiKey.id.label("key_id"),
         ApiKey.access_key_id,
         ApiKey.enabled.label("key_enabled"),
+        ApiKey.suspended.label("key_suspended"),
         ApiKey.wrapped_signing_key,
         ApiKey.token_groups_enforced,
     )
@@ -242,6 +243,13 @@ class Exchange:
                 403,
                 "user_inactive",
                 f"user {row.user_name!r} is inactive in the directory",
+                user=row.user_name,
+            )
+        if row.key_id is not None and row.key_suspended:
+            raise SignInRefused(
+                403,
+                "key_suspended",
+                f"the API key of user {row.user_name!r} is suspended by an admin",
                 user=row.user_name,
             )
         if row.key_id is None or not row.key_enabled:

@@ -241,6 +241,11 @@ class ApiKey(Base):
     )
     public_key_pem: Mapped[str | None] = mapped_column(Text, default=None)
     encrypted_private_key_pem: Mapped[str | None] = mapped_column(Text, default=None)
+    # An admin's emergency stop, the one hand edit an auto-provisioned key allows: every
+    # endpoint refuses the key while set, and directory sync never clears it.
+    suspended: Mapped[bool] = mapped_column(Boolean, default=False)
+    suspended_at: Mapped[datetime | None] = mapped_column(default=None)
+    suspended_by: Mapped[str | None] = mapped_column(String(256), default=None)
     # Set at each SSO exchange under the "directory_and_token" group policy: directory
     # groups then count only if listed in ``sso_token_groups`` (the last token's groups).
     token_groups_enforced: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -349,7 +354,8 @@ class UsageEvent(Base):
     """One aggregated usage record as the Ubiq client reports it (POST /api/v3/tracking/events)."""
 
     __tablename__ = "usage_events"
-    __table_args__ = (Index(None, "account_id", "day"),)
+    # (reported_by, received_at): how much one key stored in the last minute and day.
+    __table_args__ = (Index(None, "account_id", "day"), Index(None, "reported_by", "received_at"))
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     )
@@ -368,6 +374,21 @@ class UsageEvent(Base):
     day: Mapped[date] = mapped_column(Date)
     user_defined: Mapped[Any] = mapped_column(JSON, nullable=True, default=None)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class UsageRefusal(Base):
+    """Usage entries a key reported past its limits, per day: refused with 429, not stored,
+    counted here so the admin sees that (and how much) a key reported too much."""
+
+    __tablename__ = "usage_refusals"
+    account_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    reported_by: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    reports: Mapped[int] = mapped_column(BigInteger, default=0)
+    entries: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class AuditEvent(Base):

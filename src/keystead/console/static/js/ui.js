@@ -260,7 +260,8 @@ export function Badge({ kind = "", children, title }) {
   return html`<span class=${`badge ${kind}`} title=${title}>${children}</span>`;
 }
 
-export function EnabledBadge({ enabled }) {
+export function EnabledBadge({ enabled, suspended }) {
+  if (suspended) return html`<${Badge} kind="bad" title="Suspended by an admin: every request is refused">suspended<//>`;
   return enabled ? html`<${Badge} kind="ok">enabled<//>` : html`<${Badge} kind="off">disabled<//>`;
 }
 

@@ -35,6 +35,7 @@ const KINDS = [
   ["auto", "Auto-provisioned"],
   ["enabled", "Enabled"],
   ["disabled", "Disabled"],
+  ["suspended", "Suspended"],
 ];
 export const FOLLOWS_DIRECTORY = "This key follows the directory: change the user in Entra.";
 
@@ -84,7 +85,7 @@ function KeyTable({ page }) {
       ${page.items.map((key) => html`<tr>
         <td><a href=${href(pathOf("api-keys", key.access_key_id))}>${key.name}</a></td>
         <td><code>${key.access_key_id}</code></td>
-        <td><${EnabledBadge} enabled=${key.enabled} /></td>
+        <td><${EnabledBadge} enabled=${key.enabled} suspended=${key.suspended} /></td>
         <td><${SourceBadge} apiKey=${key} /></td>
         <td class="num">${formatNumber(key.datasets_count)}</td>
       </tr>`)}
@@ -180,8 +181,13 @@ export function ApiKeyPage({ id }) {
     access.reload();
   };
   return html`<${PageHead} title=${data.name} crumbs=${crumbs}>
-      <${EnabledBadge} enabled=${data.enabled} /> <${SourceBadge} apiKey=${data} />
+      <${EnabledBadge} enabled=${data.enabled} suspended=${data.suspended} /> <${SourceBadge} apiKey=${data} />
     <//>
+    ${data.suspended && html`<${Alert} kind="error"><p>
+      Suspended by ${data.suspended_by} on <${Time} value=${data.suspended_at} />: every request with this key
+      (data keys, usage reports, Entra sign-in) is refused until an admin lifts the suspension.
+      ${data.auto_provisioned ? " Directory sync does not lift it." : ""}
+    </p><//>`}
     ${data.auto_provisioned && html`<${Alert} kind="info"><p id="follows-why">
       ${FOLLOWS_DIRECTORY} It was created for directory user${" "}
       <a href=${href(pathOf("directory", "users", data.directory_user_id))}>${data.directory_user}</a>,
@@ -198,6 +204,7 @@ export function ApiKeyPage({ id }) {
       </dl>
     </section>
     <${KeyEditor} apiKey=${data} onChange=${changed} />
+    <${SuspendPanel} apiKey=${data} onChange=${changed} />
     <${AccessPanel} access=${access} apiKey=${data} />
     <${UsagePanel} usage=${usage} since=${since} apiKey=${data} />`;
 }
@@ -293,6 +300,46 @@ function KeyEditor({ apiKey, onChange }) {
       onConfirm=${async () => { await api.delete(path); navigate("/api-keys"); }}>
       <p>Applications using this key are refused from their next request. This cannot be undone; data they
         encrypted stays decryptable by any other key with access to its dataset.</p>
+    <//>
+  </section>`;
+}
+
+/** The emergency stop: the one change an auto-provisioned key takes by hand. */
+function SuspendPanel({ apiKey, onChange }) {
+  const { canWrite } = useSession();
+  const [asking, setAsking] = useState(false);
+  const [reason, setReason] = useState("");
+  const [error, setError] = useState(null);
+  if (!canWrite) return null;
+  const path = `/api-keys/${encodeURIComponent(apiKey.access_key_id)}`;
+  async function lift() {
+    setError(null);
+    try {
+      await api.post(`${path}/resume`);
+      onChange();
+    } catch (e) {
+      setError(e);
+    }
+  }
+  return html`<section class="panel" aria-labelledby="key-suspend">
+    <h2 id="key-suspend">Emergency stop</h2>
+    <p class="small muted">Suspending refuses the key everywhere from its next request: data keys, usage
+      reports and Entra sign-in. It works on keys that follow the directory too, and directory sync never
+      lifts it; the key's grants and groups stay as they are.</p>
+    <${ErrorAlert} error=${error} />
+    ${apiKey.suspended
+      ? html`<button type="button" onClick=${lift}>Lift suspension</button>`
+      : html`<button type="button" class="danger" onClick=${() => { setReason(""); setAsking(true); }}>Suspend key</button>`}
+    <${ConfirmDialog} open=${asking} title=${`Suspend API key ${apiKey.name}?`} confirmLabel="Suspend key"
+      onCancel=${() => setAsking(false)}
+      onConfirm=${async () => {
+        await api.post(`${path}/suspend`, reason.trim() ? { reason: reason.trim() } : {});
+        setAsking(false);
+        onChange();
+      }}>
+      <p>Every application using this key is refused from its next request until an admin lifts the suspension.</p>
+      <${TextInput} id="suspend-reason" label="Reason (kept in the audit log)" value=${reason}
+        maxLength="500" onInput=${(e) => setReason(e.target.value)} />
     <//>
   </section>`;
 }

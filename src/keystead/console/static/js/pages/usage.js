@@ -140,6 +140,10 @@ export function UsagePage({ route }) {
     () => (valid ? api.get("/usage", { since, until }) : Promise.resolve(null)),
     [since, until],
   );
+  const refused = useResource(
+    () => (valid ? api.get("/usage/refused", { since, until }) : Promise.resolve(null)),
+    [since, until],
+  );
   const days = useMemo(() => (valid ? daysBetween(since, until) : []), [since, until, valid]);
   const byDataset = useMemo(
     () => rows.data && seriesBy(rows.data, days, (r) => r.dataset || `${r.dataset_type} (the client named none)`),
@@ -168,6 +172,19 @@ export function UsagePage({ route }) {
       ? "Choose a first day on or before the last day."
       : `Choose at most ${MAX_DAYS} days (two years); this range has ${formatNumber(span)}.`}</p>`}
     <${ErrorAlert} error=${rows.error} />
+    ${refused.data && refused.data.length > 0 && html`<section class="panel warning" aria-labelledby="refused-title">
+      <h2 id="refused-title">Reports refused over a key's limit</h2>
+      <p>These keys reported more usage entries than one key may store (per minute or per day). Keystead
+        answered 429 and did not store those entries; a steady stream of them from one key is worth a look
+        (suspend the key from its page if it is misused).</p>
+      <div class="table-wrap"><table>
+        <thead><tr><th scope="col">Day</th><th scope="col">API key</th><th scope="col" class="num">Reports</th>
+          <th scope="col" class="num">Entries not stored</th></tr></thead>
+        <tbody>${refused.data.map((r) => html`<tr><td>${r.day}</td>
+          <td>${r.api_key_name ? html`<a href=${`#/api-keys/${encodeURIComponent(r.api_key)}`}>${r.api_key_name}</a>` : html`<code>${r.api_key}</code>`}</td>
+          <td class="num">${formatNumber(r.reports)}</td><td class="num">${formatNumber(r.entries)}</td></tr>`)}</tbody>
+      </table></div>
+    </section>`}
     ${!valid ? null : !rows.data ? html`<${Loading} what="Loading usage" />` : !rows.data.length
       ? html`<p class="muted">No usage reported from ${since} to ${until}.</p>`
       : html`<${Chart} title="Operations per day, by dataset" days=${days} series=${byDataset} />
