@@ -584,3 +584,27 @@ def test_a_standard_plan_account_sees_the_panel_disabled_with_the_reason(
     expect(panel).to_contain_text("standard")
     expect(panel.get_by_role("button")).to_have_count(0)
     console.axe("the account page on the standard plan")
+
+
+def test_on_an_installation_of_several_accounts_the_sign_in_asks_which_once(
+    console: Console, first_account: FirstAccount, runtime: Runtime
+) -> None:
+    """An admin email is unique within its account only, so with a second account on the
+    installation the sign-in asks for the customer id, then remembers it."""
+    from tests import factories
+
+    with runtime.db.write() as session:
+        factories.account(session, name="Globex")
+    page = console.page
+    sign_in(console, first_account)
+    account = page.get_by_label("Account (customer id)", exact=True)
+    expect(account).to_be_visible()
+    expect(page.locator("#signin-account-error")).to_contain_text("several accounts")
+    console.axe("the sign-in asking for the account")
+    account.fill(first_account.customer_id)
+    page.get_by_role("button", name="Sign in").click()
+    console.heading("Account")
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_label("Account (customer id)", exact=True)).to_have_value(
+        first_account.customer_id
+    )

@@ -32,7 +32,7 @@ from keystead.storage.models import DirectoryUser, IdpSettings, ProvisioningEven
 from tests import factories as f
 from tests.conftest import LiveServer, start_server, stop_server
 from tests.functional.test_dataplane_signatures import Signer
-from tests.support.accounts import admin_token
+from tests.support.accounts import FirstAccount, admin_token
 from tests.support.fake_entra import FakeEntra
 from tests.support.scim import Scim, entra_user
 from tests.support.signin import SignInAccount, csr_pem, provision, signin_account
@@ -608,3 +608,49 @@ def test_a_key_over_its_daily_usage_limit_waits_until_its_oldest_entry_is_a_day_
     with runtime.db.read() as s:
         rows = usage_limits.refusals(s, account_id=account_id)
     assert [(r.reports, r.entries) for r in rows] == [(2, 2)]
+
+
+def test_creating_an_admin_does_not_reveal_another_accounts_admin_emails(
+    live_server: LiveServer, runtime: Runtime, first_account: FirstAccount, admin_api: httpx.Client
+) -> None:
+    """Admin emails were unique across the installation, so an account admin could probe
+    for another account's admins (409 'already exists'). An email is now unique within its
+    account; on an installation with several accounts the sign-in names its account, and
+    what it answers never depends on other accounts' admins."""
+    with runtime.db.write() as s:
+        other = f.account(s, name="Globex")
+        theirs = accounts.create_admin(
+            s, account_id=other, email="cfo@globex.example", role="admin", actor=f.ACTOR
+        ).password
+    created = admin_api.post("/admins", json={"email": "CFO@globex.example", "role": "viewer"})
+    assert created.status_code == 201, created.text
+    ours = created.json()["one_time_password"]
+    again = admin_api.post("/admins", json={"email": "cfo@globex.example", "role": "viewer"})
+    assert again.status_code == 409  # within the account, still one admin per email
+    assert "in this account" in again.json()["message"]
+
+    session = f"{live_server.url}/api/admin/v1/session"
+
+    def sign_in(email: str, password: str, account: str | None = None) -> httpx.Response:
+        body = {"email": email, "password": password}
+        if account is not None:
+            body["account"] = account
+        return httpx.post(session, json=body, timeout=30)
+
+    # Without an account, an email that exists twice and one that exists nowhere get the
+    # same answer: the installation holds several accounts, so name one.
+    twice, nowhere = sign_in("cfo@globex.example", ours), sign_in("x@nowhere.example", "pw")
+    assert twice.status_code == nowhere.status_code == 422
+    assert twice.json() == nowhere.json()
+    assert twice.json()["errors"][0]["field"] == "account"
+    # With it, each password opens its own account only, in the same words otherwise.
+    assert sign_in("cfo@globex.example", ours, first_account.customer_id).status_code == 200
+    mine_there = sign_in("cfo@globex.example", ours, str(other))
+    assert mine_there.status_code == 401
+    assert mine_there.json() == sign_in("x@nowhere.example", "pw", str(other)).json()
+    opened = sign_in("cfo@globex.example", theirs, str(other))
+    assert opened.status_code == 200
+    assert opened.json()["account"]["customer_id"] == str(other)
+    garbled = sign_in("cfo@globex.example", theirs, "globex")
+    assert garbled.status_code == 422
+    assert "not a customer id" in garbled.json()["message"]

@@ -141,8 +141,10 @@ def create_admin(
     if role not in ROLES:
         raise InvalidInput(f"role must be one of {', '.join(ROLES)}; got {role!r}")
     address = _valid_email(email)
-    if session.scalar(select(Admin.id).where(Admin.email == address)) is not None:
-        raise Conflict(f"an admin with email {address} already exists")
+    # Unique within the account only: another account's admins are not this one's business.
+    taken = select(Admin.id).where(Admin.account_id == account_id, Admin.email == address)
+    if session.scalar(taken) is not None:
+        raise Conflict(f"an admin with email {address} already exists in this account")
     password = password or HashedPassword.one_time()
     admin = Admin(
         account_id=account_id,

@@ -10,6 +10,11 @@ other account's writes). So one attempt is
 2. the password check, outside any transaction;
 3. a short write: on success the advance count is taken back and the session opened, on
    failure the failure is audited.
+
+An email is unique within an account only, so a sign-in names its account: implicitly on
+an installation that holds one, by customer id otherwise. Whether that is needed depends
+on the installation alone, never on the email, and only one admin's password is ever
+checked, so an attempt's answer and timing say nothing about other accounts' admins.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from keystead.accounts.throttle import Failures, Scope
 from keystead.audit import Actor
 from keystead.crypto import passwords
 from keystead.errors import InvalidInput, TooManyRequests, Unauthenticated
-from keystead.storage.models import Admin, SignInFailure
+from keystead.storage.models import Account, Admin, SignInFailure
 from keystead.storage.session import Database
 from keystead.storage.types import utcnow
 
@@ -43,8 +48,30 @@ class _Attempt:
     locked_now: tuple[Scope, ...]  # scopes this very attempt locked
 
 
-def _subjects(email: str, address: str) -> dict[Scope, str]:
-    return {"email": email[:256], "address": address[:256]}
+ACCOUNT_NEEDED = (
+    "this Keystead holds several accounts: enter your account's customer id "
+    "(on the account page, and printed when the account was made)"
+)
+
+
+def _subjects(account_id: uuid.UUID | None, email: str, address: str) -> dict[Scope, str]:
+    return {"email": f"{account_id}/{email}"[:256], "address": address[:256]}
+
+
+def _account_of(session: Session, account: str | None) -> uuid.UUID | None:
+    """The account a sign-in names: the customer id given, else the installation's only
+    account. None for an id of no account (then the sign-in fails like a wrong password)."""
+    if account is not None and account.strip():
+        try:
+            wanted = uuid.UUID(account.strip())
+        except ValueError:
+            problem = "is not a customer id (a UUID such as 8aa7…-…)"
+            raise InvalidInput(f"account {problem}", fields={"account": problem}) from None
+        return wanted if session.get(Account, wanted) is not None else None
+    only = session.scalars(select(Account.id).limit(2)).all()
+    if len(only) > 1:
+        raise InvalidInput(ACCOUNT_NEEDED, fields={"account": ACCOUNT_NEEDED})
+    return only[0] if only else None
 
 
 def _load(session: Session, scope: Scope, subject: str) -> SignInFailure | None:
@@ -73,7 +100,13 @@ def _store(session: Session, scope: Scope, subject: str, state: Failures | None)
     )
 
 
-def _begin(session: Session, email: str, subjects: dict[Scope, str], now: datetime) -> _Attempt:
+def _begin(
+    session: Session,
+    account_id: uuid.UUID | None,
+    email: str,
+    subjects: dict[Scope, str],
+    now: datetime,
+) -> _Attempt:
     states = {scope: _state(_load(session, scope, subject)) for scope, subject in subjects.items()}
     wait = max(throttle.wait_seconds(state, now) for state in states.values())
     if wait:
@@ -88,10 +121,12 @@ def _begin(session: Session, email: str, subjects: dict[Scope, str], now: dateti
             locked_now.append(scope)
         _store(session, scope, subject, after)
     admin = session.execute(
-        select(Admin.id, Admin.account_id, Admin.password_hash).where(Admin.email == email)
+        select(Admin.id, Admin.account_id, Admin.password_hash).where(
+            Admin.account_id == account_id, Admin.email == email
+        )
     ).first()
     if admin is None:
-        return _Attempt(None, None, None, tuple(locked_now))
+        return _Attempt(None, account_id, None, tuple(locked_now))
     return _Attempt(admin.id, admin.account_id, admin.password_hash, tuple(locked_now))
 
 
@@ -104,13 +139,23 @@ def _take_back(session: Session, subjects: dict[Scope, str]) -> None:
             _store(session, scope, subject, throttle.after_success(state, throttle.LIMITS[scope]))
 
 
-def sign_in(db: Database, *, email: str, password: str, address: str, ttl: timedelta) -> NewSession:
+def sign_in(
+    db: Database,
+    *,
+    email: str,
+    password: str,
+    address: str,
+    ttl: timedelta,
+    account: str | None = None,
+) -> NewSession:
     """Open a console session, or raise Unauthenticated (wrong email or password, in the
-    same words either way) or TooManyRequests (with the wait in words)."""
+    same words either way), TooManyRequests (with the wait in words), or InvalidInput
+    (the installation holds several accounts and ``account`` names none)."""
     email = email.strip().lower()
-    subjects = _subjects(email, address)
     with db.write() as session:
-        attempt = _begin(session, email, subjects, utcnow())
+        account_id = _account_of(session, account)
+        subjects = _subjects(account_id, email, address)
+        attempt = _begin(session, account_id, email, subjects, utcnow())
     ok = passwords.verify_password(attempt.password_hash, password)
     with db.write() as session:
         admin = _settle(session, attempt, ok, subjects, email, address, "admin.sign_in_failed")
@@ -119,15 +164,17 @@ def sign_in(db: Database, *, email: str, password: str, address: str, ttl: timed
     raise Unauthenticated(WRONG)
 
 
-def check_current_password(db: Database, *, email: str, password: str, address: str) -> str:
+def check_current_password(
+    db: Database, *, account_id: uuid.UUID, email: str, password: str, address: str
+) -> str:
     """Before a password change: the admin's current password, checked like a sign-in
     (throttled per email and address, each failure audited), so that a stolen session or
     token cannot be used to guess it. Returns the hash that was verified; raises
     InvalidInput (wrong) or TooManyRequests."""
     email = email.strip().lower()
-    subjects = _subjects(email, address)
+    subjects = _subjects(account_id, email, address)
     with db.write() as session:
-        attempt = _begin(session, email, subjects, utcnow())
+        attempt = _begin(session, account_id, email, subjects, utcnow())
     ok = passwords.verify_password(attempt.password_hash, password)
     with db.write() as session:
         admin = _settle(

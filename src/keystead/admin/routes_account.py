@@ -63,6 +63,7 @@ def change_password(
     # Throttled and audited like a sign-in; argon2 runs outside any transaction.
     verified_hash = signin.check_current_password(
         runtime.db,
+        account_id=principal.account_id,
         email=principal.email,
         password=body.current_password,
         address=_client_address(request),
@@ -108,6 +109,7 @@ def login(body: LoginIn, request: Request, response: Response, runtime: RuntimeD
         password=body.password,
         address=_client_address(request),
         ttl=ttl,
+        account=body.account,
     )
     response.set_cookie(
         SESSION_COOKIE,

@@ -64,6 +64,11 @@ SearchText = Annotated[
 class LoginIn(_In):
     email: str = Field(max_length=254)
     password: str = Field(max_length=1024)
+    account: str | None = Field(
+        default=None,
+        max_length=64,
+        description="Customer id of the account; needed when the installation holds several",
+    )
 
 
 class PasswordChangeIn(_In):

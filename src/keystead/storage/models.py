@@ -70,9 +70,12 @@ class Account(Base):
 
 class Admin(Base):
     __tablename__ = "admins"
+    # An email is unique within its account only: whether it exists in another account is
+    # none of this account's business (and admins of two accounts may be one person).
+    __table_args__ = (UniqueConstraint("account_id", "email"), Index(None, "email"))
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_uuid)
     account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
-    email: Mapped[str] = mapped_column(String(254), unique=True)
+    email: Mapped[str] = mapped_column(String(254))
     password_hash: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(20))
     password_change_required: Mapped[bool] = mapped_column(Boolean, default=True)

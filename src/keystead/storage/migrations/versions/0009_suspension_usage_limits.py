@@ -1,4 +1,4 @@
-"""API keys can be suspended; usage reports are bounded per key (an index to count them,
+"""Admin emails are unique per account; API keys can be suspended; usage reports are bounded per key (an index to count them,
 a table of what was refused)
 
 Revision ID: 0009
@@ -18,6 +18,12 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("admins", schema=None) as batch_op:
+        batch_op.drop_constraint(batch_op.f("uq_admins_email"), type_="unique")
+        batch_op.create_unique_constraint(
+            batch_op.f("uq_admins_account_id_email"), ["account_id", "email"]
+        )
+        batch_op.create_index(batch_op.f("ix_admins_email"), ["email"])
     with op.batch_alter_table("api_keys", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column("suspended", sa.Boolean(), nullable=False, server_default=sa.false())
@@ -49,6 +55,10 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("usage_refusals")
+    with op.batch_alter_table("admins", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_admins_email"))
+        batch_op.drop_constraint(batch_op.f("uq_admins_account_id_email"), type_="unique")
+        batch_op.create_unique_constraint(batch_op.f("uq_admins_email"), ["email"])
     op.drop_index(op.f("ix_usage_events_reported_by_received_at"), table_name="usage_events")
     with op.batch_alter_table("api_keys", schema=None) as batch_op:
         batch_op.drop_column("suspended_by")

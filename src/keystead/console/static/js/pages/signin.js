@@ -1,7 +1,7 @@
 // Signing in, and choosing a new password when the admin still has a one-time password.
 
 import { api, describe, setCsrfToken } from "../api.js";
-import { html, useEffect, useRef } from "../lib.js";
+import { html, useEffect, useRef, useState } from "../lib.js";
 import { Alert, TextInput, useForm } from "../ui.js";
 
 export const MIN_PASSWORD = 12;
@@ -18,29 +18,57 @@ function Card({ title, children }) {
   </main>`;
 }
 
+const ACCOUNT_KEY = "keystead.account";
+
+function rememberedAccount() {
+  const fromLink = new URLSearchParams(location.hash.split("?")[1] || "").get("account");
+  try {
+    return fromLink || localStorage.getItem(ACCOUNT_KEY) || "";
+  } catch {
+    return fromLink || ""; // storage may be off
+  }
+}
+
 export function SignIn({ notice, onSignedIn }) {
-  const form = useForm({ email: "", password: "" });
+  const form = useForm({ email: "", password: "", account: rememberedAccount() });
   const { values, errors } = form;
+  // An installation with several accounts needs the account's customer id (an email is
+  // unique within its account only); the field shows once the server asks, or when known.
+  const [askAccount, setAskAccount] = useState(Boolean(values.account));
+  useEffect(() => {
+    if (errors.account) setAskAccount(true);
+  }, [errors.account]);
   function validate(v) {
     return {
       email: !v.email.trim() ? "Enter your email address." : undefined,
       password: !v.password ? "Enter your password." : undefined,
+      account: askAccount && !v.account.trim() ? "Enter your account's customer id." : undefined,
     };
   }
   async function signIn(v) {
-    const session = await api.post("/session", { email: v.email, password: v.password }, { expectSession: false });
+    const body = { email: v.email, password: v.password };
+    if (v.account.trim()) body.account = v.account.trim();
+    const session = await api.post("/session", body, { expectSession: false });
+    try {
+      localStorage.setItem(ACCOUNT_KEY, session.account.customer_id);
+    } catch {
+      // the next sign-in asks again
+    }
     setCsrfToken(session.csrf_token);
     onSignedIn(session, v.password);
   }
   const refusal = form.message;
   return html`<${Card} title="Sign in">
     ${notice && html`<${Alert} kind="info"><p>${notice}</p><//>`}
-    ${refusal && html`<${Alert} kind="error"><p>${signInMessage(refusal)}</p><//>`}
+    ${refusal && !errors.account && html`<${Alert} kind="error"><p>${signInMessage(refusal)}</p><//>`}
     <form noValidate onSubmit=${(e) => { e.preventDefault(); form.submit(validate, signIn); }}>
       <${TextInput} id="signin-email" label="Email" type="email" autocomplete="username"
         value=${values.email} onInput=${form.set("email")} error=${errors.email} required />
       <${TextInput} id="signin-password" label="Password" type="password" autocomplete="current-password"
         value=${values.password} onInput=${form.set("password")} error=${errors.password} required />
+      ${askAccount && html`<${TextInput} id="signin-account" label="Account (customer id)" autocomplete="organization"
+        hint="This Keystead holds several accounts. The customer id is on your account page, and in the SCIM URL."
+        value=${values.account} onInput=${form.set("account")} error=${errors.account} spellcheck="false" />`}
       <button type="submit" class="primary" disabled=${form.busy}>${form.busy ? "Signing in…" : "Sign in"}</button>
     </form>
     <p class="small muted" style=${{ marginTop: "1rem" }}>
