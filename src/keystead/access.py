@@ -6,7 +6,9 @@ A key may use a dataset through any of three paths:
 2. ``dataset_group`` — a manual grant of a dataset group that contains the dataset;
 3. ``directory``  — the key is auto-provisioned for a directory user who belongs to a
    directory group whose displayName matches (trimmed, case-insensitive) the name of a
-   dataset group that contains the dataset. Under the account's "directory_and_token"
+   dataset group that contains the dataset. A dataset group an admin pinned to one
+   directory group (by its id and externalId) matches that group only, so a same-named
+   group created later in the directory gives nothing. Under the account's "directory_and_token"
    group policy, a key whose last sign-in token listed its groups
    (``token_groups_enforced``) counts only the directory groups whose externalId (the
    Entra object id) that token listed.
@@ -79,13 +81,31 @@ class Reason:
 KeyRef = uuid.UUID | ColumnElement[uuid.UUID] | QueryableAttribute[uuid.UUID]
 
 
-def matches() -> ColumnElement[bool]:
-    """The matching rule: a directory group matches the dataset group of its account whose
-    name equals its displayName once both are trimmed and case-folded (``name_key``).
-    Joins of the two tables (access, and the views that show a match) use this."""
+def named_alike() -> ColumnElement[bool]:
+    """A directory group and a dataset group of one account whose names are equal once both
+    are trimmed and case-folded (``name_key``): a match unless a pin says otherwise."""
     return (DatasetGroup.account_id == DirectoryGroup.account_id) & (
         DatasetGroup.name_key == DirectoryGroup.display_name_key
     )
+
+
+def pin_allows() -> ColumnElement[bool]:
+    """The dataset group is pinned to no directory group, or to this one: same id and
+    same externalId (a group deleted and made again in Entra needs pinning again)."""
+    return DatasetGroup.pinned_group_id.is_(None) | (
+        (DatasetGroup.pinned_group_id == DirectoryGroup.id)
+        & (
+            func.coalesce(DatasetGroup.pinned_group_external_id, "")
+            == func.coalesce(DirectoryGroup.external_id, "")
+        )
+    )
+
+
+def matches() -> ColumnElement[bool]:
+    """The matching rule: a directory group matches the dataset group of its account named
+    alike, unless that dataset group is pinned to another directory group. Joins of the
+    two tables (access, and the views that show a match) use this."""
+    return named_alike() & pin_allows()
 
 
 def _directory_group_counts(owner: type[ApiKey]) -> ColumnElement[bool]:

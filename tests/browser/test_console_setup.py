@@ -160,10 +160,21 @@ def test_synced_users_get_read_only_keys_and_a_matching_dataset_group_gives_acce
     console.heading("payroll team")
     matches = page.get_by_role("region", name="Directory groups that match")
     expect(matches.get_by_role("link", name="Payroll Team")).to_be_visible()
-    expect(matches.get_by_text("(1 member)")).to_be_visible()
+    expect(matches).to_contain_text("(1 member, externalId")
     expect(page.get_by_role("region", name="Keys with access through it")).to_contain_text("1 key")
     console.axe("a dataset group's page")
     console.shot("dataset-group")
+
+    # A second directory group named alike is flagged; pinning keeps access to the first.
+    create_group(scim, "PAYROLL TEAM")
+    page.reload()
+    console.heading("payroll team")
+    expect(matches.get_by_role("status")).to_contain_text("2 directory groups are named like")
+    matches.get_by_role("button", name="Pin to this group: Payroll Team", exact=True).click()
+    expect(matches.get_by_text("gives no access")).to_be_visible()
+    expect(matches.get_by_role("status")).to_have_count(0)
+    expect(matches).to_contain_text("Pinned: only that directory group")
+    console.axe("a pinned dataset group's page")
 
     # Dana's key: its page says why it may use SSN, and every edit is disabled with why.
     console.go("/api-keys")

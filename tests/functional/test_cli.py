@@ -32,6 +32,7 @@ from keystead.directory import service as directory
 from keystead.runtime import Runtime
 from keystead.settings import Settings
 from keystead.storage.models import ApiKey
+from tests import factories as f
 from tests.conftest import keystead_command
 
 DEFAULT_ADMIN = "admin@keystead.local"
@@ -840,4 +841,37 @@ def test_directory_idp_status_key_search_and_roles(cli: Cli, runtime: Runtime) -
     cli.fails(
         "admin", "set-role", DEFAULT_ADMIN, "viewer", "--json", status=409, expect=["last admin"]
     )
+    cli.assert_no_tracebacks()
+
+
+def test_pinning_a_dataset_group_and_suspending_a_key_from_the_cli(
+    cli: Cli, runtime: Runtime
+) -> None:
+    """`dataset-group show/list` flag a dataset group that several directory groups are
+    named like; `pin`/`unpin` settle it. `api-key suspend/resume` work on any key."""
+    customer_id = uuid.UUID(cli.ok("init", "--json")["customer_id"])
+    cli.ok("dataset-group", "create", "Payroll", "--json")
+    with runtime.db.write() as session:
+        real = f.directory_group(session, customer_id, "Payroll")
+        f.directory_group(session, customer_id, "payroll ")
+        real_id = str(real.id)
+    shown = cli.ok("dataset-group", "show", "Payroll")
+    assert "Several directory groups are named like this dataset group" in shown.output
+    assert "SEVERAL: pin one" in cli.ok("dataset-group", "list").output
+    pinned = cli.ok("dataset-group", "pin", "Payroll", real_id, "--json")
+    assert pinned["pinned"] is True
+    assert pinned["directory_groups"] == ["Payroll"]
+    assert "Several directory groups" not in cli.ok("dataset-group", "show", "Payroll").output
+    assert "(pinned)" in cli.ok("dataset-group", "list").output
+    cli.fails("dataset-group", "pin", "Payroll", "nope", expect=["not a directory group named"])
+    assert cli.ok("dataset-group", "unpin", "Payroll", "--json")["pinned"] is False
+
+    key = cli.ok("api-key", "create", "batch", "--json")["access_key_id"]
+    suspended = cli.ok("api-key", "suspend", key, "--reason", "leaked in a log", "--json")
+    assert suspended["suspended"] is True
+    assert names(cli.ok("api-key", "list", "--kind", "suspended", "--json"), "access_key_id") == [
+        key
+    ]
+    assert "suspended" in cli.ok("api-key", "show", key).output
+    assert cli.ok("api-key", "resume", key, "--json")["suspended"] is False
     cli.assert_no_tracebacks()

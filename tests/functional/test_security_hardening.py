@@ -19,6 +19,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from keystead.accounts import service as accounts
+from keystead.apikeys.service import signing_key_context
 from keystead.dataplane import usage_limits
 from keystead.directory import service as directory
 from keystead.errors import TooManyRequests
@@ -28,13 +29,19 @@ from keystead.settings import Settings
 from keystead.sso.unverified import UnverifiedRefusals
 from keystead.storage import migrate
 from keystead.storage.engine import make_engine
-from keystead.storage.models import DirectoryUser, IdpSettings, ProvisioningEvent, UsageEvent
+from keystead.storage.models import (
+    ApiKey,
+    DirectoryUser,
+    IdpSettings,
+    ProvisioningEvent,
+    UsageEvent,
+)
 from tests import factories as f
 from tests.conftest import LiveServer, start_server, stop_server
 from tests.functional.test_dataplane_signatures import Signer
 from tests.support.accounts import FirstAccount, admin_token
 from tests.support.fake_entra import FakeEntra
-from tests.support.scim import Scim, entra_user
+from tests.support.scim import Scim, create_group, create_user, entra_user
 from tests.support.signin import SignInAccount, csr_pem, provision, signin_account
 
 USER = "dana.reyes@contoso.example"
@@ -654,3 +661,98 @@ def test_creating_an_admin_does_not_reveal_another_accounts_admin_emails(
     garbled = sign_in("cfo@globex.example", theirs, "globex")
     assert garbled.status_code == 422
     assert "not a customer id" in garbled.json()["message"]
+
+
+def _ffs_status(live_server: LiveServer, runtime: Runtime, key: ApiKey, dataset: str) -> int:
+    secret = runtime.master.unwrap(key.wrapped_signing_key, signing_key_context(key.id))
+    app = Signer(live_server.url, key.access_key_id, secret.decode())
+    return app.request(
+        "GET", f"/api/v0/ffs?ffs_name={dataset}&papi={key.access_key_id}"
+    ).status_code
+
+
+def test_a_same_named_directory_group_cannot_hijack_a_pinned_dataset_group(
+    scim: Scim, admin_api: httpx.Client, runtime: Runtime, live_server: LiveServer
+) -> None:
+    """Access follows the directory group named like a dataset group, so anyone who can
+    make a group named "Payroll" in a directory synced with all groups gave its members
+    Payroll's datasets. A second match is flagged (the dataset group's view, the
+    provisioning log); pinned to the group it matches now, the dataset group gives access
+    through that group only, and a group made again under the name needs pinning again."""
+    created = admin_api.post(
+        "/datasets", json={"name": "Salaries", "type": "structured", "template": "ssn"}
+    )
+    assert created.status_code == 201, created.text
+    payroll = admin_api.post("/dataset-groups", json={"name": "Payroll", "datasets": ["Salaries"]})
+    assert payroll.status_code == 201, payroll.text
+    path = f"/dataset-groups/{payroll.json()['id']}"
+    dana, mallory = create_user(scim, "dana@fab.example"), create_user(scim, "mal@fab.example")
+    real = create_group(scim, "Payroll")
+    assert (
+        scim.patch(
+            f"/Groups/{real['id']}",
+            {"op": "add", "path": "members", "value": [{"value": dana["id"]}]},
+        ).status_code
+        == 204
+    )
+    dana_key, mallory_key = scim.key_of(dana["id"]), scim.key_of(mallory["id"])
+    assert dana_key is not None
+    assert mallory_key is not None
+    assert _ffs_status(live_server, runtime, dana_key, "Salaries") == 200
+    assert admin_api.get(path).json()["ambiguous"] is False
+
+    # The attack: a same-named group (another spelling) with the attacker in it.
+    rogue = create_group(scim, " PAYROLL ")
+    assert (
+        scim.patch(
+            f"/Groups/{rogue['id']}",
+            {"op": "add", "path": "members", "value": [{"value": mallory["id"]}]},
+        ).status_code
+        == 204
+    )
+    assert _ffs_status(live_server, runtime, mallory_key, "Salaries") == 200  # by name: it works
+    view = admin_api.get(path).json()
+    assert view["ambiguous"] is True
+    assert len(view["matching_directory_groups"]) == 2
+    logged = admin_api.get("/provisioning/log", params={"group": "PAYROLL"}).json()
+    created_entry = next(e for e in logged if e["operation"] == "create group")
+    assert "which directory group 'Payroll' matches too" in created_entry["detail"]
+
+    pinned = admin_api.put(f"{path}/pin", json={"directory_group": real["id"]})
+    assert pinned.status_code == 200, pinned.text
+    body = pinned.json()
+    assert body["pinned"] is True
+    assert body["directory_groups"] == ["Payroll"]
+    assert {m["display_name"]: m["gives_access"] for m in body["matching_directory_groups"]} == {
+        "Payroll": True,
+        " PAYROLL ".strip(): False,
+    }
+    assert _ffs_status(live_server, runtime, mallory_key, "Salaries") == 403
+    assert _ffs_status(live_server, runtime, dana_key, "Salaries") == 200
+    later = create_group(scim, "payroll")
+    logged = admin_api.get("/provisioning/log", params={"group": later["id"]}).json()
+    assert "pinned to another directory group" in logged[0]["detail"]
+
+    # Pinning to a group not named alike is refused, saying why.
+    other = create_group(scim, "Finance")
+    refused = admin_api.put(f"{path}/pin", json={"directory_group": other["id"]})
+    assert refused.status_code == 422
+    assert "not a directory group named like 'Payroll'" in refused.json()["message"]
+
+    # The pinned group deleted and made again in Entra: a new group, so nothing matches.
+    assert scim.client.delete(f"/Groups/{real['id']}").status_code == 204
+    again = create_group(scim, "Payroll")
+    assert (
+        scim.patch(
+            f"/Groups/{again['id']}",
+            {"op": "add", "path": "members", "value": [{"value": dana["id"]}]},
+        ).status_code
+        == 204
+    )
+    assert _ffs_status(live_server, runtime, dana_key, "Salaries") == 403
+    assert admin_api.get(path).json()["pinned_to"]["present"] is False
+    assert admin_api.delete(f"{path}/pin").json()["pinned"] is False
+    assert _ffs_status(live_server, runtime, dana_key, "Salaries") == 200
+    actions = [e["action"] for e in admin_api.get("/audit").json()]
+    assert "dataset_group.pinned" in actions
+    assert "dataset_group.unpinned" in actions

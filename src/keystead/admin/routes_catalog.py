@@ -16,6 +16,7 @@ from keystead.admin.schemas import (
     DatasetGroupUpdateIn,
     DatasetOut,
     DatasetRefsIn,
+    PinIn,
     TemplateOut,
 )
 from keystead.catalog import datasets as catalog
@@ -151,6 +152,32 @@ def remove_dataset(
     with runtime.db.write() as session:
         group = groups.find_group(session, principal.account_id, ref)
         groups.remove_datasets(session, group, [dataset], actor=principal.actor)
+        return views.dataset_group(session, group)
+
+
+@router.put(
+    "/dataset-groups/{ref}/pin", response_model=DatasetGroupDetailOut, tags=["dataset groups"]
+)
+def pin_group(
+    ref: str, body: PinIn, principal: Writer, runtime: RuntimeDep
+) -> DatasetGroupDetailOut:
+    """Pin the dataset group to one of the directory groups named like it (by id): from
+    then on only that group (same id and externalId) gives access through it, so a
+    same-named group made later in the directory gives nothing."""
+    with runtime.db.write() as session:
+        group = groups.find_group(session, principal.account_id, ref)
+        groups.pin_group(session, group, body.directory_group, actor=principal.actor)
+        return views.dataset_group(session, group)
+
+
+@router.delete(
+    "/dataset-groups/{ref}/pin", response_model=DatasetGroupDetailOut, tags=["dataset groups"]
+)
+def unpin_group(ref: str, principal: Writer, runtime: RuntimeDep) -> DatasetGroupDetailOut:
+    """Back to matching by name: every directory group named like it gives access."""
+    with runtime.db.write() as session:
+        group = groups.find_group(session, principal.account_id, ref)
+        groups.unpin_group(session, group, actor=principal.actor)
         return views.dataset_group(session, group)
 
 

@@ -276,12 +276,26 @@ class DatasetGroupOut(BaseModel):
     created_at: datetime
     directory_groups: list[str] = Field(
         default_factory=list,
-        description="Synced directory groups whose displayName matches this name",
+        description="Synced directory groups that give access through it: named alike "
+        "(and, when pinned, the pinned one only)",
+    )
+    pinned: bool = Field(
+        default=False, description="Pinned to one directory group (by its id and externalId)"
+    )
+    ambiguous: bool = Field(
+        default=False,
+        description="More than one directory group is named like it: unless pinned, each "
+        "gives its members access",
     )
 
     @classmethod
     def of(
-        cls, group: DatasetGroup, datasets: list[str], directory_groups: list[str] | None = None
+        cls,
+        group: DatasetGroup,
+        datasets: list[str],
+        directory_groups: list[str] | None = None,
+        *,
+        ambiguous: bool = False,
     ) -> DatasetGroupOut:
         return cls(
             id=str(group.id),
@@ -289,6 +303,8 @@ class DatasetGroupOut(BaseModel):
             datasets=datasets,
             created_at=group.created_at,
             directory_groups=directory_groups or [],
+            pinned=group.pinned_group_id is not None,
+            ambiguous=ambiguous,
         )
 
 
@@ -297,10 +313,33 @@ class DirectoryGroupRefOut(BaseModel):
     display_name: str
     external_id: str | None
     member_count: int
+    gives_access: bool = Field(
+        default=True,
+        description="False when the dataset group is pinned to another directory group",
+    )
+    pinned: bool = Field(default=False, description="The dataset group is pinned to this one")
+
+
+class PinOut(BaseModel):
+    directory_group_id: str
+    external_id: str | None
+    present: bool = Field(
+        description="False once that group left the directory, was made again, or renamed: "
+        "then no group gives access through the dataset group until it is pinned again"
+    )
+
+
+class PinIn(_In):
+    directory_group: str = Field(
+        max_length=64, description="Id of a directory group named like the dataset group"
+    )
 
 
 class DatasetGroupDetailOut(DatasetGroupOut):
-    matching_directory_groups: list[DirectoryGroupRefOut]
+    matching_directory_groups: list[DirectoryGroupRefOut] = Field(
+        description="Every directory group named like it, and whether each gives access"
+    )
+    pinned_to: PinOut | None = None
     keys_with_access: int = Field(
         description="Keys that reach datasets through this group: granted it, or members of a "
         "matching directory group"

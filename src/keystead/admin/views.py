@@ -22,6 +22,7 @@ from keystead.admin.schemas import (
     GrantsOut,
     KeyVersionOut,
     Page,
+    PinOut,
     ReasonOut,
     TemplateOut,
 )
@@ -153,11 +154,19 @@ def dataset_detail(session: Session, dataset: Dataset) -> DatasetDetailOut:
 
 def dataset_group(session: Session, group: DatasetGroup) -> DatasetGroupDetailOut:
     matching = listing.matching_groups(session, group)
+    pin = None
+    if group.pinned_group_id is not None:
+        pin = PinOut(
+            directory_group_id=str(group.pinned_group_id),
+            external_id=group.pinned_group_external_id,
+            present=any(g.id == group.pinned_group_id and gives for g, gives in matching),
+        )
     return DatasetGroupDetailOut(
         **DatasetGroupOut.of(
             group,
             [d.name for d in dataset_groups.group_datasets(session, group)],
-            [g.display_name for g in matching],
+            [g.display_name for g, gives in matching if gives],
+            ambiguous=len(matching) > 1,
         ).model_dump(),
         matching_directory_groups=[
             DirectoryGroupRefOut(
@@ -165,9 +174,12 @@ def dataset_group(session: Session, group: DatasetGroup) -> DatasetGroupDetailOu
                 display_name=g.display_name,
                 external_id=g.external_id,
                 member_count=g.member_count,
+                gives_access=gives,
+                pinned=g.id == group.pinned_group_id,
             )
-            for g in matching
+            for g, gives in matching
         ],
+        pinned_to=pin,
         keys_with_access=access.keys_through_dataset_group(session, group.id),
     )
 
@@ -182,8 +194,11 @@ def dataset_group_list(session: Session, account_id: uuid.UUID) -> list[DatasetG
         .order_by(DirectoryGroup.display_name)
     ):
         matched.setdefault(group_id, []).append(name)
+    ambiguous = dataset_groups.ambiguous_groups(session, account_id)
     return [
-        DatasetGroupOut.of(g, contents.get(g.id, []), matched.get(g.id, []))
+        DatasetGroupOut.of(
+            g, contents.get(g.id, []), matched.get(g.id, []), ambiguous=g.id in ambiguous
+        )
         for g in dataset_groups.list_groups(session, account_id)
     ]
 

@@ -1,20 +1,27 @@
 """Dataset groups: named sets of datasets. A dataset group whose name matches a directory
-group's displayName gives that group's members access (see keystead.access)."""
+group's displayName gives that group's members access (see keystead.access); pinned to
+one directory group, it gives access through that group only."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from keystead import audit, names
+from keystead import access, audit, names
 from keystead.audit import Actor
 from keystead.catalog.datasets import find_dataset
-from keystead.errors import Conflict, NotFound
-from keystead.storage.models import Dataset, DatasetGroup, DatasetGroupGrant, DatasetGroupMember
+from keystead.errors import Conflict, InvalidInput, NotFound
+from keystead.storage.models import (
+    Dataset,
+    DatasetGroup,
+    DatasetGroupGrant,
+    DatasetGroupMember,
+    DirectoryGroup,
+)
 
 
 def _check_free(
@@ -206,3 +213,117 @@ def delete_group(session: Session, group: DatasetGroup, *, actor: Actor) -> None
         subject_label=group.name,
         detail={"datasets_kept": datasets},
     )
+
+
+# --- pinning to one directory group -------------------------------------------------------
+
+
+def _named_alike(session: Session, group: DatasetGroup) -> list[DirectoryGroup]:
+    return list(
+        session.scalars(
+            select(DirectoryGroup)
+            .where(
+                DirectoryGroup.account_id == group.account_id,
+                DirectoryGroup.display_name_key == group.name_key,
+            )
+            .order_by(DirectoryGroup.display_name, DirectoryGroup.id)
+        )
+    )
+
+
+def pin_group(
+    session: Session, group: DatasetGroup, directory_group_id: str, *, actor: Actor
+) -> DirectoryGroup:
+    """Pin ``group`` to the directory group it matches now: from then on only that group
+    (same id, same externalId) gives access through it, whatever else is named alike."""
+    try:
+        wanted = uuid.UUID(directory_group_id)
+    except ValueError:
+        wanted = None
+    chosen = next((g for g in _named_alike(session, group) if g.id == wanted), None)
+    if chosen is None:
+        problem = (
+            f"is not a directory group named like {group.name!r}; "
+            "pin to one of the groups that match it (by id)"
+        )
+        raise InvalidInput(
+            f"directory group {directory_group_id!r} {problem}", fields={"directory_group": problem}
+        )
+    group.pinned_group_id, group.pinned_group_external_id = chosen.id, chosen.external_id
+    session.flush()
+    audit.record(
+        session,
+        account_id=group.account_id,
+        actor=actor,
+        action="dataset_group.pinned",
+        subject_type="dataset_group",
+        subject_id=group.id,
+        subject_label=group.name,
+        detail={
+            "directory_group": chosen.display_name,
+            "directory_group_id": str(chosen.id),
+            "external_id": chosen.external_id,
+        },
+    )
+    return chosen
+
+
+def unpin_group(session: Session, group: DatasetGroup, *, actor: Actor) -> None:
+    """Back to matching by name: every directory group named alike gives access."""
+    if group.pinned_group_id is None:
+        return
+    before = str(group.pinned_group_id)
+    group.pinned_group_id = group.pinned_group_external_id = None
+    session.flush()
+    audit.record(
+        session,
+        account_id=group.account_id,
+        actor=actor,
+        action="dataset_group.unpinned",
+        subject_type="dataset_group",
+        subject_id=group.id,
+        subject_label=group.name,
+        detail={"directory_group_id": before},
+    )
+
+
+def match_note(session: Session, directory_group: DirectoryGroup) -> str | None:
+    """For the provisioning log, when a directory group gets its name: what an admin
+    should know if that name matches a dataset group that another group holds already."""
+    group = session.scalar(
+        select(DatasetGroup).where(
+            DatasetGroup.account_id == directory_group.account_id,
+            DatasetGroup.name_key == directory_group.display_name_key,
+        )
+    )
+    if group is None:
+        return None
+    if group.pinned_group_id is not None:
+        if group.pinned_group_id == directory_group.id:
+            return None
+        return (
+            f"displayName matches dataset group {group.name!r}, which is pinned to another "
+            "directory group: this group gives its members no access through it"
+        )
+    others = [g for g in _named_alike(session, group) if g.id != directory_group.id]
+    if not others:
+        return None
+    named = ", ".join(repr(g.display_name) for g in others[:3])
+    return (
+        f"displayName matches dataset group {group.name!r}, which directory group {named} "
+        "matches too: each gives its members that group's datasets; pin the dataset group "
+        "to the right one"
+    )
+
+
+def ambiguous_groups(session: Session, account_id: uuid.UUID) -> dict[uuid.UUID, int]:
+    """Dataset groups of the account that more than one directory group is named like,
+    with how many (for listings)."""
+    rows = session.execute(
+        select(DatasetGroup.id, func.count(DirectoryGroup.id))
+        .join(DirectoryGroup, access.named_alike())
+        .where(DatasetGroup.account_id == account_id)
+        .group_by(DatasetGroup.id)
+        .having(func.count(DirectoryGroup.id) > 1)
+    )
+    return {group_id: int(count) for group_id, count in rows}

@@ -15,6 +15,7 @@ import typer
 from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy.orm import Session
 
 from keystead.accounts import service as accounts
@@ -105,7 +106,8 @@ def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> 
     for column in columns:
         grid.add_column(column)
     for row in rows:
-        grid.add_row(*("" if cell is None else str(cell) for cell in row))
+        # Values come from admins and the directory: shown as text, never read as markup.
+        grid.add_row(*(Text("" if cell is None else str(cell)) for cell in row))
     out.print(grid)
 
 
@@ -113,7 +115,8 @@ def pairs(items: Sequence[tuple[str, Any]]) -> None:
     width = max(len(k) for k, _ in items)
     for key, value in items:
         shown = ", ".join(map(str, value)) if isinstance(value, list) else value
-        out.print(f"[bold]{key.ljust(width)}[/bold]  {'' if shown is None else shown}")
+        line = Text.assemble((key.ljust(width), "bold"), "  ", "" if shown is None else str(shown))
+        out.print(line)
 
 
 def report_error(message: str, *, as_json: bool, status: int) -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from keystead.admin import views
-from keystead.admin.schemas import DatasetGroupOut
+from keystead.admin.schemas import DatasetGroupDetailOut, DatasetGroupOut, DirectoryGroupRefOut
 from keystead.catalog import groups
 from keystead.cli.context import JsonFlag, ctx_of, emit, err, out, pairs, table
 
@@ -21,7 +22,33 @@ DatasetOpt = Annotated[list[str] | None, typer.Option("--dataset", help="Dataset
 def _show(group: DatasetGroupOut, heading: str | None = None) -> None:
     if heading:
         out.print(heading)
-    pairs([("name", group.name), ("id", group.id), ("datasets", group.datasets)])
+    rows: list[tuple[str, object]] = [
+        ("name", group.name),
+        ("id", group.id),
+        ("datasets", group.datasets),
+    ]
+    if isinstance(group, DatasetGroupDetailOut):
+        alike = [_matched(g) for g in group.matching_directory_groups]
+        rows.append(("directory groups named alike", alike))
+        if group.pinned_to is not None:
+            gone = " (gone from the directory: nothing matches)"
+            where = "" if group.pinned_to.present else gone
+            rows.append(("pinned to", f"{group.pinned_to.directory_group_id}{where}"))
+    pairs(rows)
+    if group.ambiguous and not group.pinned:
+        err.print(
+            "[yellow]Several directory groups are named like this dataset group; each gives "
+            "its members access. Pin it to the right one: keystead dataset-group pin "
+            f"{escape(repr(group.name))} DIRECTORY_GROUP_ID[/yellow]"
+        )
+
+
+def _matched(group: DirectoryGroupRefOut) -> str:
+    if group.pinned:
+        flags = " - pinned"
+    else:
+        flags = "" if group.gives_access else " - no access: the dataset group is pinned to another"
+    return f"{group.display_name} ({group.id}, {group.member_count} members){flags}"
 
 
 @app.command("create")
@@ -51,9 +78,41 @@ def list_(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         rows,
         as_json,
         lambda: table(
-            "Dataset groups", ["name", "datasets"], [(g.name, ", ".join(g.datasets)) for g in rows]
+            "Dataset groups",
+            ["name", "datasets", "directory groups"],
+            [(g.name, ", ".join(g.datasets), _directory_cell(g)) for g in rows],
         ),
     )
+
+
+def _directory_cell(group: DatasetGroupOut) -> str:
+    names = ", ".join(group.directory_groups) or "-"
+    if group.pinned:
+        return f"{names} (pinned)"
+    return f"{names} (SEVERAL: pin one)" if group.ambiguous else names
+
+
+@app.command("pin")
+def pin(ctx: typer.Context, group: str, directory_group: str, as_json: JsonFlag = False) -> None:
+    """Pin a dataset group to one directory group named like it (its id, from `show`):
+    only that group then gives access through it."""
+    cli = ctx_of(ctx)
+    with cli.write() as (session, account_id):
+        found = groups.find_group(session, account_id, group)
+        groups.pin_group(session, found, directory_group, actor=cli.actor)
+        view = views.dataset_group(session, found)
+    emit(view, as_json, lambda: _show(view))
+
+
+@app.command("unpin")
+def unpin(ctx: typer.Context, group: str, as_json: JsonFlag = False) -> None:
+    """Back to matching by name: every directory group named like it gives access."""
+    cli = ctx_of(ctx)
+    with cli.write() as (session, account_id):
+        found = groups.find_group(session, account_id, group)
+        groups.unpin_group(session, found, actor=cli.actor)
+        view = views.dataset_group(session, found)
+    emit(view, as_json, lambda: _show(view))
 
 
 @app.command("show")

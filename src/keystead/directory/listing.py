@@ -271,12 +271,30 @@ def get_group(
     return group, Users(_users(session, rows), group.member_count)
 
 
-def matching_groups(session: Session, dataset_group: DatasetGroup) -> list[Group]:
-    """The directory groups whose names match ``dataset_group`` (usually one)."""
+_NAMED_ALIKE = (
+    select(
+        DirectoryGroup.id,
+        DirectoryGroup.display_name,
+        DirectoryGroup.external_id,
+        DirectoryGroup.created_at,
+        DirectoryGroup.updated_at,
+        DatasetGroup.name.label("dataset_group"),
+        access.pin_allows().label("gives_access"),
+    )
+    .select_from(DirectoryGroup)
+    .join(DatasetGroup, access.named_alike())
+)
+
+
+def matching_groups(session: Session, dataset_group: DatasetGroup) -> list[tuple[Group, bool]]:
+    """The directory groups named like ``dataset_group`` (usually one), each with whether
+    it gives access through it (all of them, unless the dataset group is pinned)."""
     rows = session.execute(
-        _GROUPS.where(DatasetGroup.id == dataset_group.id).order_by(DirectoryGroup.display_name)
+        _NAMED_ALIKE.where(DatasetGroup.id == dataset_group.id).order_by(
+            DirectoryGroup.display_name, DirectoryGroup.id
+        )
     ).all()
-    return _groups(session, rows)
+    return list(zip(_groups(session, rows), [bool(r.gives_access) for r in rows], strict=True))
 
 
 def totals(session: Session, account_id: uuid.UUID) -> tuple[int, int]:

@@ -27,6 +27,7 @@ from starlette.convertors import Convertor
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from keystead.catalog import groups as dataset_groups
 from keystead.crypto.masterkey import MasterKey
 from keystead.directory import service as directory
 from keystead.errors import KeysteadError, Unauthenticated
@@ -82,6 +83,7 @@ class Outcome:
     resource_id: str | None = None
     resource_name: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    note: str | None = None  # for the provisioning log's detail
 
 
 @dataclass(frozen=True)
@@ -136,7 +138,7 @@ def _record(
         resource_name=outcome.resource_name if outcome else None,
         status=error.status if error else outcome.status if outcome else 500,
         scim_type=error.scim_type if error else None,
-        detail=error.message if error else None,
+        detail=error.message if error else outcome.note if outcome else None,
     )
 
 
@@ -731,7 +733,9 @@ def _list_groups(session: Session, call: Call) -> Outcome:
 @route("/Groups", ["POST"], "create group", write=True)
 def _create_group(session: Session, call: Call) -> Outcome:
     group = resources.create_group(session, call.account_id, parse_json(call.body))
-    return _group_outcome(session, group, call, 201)
+    outcome = _group_outcome(session, group, call, 201)
+    outcome.note = dataset_groups.match_note(session, group)
+    return outcome
 
 
 @route("/Groups/{resource_id}", ["GET"], "read group", write=False)
@@ -743,16 +747,24 @@ def _get_group(session: Session, call: Call) -> Outcome:
 def _put_group(session: Session, call: Call) -> Outcome:
     group = _group(session, call)
     _check_version(call, group.version)
+    before = group.display_name_key
     resources.replace_group(session, group, parse_json(call.body))
-    return _group_outcome(session, group, call, 200)
+    outcome = _group_outcome(session, group, call, 200)
+    if group.display_name_key != before:  # a rename may bring it a rival for a dataset group
+        outcome.note = dataset_groups.match_note(session, group)
+    return outcome
 
 
 @route("/Groups/{resource_id}", ["PATCH"], "update group", write=True)
 def _patch_group(session: Session, call: Call) -> Outcome:
     group = _group(session, call)
     _check_version(call, group.version)
+    before = group.display_name_key
     resources.patch_group(session, group, parse_json(call.body), call.base)
-    return Outcome(204, None, "Group", str(group.id), group.display_name)
+    outcome = Outcome(204, None, "Group", str(group.id), group.display_name)
+    if group.display_name_key != before:
+        outcome.note = dataset_groups.match_note(session, group)
+    return outcome
 
 
 @route("/Groups/{resource_id}", ["DELETE"], "delete group", write=True)

@@ -157,6 +157,11 @@ class DatasetGroup(Base):
     account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(256))
     name_key: Mapped[str] = mapped_column(String(256))
+    # Pinned by an admin to the directory group it matched then (id and externalId): no
+    # other same-named directory group gives access through it. No foreign key on purpose:
+    # when the pinned group is deleted the pin stays, and nothing matches until re-pinned.
+    pinned_group_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, default=None)
+    pinned_group_external_id: Mapped[str | None] = mapped_column(String(256), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

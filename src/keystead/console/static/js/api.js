@@ -78,6 +78,7 @@ export const api = {
   get: (path, params, options) => request("GET", path, { ...options, params }),
   post: (path, body, options) => request("POST", path, { ...options, body }),
   patch: (path, body, options) => request("PATCH", path, { ...options, body }),
+  put: (path, body, options) => request("PUT", path, { ...options, body }),
   delete: (path, options) => request("DELETE", path, options),
 };
 

@@ -6,6 +6,7 @@ import { html, useState } from "../lib.js";
 import { href, navigate, pathOf } from "../router.js";
 import {
   Alert,
+  Badge,
   ConfirmDialog,
   Dialog,
   ErrorAlert,
@@ -38,7 +39,9 @@ export function DatasetGroupsPage() {
           <tbody>${groups.data.map((g) => html`<tr>
             <td><a href=${href(pathOf("dataset-groups", g.id))}>${g.name}</a></td>
             <td>${g.datasets.join(", ") || html`<span class="muted">none</span>`}</td>
-            <td>${g.directory_groups.join(", ") || html`<span class="muted">none yet</span>`}</td>
+            <td>${g.directory_groups.join(", ") || html`<span class="muted">none yet</span>`}
+              ${g.pinned && html` <${Badge} title="Only the pinned directory group gives access">pinned<//>`}
+              ${g.ambiguous && !g.pinned && html` <${Badge} kind="warn" title="Several directory groups are named like it">several: pin one<//>`}</td>
           </tr>`)}</tbody>
         </table></div>`}
     ${creating && html`<${CreateGroupDialog} onClose=${() => setCreating(false)} />`}`;
@@ -120,12 +123,30 @@ export function DatasetGroupPage({ id }) {
     <div class="grid2">
       <section class="panel" aria-labelledby="dg-match">
         <h2 id="dg-match">Directory groups that match</h2>
+        ${g.ambiguous && !g.pinned && html`<${Alert} kind="warning"><p>
+          ${g.matching_directory_groups.length} directory groups are named like this dataset group, and each
+          gives its members these datasets. If only one is meant, pin the dataset group to it: a group of the
+          same name made later in Entra then gives nothing.</p><//>`}
+        ${g.pinned_to && !g.pinned_to.present && html`<${Alert} kind="warning"><p>
+          Pinned to a directory group that is no longer in the directory under this name (deleted, made again,
+          or renamed in Entra): no directory group gives access through it until you pin it again or unpin it.</p><//>`}
         ${g.matching_directory_groups.length
           ? html`<ul>${g.matching_directory_groups.map((m) => html`<li>
               <a href=${href(pathOf("directory", "groups", m.id))}>${m.display_name}</a>
-              <span class="muted"> (${formatNumber(m.member_count)} member${m.member_count === 1 ? "" : "s"})</span></li>`)}</ul>`
+              <span class="muted"> (${formatNumber(m.member_count)} member${m.member_count === 1 ? "" : "s"}${m.external_id ? html`, externalId <code>${m.external_id}</code>` : ""})</span>
+              ${m.pinned && html` <${Badge} kind="ok">pinned<//>`}
+              ${!m.gives_access && html` <${Badge} kind="off" title="The dataset group is pinned to another directory group">gives no access<//>`}
+              ${canWrite && !m.pinned && html` <button type="button" class="link" aria-label=${`Pin to this group: ${m.display_name}`}
+                onClick=${() => act(() => api.put(`${path}/pin`, { directory_group: m.id }))}>pin to this group</button>`}
+              </li>`)}</ul>`
           : html`<p class="muted">No directory group matches this name yet. An Entra group named
               “${g.name}” (any case) gives its synced members these datasets once provisioned.</p>`}
+        ${g.pinned_to
+          ? html`<p class="small muted">Pinned: only that directory group (the same id and externalId) gives access
+              through this dataset group.
+              ${canWrite && html` <button type="button" class="link" onClick=${() => act(() => api.delete(`${path}/pin`))}>Unpin</button>`}</p>`
+          : g.matching_directory_groups.length > 0 && html`<p class="small muted">Not pinned: any directory group
+              named like it gives access, including one made later.</p>`}
       </section>
       <section class="panel" aria-labelledby="dg-keys">
         <h2 id="dg-keys">Keys with access through it</h2>

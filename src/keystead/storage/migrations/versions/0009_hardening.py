@@ -1,4 +1,5 @@
-"""Admin emails are unique per account; API keys can be suspended; usage reports are bounded per key (an index to count them,
+"""Admin emails are unique per account; a dataset group can be pinned to a directory group;
+API keys can be suspended; usage reports are bounded per key (an index to count them,
 a table of what was refused)
 
 Revision ID: 0009
@@ -24,6 +25,11 @@ def upgrade() -> None:
             batch_op.f("uq_admins_account_id_email"), ["account_id", "email"]
         )
         batch_op.create_index(batch_op.f("ix_admins_email"), ["email"])
+    with op.batch_alter_table("dataset_groups", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("pinned_group_id", sa.Uuid(), nullable=True))
+        batch_op.add_column(
+            sa.Column("pinned_group_external_id", sa.String(length=256), nullable=True)
+        )
     with op.batch_alter_table("api_keys", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column("suspended", sa.Boolean(), nullable=False, server_default=sa.false())
@@ -64,3 +70,6 @@ def downgrade() -> None:
         batch_op.drop_column("suspended_by")
         batch_op.drop_column("suspended_at")
         batch_op.drop_column("suspended")
+    with op.batch_alter_table("dataset_groups", schema=None) as batch_op:
+        batch_op.drop_column("pinned_group_external_id")
+        batch_op.drop_column("pinned_group_id")
