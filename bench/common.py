@@ -190,6 +190,15 @@ def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def record_metrics(bench: str, metrics: dict[str, float]) -> None:
+    """Each phase's throughput as a share of the same run's ceiling, written as JSON to
+    $KEYSTEAD_BENCH_METRICS when it is set: bench.before_after compares two versions of
+    Keystead by these shares, which the machine's drift moves far less than raw rates."""
+    target = os.environ.get("KEYSTEAD_BENCH_METRICS")
+    if target:
+        Path(target).write_text(json.dumps({"bench": bench, "metrics": metrics}, indent=1))
+
+
 def write_section(name: str, text: str) -> None:
     """Replace (or append) the section between this benchmark's markers."""
     begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"

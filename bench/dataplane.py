@@ -37,6 +37,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-report", action="store_true", help="don't write PERFORMANCE.md")
     args = parser.parse_args()
 
     data_dir = Path(tempfile.mkdtemp(prefix="keystead-bench-"))
@@ -137,7 +138,12 @@ Medians of the rounds, with min–max; client CPU is wrk's share of one core.
 
 {verdict}
 """
-    common.write_section("dataplane", text)
+    common.record_metrics(
+        "dataplane",
+        {name: s["rps"] / ceiling for name, s in summary.items() if name != "hello (ceiling)"},
+    )
+    if not args.no_report:
+        common.write_section("dataplane", text)
     print(text)
 
 

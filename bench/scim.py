@@ -921,6 +921,14 @@ def main() -> None:
             shutil.rmtree(work, ignore_errors=True)
 
     text = report(args, results, scaled, problems, revisions)
+    common.record_metrics(
+        "scim",
+        {
+            phase.label: median(x.ops_per_s for x in results[phase.key]["Keystead"])
+            / median(x.ops_per_s for x in results[phase.key]["ceiling"])
+            for phase in PHASES
+        },
+    )
     if not args.no_report:
         common.write_section("scim", text)
     print(text)

@@ -752,6 +752,13 @@ def main() -> None:
         args, cold, cold_fetches, results["sso"], results["hello"], load_fetches, verified, ttl,
         code, (loads_start, os.getloadavg()), log_errors, warm_exchanges,
     )  # fmt: skip
+    common.record_metrics(
+        "sso",
+        {
+            "POST /{customer_id}/api/v3/scim/sso": median(r.rps for r in results["sso"])
+            / median(r.rps for r in results["hello"])
+        },
+    )
     if not args.no_report:
         common.write_section_after("sso", text, after="scim")
     print(text)
