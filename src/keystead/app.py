@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp
 
 from keystead import __version__, logs
 from keystead.admin.router import build_router
 from keystead.console import serve as console
+from keystead.crypto import passwords
 from keystead.dataplane.api import DataPlaneDispatch
 from keystead.dataplane.service import DataPlane
 from keystead.dataplane.usage_limits import UsageLimits
@@ -23,12 +26,15 @@ from keystead.sso.exchange import Exchange
 from keystead.web import errors, health
 from keystead.web.middleware import AccessLog, BodyLimit, RejectNonText
 
+log = logs.get_logger("keystead.app")
+
 
 def build_app(runtime: Runtime) -> ASGIApp:
     """The app for an already-open installation: the data-plane dispatcher in front of the
     admin application (FastAPI: admin API, OpenAPI, health, the console and /docs)."""
 
     settings = runtime.settings
+    passwords.prepare()
     keysets = KeySets(
         runtime.outbound,  # the outbound policy: no redirects, no private addresses, a deadline
         ttl=settings.jwks_cache_seconds,
@@ -36,11 +42,26 @@ def build_app(runtime: Runtime) -> ASGIApp:
         wait=settings.idp_http_timeout_seconds,
     )
 
+    def flush_counts() -> None:
+        sso.unverified.flush()
+        usage_limits.flush()
+
+    async def flush_every(seconds: float) -> None:
+        # Counts written in batches (refused sign-in tokens, refused usage reports) reach
+        # the database within this long even when no further refusal comes to carry them.
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await run_in_threadpool(flush_counts)
+            except Exception as exc:  # the next round tries again
+                log.error("count_flush_failed", exc_info=exc)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        flusher = asyncio.create_task(flush_every(10.0))
         yield
-        sso.unverified.flush()  # counts not written yet
-        usage_limits.flush()
+        flusher.cancel()
+        flush_counts()  # counts not written yet
         keysets.close()
         runtime.close()
 
@@ -72,6 +93,7 @@ def build_app(runtime: Runtime) -> ASGIApp:
         runtime.db,
         per_minute=settings.usage_entries_per_minute,
         per_day=settings.usage_entries_per_day,
+        per_account_day=settings.usage_entries_per_account_day,
     )
     sso = sso_api.SsoDispatch(app, runtime, Exchange(runtime.master, keysets))
     scim = scim_api.ScimDispatch(sso, runtime, elsewhere=(sso_api.PATH,))

@@ -78,14 +78,19 @@ class Settings(BaseSettings):
         description="Deadline of one whole fetch from the identity provider.",
     )
     usage_entries_per_minute: int = Field(
-        default=2000,
+        default=1000,
         ge=1,
-        description="Usage entries one API key may store in any minute (beyond: 429).",
+        description="Usage entries one API key may store in a clock minute (beyond: 429).",
     )
     usage_entries_per_day: int = Field(
-        default=200_000,
+        default=50_000,
         ge=1,
-        description="Usage entries one API key may store in any 24 hours (beyond: 429).",
+        description="Usage entries one API key may store in a UTC day (beyond: 429).",
+    )
+    usage_entries_per_account_day: int = Field(
+        default=1_000_000,
+        ge=1,
+        description="Usage entries one account's keys together may store in a UTC day.",
     )
     idp_allow_private_addresses: bool = Field(
         default=False,

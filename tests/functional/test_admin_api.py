@@ -95,7 +95,9 @@ def _custom(api: httpx.Client, name: str, **definition: Any) -> httpx.Response:
 def _listed(group: dict[str, Any]) -> dict[str, Any]:
     """A dataset group as GET /dataset-groups lists it (without the page's extras)."""
     return {
-        k: v for k, v in group.items() if k not in ("matching_directory_groups", "keys_with_access")
+        k: v
+        for k, v in group.items()
+        if k not in ("matching_directory_groups", "keys_with_access", "pinned_to")
     }
 
 

@@ -513,6 +513,22 @@ def test_check_reports_an_overridden_document_without_keys(
     assert report["rs256_key_count"] == 0
 
 
+@pytest.mark.parametrize("which", ["discovery", "jwks"])
+def test_a_document_nested_past_any_parser_is_reported_not_a_500(
+    admin_api: httpx.Client, tenant: FakeEntra, which: str
+) -> None:
+    """A discovery document or key set of 300,000 '[' made Test configuration a 500 (and
+    the CLI print a traceback): it is 'not JSON' like any other broken document."""
+    configure_for(admin_api, tenant)
+    tenant.override(which, body=b"[" * 300_000)  # type: ignore[arg-type]
+    try:
+        response = admin_api.post("/idp/test")
+    finally:
+        tenant.clear_overrides()
+    assert response.status_code == 200, response.text
+    assert codes(response.json()) == [f"{which}_not_json"]
+
+
 def test_check_reports_an_unreachable_discovery_url(
     admin_api: httpx.Client, tenant: FakeEntra
 ) -> None:

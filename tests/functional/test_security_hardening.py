@@ -9,17 +9,18 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import date, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text, update
 from sqlalchemy.orm import Session
+from starlette.testclient import TestClient
 
 from keystead.accounts import service as accounts
 from keystead.apikeys.service import signing_key_context
+from keystead.app import build_app
 from keystead.dataplane import usage_limits
 from keystead.directory import service as directory
 from keystead.errors import TooManyRequests
@@ -34,6 +35,7 @@ from keystead.storage.models import (
     DirectoryUser,
     IdpSettings,
     ProvisioningEvent,
+    UsageCounter,
     UsageEvent,
 )
 from tests import factories as f
@@ -518,21 +520,28 @@ def test_a_signed_in_users_secrets_cannot_flood_the_usage_table(
 ) -> None:
     """Usage reports need the key's secrets but no certificate, even for auto-provisioned
     keys, so a signed-in user could store rows without bound. Each key may store so many
-    entries a minute and a day; beyond that the report is refused whole with 429 and a
-    Retry-After, nothing is stored, and the refusal is counted where the admin sees it.
-    Another key of the same account is not held back."""
+    entries a day (and a minute), each account so many a day; beyond that the report is
+    refused whole with 429 and a Retry-After, nothing is stored, and the refusal is counted
+    where the admin sees it. A report that still fits goes through; other accounts are
+    not held back."""
     with runtime.db.write() as s:
         account_id = f.account(s)
         mine = f.manual_key(s, account_id, runtime.master, "user").secrets
         theirs = f.manual_key(s, account_id, runtime.master, "other").secrets
+        elsewhere = f.manual_key(s, f.account(s, name="Globex"), runtime.master, "x").secrets
     server = start_server(
         settings,
         tmp_path / "limits.log",
-        {"KEYSTEAD_USAGE_ENTRIES_PER_MINUTE": "5", "KEYSTEAD_USAGE_ENTRIES_PER_DAY": "1000"},
+        {
+            "KEYSTEAD_USAGE_ENTRIES_PER_MINUTE": "1000",
+            "KEYSTEAD_USAGE_ENTRIES_PER_DAY": "5",
+            "KEYSTEAD_USAGE_ENTRIES_PER_ACCOUNT_DAY": "8",
+        },
     )
     try:
         flooder = Signer(server.url, mine.access_key_id, mine.secret_signing_key)
         other = Signer(server.url, theirs.access_key_id, theirs.secret_signing_key)
+        outsider = Signer(server.url, elsewhere.access_key_id, elsewhere.secret_signing_key)
 
         def report(signer: Signer, count: int) -> httpx.Response:
             usage = [_usage_entry(signer.key_id, n) for n in range(count)]
@@ -541,80 +550,90 @@ def test_a_signed_in_users_secrets_cannot_flood_the_usage_table(
         assert report(flooder, 3).json() == {"stored": 3, "ignored": 0}
         refused = report(flooder, 3)
         assert refused.status_code == 429, refused.text
-        assert 50 <= int(refused.headers["retry-after"]) <= 60
-        assert "5 a minute" in refused.json()["message"]
-        again = report(flooder, 1)  # would fit, but the key waits out its Retry-After
-        assert again.status_code == 429
-        assert report(other, 5).json() == {"stored": 5, "ignored": 0}
+        assert 0 < int(refused.headers["retry-after"]) <= 86400
+        assert "a key may store 5 a day, and 2 more fit" in refused.json()["message"]
+        assert report(flooder, 2).json() == {"stored": 2, "ignored": 0}  # what fits goes in
+        assert report(flooder, 1).status_code == 429
+        assert report(flooder, 1).status_code == 429  # now refused from memory
+        assert report(other, 3).json() == {"stored": 3, "ignored": 0}  # the account: 8
+        account_full = report(other, 1)
+        assert account_full.status_code == 429
+        assert "this account may store 8 a day" in account_full.json()["message"]
+        assert report(outsider, 3).json() == {"stored": 3, "ignored": 0}
         with runtime.db.read() as s:
             stored = s.scalar(
                 select(func.count())
                 .select_from(UsageEvent)
-                .where(UsageEvent.reported_by == mine.access_key_id)
+                .where(UsageEvent.account_id == account_id)
             )
-        assert stored == 3
+        assert stored == 8
+        # The admin sees the refusals (from any server over the same database): the
+        # first of each key at once, the rest within the ten seconds of a batch.
+        token = admin_token(runtime, account_id, "u@acme.example")
+        deadline, seen = time.monotonic() + 15, None
+        while time.monotonic() < deadline:
+            refusals = httpx.get(
+                f"{live_server.url}/api/admin/v1/usage/refused",
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=30,
+            )
+            assert refusals.status_code == 200, refusals.text
+            seen = sorted((r["api_key_name"], r["reports"], r["entries"]) for r in refusals.json())
+            if seen == [("other", 1, 1), ("user", 3, 5)]:
+                break
+            time.sleep(0.5)
+        assert seen == [("other", 1, 1), ("user", 3, 5)]
     finally:
-        stop_server(server)  # writes the counts still in memory
-    # The admin sees the refusals (from any server over the same database).
-    refusals = httpx.get(
-        f"{live_server.url}/api/admin/v1/usage/refused",
-        headers={"Authorization": f"Bearer {admin_token(runtime, account_id, 'u@acme.example')}"},
-        timeout=30,
-    )
-    assert refusals.status_code == 200, refusals.text
-    assert [
-        (r["api_key"], r["api_key_name"], r["reports"], r["entries"]) for r in refusals.json()
-    ] == [(mine.access_key_id, "user", 2, 4)]
+        stop_server(server)
 
 
-def test_a_key_over_its_daily_usage_limit_waits_until_its_oldest_entry_is_a_day_old(
+def test_usage_limits_count_per_clock_minute_and_utc_day_and_remember_the_room_left(
     runtime: Runtime,
 ) -> None:
     with runtime.db.write() as s:
         account_id = f.account(s)
         key = f.manual_key(s, account_id, runtime.master, "user").secrets.access_key_id
-    now = [0.0]
-    limits = usage_limits.UsageLimits(runtime.db, per_minute=100, per_day=5, clock=lambda: now[0])
+    wall, mono = [1_000_000 * 86400 + 10.0], [0.0]
+    limits = usage_limits.UsageLimits(
+        runtime.db,
+        per_minute=5,
+        per_day=8,
+        per_account_day=100,
+        clock=lambda: mono[0],
+        wall=lambda: wall[0],
+    )
 
     def store(count: int) -> int:
         def write(session: Session) -> int:
-            for n in range(count):
-                session.add(
-                    UsageEvent(
-                        account_id=account_id,
-                        reported_by=key,
-                        api_key=key,
-                        dataset=f"D{n}",
-                        dataset_type="structured",
-                        action="encrypt",
-                        count=1,
-                        day=date.today(),
-                    )
-                )
             return count
 
         return limits.store(account_id, key, count, write)
 
-    def age(delta: timedelta) -> None:
-        with runtime.db.write() as s:
-            for event in s.scalars(select(UsageEvent).where(UsageEvent.reported_by == key)):
-                event.received_at -= delta
+    def tick(seconds: float) -> None:
+        wall[0] += seconds
+        mono[0] += seconds
 
     assert store(5) == 5
-    age(timedelta(minutes=2))  # the minute's window is clear; the day's is not
-    with pytest.raises(TooManyRequests) as refused:
+    with pytest.raises(TooManyRequests) as minute:
         store(1)
-    assert "5 a day" in refused.value.message
-    assert 23 * 3600 < refused.value.retry_after <= 24 * 3600 - 100
-    age(timedelta(hours=24))
+    assert "5 a minute" in minute.value.message
+    assert minute.value.retry_after == 50  # the minute started 10 s ago
+    tick(51)
+    assert store(3) == 3  # a new minute; the day holds 8 now
+    with pytest.raises(TooManyRequests) as day:
+        store(1)
+    assert "8 a day" in day.value.message
+    assert day.value.retry_after == 86400 - 61
+    with runtime.db.write() as s:  # were the database asked, this one would fit
+        s.execute(update(UsageCounter).values(entries=0))
     with pytest.raises(TooManyRequests):
-        store(1)  # remembered: no query until the Retry-After has passed
-    now[0] += refused.value.retry_after
-    assert store(1) == 1
+        store(1)  # remembered: the day had no room left
+    tick(86400 - 61)
+    assert store(5) == 5  # a new UTC day
     limits.flush()
     with runtime.db.read() as s:
         rows = usage_limits.refusals(s, account_id=account_id)
-    assert [(r.reports, r.entries) for r in rows] == [(2, 2)]
+    assert [(r.reports, r.entries) for r in rows] == [(3, 3)]
 
 
 def test_creating_an_admin_does_not_reveal_another_accounts_admin_emails(
@@ -756,3 +775,123 @@ def test_a_same_named_directory_group_cannot_hijack_a_pinned_dataset_group(
     actions = [e["action"] for e in admin_api.get("/audit").json()]
     assert "dataset_group.pinned" in actions
     assert "dataset_group.unpinned" in actions
+
+
+def test_a_burst_of_usage_reports_cannot_exhaust_the_connection_pool(
+    live_server: LiveServer, runtime: Runtime, admin_api: httpx.Client
+) -> None:
+    """Each usage report held the connection of its signature check while it waited for a
+    write connection: 16 at once emptied PostgreSQL's pool, so every request of every
+    account waited 30 s and the reports failed with 500. Now a report holds one
+    connection at a time."""
+    with runtime.db.write() as s:
+        account_id = f.account(s, name="Initech")
+        keys = [f.manual_key(s, account_id, runtime.master, f"k{n}").secrets for n in range(8)]
+    signers = [Signer(live_server.url, k.access_key_id, k.secret_signing_key) for k in keys]
+    # Full reports, naming no key of the account: each takes a while to validate (while
+    # it held its first connection) and stores nothing (a key's limit refuses some: 429).
+    body = {"usage": [_usage_entry("nokey", n) for n in range(1000)]}
+    prepared = [
+        signers[n % len(signers)].prepare("POST", EVENTS, json.dumps(body).encode())
+        for n in range(40)
+    ]
+    answers: list[int] = []
+    started = threading.Barrier(41)
+
+    def post(n: int) -> None:
+        started.wait()
+        answers.append(signers[n % len(signers)].send(prepared[n]).status_code)
+
+    threads = [threading.Thread(target=post, args=(n,)) for n in range(40)]
+    for thread in threads:
+        thread.start()
+    started.wait()
+    took = time.monotonic()
+    admin = admin_api.get("/account")
+    took = time.monotonic() - took
+    for thread in threads:
+        thread.join(timeout=60)
+    assert admin.status_code == 200
+    assert set(answers) <= {200, 429}, answers
+    assert took < 10, took  # was ~30 s, the pool's timeout
+
+
+def test_a_key_set_nested_past_the_parser_is_a_503_and_not_fetched_again_at_once(
+    signin: SignInAccount, entra: FakeEntra
+) -> None:
+    """A discovery document of 300,000 '[' made every sign-in a 500 with a stack trace in
+    the log, and every one fetched it again. It is a failed fetch like any other: 503,
+    and retried only after the back-off."""
+    provision(signin.runtime, signin.account_id, USER)
+    entra.override("discovery", body=b"[" * 300_000)  # type: ignore[arg-type]
+    entra.reset_counters()
+    answers = [signin.exchange(entra.token_for(USER)) for _ in range(5)]
+    assert {a.status_code for a in answers} == {503}, [a.text for a in answers]
+    assert answers[0].json()["reason"] == "keys_unavailable"
+    assert entra.discovery_fetches == 1
+
+
+def test_usage_entries_tagged_with_large_or_deep_values_are_refused(
+    live_server: LiveServer, runtime: Runtime
+) -> None:
+    """A 1 MiB user_defined value was stored as is (the limits count entries, not bytes),
+    and one nested 960 levels deep passed the parser and failed as a 500 at the INSERT."""
+    with runtime.db.write() as s:
+        secrets = f.manual_key(s, f.account(s), runtime.master, "app").secrets
+    app = Signer(live_server.url, secrets.access_key_id, secrets.secret_signing_key)
+    big = _usage_entry(secrets.access_key_id, 0) | {"user_defined": {"x": "y" * 2000}}
+    entry = json.dumps(_usage_entry(secrets.access_key_id, 0) | {"user_defined": "DEEP"})
+    nested = entry.replace('"DEEP"', "[" * 960 + "1" + "]" * 960)
+    for body, words in (
+        (json.dumps({"usage": [big]}), "at most 1024"),
+        ('{"usage": [' + nested + "]}", "more than 64 levels deep"),
+    ):
+        answer = app.request("POST", EVENTS, body.encode())
+        assert answer.status_code == 400, answer.text
+        assert words in answer.json()["message"]
+    fine = _usage_entry(secrets.access_key_id, 0) | {"user_defined": {"team": "payroll"}}
+    assert app.request("POST", EVENTS, json.dumps({"usage": [fine]}).encode()).status_code == 200
+
+
+def test_a_scim_attribute_nested_past_the_models_limit_is_a_400(scim: Scim) -> None:
+    """An extension attribute nested 256 levels deep passed the parser and failed as a 500
+    when scim2-models rendered it."""
+    deep: object = "x"
+    for _ in range(300):
+        deep = {"a": deep}
+    answer = scim.client.post("/Users", json=entra_user("deep@fab.example", custom=deep))
+    assert answer.status_code == 400, answer.text
+    assert "64 levels" in answer.json()["detail"]
+
+
+def test_a_usage_report_holds_one_database_connection_at_a_time(runtime: Runtime) -> None:
+    """The deterministic half of the test above: while a report waits for its write
+    connection it holds no other, so no number of reports can empty the pool."""
+    with runtime.db.write() as s:
+        secrets = f.manual_key(s, f.account(s), runtime.master, "app").secrets
+    held: dict[int, int] = {}
+    most = [0]
+
+    def checkout(*_: object) -> None:
+        me = threading.get_ident()
+        held[me] = held.get(me, 0) + 1
+        most[0] = max(most[0], held[me])
+
+    def checkin(*_: object) -> None:
+        me = threading.get_ident()
+        held[me] = held.get(me, 0) - 1
+
+    pool = runtime.db.engine.pool
+    event.listen(pool, "checkout", checkout)
+    event.listen(pool, "checkin", checkin)
+    try:
+        client = TestClient(build_app(runtime))  # no lifespan: the test's runtime stays open
+        app = Signer(str(client.base_url), secrets.access_key_id, secrets.secret_signing_key)
+        body = json.dumps({"usage": [_usage_entry(secrets.access_key_id, 0)]}).encode()
+        prepared = app.prepare("POST", EVENTS, body)
+        answer = client.request("POST", EVENTS, headers=prepared.headers, content=body)
+    finally:
+        event.remove(pool, "checkout", checkout)
+        event.remove(pool, "checkin", checkin)
+    assert answer.status_code == 200, answer.text
+    assert most[0] == 1

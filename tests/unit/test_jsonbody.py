@@ -40,8 +40,16 @@ def test_json_text_is_read(body: bytes, value: Any) -> None:
         (b"[NaN]", "NaN is not a JSON number"),
         (b'{"a": -Infinity}', "-Infinity is not a JSON number"),
         (b"[" * 5000 + b"]" * 5000, "too deeply"),
+        (b"[" * 65 + b"]" * 65, "more than 64 levels deep"),
+        (b'{"a": ' * 65 + b"1" + b"}" * 65, "more than 64 levels deep"),
     ],
 )
 def test_anything_else_is_a_bad_request_saying_why(body: bytes, says: str) -> None:
     with pytest.raises(BadRequest, match=says):
         jsonbody.loads(body)
+
+
+def test_sixty_four_levels_are_read() -> None:
+    assert jsonbody.loads(b"[" * 64 + b"]" * 64) is not None
+    assert not jsonbody.nesting_exceeds({"a": [[1]]}, 3)
+    assert jsonbody.nesting_exceeds({"a": [[1]]}, 2)

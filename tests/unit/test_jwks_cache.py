@@ -10,7 +10,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from keystead.idp import outbound
-from keystead.idp.jwks import JwksCache, KeysUnavailable
+from keystead.idp.jwks import JwksCache, KeysUnavailable, signing_key
 
 DISCOVERY = "http://idp.test/tenant/.well-known/openid-configuration"
 FIRST = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -123,6 +123,23 @@ def test_only_rsa_signing_keys_are_kept(setup: tuple[Provider, Clock, JwksCache]
     assert cache.key_for("sig") is not None
     assert cache.key_for("enc") is None
     assert cache.key_for("ec") is None
+
+
+@pytest.mark.parametrize(
+    ("make", "why"),
+    [
+        (lambda: rsa.generate_private_key(public_exponent=3, key_size=2048), "exponent 3"),
+        (lambda: rsa.generate_private_key(public_exponent=65537, key_size=1024), "1024 bits"),
+        (lambda: rsa.generate_private_key(public_exponent=65537, key_size=4160), "4160 bits"),
+    ],
+    ids=["small-exponent", "short", "oversized"],
+)
+def test_keys_of_unusual_size_or_exponent_are_skipped(make: object, why: str) -> None:
+    """Anyone can send tokens naming a published key id: a key with a huge exponent or
+    modulus would make each of those verifications many times dearer."""
+    odd = make()  # type: ignore[operator]
+    assert signing_key(jwk(odd, "odd")) is None, why
+    assert signing_key(jwk(FIRST, "fine")) is not None
 
 
 def test_a_burst_of_first_sign_ins_shares_one_fetch() -> None:

@@ -79,6 +79,11 @@ def ok(body: bytes = b'{"ok": true}') -> bytes:
         "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1",
         "0.0.0.0", "224.0.0.1", "255.255.255.255", "240.0.0.1", "::1", "::", "fc00::1",
         "fe80::1", "ff02::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1", "::ffff:169.254.169.254",
+        # IPv6 forms that carry or reach an IPv4 address (NAT64, 6to4, Teredo, compatible,
+        # SIIT), site-local, documentation: refused whatever this Python's tables say.
+        "64:ff9b::7f00:1", "64:ff9b:1::a00:1", "2002:7f00:1::", "2001:0:4136:e378::1",
+        "::7f00:1", "::127.0.0.1", "::ffff:0:7f00:1", "fec0::1", "2001:db8::1", "100::1",
+        "192.0.0.8", "198.18.0.1", "203.0.113.9",
     ],
 )  # fmt: skip
 def test_private_and_special_addresses_are_not_fetched(address: str) -> None:

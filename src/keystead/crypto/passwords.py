@@ -16,6 +16,12 @@ def _dummy_hash() -> str:
     return _hasher.hash("keystead-no-such-user")
 
 
+def prepare() -> None:
+    """Make the stand-in hash now (at start-up), so that the first sign-in for an unknown
+    email is not the one that pays for making it (a timing tell)."""
+    _dummy_hash()
+
+
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
 

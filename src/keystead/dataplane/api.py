@@ -127,8 +127,10 @@ class Reads:
         return self._connection
 
     def close(self) -> None:
+        """Give the connection back (a later call opens another)."""
         if self._stack is not None:
             self._stack.close()
+        self._stack = self._connection = None
 
 
 Ref = DatasetRef | None
@@ -264,6 +266,10 @@ class DataPlaneDispatch:
             if reader is None:
                 reader = Reader(reads().connection.driver_connection)
             caller, dataset = self.plane.authenticate(reader, call.signed, dataset_name)
+            if endpoint.writes:
+                # A write takes a connection of its own: holding the lookup's while waiting
+                # for it would let enough concurrent writes exhaust the pool (PostgreSQL).
+                reads.close()
             return endpoint.work(reads, caller, dataset, call), caller
         finally:
             reads.close()
@@ -308,6 +314,8 @@ class DataPlaneDispatch:
         # The only data-plane write: its own transaction, after the signature verified,
         # within the reporting key's limits.
         report = events.parse_report(_json_object(call.signed.body))
+        if not report.usage:  # nothing to store: no write, no limit to count against
+            return {"stored": 0, "ignored": 0}
         stored, ignored = self.usage_limits.store(
             caller.account_id,
             caller.access_key_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, date, datetime
 from typing import Any, Literal
@@ -14,6 +15,7 @@ from keystead.errors import BadRequest
 from keystead.storage.models import ApiKey, UsageEvent
 
 MAX_ENTRIES = 1000
+MAX_USER_DEFINED_BYTES = 1024  # what an application tags its usage with; stored per entry
 
 
 class UsageEntry(BaseModel):
@@ -39,6 +41,17 @@ class UsageEntry(BaseModel):
         # The client echoes key_number as the server sent it: integer or decimal string.
         if isinstance(value, str) and value.isdigit():
             return int(value)
+        return value
+
+    @field_validator("user_defined")
+    @classmethod
+    def _small(cls, value: Any) -> Any:
+        # The entries a key may store are counted; their size must be bounded too.
+        encoded = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+        if len(encoded) > MAX_USER_DEFINED_BYTES:
+            raise ValueError(
+                f"is {len(encoded)} bytes once encoded; at most {MAX_USER_DEFINED_BYTES}"
+            )
         return value
 
     @field_validator("first_call_timestamp", "last_call_timestamp")

@@ -1,12 +1,19 @@
-"""How much one key may store through ``POST /api/v3/tracking/events``.
+"""How much usage one key, and one account, may store through ``POST /api/v3/tracking/events``.
 
 The client signs usage reports with the key's secrets but sends no certificate, even for
 auto-provisioned keys whose other calls need one, so a signed-in user's secrets alone can
-post them. Each reporting key may store ``per_minute`` entries in any 60 s and
-``per_day`` in any 24 h; a report that would pass either is refused whole (429 with
-Retry-After) and its entries are counted per key and day in ``usage_refusals``, which
-the admin sees beside the usage. Once refused, a key is refused from memory, without a
-query, until its Retry-After has passed.
+post them. Each reporting key may store ``per_minute`` entries in a clock minute and
+``per_day`` in a UTC day, and each account ``per_account_day`` in a UTC day; a report that
+would pass any of them is refused whole (429 with Retry-After: the end of that minute or
+day) and its entries are counted per key and day in ``usage_refusals``, which the admin
+sees beside the usage.
+
+The counts are rows of ``usage_counters`` (one per key or account and window), each
+raised by one conditional upsert that adds the report's entries only if the result stays
+within the limit: O(1) whatever a key stored before, and race-free on PostgreSQL (the
+upsert locks the row) as on SQLite (one writer). A refused key's room left is remembered
+until its window ends, so a report that cannot fit is refused without a query, and one
+that can still goes through.
 """
 
 from __future__ import annotations
@@ -15,23 +22,42 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import NoReturn, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import func, select
+from sqlalchemy import case, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from keystead.errors import TooManyRequests
-from keystead.storage.models import ApiKey, UsageEvent, UsageRefusal
+from keystead.storage.models import ApiKey, UsageCounter, UsageRefusal
 from keystead.storage.session import Database
 from keystead.storage.types import utcnow
 from keystead.tally import Tally
 
 T = TypeVar("T")
-MINUTE = timedelta(minutes=1)
-DAY = timedelta(days=1)
+MINUTE, DAY = 60, 86400
+
+
+@dataclass(frozen=True)
+class _Window:
+    subject: str  # "key:<access key id>" or "account:<uuid>"
+    seconds: int  # MINUTE or DAY
+    limit: int
+    what: str  # for the message: "this key … a minute"
+
+    def bucket(self, now: float) -> int:
+        return int(now // self.seconds)
+
+    def ends_in(self, now: float) -> float:
+        return self.seconds - now % self.seconds
+
+
+class _OverLimit(Exception):
+    def __init__(self, window: _Window, room: int, wait: float) -> None:
+        self.window, self.room, self.wait = window, room, wait
 
 
 class UsageLimits:
@@ -41,15 +67,32 @@ class UsageLimits:
         *,
         per_minute: int,
         per_day: int,
+        per_account_day: int,
         flush_seconds: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
     ) -> None:
-        self.db, self.per_minute, self.per_day, self.clock = db, per_minute, per_day, clock
-        self._refused_until: dict[str, float] = {}
+        self.db, self.clock, self.wall = db, clock, wall
+        self.per_minute, self.per_day, self.per_account_day = per_minute, per_day, per_account_day
+        # subject -> (monotonic time its window ends, entries it still has room for)
+        self._room: dict[str, tuple[float, int]] = {}
         self._lock = threading.Lock()
         self._refusals: Tally[tuple[uuid.UUID, str, date]] = Tally(
             self._write_refusals, every=flush_seconds, clock=clock
         )
+
+    def _windows(self, account_id: uuid.UUID, reported_by: str) -> list[_Window]:
+        key = f"key:{reported_by}"
+        return [
+            _Window(key, MINUTE, self.per_minute, f"a key may store {self.per_minute} a minute"),
+            _Window(key, DAY, self.per_day, f"a key may store {self.per_day} a day"),
+            _Window(
+                f"account:{account_id}",
+                DAY,
+                self.per_account_day,
+                f"this account may store {self.per_account_day} a day",
+            ),
+        ]
 
     def store(
         self,
@@ -59,61 +102,88 @@ class UsageLimits:
         write: Callable[[Session], T],
     ) -> T:
         """Run ``write`` (which stores ``entries`` rows reported by ``reported_by``) in a
-        write transaction if the key's limits allow it; otherwise raise TooManyRequests."""
-        with self._lock:
-            until = self._refused_until.get(reported_by)
-        if until is not None and until > self.clock():
-            self._refuse(account_id, reported_by, entries, _OverLimit(until - self.clock()))
+        write transaction if every limit has room for them; else raise TooManyRequests."""
+        windows = self._windows(account_id, reported_by)
+        self._check_remembered(account_id, reported_by, entries, windows)
         try:
             with self.db.write() as session:
-                self._admit(session, reported_by, entries)
+                now = self.wall()
+                for window in windows:
+                    self._take(session, window, entries, now)
                 return write(session)
-        except _OverLimit as over:  # counted once the transaction is over
+        except _OverLimit as over:  # the transaction rolled back: nothing was counted
+            self._remember(over)
             self._refuse(account_id, reported_by, entries, over)
-
-    def _admit(self, session: Session, reported_by: str, entries: int) -> None:
-        now = utcnow()
-        in_minute = _stored_since(session, reported_by, now - MINUTE)
-        if in_minute + entries > self.per_minute:
-            raise _OverLimit(60.0, f"{self.per_minute} a minute")
-        in_day = _stored_since(session, reported_by, now - DAY)
-        if in_day + entries > self.per_day:
-            oldest = session.scalar(
-                select(func.min(UsageEvent.received_at)).where(
-                    UsageEvent.reported_by == reported_by,
-                    UsageEvent.received_at >= now - DAY,
-                )
-            )
-            wait = (oldest + DAY - now).total_seconds() if oldest else 60.0
-            raise _OverLimit(max(60.0, wait), f"{self.per_day} a day")
 
     def flush(self) -> None:
         self._refusals.flush()
 
+    def _check_remembered(
+        self, account_id: uuid.UUID, reported_by: str, entries: int, windows: list[_Window]
+    ) -> None:
+        now = self.clock()
+        for window in windows:
+            with self._lock:
+                remembered = self._room.get(window.subject + str(window.seconds))
+            if remembered is not None and remembered[0] > now and entries > remembered[1]:
+                over = _OverLimit(window, remembered[1], remembered[0] - now)
+                self._refuse(account_id, reported_by, entries, over)
+
+    def _take(self, session: Session, window: _Window, entries: int, now: float) -> None:
+        """Add ``entries`` to the window's count if it stays within the limit."""
+        bucket = window.bucket(now)
+        if entries > window.limit:
+            raise _OverLimit(window, window.limit, window.ends_in(now))
+        insert = postgresql.insert if self.db.dialect == "postgresql" else sqlite.insert
+        table = UsageCounter.__table__
+        stmt = insert(UsageCounter).values(
+            subject=window.subject, span=window.seconds, bucket=bucket, entries=entries
+        )
+        after = case(
+            (table.c.bucket == bucket, table.c.entries + entries),
+            else_=entries,
+        )
+        counted_in = stmt.on_conflict_do_update(
+            index_elements=["subject", "span"],
+            set_={"bucket": bucket, "entries": after},
+            where=after <= window.limit,
+        ).returning(table.c.entries)
+        if session.execute(counted_in).first() is None:
+            counted = session.scalar(
+                select(UsageCounter.entries).where(
+                    UsageCounter.subject == window.subject,
+                    UsageCounter.span == window.seconds,
+                    UsageCounter.bucket == bucket,
+                )
+            )
+            room = max(0, window.limit - int(counted or 0))
+            raise _OverLimit(window, room, window.ends_in(now))
+
+    def _remember(self, over: _OverLimit) -> None:
+        now = self.clock()
+        with self._lock:
+            if len(self._room) > 100_000:  # subjects refused once, long ago
+                self._room = {k: v for k, v in self._room.items() if v[0] > now}
+            self._room[over.window.subject + str(over.window.seconds)] = (
+                now + over.wait,
+                over.room,
+            )
+
     def _refuse(
         self, account_id: uuid.UUID, reported_by: str, entries: int, over: _OverLimit
     ) -> NoReturn:
-        now = self.clock()
-        with self._lock:
-            if len(self._refused_until) > 100_000:  # keys refused once, long ago
-                self._refused_until = {k: t for k, t in self._refused_until.items() if t > now}
-            if self._refused_until.get(reported_by, 0.0) <= now:
-                self._refused_until[reported_by] = now + over.wait
         self._refusals.note((account_id, reported_by, utcnow().date()), 1, entries)
         seconds = max(1, int(over.wait + 0.999))
-        if over.limit is None:
-            message = f"usage reports of this key are refused for {seconds} s more (over its limit)"
-        else:
-            message = (
-                f"usage report refused: a key may store {over.limit} usage entries; "
-                f"try again in {seconds} s"
-            )
-        raise TooManyRequests(message, retry_after=seconds)
+        raise TooManyRequests(
+            f"usage report of {entries} entries refused: {over.window.what}, and "
+            f"{over.room} more fit until that window ends; try again in {seconds} s",
+            retry_after=seconds,
+        )
 
     def _write_refusals(self, key: tuple[uuid.UUID, str, date], sums: tuple[int, ...]) -> None:
         account_id, reported_by, day = key
         reports, entries = sums
-        now = utcnow()
+        now: datetime = utcnow()
         with self.db.write() as session:
             insert = postgresql.insert if self.db.dialect == "postgresql" else sqlite.insert
             statement = insert(UsageRefusal).values(
@@ -134,22 +204,6 @@ class UsageLimits:
                     },
                 )
             )
-
-
-class _OverLimit(Exception):
-    def __init__(self, wait: float, limit: str | None = None) -> None:
-        self.wait, self.limit = wait, limit
-
-
-def _stored_since(session: Session, reported_by: str, since: datetime) -> int:
-    return (
-        session.scalar(
-            select(func.count()).where(
-                UsageEvent.reported_by == reported_by, UsageEvent.received_at >= since
-            )
-        )
-        or 0
-    )
 
 
 class RefusalRow(BaseModel):

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from keystead.idp.outbound import Fetch, Fetched, FetchFailed
 from keystead.logs import get_logger
+from keystead.web import jsonbody
 
 log = get_logger("keystead.idp")
 
@@ -120,7 +121,7 @@ class JwksCache:
         self._attempts += 1
         try:
             keys = self._fetch()
-        except (FetchFailed, ValueError, KeyError, TypeError) as exc:
+        except Exception as exc:  # whatever an identity provider answers is a failed fetch
             self.stats.failures += 1
             self._last_failure = self.clock()  # the wait before a retry starts when it failed
             log.warning(
@@ -149,7 +150,7 @@ class JwksCache:
             raise ValueError("jwks_uri is not a string")
         keys: dict[str, RSAPublicKey] = {}
         for entry in self._json(jwks_uri)["keys"]:
-            public = _signing_key(entry)
+            public = signing_key(entry)
             if public is not None:
                 keys[str(entry["kid"])] = public
         return keys
@@ -158,20 +159,39 @@ class JwksCache:
 def _answer(fetched: Fetched) -> Any:
     if fetched.status != 200:
         raise FetchFailed("unreachable", f"it answered HTTP {fetched.status}")
-    return json.loads(fetched.body)
+    return jsonbody.loads(fetched.body, what="the answer")
 
 
-def _signing_key(entry: object) -> RSAPublicKey | None:
-    """An RSA signature key from one JWKS entry; anything else (or malformed) is skipped."""
+MIN_RSA_BITS, MAX_RSA_BITS, RSA_EXPONENT = 2048, 4096, 65537
+
+
+def _meant_for_rs256(entry: object) -> bool:
     if not isinstance(entry, dict) or entry.get("kty") != "RSA":
+        return False
+    if entry.get("use", "sig") != "sig" or entry.get("alg", "RS256") != "RS256":
+        return False
+    ops = entry.get("key_ops")
+    if ops is not None and (not isinstance(ops, list) or "verify" not in ops):
+        return False
+    return isinstance(entry.get("kid"), str) and bool(entry["kid"])
+
+
+def signing_key(entry: object) -> RSAPublicKey | None:
+    """The RS256 signature key one key-set entry holds, or None to skip it: not RSA, meant
+    for something else, malformed, or a size or exponent outside what identity providers
+    use (2048-4096 bits, e = 65537; a huge exponent makes every verification dearer, and
+    anyone can send tokens naming its key id)."""
+    if not _meant_for_rs256(entry):
         return None
-    if entry.get("use", "sig") != "sig" or not isinstance(entry.get("kid"), str):
-        return None
+    assert isinstance(entry, dict)
     try:
         # Only n and e: an embedded certificate chain (x5c) is never trusted as such.
         public = jwt.algorithms.RSAAlgorithm.from_jwk(
             json.dumps({"kty": "RSA", "n": entry.get("n"), "e": entry.get("e")})
         )
-    except (jwt.PyJWTError, ValueError, TypeError):
+    except (jwt.PyJWTError, ValueError, TypeError, KeyError):
         return None
-    return public if isinstance(public, RSAPublicKey) else None
+    if not isinstance(public, RSAPublicKey):
+        return None
+    sized = MIN_RSA_BITS <= public.key_size <= MAX_RSA_BITS
+    return public if sized and public.public_numbers().e == RSA_EXPONENT else None

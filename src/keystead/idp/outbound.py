@@ -73,6 +73,42 @@ def _resolve(host: str, port: int) -> list[IPAddress]:
 _RESOLVER = ThreadPoolExecutor(max_workers=4, thread_name_prefix="keystead-resolve")
 
 
+# Never fetched from unless private addresses are allowed, whatever this Python's
+# ``is_global`` says (its tables changed across releases): IPv6 ranges that carry or reach
+# an IPv4 address (IPv4-compatible, SIIT, NAT64, 6to4, Teredo), site-local and
+# unique-local, documentation and discard-only ranges, and IPv4's special-purpose blocks.
+_NEVER_PUBLIC = tuple(
+    ipaddress.ip_network(net)
+    for net in (
+        "::/96",  # IPv4-compatible (deprecated)
+        "::ffff:0:0:0/96",  # SIIT, IPv4-translated
+        "64:ff9b::/96",  # NAT64, well-known prefix
+        "64:ff9b:1::/48",  # NAT64, local use
+        "100::/64",  # discard-only
+        "2001::/32",  # Teredo
+        "2001:db8::/32",  # documentation
+        "2002::/16",  # 6to4
+        "fc00::/7",  # unique local
+        "fec0::/10",  # site-local (deprecated)
+        "fe80::/10",  # link-local
+        "0.0.0.0/8",
+        "10.0.0.0/8",
+        "100.64.0.0/10",  # carrier-grade NAT
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "172.16.0.0/12",
+        "192.0.0.0/24",
+        "192.0.2.0/24",
+        "192.88.99.0/24",  # 6to4 relays
+        "192.168.0.0/16",
+        "198.18.0.0/15",
+        "198.51.100.0/24",
+        "203.0.113.0/24",
+        "240.0.0.0/4",
+    )
+)
+
+
 def address_allowed(address: IPAddress, *, allow_private: bool) -> bool:
     """Whether a fetch may connect to ``address``."""
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
@@ -81,6 +117,8 @@ def address_allowed(address: IPAddress, *, allow_private: bool) -> bool:
         return False
     if allow_private:
         return True
+    if any(address in net for net in _NEVER_PUBLIC if net.version == address.version):
+        return False
     return address.is_global
 
 

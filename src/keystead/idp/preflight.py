@@ -15,17 +15,15 @@ what the other side answered.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-import jwt
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
-
-from keystead.idp import config
+from keystead.errors import BadRequest
+from keystead.idp import config, jwks
 from keystead.idp.outbound import Fetch, FetchFailed
+from keystead.web import jsonbody
 
 Severity = Literal["error", "warning"]
 
@@ -400,24 +398,8 @@ def _check_key_set(report: PreflightReport, key_set: Any) -> None:
 
 
 def _rs256_kid(entry: Any) -> str | None:
-    """The key id if this entry is an RSA key Keystead would use for RS256, else None."""
-    if not isinstance(entry, dict) or entry.get("kty") != "RSA":
-        return None
-    if entry.get("use", "sig") != "sig" or entry.get("alg", "RS256") != "RS256":
-        return None
-    ops = entry.get("key_ops")
-    if ops is not None and (not isinstance(ops, list) or "verify" not in ops):
-        return None
-    kid = entry.get("kid")
-    if not isinstance(kid, str) or not kid:
-        return None
-    try:
-        key = jwt.algorithms.RSAAlgorithm.from_jwk(
-            json.dumps({"kty": "RSA", "n": entry.get("n"), "e": entry.get("e")})
-        )
-    except (jwt.PyJWTError, ValueError, TypeError, KeyError):
-        return None
-    return kid if isinstance(key, RSAPublicKey) else None
+    """The key id if this entry is a key sign-in would use (the key set's own rule)."""
+    return entry["kid"] if jwks.signing_key(entry) is not None else None
 
 
 # --------------------------------------------------------------------- bounded fetching
@@ -479,8 +461,8 @@ def _fetch_json(
         )
         return _FAILED
     try:
-        return json.loads(fetched.body)
-    except (ValueError, UnicodeDecodeError):
+        return jsonbody.loads(fetched.body, what="the answer")
+    except BadRequest:
         report.add(
             not_json,
             f"The {name} at {url} is not JSON; the URL probably points at a web page or a "

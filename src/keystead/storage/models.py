@@ -362,8 +362,7 @@ class UsageEvent(Base):
     """One aggregated usage record as the Ubiq client reports it (POST /api/v3/tracking/events)."""
 
     __tablename__ = "usage_events"
-    # (reported_by, received_at): how much one key stored in the last minute and day.
-    __table_args__ = (Index(None, "account_id", "day"), Index(None, "reported_by", "received_at"))
+    __table_args__ = (Index(None, "account_id", "day"),)
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     )
@@ -382,6 +381,17 @@ class UsageEvent(Base):
     day: Mapped[date] = mapped_column(Date)
     user_defined: Mapped[Any] = mapped_column(JSON, nullable=True, default=None)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class UsageCounter(Base):
+    """How many usage entries a key or an account stored in its current window (a clock
+    minute or a UTC day): one row per subject and window length, its bucket moving on."""
+
+    __tablename__ = "usage_counters"
+    subject: Mapped[str] = mapped_column(String(80), primary_key=True)
+    span: Mapped[int] = mapped_column(Integer, primary_key=True)  # seconds: 60 or 86400
+    bucket: Mapped[int] = mapped_column(BigInteger)  # epoch seconds // span
+    entries: Mapped[int] = mapped_column(BigInteger)
 
 
 class UsageRefusal(Base):

@@ -22,26 +22,50 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def loads(body: bytes) -> Any:
-    """The body's JSON value; BadRequest saying what is wrong if it is not UTF-8 JSON text."""
+MAX_DEPTH = 64  # no request Keystead serves nests deeper; stored JSON must re-encode
+
+
+def nesting_exceeds(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests arrays or objects more than ``limit`` levels deep (walked
+    without recursion: the point is values too deep for recursive code)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def loads(body: bytes, *, what: str = "request body") -> Any:
+    """The body's JSON value; BadRequest saying what is wrong if it is not UTF-8 JSON text
+    nested at most ``MAX_DEPTH`` levels deep (deeper values made 500s later: a library's
+    recursion limit when they are rendered or stored)."""
     try:
         # Strict UTF-8 (RFC 8259 §8.1): json.loads(bytes) would also take UTF-16 and let
         # encoded surrogates through. A leading byte order mark is tolerated, as before.
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise BadRequest("request body is not UTF-8 text") from None
+        raise BadRequest(f"{what} is not UTF-8 text") from None
     try:
         value = json.loads(text, parse_constant=_no_constant)
     except ValueError as exc:
-        raise BadRequest(f"request body is not valid JSON ({exc})") from exc
+        raise BadRequest(f"{what} is not valid JSON ({exc})") from exc
     except RecursionError:  # the parser recurses once per level of nesting
-        raise BadRequest("request body nests arrays or objects too deeply") from None
+        raise BadRequest(f"{what} nests arrays or objects too deeply") from None
+    if nesting_exceeds(value, MAX_DEPTH):
+        raise BadRequest(f"{what} nests arrays or objects more than {MAX_DEPTH} levels deep")
     if _SURROGATE_ESCAPE.search(body) is not None:
         try:
             json.dumps(value, ensure_ascii=False).encode()
         except UnicodeEncodeError:
             raise BadRequest(
-                "request body holds a lone surrogate escape (\\ud800-\\udfff), which is not "
-                "a character"
+                f"{what} holds a lone surrogate escape (\\ud800-\\udfff), which is not a character"
             ) from None
     return value

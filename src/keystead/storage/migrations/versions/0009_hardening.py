@@ -1,5 +1,5 @@
 """Admin emails are unique per account; a dataset group can be pinned to a directory group;
-API keys can be suspended; usage reports are bounded per key (an index to count them,
+API keys can be suspended; usage reports are bounded per key and account (counters, and
 a table of what was refused)
 
 Revision ID: 0009
@@ -36,10 +36,13 @@ def upgrade() -> None:
         )
         batch_op.add_column(sa.Column("suspended_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("suspended_by", sa.String(length=256), nullable=True))
-    op.create_index(
-        op.f("ix_usage_events_reported_by_received_at"),
-        "usage_events",
-        ["reported_by", "received_at"],
+    op.create_table(
+        "usage_counters",
+        sa.Column("subject", sa.String(length=80), nullable=False),
+        sa.Column("span", sa.Integer(), nullable=False),
+        sa.Column("bucket", sa.BigInteger(), nullable=False),
+        sa.Column("entries", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("subject", "span", name=op.f("pk_usage_counters")),
     )
     op.create_table(
         "usage_refusals",
@@ -65,7 +68,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_admins_email"))
         batch_op.drop_constraint(batch_op.f("uq_admins_account_id_email"), type_="unique")
         batch_op.create_unique_constraint(batch_op.f("uq_admins_email"), ["email"])
-    op.drop_index(op.f("ix_usage_events_reported_by_received_at"), table_name="usage_events")
+    op.drop_table("usage_counters")
     with op.batch_alter_table("api_keys", schema=None) as batch_op:
         batch_op.drop_column("suspended_by")
         batch_op.drop_column("suspended_at")
