@@ -60,6 +60,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1, choices=(1, 2))
     parser.add_argument("--no-report", action="store_true", help="don't write PERFORMANCE.md")
     parser.add_argument(
+        "--title",
+        default="",
+        help="what the comparison is of: each title gets its own section in PERFORMANCE.md",
+    )
+    parser.add_argument(
         "--bench-args", default="", help="extra arguments for every benchmark (quoted)"
     )
     args = parser.parse_args()
@@ -111,8 +116,9 @@ def main() -> None:
         "**met**." if not slower else f"**not met**: {'; '.join(slower)}."
     )
     command = " ".join([".venv/bin/python -m bench.before_after", *sys.argv[1:]])
+    heading = f"Before and after: {args.title}" if args.title else "Before and after"
     text = f"""
-## Before and after (same run)
+## {heading} (same run)
 
 Command: `{command}`
 Date: {common.now()}. Machine: {common.machine()}.
@@ -130,7 +136,8 @@ sections give the full tables.
 {verdict}
 """
     if not args.no_report:
-        common.write_section("before-after", text)
+        slug = "-".join(args.title.lower().split())
+        common.write_section("before-after" + (f"-{slug}" if slug else ""), text)
     print(text)
 
 

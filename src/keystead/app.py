@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,7 +16,7 @@ from keystead import __version__, logs
 from keystead.admin.router import build_router
 from keystead.console import serve as console
 from keystead.crypto import passwords
-from keystead.dataplane.api import DataPlaneDispatch
+from keystead.dataplane.api import DataPlaneEndpoints
 from keystead.dataplane.service import DataPlane
 from keystead.dataplane.usage_limits import UsageLimits
 from keystead.idp.keysets import KeySets
@@ -23,15 +25,19 @@ from keystead.scim import api as scim_api
 from keystead.settings import Settings
 from keystead.sso import api as sso_api
 from keystead.sso.exchange import Exchange
+from keystead.sso.unverified import UnverifiedRefusals
 from keystead.web import errors, health
+from keystead.web.edge import Edge
+from keystead.web.executor import Executor
 from keystead.web.middleware import AccessLog, BodyLimit, RejectNonText
 
 log = logs.get_logger("keystead.app")
 
 
 def build_app(runtime: Runtime) -> ASGIApp:
-    """The app for an already-open installation: the data-plane dispatcher in front of the
-    admin application (FastAPI: admin API, OpenAPI, health, the console and /docs)."""
+    """The app for an already-open installation: the edge (the data plane, SCIM and the SSO
+    exchange) in front of the admin application (FastAPI: admin API, OpenAPI, health, the
+    console and /docs)."""
 
     settings = runtime.settings
     passwords.prepare()
@@ -43,7 +49,7 @@ def build_app(runtime: Runtime) -> ASGIApp:
     )
 
     def flush_counts() -> None:
-        sso.unverified.flush()
+        unverified.flush()
         usage_limits.flush()
 
     async def flush_every(seconds: float) -> None:
@@ -59,6 +65,15 @@ def build_app(runtime: Runtime) -> ASGIApp:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         flusher = asyncio.create_task(flush_every(10.0))
+        # What exists at start-up (modules, the app, compiled statements) lives as long as
+        # the process: out of the collector's sight, a full collection, which holds every
+        # thread, scans only what requests made since.
+        gc.collect()
+        gc.freeze()
+        # Work that grows runs on threads; the event loop, answering point requests, waits
+        # for the interpreter lock at most this long each time it wants it back (the
+        # default is 5 ms, paid several times per request while a thread computes).
+        sys.setswitchinterval(0.001)
         yield
         flusher.cancel()
         flush_counts()  # counts not written yet
@@ -78,7 +93,6 @@ def build_app(runtime: Runtime) -> ASGIApp:
     errors.install(app)
     app.include_router(health.router)
     app.include_router(build_router())
-    app.include_router(scim_api.build_router(runtime))
     console.install(app)
     app.add_middleware(RejectNonText)
     app.add_middleware(BodyLimit, limit=runtime.settings.max_body_bytes)
@@ -95,9 +109,16 @@ def build_app(runtime: Runtime) -> ASGIApp:
         per_day=settings.usage_entries_per_day,
         per_account_day=settings.usage_entries_per_account_day,
     )
-    sso = sso_api.SsoDispatch(app, runtime, Exchange(runtime.master, keysets))
-    scim = scim_api.ScimDispatch(sso, runtime, elsewhere=(sso_api.PATH,))
-    return DataPlaneDispatch(scim, runtime, plane, usage_limits)
+    unverified = UnverifiedRefusals(runtime.db)
+    exchange = Exchange(runtime.master, keysets)
+    # One table for every non-admin surface; the SSO exchange's path comes before SCIM's
+    # patterns (a path belongs to the first pattern that matches it).
+    table = [
+        *sso_api.routes(runtime, exchange, unverified),
+        *scim_api.routes(runtime),
+        *DataPlaneEndpoints(runtime, plane, usage_limits).routes(),
+    ]
+    return Edge(app, table, Executor(runtime.db), limit=settings.max_body_bytes)
 
 
 def create_app() -> ASGIApp:

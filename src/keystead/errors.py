@@ -11,6 +11,9 @@ The tree::
     ├── Unauthenticated           no credentials, or credentials that do not verify
     ├── Forbidden                 authenticated, but not allowed to do this
     ├── TooManyRequests           the caller must wait (``retry_after`` seconds) before trying again
+    ├── MethodNotAllowed          the path exists, not for this method (``allowed``: those it takes)
+    ├── Unavailable               the database cannot be reached (or is too busy): try again shortly
+    ├── Internal                  Keystead's own fault: the caller gets a reference, the log all
     └── ConfigurationError        the service cannot start with the configuration it was given
 
 Each class carries an HTTP-ish ``status`` so adapters need no lookup table of their
@@ -85,7 +88,38 @@ class TooManyRequests(KeysteadError):
         self.retry_after = retry_after
 
 
+class MethodNotAllowed(KeysteadError):
+    """The path exists but does not take this method."""
+
+    status = 405
+
+    def __init__(self, message: str, *, allowed: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.allowed = allowed
+
+
+class Unavailable(KeysteadError):
+    """The database cannot be reached, or stayed busy past the wait: nothing was done."""
+
+    status = 503
+
+
+class Internal(KeysteadError):
+    """An unexpected failure, already logged under ``reference``."""
+
+    status = 500
+
+    def __init__(self, reference: str) -> None:
+        super().__init__(f"internal error (reference {reference})")
+        self.reference = reference
+
+
 class ConfigurationError(KeysteadError):
     """Keystead cannot run with the configuration it was given."""
 
     status = 500
+
+
+def is_internal(exc: KeysteadError) -> bool:
+    """Whether the error is Keystead's own fault (a 500 with a reference), not an answer."""
+    return exc.status >= 500 and not isinstance(exc, Unavailable)

@@ -13,10 +13,10 @@ import sys
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import OperationalError
 
 from keystead.crypto.masterkey import MasterKey, UnwrapError, read_key_file, write_key_file
-from keystead.errors import ConfigurationError
+from keystead.errors import ConfigurationError, Conflict
 from keystead.idp.outbound import Fetcher, OutboundPolicy
 from keystead.settings import Settings
 from keystead.storage import migrate
@@ -87,7 +87,7 @@ def _check_master_key(db: Database, master: MasterKey) -> None:
                 session.add(Meta(name=_CHECK_NAME, value=master.wrap(_CHECK_VALUE, _CHECK_CONTEXT)))
                 return
             stored = row.value
-    except IntegrityError:  # another process initialised it at the same moment
+    except Conflict:  # another process initialised it at the same moment
         with db.read() as session:
             stored = session.scalars(select(Meta.value).where(Meta.name == _CHECK_NAME)).one()
     try:

@@ -84,7 +84,7 @@ def test_active_change_disables_and_enables_the_key(runtime: Runtime, final: boo
         acct = f.account(s)
         user = new_user(s, runtime, acct, "dana@example.com")
         for active in (False, final):
-            directory.update_user(
+            user = directory.update_user(
                 s, user, fields=UserFields(user.user_name, active, None, None), attributes={}
             )
             assert key(s, user).enabled is active

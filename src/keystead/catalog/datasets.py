@@ -64,8 +64,7 @@ def _resolve_definition(spec: DatasetSpec) -> tuple[str | None, dict[str, Any] |
         )
     if spec.template is not None:
         return spec.template, fpe.from_template(spec.template).model_dump(mode="json")
-    assert spec.definition is not None
-    return None, fpe.parse_definition(spec.definition).model_dump(mode="json")
+    return None, fpe.parse_definition(spec.definition or {}).model_dump(mode="json")
 
 
 def create_dataset(

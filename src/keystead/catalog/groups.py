@@ -287,25 +287,26 @@ def unpin_group(session: Session, group: DatasetGroup, *, actor: Actor) -> None:
     )
 
 
-def match_note(session: Session, directory_group: DirectoryGroup) -> str | None:
-    """For the provisioning log, when a directory group gets its name: what an admin
-    should know if that name matches a dataset group that another group holds already."""
+def match_note(
+    session: Session, *, account_id: uuid.UUID, group_id: uuid.UUID, name_key: str
+) -> str | None:
+    """For the provisioning log, when directory group ``group_id`` gets a name: what an
+    admin should know if that name matches a dataset group another group holds already."""
     group = session.scalar(
         select(DatasetGroup).where(
-            DatasetGroup.account_id == directory_group.account_id,
-            DatasetGroup.name_key == directory_group.display_name_key,
+            DatasetGroup.account_id == account_id, DatasetGroup.name_key == name_key
         )
     )
     if group is None:
         return None
     if group.pinned_group_id is not None:
-        if group.pinned_group_id == directory_group.id:
+        if group.pinned_group_id == group_id:
             return None
         return (
             f"displayName matches dataset group {group.name!r}, which is pinned to another "
             "directory group: this group gives its members no access through it"
         )
-    others = [g for g in _named_alike(session, group) if g.id != directory_group.id]
+    others = [g for g in _named_alike(session, group) if g.id != group_id]
     if not others:
         return None
     named = ", ".join(repr(g.display_name) for g in others[:3])

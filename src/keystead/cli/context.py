@@ -80,7 +80,8 @@ class CliContext:
 
 def ctx_of(ctx: typer.Context) -> CliContext:
     obj = ctx.find_root().obj
-    assert isinstance(obj, CliContext)
+    if not isinstance(obj, CliContext):
+        raise TypeError("the keystead command's root context was not set up")
     return obj
 
 

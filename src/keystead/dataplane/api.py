@@ -1,17 +1,15 @@
-"""The Ubiq client endpoints, served by a small ASGI dispatcher in front of the admin app.
+"""The Ubiq client endpoints, as routes of the edge (``web/edge.py``).
 
-The client's wire format is fixed and these calls sit on customer applications' hot path,
-so they skip the web framework: the dispatcher reads the raw request (target, headers,
-body, exactly as the signature covers them), calls one DataPlane operation and writes
-JSON. Errors leave as ``{"message": …}`` with their status, denials are logged with their
-reason, and anything else under the origin goes on to the admin application.
+The client's wire format is fixed and these calls sit on customer applications' hot path:
+each reads the raw request (target, headers, body, exactly as the signature covers them),
+calls one DataPlane operation and answers JSON. Errors leave as ``{"message": …}`` with
+their status (:class:`Ubiq`, the one renderer).
 """
 
 from __future__ import annotations
 
+import functools
 import json
-import secrets
-import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -19,21 +17,19 @@ from typing import Any
 from urllib.parse import unquote, unquote_plus
 
 from sqlalchemy import Connection
-from starlette.concurrency import run_in_threadpool
-from starlette.types import ASGIApp, Receive, Scope, Send
 
-from keystead import logs
 from keystead.dataplane import events
 from keystead.dataplane.service import Caller, DataPlane, DatasetRef
 from keystead.dataplane.signatures import SignedRequest
 from keystead.dataplane.usage_limits import UsageLimits
-from keystead.errors import BadRequest, KeysteadError, TooManyRequests
-from keystead.logs import get_logger
+from keystead.errors import BadRequest, KeysteadError, MethodNotAllowed, TooManyRequests
 from keystead.runtime import Runtime
 from keystead.storage.driver import Reader
+from keystead.storage.failures import reraise_as_domain
 from keystead.storage.session import Database
 from keystead.web import jsonbody
-from keystead.web.middleware import read_body
+from keystead.web.edge import Answer, Incoming, Route, fixed
+from keystead.web.executor import Cost
 
 
 def _query(raw: str) -> dict[str, str]:
@@ -135,7 +131,22 @@ class Reads:
 
 Ref = DatasetRef | None
 Work = Callable[[Reads, Caller, Ref, Call], Any]
-log = get_logger("keystead.dataplane")
+
+
+class Ubiq:
+    """The Ubiq client's error format: ``{"message": …}`` with the status (and
+    ``Retry-After`` when the caller must wait)."""
+
+    def refusal(self, exc: KeysteadError) -> Answer:
+        headers: list[tuple[bytes, bytes]] = []
+        if isinstance(exc, TooManyRequests):
+            headers.append((b"retry-after", str(exc.retry_after).encode()))
+        elif isinstance(exc, MethodNotAllowed):
+            headers.append((b"allow", ", ".join(exc.allowed).encode()))
+        return Answer(exc.status, json.dumps({"message": exc.message}).encode(), headers=headers)
+
+
+UBIQ = Ubiq()
 
 
 @dataclass(frozen=True)
@@ -143,126 +154,57 @@ class Endpoint:
     work: Work
     status: int = 200
     names_dataset: bool = False
-    writes: bool = False  # may wait for the write lock: never on the event loop
+    writes: bool = False  # stores a batch of rows: never on the event loop
 
 
-class DataPlaneDispatch:
-    """ASGI: the Ubiq client's calls go to their handlers; everything else to ``fallback``."""
+class DataPlaneEndpoints:
+    """The client's calls as the edge's routes: each verifies the signature, then does its
+    work and answers JSON."""
 
-    def __init__(
-        self, fallback: ASGIApp, runtime: Runtime, plane: DataPlane, usage_limits: UsageLimits
-    ) -> None:
-        self.fallback, self.runtime, self.plane = fallback, runtime, plane
-        self.usage_limits = usage_limits
-        self.limit = runtime.settings.max_body_bytes
-        # SQLite answers these reads in microseconds from local files, so they run on the
-        # event loop; a thread hop would cost more than the query. PostgreSQL waits on the
-        # network, so its calls go to the thread pool.
-        self.inline = runtime.db.dialect == "sqlite"
-        self.exact: dict[str, dict[str, Endpoint]] = {
-            "/api/v0/ffs": {"GET": Endpoint(self._ffs, names_dataset=True)},
-            "/api/v0/fpe/key": {"GET": Endpoint(self._fpe_key, names_dataset=True)},
-            "/api/v0/fpe/def_keys": {"GET": Endpoint(self._def_keys, names_dataset=True)},
-            "/api/v0/encryption/key": {"POST": Endpoint(self._encryption_key, status=201)},
-            "/api/v0/decryption/key": {"POST": Endpoint(self._decryption_key)},
-            "/api/v3/tracking/events": {"POST": Endpoint(self._tracking_events, writes=True)},
-        }
-        # PATCH /api/v0/encryption/key/{fingerprint}/{session}
-        self.usage_correction = {"PATCH": Endpoint(self._usage_correction, status=204)}
+    def __init__(self, runtime: Runtime, plane: DataPlane, usage_limits: UsageLimits) -> None:
+        self.runtime, self.plane, self.usage_limits = runtime, plane, usage_limits
 
-    # --- dispatch -------------------------------------------------------------------------
+    def routes(self) -> list[Route]:
+        def route(method: str, path: str, endpoint: Endpoint) -> Route:
+            # Lookups by key id and dataset name are point reads; a usage report is a batch.
+            cost = Cost.GROWS if endpoint.writes else Cost.READ
+            handler = functools.partial(self._handle, endpoint)
+            return Route((method,), path, UBIQ, handler, fixed(cost))
 
-    def _match(self, method: str, path: str) -> Endpoint | str | None:
-        """The endpoint, "405" for a data-plane path with another method, None otherwise."""
-        methods = self.exact.get(path)
-        if methods is None and path.startswith(_USAGE_PREFIX) and path.count("/") == _USAGE_SLASHES:
-            methods = self.usage_correction
-        if methods is None:
-            return None
-        return methods.get(method, "405")
+        return [
+            route("GET", "/api/v0/ffs", Endpoint(self._ffs, names_dataset=True)),
+            route("GET", "/api/v0/fpe/key", Endpoint(self._fpe_key, names_dataset=True)),
+            route("GET", "/api/v0/fpe/def_keys", Endpoint(self._def_keys, names_dataset=True)),
+            route("POST", "/api/v0/encryption/key", Endpoint(self._encryption_key, status=201)),
+            route("POST", "/api/v0/decryption/key", Endpoint(self._decryption_key)),
+            route("POST", "/api/v3/tracking/events", Endpoint(self._tracking, writes=True)),
+            route(
+                "PATCH",
+                "/api/v0/encryption/key/{fingerprint}/{session}",
+                Endpoint(self._usage_correction, status=204),
+            ),
+        ]
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.fallback(scope, receive, send)
-            return
-        match = self._match(scope["method"], scope["path"])
-        if match is None:
-            await self.fallback(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status, payload, access_key_id, extra = await self._answer(match, scope, receive)
-        await _send(send, status, payload, extra)
-        logs.access(
-            method=scope["method"],
-            path=scope["path"],
-            status=status,
-            ms=round((time.perf_counter() - started) * 1000, 2),
-            access_key_id=access_key_id,
+    def _handle(self, endpoint: Endpoint, incoming: Incoming) -> Answer:
+        body = incoming.accepted_body()
+        call = Call(
+            SignedRequest(incoming.method, incoming.target, incoming.headers(), body),
+            incoming.raw_query,
         )
+        result, caller = self._run(endpoint, call)
+        if endpoint.status == 204:
+            return Answer(204, content_type=None, caller=caller.access_key_id)
+        payload = result if isinstance(result, bytes) else json.dumps(result).encode()
+        return Answer(endpoint.status, payload, caller=caller.access_key_id)
 
-    async def _answer(
-        self, match: Endpoint | str, scope: Scope, receive: Receive
-    ) -> tuple[int, bytes | None, str | None, Headers]:
-        """Status, body, the calling key's public id once its signature verified, and any
-        further headers."""
-        try:
-            if isinstance(match, str):
-                raise MethodNotAllowed(
-                    f"method {scope['method']} is not allowed on {scope['path']}"
-                )
-            call = await self._call(scope, receive)
-            if self.inline and not match.writes:
-                result, caller = self._run(match, call, inline=True)
-            else:
-                result, caller = await run_in_threadpool(self._run, match, call)
-        except KeysteadError as exc:
-            if exc.status >= 500:
-                return self._unexpected(scope, exc)
-            if exc.status in (401, 403):
-                log.info(
-                    "denied",
-                    path=scope["path"],
-                    status=exc.status,
-                    reason=getattr(exc, "reason", None) or exc.message,
-                )
-            extra: Headers = []
-            if isinstance(exc, TooManyRequests):
-                extra = [(b"retry-after", str(exc.retry_after).encode())]
-            return exc.status, json.dumps({"message": exc.message}).encode(), None, extra
-        except Exception as exc:  # the client gets a reference, the log the details
-            return self._unexpected(scope, exc)
-        if match.status == 204:
-            return 204, None, caller.access_key_id, []
-        body = result if isinstance(result, bytes) else json.dumps(result).encode()
-        return match.status, body, caller.access_key_id, []
-
-    @staticmethod
-    def _unexpected(scope: Scope, exc: Exception) -> tuple[int, bytes, None, Headers]:
-        reference = secrets.token_hex(6)
-        log.error("unexpected_error", path=scope["path"], reference=reference, exc_info=exc)
-        message = {"message": f"internal error (reference {reference})"}
-        return 500, json.dumps(message).encode(), None, []
-
-    async def _call(self, scope: Scope, receive: Receive) -> Call:
-        body = await read_body(scope, receive, self.limit)
-        raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
-        query: bytes = scope.get("query_string", b"")
-        raw_query = query.decode("latin-1")
-        target = raw_path.decode("latin-1") + ("?" + raw_query if query else "")
-        headers = {
-            name.decode("latin-1").lower(): value.decode("latin-1")
-            for name, value in scope["headers"]
-        }
-        return Call(SignedRequest(scope["method"], target, headers, body), raw_query)
-
-    def _run(self, endpoint: Endpoint, call: Call, *, inline: bool = False) -> tuple[Any, Caller]:
-        """Authenticate (one query, on this thread's own SQLite reader when inline), then do
-        the call's work; a connection for the work is opened only if it reads."""
+    def _run(self, endpoint: Endpoint, call: Call) -> tuple[Any, Caller]:
+        """Authenticate (one query, on this thread's own reader on SQLite), then do the
+        call's work; a connection for the work is opened only if it reads."""
         dataset_name = call.named_dataset() if endpoint.names_dataset else None
         db = self.runtime.db
         reads = Reads(db)
         try:
-            reader: Reader | None = db.reader() if inline else None
+            reader: Reader | None = db.reader()
             if reader is None:
                 reader = Reader(reads().connection.driver_connection)
             caller, dataset = self.plane.authenticate(reader, call.signed, dataset_name)
@@ -271,6 +213,10 @@ class DataPlaneDispatch:
                 # for it would let enough concurrent writes exhaust the pool (PostgreSQL).
                 reads.close()
             return endpoint.work(reads, caller, dataset, call), caller
+        except KeysteadError:
+            raise
+        except Exception as exc:  # the lookups hold a bare connection: map its failures here
+            reraise_as_domain(exc)
         finally:
             reads.close()
 
@@ -310,7 +256,7 @@ class DataPlaneDispatch:
                 raise BadRequest(f"'{field}' must be a non-negative integer")
         return None
 
-    def _tracking_events(self, reads: Reads, caller: Caller, dataset: Ref, call: Call) -> Any:
+    def _tracking(self, reads: Reads, caller: Caller, dataset: Ref, call: Call) -> Any:
         # The only data-plane write: its own transaction, after the signature verified,
         # within the reporting key's limits.
         report = events.parse_report(_json_object(call.signed.body))
@@ -328,22 +274,3 @@ class DataPlaneDispatch:
             ),
         )
         return {"stored": stored, "ignored": ignored}
-
-
-Headers = list[tuple[bytes, bytes]]
-_USAGE_PREFIX = "/api/v0/encryption/key/"
-_USAGE_SLASHES = _USAGE_PREFIX.count("/") + 1
-
-
-class MethodNotAllowed(KeysteadError):
-    """A data-plane path asked with another method."""
-
-    status = 405
-
-
-async def _send(send: Send, status: int, payload: bytes | None, extra: Headers) -> None:
-    headers = [(b"content-type", b"application/json")] if payload is not None else []
-    headers.append((b"content-length", str(len(payload or b"")).encode()))
-    headers.extend(extra)
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": payload or b""})

@@ -21,10 +21,10 @@ from sqlalchemy import Connection, Dialect, Integer, String, Uuid, bindparam, se
 
 from keystead import access, names
 from keystead.apikeys.service import signing_key_context
+from keystead.caching import Immutable
 from keystead.catalog.datasets import key_context
 from keystead.crypto.masterkey import MasterKey
 from keystead.dataplane import edk, signatures, wrapping
-from keystead.dataplane.cache import ImmutableCache
 from keystead.errors import BadRequest, Forbidden, NotFound, Unauthenticated
 from keystead.sso import certificates
 from keystead.storage.driver import DriverQuery, Reader
@@ -113,24 +113,22 @@ class DataPlane:
         self.master = master
         self.skew = skew_seconds
         self._lookup = DriverQuery(_LOOKUP, dialect)
-        self._secrets: ImmutableCache[uuid.UUID, bytes] = ImmutableCache(100_000)
-        self._keys: ImmutableCache[tuple[uuid.UUID, int], bytes] = ImmutableCache(100_000)
-        self._definitions: ImmutableCache[uuid.UUID, dict[str, Any]] = ImmutableCache(10_000)
+        self._secrets: Immutable[uuid.UUID, bytes] = Immutable(100_000)
+        self._keys: Immutable[tuple[uuid.UUID, int], bytes] = Immutable(100_000)
+        self._definitions: Immutable[uuid.UUID, dict[str, Any]] = Immutable(10_000)
         # A dataset key version wrapped to a key's public key: both never change, so the
         # RSA-OAEP ciphertext can be handed out again (same plaintext, same recipient).
-        self._wrapped: ImmutableCache[tuple[str, uuid.UUID, int], str] = ImmutableCache(200_000)
+        self._wrapped: Immutable[tuple[str, uuid.UUID, int], str] = Immutable(200_000)
         # The serialised def_keys answer up to its "retrieved" time, per (recipient, dataset,
         # current key number, name as asked): every part of it is one of the values above.
         # The recipient (the key a response is wrapped to) is part of this cache key.
-        self._def_keys: ImmutableCache[tuple[str, uuid.UUID, int, str], bytes] = ImmutableCache(
-            10_000
-        )
+        self._def_keys: Immutable[tuple[str, uuid.UUID, int, str], bytes] = Immutable(10_000)
         # A CA never changes once made; a certificate's signature check is done once per
         # account (the check holds only for the account whose CA was checked).
-        self._authorities: ImmutableCache[uuid.UUID, x509.Certificate] = ImmutableCache(10_000)
-        self._certificates: ImmutableCache[
-            tuple[uuid.UUID, bytes], certificates.ClientCertificate
-        ] = ImmutableCache(20_000)
+        self._authorities: Immutable[uuid.UUID, x509.Certificate] = Immutable(10_000)
+        self._certificates: Immutable[tuple[uuid.UUID, bytes], certificates.ClientCertificate] = (
+            Immutable(20_000)
+        )
 
     # --- authentication -----------------------------------------------------------------
 
@@ -260,7 +258,8 @@ class DataPlane:
 
     @staticmethod
     def _structured(dataset: DatasetRef | None, name: str) -> DatasetRef:
-        assert dataset is not None
+        if dataset is None:  # authenticate() resolves the name or refuses the call first
+            raise Forbidden(f"no access to dataset {name}")
         if dataset.type != "structured":
             raise BadRequest(
                 f"dataset {name} is unstructured; structured (format-preserving) calls need "

@@ -18,7 +18,6 @@ that can still goes through.
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -31,6 +30,7 @@ from sqlalchemy import case, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from keystead.caching import Expiring
 from keystead.errors import TooManyRequests
 from keystead.storage.models import ApiKey, UsageCounter, UsageRefusal
 from keystead.storage.session import Database
@@ -74,9 +74,9 @@ class UsageLimits:
     ) -> None:
         self.db, self.clock, self.wall = db, clock, wall
         self.per_minute, self.per_day, self.per_account_day = per_minute, per_day, per_account_day
-        # subject -> (monotonic time its window ends, entries it still has room for)
-        self._room: dict[str, tuple[float, int]] = {}
-        self._lock = threading.Lock()
+        # Window -> entries it still has room for, until the window ends (a room only shrinks
+        # within a window, so a remembered one can refuse early, never wrongly).
+        self._room: Expiring[str, tuple[int, float]] = Expiring(100_000, clock)
         self._refusals: Tally[tuple[uuid.UUID, str, date]] = Tally(
             self._write_refusals, every=flush_seconds, clock=clock
         )
@@ -123,11 +123,12 @@ class UsageLimits:
     ) -> None:
         now = self.clock()
         for window in windows:
-            with self._lock:
-                remembered = self._room.get(window.subject + str(window.seconds))
-            if remembered is not None and remembered[0] > now and entries > remembered[1]:
-                over = _OverLimit(window, remembered[1], remembered[0] - now)
-                self._refuse(account_id, reported_by, entries, over)
+            remembered = self._room.get(window.subject + str(window.seconds))
+            if remembered is not None and entries > remembered[0]:
+                room, until = remembered
+                self._refuse(
+                    account_id, reported_by, entries, _OverLimit(window, room, until - now)
+                )
 
     def _take(self, session: Session, window: _Window, entries: int, now: float) -> None:
         """Add ``entries`` to the window's count if it stays within the limit."""
@@ -160,14 +161,9 @@ class UsageLimits:
             raise _OverLimit(window, room, window.ends_in(now))
 
     def _remember(self, over: _OverLimit) -> None:
-        now = self.clock()
-        with self._lock:
-            if len(self._room) > 100_000:  # subjects refused once, long ago
-                self._room = {k: v for k, v in self._room.items() if v[0] > now}
-            self._room[over.window.subject + str(over.window.seconds)] = (
-                now + over.wait,
-                over.room,
-            )
+        key = over.window.subject + str(over.window.seconds)
+        until = self.clock() + over.wait
+        self._room.put(key, (over.room, until), until=until)
 
     def _refuse(
         self, account_id: uuid.UUID, reported_by: str, entries: int, over: _OverLimit

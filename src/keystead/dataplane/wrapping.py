@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from functools import lru_cache
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from keystead.caching import Immutable
 from keystead.errors import Unauthenticated
 from keystead.sso.certificates import ClientCertificate
 
@@ -21,12 +21,18 @@ from keystead.sso.certificates import ClientCertificate
 _OAEP = padding.OAEP(mgf=padding.MGF1(hashes.SHA1()), algorithm=hashes.SHA1(), label=None)  # noqa: S303
 
 
-@lru_cache(maxsize=65536)
+# Parsed public keys by their PEM: a PEM always parses to the same key.
+_PUBLIC_KEYS: Immutable[str, rsa.RSAPublicKey] = Immutable(65536)
+
+
 def _load_public_key(pem: str) -> rsa.RSAPublicKey:
-    key = serialization.load_pem_public_key(pem.encode())
-    if not isinstance(key, rsa.RSAPublicKey):
-        raise TypeError("API key public key is not RSA")
-    return key
+    def parse() -> rsa.RSAPublicKey:
+        key = serialization.load_pem_public_key(pem.encode())
+        if not isinstance(key, rsa.RSAPublicKey):
+            raise TypeError("API key public key is not RSA")
+        return key
+
+    return _PUBLIC_KEYS.get_or_load(pem, parse)
 
 
 @dataclass(frozen=True)

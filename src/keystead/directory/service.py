@@ -15,18 +15,18 @@ This module knows nothing of SCIM's wire format.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, func, select
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
 
 from keystead import audit, names
-from keystead.apikeys import credentials
-from keystead.apikeys.service import signing_key_context
+from keystead.apikeys import auto as auto_keys
 from keystead.audit import Actor
 from keystead.crypto.masterkey import MasterKey
 from keystead.errors import Conflict, InvalidInput, NotFound
@@ -40,6 +40,39 @@ from keystead.storage.models import (
 from keystead.storage.types import utcnow
 
 SCIM = Actor("scim", None, "directory sync")
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A directory user as stored: a value, read and written with Core statements."""
+
+    id: uuid.UUID
+    account_id: uuid.UUID
+    user_name: str
+    user_name_key: str
+    external_id: str | None
+    display_name: str | None
+    active: bool
+    attributes: dict[str, Any]
+    version: int
+    pinned_object_id: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """A directory group as stored (its members are rows of their own)."""
+
+    id: uuid.UUID
+    account_id: uuid.UUID
+    display_name: str
+    display_name_key: str
+    external_id: str | None
+    attributes: dict[str, Any]
+    version: int
+    created_at: datetime
+    updated_at: datetime
 
 
 @dataclass(frozen=True)
@@ -84,21 +117,14 @@ def _user_name_taken(
 
 
 _USERS = cast(Table, DirectoryUser.__table__)
-_KEYS = cast(Table, ApiKey.__table__)
 _INSERT_USER = _USERS.insert()
-_INSERT_KEY = _KEYS.insert()
 _UPDATE_USER = _USERS.update().where(_USERS.c.id == bindparam("user_id"))  # SET: the params
 _USERS_BY_IDS = select(
     _USERS.c.id, (_USERS.c.account_id == bindparam("account_id")).label("mine")
 ).where(_USERS.c.id.in_(bindparam("ids", expanding=True)))
 _USER_BY_ID = select(_USERS).where(_USERS.c.id == bindparam("user_id"))
+_USER_BY_ID_LOCKED = _USER_BY_ID.with_for_update()
 _DELETE_USER = _USERS.delete().where(_USERS.c.id == bindparam("user_id"))
-_UPDATE_USER_KEY = _KEYS.update().where(_KEYS.c.directory_user_id == bindparam("user_id"))
-_DELETE_USER_KEY = (
-    _KEYS.delete()
-    .where(_KEYS.c.directory_user_id == bindparam("user_id"))
-    .returning(_KEYS.c.access_key_id)
-)
 
 
 def create_user(
@@ -109,11 +135,10 @@ def create_user(
     attributes: dict[str, Any],
     master: MasterKey,
     actor: Actor = SCIM,
-) -> DirectoryUser:
+) -> User:
     """Rule: a created user gets an auto-provisioned key named after its userName.
 
-    The rows are written at once (Core INSERTs, no unit of work); the returned user is a
-    detached copy of its row."""
+    The rows are written at once (Core INSERTs, no unit of work)."""
     user_name = _clean_user_name(fields.user_name)
     if _user_name_taken(session, account_id, user_name, None):
         raise Conflict(f"a user with userName {user_name!r} already exists")
@@ -128,29 +153,20 @@ def create_user(
         "active": fields.active,
         "attributes": attributes,
         "version": 1,
+        "pinned_object_id": None,
         "created_at": now,
         "updated_at": now,
     }
     connection = session.connection()
     connection.execute(_INSERT_USER, row)
-    key_id, access_key_id = uuid.uuid4(), credentials.new_access_key_id()
-    # No RSA key pair: an auto-provisioned key works with certificates from the SSO exchange.
-    connection.execute(
-        _INSERT_KEY,
-        {
-            "id": key_id,
-            "account_id": account_id,
-            "access_key_id": access_key_id,
-            "name": user_name,
-            "enabled": fields.active,
-            "auto_provisioned": True,
-            "directory_user_id": row["id"],
-            "wrapped_signing_key": master.wrap(
-                credentials.new_signing_key().encode(), signing_key_context(key_id)
-            ),
-            "created_at": now,
-            "updated_at": now,
-        },
+    access_key_id = auto_keys.create(
+        connection,
+        account_id=account_id,
+        user_id=row["id"],
+        name=user_name,
+        enabled=fields.active,
+        master=master,
+        now=now,
     )
     audit.record(
         session,
@@ -163,25 +179,24 @@ def create_user(
         detail={"active": fields.active, "api_key": access_key_id},
         immediate=True,
     )
-    return DirectoryUser(**row)
+    return User(**row)
 
 
-def key_of(session: Session, user: DirectoryUser) -> ApiKey | None:
+def key_of(session: Session, user: User) -> ApiKey | None:
     return session.scalar(select(ApiKey).where(ApiKey.directory_user_id == user.id))
 
 
 def update_user(
     session: Session,
-    user: DirectoryUser,
+    user: User,
     *,
     fields: UserFields,
     attributes: dict[str, Any],
     actor: Actor = SCIM,
-) -> None:
+) -> User:
     """Rules: a userName change renames the key; an active change enables/disables it.
 
-    Written at once (UPDATEs, no unit of work); ``user`` is brought up to date whether it
-    is loaded in the session or a detached copy."""
+    Written at once (UPDATEs, no unit of work); the user as it now is."""
     user_name = _clean_user_name(fields.user_name)
     name_key = names.name_key(user_name)
     # (account, userName key) is unique: an unchanged key can belong to no other user.
@@ -189,7 +204,6 @@ def update_user(
         session, user.account_id, user_name, user.id
     ):
         raise Conflict(f"a user with userName {user_name!r} already exists")
-    _settled(session, user)
     before = {"userName": user.user_name, "active": user.active}
     after = {"userName": user_name, "active": fields.active}
     now = utcnow()
@@ -205,13 +219,10 @@ def update_user(
     }
     connection = session.connection()
     connection.execute(_UPDATE_USER, {**changes, "user_id": user.id})
-    for name, value in changes.items():
-        set_committed_value(user, name, value)
     if after != before:
         # The key's name and state follow the user's and change only with them.
-        connection.execute(
-            _UPDATE_USER_KEY,
-            {"user_id": user.id, "name": user_name, "enabled": fields.active, "updated_at": now},
+        auto_keys.follow(
+            connection, user_id=user.id, name=user_name, enabled=fields.active, now=now
         )
         audit.record(
             session,
@@ -224,13 +235,14 @@ def update_user(
             detail={"before": before, "after": after},
             immediate=True,
         )
+    return dataclasses.replace(user, **changes)
 
 
-def delete_user(session: Session, user: DirectoryUser, *, actor: Actor = SCIM) -> None:
+def delete_user(session: Session, user: User, *, actor: Actor = SCIM) -> None:
     """Rule: a deleted user takes its key and its memberships with it."""
     connection = session.connection()
     connection.execute(_DELETE_USER_MEMBERSHIPS, {"user_id": user.id})
-    access_key_id = connection.execute(_DELETE_USER_KEY, {"user_id": user.id}).scalar()
+    access_key_id = auto_keys.delete(connection, user_id=user.id)
     connection.execute(_DELETE_USER, {"user_id": user.id})
     audit.record(
         session,
@@ -245,14 +257,18 @@ def delete_user(session: Session, user: DirectoryUser, *, actor: Actor = SCIM) -
     )
 
 
-def get_user(session: Session, account_id: uuid.UUID, user_id: str) -> DirectoryUser:
-    """A detached copy of the user's row (one Core SELECT: the writes above need no unit
-    of work, and reads need only the columns)."""
+def get_user(
+    session: Session, account_id: uuid.UUID, user_id: str, *, for_change: bool = False
+) -> User:
+    """The user's row (one Core SELECT). ``for_change``: the row stays locked until the
+    transaction ends (PostgreSQL; SQLite's writer holds the whole database), so writes to
+    one user queue here, each seeing what the one before left, never deadlocking later."""
     wanted = _parse_id(user_id, "user")
-    row = session.connection().execute(_USER_BY_ID, {"user_id": wanted}).first()
+    query = _USER_BY_ID_LOCKED if for_change else _USER_BY_ID
+    row = session.connection().execute(query, {"user_id": wanted}).first()
     if row is None or row.account_id != account_id:
         raise NotFound(f"no user {user_id!r}")
-    return DirectoryUser(**row._mapping)
+    return User(**row._mapping)
 
 
 # --- groups ---------------------------------------------------------------------------------
@@ -266,6 +282,7 @@ _GROUPS = cast(Table, DirectoryGroup.__table__)
 _INSERT_GROUP = _GROUPS.insert()
 _UPDATE_GROUP = _GROUPS.update().where(_GROUPS.c.id == bindparam("group_id"))  # SET: the params
 _GROUP_BY_ID = select(_GROUPS).where(_GROUPS.c.id == bindparam("group_id"))
+_GROUP_BY_ID_LOCKED = _GROUP_BY_ID.with_for_update()
 _DELETE_GROUP = _GROUPS.delete().where(_GROUPS.c.id == bindparam("group_id"))
 _GROUP_BY_NAME = select(_GROUPS.c.id).where(
     _GROUPS.c.account_id == bindparam("account_id"),
@@ -294,7 +311,7 @@ def create_group(
     members: Iterable[str] = (),
     displays: dict[str, str | None] | None = None,
     actor: Actor = SCIM,
-) -> DirectoryGroup:
+) -> Group:
     """Written at once (Core INSERTs); the returned group is a detached copy of its row."""
     name = _clean_group_name(display_name)
     if _group_name_taken(session, account_id, name, None):
@@ -313,7 +330,7 @@ def create_group(
         "updated_at": now,
     }
     session.connection().execute(_INSERT_GROUP, row)
-    group = DirectoryGroup(**row)
+    group = Group(**row)
     shown = {uuid.UUID(k): v for k, v in (displays or {}).items() if is_id(k)}
     add_members(session, group, member_ids, shown)
     audit.record(
@@ -332,23 +349,22 @@ def create_group(
 
 def update_group(
     session: Session,
-    group: DirectoryGroup,
+    group: Group,
     *,
     display_name: str,
     external_id: str | None,
     attributes: dict[str, Any],
     actor: Actor = SCIM,
-) -> None:
+) -> Group:
     """A rename moves access by itself: matching is by name in the access rule.
 
-    Written at once (an UPDATE); ``group`` is brought up to date whether it is loaded in
-    the session or a detached copy."""
+    Written at once (an UPDATE); the group as it now is."""
     name = _clean_group_name(display_name)
     # (account, displayName) is unique: an unchanged name can belong to no other group.
     if name != group.display_name and _group_name_taken(session, group.account_id, name, group.id):
         raise Conflict(f"a group with displayName {name!r} already exists")
     before = group.display_name
-    _write_group(
+    updated = _write_group(
         session,
         group,
         display_name=name,
@@ -368,28 +384,21 @@ def update_group(
             detail={"before": {"displayName": before}, "after": {"displayName": name}},
             immediate=True,
         )
+    return updated
 
 
-def touch_group(session: Session, group: DirectoryGroup) -> None:
+def touch_group(session: Session, group: Group) -> Group:
     """A new version (and lastModified) for a group whose members changed."""
-    _write_group(session, group)
+    return _write_group(session, group)
 
 
-def _write_group(session: Session, group: DirectoryGroup, **changes: Any) -> None:
-    _settled(session, group)
+def _write_group(session: Session, group: Group, **changes: Any) -> Group:
     changes.update(version=group.version + 1, updated_at=utcnow())
     session.connection().execute(_UPDATE_GROUP, {**changes, "group_id": group.id})
-    for name, value in changes.items():
-        set_committed_value(group, name, value)
+    return dataclasses.replace(group, **changes)
 
 
-def _settled(session: Session, row: DirectoryUser | DirectoryGroup) -> None:
-    """Flush a row still pending in the session, so that an UPDATE finds it."""
-    if row in session.new:
-        session.flush()
-
-
-def delete_group(session: Session, group: DirectoryGroup, *, actor: Actor = SCIM) -> None:
+def delete_group(session: Session, group: Group, *, actor: Actor = SCIM) -> None:
     connection = session.connection()
     connection.execute(_DELETE_GROUP_MEMBERSHIPS, {"group_id": group.id})
     connection.execute(_DELETE_GROUP, {"group_id": group.id})
@@ -405,13 +414,16 @@ def delete_group(session: Session, group: DirectoryGroup, *, actor: Actor = SCIM
     )
 
 
-def get_group(session: Session, account_id: uuid.UUID, group_id: str) -> DirectoryGroup:
-    """A detached copy of the group's row (one Core SELECT)."""
+def get_group(
+    session: Session, account_id: uuid.UUID, group_id: str, *, for_change: bool = False
+) -> Group:
+    """The group's row (one Core SELECT); ``for_change`` as for :func:`get_user`."""
     wanted = _parse_id(group_id, "group")
-    row = session.connection().execute(_GROUP_BY_ID, {"group_id": wanted}).first()
+    query = _GROUP_BY_ID_LOCKED if for_change else _GROUP_BY_ID
+    row = session.connection().execute(query, {"group_id": wanted}).first()
     if row is None or row.account_id != account_id:
         raise NotFound(f"no group {group_id!r}")
-    return DirectoryGroup(**row._mapping)
+    return Group(**row._mapping)
 
 
 def _parse_id(raw_id: str, what: str) -> uuid.UUID:
@@ -485,7 +497,7 @@ def resolve_members(
 
 def add_members(
     session: Session,
-    group: DirectoryGroup,
+    group: Group,
     user_ids: Iterable[uuid.UUID],
     displays: dict[uuid.UUID, str | None] | None = None,
 ) -> int:
@@ -499,7 +511,7 @@ def add_members(
 
 def _insert_members(
     session: Session,
-    group: DirectoryGroup,
+    group: Group,
     user_ids: Iterable[uuid.UUID],
     displays: dict[uuid.UUID, str | None] | None,
 ) -> int:
@@ -508,7 +520,7 @@ def _insert_members(
     return insert_ignoring_duplicates(session, _MEMBERSHIPS, rows)
 
 
-def _audit_members(session: Session, group: DirectoryGroup, *, added: int, removed: int) -> None:
+def _audit_members(session: Session, group: Group, *, added: int, removed: int) -> None:
     """Membership is what gives access: its changes are audited (one event per request,
     with counts; the provisioning log holds the request itself)."""
     if added or removed:
@@ -525,7 +537,7 @@ def _audit_members(session: Session, group: DirectoryGroup, *, added: int, remov
         )
 
 
-def remove_members(session: Session, group: DirectoryGroup, user_ids: Iterable[uuid.UUID]) -> int:
+def remove_members(session: Session, group: Group, user_ids: Iterable[uuid.UUID]) -> int:
     ids = list(user_ids)
     if not ids:
         return 0
@@ -539,7 +551,7 @@ def remove_members(session: Session, group: DirectoryGroup, user_ids: Iterable[u
 
 def replace_members(
     session: Session,
-    group: DirectoryGroup,
+    group: Group,
     user_ids: Iterable[uuid.UUID],
     displays: dict[uuid.UUID, str | None] | None = None,
 ) -> None:
@@ -558,7 +570,7 @@ def is_id(text: str) -> bool:
     return True
 
 
-def member_ids(session: Session, group: DirectoryGroup) -> list[uuid.UUID]:
+def member_ids(session: Session, group: Group) -> list[uuid.UUID]:
     return list(
         session.scalars(
             select(DirectoryMembership.user_id)
@@ -568,7 +580,7 @@ def member_ids(session: Session, group: DirectoryGroup) -> list[uuid.UUID]:
     )
 
 
-def member_count(session: Session, group: DirectoryGroup) -> int:
+def member_count(session: Session, group: Group) -> int:
     return int(
         session.scalar(
             select(func.count())

@@ -181,9 +181,8 @@ def signing_key(entry: object) -> RSAPublicKey | None:
     for something else, malformed, or a size or exponent outside what identity providers
     use (2048-4096 bits, e = 65537; a huge exponent makes every verification dearer, and
     anyone can send tokens naming its key id)."""
-    if not _meant_for_rs256(entry):
+    if not isinstance(entry, dict) or not _meant_for_rs256(entry):
         return None
-    assert isinstance(entry, dict)
     try:
         # Only n and e: an embedded certificate chain (x5c) is never trusted as such.
         public = jwt.algorithms.RSAAlgorithm.from_jwk(

@@ -45,8 +45,17 @@ def settings_of(session: Session, account_id: uuid.UUID) -> IdpSettings:
     return found if found is not None else IdpSettings(account_id=account_id, enabled=False)
 
 
+ENTERPRISE = "enterprise"
+
+
+def integration_active(plan: str, enabled: bool) -> bool:
+    """Whether SCIM and sign-in are served for an account: the enterprise plan, and the
+    integration switched on (a plan changed down leaves the switch as it was)."""
+    return plan == ENTERPRISE and enabled
+
+
 def _require_enterprise(account: Account) -> None:
-    if account.plan != "enterprise":
+    if account.plan != ENTERPRISE:
         raise Forbidden(
             f"IDP integration needs the enterprise plan; account {account.id} is on "
             f"{account.plan!r}"

@@ -10,29 +10,22 @@ from __future__ import annotations
 
 import functools
 import json
-import re
-import secrets
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import Response
 from sqlalchemy import Uuid, bindparam, select
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
-from starlette.convertors import Convertor
-from starlette.routing import compile_path
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.datastructures import QueryParams
+from starlette.requests import Request
 
 from keystead.catalog import groups as dataset_groups
 from keystead.crypto.masterkey import MasterKey
 from keystead.directory import service as directory
-from keystead.errors import KeysteadError, Unauthenticated
+from keystead.errors import KeysteadError, MethodNotAllowed, Unauthenticated
 from keystead.idp import service as idp
-from keystead.logs import get_logger
 from keystead.runtime import Runtime
 from keystead.scim import discovery, resources
 from keystead.scim import log as provisioning_log
@@ -47,13 +40,14 @@ from keystead.scim.protocol import (
     parse_json,
 )
 from keystead.storage.driver import DriverQuery
+from keystead.storage.failures import reraise_as_domain
 from keystead.storage.models import Account
 from keystead.storage.session import WriterBusy
 from keystead.storage.types import utcnow
 from keystead.web import jsonbody
-from keystead.web.middleware import AccessLog, ClientGone, read_body
+from keystead.web.edge import Answer, Costing, Incoming, Route, fixed, internal
+from keystead.web.executor import Cost
 
-log = get_logger("keystead.scim")
 # The token hash, plan and switch of one account, in one indexed query per request.
 _ACCOUNT_STATE = (
     select(
@@ -67,10 +61,9 @@ _ACCOUNT_STATE = (
     .where(idp.IdpSettings.account_id == bindparam("account_id", type_=Uuid()))
 )
 PREFIX = "/{customer_id}/api/v3/scim"
-_T = TypeVar("_T")
-# Bodies up to this size are written on the event loop (Entra's batches of 100 members
-# are about 5 KiB); larger ones on a thread.
-INLINE_WRITE_LIMIT = 16 * 1024
+# A write with a body up to this size is a point write (Entra's batches of 100 members
+# are about 5 KiB); a larger one grows with its body.
+LARGE_BODY = 16 * 1024
 
 
 @dataclass
@@ -98,23 +91,62 @@ class Call:
 Operation = Callable[[Session, Call], Outcome]
 
 
+def _by_body(incoming: Incoming) -> Cost:
+    """A write's cost: a point write, unless its body is large (a full member list
+    replaced, thousands of members added), when it grows with the body."""
+    return Cost.WRITE if len(incoming.body) <= LARGE_BODY else Cost.GROWS
+
+
+def _listing(kind: str) -> Costing:
+    def cost(incoming: Incoming) -> Cost:
+        query = QueryParams(incoming.raw_query)
+        try:
+            shape = resources.params(query.get("attributes"), query.get("excludedAttributes"))
+        except ScimError:
+            return Cost.READ  # refused before any row is read
+        point = resources.is_point_lookup(kind, query.get("filter"), shape)
+        return Cost.READ if point else Cost.GROWS
+
+    return cost
+
+
+def _one_group(incoming: Incoming) -> Cost:
+    """A group with its members grows with the group; without them it is a point read."""
+    query = QueryParams(incoming.raw_query)
+    try:
+        shape = resources.params(query.get("attributes"), query.get("excludedAttributes"))
+    except ScimError:
+        return Cost.READ
+    return Cost.GROWS if resources.wants_members(shape) else Cost.READ
+
+
 @dataclass(frozen=True)
-class Route:
+class Spec:
+    """One SCIM operation: its path under the prefix, methods, provisioning-log name."""
+
     path: str
     methods: list[str]
     name: str  # as the provisioning log says it
     write: bool
     operation: Operation
+    cost: Costing  # for the executor: whether the work may run on the event loop
 
 
-ROUTES: list[Route] = []
+SPECS: list[Spec] = []
 
 
 def route(
-    path: str, methods: list[str], name: str, *, write: bool
+    path: str,
+    methods: list[str],
+    name: str,
+    *,
+    write: bool,
+    cost: Costing | None = None,
 ) -> Callable[[Operation], Operation]:
+    costing = cost or (_by_body if write else fixed(Cost.READ))
+
     def register(operation: Operation) -> Operation:
-        ROUTES.append(Route(path, methods, name, write, operation))
+        SPECS.append(Spec(path, methods, name, write, operation, costing))
         return operation
 
     return register
@@ -142,25 +174,31 @@ def _record(
     )
 
 
-def _respond(outcome: Outcome) -> Response:
-    content = json.dumps(outcome.body).encode() if outcome.body is not None else b""
-    headers = {**outcome.headers}
-    return Response(
-        content=content,
-        status_code=outcome.status,
-        media_type=MEDIA_TYPE if outcome.body is not None else None,
-        headers=headers,
-    )
+def _respond(outcome: Outcome) -> Answer:
+    headers = [(k.lower().encode(), v.encode()) for k, v in outcome.headers.items()]
+    if outcome.body is None:
+        return Answer(outcome.status, content_type=None, headers=headers)
+    return Answer(outcome.status, json.dumps(outcome.body).encode(), _MEDIA_TYPE, headers)
 
 
-def _error(exc: ScimError, request: Request) -> Response:
-    headers = {"WWW-Authenticate": 'Bearer realm="scim"'} if exc.status == 401 else {}
-    return Response(
-        content=json.dumps(exc.body()).encode(),
-        status_code=exc.status,
-        media_type=MEDIA_TYPE,
-        headers=headers,
-    )
+_MEDIA_TYPE = MEDIA_TYPE.encode()
+
+
+class Scim:
+    """SCIM's error format (RFC 7644 §3.12): the Error schema, ``scimType`` where one
+    applies, ``application/scim+json``."""
+
+    def refusal(self, exc: KeysteadError) -> Answer:
+        scim = from_domain(exc)
+        headers: list[tuple[bytes, bytes]] = []
+        if scim.status == 401:
+            headers.append((b"www-authenticate", b'Bearer realm="scim"'))
+        elif isinstance(exc, MethodNotAllowed):
+            headers.append((b"allow", ", ".join(exc.allowed).encode()))
+        return Answer(scim.status, json.dumps(scim.body()).encode(), _MEDIA_TYPE, headers)
+
+
+SCIM = Scim()
 
 
 @dataclass(frozen=True)
@@ -211,13 +249,14 @@ class Runner:
         # A SQLite file: this thread's reader, on the bare driver connection.
         reader = self.runtime.db.reader()
         if reader is not None:
-            return reader.first(self._account_state, {"account_id": account_id})
+            try:
+                return reader.first(self._account_state, {"account_id": account_id})
+            except Exception as exc:  # the bare driver's failures, as a unit of work's
+                reraise_as_domain(exc)
         with self.runtime.db.autocommit() as connection:
             return connection.execute(_ACCOUNT_STATE, {"account_id": account_id}).first()
 
-    def authorise(
-        self, customer_id: str, request: Request, *, now: bool = False
-    ) -> tuple[uuid.UUID, datetime | None]:
+    def authorise(self, customer_id: str, request: Request) -> tuple[uuid.UUID, datetime | None]:
         """The account the token is for, and when it last saw a SCIM request. A wrong token
         for an existing account is remembered (to the minute) for the setup guide: pasting
         an old or wrong token into Entra is the likeliest setup mistake."""
@@ -235,11 +274,11 @@ class Runner:
             idp.check_scim_token_hash(row.scim_token_hash if row else None, presented)
         except Unauthenticated:
             if row is not None and account_id is not None:
-                self._note(account_id, row.scim_last_refused_at, now, idp.note_scim_refusal)
+                self._note(account_id, row.scim_last_refused_at, idp.note_scim_refusal)
             raise
-        assert account_id is not None
-        assert row is not None
-        if row.plan != "enterprise" or not row.enabled:
+        if account_id is None or row is None:  # no stored hash: the check above refused it
+            raise Unauthenticated("the SCIM token is not valid")
+        if not idp.integration_active(row.plan, row.enabled):
             raise ScimError(
                 403,
                 "IDP integration is not enabled for this account (it needs the enterprise "
@@ -247,100 +286,77 @@ class Runner:
             )
         return account_id, row.scim_last_seen_at
 
-    def note_contact(self, account_id: uuid.UUID, last_seen: datetime | None, now: bool) -> None:
+    def note_contact(self, account_id: uuid.UUID, last_seen: datetime | None) -> None:
         """Remember, to the minute, that a request with the current token arrived."""
-        self._note(account_id, last_seen, now, idp.note_scim_contact)
+        self._note(account_id, last_seen, idp.note_scim_contact)
 
     def _note(
         self,
         account_id: uuid.UUID,
         last: datetime | None,
-        now: bool,
         note: Callable[[Session, uuid.UUID, datetime], None],
     ) -> None:
-        """Write an observation at most once a minute. Never waits: on the event loop a busy
-        writer means a later request will note it."""
+        """Write an observation at most once a minute. Never makes the request wait: on the
+        event loop a busy writer means a later request will note it."""
         moment = utcnow()
         if not idp.seen_is_stale(last, moment):
             return
-        db = self.runtime.db
         try:
-            with db.write_now() if now else db.write() as session:
+            with self.runtime.db.write() as session:
                 note(session, account_id, moment)
         except WriterBusy:
             return
 
-    def __call__(
-        self,
-        customer_id: str,
-        request: Request,
-        body: bytes,
-        operation: Operation,
-        *,
-        name: str,
-        write: bool,
-    ) -> Response:
-        """The response, after the failure's log entry (if any) is written."""
-        response, failure = self.answer(
-            customer_id, request, body, operation, name=name, write=write
-        )
-        if failure is not None:
-            self.log_failure(failure)
-        return response
-
-    def answer(
-        self,
-        customer_id: str,
-        request: Request,
-        body: bytes,
-        operation: Operation,
-        *,
-        name: str,
-        write: bool,
-        now: bool = False,
-    ) -> tuple[Response, Failure | None]:
-        """The response, and the failure still to be logged (the caller writes it, in a
-        transaction of its own, before answering). ``now``: a write must not wait for the
-        write lock (``Database.write_now``); WriterBusy then says nothing was done."""
-        try:
-            account_id, last_seen = self.authorise(customer_id, request, now=now)
-        except KeysteadError as exc:
-            scim = from_domain(exc)
-            log.info("denied", path=request.url.path, status=scim.status, reason=scim.message)
-            return _error(scim, request), None
-        self.note_contact(account_id, last_seen, now)
+    def handle(self, spec: Spec, incoming: Incoming) -> Answer:
+        """The answer; a refusal is raised for the edge to render, after its provisioning-log
+        entry is written (in a transaction of its own: the request's rolled back). On the
+        event loop a write that would wait raises WriterBusy before anything was done."""
+        request = Request({**incoming.scope, "path_params": incoming.params})
+        customer_id = str(incoming.params["customer_id"])
+        if incoming.refused is not None:  # too large, NUL: logged if the token is the account's
+            self._log_refused_body(spec, request, from_domain(incoming.refused))
+            raise incoming.refused
+        account_id, last_seen = self.authorise(customer_id, request)
+        self.note_contact(account_id, last_seen)
         # From the configured public URL, never the request's Host header: Location and
         # meta.location must not point wherever a caller claims the server lives.
         base = f"{self.runtime.settings.effective_public_url}/{customer_id}/api/v3/scim"
-        call = Call(account_id, base, request, body, self.runtime.master)
+        call = Call(account_id, base, request, incoming.body, self.runtime.master)
         try:
-            if write:
+            if spec.write:
                 # A change and its log entry commit together.
-                db = self.runtime.db
-                with db.write_now() if now else db.write() as session:
-                    outcome = operation(session, call)
-                    _record(session, account_id, request.method, name, outcome, None)
+                with self.runtime.db.write() as session:
+                    outcome = spec.operation(session, call)
+                    _record(session, account_id, request.method, spec.name, outcome, None)
             else:
                 # Successful reads change nothing, so they are not logged; failures are.
                 with self.runtime.db.read() as session:
-                    outcome = operation(session, call)
+                    outcome = spec.operation(session, call)
         except KeysteadError as exc:
-            scim = from_domain(exc)
-            attempted = _attempted(name, request, body)
-            return _error(scim, request), Failure(account_id, request.method, name, scim, attempted)
+            attempted = _attempted(spec.name, request, incoming.body)
+            failure = Failure(account_id, request.method, spec.name, from_domain(exc), attempted)
+            self.log_failure(failure)
+            raise
         except WriterBusy:
             raise
-        except Exception as exc:  # details to the log, a reference to the client
-            reference = secrets.token_hex(6)
-            log.error("unexpected_error", path=request.url.path, reference=reference, exc_info=exc)
-            scim = ScimError(500, f"internal error (reference {reference})")
-            return _error(scim, request), Failure(account_id, request.method, name, scim)
-        return _respond(outcome), None
+        except Exception as exc:
+            error = internal(exc, request.url.path)
+            self.log_failure(Failure(account_id, request.method, spec.name, from_domain(error)))
+            raise error from exc
+        return _respond(outcome)
 
-    def log_failure(self, failure: Failure, *, now: bool = False) -> None:
+    def _log_refused_body(self, spec: Spec, request: Request, refused: ScimError) -> None:
+        """A body refused before the request was authorised: logged for its account only if
+        the token is that account's (an unauthenticated caller writes nothing)."""
+        try:
+            account_id, _ = self.authorise(request.path_params["customer_id"], request)
+        except KeysteadError:
+            return
+        self.log_failure(Failure(account_id, request.method, spec.name, refused))
+
+    def log_failure(self, failure: Failure) -> None:
         # The failed request's own transaction rolled back; its log entry gets its own.
-        db = self.runtime.db
-        with db.write_now() if now else db.write() as session:
+        with self.runtime.db.write() as session:
             _record(
                 session,
                 failure.account_id,
@@ -351,133 +367,19 @@ class Runner:
             )
 
 
-def build_router(runtime: Runtime) -> APIRouter:
-    """The SCIM routes as FastAPI routes. `ScimDispatch` answers them in front of FastAPI;
-    the router still answers what the dispatcher passes on (other methods: 405)."""
-    router = APIRouter(prefix=PREFIX, include_in_schema=False)
+def routes(runtime: Runtime) -> list[Route]:
+    """Every SCIM operation as a route of the edge."""
     run = Runner(runtime)
-
-    def _endpoint(spec: Route) -> Callable[[str, Request], Any]:
-        async def endpoint(customer_id: str, request: Request) -> Response:
-            body = await request.body()
-            return await run_in_threadpool(
-                run, customer_id, request, body, spec.operation, name=spec.name, write=spec.write
-            )
-
-        return endpoint
-
-    for spec in ROUTES:
-        router.add_api_route(spec.path, _endpoint(spec), methods=spec.methods)
-    return router
-
-
-@dataclass(frozen=True)
-class _Compiled:
-    regex: re.Pattern[str]
-    convertors: dict[str, Convertor[Any]]
-    methods: frozenset[str]
-    spec: Route
-
-
-class ScimDispatch:
-    """ASGI: SCIM requests straight to their operation, everything else to ``fallback``.
-
-    Routes match exactly as Starlette matches them (same compiled patterns, first route
-    whose path and method match wins); a method no SCIM route takes goes to ``fallback``,
-    whose copy of the routes answers 405. The body limit, the NUL refusal and the access
-    log line are the same as the middleware gives every other request; what FastAPI's
-    routing and middleware stack would cost per request is saved.
-    """
-
-    def __init__(
-        self, fallback: ASGIApp, runtime: Runtime, *, elsewhere: tuple[str, ...] = ()
-    ) -> None:
-        self.fallback = fallback
-        # Paths under the SCIM prefix that another adapter serves (the SSO exchange): they
-        # go to ``fallback`` before SCIM's catch-all could claim them.
-        self.elsewhere = [compile_path(path)[0] for path in elsewhere]
-        self.limit = runtime.settings.max_body_bytes
-        self.run = Runner(runtime)
-        # SQLite answers in microseconds from local files, so requests run on the event
-        # loop (as the data plane's do): a thread hop, and threads contending for the GIL
-        # and the write lock, would cost more than the statements. A write that would
-        # wait for another writer goes to the thread pool instead, as everything does on
-        # PostgreSQL, which waits on the network.
-        self.inline = runtime.db.writes_now
-        self.routes: list[_Compiled] = []
-        for spec in ROUTES:
-            regex, _, convertors = compile_path(PREFIX + spec.path)
-            self.routes.append(_Compiled(regex, convertors, frozenset(spec.methods), spec))
-
-    def _match(self, method: str, path: str) -> tuple[Route, dict[str, Any]] | None:
-        if "/api/v3/scim" not in path or any(r.match(path) for r in self.elsewhere):
-            return None
-        for route in self.routes:
-            found = route.regex.match(path)
-            if found is not None and method in route.methods:
-                params = {
-                    key: route.convertors[key].convert(value)
-                    for key, value in found.groupdict().items()
-                }
-                return route.spec, params
-        return None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.fallback(scope, receive, send)
-            return
-        match = self._match(scope["method"], scope["path"])
-        if match is None:
-            await self.fallback(scope, receive, send)
-            return
-        # The same access line as every other request (the middleware it bypasses).
-        await AccessLog(functools.partial(self._answer, *match))(scope, receive, send)
-
-    def _log_refused_body(self, spec: Route, request: Request, refused: ScimError) -> None:
-        """A body refused before the request was authorised: logged for its account only if
-        the token is that account's (an unauthenticated caller writes nothing)."""
-        try:
-            account_id, _ = self.run.authorise(request.path_params["customer_id"], request)
-        except KeysteadError:
-            return
-        self.run.log_failure(Failure(account_id, request.method, spec.name, refused))
-
-    async def _answer(
-        self, spec: Route, params: dict[str, Any], scope: Scope, receive: Receive, send: Send
-    ) -> None:
-        scope["path_params"] = params
-        request = Request(scope)
-        try:
-            body = await read_body(scope, receive, self.limit)
-        except ClientGone:
-            return  # nobody to answer
-        except KeysteadError as exc:  # too large, or a NUL character
-            refused = from_domain(exc)
-            await run_in_threadpool(self._log_refused_body, spec, request, refused)
-            await _error(refused, request)(scope, receive, send)
-            return
-        args = (params["customer_id"], request, bytes(body), spec.operation)
-        # A large write (a full member list replaced, thousands of members added) would
-        # hold the event loop, and every data-plane request with it, for as long as it
-        # runs: those take a thread, where the loop still gets its turns.
-        if not self.inline or (spec.write and len(body) > INLINE_WRITE_LIMIT):
-            response = await run_in_threadpool(self.run, *args, name=spec.name, write=spec.write)
-        else:
-            response, failure = await _now_or_threaded(
-                self.run.answer, *args, name=spec.name, write=spec.write
-            )
-            if failure is not None:
-                await _now_or_threaded(self.run.log_failure, failure)
-        await response(scope, receive, send)
-
-
-async def _now_or_threaded(work: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
-    """``work`` on the event loop if its write need not wait for the write lock, else (it
-    raised WriterBusy before doing anything) again on a thread, where the write waits."""
-    try:
-        return work(*args, **kwargs, now=True)
-    except WriterBusy:
-        return await run_in_threadpool(functools.partial(work, *args, **kwargs))
+    return [
+        Route(
+            tuple(spec.methods),
+            PREFIX + spec.path,
+            SCIM,
+            functools.partial(run.handle, spec),
+            spec.cost,
+        )
+        for spec in SPECS
+    ]
 
 
 def _list(items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -589,12 +491,21 @@ def _resource_id(call: Call) -> str:
     return str(call.request.path_params["resource_id"])
 
 
-def _user(session: Session, call: Call) -> Any:
-    return directory.get_user(session, call.account_id, _resource_id(call))
+def _user(session: Session, call: Call) -> directory.User:
+    # A change locks the row first: concurrent changes of one user take turns.
+    changes = call.request.method != "GET"
+    return directory.get_user(session, call.account_id, _resource_id(call), for_change=changes)
 
 
-def _group(session: Session, call: Call) -> Any:
-    return directory.get_group(session, call.account_id, _resource_id(call))
+def _group(session: Session, call: Call) -> directory.Group:
+    changes = call.request.method != "GET"
+    return directory.get_group(session, call.account_id, _resource_id(call), for_change=changes)
+
+
+def _match_note(session: Session, group: directory.Group) -> str | None:
+    return dataset_groups.match_note(
+        session, account_id=group.account_id, group_id=group.id, name_key=group.display_name_key
+    )
 
 
 def _check_version(call: Call, version: int) -> None:
@@ -603,7 +514,7 @@ def _check_version(call: Call, version: int) -> None:
         raise ScimError(412, f"the resource changed (now version {version}); read it again")
 
 
-def _user_outcome(user: Any, call: Call, status: int) -> Outcome:
+def _user_outcome(user: directory.User, call: Call, status: int) -> Outcome:
     body = resources.render(UserResource, resources.user_document(user, call.base), _shape(call))
     headers = {"ETag": f'W/"{user.version}"'}
     if status == 201:
@@ -611,7 +522,7 @@ def _user_outcome(user: Any, call: Call, status: int) -> Outcome:
     return Outcome(status, body, "User", str(user.id), user.user_name, headers)
 
 
-def _group_outcome(session: Session, group: Any, call: Call, status: int) -> Outcome:
+def _group_outcome(session: Session, group: directory.Group, call: Call, status: int) -> Outcome:
     shape = _shape(call)
     members = (
         resources.members_of(session, [group.id]).get(group.id, [])
@@ -664,17 +575,17 @@ def _read_only(session: Session, call: Call) -> Outcome:
     raise ScimError(405, f"{call.request.url.path} is read-only: only GET is allowed")
 
 
-@route("/.search", ["POST"], "search", write=False)
+@route("/.search", ["POST"], "search", write=False, cost=fixed(Cost.GROWS))
 def _search_all(session: Session, call: Call) -> Outcome:
     return _search_post(session, call, ("Users", "Groups"))
 
 
-@route("/Users/.search", ["POST"], "search users", write=False)
+@route("/Users/.search", ["POST"], "search users", write=False, cost=fixed(Cost.GROWS))
 def _search_users(session: Session, call: Call) -> Outcome:
     return _search_post(session, call, ("Users",))
 
 
-@route("/Groups/.search", ["POST"], "search groups", write=False)
+@route("/Groups/.search", ["POST"], "search groups", write=False, cost=fixed(Cost.GROWS))
 def _search_groups(session: Session, call: Call) -> Outcome:
     return _search_post(session, call, ("Groups",))
 
@@ -682,7 +593,7 @@ def _search_groups(session: Session, call: Call) -> Outcome:
 # --- users ------------------------------------------------------------------------------
 
 
-@route("/Users", ["GET"], "list users", write=False)
+@route("/Users", ["GET"], "list users", write=False, cost=_listing("Users"))
 def _list_users(session: Session, call: Call) -> Outcome:
     return _search(session, call, "Users")
 
@@ -702,7 +613,7 @@ def _get_user(session: Session, call: Call) -> Outcome:
 def _put_user(session: Session, call: Call) -> Outcome:
     user = _user(session, call)
     _check_version(call, user.version)
-    resources.replace_user(session, user, parse_json(call.body))
+    user = resources.replace_user(session, user, parse_json(call.body))
     return _user_outcome(user, call, 200)
 
 
@@ -710,7 +621,7 @@ def _put_user(session: Session, call: Call) -> Outcome:
 def _patch_user(session: Session, call: Call) -> Outcome:
     user = _user(session, call)
     _check_version(call, user.version)
-    resources.patch_user(session, user, parse_json(call.body), call.base)
+    user = resources.patch_user(session, user, parse_json(call.body), call.base)
     return _user_outcome(user, call, 200)
 
 
@@ -725,7 +636,7 @@ def _delete_user(session: Session, call: Call) -> Outcome:
 # --- groups -----------------------------------------------------------------------------
 
 
-@route("/Groups", ["GET"], "list groups", write=False)
+@route("/Groups", ["GET"], "list groups", write=False, cost=_listing("Groups"))
 def _list_groups(session: Session, call: Call) -> Outcome:
     return _search(session, call, "Groups")
 
@@ -734,11 +645,11 @@ def _list_groups(session: Session, call: Call) -> Outcome:
 def _create_group(session: Session, call: Call) -> Outcome:
     group = resources.create_group(session, call.account_id, parse_json(call.body))
     outcome = _group_outcome(session, group, call, 201)
-    outcome.note = dataset_groups.match_note(session, group)
+    outcome.note = _match_note(session, group)
     return outcome
 
 
-@route("/Groups/{resource_id}", ["GET"], "read group", write=False)
+@route("/Groups/{resource_id}", ["GET"], "read group", write=False, cost=_one_group)
 def _get_group(session: Session, call: Call) -> Outcome:
     return _group_outcome(session, _group(session, call), call, 200)
 
@@ -748,10 +659,10 @@ def _put_group(session: Session, call: Call) -> Outcome:
     group = _group(session, call)
     _check_version(call, group.version)
     before = group.display_name_key
-    resources.replace_group(session, group, parse_json(call.body))
+    group = resources.replace_group(session, group, parse_json(call.body))
     outcome = _group_outcome(session, group, call, 200)
     if group.display_name_key != before:  # a rename may bring it a rival for a dataset group
-        outcome.note = dataset_groups.match_note(session, group)
+        outcome.note = _match_note(session, group)
     return outcome
 
 
@@ -760,10 +671,10 @@ def _patch_group(session: Session, call: Call) -> Outcome:
     group = _group(session, call)
     _check_version(call, group.version)
     before = group.display_name_key
-    resources.patch_group(session, group, parse_json(call.body), call.base)
+    group = resources.patch_group(session, group, parse_json(call.body), call.base)
     outcome = Outcome(204, None, "Group", str(group.id), group.display_name)
     if group.display_name_key != before:
-        outcome.note = dataset_groups.match_note(session, group)
+        outcome.note = _match_note(session, group)
     return outcome
 
 

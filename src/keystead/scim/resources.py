@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from keystead import names
 from keystead.crypto.masterkey import MasterKey
 from keystead.directory import service as directory
-from keystead.directory.service import UserFields
+from keystead.directory.service import Group, User, UserFields
 from keystead.scim.protocol import (
     MAX_COUNT,
     POLICY,
@@ -57,9 +57,7 @@ def _iso(moment: Any) -> str:
     return str(moment.isoformat().replace("+00:00", "Z"))
 
 
-def _meta(
-    kind: str, row: DirectoryUser | DirectoryGroup | Row[Any], base: str, path: str
-) -> dict[str, Any]:
+def _meta(kind: str, row: User | Group | Row[Any], base: str, path: str) -> dict[str, Any]:
     return {
         "resourceType": kind,
         "created": _iso(row.created_at),
@@ -200,7 +198,7 @@ def _stored(resource: Any) -> dict[str, Any]:
 # --- users ----------------------------------------------------------------------------------
 
 
-def user_document(user: DirectoryUser | Row[Any], base: str) -> dict[str, Any]:
+def user_document(user: User | Row[Any], base: str) -> dict[str, Any]:
     document = dict(user.attributes or {})
     # `active` reads back only when it was given: an absent `active` keeps the key enabled.
     document.update(
@@ -222,7 +220,7 @@ def _user_fields(resource: Any) -> UserFields:
 
 def create_user(
     session: Session, account_id: uuid.UUID, body: dict[str, Any], master: MasterKey
-) -> DirectoryUser:
+) -> User:
     resource = validate(UserResource, body, Context.RESOURCE_CREATION_REQUEST)
     return directory.create_user(
         session,
@@ -233,21 +231,21 @@ def create_user(
     )
 
 
-def replace_user(session: Session, user: DirectoryUser, body: dict[str, Any]) -> None:
+def replace_user(session: Session, user: User, body: dict[str, Any]) -> User:
     resource = validate(UserResource, body, Context.RESOURCE_REPLACEMENT_REQUEST)
-    directory.update_user(
+    return directory.update_user(
         session, user, fields=_user_fields(resource), attributes=_stored(resource)
     )
 
 
-def patch_user(session: Session, user: DirectoryUser, body: dict[str, Any], base: str) -> None:
+def patch_user(session: Session, user: User, body: dict[str, Any], base: str) -> User:
     operation = parse_patch(UserResource, body)
     resource = validate(UserResource, user_document(user, base), Context.DEFAULT)
     try:
         operation.patch(resource, scim_policy=POLICY)
     except SCIMException as exc:
         raise from_scim_exception(exc) from exc
-    directory.update_user(
+    return directory.update_user(
         session, user, fields=_user_fields(resource), attributes=_stored(resource)
     )
 
@@ -259,7 +257,7 @@ Member = tuple[uuid.UUID, str | None]  # user id, `display` as the client sent i
 
 
 def group_document(
-    group: DirectoryGroup | Row[Any], base: str, members: list[Member] | None
+    group: Group | Row[Any], base: str, members: list[Member] | None
 ) -> dict[str, Any]:
     document = dict(group.attributes or {})
     document.update(
@@ -321,7 +319,7 @@ def _filter_ids(node: Any) -> list[str]:
     raise ScimError(400, 'member filters support `value eq "…"` joined by `or`', "invalidFilter")
 
 
-def create_group(session: Session, account_id: uuid.UUID, body: dict[str, Any]) -> DirectoryGroup:
+def create_group(session: Session, account_id: uuid.UUID, body: dict[str, Any]) -> Group:
     resource = validate(GroupResource, body, Context.RESOURCE_CREATION_REQUEST)
     if not resource.display_name:
         raise ScimError(400, "displayName is required", "invalidValue")
@@ -336,13 +334,13 @@ def create_group(session: Session, account_id: uuid.UUID, body: dict[str, Any]) 
     )
 
 
-def replace_group(session: Session, group: DirectoryGroup, body: dict[str, Any]) -> None:
+def replace_group(session: Session, group: Group, body: dict[str, Any]) -> Group:
     resource = validate(GroupResource, body, Context.RESOURCE_REPLACEMENT_REQUEST)
     if not resource.display_name:
         raise ScimError(400, "displayName is required", "invalidValue")
     entries = _member_entries(body.get("members") or [])
     members = directory.resolve_members(session, group.account_id, list(entries))
-    directory.update_group(
+    group = directory.update_group(
         session,
         group,
         display_name=resource.display_name,
@@ -350,9 +348,10 @@ def replace_group(session: Session, group: DirectoryGroup, body: dict[str, Any])
         attributes=_stored(resource),
     )
     directory.replace_members(session, group, members, _displays(entries))
+    return group
 
 
-def patch_group(session: Session, group: DirectoryGroup, body: dict[str, Any], base: str) -> None:
+def patch_group(session: Session, group: Group, body: dict[str, Any], base: str) -> Group:
     """Member operations become single-row writes (never a rewrite of the member list);
     everything else is applied to the group's attributes."""
     parsed = parse_patch(GroupResource, body)
@@ -385,20 +384,17 @@ def patch_group(session: Session, group: DirectoryGroup, body: dict[str, Any], b
             raise from_scim_exception(exc) from exc
         if not resource.display_name:
             raise ScimError(400, "displayName cannot be removed", "mutability")
-        directory.update_group(
+        return directory.update_group(
             session,
             group,
             display_name=resource.display_name,
             external_id=resource.external_id,
             attributes=_stored(resource),
         )
-    else:
-        directory.touch_group(session, group)
+    return directory.touch_group(session, group)
 
 
-def _member_op(
-    session: Session, group: DirectoryGroup, kind: str, value_filter: Any, value: Any
-) -> None:
+def _member_op(session: Session, group: Group, kind: str, value_filter: Any, value: Any) -> None:
     if kind in ("add", "replace"):
         entries = _member_entries(value or [])
         ids = directory.resolve_members(session, group.account_id, list(entries))
@@ -473,6 +469,18 @@ def _simple_condition(filter_text: str, columns: dict[str, Any]) -> Any:
     )
 
 
+def is_point_lookup(kind: str, filter_text: str | None, shape: Shape | None) -> bool:
+    """Whether a list request is answered through an index and renders at most a bounded
+    amount: an `eq` on userName/displayName, externalId or id (how Entra looks things up),
+    and, for groups, without their members. Anything else grows with the directory."""
+    if not filter_text:
+        return False
+    columns = _USER_COLUMNS if kind == "Users" else _GROUP_COLUMNS
+    if _simple_condition(filter_text, columns) is None:
+        return False
+    return kind == "Users" or not wants_members(shape)
+
+
 def search(
     session: Session,
     *,
@@ -516,12 +524,13 @@ def search(
             counted = select(func.count()).select_from(table).where(condition)
             total = int(session.scalar(counted) or 0)
     else:
-        query = select(table).where(condition).order_by(*order)
         # Filters on attributes without a column are evaluated against each resource:
-        # rare in directory sync (Entra looks up by userName/externalId/displayName).
-        matched = [
-            row for row in session.scalars(query) if compiled.match(_as_model(row, base, model))
-        ]
+        # rare in directory sync (Entra looks up by userName/externalId/displayName). Rows
+        # are streamed in batches and only matches kept, so what a scan makes dies young:
+        # a full collection, which holds every thread, would otherwise scan it all.
+        query = select(*table.__table__.c).where(condition).order_by(*order)
+        streamed = session.execute(query.execution_options(yield_per=_SCAN_BATCH))
+        matched = [row for row in streamed if compiled.match(_as_model(row, base, model))]
         total, rows = len(matched), matched[start - 1 : start - 1 + count]
     wanted = not is_user and wants_members(shape)
     members = members_of(session, [row.id for row in rows]) if wanted else {}
@@ -536,11 +545,12 @@ def search(
     return Page(total, start, items)
 
 
-def _as_model(row: Any, base: str, model: Any) -> Any:
+_SCAN_BATCH = 500
+
+
+def _as_model(row: Row[Any], base: str, model: Any) -> Any:
     document = (
-        user_document(row, base)
-        if isinstance(row, DirectoryUser)
-        else group_document(row, base, None)
+        user_document(row, base) if model is UserResource else group_document(row, base, None)
     )
     return validate(model, document, Context.DEFAULT)
 

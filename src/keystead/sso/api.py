@@ -9,19 +9,14 @@ refusals also to the service log with their reason.
 
 from __future__ import annotations
 
-import functools
-import secrets
+import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
-from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import Headers
-from starlette.responses import JSONResponse
-from starlette.routing import compile_path
-from starlette.types import ASGIApp, Receive, Scope, Send
 
-from keystead.errors import BadRequest, KeysteadError
+from keystead.caching import Immutable
+from keystead.errors import BadRequest, KeysteadError, MethodNotAllowed
 from keystead.logs import get_logger
 from keystead.runtime import Runtime
 from keystead.scim import log as provisioning_log
@@ -29,16 +24,20 @@ from keystead.sso import certificates
 from keystead.sso.exchange import Exchange, SignInRefused
 from keystead.sso.unverified import UnverifiedRefusals
 from keystead.web import jsonbody
-from keystead.web.middleware import AccessLog, ClientGone, read_body
+from keystead.web.edge import Answer, Incoming, Route, fixed
+from keystead.web.executor import Cost
 
 PATH = "/{customer_id}/api/v3/scim/sso"
 log = get_logger("keystead.sso")
 
 
-@functools.lru_cache(maxsize=4096)
+# The client sends the same CSR on every renewal for its lifetime: each is checked once (a
+# CSR's text always yields the same verdict and key; a refused one is not kept).
+_CSR_KEYS: Immutable[str, RSAPublicKey] = Immutable(4096)
+
+
 def _csr_key(pem: str) -> RSAPublicKey:
-    """The client sends the same CSR on every renewal for its lifetime: check it once."""
-    return certificates.csr_public_key(pem)
+    return _CSR_KEYS.get_or_load(pem, lambda: certificates.csr_public_key(pem))
 
 
 def _csr_of(body: bytes | KeysteadError) -> str:
@@ -138,59 +137,45 @@ def exchange_once(
         return refused.status, {"message": refused.message, "reason": refused.reason}
 
 
-class SsoDispatch:
-    """ASGI: requests to :data:`PATH` answered here, everything else to ``fallback``.
+class Sso:
+    """The exchange's error format: ``{message, reason}``, never cached."""
 
-    The exchange reads its own body (the same size limit and NUL refusal the middleware
-    applies to every other request), so that a body refused for either is a refusal like
-    any other: ``{message, reason}``, in the provisioning log. The access log line is the
-    middleware's own.
-    """
+    REASONS: ClassVar[dict[int, str]] = {
+        405: "method_not_allowed",
+        409: "conflict",
+        500: "internal",
+        503: "unavailable",
+    }
 
-    def __init__(self, fallback: ASGIApp, runtime: Runtime, exchange: Exchange) -> None:
-        self.fallback, self.runtime, self.exchange = fallback, runtime, exchange
-        self.unverified = UnverifiedRefusals(runtime.db)
-        self.path = compile_path(PATH)[0]
-        self.limit = runtime.settings.max_body_bytes
+    def refusal(self, exc: KeysteadError) -> Answer:
+        reason = self.REASONS.get(exc.status, "refused")
+        return _answer(exc.status, {"message": exc.message, "reason": reason}, exc)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        found = self.path.match(scope["path"]) if scope["type"] == "http" else None
-        if found is None:
-            await self.fallback(scope, receive, send)
-            return
-        answer = functools.partial(self._answer, found["customer_id"])
-        await AccessLog(answer)(scope, receive, send)
 
-    async def _answer(self, customer_id: str, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["method"] != "POST":
-            refusal = {
-                "message": f"method {scope['method']} is not allowed; the exchange is a POST",
-                "reason": "method_not_allowed",
-            }
-            await JSONResponse(refusal, status_code=405, headers={"Allow": "POST"})(
-                scope, receive, send
-            )
-            return
-        try:
-            body: bytes | KeysteadError = await read_body(scope, receive, self.limit)
-        except ClientGone:
-            return  # nobody to answer
-        except KeysteadError as exc:  # too large, or a NUL character: judged with the CSR
-            body = exc
-        try:
-            status, payload = await run_in_threadpool(
-                exchange_once,
-                self.runtime,
-                self.exchange,
-                self.unverified,
-                customer_id,
-                Headers(scope=scope).get("authorization"),
-                body,
-            )
-        except Exception as exc:  # the client gets a reference, the log the details
-            reference = secrets.token_hex(6)
-            log.error("unexpected_error", path=scope["path"], reference=reference, exc_info=exc)
-            status = 500
-            payload = {"message": f"internal error (reference {reference})", "reason": "internal"}
-        response = JSONResponse(payload, status_code=status, headers={"Cache-Control": "no-store"})
-        await response(scope, receive, send)
+SSO = Sso()
+
+
+def _answer(status: int, payload: dict[str, Any], exc: KeysteadError | None = None) -> Answer:
+    headers = [(b"cache-control", b"no-store")]
+    if isinstance(exc, MethodNotAllowed):
+        headers.append((b"allow", ", ".join(exc.allowed).encode()))
+    return Answer(status, json.dumps(payload).encode(), headers=headers)
+
+
+def routes(runtime: Runtime, exchange: Exchange, unverified: UnverifiedRefusals) -> list[Route]:
+    """The exchange as a route of the edge. A body the edge refused (too large, a NUL
+    character) is judged with the CSR: a refusal like any other, in the provisioning log."""
+
+    def handle(incoming: Incoming) -> Answer:
+        status, payload = exchange_once(
+            runtime,
+            exchange,
+            unverified,
+            str(incoming.params["customer_id"]),
+            incoming.header("authorization"),
+            incoming.refused or incoming.body,
+        )
+        return _answer(status, payload)
+
+    # Token and CSR signatures checked, a certificate signed: CPU-bound, on a thread.
+    return [Route(("POST",), PATH, SSO, handle, fixed(Cost.GROWS))]

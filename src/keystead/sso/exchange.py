@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import threading
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,8 +22,9 @@ from sqlalchemy.orm import Session
 
 from keystead import names
 from keystead.apikeys.service import signing_key_context
+from keystead.caching import Immutable
 from keystead.crypto.masterkey import MasterKey
-from keystead.errors import KeysteadError
+from keystead.errors import ConfigurationError, KeysteadError
 from keystead.idp import config, verify
 from keystead.idp import service as idp
 from keystead.idp.jwks import KeysUnavailable
@@ -135,8 +135,11 @@ class Exchange:
     def __init__(self, master: MasterKey, keysets: KeySets) -> None:
         self.master = master
         self.keysets = keysets
-        self._authorities: dict[tuple[uuid.UUID, str], certificates.Authority] = {}
-        self._lock = threading.Lock()
+        # By account and CA certificate: a CA is never changed, only made (keyed by its
+        # certificate, a new one is a new entry).
+        self._authorities: Immutable[tuple[uuid.UUID, str], certificates.Authority] = Immutable(
+            10_000
+        )
 
     # --- steps -----------------------------------------------------------------------
 
@@ -151,7 +154,7 @@ class Exchange:
         row = db.execute(_SETUP, {"account_id": account_id}).first()
         if row is None:
             raise SignInRefused(404, "unknown_account", f"no account has customer id {customer_id}")
-        if row.plan != "enterprise" or not row.enabled:
+        if not idp.integration_active(row.plan, row.enabled):
             raise SignInRefused(
                 403,
                 "integration_disabled",
@@ -182,7 +185,10 @@ class Exchange:
     def ensure_authority(self, session: Session, setup: _Setup) -> _Setup:
         """The CA of an account enabled before certificate authorities existed, made now."""
         settings = session.get(IdpSettings, setup.account_id)
-        assert settings is not None
+        if settings is None:  # disabled and forgotten since setup() read it
+            raise SignInRefused(
+                403, "integration_disabled", "IDP integration is not enabled for this account"
+            )
         idp.ensure_authority(session, settings, self.master)
         return dataclasses.replace(
             setup, ca_cert_pem=settings.ca_cert_pem, ca_key_wrapped=settings.ca_key_wrapped
@@ -371,18 +377,15 @@ class Exchange:
         )
 
     def _authority(self, setup: _Setup) -> certificates.Authority:
-        assert setup.ca_cert_pem is not None
-        assert setup.ca_key_wrapped is not None
-        cache_key = (setup.account_id, setup.ca_cert_pem)
-        found = self._authorities.get(cache_key)
-        if found is None:
-            with self._lock:
-                key_der = self.master.unwrap(
-                    setup.ca_key_wrapped, idp.ca_key_context(setup.account_id)
-                )
-                found = certificates.load_authority(setup.ca_cert_pem, key_der)
-                self._authorities[cache_key] = found
-        return found
+        if setup.ca_cert_pem is None or setup.ca_key_wrapped is None:
+            raise ConfigurationError(f"account {setup.account_id} has no certificate authority")
+        cert_pem, wrapped = setup.ca_cert_pem, setup.ca_key_wrapped
+
+        def load() -> certificates.Authority:
+            key_der = self.master.unwrap(wrapped, idp.ca_key_context(setup.account_id))
+            return certificates.load_authority(cert_pem, key_der)
+
+        return self._authorities.get_or_load((setup.account_id, cert_pem), load)
 
     def signing_value(self, key: Bound) -> str:
         return self.master.unwrap(key.wrapped_signing_key, signing_key_context(key.key_id)).decode()

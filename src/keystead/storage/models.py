@@ -180,7 +180,10 @@ class DirectoryUser(Base):
     """A user synced from the identity provider (filled by SCIM)."""
 
     __tablename__ = "directory_users"
-    __table_args__ = (UniqueConstraint("account_id", "user_name_key"),)
+    __table_args__ = (
+        UniqueConstraint("account_id", "user_name_key"),
+        Index(None, "account_id", "external_id"),
+    )
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_uuid)
     account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
     user_name: Mapped[str] = mapped_column(String(256))
@@ -205,6 +208,7 @@ class DirectoryGroup(Base):
     __table_args__ = (
         UniqueConstraint("account_id", "display_name"),
         Index(None, "account_id", "display_name_key"),
+        Index(None, "account_id", "external_id"),
     )
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_uuid)
     account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))

@@ -1,4 +1,8 @@
-"""Units of work. The request or command boundary owns the transaction; services never commit."""
+"""Units of work. The request or command boundary owns the transaction; services never commit.
+
+A database failure inside a unit of work leaves it as a domain error (``storage.failures``):
+a uniqueness collision with a concurrent write is a Conflict, an unreachable database is
+Unavailable, on every surface alike."""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy import Connection, Engine
@@ -15,10 +20,25 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from keystead.storage.driver import SQLiteReader
 from keystead.storage.engine import BUSY_TIMEOUT_MS, NOWAIT, SQLITE_BEGIN_OPTION
+from keystead.storage.failures import translated
 
 
 class WriterBusy(Exception):
     """Another writer holds SQLite's write lock; nothing was done (see Database.write_now)."""
+
+
+_NO_WAITING: ContextVar[bool] = ContextVar("keystead_no_waiting", default=False)
+
+
+@contextmanager
+def no_waiting() -> Iterator[None]:
+    """Inside the block, :meth:`Database.write` raises WriterBusy instead of waiting for the
+    write lock (the executor's event-loop attempt; it retries on a thread)."""
+    token = _NO_WAITING.set(True)
+    try:
+        yield
+    finally:
+        _NO_WAITING.reset(token)
 
 
 class Database:
@@ -65,12 +85,18 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        """A transaction that commits on success and rolls back on any exception."""
+        """A transaction that commits on success and rolls back on any exception. Under
+        :func:`no_waiting` (work the executor runs on the event loop) it is
+        :meth:`write_now`: a write that would wait raises WriterBusy before doing anything."""
+        if _NO_WAITING.get() and self._writer_now is not None:
+            with self.write_now() as session:
+                yield session
+            return
         # SQLite has one writer at a time. Threads of this process queue on a lock, which
         # wakes the next one at once, instead of in SQLite's busy handler, which polls with
         # growing sleeps and turns contention into long tail latency. Other processes are
         # still ordered by BEGIN IMMEDIATE and the busy timeout.
-        with self._write_lock, self._writer() as session, session.begin():
+        with translated(), self._write_lock, self._writer() as session, session.begin():
             yield session
 
     @property
@@ -85,14 +111,13 @@ class Database:
         caller retries with :meth:`write` on a thread. On SQLite the write lock, once held,
         is all a transaction waits for (WAL readers never block it), so a write that
         starts also finishes without blocking the loop on anyone else."""
-        if self._writer_now is None:
-            raise WriterBusy("write_now needs SQLite")
         lock = self._write_lock
-        assert not isinstance(lock, contextlib.nullcontext)
+        if self._writer_now is None or isinstance(lock, contextlib.nullcontext):
+            raise WriterBusy("write_now needs SQLite")
         if not lock.acquire(blocking=False):
             raise WriterBusy("another thread of this process is writing")
         try:
-            with self._writer_now() as session:
+            with translated(), self._writer_now() as session:
                 try:
                     transaction = session.begin()
                     session.connection()  # BEGIN IMMEDIATE, without waiting
@@ -110,14 +135,14 @@ class Database:
     def read(self) -> Iterator[Session]:
         """A transaction that is never committed (closing the session rolls it back,
         leaving the rows already read usable, unlike an explicit rollback)."""
-        with self._reader() as session:
+        with translated(), self._reader() as session:
             yield session
 
     @contextmanager
     def autocommit(self) -> Iterator[Connection]:
         """A bare connection without a transaction: for hot read paths whose every answer
         comes from a single statement (no ORM, no BEGIN/ROLLBACK round trips)."""
-        with self._autocommit.connect() as connection:
+        with translated(), self._autocommit.connect() as connection:
             yield connection
 
     def reader(self) -> SQLiteReader | None:
@@ -127,7 +152,8 @@ class Database:
         (PostgreSQL, in-memory SQLite): use :meth:`autocommit` and its driver connection."""
         reader: SQLiteReader | None = getattr(self._readers, "reader", None)
         if reader is None and self._reader_args is not None:
-            reader = self._open_reader(*self._reader_args)
+            with translated():
+                reader = self._open_reader(*self._reader_args)
         return reader
 
     def _open_reader(self, args: list[Any], kwargs: dict[str, Any]) -> SQLiteReader:

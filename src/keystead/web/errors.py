@@ -8,11 +8,12 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException
 
-from keystead.errors import InvalidInput, KeysteadError, TooManyRequests
+from keystead.errors import InvalidInput, KeysteadError, TooManyRequests, is_internal
 from keystead.logs import get_logger
+from keystead.storage.failures import as_domain
 
 log = get_logger("keystead.errors")
 
@@ -32,8 +33,7 @@ def _location(loc: tuple[Any, ...] | list[Any]) -> str:
 
 
 async def _keystead_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, KeysteadError)
-    if exc.status >= 500:
+    if not isinstance(exc, KeysteadError) or is_internal(exc):
         return await _unexpected(request, exc)
     if exc.status in (401, 403):
         log.info(
@@ -51,7 +51,8 @@ async def _keystead_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
+    if not isinstance(exc, RequestValidationError):
+        return await _unexpected(request, exc)
     errors = exc.errors()
     if any(err.get("type") == "json_invalid" for err in errors):
         return error_response(400, "request body is not valid JSON")
@@ -61,7 +62,8 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, HTTPException)
+    if not isinstance(exc, HTTPException):
+        return await _unexpected(request, exc)
     message = exc.detail if isinstance(exc.detail, str) else "request failed"
     if exc.status_code == 404 and message == "Not Found":
         message = f"no such endpoint: {request.method} {request.url.path}"
@@ -70,14 +72,12 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, message)
 
 
-async def _integrity_error(request: Request, exc: Exception) -> JSONResponse:
-    log.info("conflict", path=request.url.path, error=type(exc).__name__)
-    return error_response(409, "the change conflicts with existing data or a concurrent change")
-
-
-async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    log.error("database_unavailable", path=request.url.path, error=str(exc).splitlines()[0])
-    return error_response(503, "the database is unavailable; try again shortly")
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    """A database failure outside a unit of work: the same map as inside one."""
+    domain = as_domain(exc)
+    if domain is None:
+        return await _unexpected(request, exc)
+    return await _keystead_error(request, domain)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -90,6 +90,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(KeysteadError, _keystead_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
-    app.add_exception_handler(IntegrityError, _integrity_error)
-    app.add_exception_handler(OperationalError, _database_unavailable)
+    app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(Exception, _unexpected)

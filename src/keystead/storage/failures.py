@@ -1,0 +1,84 @@
+"""The one map from the database's failures to domain errors.
+
+A concurrent write that breaks a uniqueness rule (two SCIM ``POST /Users`` with the same
+``userName`` on PostgreSQL, both past the service's own check) is a :class:`Conflict`, and a
+database that cannot be reached, or stayed locked past the wait, is :class:`Unavailable`;
+every surface renders those as it renders any domain error (409, 503), so none of them
+needs to know the driver's exceptions. Units of work (``storage.session``) apply it; code
+that holds a bare connection past one (the data plane's lookups) passes its failures to
+:func:`reraise_as_domain`.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import NoReturn
+
+import psycopg
+from psycopg import errors as pg_errors
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+
+from keystead.errors import Conflict, KeysteadError, Unavailable
+from keystead.logs import get_logger
+
+log = get_logger("keystead.storage")
+
+CONCURRENT_CHANGE = (
+    "the change collides with another change made at the same moment (the same name or id); "
+    "read the current state and retry"
+)
+UNREACHABLE = "the database cannot be reached or is busy; nothing was changed, try again shortly"
+
+_INTEGRITY = (IntegrityError, sqlite3.IntegrityError, psycopg.IntegrityError)
+# PostgreSQL ended one of two transactions that waited for each other: nothing of it was
+# applied, and trying again succeeds (these are OperationalErrors, but not outages).
+_COLLISIONS = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
+_UNREACHABLE = (
+    OperationalError,
+    InterfaceError,
+    sqlite3.OperationalError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+)
+
+# SQLite reports programming errors as OperationalError too; only these are an outage.
+_SQLITE_UNREACHABLE = re.compile(r"locked|busy|unable to open|disk|read-?only", re.IGNORECASE)
+
+
+def as_domain(exc: BaseException) -> KeysteadError | None:
+    """The domain error a database failure stands for; None for anything else (a bug)."""
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    if isinstance(exc, _INTEGRITY) or isinstance(orig, _COLLISIONS):
+        return Conflict(CONCURRENT_CHANGE)
+    if isinstance(orig, sqlite3.OperationalError) and not _SQLITE_UNREACHABLE.search(str(orig)):
+        return None  # "no such table" and the like: a bug, not an outage
+    if isinstance(exc, _UNREACHABLE) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    ):
+        # The driver's first line names the cause (refused, timed out, locked), never values.
+        log.warning("database_unavailable", error=str(orig).strip().split("\n", 1)[0][:200])
+        return Unavailable(UNREACHABLE)
+    return None
+
+
+def reraise_as_domain(exc: Exception) -> NoReturn:
+    """Raise the domain error ``exc`` stands for, or ``exc`` itself if it is not a
+    database failure."""
+    domain = as_domain(exc)
+    if domain is None:
+        raise exc
+    raise domain from exc
+
+
+@contextmanager
+def translated() -> Iterator[None]:
+    """Database failures inside the block leave it as domain errors."""
+    try:
+        yield
+    except KeysteadError:
+        raise
+    except Exception as exc:
+        reraise_as_domain(exc)

@@ -1,0 +1,278 @@
+"""The edge: every request that is not the admin application's, through one routing table.
+
+The Ubiq data plane, SCIM and the SSO exchange are protocols with fixed wire formats on
+customers' hot paths, so they are answered here, in front of FastAPI (which keeps the admin
+API, OpenAPI, health and the console). One table maps ``(method, path pattern)`` to an
+endpoint with its flavour (how its protocol renders errors) and its cost (where the
+executor runs it). This module alone owns, for all of them:
+
+- matching: a path belongs to the first pattern that matches it (exact paths first); a
+  method its routes do not take is a 405 in that route's flavour; patterns match the
+  decoded path, and the endpoint sees the raw target exactly as sent (the data plane's
+  signatures cover it);
+- reading the body: the size limit, declared or streamed, and the NUL and lone-surrogate
+  rules (a refused body is handed to the endpoint, whose protocol decides what a refusal
+  means: the SSO exchange judges it with the CSR, SCIM logs it for the account);
+- where the work runs (``web/executor.py``);
+- the access-log line, and the ``denied`` line for 401 and 403 with their reason;
+- the 500 with a reference id: the details to the log, the reference to the caller.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Protocol
+
+from starlette.convertors import Convertor
+from starlette.routing import compile_path
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from keystead import logs
+from keystead.errors import Internal, KeysteadError, MethodNotAllowed, is_internal
+from keystead.logs import get_logger
+from keystead.web.executor import Cost, Executor
+from keystead.web.middleware import ClientGone, read_body
+
+log = get_logger("keystead.edge")
+Headers = list[tuple[bytes, bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """One request as the edge read it."""
+
+    scope: Scope
+    params: dict[str, Any]  # the path pattern's parameters
+    body: bytes
+    refused: KeysteadError | None  # why the body or target broke the edge's rules, if it did
+
+    @property
+    def method(self) -> str:
+        return str(self.scope["method"])
+
+    @property
+    def path(self) -> str:
+        return str(self.scope["path"])
+
+    @property
+    def raw_query(self) -> str:
+        query: bytes = self.scope.get("query_string", b"")
+        return query.decode("latin-1")
+
+    @property
+    def target(self) -> str:
+        """The request target exactly as sent: raw path and query."""
+        raw_path: bytes = self.scope.get("raw_path") or self.scope["path"].encode()
+        query = self.raw_query
+        return raw_path.decode("latin-1") + ("?" + query if query else "")
+
+    def headers(self) -> dict[str, str]:
+        """Header names lower-cased; values as sent (latin-1, as HTTP carries them)."""
+        return {
+            name.decode("latin-1").lower(): value.decode("latin-1")
+            for name, value in self.scope["headers"]
+        }
+
+    def header(self, name: str) -> str | None:
+        wanted = name.lower().encode("latin-1")
+        for key, value in self.scope["headers"]:
+            if key.lower() == wanted:
+                return str(value.decode("latin-1"))
+        return None
+
+    def accepted_body(self) -> bytes:
+        """The body, or the edge's refusal of it raised."""
+        if self.refused is not None:
+            raise self.refused
+        return self.body
+
+
+@dataclass(slots=True)
+class Answer:
+    status: int
+    body: bytes = b""
+    content_type: bytes | None = b"application/json"
+    headers: Headers = field(default_factory=list)
+    caller: str | None = None  # the calling key's public id once verified (for the access log)
+
+
+class Flavour(Protocol):
+    """How one protocol renders a refusal (every domain error, a 500's reference included)."""
+
+    def refusal(self, exc: KeysteadError) -> Answer: ...
+
+
+Handler = Callable[[Incoming], Answer]
+Costing = Callable[[Incoming], Cost]
+
+
+def fixed(cost: Cost) -> Costing:
+    return lambda incoming: cost
+
+
+@dataclass(frozen=True)
+class Route:
+    methods: tuple[str, ...]
+    path: str  # a Starlette path pattern: `/{customer_id}/api/v3/scim/Users/{resource_id}`
+    flavour: Flavour
+    handler: Handler  # synchronous; run where the executor decides
+    cost: Costing
+
+
+def internal(exc: BaseException, path: str) -> Internal:
+    """A 500 for ``exc``: the details to the service log under a fresh reference."""
+    reference = secrets.token_hex(6)
+    log.error("unexpected_error", path=path, reference=reference, exc_info=exc)
+    return Internal(reference)
+
+
+@dataclass(frozen=True)
+class _Pattern:
+    regex: re.Pattern[str]
+    convertors: dict[str, Convertor[Any]]
+    routes: dict[str, Route]  # by method, for every route on this pattern
+    flavour: Flavour  # the first route's: it renders the 405
+
+
+@dataclass(frozen=True)
+class NotAllowed:
+    """A path the table knows, asked with a method none of its routes take."""
+
+    flavour: Flavour
+    allowed: tuple[str, ...]
+
+
+Match = tuple[Route, dict[str, Any]] | NotAllowed
+
+
+class Table:
+    """The routing table: exact paths in a dict, patterns in order."""
+
+    def __init__(self, routes: Sequence[Route]) -> None:
+        self.exact: dict[str, dict[str, Route]] = {}
+        patterns: dict[str, _Pattern] = {}
+        for route in routes:
+            if "{" not in route.path:
+                by_method = self.exact.setdefault(route.path, {})
+            else:
+                if route.path not in patterns:
+                    regex, _, convertors = compile_path(route.path)
+                    patterns[route.path] = _Pattern(regex, convertors, {}, route.flavour)
+                by_method = patterns[route.path].routes
+            for method in route.methods:
+                by_method.setdefault(method, route)  # the first route for a method wins
+        self.patterns = list(patterns.values())
+        # A path no pattern's longest literal part occurs in is matched by none of them:
+        # the admin API's and the console's requests pass with a few substring checks.
+        self.anchors = sorted({_anchor(path) for path in patterns})
+
+    @cached_property
+    def _exact_flavours(self) -> dict[str, Flavour]:
+        return {path: next(iter(routes.values())).flavour for path, routes in self.exact.items()}
+
+    def match(self, method: str, path: str) -> Match | None:
+        routes = self.exact.get(path)
+        if routes is not None:
+            route = routes.get(method)
+            if route is not None:
+                return route, {}
+            return NotAllowed(self._exact_flavours[path], tuple(sorted(routes)))
+        if not any(anchor in path for anchor in self.anchors):
+            return None
+        for pattern in self.patterns:
+            found = pattern.regex.match(path)
+            if found is None:
+                continue
+            route = pattern.routes.get(method)
+            if route is None:
+                return NotAllowed(pattern.flavour, tuple(sorted(pattern.routes)))
+            params = {
+                name: pattern.convertors[name].convert(value)
+                for name, value in found.groupdict().items()
+            }
+            return route, params
+        return None
+
+
+def _anchor(pattern: str) -> str:
+    return max(re.split(r"\{[^}]*\}", pattern), key=len)
+
+
+class Edge:
+    """ASGI: requests the table matches are answered here, everything else by ``fallback``."""
+
+    def __init__(
+        self, fallback: ASGIApp, routes: Sequence[Route], executor: Executor, *, limit: int
+    ) -> None:
+        self.fallback = fallback
+        self.table = Table(routes)
+        self.executor = executor
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.fallback(scope, receive, send)
+            return
+        match = self.table.match(scope["method"], scope["path"])
+        if match is None:
+            await self.fallback(scope, receive, send)
+            return
+        started = time.perf_counter()
+        answer = await self._answer(match, scope, receive)
+        if answer is not None:
+            await _send(send, answer)
+        logs.access(
+            method=scope["method"],
+            path=scope["path"],
+            status=answer.status if answer is not None else 499,  # 499: the client left
+            ms=round((time.perf_counter() - started) * 1000, 2),
+            access_key_id=answer.caller if answer is not None else None,
+        )
+
+    async def _answer(self, match: Match, scope: Scope, receive: Receive) -> Answer | None:
+        if isinstance(match, NotAllowed):
+            message = f"method {scope['method']} is not allowed on {scope['path']}"
+            return match.flavour.refusal(MethodNotAllowed(message, allowed=match.allowed))
+        route, params = match
+        try:
+            try:
+                body, refused = await read_body(scope, receive, self.limit), None
+            except ClientGone:
+                return None  # nobody to answer
+            except KeysteadError as exc:  # too large, NUL, half a surrogate pair
+                body, refused = b"", exc
+            incoming = Incoming(scope, params, body, refused)
+            return await self.executor.run(route.cost(incoming), route.handler, incoming)
+        except KeysteadError as exc:
+            error = _refusal(exc, scope["path"])
+        except Exception as exc:  # the caller gets a reference, the log the details
+            error = internal(exc, scope["path"])
+        return route.flavour.refusal(error)
+
+
+def _refusal(exc: KeysteadError, path: str) -> KeysteadError:
+    """What the caller is told: the error, or a reference for one that is Keystead's own
+    fault; a denial's reason goes to the service log."""
+    if isinstance(exc, Internal):
+        return exc  # logged where it was made
+    if is_internal(exc):
+        return internal(exc, path)
+    if exc.status in (401, 403):
+        reason = getattr(exc, "reason", None) or exc.message
+        log.info("denied", path=path, status=exc.status, reason=reason)
+    return exc
+
+
+async def _send(send: Send, answer: Answer) -> None:
+    headers: Headers = []
+    if answer.content_type is not None:
+        headers.append((b"content-type", answer.content_type))
+    headers.append((b"content-length", str(len(answer.body)).encode()))
+    headers.extend(answer.headers)
+    await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+    await send({"type": "http.response.body", "body": answer.body})

@@ -1,0 +1,59 @@
+"""Where a request's work runs: on the event loop or on a thread. The one place that decides.
+
+On a SQLite file a point read is answered in microseconds from local pages, so it runs on
+the event loop: a thread hop, and threads contending for the GIL, would cost more than the
+statement. A point write runs there too when the write lock is free at that moment (once
+held, it is all a SQLite transaction waits for); if another writer holds it, the attempt
+raises WriterBusy before doing anything and the work is run again on a thread, where it
+may wait. Work whose cost grows with the directory or the request (a filter no index
+answers, a group read with its members, a large body, a batch of rows, a signature check
+of a sign-in) always takes a thread, so the loop, and every data-plane request with it,
+keeps its turns. On PostgreSQL every statement waits on the network: everything takes a
+thread.
+
+Endpoints declare a :class:`Cost`; they never choose for themselves.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+from starlette.concurrency import run_in_threadpool
+
+from keystead.storage.session import Database, WriterBusy, no_waiting
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+class Cost(enum.Enum):
+    READ = "read"  # indexed point reads: constant time
+    WRITE = "write"  # point writes (and their reads): constant time once the lock is held
+    GROWS = "grows"  # grows with the data or the body, or is CPU-bound: never on the loop
+
+
+class Executor:
+    def __init__(self, db: Database) -> None:
+        # A SQLite database is local and has one writer; PostgreSQL is across a network.
+        self.on_loop = db.writes_now
+
+    def inline(self, cost: Cost) -> bool:
+        """Whether work of this cost may start on the event loop."""
+        return self.on_loop and cost is not Cost.GROWS
+
+    async def run(
+        self, cost: Cost, work: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs
+    ) -> _T:
+        if not self.inline(cost):
+            return await run_in_threadpool(work, *args, **kwargs)
+        if cost is Cost.READ:
+            return work(*args, **kwargs)
+        try:
+            with no_waiting():
+                return work(*args, **kwargs)
+        except WriterBusy:
+            # Nothing was done: the write would have waited. Wait for it on a thread.
+            return await run_in_threadpool(functools.partial(work, *args, **kwargs))
