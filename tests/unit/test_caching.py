@@ -3,6 +3,8 @@ until their moment and no longer."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from keystead.caching import Expiring, Immutable
@@ -12,12 +14,15 @@ def test_an_immutable_value_is_loaded_once_and_the_oldest_goes_when_full() -> No
     cache: Immutable[str, int] = Immutable(2)
     loads: list[str] = []
 
-    def load(key: str) -> int:
-        loads.append(key)
-        return len(key)
+    def loader(key: str) -> Callable[[], int]:
+        def load() -> int:
+            loads.append(key)
+            return len(key)
+
+        return load
 
     for key in ("a", "bb", "a", "ccc", "a"):
-        assert cache.get_or_load(key, lambda key=key: load(key)) == len(key)
+        assert cache.get_or_load(key, loader(key)) == len(key)
     assert loads == ["a", "bb", "ccc", "a"]  # "a" went when "ccc" came (oldest first)
 
 
