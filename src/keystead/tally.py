@@ -14,6 +14,10 @@ import time
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
+from keystead.errors import KeysteadError
+from keystead.logs import get_logger
+
+log = get_logger("keystead.tally")
 K = TypeVar("K", bound=Hashable)
 
 
@@ -52,4 +56,13 @@ class Tally(Generic[K]):
         with self._lock:
             pending, self._pending = self._pending, {}
         for key, sums in pending.items():
+            self._write(key, sums)
+
+    def _write(self, key: K, sums: tuple[int, ...]) -> None:
+        """One key's sums; a refusal (the account was deleted meanwhile, so its counts went
+        with it) is said in the log and does not keep the other keys' sums from the
+        database."""
+        try:
             self.write(key, sums)
+        except KeysteadError as exc:
+            log.warning("count_not_written", reason=exc.message)

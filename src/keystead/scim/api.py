@@ -97,13 +97,22 @@ def _by_body(incoming: Incoming) -> Cost:
     return Cost.WRITE if len(incoming.body) <= LARGE_BODY else Cost.GROWS
 
 
+def _query(incoming: Incoming) -> tuple[QueryParams, resources.Shape | None] | None:
+    """The request's query and the response shape it asks for; None when the shape is
+    refused (the request then fails before any row is read: a point read)."""
+    query = QueryParams(incoming.raw_query)
+    try:
+        return query, resources.params(query.get("attributes"), query.get("excludedAttributes"))
+    except ScimError:
+        return None
+
+
 def _listing(kind: str) -> Costing:
     def cost(incoming: Incoming) -> Cost:
-        query = QueryParams(incoming.raw_query)
-        try:
-            shape = resources.params(query.get("attributes"), query.get("excludedAttributes"))
-        except ScimError:
-            return Cost.READ  # refused before any row is read
+        asked = _query(incoming)
+        if asked is None:
+            return Cost.READ
+        query, shape = asked
         point = resources.is_point_lookup(kind, query.get("filter"), shape)
         return Cost.READ if point else Cost.GROWS
 
@@ -112,12 +121,8 @@ def _listing(kind: str) -> Costing:
 
 def _one_group(incoming: Incoming) -> Cost:
     """A group with its members grows with the group; without them it is a point read."""
-    query = QueryParams(incoming.raw_query)
-    try:
-        shape = resources.params(query.get("attributes"), query.get("excludedAttributes"))
-    except ScimError:
-        return Cost.READ
-    return Cost.GROWS if resources.wants_members(shape) else Cost.READ
+    asked = _query(incoming)
+    return Cost.GROWS if asked is not None and resources.wants_members(asked[1]) else Cost.READ
 
 
 @dataclass(frozen=True)

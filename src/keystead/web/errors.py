@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -14,6 +13,7 @@ from starlette.exceptions import HTTPException
 from keystead.errors import InvalidInput, KeysteadError, TooManyRequests, is_internal
 from keystead.logs import get_logger
 from keystead.storage.failures import as_domain
+from keystead.web.edge import internal
 
 log = get_logger("keystead.errors")
 
@@ -81,9 +81,7 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    reference = secrets.token_hex(6)
-    log.error("unexpected_error", path=request.url.path, reference=reference, exc_info=exc)
-    return error_response(500, f"internal error (reference {reference})")
+    return error_response(500, internal(exc, request.url.path).message)
 
 
 def install(app: FastAPI) -> None:
