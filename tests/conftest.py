@@ -26,6 +26,7 @@ from sqlalchemy import create_engine, text
 
 from keystead.accounts import service as accounts
 from keystead.crypto.masterkey import MasterKey
+from keystead.errors import Conflict
 from keystead.idp import service as idp
 from keystead.runtime import Runtime, open_runtime
 from keystead.settings import Settings
@@ -120,14 +121,28 @@ def session_runtime(settings: Settings) -> Iterator[Runtime]:
 
 
 def empty_tables(runtime: Runtime) -> None:
+    """Empty every table but the kept ones.
+
+    The session's live server may still be answering the previous test's last
+    requests (a browser page polls until it is closed); on PostgreSQL such a
+    reader and this TRUNCATE can deadlock, PostgreSQL cancels one of the two, and
+    emptying is simply tried again.
+    """
     tables = [t for t in reversed(Base.metadata.sorted_tables) if t.name not in KEPT_TABLES]
-    with runtime.db.write() as session:
-        if runtime.db.dialect == "postgresql":
-            names = ", ".join(f'"{t.name}"' for t in tables)
-            session.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-        else:
-            for table in tables:
-                session.execute(table.delete())
+    for attempt in range(5):
+        try:
+            with runtime.db.write() as session:
+                if runtime.db.dialect == "postgresql":
+                    names = ", ".join(f'"{t.name}"' for t in tables)
+                    session.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+                else:
+                    for table in tables:
+                        session.execute(table.delete())
+            return
+        except Conflict:
+            if attempt == 4:
+                raise
+            time.sleep(0.2 * (attempt + 1))
 
 
 @pytest.fixture

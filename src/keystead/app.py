@@ -29,7 +29,7 @@ from keystead.sso.unverified import UnverifiedRefusals
 from keystead.web import errors, health
 from keystead.web.edge import Edge
 from keystead.web.executor import Executor
-from keystead.web.middleware import AccessLog, BodyLimit, RejectNonText
+from keystead.web.middleware import AdminRequests
 
 log = logs.get_logger("keystead.app")
 
@@ -94,9 +94,7 @@ def build_app(runtime: Runtime) -> ASGIApp:
     app.include_router(health.router)
     app.include_router(build_router())
     console.install(app)
-    app.add_middleware(RejectNonText)
-    app.add_middleware(BodyLimit, limit=runtime.settings.max_body_bytes)
-    app.add_middleware(AccessLog)
+    app.add_middleware(AdminRequests, limit=runtime.settings.max_body_bytes)
     app.add_middleware(console.SecurityHeaders)  # outermost: on every answer, refusals too
     plane = DataPlane(
         runtime.master,

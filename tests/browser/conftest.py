@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, ViewportSize, sync_playwright
 
 from tests.conftest import LiveServer
 
@@ -36,8 +36,8 @@ AXE = Path(__file__).resolve().parent.parent / "support" / "vendor" / "axe.min.j
 # Chromium logs every failed fetch as a console error; a test that expects a refusal
 # provokes one on purpose. Script errors and CSP refusals are never expected.
 EXPECTED = re.compile(r"Failed to load resource: the server responded with a status of 4\d\d")
-DESKTOP = {"width": 1280, "height": 900}
-PHONE = {"width": 390, "height": 844}
+DESKTOP: ViewportSize = {"width": 1280, "height": 900}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 
 
 @pytest.fixture(scope="session")
@@ -151,7 +151,7 @@ def _open_console(
     live_server: LiveServer,
     screenshots: Path,
     engine: str,
-    viewport: dict[str, int],
+    viewport: ViewportSize,
 ) -> Iterator[Console]:
     context = browser.new_context(viewport=viewport, accept_downloads=True)
     page = context.new_page()

@@ -3,6 +3,8 @@ groups and memberships, the database's answer equals a plain-Python reading of t
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
@@ -31,6 +33,18 @@ GROUP_NAMES = ["HR", "Finance", "Ops"]
 DIRECTORY_NAMES = ["HR", " hr", "HR ", "finance", "FINANCE", "Ops", "HR Team", "Opss"]
 KEYS = 3
 
+
+class World(TypedDict):
+    """One drawn world (the strategy ``world`` below)."""
+
+    group_contents: list[frozenset[str]]
+    direct: list[frozenset[str]]
+    group_grants: list[frozenset[str]]
+    directory_groups: frozenset[str]
+    auto: list[bool]
+    memberships: list[frozenset[str]]
+
+
 subsets = st.frozensets
 world = st.fixed_dictionaries(
     {
@@ -50,7 +64,7 @@ world = st.fixed_dictionaries(
 )
 
 
-def expected(w: dict[str, list[frozenset[str]]], k: int) -> set[str]:
+def expected(w: World, k: int) -> set[str]:
     """The rule as the product brief states it, computed without a database."""
     contents = dict(zip(GROUP_NAMES, w["group_contents"], strict=True))
     result = set(w["direct"][k])
@@ -64,7 +78,7 @@ def expected(w: dict[str, list[frozenset[str]]], k: int) -> set[str]:
     return result
 
 
-def build(session: Session, w: dict[str, list[frozenset[str]]]) -> list[ApiKey]:
+def build(session: Session, w: World) -> list[ApiKey]:
     account = Account(name="model", plan="enterprise")
     session.add(account)
     session.flush()
@@ -120,9 +134,7 @@ def build(session: Session, w: dict[str, list[frozenset[str]]]) -> list[ApiKey]:
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(w=world)
-def test_access_rule_matches_the_model(
-    session_runtime: Runtime, w: dict[str, list[frozenset[str]]]
-) -> None:
+def test_access_rule_matches_the_model(session_runtime: Runtime, w: World) -> None:
     """usable_datasets, may_use and explain agree with the brief's rule in every world."""
     empty_tables(session_runtime)
     with session_runtime.db.write() as session:

@@ -83,7 +83,8 @@ def _dataset(api: httpx.Client, name: str, template: str = "digits") -> dict[str
         "/datasets", json={"name": name, "type": "structured", "template": template}
     )
     assert response.status_code == 201, response.text
-    return response.json()
+    created: dict[str, Any] = response.json()
+    return created
 
 
 def _custom(api: httpx.Client, name: str, **definition: Any) -> httpx.Response:
@@ -104,7 +105,8 @@ def _listed(group: dict[str, Any]) -> dict[str, Any]:
 def _group(api: httpx.Client, name: str, datasets: list[str] | None = None) -> dict[str, Any]:
     response = api.post("/dataset-groups", json={"name": name, "datasets": datasets or []})
     assert response.status_code == 201, response.text
-    return response.json()
+    created: dict[str, Any] = response.json()
+    return created
 
 
 def _key(
@@ -118,7 +120,8 @@ def _key(
         json={"name": name, "datasets": datasets or [], "dataset_groups": dataset_groups or []},
     )
     assert response.status_code == 201, response.text
-    return response.json()
+    created: dict[str, Any] = response.json()
+    return created
 
 
 def _names(items: list[dict[str, Any]]) -> list[str]:
@@ -127,7 +130,7 @@ def _names(items: list[dict[str, Any]]) -> list[str]:
 
 def _error(response: httpx.Response, status: int, *fragments: str) -> str:
     assert response.status_code == status, (status, response.status_code, response.text)
-    message = response.json()["message"]
+    message: str = response.json()["message"]
     for fragment in fragments:
         assert fragment in message, (fragment, message)
     return message
@@ -1096,7 +1099,7 @@ def test_wrong_types_are_422_naming_the_field(api: httpx.Client) -> None:
 
 def test_unknown_fields_are_422(api: httpx.Client) -> None:
     """Request bodies with fields the API does not know are 422 naming the field."""
-    cases = [
+    cases: list[tuple[str, str, dict[str, object]]] = [
         ("POST", "/datasets", {"name": "x", "type": "unstructured", "colour": "red"}),
         ("POST", "/dataset-groups", {"name": "g", "members": []}),
         ("POST", "/api-keys", {"name": "k", "secret_signing_key": "mine"}),

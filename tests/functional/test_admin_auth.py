@@ -10,9 +10,10 @@ import json
 import secrets
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -122,19 +123,22 @@ def _second_account_token(runtime: Runtime) -> str:
     return admin_token(runtime, account.id, "admin@b.example")
 
 
-def _dataset(client: httpx.Client, name: str, template: str = "digits") -> dict:
+def _dataset(client: httpx.Client, name: str, template: str = "digits") -> dict[str, Any]:
     response = client.post(
         "/datasets", json={"name": name, "type": "structured", "template": template}
     )
     assert response.status_code == 201, response.text
-    return response.json()
+    created: dict[str, Any] = response.json()
+    return created
 
 
-def _wait_for_log(live_server: LiveServer, predicate, timeout: float = 5.0) -> list[dict]:
+def _wait_for_log(
+    live_server: LiveServer, predicate: Callable[[dict[str, Any]], bool], timeout: float = 5.0
+) -> list[dict[str, Any]]:
     """JSON log events of the server, polled until ``predicate`` holds for one of them."""
     deadline = time.monotonic() + timeout
     while True:
-        events = []
+        events: list[dict[str, Any]] = []
         for line in live_server.log().splitlines():
             try:
                 event = json.loads(line)
@@ -556,7 +560,7 @@ def test_denied_requests_are_logged_with_their_reason(
     with _bearer(live_server, token) as client:
         assert client.get(f"/datasets/{marker}").status_code == 401
 
-    def is_ours(event: dict) -> bool:
+    def is_ours(event: dict[str, Any]) -> bool:
         return event.get("event") == "denied" and marker in str(event.get("path", ""))
 
     events = _wait_for_log(live_server, is_ours)

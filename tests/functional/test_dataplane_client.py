@@ -12,6 +12,7 @@ import json
 import os
 import urllib.error
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -423,7 +424,7 @@ def test_disabled_key_makes_the_client_raise(
     token = structured.Encrypt(app.creds, "SSN", SSN)
 
     set_enabled(runtime, acct, app.access_key_id, False)
-    calls = [
+    calls: list[Callable[[], object]] = [
         lambda: ubiq_security.encrypt(app.creds, b"x"),
         lambda: ubiq_security.decrypt(app.creds, ciphertext),
         lambda: structured.Encrypt(app.creds, "SSN", SSN),

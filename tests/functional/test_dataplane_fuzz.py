@@ -112,7 +112,8 @@ def send(plane: Plane, prepared: Prepared) -> tuple[httpx.Response, str]:
         request = client.build_request(
             prepared.method,
             plane.server.url + prepared.target,
-            headers={k: v.encode("latin-1") for k, v in prepared.headers.items()},
+            # (names as httpx itself encodes a str name: ASCII)
+            headers={k.encode("ascii"): v.encode("latin-1") for k, v in prepared.headers.items()},
             content=prepared.body if prepared.method != "GET" else None,
         )
         response = client.send(request)
@@ -447,11 +448,12 @@ def _bodies(plane: Plane, signer: Signer, path: str) -> st.SearchStrategy[bytes]
     certs = st.one_of(st.none(), st.just(_b64(plane.sso.cert.encode())), _cert_values(plane))
     entries = st.one_of(_usage_entry(signer.key_id), _usage_entry(signer.key_id), json_values)
     counts = st.one_of(st.integers(0, 5), numbers, json_values)
-    fields = {
+    by_path: dict[str, dict[str, st.SearchStrategy[Any]]] = {
         "/api/v0/encryption/key": {"uses": st.one_of(st.integers(0, 5), numbers, json_values)},
         "/api/v0/decryption/key": {"encrypted_data_key": edks},
         "/api/v3/tracking/events": {"usage": st.lists(entries, min_size=1, max_size=2)},
-    }.get(path, {"requested": counts, "actual": counts})
+    }
+    fields = by_path.get(path, {"requested": counts, "actual": counts})
     read = st.fixed_dictionaries(fields, optional={"payload_cert": certs, "x": json_values}).map(
         lambda d: {k: v for k, v in d.items() if v is not None}
     )

@@ -128,7 +128,10 @@ class Signer:
                 prepared.method,
                 self.base_url + prepared.target,
                 # Latin-1 bytes: any header byte a client may send (httpx takes str as ASCII).
-                headers={name: value.encode("latin-1") for name, value in prepared.headers.items()},
+                headers={
+                    name.encode("ascii"): value.encode("latin-1")
+                    for name, value in prepared.headers.items()
+                },
                 content=prepared.body if prepared.method != "GET" else None,
             )
             # The request line must be exactly what was signed.

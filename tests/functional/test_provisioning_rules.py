@@ -4,6 +4,7 @@ Directory sync over SCIM calls exactly these functions; here they are driven dir
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 import pytest
 from sqlalchemy import func, select
@@ -14,7 +15,7 @@ from keystead.apikeys import service as apikeys
 from keystead.catalog import datasets as catalog
 from keystead.catalog import groups
 from keystead.directory import service as directory
-from keystead.directory.service import UserFields
+from keystead.directory.service import User, UserFields
 from keystead.errors import Conflict, FollowsDirectory, InvalidInput
 from keystead.runtime import Runtime
 from keystead.storage.models import ApiKey, DirectoryMembership, DirectoryUser
@@ -24,7 +25,7 @@ from tests.factories import ACTOR
 
 def new_user(
     s: Session, runtime: Runtime, acct: uuid.UUID, name: str, *, active: bool = True
-) -> DirectoryUser:
+) -> User:
     return directory.create_user(
         s,
         account_id=acct,
@@ -34,7 +35,7 @@ def new_user(
     )
 
 
-def key(s: Session, user: DirectoryUser) -> ApiKey:
+def key(s: Session, user: User) -> ApiKey:
     found = directory.key_of(s, user)
     assert found is not None
     return found
@@ -291,7 +292,7 @@ def test_auto_provisioned_keys_refuse_hand_edits(runtime: Runtime) -> None:
         acct = f.account(s)
         f.dataset(s, acct, "Notes", runtime.master, template="text")
         k = key(s, new_user(s, runtime, acct, "dana@x.io"))
-        attempts = [
+        attempts: list[Callable[[], object]] = [
             lambda: apikeys.rename(s, k, "other", actor=ACTOR),
             lambda: apikeys.set_enabled(s, k, False, actor=ACTOR),
             lambda: apikeys.grant(s, k, datasets=["Notes"], actor=ACTOR),
@@ -320,5 +321,6 @@ def test_membership_change_in_a_large_group_writes_one_row(runtime: Runtime) -> 
         s.flush()
         directory.add_members(s, group, [u.id for u in users[:2000]])
         before = s.scalar(select(func.count()).select_from(DirectoryMembership))
+        assert before is not None
         assert directory.add_members(s, group, [users[2000].id]) == 1
         assert s.scalar(select(func.count()).select_from(DirectoryMembership)) == before + 1

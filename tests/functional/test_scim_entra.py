@@ -477,14 +477,15 @@ def test_text_that_no_column_can_hold_is_400_on_both_engines(scim: Scim) -> None
 def test_search_bodies_of_the_wrong_types_are_400(scim: Scim) -> None:
     search = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
     create_user(scim, "found@fab.example")
-    for body, scim_type in [
+    cases: list[tuple[dict[str, object], str]] = [
         ({"filter": 1}, "invalidFilter"),
         ({"filter": ["userName pr"]}, "invalidFilter"),
         ({"attributes": {"userName": True}}, "invalidValue"),
         ({"excludedAttributes": [1, 2]}, "invalidValue"),
         ({"count": True}, "invalidValue"),
         ({"attributes": ["userName"], "excludedAttributes": ["emails"]}, "invalidValue"),
-    ]:
+    ]
+    for body, scim_type in cases:
         assert_error(
             scim.client.post("/.search", json={"schemas": [search], **body}), 400, scim_type
         )

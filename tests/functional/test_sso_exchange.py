@@ -55,10 +55,10 @@ def dana(signin: SignInAccount) -> Provisioned:
     return provision(signin.runtime, signin.account_id, USER)
 
 
-def refused(response: object, status: int, reason: str) -> None:
+def refused(response: httpx.Response, status: int, reason: str) -> None:
     assert hasattr(response, "status_code")
-    body = response.json()  # type: ignore[attr-defined]
-    assert response.status_code == status, body  # type: ignore[attr-defined]
+    body = response.json()
+    assert response.status_code == status, body
     assert body["reason"] == reason, body
     assert body["message"]
     assert "signing_value" not in body
@@ -95,7 +95,9 @@ def test_exchange_returns_the_users_key_and_a_certificate_for_the_csr_key(
 
     cert = x509.load_pem_x509_certificate(body["api_cert"].encode())
     assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == dana.access_key_id
-    assert cert.public_key().public_numbers() == client_key().public_key().public_numbers()
+    public = cert.public_key()
+    assert isinstance(public, rsa.RSAPublicKey)
+    assert public.public_numbers() == client_key().public_key().public_numbers()
     with signin.runtime.db.read() as s:
         settings = s.get(IdpSettings, signin.account_id)
         assert settings is not None

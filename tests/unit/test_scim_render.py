@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from scim2_models import Context
 
-from keystead.scim import resources
-from keystead.scim.protocol import ENTERPRISE, GroupResource, UserResource, validate
-from keystead.storage.models import DirectoryGroup, DirectoryUser
+from keystead.directory.service import Group, User
+from keystead.scim import wire
+from keystead.scim.wire import ENTERPRISE, GroupResource, UserResource, validate
 
 BASE = "https://keystead.example/0b6a7f3e-64a4-4a86-9a43-6b8b1d5e2f10/api/v3/scim"
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -75,8 +75,9 @@ GROUPS: list[dict[str, Any]] = [
 
 
 def _stored(model: type[Any], body: dict[str, Any]) -> dict[str, Any]:
-    stored = resources._stored(validate(model, body, Context.RESOURCE_CREATION_REQUEST))
-    return json.loads(json.dumps(stored))  # as the JSON column gives it back
+    stored = wire._stored(validate(model, body, Context.RESOURCE_CREATION_REQUEST))
+    loaded: dict[str, Any] = json.loads(json.dumps(stored))  # as the JSON column gives it back
+    return loaded
 
 
 def _when(micro: int) -> datetime:
@@ -87,17 +88,23 @@ def _when(micro: int) -> datetime:
 @pytest.mark.parametrize("micro", [0, 123456])
 def test_user_rendering_matches_scim2_models(body: dict[str, Any], micro: int) -> None:
     stored = _stored(UserResource, body)
-    user = DirectoryUser(
+    user = User(
         id=uuid.uuid4(),
+        account_id=uuid.uuid4(),
         user_name=stored["userName"],
+        user_name_key=stored["userName"].lower(),
+        external_id=None,
+        display_name=None,
+        active=True,
         attributes=stored,
+        pinned_object_id=None,
         version=3,
         created_at=_when(0),
         updated_at=_when(micro),
     )
-    document = resources.user_document(user, BASE)
-    fast = resources.render(UserResource, document, None)
-    slow = resources.render_validated(UserResource, document, None)
+    document = wire.user_document(user, BASE)
+    fast = wire.render(UserResource, document, None)
+    slow = wire.render_validated(UserResource, document, None)
     assert json.dumps(fast) == json.dumps(slow)  # the same keys, in the same order
     assert "password" not in fast
 
@@ -109,19 +116,22 @@ def test_group_rendering_matches_scim2_models(
     body: dict[str, Any], excluded: str | None, members: int
 ) -> None:
     stored = _stored(GroupResource, body)
-    group = DirectoryGroup(
+    group = Group(
         id=uuid.uuid4(),
+        account_id=uuid.uuid4(),
         display_name=stored["displayName"],
+        display_name_key=stored["displayName"].lower(),
+        external_id=None,
         attributes=stored,
         version=1,
         created_at=_when(0),
         updated_at=_when(500),
     )
     listed = [(uuid.UUID(int=i + 1), "Dana" if i == 0 else None) for i in range(members)]
-    document = resources.group_document(group, BASE, listed)
-    shape = resources.params(None, excluded)
-    fast = resources.render(GroupResource, document, shape)
-    slow = resources.render_validated(GroupResource, document, shape)
+    document = wire.group_document(group, BASE, listed)
+    shape = wire.shape(None, excluded)
+    fast = wire.render(GroupResource, document, shape)
+    slow = wire.render_validated(GroupResource, document, shape)
     assert json.dumps(fast) == json.dumps(slow)
 
 
@@ -132,20 +142,26 @@ def test_manager_stored_by_patch_renders_the_same() -> None:
         "userName": "w@example.com",
         ENTERPRISE: {"manager": {"value": str(uuid.UUID(int=9))}},
     }
-    user = DirectoryUser(
+    user = User(
         id=uuid.uuid4(),
+        account_id=uuid.uuid4(),
         user_name="w@example.com",
+        user_name_key="w@example.com",
+        external_id=None,
+        display_name=None,
+        active=True,
         attributes=stored,
+        pinned_object_id=None,
         version=2,
         created_at=_when(0),
         updated_at=_when(1),
     )
-    document = resources.user_document(user, BASE)
-    fast = resources.render(UserResource, document, None)
-    assert json.dumps(fast) == json.dumps(resources.render_validated(UserResource, document, None))
+    document = wire.user_document(user, BASE)
+    fast = wire.render(UserResource, document, None)
+    assert json.dumps(fast) == json.dumps(wire.render_validated(UserResource, document, None))
 
 
 def test_unknown_attributes_take_the_full_rendering() -> None:
     """Attributes kept by the tolerant policy are rendered by scim2-models itself."""
     document = {"schemas": [CORE_USER], "userName": "x@example.com", "custom": 1}
-    assert resources._render_stored(UserResource, document, None) is None
+    assert wire._render_stored(UserResource, document, None) is None

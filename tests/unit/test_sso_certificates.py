@@ -140,7 +140,7 @@ def test_csr_public_key_accepts_an_rsa_csr_and_returns_its_key(bits: int) -> Non
     assert public.key_size == bits
 
 
-def _csr(key: Any, algorithm: hashes.HashAlgorithm | None = None) -> str:
+def _csr(key: Any, algorithm: hashes.SHA256 | None = None) -> str:
     request = (
         x509.CertificateSigningRequestBuilder()
         .subject_name(name((NameOID.COMMON_NAME, "x")))
@@ -598,4 +598,4 @@ def test_sign_in_changes_checks_every_field_and_leaves_none_alone() -> None:
         {"group_policy": "token"},
     ):
         with pytest.raises(InvalidInput):
-            config.SignInChanges(**bad).checked()  # type: ignore[arg-type]
+            config.SignInChanges(**bad).checked()

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from scim2_models import Context
 from sqlalchemy import Uuid, bindparam, select
 from sqlalchemy.orm import Session
 from starlette.datastructures import QueryParams
@@ -27,17 +28,15 @@ from keystead.directory import service as directory
 from keystead.errors import KeysteadError, MethodNotAllowed, Unauthenticated
 from keystead.idp import service as idp
 from keystead.runtime import Runtime
-from keystead.scim import discovery, resources
+from keystead.scim import discovery, search, wire
 from keystead.scim import log as provisioning_log
-from keystead.scim.protocol import (
-    LIST_SCHEMA,
+from keystead.scim.wire import (
     MAX_COUNT,
     MEDIA_TYPE,
     GroupResource,
     ScimError,
     UserResource,
     from_domain,
-    parse_json,
 )
 from keystead.storage.driver import DriverQuery
 from keystead.storage.failures import reraise_as_domain
@@ -97,12 +96,12 @@ def _by_body(incoming: Incoming) -> Cost:
     return Cost.WRITE if len(incoming.body) <= LARGE_BODY else Cost.GROWS
 
 
-def _query(incoming: Incoming) -> tuple[QueryParams, resources.Shape | None] | None:
+def _query(incoming: Incoming) -> tuple[QueryParams, wire.Shape | None] | None:
     """The request's query and the response shape it asks for; None when the shape is
     refused (the request then fails before any row is read: a point read)."""
     query = QueryParams(incoming.raw_query)
     try:
-        return query, resources.params(query.get("attributes"), query.get("excludedAttributes"))
+        return query, wire.shape(query.get("attributes"), query.get("excludedAttributes"))
     except ScimError:
         return None
 
@@ -113,7 +112,7 @@ def _listing(kind: str) -> Costing:
         if asked is None:
             return Cost.READ
         query, shape = asked
-        point = resources.is_point_lookup(kind, query.get("filter"), shape)
+        point = search.is_point_lookup(kind, query.get("filter"), shape)
         return Cost.READ if point else Cost.GROWS
 
     return cost
@@ -122,7 +121,7 @@ def _listing(kind: str) -> Costing:
 def _one_group(incoming: Incoming) -> Cost:
     """A group with its members grows with the group; without them it is a point read."""
     asked = _query(incoming)
-    return Cost.GROWS if asked is not None and resources.wants_members(asked[1]) else Cost.READ
+    return Cost.GROWS if asked is not None and wire.wants_members(asked[1]) else Cost.READ
 
 
 @dataclass(frozen=True)
@@ -387,16 +386,6 @@ def routes(runtime: Runtime) -> list[Route]:
     ]
 
 
-def _list(items: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "schemas": [LIST_SCHEMA],
-        "totalResults": len(items),
-        "startIndex": 1,
-        "itemsPerPage": len(items),
-        "Resources": items,
-    }
-
-
 def _one(items: list[dict[str, Any]], wanted: str, kind: str) -> dict[str, Any]:
     for item in items:
         if item.get("id") == wanted or item.get("name") == wanted:
@@ -404,9 +393,13 @@ def _one(items: list[dict[str, Any]], wanted: str, kind: str) -> dict[str, Any]:
     raise ScimError(404, f"no {kind} {wanted!r}")
 
 
+def _everything(items: list[dict[str, Any]]) -> dict[str, Any]:
+    return wire.listing(len(items), 1, items)
+
+
 def _search_post(session: Session, call: Call, kinds: tuple[str, ...]) -> Outcome:
     """POST …/.search (RFC 7644 §3.4.3): the query in the body instead of the URL."""
-    body = parse_json(call.body)
+    body = wire.parse_json(call.body)
     start, count = body.get("startIndex", 1), body.get("count", 100)
     if any(not isinstance(n, int) or isinstance(n, bool) for n in (start, count)):
         raise ScimError(400, "startIndex and count must be integers", "invalidValue")
@@ -415,13 +408,11 @@ def _search_post(session: Session, call: Call, kinds: tuple[str, ...]) -> Outcom
         raise ScimError(
             400, "filter must be a string, such as 'userName eq \"…\"'", "invalidFilter"
         )
-    shape = resources.params(
+    asked = wire.shape(
         _attribute_names(body, "attributes"), _attribute_names(body, "excludedAttributes")
     )
-    found: list[dict[str, Any]] = []
-    total = 0
-    for kind in kinds:
-        page = resources.search(
+    pages = [
+        search.search(
             session,
             account_id=call.account_id,
             kind=kind,
@@ -429,19 +420,14 @@ def _search_post(session: Session, call: Call, kinds: tuple[str, ...]) -> Outcom
             start=1,
             count=MAX_COUNT,
             base=call.base,
-            shape=shape,
+            shape=asked,
         )
-        total += page.total
-        found += page.items
-    items = found[max(1, start) - 1 : max(1, start) - 1 + max(0, count)]
-    listing = {
-        "schemas": [LIST_SCHEMA],
-        "totalResults": total,
-        "startIndex": max(1, start),
-        "itemsPerPage": len(items),
-        "Resources": items,
-    }
-    return Outcome(200, listing)
+        for kind in kinds
+    ]
+    found = [item for page in pages for item in page.items]
+    first = max(1, start)
+    items = found[first - 1 : first - 1 + max(0, count)]
+    return Outcome(200, wire.listing(sum(page.total for page in pages), first, items))
 
 
 def _attribute_names(body: dict[str, Any], key: str) -> str | None:
@@ -465,14 +451,14 @@ def _int_param(call: Call, name: str, default: int) -> int:
         raise ScimError(400, f"{name} must be an integer", "invalidValue") from exc
 
 
-def _shape(call: Call) -> resources.Shape | None:
+def _shape(call: Call) -> wire.Shape | None:
     query = call.request.query_params
-    return resources.params(query.get("attributes"), query.get("excludedAttributes"))
+    return wire.shape(query.get("attributes"), query.get("excludedAttributes"))
 
 
 def _search(session: Session, call: Call, kind: str) -> Outcome:
     query = call.request.query_params
-    page = resources.search(
+    page = search.search(
         session,
         account_id=call.account_id,
         kind=kind,
@@ -482,13 +468,7 @@ def _search(session: Session, call: Call, kind: str) -> Outcome:
         base=call.base,
         shape=_shape(call),
     )
-    body = {
-        "schemas": [LIST_SCHEMA],
-        "totalResults": page.total,
-        "startIndex": page.start,
-        "itemsPerPage": len(page.items),
-        "Resources": page.items,
-    }
+    body = wire.listing(page.total, page.start, page.items)
     return Outcome(200, body, kind[:-1], None, query.get("filter"))
 
 
@@ -497,20 +477,19 @@ def _resource_id(call: Call) -> str:
 
 
 def _user(session: Session, call: Call) -> directory.User:
-    # A change locks the row first: concurrent changes of one user take turns.
+    """The user the path names; a change locks its row first (and checks If-Match), so
+    concurrent changes of one user take turns."""
     changes = call.request.method != "GET"
-    return directory.get_user(session, call.account_id, _resource_id(call), for_change=changes)
+    user = directory.get_user(session, call.account_id, _resource_id(call), for_change=changes)
+    _check_version(call, user.version)
+    return user
 
 
 def _group(session: Session, call: Call) -> directory.Group:
     changes = call.request.method != "GET"
-    return directory.get_group(session, call.account_id, _resource_id(call), for_change=changes)
-
-
-def _match_note(session: Session, group: directory.Group) -> str | None:
-    return dataset_groups.match_note(
-        session, account_id=group.account_id, group_id=group.id, name_key=group.display_name_key
-    )
+    group = directory.get_group(session, call.account_id, _resource_id(call), for_change=changes)
+    _check_version(call, group.version)
+    return group
 
 
 def _check_version(call: Call, version: int) -> None:
@@ -520,27 +499,60 @@ def _check_version(call: Call, version: int) -> None:
 
 
 def _user_outcome(user: directory.User, call: Call, status: int) -> Outcome:
-    body = resources.render(UserResource, resources.user_document(user, call.base), _shape(call))
+    body = wire.render(UserResource, wire.user_document(user, call.base), _shape(call))
     headers = {"ETag": f'W/"{user.version}"'}
     if status == 201:
         headers["Location"] = f"{call.base}/Users/{user.id}"
     return Outcome(status, body, "User", str(user.id), user.user_name, headers)
 
 
-def _group_outcome(session: Session, group: directory.Group, call: Call, status: int) -> Outcome:
-    shape = _shape(call)
-    members = (
-        resources.members_of(session, [group.id]).get(group.id, [])
-        if resources.wants_members(shape)
-        else None
-    )
-    body = resources.render(
-        GroupResource, resources.group_document(group, call.base, members), shape
-    )
-    headers = {"ETag": f'W/"{group.version}"'}
+def _group_outcome(
+    session: Session, group: directory.Group, call: Call, status: int, renamed: bool = False
+) -> Outcome:
+    """The group as answered; when it was created or renamed, the provisioning log's note
+    of a dataset group its name now matches alike with another group."""
+    asked = _shape(call) if status != 204 else None
+    body = None
+    if status != 204:
+        members = search.members_of(session, [group.id]) if wire.wants_members(asked) else {}
+        document = wire.group_document(group, call.base, members.get(group.id))
+        body = wire.render(GroupResource, document, asked)
+    headers = {"ETag": f'W/"{group.version}"'} if body is not None else {}
     if status == 201:
         headers["Location"] = f"{call.base}/Groups/{group.id}"
-    return Outcome(status, body, "Group", str(group.id), group.display_name, headers)
+    note = None
+    if renamed:
+        note = dataset_groups.match_note(
+            session, account_id=group.account_id, group_id=group.id, name_key=group.display_name_key
+        )
+    return Outcome(status, body, "Group", str(group.id), group.display_name, headers, note)
+
+
+def _write_group(
+    session: Session, group: directory.Group, given: wire.GroupInput
+) -> directory.Group:
+    return directory.update_group(
+        session,
+        group,
+        display_name=given.display_name,
+        external_id=given.external_id,
+        attributes=given.attributes,
+    )
+
+
+def _change_members(session: Session, group: directory.Group, change: wire.MemberChange) -> None:
+    if change.kind == "remove":  # an id that is not ours is no member: nothing to remove
+        ids = [uuid.UUID(k) for k in change.members if directory.is_id(k)]
+        directory.remove_members(session, group, ids)
+        return
+    ids = directory.resolve_members(session, group.account_id, change.members)
+    shown: dict[uuid.UUID, str | None] = {
+        uuid.UUID(k): v for k, v in change.members.items() if v is not None and directory.is_id(k)
+    }
+    if change.kind == "add":
+        directory.add_members(session, group, ids, shown)
+    else:
+        directory.replace_members(session, group, ids, shown)
 
 
 # --- discovery --------------------------------------------------------------------------
@@ -553,7 +565,7 @@ def _spc(session: Session, call: Call) -> Outcome:
 
 @route("/ResourceTypes", ["GET"], "read resource types", write=False)
 def _resource_types(session: Session, call: Call) -> Outcome:
-    return Outcome(200, _list(discovery.resource_types(call.base)))
+    return Outcome(200, _everything(discovery.resource_types(call.base)))
 
 
 @route("/ResourceTypes/{resource_id}", ["GET"], "read resource type", write=False)
@@ -565,7 +577,7 @@ def _resource_type(session: Session, call: Call) -> Outcome:
 
 @route("/Schemas", ["GET"], "read schemas", write=False)
 def _schemas(session: Session, call: Call) -> Outcome:
-    return Outcome(200, _list(discovery.schemas(call.base)))
+    return Outcome(200, _everything(discovery.schemas(call.base)))
 
 
 @route("/Schemas/{resource_id}", ["GET"], "read schema", write=False)
@@ -595,7 +607,7 @@ def _search_groups(session: Session, call: Call) -> Outcome:
     return _search_post(session, call, ("Groups",))
 
 
-# --- users ------------------------------------------------------------------------------
+# --- users: read the body (wire) → the directory's rules → render (wire) -----------------
 
 
 @route("/Users", ["GET"], "list users", write=False, cost=_listing("Users"))
@@ -605,7 +617,14 @@ def _list_users(session: Session, call: Call) -> Outcome:
 
 @route("/Users", ["POST"], "create user", write=True)
 def _create_user(session: Session, call: Call) -> Outcome:
-    user = resources.create_user(session, call.account_id, parse_json(call.body), call.master)
+    given = wire.user_in(call.body, Context.RESOURCE_CREATION_REQUEST)
+    user = directory.create_user(
+        session,
+        account_id=call.account_id,
+        fields=given.fields,
+        attributes=given.attributes,
+        master=call.master,
+    )
     return _user_outcome(user, call, 201)
 
 
@@ -617,23 +636,22 @@ def _get_user(session: Session, call: Call) -> Outcome:
 @route("/Users/{resource_id}", ["PUT"], "replace user", write=True)
 def _put_user(session: Session, call: Call) -> Outcome:
     user = _user(session, call)
-    _check_version(call, user.version)
-    user = resources.replace_user(session, user, parse_json(call.body))
+    given = wire.user_in(call.body, Context.RESOURCE_REPLACEMENT_REQUEST)
+    user = directory.update_user(session, user, fields=given.fields, attributes=given.attributes)
     return _user_outcome(user, call, 200)
 
 
 @route("/Users/{resource_id}", ["PATCH"], "update user", write=True)
 def _patch_user(session: Session, call: Call) -> Outcome:
     user = _user(session, call)
-    _check_version(call, user.version)
-    user = resources.patch_user(session, user, parse_json(call.body), call.base)
+    given = wire.user_patched(wire.user_document(user, call.base), call.body)
+    user = directory.update_user(session, user, fields=given.fields, attributes=given.attributes)
     return _user_outcome(user, call, 200)
 
 
 @route("/Users/{resource_id}", ["DELETE"], "delete user", write=True)
 def _delete_user(session: Session, call: Call) -> Outcome:
     user = _user(session, call)
-    _check_version(call, user.version)
     directory.delete_user(session, user)
     return Outcome(204, None, "User", str(user.id), user.user_name)
 
@@ -648,10 +666,17 @@ def _list_groups(session: Session, call: Call) -> Outcome:
 
 @route("/Groups", ["POST"], "create group", write=True)
 def _create_group(session: Session, call: Call) -> Outcome:
-    group = resources.create_group(session, call.account_id, parse_json(call.body))
-    outcome = _group_outcome(session, group, call, 201)
-    outcome.note = _match_note(session, group)
-    return outcome
+    given = wire.group_in(call.body, Context.RESOURCE_CREATION_REQUEST)
+    group = directory.create_group(
+        session,
+        account_id=call.account_id,
+        display_name=given.display_name,
+        external_id=given.external_id,
+        attributes=given.attributes,
+        members=list(given.members),
+        displays=given.members,
+    )
+    return _group_outcome(session, group, call, 201, renamed=True)
 
 
 @route("/Groups/{resource_id}", ["GET"], "read group", write=False, cost=_one_group)
@@ -662,31 +687,31 @@ def _get_group(session: Session, call: Call) -> Outcome:
 @route("/Groups/{resource_id}", ["PUT"], "replace group", write=True)
 def _put_group(session: Session, call: Call) -> Outcome:
     group = _group(session, call)
-    _check_version(call, group.version)
-    before = group.display_name_key
-    group = resources.replace_group(session, group, parse_json(call.body))
-    outcome = _group_outcome(session, group, call, 200)
-    if group.display_name_key != before:  # a rename may bring it a rival for a dataset group
-        outcome.note = _match_note(session, group)
-    return outcome
+    given = wire.group_in(call.body, Context.RESOURCE_REPLACEMENT_REQUEST)
+    changed = _write_group(session, group, given)
+    _change_members(session, changed, wire.MemberChange("replace", given.members))
+    renamed = changed.display_name_key != group.display_name_key
+    return _group_outcome(session, changed, call, 200, renamed)
 
 
 @route("/Groups/{resource_id}", ["PATCH"], "update group", write=True)
 def _patch_group(session: Session, call: Call) -> Outcome:
     group = _group(session, call)
-    _check_version(call, group.version)
-    before = group.display_name_key
-    group = resources.patch_group(session, group, parse_json(call.body), call.base)
-    outcome = Outcome(204, None, "Group", str(group.id), group.display_name)
-    if group.display_name_key != before:
-        outcome.note = _match_note(session, group)
-    return outcome
+    patch = wire.group_patch(call.body)
+    for change in patch.members:
+        _change_members(session, group, change)
+    if patch.attributes is None:
+        changed = directory.touch_group(session, group)
+    else:
+        document = wire.group_document(group, call.base, None)
+        changed = _write_group(session, group, wire.group_patched(document, patch.attributes))
+    renamed = changed.display_name_key != group.display_name_key
+    return _group_outcome(session, changed, call, 204, renamed)
 
 
 @route("/Groups/{resource_id}", ["DELETE"], "delete group", write=True)
 def _delete_group(session: Session, call: Call) -> Outcome:
     group = _group(session, call)
-    _check_version(call, group.version)
     directory.delete_group(session, group)
     return Outcome(204, None, "Group", str(group.id), group.display_name)
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from scim2_models import Context, EnterpriseUser, Group, ResourceType, User
 
-from keystead.scim.protocol import MAX_COUNT, UserResource
+from keystead.scim.wire import MAX_COUNT, UserResource
 
 DOCS = "https://github.com/keystead/keystead/blob/main/docs/SCIM.md"
 

@@ -1,4 +1,5 @@
-"""Pure-ASGI middleware (cheap on the hot path): body size limit and the access log."""
+"""Request bodies under Keystead's rules (size limit, no NUL, no lone surrogate), read by
+the edge for its routes and by :class:`AdminRequests` for the admin application."""
 
 from __future__ import annotations
 
@@ -89,65 +90,6 @@ async def send_json(send: Send, status: int, body: dict[str, Any]) -> None:
     await send({"type": "http.response.body", "body": payload})
 
 
-class BodyLimit:
-    """Refuse request bodies over ``limit`` bytes with 413, declared or streamed.
-
-    A streamed body is cut off the moment it passes the limit: the 413 goes out at once,
-    the application sees the client disconnect, and whatever it answers is dropped.
-    """
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app, self.limit = app, limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        refused = {"message": too_large(self.limit)}
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                try:
-                    declared = int(value)
-                except ValueError:
-                    await send_json(send, 400, {"message": "Content-Length is not a number"})
-                    return
-                if declared > self.limit:
-                    await send_json(send, 413, refused)
-                    return
-        seen = 0
-        started = False
-        cut_off = False
-
-        async def counted_receive() -> Message:
-            nonlocal seen, cut_off, started
-            if cut_off:
-                return {"type": "http.disconnect"}
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    cut_off = True
-                    if not started:
-                        started = True
-                        await send_json(send, 413, refused)
-                    return {"type": "http.disconnect"}
-            return message
-
-        async def guarded_send(message: Message) -> None:
-            nonlocal started
-            if cut_off:
-                return
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, counted_receive, guarded_send)
-        except Exception:
-            if not cut_off:
-                raise
-
-
 def contains_nul(*, path: bytes, query: bytes, body: bytes) -> bool:
     """A NUL character raw or percent-encoded in the target, or raw or JSON-escaped in the
     body. No Keystead text may hold one, and PostgreSQL cannot even compare such text."""
@@ -192,59 +134,20 @@ def refused_text(*, path: bytes, query: bytes, body: bytes) -> str | None:
     return None
 
 
-class RejectNonText:
-    """Refuse NUL characters in the path, query or body, and escapes of lone surrogates in
-    the body, with 400.
+class AdminRequests:
+    """The admin application's requests under the edge's rules: the body read whole (413
+    over the size limit, declared or streamed; 400 for a NUL character or half a surrogate
+    pair, refused here once instead of in every handler) and handed on; one access-log
+    line each (method, path without the query, status, time)."""
 
-    No Keystead text may contain either: PostgreSQL cannot store or even compare text with
-    NUL, and a lone surrogate cannot be encoded for either database (the path and query are
-    decoded with replacement characters, so only the body can carry one). They are
-    refused here once instead of in every handler.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        raw_path = scope.get("raw_path") or scope["path"].encode()
-        body = bytearray()
-        more = True
-        messages: list[Message] = []
-        while more:
-            message = await receive()
-            messages.append(message)
-            if message["type"] != "http.request":
-                break
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-        query = scope.get("query_string", b"")
-        refused = refused_text(path=raw_path, query=query, body=bytes(body))
-        if refused is not None:
-            await send_json(send, 400, {"message": refused})
-            return
-
-        async def replay() -> Message:
-            if messages:
-                return messages.pop(0)
-            return await receive()
-
-        await self.app(scope, replay, send)
-
-
-class AccessLog:
-    """One structured line per request: method, path (never the query), status, time."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
+        started = time.perf_counter()
         status = 500
 
         async def capture(message: Message) -> None:
@@ -254,11 +157,28 @@ class AccessLog:
             await send(message)
 
         try:
-            await self.app(scope, receive, capture)
+            try:
+                body = await read_body(scope, receive, self.limit)
+            except ClientGone:
+                status = 499  # nobody to answer
+                return
+            except KeysteadError as exc:
+                await send_json(capture, exc.status, {"message": exc.message})
+                return
+            delivered = False
+
+            async def replay() -> Message:
+                nonlocal delivered
+                if delivered:
+                    return await receive()
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+
+            await self.app(scope, replay, capture)
         finally:
             logs.access(
                 method=scope["method"],
                 path=scope["path"],
                 status=status,
-                ms=round((time.perf_counter() - start) * 1000, 2),
+                ms=round((time.perf_counter() - started) * 1000, 2),
             )
