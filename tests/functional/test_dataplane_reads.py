@@ -13,11 +13,17 @@ from typing import Any
 import pytest
 
 from keystead.apikeys import service as apikeys
-from keystead.dataplane.service import _LOOKUP
+from keystead.dataplane.service import _LOOKUP, _LookupRow
 from keystead.runtime import Runtime
 from keystead.storage.driver import DriverQuery, Reader, SQLiteReader
 from tests import factories
 from tests.factories import ACTOR
+
+
+def _first(reader: Reader, query: DriverQuery[_LookupRow], values: dict[str, Any]) -> _LookupRow:
+    row = reader.first(query, values)
+    assert row is not None, "the key was looked up and found"
+    return row
 
 
 def setup_key(runtime: Runtime) -> tuple[uuid.UUID, str]:
@@ -44,7 +50,7 @@ def via_sqlalchemy(runtime: Runtime, values: dict[str, str]) -> tuple[Any, ...] 
 
 def test_driver_lookup_answers_as_sqlalchemy_does(runtime: Runtime) -> None:
     _, papi = setup_key(runtime)
-    query = DriverQuery(_LOOKUP, runtime.db.engine.dialect)
+    query = DriverQuery(_LOOKUP, runtime.db.engine.dialect, _LookupRow)
     cases = [
         {"papi": papi, "name_key": "ssn"},  # granted
         {"papi": papi, "name_key": "cards"},  # not granted
@@ -59,6 +65,10 @@ def test_driver_lookup_answers_as_sqlalchemy_does(runtime: Runtime) -> None:
         via_sqlalchemy(runtime, values) for values in cases
     ]
     granted, refused, missing, unnamed, unknown = answers
+    assert granted is not None
+    assert refused is not None
+    assert missing is not None
+    assert unnamed is not None
     assert isinstance(granted.id, uuid.UUID)
     assert isinstance(granted.dataset_id, uuid.UUID)
     assert granted.allowed is True
@@ -88,12 +98,12 @@ def test_revocation_in_this_process_holds_for_the_very_next_read(
     runtime: Runtime, sqlite_reader: SQLiteReader
 ) -> None:
     account_id, papi = setup_key(runtime)
-    query = DriverQuery(_LOOKUP, runtime.db.engine.dialect)
+    query = DriverQuery(_LOOKUP, runtime.db.engine.dialect, _LookupRow)
     values = {"papi": papi, "name_key": "ssn"}
-    assert sqlite_reader.first(query, values).allowed is True
-    assert sqlite_reader.first(query, values).allowed is True  # kept
+    assert _first(sqlite_reader, query, values).allowed is True
+    assert _first(sqlite_reader, query, values).allowed is True  # kept
     revoke_ssn(runtime, account_id, papi)
-    assert sqlite_reader.first(query, values).allowed is False
+    assert _first(sqlite_reader, query, values).allowed is False
 
 
 @pytest.mark.engines("sqlite")
@@ -101,9 +111,9 @@ def test_a_commit_of_another_process_holds_for_the_very_next_read(
     runtime: Runtime, sqlite_reader: SQLiteReader
 ) -> None:
     _, papi = setup_key(runtime)
-    query = DriverQuery(_LOOKUP, runtime.db.engine.dialect)
+    query = DriverQuery(_LOOKUP, runtime.db.engine.dialect, _LookupRow)
     values = {"papi": papi, "name_key": "ssn"}
-    assert sqlite_reader.first(query, values).enabled is True
+    assert _first(sqlite_reader, query, values).enabled is True
     database = runtime.db.engine.url.database
     script = (
         "import sqlite3, sys\n"
@@ -111,4 +121,4 @@ def test_a_commit_of_another_process_holds_for_the_very_next_read(
         "c.execute('UPDATE api_keys SET enabled = 0 WHERE access_key_id = ?', (sys.argv[2],))\n"
     )
     subprocess.run([sys.executable, "-c", script, str(database), papi], check=True)
-    assert sqlite_reader.first(query, values).enabled is False
+    assert _first(sqlite_reader, query, values).enabled is False

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from cryptography import x509
 from sqlalchemy import Connection, Dialect, Integer, String, Uuid, bindparam, select
@@ -92,6 +92,28 @@ _LOOKUP = (
     )
     .where(ApiKey.access_key_id == bindparam("papi", type_=String()))
 )
+
+
+class _LookupRow(NamedTuple):
+    """The calling key; the dataset columns are None when no dataset has the name asked."""
+
+    id: uuid.UUID
+    account_id: uuid.UUID
+    name: str
+    enabled: bool
+    suspended: bool
+    auto_provisioned: bool
+    wrapped_signing_key: bytes
+    public_key_pem: str | None
+    encrypted_private_key_pem: str | None
+    default_unstructured_dataset_id: uuid.UUID | None
+    dataset_id: uuid.UUID | None
+    dataset_name: str
+    dataset_type: str
+    current_key_number: int
+    allowed: bool
+
+
 _KEY_VERSION = select(DatasetKey.wrapped_key).where(
     DatasetKey.dataset_id == bindparam("dataset_id", type_=Uuid()),
     DatasetKey.key_number == bindparam("key_number", type_=Integer()),
@@ -112,7 +134,7 @@ class DataPlane:
     def __init__(self, master: MasterKey, *, skew_seconds: int, dialect: Dialect) -> None:
         self.master = master
         self.skew = skew_seconds
-        self._lookup = DriverQuery(_LOOKUP, dialect)
+        self._lookup = DriverQuery(_LOOKUP, dialect, _LookupRow)
         self._secrets: Immutable[uuid.UUID, bytes] = Immutable(100_000)
         self._keys: Immutable[tuple[uuid.UUID, int], bytes] = Immutable(100_000)
         self._definitions: Immutable[uuid.UUID, dict[str, Any]] = Immutable(10_000)

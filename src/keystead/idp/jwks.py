@@ -12,15 +12,16 @@ with ``outbound.via_client`` over ``httpx.MockTransport``).
 
 from __future__ import annotations
 
-import json
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import jwt
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+from joserfc.errors import JoseError, SecurityWarning
+from joserfc.jwk import RSAKey
 
 from keystead.idp.outbound import Fetch, Fetched, FetchFailed
 from keystead.logs import get_logger
@@ -183,12 +184,16 @@ def signing_key(entry: object) -> RSAPublicKey | None:
     anyone can send tokens naming its key id)."""
     if not isinstance(entry, dict) or not _meant_for_rs256(entry):
         return None
+    n, e = entry.get("n"), entry.get("e")
+    if not isinstance(n, str) or not isinstance(e, str):
+        return None
     try:
-        # Only n and e: an embedded certificate chain (x5c) is never trusted as such.
-        public = jwt.algorithms.RSAAlgorithm.from_jwk(
-            json.dumps({"kty": "RSA", "n": entry.get("n"), "e": entry.get("e")})
-        )
-    except (jwt.PyJWTError, ValueError, TypeError, KeyError):
+        # Only n and e: an embedded certificate chain (x5c) is never trusted as such. A
+        # short key is refused below, without joserfc's warning about it.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SecurityWarning)
+            public = RSAKey.import_key({"kty": "RSA", "n": n, "e": e}).raw_value
+    except (JoseError, ValueError, TypeError, KeyError):
         return None
     if not isinstance(public, RSAPublicKey):
         return None

@@ -18,18 +18,34 @@ themselves are never put in messages or logs.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import jwt
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+from joserfc import jws
+from joserfc.errors import JoseError
+from joserfc.jwk import RSAKey
+from joserfc.jws import CompactSignature
 
 from keystead import names
 from keystead.idp import config
 
 ALGORITHM = "RS256"
+
+
+class _Registry(jws.JWSRegistry):
+    # The policy bounds the whole token; a header carrying someone's jwk or x5c is refused
+    # for its signature, not for its length.
+    max_header_length = 16 * 1024
+
+
+# RS256 only; header parameters Entra adds (nonce) are let through, our checks judge them.
+_REGISTRY = _Registry(algorithms=[ALGORITHM], strict_check_header=False)
+# A compact JWS: three base64url segments (unpadded); the signature's may be empty.
+_COMPACT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 
 
 class TokenRejected(Exception):
@@ -153,9 +169,9 @@ def verify(
     token: str, policy: TokenPolicy, keys: KeySource, *, now: float | None = None
 ) -> VerifiedToken:
     """Verify ``token`` against ``policy`` with keys from ``keys``; raise TokenRejected."""
-    header = _header(token, policy)
-    key = _key(header, keys)
-    claims = _signed_claims(token, key)
+    parsed = _header(token, policy)
+    key = _key(parsed.protected, keys)
+    claims = _signed_claims(parsed, key)
     moment = int(time.time() if now is None else now)
     _check_times(claims, moment, policy.leeway_seconds)
     _check_issuer_and_tenant(claims, policy)
@@ -163,22 +179,24 @@ def verify(
     return _user(claims, policy)
 
 
-def _header(token: str, policy: TokenPolicy) -> dict[str, Any]:
+def _header(token: str, policy: TokenPolicy) -> CompactSignature:
+    """The token split (joserfc; the payload not read yet) once its header passed."""
     if not isinstance(token, str) or not token:
         raise MalformedToken("no token")
     if len(token.encode()) > policy.max_bytes:
         raise MalformedToken(f"token is larger than {policy.max_bytes} bytes")
-    if token.count(".") != 2:
-        raise MalformedToken("token is not a signed JWT (three dot-separated parts)")
+    if not _COMPACT.fullmatch(token):
+        raise MalformedToken("token is not a signed JWT (three dot-separated base64url parts)")
     try:
-        header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError as exc:
+        parsed = jws.extract_compact(token.encode(), registry=_REGISTRY)
+    except (JoseError, ValueError, RecursionError) as exc:
         raise MalformedToken("token header is not valid JSON") from exc
+    header = parsed.protected
     if "crit" in header:
         raise MalformedToken("token declares critical header extensions")
     if header.get("alg") != ALGORITHM:
         raise WrongAlgorithm(f"token algorithm {header.get('alg')!r} is not {ALGORITHM}")
-    return header
+    return parsed
 
 
 def _key(header: dict[str, Any], keys: KeySource) -> RSAPublicKey:
@@ -191,26 +209,20 @@ def _key(header: dict[str, Any], keys: KeySource) -> RSAPublicKey:
     return key
 
 
-def _signed_claims(token: str, key: RSAPublicKey) -> dict[str, Any]:
+def _signed_claims(parsed: CompactSignature, key: RSAPublicKey) -> dict[str, Any]:
+    # Signature only here (RS256, the one algorithm the registry knows): every claim check
+    # below is explicit, in a fixed order, and the claims are read only once it verified.
+    # The key is the one chosen by kid: no header parameter (jwk, jku, x5c, x5u) is ever
+    # used as a key.
     try:
-        # Signature only here: every claim check below is explicit, in a fixed order.
-        claims = jwt.decode(
-            token,
-            key=key,
-            algorithms=[ALGORITHM],
-            options={
-                "verify_signature": True,
-                "verify_exp": False,
-                "verify_nbf": False,
-                "verify_iat": False,
-                "verify_aud": False,
-                "verify_iss": False,
-                "require": [],
-            },
-        )
-    except jwt.InvalidSignatureError as exc:
+        valid = jws.validate_compact(parsed, RSAKey.import_key(key), registry=_REGISTRY)
+    except JoseError as exc:
         raise BadSignature("token signature does not verify") from exc
-    except jwt.PyJWTError as exc:
+    if not valid:
+        raise BadSignature("token signature does not verify")
+    try:
+        claims = json.loads(parsed.payload)
+    except (ValueError, RecursionError) as exc:
         raise MalformedToken(f"token cannot be decoded: {type(exc).__name__}") from exc
     if not isinstance(claims, dict):
         raise MalformedToken("token payload is not a JSON object")

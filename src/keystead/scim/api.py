@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from scim2_models import Context
 from sqlalchemy import Uuid, bindparam, select
@@ -39,7 +39,7 @@ from keystead.scim.wire import (
     from_domain,
 )
 from keystead.storage.driver import DriverQuery
-from keystead.storage.failures import reraise_as_domain
+from keystead.storage.failures import translated
 from keystead.storage.models import Account
 from keystead.storage.session import WriterBusy
 from keystead.storage.types import utcnow
@@ -59,6 +59,16 @@ _ACCOUNT_STATE = (
     .join(Account, Account.id == idp.IdpSettings.account_id)
     .where(idp.IdpSettings.account_id == bindparam("account_id", type_=Uuid()))
 )
+
+
+class _AccountState(NamedTuple):
+    scim_token_hash: str | None
+    enabled: bool
+    scim_last_seen_at: datetime | None
+    scim_last_refused_at: datetime | None
+    plan: str
+
+
 PREFIX = "/{customer_id}/api/v3/scim"
 # A write with a body up to this size is a point write (Entra's batches of 100 members
 # are about 5 KiB); a larger one grows with its body.
@@ -247,18 +257,18 @@ class Runner:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self._account_state = DriverQuery(_ACCOUNT_STATE, runtime.db.engine.dialect)
+        self._account_state = DriverQuery(_ACCOUNT_STATE, runtime.db.engine.dialect, _AccountState)
 
-    def _state(self, account_id: uuid.UUID) -> Any:
-        # A SQLite file: this thread's reader, on the bare driver connection.
-        reader = self.runtime.db.reader()
-        if reader is not None:
-            try:
-                return reader.first(self._account_state, {"account_id": account_id})
-            except Exception as exc:  # the bare driver's failures, as a unit of work's
-                reraise_as_domain(exc)
-        with self.runtime.db.autocommit() as connection:
-            return connection.execute(_ACCOUNT_STATE, {"account_id": account_id}).first()
+    def _state(self, account_id: uuid.UUID) -> _AccountState | None:
+        """On a SQLite file this thread's reader answers, else a pooled connection's driver."""
+        values = {"account_id": account_id}
+        with translated():
+            reader = self.runtime.db.reader()
+            if reader is not None:
+                return reader.first(self._account_state, values)
+            with self.runtime.db.autocommit() as connection:
+                driver = connection.connection.driver_connection
+                return self._account_state.first(driver, values)
 
     def authorise(self, customer_id: str, request: Request) -> tuple[uuid.UUID, datetime | None]:
         """The account the token is for, and when it last saw a SCIM request. A wrong token

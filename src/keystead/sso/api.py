@@ -71,8 +71,7 @@ def exchange_once(
     setup = None
     user_name: str | None = None
     try:
-        with runtime.db.autocommit() as connection:
-            setup = exchange.setup(connection, customer_id)
+        setup = exchange.setup(runtime.db, customer_id)
         if setup.ca_cert_pem is None:
             with runtime.db.write() as session:
                 setup = exchange.ensure_authority(session, setup)
@@ -87,8 +86,9 @@ def exchange_once(
         # Only the directory binding and its log entry hold the write lock; the certificate
         # is signed after the commit.
         with runtime.db.write() as session:
-            key = exchange.bind(session, setup, token)
-            exchange.apply_group_policy(session, setup, key, token)
+            connection = session.connection()
+            key = exchange.bind(connection, setup, token)
+            exchange.apply_group_policy(connection, setup, key, token)
             provisioning_log.record(
                 session,
                 account_id=setup.account_id,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import inspect
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -47,9 +48,18 @@ class Authority:
     private_key: ec.EllipticCurvePrivateKey
 
     @functools.cached_property
-    def key_identifier(self) -> x509.AuthorityKeyIdentifier:
-        # Hashing the CA's public key once, not for every certificate it signs.
-        return x509.AuthorityKeyIdentifier.from_issuer_public_key(self.private_key.public_key())
+    def client_template(self) -> x509.CertificateBuilder:
+        """What every client certificate it signs has in common, built once (its public
+        key hashed once for the key identifier)."""
+        key_id = x509.AuthorityKeyIdentifier.from_issuer_public_key(self.private_key.public_key())
+        return (
+            x509.CertificateBuilder()
+            .issuer_name(self.certificate.subject)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(_usage("digital_signature", "key_encipherment"), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            .add_extension(key_id, critical=False)
+        )
 
     @property
     def cert_pem(self) -> str:
@@ -82,20 +92,7 @@ def new_authority(account_id: uuid.UUID, *, now: datetime | None = None) -> Auth
         .not_valid_before(moment - BACKDATE)
         .not_valid_after(moment + CA_LIFETIME)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(_usage("key_cert_sign", "crl_sign"), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
         .sign(key, hashes.SHA256())
     )
@@ -163,8 +160,7 @@ def issue(
     """A client certificate for ``public_key``, bound to ``access_key_id``, as PEM."""
     moment = now or datetime.now(UTC)
     certificate = (
-        x509.CertificateBuilder()
-        .subject_name(
+        authority.client_template.subject_name(
             x509.Name(
                 [
                     x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Keystead"),
@@ -172,34 +168,19 @@ def issue(
                 ]
             )
         )
-        .issuer_name(authority.certificate.subject)
         .public_key(public_key)
         .serial_number(x509.random_serial_number())
         .not_valid_before(moment - BACKDATE)
         .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=True,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .add_extension(
-            authority.key_identifier,
-            critical=False,
-        )
         .sign(authority.private_key, hashes.SHA256())
     )
     return certificate.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def _usage(*granted: str) -> x509.KeyUsage:
+    """A key usage extension granting exactly ``granted``."""
+    flags = inspect.signature(x509.KeyUsage).parameters
+    return x509.KeyUsage(**{flag: flag in granted for flag in flags})
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from sqlalchemy import Connection, String, Uuid, bindparam, delete, select, update
@@ -32,6 +32,8 @@ from keystead.idp.keysets import KeySets
 from keystead.logs import get_logger
 from keystead.sso import certificates
 from keystead.storage.dialect import insert_ignoring_duplicates
+from keystead.storage.driver import DriverQuery
+from keystead.storage.failures import translated
 from keystead.storage.models import (
     Account,
     ApiKey,
@@ -39,6 +41,7 @@ from keystead.storage.models import (
     IdpSettings,
     SsoTokenGroup,
 )
+from keystead.storage.session import Database
 
 log = get_logger("keystead.sso")
 _GUID = re.compile(config.GUID)
@@ -96,6 +99,26 @@ _SETUP = (
     .outerjoin(IdpSettings, IdpSettings.account_id == Account.id)
     .where(Account.id == bindparam("account_id", type_=Uuid()))
 )
+
+
+class _SetupRow(NamedTuple):
+    """An account and its sign-in settings. Without a settings row (never enabled) every
+    settings column is None: `enabled` None fails the integration check before any other
+    is read, so they are typed as an account with settings has them."""
+
+    plan: str
+    enabled: bool
+    discovery_url: str | None
+    issuer: str | None
+    audience: str | None
+    username_claim: str
+    leeway_seconds: int
+    cert_ttl_seconds: int
+    group_policy: str
+    ca_cert_pem: str | None
+    ca_key_wrapped: bytes | None
+
+
 _BIND = (
     select(
         DirectoryUser.id.label("user_id"),
@@ -116,6 +139,23 @@ _BIND = (
         DirectoryUser.user_name_key == bindparam("name_key", type_=String()),
     )
 )
+
+
+class _BindRow(NamedTuple):
+    """A directory user and its auto-provisioned key; the key's columns are None when it
+    has none (key_id None is checked before any other is read)."""
+
+    user_id: uuid.UUID
+    user_name: str
+    external_id: str | None
+    active: bool
+    pinned_object_id: str | None
+    key_id: uuid.UUID | None
+    access_key_id: str
+    key_enabled: bool
+    key_suspended: bool
+    wrapped_signing_key: bytes
+    token_groups_enforced: bool
 
 
 @dataclass(frozen=True)
@@ -143,15 +183,26 @@ class Exchange:
 
     # --- steps -----------------------------------------------------------------------
 
-    def setup(self, db: Connection, customer_id: str) -> _Setup:
-        """The account's sign-in settings, in one prebuilt query."""
+    def setup(self, db: Database, customer_id: str) -> _Setup:
+        """The account's sign-in settings, in one prebuilt query on a bare driver connection
+        (on a SQLite file, this thread's own reader's)."""
         try:
             account_id = uuid.UUID(customer_id)
         except ValueError:
             raise SignInRefused(
                 404, "unknown_account", f"customer id {customer_id!r} is not a UUID"
             ) from None
-        row = db.execute(_SETUP, {"account_id": account_id}).first()
+        query, values = (
+            DriverQuery.of(_SETUP, db.engine.dialect, _SetupRow),
+            {"account_id": account_id},
+        )
+        with translated():
+            reader = db.reader()
+            if reader is not None:  # asked every time: every exchange writes its log entry
+                row = query.first(reader.connection, values)
+            else:
+                with db.autocommit() as connection:
+                    row = query.first(connection.connection.driver_connection, values)
         if row is None:
             raise SignInRefused(404, "unknown_account", f"no account has customer id {customer_id}")
         if not idp.integration_active(row.plan, row.enabled):
@@ -219,11 +270,13 @@ class Exchange:
                 signed=False,
             ) from exc
 
-    def bind(self, session: Session, setup: _Setup, token: verify.VerifiedToken) -> Bound:
-        """The directory user the token names, active, with its enabled auto key."""
-        row = session.execute(
-            _BIND, {"account_id": setup.account_id, "name_key": names.name_key(token.username)}
-        ).first()
+    def bind(self, connection: Connection, setup: _Setup, token: verify.VerifiedToken) -> Bound:
+        """The directory user the token names, active, with its enabled auto key (read on
+        the transaction's own driver connection)."""
+        row = DriverQuery.of(_BIND, connection.dialect, _BindRow).first(
+            connection.connection.driver_connection,
+            {"account_id": setup.account_id, "name_key": names.name_key(token.username)},
+        )
         who = token.username
         if row is None:
             raise SignInRefused(
@@ -243,7 +296,7 @@ class Exchange:
                 f"token's oid is {token.object_id!r} (a reused or renamed user name)",
                 user=row.user_name,
             )
-        self._pin(session, row, token)
+        self._pin(connection, row, token)
         if not row.active:
             raise SignInRefused(
                 403,
@@ -275,7 +328,7 @@ class Exchange:
         )
 
     @staticmethod
-    def _pin(session: Session, row: Any, token: verify.VerifiedToken) -> None:
+    def _pin(connection: Connection, row: Any, token: verify.VerifiedToken) -> None:
         """The first sign-in of a directory user binds it to the token's Entra object id;
         later tokens must carry the same one. A user name given to someone else (a
         recycled UPN) then signs nobody in as the old user's key until the directory user
@@ -293,25 +346,25 @@ class Exchange:
                 user=row.user_name,
             )
         if not pinned and _GUID.fullmatch(oid):
-            session.execute(
+            connection.execute(
                 update(DirectoryUser)
                 .where(DirectoryUser.id == row.user_id, DirectoryUser.pinned_object_id.is_(None))
                 .values(pinned_object_id=oid)
             )
 
     def apply_group_policy(
-        self, session: Session, setup: _Setup, key: Bound, token: verify.VerifiedToken
+        self, connection: Connection, setup: _Setup, key: Bound, token: verify.VerifiedToken
     ) -> None:
         """Under "directory_and_token", remember the token's groups for the access rule."""
         if setup.group_policy != "directory_and_token":
-            self._enforce_token_groups(session, key, False)
+            self._enforce_token_groups(connection, key, False)
             return
         claims = token.claims
         groups = claims.get("groups")
         overage = (
             isinstance(claims.get("_claim_names"), dict) and "groups" in claims["_claim_names"]
         )
-        session.execute(delete(SsoTokenGroup).where(SsoTokenGroup.api_key_id == key.key_id))
+        connection.execute(delete(SsoTokenGroup).where(SsoTokenGroup.api_key_id == key.key_id))
         if groups is None and overage:
             log.info(
                 "sso_groups_overage",
@@ -319,7 +372,7 @@ class Exchange:
                 user=token.username,
                 notice="token lists too many groups (overage); directory memberships apply",
             )
-            self._enforce_token_groups(session, key, False)
+            self._enforce_token_groups(connection, key, False)
             return
         # Entries no group reference can be (not text, too long, unstorable) are skipped.
         refs = sorted(
@@ -337,16 +390,16 @@ class Exchange:
             )
         # Ignoring duplicates: two sign-ins of one user at once must not fail each other.
         insert_ignoring_duplicates(
-            session,
+            connection,
             SsoTokenGroup.__table__,  # type: ignore[arg-type]
             [{"api_key_id": key.key_id, "group_ref": r} for r in refs],
         )
-        self._enforce_token_groups(session, key, True)
+        self._enforce_token_groups(connection, key, True)
 
     @staticmethod
-    def _enforce_token_groups(session: Session, key: Bound, enforced: bool) -> None:
+    def _enforce_token_groups(connection: Connection, key: Bound, enforced: bool) -> None:
         if key.token_groups_enforced != enforced:
-            session.execute(
+            connection.execute(
                 update(ApiKey).where(ApiKey.id == key.key_id).values(token_groups_enforced=enforced)
             )
 

@@ -6,13 +6,13 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Connection, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 
 def insert_ignoring_duplicates(
-    session: Session, table: Table, rows: Sequence[dict[str, Any]]
+    session: Session | Connection, table: Table, rows: Sequence[dict[str, Any]]
 ) -> int:
     """INSERT rows, skipping those that collide with an existing key; returns rows added.
 
@@ -22,7 +22,7 @@ def insert_ignoring_duplicates(
     """
     if not rows:
         return 0
-    connection = session.connection()
+    connection = session.connection() if isinstance(session, Session) else session
     statement = _statement(connection.dialect.name, table)
     # RETURNING lists only the rows actually inserted (rowcount is not reliable for
     # batched inserts on psycopg).

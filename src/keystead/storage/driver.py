@@ -14,19 +14,37 @@ long as the database has not changed.
 from __future__ import annotations
 
 import sqlite3
-from collections import namedtuple
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 
 from sqlalchemy import Dialect, Select
+
+from keystead.caching import Immutable
 
 Processor = Callable[[Any], Any] | None
 
 
-class DriverQuery:
-    """``statement`` compiled for ``dialect``; :meth:`first` runs it on a DBAPI connection."""
+Row = TypeVar("Row", bound=tuple[Any, ...])  # a NamedTuple class, one field per column
 
-    def __init__(self, statement: Select[*tuple[Any, ...]], dialect: Dialect) -> None:
+
+class DriverQuery(Generic[Row]):
+    """``statement`` compiled for ``dialect``; :meth:`first` runs it on a DBAPI connection
+    and answers a ``row`` (a NamedTuple whose fields are the selected columns, in order)."""
+
+    @classmethod
+    def of(
+        cls, statement: Select[*tuple[Any, ...]], dialect: Dialect, row: type[Row]
+    ) -> DriverQuery[Row]:
+        """``statement`` compiled for ``dialect`` once for the process (neither changes)."""
+        found = _COMPILED.get_or_load((statement, dialect), lambda: cls(statement, dialect, row))
+        return cast(DriverQuery[Row], found)
+
+    def __init__(self, statement: Select[*tuple[Any, ...]], dialect: Dialect, row: type[Row]):
+        columns = list(statement.selected_columns)
+        fields = tuple(column.key for column in columns)
+        if getattr(row, "_fields", None) != fields:
+            raise TypeError(f"{row.__name__} must have the fields {fields}, in that order")
+        self._row = row
         compiled = statement.compile(dialect=dialect)
         self.sql = compiled.string
         self.variables = frozenset(name for name, bind in compiled.binds.items() if bind.required)
@@ -45,8 +63,6 @@ class DriverQuery:
         self._named: dict[str, Any] = dict(values)
         self._slots = [(i, name, processors.get(name)) for i, name in enumerate(names)]
         self._slots = [slot for slot in self._slots if slot[1] in self.variables]
-        columns = list(statement.selected_columns)
-        self._row: Any = namedtuple("Row", [column.key for column in columns])  # type: ignore[misc]
         self._processors: list[Processor] = [
             column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
         ]
@@ -66,8 +82,8 @@ class DriverQuery:
             named[name] = value if process is None else process(value)
         return named
 
-    def first(self, connection: Any, values: Mapping[str, Any]) -> Any:
-        """The first row as a named tuple of converted values, or None."""
+    def first(self, connection: Any, values: Mapping[str, Any]) -> Row | None:
+        """The first row, its values converted as SQLAlchemy would, or None."""
         cursor = connection.cursor()
         try:
             cursor.execute(self.sql, self.parameters(values))
@@ -81,7 +97,10 @@ class DriverQuery:
                 value if process is None or value is None else process(value)
                 for process, value in zip(self._processors, raw, strict=True)
             ]
-        return self._row._make(raw)
+        return self._row._make(raw)  # type: ignore[attr-defined, no-any-return]
+
+
+_COMPILED: Immutable[tuple[Any, Dialect], DriverQuery[Any]] = Immutable(256)
 
 
 class Reader:
@@ -90,7 +109,7 @@ class Reader:
     def __init__(self, connection: Any) -> None:
         self.connection = connection
 
-    def first(self, query: DriverQuery, values: Mapping[str, Any]) -> Any:
+    def first(self, query: DriverQuery[Row], values: Mapping[str, Any]) -> Row | None:
         return query.first(self.connection, values)
 
 
@@ -117,13 +136,13 @@ class SQLiteReader(Reader):
         rows = self.connection.execute("PRAGMA data_version").fetchall()
         return int(rows[0][0])
 
-    def first(self, query: DriverQuery, values: Mapping[str, Any]) -> Any:
+    def first(self, query: DriverQuery[Row], values: Mapping[str, Any]) -> Row | None:
         version = self.data_version()
         key = (query, *values.values())
         if version == self._version:
             kept = self._kept.get(key, _MISSING)
             if kept is not _MISSING:
-                return kept
+                return cast(Row | None, kept)
         else:
             self._kept.clear()
             self._version = version
