@@ -89,6 +89,36 @@ def record(
         session.add(AuditEvent(**row))
 
 
+@dataclass(frozen=True)
+class Subject:
+    """What an event is about: the account it belongs to, its kind, id and label."""
+
+    account_id: uuid.UUID | None
+    type: str
+    id: str | uuid.UUID
+    label: str | None
+
+
+def record_about(
+    session: Session,
+    subject: Subject,
+    actor: Actor,
+    action: str,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """``record()`` an event about ``subject``."""
+    record(
+        session,
+        account_id=subject.account_id,
+        actor=actor,
+        action=action,
+        subject_type=subject.type,
+        subject_id=subject.id,
+        subject_label=subject.label,
+        detail=detail,
+    )
+
+
 def list_events(
     session: Session,
     *,

@@ -478,7 +478,7 @@ def test_check_discovery_url_refuses(value: str, message: str) -> None:
 )
 def test_check_issuer_accepts_the_v1_issuer_in_lower_case(value: str, expected: str) -> None:
     assert config.check_issuer(value) == expected
-    assert config.tenant_of_v1_issuer(expected) == TENANT
+    assert config.tenant_of_issuer(expected) == TENANT
 
 
 @pytest.mark.parametrize(
@@ -502,7 +502,7 @@ def test_check_issuer_refuses_with_the_form_and_the_v2_hint(value: str, v2_hint:
     assert "https://sts.windows.net/TENANT_ID/" in message
     assert "trailing slash" in message
     assert ("accessTokenAcceptedVersion" in message) is v2_hint
-    assert config.tenant_of_v1_issuer(value) is None
+    assert config.tenant_of_issuer(value) is None
 
 
 @pytest.mark.parametrize(

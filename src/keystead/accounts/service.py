@@ -59,6 +59,18 @@ class NewAdmin:
     password: str
 
 
+def _account(account: Account) -> audit.Subject:
+    return audit.Subject(account.id, "account", account.id, account.name)
+
+
+def _admin(admin: Admin) -> audit.Subject:
+    return audit.Subject(admin.account_id, "admin", admin.id, admin.email)
+
+
+def _token(token: AdminToken, admin: Admin) -> audit.Subject:
+    return audit.Subject(admin.account_id, "admin_token", token.id, f"{admin.email}: {token.name}")
+
+
 # --- accounts ---------------------------------------------------------------------------
 
 
@@ -68,16 +80,7 @@ def create_account(session: Session, *, name: str, plan: str, actor: Actor) -> A
     account = Account(name=names.display_name(name, what="account", max_length=200), plan=plan)
     session.add(account)
     session.flush()
-    audit.record(
-        session,
-        account_id=account.id,
-        actor=actor,
-        action="account.created",
-        subject_type="account",
-        subject_id=account.id,
-        subject_label=account.name,
-        detail={"plan": plan},
-    )
+    audit.record_about(session, _account(account), actor, "account.created", {"plan": plan})
     return account
 
 
@@ -104,15 +107,8 @@ def update_account(
         account.plan = plan
     after = {"name": account.name, "plan": account.plan}
     if after != before:
-        audit.record(
-            session,
-            account_id=account.id,
-            actor=actor,
-            action="account.updated",
-            subject_type="account",
-            subject_id=account.id,
-            subject_label=account.name,
-            detail={"before": before, "after": after},
+        audit.record_about(
+            session, _account(account), actor, "account.updated", {"before": before, "after": after}
         )
     return account
 
@@ -155,16 +151,7 @@ def create_admin(
     )
     session.add(admin)
     session.flush()
-    audit.record(
-        session,
-        account_id=account_id,
-        actor=actor,
-        action="admin.created",
-        subject_type="admin",
-        subject_id=admin.id,
-        subject_label=address,
-        detail={"role": role},
-    )
+    audit.record_about(session, _admin(admin), actor, "admin.created", {"role": role})
     return NewAdmin(admin, password.password)
 
 
@@ -190,15 +177,7 @@ def delete_admin(session: Session, admin: Admin, *, actor: Actor) -> None:
     if admin.role == "admin" and not _other_admins(session, admin):
         raise Conflict("cannot delete the account's last admin; add another admin first")
     session.delete(admin)
-    audit.record(
-        session,
-        account_id=admin.account_id,
-        actor=actor,
-        action="admin.deleted",
-        subject_type="admin",
-        subject_id=admin.id,
-        subject_label=admin.email,
-    )
+    audit.record_about(session, _admin(admin), actor, "admin.deleted")
 
 
 @dataclass(frozen=True)
@@ -256,15 +235,7 @@ def change_password(
     admin.password_hash = new.password_hash
     admin.password_change_required = False
     _revoke_credentials(session, admin, keep_session=keep_session)
-    audit.record(
-        session,
-        account_id=admin.account_id,
-        actor=actor,
-        action="admin.password_changed",
-        subject_type="admin",
-        subject_id=admin.id,
-        subject_label=admin.email,
-    )
+    audit.record_about(session, _admin(admin), actor, "admin.password_changed")
 
 
 def reset_password(
@@ -276,15 +247,7 @@ def reset_password(
     admin.password_hash = new.password_hash
     admin.password_change_required = True
     _revoke_credentials(session, admin)
-    audit.record(
-        session,
-        account_id=admin.account_id,
-        actor=actor,
-        action="admin.password_reset",
-        subject_type="admin",
-        subject_id=admin.id,
-        subject_label=admin.email,
-    )
+    audit.record_about(session, _admin(admin), actor, "admin.password_reset")
     return new.password
 
 
@@ -296,15 +259,8 @@ def set_role(session: Session, admin: Admin, role: str, *, actor: Actor) -> None
     if admin.role == "admin" and not _other_admins(session, admin):
         raise Conflict("cannot make the account's last admin a viewer; add another admin first")
     before, admin.role = admin.role, role
-    audit.record(
-        session,
-        account_id=admin.account_id,
-        actor=actor,
-        action="admin.role_changed",
-        subject_type="admin",
-        subject_id=admin.id,
-        subject_label=admin.email,
-        detail={"before": before, "after": role},
+    audit.record_about(
+        session, _admin(admin), actor, "admin.role_changed", {"before": before, "after": role}
     )
 
 
@@ -336,6 +292,10 @@ def _principal(admin: Admin, via: Literal["token", "session"], sid: uuid.UUID | 
 # --- admin API tokens ---------------------------------------------------------------------
 
 
+# Tokens with the admin each belongs to.
+_TOKENS = select(AdminToken, Admin).join(Admin, Admin.id == AdminToken.admin_id)
+
+
 @dataclass(frozen=True)
 class NewToken:
     token: AdminToken
@@ -360,26 +320,13 @@ def create_token(
     )
     session.add(token)
     session.flush()
-    audit.record(
-        session,
-        account_id=admin.account_id,
-        actor=actor,
-        action="admin_token.created",
-        subject_type="admin_token",
-        subject_id=token.id,
-        subject_label=f"{admin.email}: {token.name}",
-    )
+    audit.record_about(session, _token(token, admin), actor, "admin_token.created")
     return NewToken(token, secret)
 
 
 def list_tokens(session: Session, account_id: uuid.UUID) -> list[tuple[AdminToken, Admin]]:
-    rows = session.execute(
-        select(AdminToken, Admin)
-        .join(Admin, Admin.id == AdminToken.admin_id)
-        .where(Admin.account_id == account_id)
-        .order_by(AdminToken.created_at)
-    )
-    return [(t, a) for t, a in rows]
+    query = _TOKENS.where(Admin.account_id == account_id).order_by(AdminToken.created_at)
+    return list(session.execute(query).tuples())
 
 
 def revoke_token(session: Session, account_id: uuid.UUID, token_id: str, *, actor: Actor) -> None:
@@ -388,23 +335,13 @@ def revoke_token(session: Session, account_id: uuid.UUID, token_id: str, *, acto
     except ValueError as exc:
         raise NotFound(f"no admin token {token_id!r}") from exc
     row = session.execute(
-        select(AdminToken, Admin)
-        .join(Admin, Admin.id == AdminToken.admin_id)
-        .where(AdminToken.id == tid, Admin.account_id == account_id)
+        _TOKENS.where(AdminToken.id == tid, Admin.account_id == account_id)
     ).first()
     if row is None:
         raise NotFound(f"no admin token {token_id!r} in this account")
     token, admin = row
     session.delete(token)
-    audit.record(
-        session,
-        account_id=account_id,
-        actor=actor,
-        action="admin_token.revoked",
-        subject_type="admin_token",
-        subject_id=token.id,
-        subject_label=f"{admin.email}: {token.name}",
-    )
+    audit.record_about(session, _token(token, admin), actor, "admin_token.revoked")
 
 
 def authenticate_token(session: Session, secret: str) -> Principal:
@@ -412,11 +349,7 @@ def authenticate_token(session: Session, secret: str) -> Principal:
     if not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
         raise Unauthenticated("the admin API token is not valid")
     digest = tokens.token_hash(secret)
-    row = session.execute(
-        select(AdminToken, Admin)
-        .join(Admin, Admin.id == AdminToken.admin_id)
-        .where(AdminToken.token_hash == digest)
-    ).first()
+    row = session.execute(_TOKENS.where(AdminToken.token_hash == digest)).first()
     if row is None:
         raise Unauthenticated("the admin API token is not valid")
     token, admin = row
@@ -455,18 +388,9 @@ def open_session(session: Session, admin: Admin, *, ttl: timedelta) -> NewSessio
     session.add(record)
     admin.last_login_at = utcnow()
     session.flush()
-    audit.record(
-        session,
-        account_id=admin.account_id,
-        actor=Actor("admin", str(admin.id), admin.email),
-        action="admin.logged_in",
-        subject_type="admin",
-        subject_id=admin.id,
-        subject_label=admin.email,
-    )
-    return NewSession(
-        _principal(admin, "session", record.id), cookie, csrf_token_for(cookie), record.expires_at
-    )
+    principal = _principal(admin, "session", record.id)
+    audit.record_about(session, _admin(admin), principal.actor, "admin.logged_in")
+    return NewSession(principal, cookie, csrf_token_for(cookie), record.expires_at)
 
 
 def authenticate_session(session: Session, cookie: str, csrf: str | None) -> Principal:

@@ -25,7 +25,6 @@ def build_router() -> APIRouter:
         routes_catalog,
         routes_directory,
         routes_keys,
-        routes_directory,
         routes_provisioning,
         routes_idp,
         routes_audit,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import uuid
 from datetime import datetime, timedelta
 from typing import Annotated
 
@@ -31,13 +30,13 @@ from keystead.errors import Unauthenticated
 router = APIRouter()
 
 
-@router.get("/account", response_model=AccountOut, tags=["account"])
+@router.get("/account", tags=["account"])
 def get_account(principal: Reader, runtime: RuntimeDep) -> AccountOut:
     with runtime.db.read() as session:
         return AccountOut.of(accounts.get_account(session, principal.account_id))
 
 
-@router.patch("/account", response_model=AccountOut, tags=["account"])
+@router.patch("/account", tags=["account"])
 def update_account(body: AccountUpdateIn, principal: Writer, runtime: RuntimeDep) -> AccountOut:
     with runtime.db.write() as session:
         account = accounts.get_account(session, principal.account_id)
@@ -45,7 +44,7 @@ def update_account(body: AccountUpdateIn, principal: Writer, runtime: RuntimeDep
         return AccountOut.of(account)
 
 
-@router.get("/me", response_model=AdminOut, tags=["session"])
+@router.get("/me", tags=["session"])
 def me(principal: SignedIn, runtime: RuntimeDep) -> AdminOut:
     with runtime.db.read() as session:
         return AdminOut.of(
@@ -83,22 +82,19 @@ def change_password(
 
 
 def _session_out(
-    runtime: RuntimeDep,
-    principal_admin: uuid.UUID,
-    account_id: uuid.UUID,
-    csrf_token: str,
-    expires_at: datetime,
+    runtime: RuntimeDep, principal: SignedIn, csrf_token: str, expires_at: datetime
 ) -> SessionOut:
+    account_id = principal.account_id
     with runtime.db.read() as session:
         return SessionOut(
-            admin=AdminOut.of(accounts.get_admin(session, account_id, str(principal_admin))),
+            admin=AdminOut.of(accounts.get_admin(session, account_id, str(principal.admin_id))),
             account=AccountOut.of(accounts.get_account(session, account_id)),
             csrf_token=csrf_token,
             expires_at=expires_at,
         )
 
 
-@router.post("/session", response_model=SessionOut, tags=["session"])
+@router.post("/session", tags=["session"])
 def login(body: LoginIn, request: Request, response: Response, runtime: RuntimeDep) -> SessionOut:
     """Sign in to the console. Failed attempts are throttled per email and per client
     address (429 with ``Retry-After`` and the wait in words) and each is audited."""
@@ -121,10 +117,7 @@ def login(body: LoginIn, request: Request, response: Response, runtime: RuntimeD
         or runtime.settings.effective_public_url.startswith("https://"),
         path="/",
     )
-    principal = new.principal
-    return _session_out(
-        runtime, principal.admin_id, principal.account_id, new.csrf_token, new.expires_at
-    )
+    return _session_out(runtime, new.principal, new.csrf_token, new.expires_at)
 
 
 def _client_address(request: Request) -> str:
@@ -137,7 +130,7 @@ def _client_address(request: Request) -> str:
         return "unknown"
 
 
-@router.get("/session", response_model=SessionOut, tags=["session"])
+@router.get("/session", tags=["session"])
 def current_session(
     principal: SignedIn,
     runtime: RuntimeDep,
@@ -148,13 +141,7 @@ def current_session(
         raise Unauthenticated("this request is not authenticated by a console session")
     with runtime.db.read() as session:
         expires_at = accounts.session_expiry(session, principal.session_id)
-    return _session_out(
-        runtime,
-        principal.admin_id,
-        principal.account_id,
-        accounts.csrf_token_for(cookie),
-        expires_at,
-    )
+    return _session_out(runtime, principal, accounts.csrf_token_for(cookie), expires_at)
 
 
 @router.delete("/session", status_code=status.HTTP_204_NO_CONTENT, tags=["session"])
@@ -168,15 +155,13 @@ def logout(principal: SignedIn, runtime: RuntimeDep) -> Response:
     return response
 
 
-@router.get("/admins", response_model=list[AdminOut], tags=["admins"])
+@router.get("/admins", tags=["admins"])
 def list_admins(principal: Reader, runtime: RuntimeDep) -> list[AdminOut]:
     with runtime.db.read() as session:
         return [AdminOut.of(a) for a in accounts.list_admins(session, principal.account_id)]
 
 
-@router.post(
-    "/admins", response_model=AdminCreatedOut, status_code=status.HTTP_201_CREATED, tags=["admins"]
-)
+@router.post("/admins", status_code=status.HTTP_201_CREATED, tags=["admins"])
 def create_admin(body: AdminCreateIn, principal: Writer, runtime: RuntimeDep) -> AdminCreatedOut:
     """Invite an admin: the answer holds their one-time password, shown once."""
     password = accounts.HashedPassword.one_time()
@@ -189,9 +174,7 @@ def create_admin(body: AdminCreateIn, principal: Writer, runtime: RuntimeDep) ->
             actor=principal.actor,
             password=password,
         )
-        return AdminCreatedOut(
-            **AdminOut.of(new.admin).model_dump(), one_time_password=new.password
-        )
+        return AdminCreatedOut.created(new.admin, new.password)
 
 
 @router.delete("/admins/{ref}", status_code=status.HTTP_204_NO_CONTENT, tags=["admins"])
@@ -202,7 +185,7 @@ def delete_admin(ref: str, principal: Writer, runtime: RuntimeDep) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.patch("/admins/{ref}", response_model=AdminOut, tags=["admins"])
+@router.patch("/admins/{ref}", tags=["admins"])
 def update_admin(ref: str, body: AdminUpdateIn, principal: Writer, runtime: RuntimeDep) -> AdminOut:
     """Change an admin's role (the account keeps at least one ``admin``)."""
     with runtime.db.write() as session:
@@ -211,7 +194,7 @@ def update_admin(ref: str, body: AdminUpdateIn, principal: Writer, runtime: Runt
         return AdminOut.of(admin)
 
 
-@router.post("/admins/{ref}/password-reset", response_model=AdminCreatedOut, tags=["admins"])
+@router.post("/admins/{ref}/password-reset", tags=["admins"])
 def reset_admin_password(ref: str, principal: Writer, runtime: RuntimeDep) -> AdminCreatedOut:
     """A new one-time password for the admin (shown once); their sessions end and their
     admin API tokens are revoked."""
@@ -219,20 +202,16 @@ def reset_admin_password(ref: str, principal: Writer, runtime: RuntimeDep) -> Ad
     with runtime.db.write() as session:
         admin = accounts.get_admin(session, principal.account_id, ref)
         accounts.reset_password(session, admin, actor=principal.actor, new=password)
-        return AdminCreatedOut(
-            **AdminOut.of(admin).model_dump(), one_time_password=password.password
-        )
+        return AdminCreatedOut.created(admin, password.password)
 
 
-@router.get("/tokens", response_model=list[TokenOut], tags=["admins"])
+@router.get("/tokens", tags=["admins"])
 def list_tokens(principal: Reader, runtime: RuntimeDep) -> list[TokenOut]:
     with runtime.db.read() as session:
         return [TokenOut.of(t, a) for t, a in accounts.list_tokens(session, principal.account_id)]
 
 
-@router.post(
-    "/tokens", response_model=TokenCreatedOut, status_code=status.HTTP_201_CREATED, tags=["admins"]
-)
+@router.post("/tokens", status_code=status.HTTP_201_CREATED, tags=["admins"])
 def create_token(body: TokenCreateIn, principal: Writer, runtime: RuntimeDep) -> TokenCreatedOut:
     with runtime.db.write() as session:
         admin = accounts.get_admin(session, principal.account_id, str(principal.admin_id))

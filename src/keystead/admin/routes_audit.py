@@ -14,7 +14,7 @@ from keystead.admin.schemas import AuditEventOut, BeforeId
 router = APIRouter(tags=["audit"])
 
 
-@router.get("/audit", response_model=list[AuditEventOut])
+@router.get("/audit")
 def list_audit(
     principal: Reader,
     runtime: RuntimeDep,

@@ -25,23 +25,18 @@ from keystead.catalog import groups
 router = APIRouter()
 
 
-@router.get("/dataset-templates", response_model=list[TemplateOut], tags=["datasets"])
+@router.get("/dataset-templates", tags=["datasets"])
 def list_templates(principal: Reader) -> list[TemplateOut]:
     return views.templates()
 
 
-@router.get("/datasets", response_model=list[DatasetOut], tags=["datasets"])
+@router.get("/datasets", tags=["datasets"])
 def list_datasets(principal: Reader, runtime: RuntimeDep) -> list[DatasetOut]:
     with runtime.db.read() as session:
         return [DatasetOut.of(d) for d in catalog.list_datasets(session, principal.account_id)]
 
 
-@router.post(
-    "/datasets",
-    response_model=DatasetDetailOut,
-    status_code=status.HTTP_201_CREATED,
-    tags=["datasets"],
-)
+@router.post("/datasets", status_code=status.HTTP_201_CREATED, tags=["datasets"])
 def create_dataset(
     body: DatasetCreateIn, principal: Writer, runtime: RuntimeDep
 ) -> DatasetDetailOut:
@@ -61,7 +56,7 @@ def create_dataset(
         return views.dataset_detail(session, dataset)
 
 
-@router.get("/datasets/{ref}", response_model=DatasetDetailOut, tags=["datasets"])
+@router.get("/datasets/{ref}", tags=["datasets"])
 def get_dataset(ref: str, principal: Reader, runtime: RuntimeDep) -> DatasetDetailOut:
     with runtime.db.read() as session:
         return views.dataset_detail(
@@ -69,7 +64,7 @@ def get_dataset(ref: str, principal: Reader, runtime: RuntimeDep) -> DatasetDeta
         )
 
 
-@router.post("/datasets/{ref}/rotate-key", response_model=DatasetDetailOut, tags=["datasets"])
+@router.post("/datasets/{ref}/rotate-key", tags=["datasets"])
 def rotate_key(ref: str, principal: Writer, runtime: RuntimeDep) -> DatasetDetailOut:
     with runtime.db.write() as session:
         dataset = catalog.find_dataset(session, principal.account_id, ref)
@@ -77,7 +72,7 @@ def rotate_key(ref: str, principal: Writer, runtime: RuntimeDep) -> DatasetDetai
         return views.dataset_detail(session, dataset)
 
 
-@router.delete("/datasets/{ref}", response_model=DatasetDeletedOut, tags=["datasets"])
+@router.delete("/datasets/{ref}", tags=["datasets"])
 def delete_dataset(ref: str, principal: Writer, runtime: RuntimeDep) -> DatasetDeletedOut:
     with runtime.db.write() as session:
         dataset = catalog.find_dataset(session, principal.account_id, ref)
@@ -85,18 +80,13 @@ def delete_dataset(ref: str, principal: Writer, runtime: RuntimeDep) -> DatasetD
         return DatasetDeletedOut(deleted=dataset.name, **detail)
 
 
-@router.get("/dataset-groups", response_model=list[DatasetGroupOut], tags=["dataset groups"])
+@router.get("/dataset-groups", tags=["dataset groups"])
 def list_groups(principal: Reader, runtime: RuntimeDep) -> list[DatasetGroupOut]:
     with runtime.db.read() as session:
         return views.dataset_group_list(session, principal.account_id)
 
 
-@router.post(
-    "/dataset-groups",
-    response_model=DatasetGroupDetailOut,
-    status_code=status.HTTP_201_CREATED,
-    tags=["dataset groups"],
-)
+@router.post("/dataset-groups", status_code=status.HTTP_201_CREATED, tags=["dataset groups"])
 def create_group(
     body: DatasetGroupCreateIn, principal: Writer, runtime: RuntimeDep
 ) -> DatasetGroupDetailOut:
@@ -111,15 +101,13 @@ def create_group(
         return views.dataset_group(session, group)
 
 
-@router.get("/dataset-groups/{ref}", response_model=DatasetGroupDetailOut, tags=["dataset groups"])
+@router.get("/dataset-groups/{ref}", tags=["dataset groups"])
 def get_group(ref: str, principal: Reader, runtime: RuntimeDep) -> DatasetGroupDetailOut:
     with runtime.db.read() as session:
         return views.dataset_group(session, groups.find_group(session, principal.account_id, ref))
 
 
-@router.patch(
-    "/dataset-groups/{ref}", response_model=DatasetGroupDetailOut, tags=["dataset groups"]
-)
+@router.patch("/dataset-groups/{ref}", tags=["dataset groups"])
 def rename_group(
     ref: str, body: DatasetGroupUpdateIn, principal: Writer, runtime: RuntimeDep
 ) -> DatasetGroupDetailOut:
@@ -129,9 +117,7 @@ def rename_group(
         return views.dataset_group(session, group)
 
 
-@router.post(
-    "/dataset-groups/{ref}/datasets", response_model=DatasetGroupDetailOut, tags=["dataset groups"]
-)
+@router.post("/dataset-groups/{ref}/datasets", tags=["dataset groups"])
 def add_datasets(
     ref: str, body: DatasetRefsIn, principal: Writer, runtime: RuntimeDep
 ) -> DatasetGroupDetailOut:
@@ -141,11 +127,7 @@ def add_datasets(
         return views.dataset_group(session, group)
 
 
-@router.delete(
-    "/dataset-groups/{ref}/datasets/{dataset}",
-    response_model=DatasetGroupDetailOut,
-    tags=["dataset groups"],
-)
+@router.delete("/dataset-groups/{ref}/datasets/{dataset}", tags=["dataset groups"])
 def remove_dataset(
     ref: str, dataset: str, principal: Writer, runtime: RuntimeDep
 ) -> DatasetGroupDetailOut:
@@ -155,9 +137,7 @@ def remove_dataset(
         return views.dataset_group(session, group)
 
 
-@router.put(
-    "/dataset-groups/{ref}/pin", response_model=DatasetGroupDetailOut, tags=["dataset groups"]
-)
+@router.put("/dataset-groups/{ref}/pin", tags=["dataset groups"])
 def pin_group(
     ref: str, body: PinIn, principal: Writer, runtime: RuntimeDep
 ) -> DatasetGroupDetailOut:
@@ -170,9 +150,7 @@ def pin_group(
         return views.dataset_group(session, group)
 
 
-@router.delete(
-    "/dataset-groups/{ref}/pin", response_model=DatasetGroupDetailOut, tags=["dataset groups"]
-)
+@router.delete("/dataset-groups/{ref}/pin", tags=["dataset groups"])
 def unpin_group(ref: str, principal: Writer, runtime: RuntimeDep) -> DatasetGroupDetailOut:
     """Back to matching by name: every directory group named like it gives access."""
     with runtime.db.write() as session:

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from keystead.admin import views
 from keystead.admin.auth import Reader, RuntimeDep
 from keystead.admin.schemas import (
     DirectoryGroupDetailOut,
@@ -15,6 +16,7 @@ from keystead.admin.schemas import (
     Page,
     PageLimit,
     PageOffset,
+    fields_of,
 )
 from keystead.directory import listing
 
@@ -26,7 +28,7 @@ DirectorySearch = Annotated[
 ]
 
 
-@router.get("/directory/users", response_model=Page[DirectoryUserOut])
+@router.get("/directory/users")
 def list_users(
     principal: Reader,
     runtime: RuntimeDep,
@@ -41,25 +43,17 @@ def list_users(
         found = listing.search_users(
             session, principal.account_id, text=q, active=active, limit=limit, offset=offset
         )
-    return Page[DirectoryUserOut](
-        items=[DirectoryUserOut.of(u) for u in found.items],
-        total=found.total,
-        limit=limit,
-        offset=offset,
-    )
+    return views.directory_users(found, limit, offset)
 
 
-@router.get("/directory/users/{user_id}", response_model=DirectoryUserDetailOut)
+@router.get("/directory/users/{user_id}")
 def get_user(user_id: str, principal: Reader, runtime: RuntimeDep) -> DirectoryUserDetailOut:
     with runtime.db.read() as session:
         user, groups = listing.get_user(session, principal.account_id, user_id)
-    return DirectoryUserDetailOut(
-        **DirectoryUserOut.of(user).model_dump(),
-        groups=[DirectoryGroupOut.of(g) for g in groups],
-    )
+    return DirectoryUserDetailOut(**fields_of(user, DirectoryUserDetailOut, groups=groups))
 
 
-@router.get("/directory/groups", response_model=Page[DirectoryGroupOut])
+@router.get("/directory/groups")
 def list_groups(
     principal: Reader,
     runtime: RuntimeDep,
@@ -77,15 +71,10 @@ def list_groups(
         found = listing.search_groups(
             session, principal.account_id, text=q, matched=matched, limit=limit, offset=offset
         )
-    return Page[DirectoryGroupOut](
-        items=[DirectoryGroupOut.of(g) for g in found.items],
-        total=found.total,
-        limit=limit,
-        offset=offset,
-    )
+    return views.directory_groups(found, limit, offset)
 
 
-@router.get("/directory/groups/{group_id}", response_model=DirectoryGroupDetailOut)
+@router.get("/directory/groups/{group_id}")
 def get_group(
     group_id: str,
     principal: Reader,
@@ -99,12 +88,5 @@ def get_group(
         group, members = listing.get_group(
             session, principal.account_id, group_id, limit=limit, offset=offset
         )
-    return DirectoryGroupDetailOut(
-        **DirectoryGroupOut.of(group).model_dump(),
-        members=Page[DirectoryUserOut](
-            items=[DirectoryUserOut.of(u) for u in members.items],
-            total=members.total,
-            limit=limit,
-            offset=offset,
-        ),
-    )
+    page = views.directory_users(members, limit, offset)
+    return DirectoryGroupDetailOut(**fields_of(group, DirectoryGroupDetailOut, members=page))

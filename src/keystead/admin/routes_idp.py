@@ -10,6 +10,7 @@ from keystead.admin.auth import Reader, RuntimeDep, Writer
 from keystead.admin.schemas import IdpOut, IdpStatusOut, IdpTestOut, IdpUpdateIn, ScimTokenOut
 from keystead.idp import service as idp
 from keystead.idp import status as idp_status
+from keystead.settings import Settings
 
 router = APIRouter(tags=["IDP integration"])
 
@@ -18,19 +19,18 @@ def scim_url(public_url: str, customer_id: str) -> str:
     return f"{public_url}/{customer_id}/api/v3/scim"
 
 
-def _view(runtime: RuntimeDep, settings: idp.IdpSettings) -> IdpOut:
-    return IdpOut.of(
-        settings, scim_url(runtime.settings.effective_public_url, str(settings.account_id))
-    )
+def idp_view(config: Settings, settings: idp.IdpSettings) -> IdpOut:
+    """The integration's settings as the admin API and the CLI show them."""
+    return IdpOut.of(settings, scim_url(config.effective_public_url, str(settings.account_id)))
 
 
-@router.get("/idp", response_model=IdpOut)
+@router.get("/idp")
 def get_idp(principal: Reader, runtime: RuntimeDep) -> IdpOut:
     with runtime.db.read() as session:
-        return _view(runtime, idp.settings_of(session, principal.account_id))
+        return idp_view(runtime.settings, idp.settings_of(session, principal.account_id))
 
 
-@router.patch("/idp", response_model=IdpOut)
+@router.patch("/idp")
 def update_idp(body: IdpUpdateIn, principal: Writer, runtime: RuntimeDep) -> IdpOut:
     """Change what the body names: ``enabled`` and the sign-in settings (shape-checked)."""
     with runtime.db.write() as session:
@@ -46,10 +46,10 @@ def update_idp(body: IdpUpdateIn, principal: Writer, runtime: RuntimeDep) -> Idp
             settings = idp.set_enabled(
                 session, account, body.enabled, actor=principal.actor, master=runtime.master
             )
-        return _view(runtime, settings)
+        return idp_view(runtime.settings, settings)
 
 
-@router.post("/idp/scim-token", response_model=ScimTokenOut)
+@router.post("/idp/scim-token")
 def rotate_scim_token(request: Request, principal: Writer, runtime: RuntimeDep) -> ScimTokenOut:
     with runtime.db.write() as session:
         account = accounts.get_account(session, principal.account_id)
@@ -60,7 +60,7 @@ def rotate_scim_token(request: Request, principal: Writer, runtime: RuntimeDep) 
     )
 
 
-@router.post("/idp/test", response_model=IdpTestOut)
+@router.post("/idp/test")
 def check_configuration(principal: Reader, runtime: RuntimeDep) -> IdpTestOut:
     """Fetch the discovery document and signing keys now and report every problem found.
     The outcome is remembered for the setup guide (``GET /idp/status``)."""
@@ -72,7 +72,7 @@ def check_configuration(principal: Reader, runtime: RuntimeDep) -> IdpTestOut:
     return IdpTestOut.of(report)
 
 
-@router.get("/idp/status", response_model=IdpStatusOut)
+@router.get("/idp/status")
 def integration_status(principal: Reader, runtime: RuntimeDep) -> IdpStatusOut:
     """What Keystead has observed: the last SCIM request, users and groups synced,
     failures and refused sign-ins in the last 24 hours, and the setup guide's ticks."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
@@ -23,7 +24,6 @@ from keystead.admin.schemas import (
     SearchText,
     SuspendIn,
 )
-from keystead.apikeys import credentials
 from keystead.apikeys import service as apikeys
 from keystead.catalog import datasets as catalog
 from keystead.errors import InvalidInput
@@ -31,7 +31,7 @@ from keystead.errors import InvalidInput
 router = APIRouter(tags=["API keys"])
 
 
-@router.get("/api-keys", response_model=Page[ApiKeyListedOut])
+@router.get("/api-keys")
 def list_keys(
     principal: Reader,
     runtime: RuntimeDep,
@@ -51,7 +51,7 @@ def list_keys(
         return views.api_keys(session, principal.account_id, search)
 
 
-@router.post("/api-keys", response_model=ApiKeyCreatedOut, status_code=status.HTTP_201_CREATED)
+@router.post("/api-keys", status_code=status.HTTP_201_CREATED)
 def create_key(body: ApiKeyCreateIn, principal: Writer, runtime: RuntimeDep) -> ApiKeyCreatedOut:
     with runtime.db.write() as session:
         created = apikeys.create_api_key(
@@ -63,28 +63,16 @@ def create_key(body: ApiKeyCreateIn, principal: Writer, runtime: RuntimeDep) -> 
             master=runtime.master,
             actor=principal.actor,
         )
-        view = views.api_key(session, created.key)
-    s = created.secrets
-    return ApiKeyCreatedOut(
-        **view.model_dump(),
-        secret_signing_key=s.secret_signing_key,
-        secret_crypto_access_key=s.secret_crypto_access_key,
-        credentials_file=credentials.credentials_file(
-            access_key_id=s.access_key_id,
-            secret_signing_key=s.secret_signing_key,
-            secret_crypto_access_key=s.secret_crypto_access_key,
-            server=runtime.settings.effective_public_url,
-        ),
-    )
+        return views.api_key_created(session, created, runtime.settings.effective_public_url)
 
 
-@router.get("/api-keys/{ref}", response_model=ApiKeyOut)
+@router.get("/api-keys/{ref}")
 def get_key(ref: str, principal: Reader, runtime: RuntimeDep) -> ApiKeyOut:
     with runtime.db.read() as session:
         return views.api_key(session, apikeys.find_api_key(session, principal.account_id, ref))
 
 
-@router.patch("/api-keys/{ref}", response_model=ApiKeyOut)
+@router.patch("/api-keys/{ref}")
 def update_key(ref: str, body: ApiKeyUpdateIn, principal: Writer, runtime: RuntimeDep) -> ApiKeyOut:
     if body.name is None and body.enabled is None and body.default_unstructured_dataset is None:
         raise InvalidInput(
@@ -111,42 +99,32 @@ def delete_key(ref: str, principal: Writer, runtime: RuntimeDep) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-def _require_some(body: GrantsIn) -> None:
+def _change_grants(
+    ref: str,
+    body: GrantsIn,
+    principal: Writer,
+    runtime: RuntimeDep,
+    change: Callable[..., apikeys.Grants],
+) -> ApiKeyOut:
     if not body.datasets and not body.dataset_groups:
         raise InvalidInput("name at least one dataset or dataset group")
+    with runtime.db.write() as session:
+        key = apikeys.find_api_key(session, principal.account_id, ref)
+        change(session, key, **body.model_dump(), actor=principal.actor)
+        return views.api_key(session, key)
 
 
-@router.post("/api-keys/{ref}/grants", response_model=ApiKeyOut)
+@router.post("/api-keys/{ref}/grants")
 def grant(ref: str, body: GrantsIn, principal: Writer, runtime: RuntimeDep) -> ApiKeyOut:
-    _require_some(body)
-    with runtime.db.write() as session:
-        key = apikeys.find_api_key(session, principal.account_id, ref)
-        apikeys.grant(
-            session,
-            key,
-            datasets=body.datasets,
-            dataset_groups=body.dataset_groups,
-            actor=principal.actor,
-        )
-        return views.api_key(session, key)
+    return _change_grants(ref, body, principal, runtime, apikeys.grant)
 
 
-@router.post("/api-keys/{ref}/revoke", response_model=ApiKeyOut)
+@router.post("/api-keys/{ref}/revoke")
 def revoke(ref: str, body: GrantsIn, principal: Writer, runtime: RuntimeDep) -> ApiKeyOut:
-    _require_some(body)
-    with runtime.db.write() as session:
-        key = apikeys.find_api_key(session, principal.account_id, ref)
-        apikeys.revoke(
-            session,
-            key,
-            datasets=body.datasets,
-            dataset_groups=body.dataset_groups,
-            actor=principal.actor,
-        )
-        return views.api_key(session, key)
+    return _change_grants(ref, body, principal, runtime, apikeys.revoke)
 
 
-@router.post("/api-keys/{ref}/suspend", response_model=ApiKeyOut)
+@router.post("/api-keys/{ref}/suspend")
 def suspend(
     ref: str, principal: Writer, runtime: RuntimeDep, body: SuspendIn | None = None
 ) -> ApiKeyOut:
@@ -158,7 +136,7 @@ def suspend(
         return views.api_key(session, key)
 
 
-@router.post("/api-keys/{ref}/resume", response_model=ApiKeyOut)
+@router.post("/api-keys/{ref}/resume")
 def resume(ref: str, principal: Writer, runtime: RuntimeDep) -> ApiKeyOut:
     """Lift a suspension."""
     with runtime.db.write() as session:
@@ -167,13 +145,13 @@ def resume(ref: str, principal: Writer, runtime: RuntimeDep) -> ApiKeyOut:
         return views.api_key(session, key)
 
 
-@router.get("/api-keys/{ref}/access", response_model=AccessOut)
+@router.get("/api-keys/{ref}/access")
 def key_access(ref: str, principal: Reader, runtime: RuntimeDep) -> AccessOut:
     with runtime.db.read() as session:
         return views.access_of(session, apikeys.find_api_key(session, principal.account_id, ref))
 
 
-@router.get("/api-keys/{ref}/explain", response_model=ExplainOut)
+@router.get("/api-keys/{ref}/explain")
 def explain(
     ref: str,
     principal: Reader,

@@ -14,7 +14,7 @@ from keystead.scim import log as provisioning_log
 router = APIRouter(tags=["IDP integration"])
 
 
-@router.get("/provisioning/log", response_model=list[ProvisioningEventOut])
+@router.get("/provisioning/log")
 def provisioning_events(
     principal: Reader,
     runtime: RuntimeDep,

@@ -46,7 +46,7 @@ def _rows(
     return [UsageRowOut(**row.model_dump()) for row in rows]
 
 
-@router.get("/usage", response_model=list[UsageRowOut])
+@router.get("/usage")
 def usage_summary(
     principal: Reader,
     runtime: RuntimeDep,
@@ -60,7 +60,7 @@ def usage_summary(
     return _rows(runtime, principal, since, until, dataset, api_key)
 
 
-@router.get("/usage/refused", response_model=list[UsageRefusedOut])
+@router.get("/usage/refused")
 def usage_refused(
     principal: Reader,
     runtime: RuntimeDep,

@@ -4,36 +4,43 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, Self, TypeVar
 
 from fastapi import Query
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
 
 from keystead.access import Reason
 from keystead.catalog import datasets as catalog
-from keystead.directory import listing
 from keystead.idp import preflight
-from keystead.idp import status as idp_status
 from keystead.idp.config import DEFAULT_USERNAME_CLAIM, SignInChanges
 from keystead.idp.preflight import PreflightReport
-from keystead.storage.models import (
-    Account,
-    Admin,
-    AdminToken,
-    ApiKey,
-    AuditEvent,
-    Dataset,
-    DatasetGroup,
-    DatasetKey,
-    IdpSettings,
-    ProvisioningEvent,
-)
+from keystead.storage.models import Admin, AdminToken, ApiKey, Dataset, DatasetGroup, IdpSettings
 
 Item = TypeVar("Item", bound=BaseModel)
 
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class _Out(BaseModel):
+    """A response read from the attributes (of the same names) of the object it shows."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    @classmethod
+    def of(cls, source: object) -> Self:
+        return cls.model_validate(source)
+
+
+# Ids are UUIDs in storage and text on the wire.
+TextId = Annotated[str, BeforeValidator(str)]
+
+
+def fields_of(source: object, model: type[BaseModel], **given: Any) -> dict[str, Any]:
+    """``model``'s fields: those ``given``, the others read from ``source``'s attributes of
+    the same names."""
+    return {name: getattr(source, name) for name in model.model_fields if name not in given} | given
 
 
 # --- query parameters ---------------------------------------------------------------------
@@ -149,44 +156,28 @@ class GrantsIn(_In):
 # --- responses ----------------------------------------------------------------------------
 
 
-class AccountOut(BaseModel):
-    customer_id: str
+class AccountOut(_Out):
+    customer_id: TextId = Field(validation_alias="id")
     name: str
     plan: str
     created_at: datetime
 
-    @classmethod
-    def of(cls, account: Account) -> AccountOut:
-        return cls(
-            customer_id=str(account.id),
-            name=account.name,
-            plan=account.plan,
-            created_at=account.created_at,
-        )
 
-
-class AdminOut(BaseModel):
-    id: str
+class AdminOut(_Out):
+    id: TextId
     email: str
     role: str
     password_change_required: bool
     created_at: datetime
     last_login_at: datetime | None
 
-    @classmethod
-    def of(cls, admin: Admin) -> AdminOut:
-        return cls(
-            id=str(admin.id),
-            email=admin.email,
-            role=admin.role,
-            password_change_required=admin.password_change_required,
-            created_at=admin.created_at,
-            last_login_at=admin.last_login_at,
-        )
-
 
 class AdminCreatedOut(AdminOut):
     one_time_password: str = Field(description="Shown once; the admin must change it")
+
+    @classmethod
+    def created(cls, admin: Admin, password: str) -> AdminCreatedOut:
+        return cls(**AdminOut.of(admin).model_dump(), one_time_password=password)
 
 
 class TokenOut(BaseModel):
@@ -199,14 +190,8 @@ class TokenOut(BaseModel):
 
     @classmethod
     def of(cls, token: AdminToken, admin: Admin) -> TokenOut:
-        return cls(
-            id=str(token.id),
-            name=token.name,
-            admin_email=admin.email,
-            hint=token.hint + "…",
-            created_at=token.created_at,
-            expires_at=token.expires_at,
-        )
+        given = {"id": str(token.id), "admin_email": admin.email, "hint": token.hint + "…"}
+        return cls(**fields_of(token, TokenOut, **given))
 
 
 class TokenCreatedOut(TokenOut):
@@ -220,13 +205,9 @@ class SessionOut(BaseModel):
     expires_at: datetime
 
 
-class KeyVersionOut(BaseModel):
+class KeyVersionOut(_Out):
     key_number: int
     created_at: datetime
-
-    @classmethod
-    def of(cls, key: DatasetKey) -> KeyVersionOut:
-        return cls(key_number=key.key_number, created_at=key.created_at)
 
 
 class DatasetOut(BaseModel):
@@ -241,21 +222,11 @@ class DatasetOut(BaseModel):
 
     @classmethod
     def of(cls, dataset: Dataset) -> DatasetOut:
-        definition = None
-        if dataset.definition is not None:
-            # `tweak` and `salt` are not secrets (every client receives them) but they are
-            # noise in listings; they are part of the data-plane definition all the same.
-            definition = dict(dataset.definition)
-        return cls(
-            id=str(dataset.id),
-            name=dataset.name,
-            type=dataset.type,
-            template=dataset.template,
-            current_key_number=dataset.current_key_number,
-            max_key_number=catalog.max_key_number(dataset),
-            created_at=dataset.created_at,
-            definition=definition,
-        )
+        # The definition is shown whole (validation copies it): `tweak` and `salt` are not
+        # secrets (every client receives them) but they are noise in listings; they are part
+        # of the data-plane definition all the same.
+        given = {"id": str(dataset.id), "max_key_number": catalog.max_key_number(dataset)}
+        return cls(**fields_of(dataset, DatasetOut, **given))
 
 
 class DatasetDetailOut(DatasetOut):
@@ -309,7 +280,7 @@ class DatasetGroupOut(BaseModel):
 
 
 class DirectoryGroupRefOut(BaseModel):
-    id: str
+    id: TextId
     display_name: str
     external_id: str | None
     member_count: int
@@ -376,20 +347,10 @@ class ApiKeyOut(BaseModel):
         default_dataset: str | None = None,
         directory_user: str | None = None,
     ) -> ApiKeyOut:
+        user_id = str(key.directory_user_id) if key.directory_user_id else None
+        given = {"directory_user_id": user_id, "directory_user": directory_user, "grants": grants}
         return cls(
-            access_key_id=key.access_key_id,
-            name=key.name,
-            enabled=key.enabled,
-            auto_provisioned=key.auto_provisioned,
-            directory_user_id=str(key.directory_user_id) if key.directory_user_id else None,
-            directory_user=directory_user,
-            suspended=key.suspended,
-            suspended_at=key.suspended_at,
-            suspended_by=key.suspended_by,
-            default_unstructured_dataset=default_dataset,
-            grants=grants,
-            created_at=key.created_at,
-            updated_at=key.updated_at,
+            **fields_of(key, ApiKeyOut, default_unstructured_dataset=default_dataset, **given)
         )
 
 
@@ -420,12 +381,7 @@ class ReasonOut(BaseModel):
 
     @classmethod
     def of(cls, reason: Reason) -> ReasonOut:
-        return cls(
-            via=reason.via,
-            description=reason.describe(),
-            dataset_group=reason.dataset_group,
-            directory_group=reason.directory_group,
-        )
+        return cls(**fields_of(reason, ReasonOut, description=reason.describe()))
 
 
 class AccessEntryOut(BaseModel):
@@ -449,30 +405,16 @@ class ExplainOut(BaseModel):
     summary: str
 
 
-class AuditEventOut(BaseModel):
+class AuditEventOut(_Out):
     id: int
     at: datetime
     actor_type: str
-    actor: str | None
+    actor: str | None = Field(validation_alias="actor_label")
     action: str
     subject_type: str | None
     subject_id: str | None
-    subject: str | None
+    subject: str | None = Field(validation_alias="subject_label")
     detail: dict[str, Any]
-
-    @classmethod
-    def of(cls, event: AuditEvent) -> AuditEventOut:
-        return cls(
-            id=event.id,
-            at=event.at,
-            actor_type=event.actor_type,
-            actor=event.actor_label,
-            action=event.action,
-            subject_type=event.subject_type,
-            subject_id=event.subject_id,
-            subject=event.subject_label,
-            detail=event.detail,
-        )
 
 
 class UsageRowOut(BaseModel):
@@ -521,15 +463,7 @@ class IdpUpdateIn(_In):
     )
 
     def sign_in_changes(self) -> SignInChanges:
-        return SignInChanges(
-            discovery_url=self.discovery_url,
-            issuer=self.issuer,
-            audience=self.audience,
-            username_claim=self.username_claim,
-            leeway_seconds=self.leeway_seconds,
-            cert_ttl_seconds=self.cert_ttl_seconds,
-            group_policy=self.group_policy,
-        )
+        return SignInChanges(**self.model_dump(exclude={"enabled"}))
 
 
 class IdpOut(BaseModel):
@@ -572,13 +506,13 @@ class IdpOut(BaseModel):
         )
 
 
-class ProblemOut(BaseModel):
+class ProblemOut(_Out):
     code: str
     severity: str
     message: str
 
 
-class CheckLineOut(BaseModel):
+class CheckLineOut(_Out):
     name: str
     status: Literal["pass", "fail", "warning", "skipped"]
     message: str
@@ -596,22 +530,8 @@ class IdpTestOut(BaseModel):
 
     @classmethod
     def of(cls, report: PreflightReport) -> IdpTestOut:
-        return cls(
-            ok=report.ok,
-            checks=[
-                CheckLineOut(name=c.name, status=c.status, message=c.message)
-                for c in preflight.lines(report)
-            ],
-            problems=[
-                ProblemOut(code=p.code, severity=p.severity, message=p.message)
-                for p in report.problems
-            ],
-            discovery_url=report.discovery_url,
-            document_issuer=report.document_issuer,
-            jwks_uri=report.jwks_uri,
-            rs256_key_count=report.rs256_key_count,
-            key_ids=report.key_ids,
-        )
+        # Checks and problems are read from their own attributes (``_Out``).
+        return cls(**fields_of(report, IdpTestOut, checks=preflight.lines(report)))
 
 
 class ScimTokenOut(BaseModel):
@@ -619,7 +539,7 @@ class ScimTokenOut(BaseModel):
     token: str = Field(description="Shown once; paste it into Entra as the Secret Token")
 
 
-class ProvisioningEventOut(BaseModel):
+class ProvisioningEventOut(_Out):
     id: int
     at: datetime
     method: str
@@ -631,22 +551,6 @@ class ProvisioningEventOut(BaseModel):
     status: int
     scim_type: str | None
     detail: str | None
-
-    @classmethod
-    def of(cls, event: ProvisioningEvent) -> ProvisioningEventOut:
-        return cls(
-            id=event.id,
-            at=event.at,
-            method=event.method,
-            operation=event.operation,
-            resource_type=event.resource_type,
-            resource_id=event.resource_id,
-            resource_name=event.resource_name,
-            outcome=event.outcome,
-            status=event.status,
-            scim_type=event.scim_type,
-            detail=event.detail,
-        )
 
 
 class TemplateOut(BaseModel):
@@ -664,14 +568,14 @@ class TemplateOut(BaseModel):
 # --- the directory (read-only) -----------------------------------------------------------------
 
 
-class DirectoryKeyOut(BaseModel):
+class DirectoryKeyOut(_Out):
     access_key_id: str
     name: str
     enabled: bool
 
 
-class DirectoryUserOut(BaseModel):
-    id: str
+class DirectoryUserOut(_Out):
+    id: TextId
     user_name: str
     display_name: str | None
     external_id: str | None
@@ -684,47 +588,15 @@ class DirectoryUserOut(BaseModel):
     created_at: datetime
     updated_at: datetime
 
-    @classmethod
-    def of(cls, user: listing.User) -> DirectoryUserOut:
-        key = user.api_key
-        return cls(
-            id=str(user.id),
-            user_name=user.user_name,
-            display_name=user.display_name,
-            external_id=user.external_id,
-            active=user.active,
-            api_key=DirectoryKeyOut(
-                access_key_id=key.access_key_id, name=key.name, enabled=key.enabled
-            )
-            if key
-            else None,
-            group_count=user.group_count,
-            signed_in_as=user.signed_in_as,
-            created_at=user.created_at,
-            updated_at=user.updated_at,
-        )
 
-
-class DirectoryGroupOut(BaseModel):
-    id: str
+class DirectoryGroupOut(_Out):
+    id: TextId
     display_name: str
     external_id: str | None
     member_count: int
     dataset_group: str | None = Field(description="The dataset group whose name this matches")
     created_at: datetime
     updated_at: datetime
-
-    @classmethod
-    def of(cls, group: listing.Group) -> DirectoryGroupOut:
-        return cls(
-            id=str(group.id),
-            display_name=group.display_name,
-            external_id=group.external_id,
-            member_count=group.member_count,
-            dataset_group=group.dataset_group,
-            created_at=group.created_at,
-            updated_at=group.updated_at,
-        )
 
 
 class DirectoryUserDetailOut(DirectoryUserOut):
@@ -738,7 +610,7 @@ class DirectoryGroupDetailOut(DirectoryGroupOut):
 # --- the IDP integration's observed state ------------------------------------------------------
 
 
-class LastRequestOut(BaseModel):
+class LastRequestOut(_Out):
     at: datetime
     operation: str
     outcome: str
@@ -747,7 +619,7 @@ class LastRequestOut(BaseModel):
     detail: str | None
 
 
-class IdpStatusOut(BaseModel):
+class IdpStatusOut(_Out):
     """What Keystead has seen of the identity provider (never what an admin said)."""
 
     window_start: datetime = Field(description="Counts below are since this time (24 h)")
@@ -776,23 +648,3 @@ class IdpStatusOut(BaseModel):
         "sign-in settings last changed)"
     )
     last_sign_in_at: datetime | None
-
-    @classmethod
-    def of(cls, status: idp_status.Status) -> IdpStatusOut:
-        last = status.last_scim_request
-        return cls(
-            window_start=status.window_start,
-            last_scim_request=LastRequestOut(**last.__dict__) if last else None,
-            users=status.users,
-            groups=status.groups,
-            failed_scim_requests=status.failed_scim_requests,
-            refused_sign_ins=status.refused_sign_ins,
-            scim_token_created_at=status.scim_token_created_at,
-            connected_at=status.connected_at,
-            refused_token_at=status.refused_token_at,
-            unverified_refusals=status.unverified_refusals,
-            unverified_refusal_at=status.unverified_refusal_at,
-            last_test_at=status.last_test_at,
-            last_test_ok=status.last_test_ok,
-            last_sign_in_at=status.last_sign_in_at,
-        )

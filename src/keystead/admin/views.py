@@ -11,13 +11,16 @@ from keystead import access
 from keystead.admin.schemas import (
     AccessEntryOut,
     AccessOut,
+    ApiKeyCreatedOut,
     ApiKeyListedOut,
     ApiKeyOut,
     DatasetDetailOut,
     DatasetGroupDetailOut,
     DatasetGroupOut,
     DatasetOut,
+    DirectoryGroupOut,
     DirectoryGroupRefOut,
+    DirectoryUserOut,
     ExplainOut,
     GrantsOut,
     KeyVersionOut,
@@ -25,7 +28,9 @@ from keystead.admin.schemas import (
     PinOut,
     ReasonOut,
     TemplateOut,
+    fields_of,
 )
+from keystead.apikeys import credentials
 from keystead.apikeys import service as apikeys
 from keystead.catalog import datasets as catalog
 from keystead.catalog import fpe
@@ -37,35 +42,42 @@ from keystead.storage.models import (
     DatasetGrant,
     DatasetGroup,
     DatasetGroupGrant,
-    DatasetGroupMember,
     DirectoryGroup,
     DirectoryUser,
 )
 
+# A key's default unstructured dataset and directory user, by name (``ApiKeyOut.of``).
+Names = tuple[str | None, str | None]
 
-def _user_name(session: Session, key: ApiKey) -> str | None:
-    if key.directory_user_id is None:
-        return None
-    return session.scalar(
-        select(DirectoryUser.user_name).where(DirectoryUser.id == key.directory_user_id)
+
+def _names(session: Session, key_ids: list[uuid.UUID]) -> dict[uuid.UUID, Names]:
+    rows = session.execute(
+        select(ApiKey.id, Dataset.name, DirectoryUser.user_name)
+        .outerjoin(Dataset, Dataset.id == ApiKey.default_unstructured_dataset_id)
+        .outerjoin(DirectoryUser, DirectoryUser.id == ApiKey.directory_user_id)
+        .where(ApiKey.id.in_(key_ids))
     )
+    return {key_id: (default, user) for key_id, default, user in rows}
 
 
 def api_key(session: Session, key: ApiKey) -> ApiKeyOut:
-    grants = apikeys.grants_of(session, key)
-    default = None
-    if key.default_unstructured_dataset_id is not None:
-        default = session.scalar(
-            select(Dataset.name).where(Dataset.id == key.default_unstructured_dataset_id)
-        )
-    return ApiKeyOut.of(
-        key,
-        GrantsOut(
-            datasets=[d.name for d in grants.datasets],
-            dataset_groups=[g.name for g in grants.dataset_groups],
+    grants = GrantsOut(**apikeys.grants_of(session, key).names())
+    return ApiKeyOut.of(key, grants, *_names(session, [key.id]).get(key.id, (None, None)))
+
+
+def api_key_created(session: Session, created: apikeys.CreatedKey, server: str) -> ApiKeyCreatedOut:
+    """A new key with its secrets and the Ubiq credentials file for ``server`` (shown once)."""
+    s = created.secrets
+    return ApiKeyCreatedOut(
+        **api_key(session, created.key).model_dump(),
+        secret_signing_key=s.secret_signing_key,
+        secret_crypto_access_key=s.secret_crypto_access_key,
+        credentials_file=credentials.credentials_file(
+            access_key_id=s.access_key_id,
+            secret_signing_key=s.secret_signing_key,
+            secret_crypto_access_key=s.secret_crypto_access_key,
+            server=server,
         ),
-        default,
-        _user_name(session, key),
     )
 
 
@@ -80,8 +92,7 @@ def api_keys(
     counts: dict[uuid.UUID, int] = {}
     ds: dict[uuid.UUID, list[str]] = {}
     gr: dict[uuid.UUID, list[str]] = {}
-    users: dict[uuid.UUID, str] = {}
-    defaults: dict[uuid.UUID, str] = {}
+    names: dict[uuid.UUID, Names] = {}
     for chunk in _chunks(ids):
         counts.update(access.usable_counts(session, chunk))
         for key_id, name in session.execute(
@@ -98,29 +109,13 @@ def api_keys(
             .order_by(DatasetGroup.name_key)
         ):
             gr.setdefault(key_id, []).append(name)
-        users.update(
-            (key_id, name)
-            for key_id, name in session.execute(
-                select(ApiKey.id, DirectoryUser.user_name)
-                .join(DirectoryUser, DirectoryUser.id == ApiKey.directory_user_id)
-                .where(ApiKey.id.in_(chunk))
-            )
-        )
-        defaults.update(
-            (key_id, name)
-            for key_id, name in session.execute(
-                select(ApiKey.id, Dataset.name)
-                .join(Dataset, Dataset.id == ApiKey.default_unstructured_dataset_id)
-                .where(ApiKey.id.in_(chunk))
-            )
-        )
+        names.update(_names(session, chunk))
     items = [
         ApiKeyListedOut(
             **ApiKeyOut.of(
                 k,
                 GrantsOut(datasets=ds.get(k.id, []), dataset_groups=gr.get(k.id, [])),
-                defaults.get(k.id),
-                users.get(k.id),
+                *names.get(k.id, (None, None)),
             ).model_dump(),
             datasets_count=counts.get(k.id, 0),
         )
@@ -137,29 +132,30 @@ def _chunks(ids: list[uuid.UUID], size: int = 500) -> list[list[uuid.UUID]]:
     return [ids[i : i + size] for i in range(0, len(ids), size)]
 
 
+def directory_users(found: listing.Users, limit: int, offset: int) -> Page[DirectoryUserOut]:
+    return Page[DirectoryUserOut](items=found.items, total=found.total, limit=limit, offset=offset)
+
+
+def directory_groups(found: listing.Groups, limit: int, offset: int) -> Page[DirectoryGroupOut]:
+    return Page[DirectoryGroupOut](items=found.items, total=found.total, limit=limit, offset=offset)
+
+
 def dataset_detail(session: Session, dataset: Dataset) -> DatasetDetailOut:
-    base = DatasetOut.of(dataset)
-    groups = session.scalars(
-        select(DatasetGroup.name)
-        .join(DatasetGroupMember, DatasetGroupMember.group_id == DatasetGroup.id)
-        .where(DatasetGroupMember.dataset_id == dataset.id)
-        .order_by(DatasetGroup.name_key)
-    )
     return DatasetDetailOut(
-        **base.model_dump(),
+        **DatasetOut.of(dataset).model_dump(),
         keys=[KeyVersionOut.of(k) for k in catalog.list_keys(session, dataset)],
-        dataset_groups=list(groups),
+        dataset_groups=catalog.group_names(session, dataset),
     )
 
 
 def dataset_group(session: Session, group: DatasetGroup) -> DatasetGroupDetailOut:
     matching = listing.matching_groups(session, group)
-    pin = None
-    if group.pinned_group_id is not None:
+    pinned, pin = group.pinned_group_id, None
+    if pinned is not None:
         pin = PinOut(
-            directory_group_id=str(group.pinned_group_id),
+            directory_group_id=str(pinned),
             external_id=group.pinned_group_external_id,
-            present=any(g.id == group.pinned_group_id and gives for g, gives in matching),
+            present=any(g.id == pinned and gives for g, gives in matching),
         )
     return DatasetGroupDetailOut(
         **DatasetGroupOut.of(
@@ -170,12 +166,7 @@ def dataset_group(session: Session, group: DatasetGroup) -> DatasetGroupDetailOu
         ).model_dump(),
         matching_directory_groups=[
             DirectoryGroupRefOut(
-                id=str(g.id),
-                display_name=g.display_name,
-                external_id=g.external_id,
-                member_count=g.member_count,
-                gives_access=gives,
-                pinned=g.id == group.pinned_group_id,
+                **fields_of(g, DirectoryGroupRefOut, gives_access=gives, pinned=g.id == pinned)
             )
             for g, gives in matching
         ],
@@ -204,9 +195,8 @@ def dataset_group_list(session: Session, account_id: uuid.UUID) -> list[DatasetG
 
 
 def access_of(session: Session, key: ApiKey) -> AccessOut:
-    reasons = access.explain(session, key.id)
     by_dataset: dict[uuid.UUID, list[ReasonOut]] = {}
-    for reason in reasons:
+    for reason in access.explain(session, key.id):
         by_dataset.setdefault(reason.dataset_id, []).append(ReasonOut.of(reason))
     entries = [
         AccessEntryOut(dataset=d.name, type=d.type, reasons=by_dataset.get(d.id, []))
@@ -243,19 +233,9 @@ def templates() -> list[TemplateOut]:
     out = []
     for name, raw in sorted(fpe.TEMPLATES.items()):
         definition = fpe.from_template(name)
-        out.append(
-            TemplateOut(
-                name=name,
-                type="structured",
-                description=str(raw["description"]),
-                max_key_number=fpe.max_key_number(definition),
-                input_character_set=definition.input_character_set,
-                output_character_set=definition.output_character_set,
-                passthrough=definition.passthrough,
-                min_input_length=definition.min_input_length,
-                max_input_length=definition.max_input_length,
-            )
-        )
+        given = {"name": name, "type": "structured", "description": str(raw["description"])}
+        limit = fpe.max_key_number(definition)
+        out.append(TemplateOut(**fields_of(definition, TemplateOut, max_key_number=limit, **given)))
     out.append(
         TemplateOut(
             name=fpe.UNSTRUCTURED_TEMPLATE,

@@ -43,6 +43,12 @@ class Grants:
     datasets: list[Dataset]
     dataset_groups: list[DatasetGroup]
 
+    def names(self) -> dict[str, list[str]]:
+        return {
+            "datasets": [d.name for d in self.datasets],
+            "dataset_groups": [g.name for g in self.dataset_groups],
+        }
+
 
 def create_api_key(
     session: Session,
@@ -75,24 +81,14 @@ def create_api_key(
     )
     session.add(key)
     session.flush()
-    for dataset_id in grant_datasets:
-        session.add(DatasetGrant(api_key_id=key.id, dataset_id=dataset_id))
-    for group_id in grant_groups:
-        session.add(DatasetGroupGrant(api_key_id=key.id, dataset_group_id=group_id))
+    session.add_all(DatasetGrant(api_key_id=key.id, dataset_id=d) for d in grant_datasets)
+    session.add_all(DatasetGroupGrant(api_key_id=key.id, dataset_group_id=g) for g in grant_groups)
     session.flush()
-    audit.record(
-        session,
-        account_id=account_id,
-        actor=actor,
-        action="api_key.created",
-        subject_type="api_key",
-        subject_id=key.access_key_id,
-        subject_label=clean,
-        detail={
-            "datasets": sorted(d.name for d in grant_datasets.values()),
-            "dataset_groups": sorted(g.name for g in grant_groups.values()),
-        },
-    )
+    detail = {
+        "datasets": sorted(d.name for d in grant_datasets.values()),
+        "dataset_groups": sorted(g.name for g in grant_groups.values()),
+    }
+    audit.record_about(session, _subject(key), actor, "api_key.created", detail)
     return CreatedKey(key, generated)
 
 
@@ -180,20 +176,20 @@ def _touch(key: ApiKey) -> None:
     key.updated_at = utcnow()
 
 
+def _by_hand(key: ApiKey, change: str) -> None:
+    ensure_editable_by_hand(name=key.name, auto_provisioned=key.auto_provisioned, change=change)
+
+
+def _subject(key: ApiKey) -> audit.Subject:
+    return audit.Subject(key.account_id, "api_key", key.access_key_id, key.name)
+
+
 def rename(session: Session, key: ApiKey, new_name: str, *, actor: Actor) -> None:
-    ensure_editable_by_hand(name=key.name, auto_provisioned=key.auto_provisioned, change="renamed")
+    _by_hand(key, "renamed")
     before, key.name = key.name, names.display_name(new_name, what="API key")
     _touch(key)
-    audit.record(
-        session,
-        account_id=key.account_id,
-        actor=actor,
-        action="api_key.renamed",
-        subject_type="api_key",
-        subject_id=key.access_key_id,
-        subject_label=key.name,
-        detail={"before": {"name": before}, "after": {"name": key.name}},
-    )
+    detail = {"before": {"name": before}, "after": {"name": key.name}}
+    audit.record_about(session, _subject(key), actor, "api_key.renamed", detail)
 
 
 def suspend(session: Session, key: ApiKey, *, actor: Actor, reason: str | None = None) -> None:
@@ -204,15 +200,12 @@ def suspend(session: Session, key: ApiKey, *, actor: Actor, reason: str | None =
         return
     key.suspended, key.suspended_at = True, utcnow()
     key.suspended_by = (actor.label or actor.type)[:256]
-    audit.record(
+    audit.record_about(
         session,
-        account_id=key.account_id,
-        actor=actor,
-        action="api_key.suspended",
-        subject_type="api_key",
-        subject_id=key.access_key_id,
-        subject_label=key.name,
-        detail={"reason": reason[:500]} if reason else {},
+        _subject(key),
+        actor,
+        "api_key.suspended",
+        {"reason": reason[:500]} if reason else {},
     )
 
 
@@ -221,53 +214,27 @@ def resume(session: Session, key: ApiKey, *, actor: Actor) -> None:
     if not key.suspended:
         return
     key.suspended, key.suspended_at, key.suspended_by = False, None, None
-    audit.record(
-        session,
-        account_id=key.account_id,
-        actor=actor,
-        action="api_key.resumed",
-        subject_type="api_key",
-        subject_id=key.access_key_id,
-        subject_label=key.name,
-    )
+    audit.record_about(session, _subject(key), actor, "api_key.resumed")
 
 
 def set_enabled(session: Session, key: ApiKey, enabled: bool, *, actor: Actor) -> None:
-    ensure_editable_by_hand(
-        name=key.name,
-        auto_provisioned=key.auto_provisioned,
-        change="enabled" if enabled else "disabled",
-    )
+    _by_hand(key, "enabled" if enabled else "disabled")
     if key.enabled == enabled:
         return
     key.enabled = enabled
     _touch(key)
-    audit.record(
-        session,
-        account_id=key.account_id,
-        actor=actor,
-        action="api_key.enabled" if enabled else "api_key.disabled",
-        subject_type="api_key",
-        subject_id=key.access_key_id,
-        subject_label=key.name,
-        detail={"before": {"enabled": not enabled}, "after": {"enabled": enabled}},
+    detail = {"before": {"enabled": not enabled}, "after": {"enabled": enabled}}
+    audit.record_about(
+        session, _subject(key), actor, "api_key.enabled" if enabled else "api_key.disabled", detail
     )
 
 
 def delete_api_key(session: Session, key: ApiKey, *, actor: Actor) -> None:
-    ensure_editable_by_hand(name=key.name, auto_provisioned=key.auto_provisioned, change="deleted")
+    _by_hand(key, "deleted")
     session.execute(delete(DatasetGrant).where(DatasetGrant.api_key_id == key.id))
     session.execute(delete(DatasetGroupGrant).where(DatasetGroupGrant.api_key_id == key.id))
     session.execute(delete(ApiKey).where(ApiKey.id == key.id))
-    audit.record(
-        session,
-        account_id=key.account_id,
-        actor=actor,
-        action="api_key.deleted",
-        subject_type="api_key",
-        subject_id=key.access_key_id,
-        subject_label=key.name,
-    )
+    audit.record_about(session, _subject(key), actor, "api_key.deleted")
 
 
 def grant(
@@ -279,9 +246,7 @@ def grant(
     actor: Actor,
 ) -> Grants:
     """Add grants (existing ones are kept); returns what was newly granted."""
-    ensure_editable_by_hand(
-        name=key.name, auto_provisioned=key.auto_provisioned, change="granted datasets"
-    )
+    _by_hand(key, "granted datasets")
     current = grants_of(session, key)
     have_ds = {d.id for d in current.datasets}
     have_gr = {g.id for g in current.dataset_groups}
@@ -289,27 +254,14 @@ def grant(
     new_gr = [find_group(session, key.account_id, r) for r in dataset_groups]
     added_ds = list({d.id: d for d in new_ds if d.id not in have_ds}.values())
     added_gr = list({g.id: g for g in new_gr if g.id not in have_gr}.values())
-    for dataset in added_ds:
-        session.add(DatasetGrant(api_key_id=key.id, dataset_id=dataset.id))
-    for group in added_gr:
-        session.add(DatasetGroupGrant(api_key_id=key.id, dataset_group_id=group.id))
+    session.add_all(DatasetGrant(api_key_id=key.id, dataset_id=d.id) for d in added_ds)
+    session.add_all(DatasetGroupGrant(api_key_id=key.id, dataset_group_id=g.id) for g in added_gr)
     session.flush()
+    added = Grants(added_ds, added_gr)
     if added_ds or added_gr:
         _touch(key)
-        audit.record(
-            session,
-            account_id=key.account_id,
-            actor=actor,
-            action="api_key.granted",
-            subject_type="api_key",
-            subject_id=key.access_key_id,
-            subject_label=key.name,
-            detail={
-                "datasets": [d.name for d in added_ds],
-                "dataset_groups": [g.name for g in added_gr],
-            },
-        )
-    return Grants(added_ds, added_gr)
+        audit.record_about(session, _subject(key), actor, "api_key.granted", added.names())
+    return added
 
 
 def revoke(
@@ -321,9 +273,7 @@ def revoke(
     actor: Actor,
 ) -> Grants:
     """Remove grants; naming something that is not granted is an error (nothing changes)."""
-    ensure_editable_by_hand(
-        name=key.name, auto_provisioned=key.auto_provisioned, change="revoked datasets"
-    )
+    _by_hand(key, "revoked datasets")
     current = grants_of(session, key)
     have_ds = {d.id: d for d in current.datasets}
     have_gr = {g.id: g for g in current.dataset_groups}
@@ -348,22 +298,11 @@ def revoke(
                 DatasetGroupGrant.dataset_group_id == group.id,
             )
         )
+    dropped = Grants(drop_ds, drop_gr)
     if drop_ds or drop_gr:
         _touch(key)
-        audit.record(
-            session,
-            account_id=key.account_id,
-            actor=actor,
-            action="api_key.revoked",
-            subject_type="api_key",
-            subject_id=key.access_key_id,
-            subject_label=key.name,
-            detail={
-                "datasets": [d.name for d in drop_ds],
-                "dataset_groups": [g.name for g in drop_gr],
-            },
-        )
-    return Grants(drop_ds, drop_gr)
+        audit.record_about(session, _subject(key), actor, "api_key.revoked", dropped.names())
+    return dropped
 
 
 def set_default_dataset(
@@ -371,9 +310,7 @@ def set_default_dataset(
 ) -> None:
     """Choose (or with None, clear) the unstructured dataset the key encrypts under when it
     may use several. The choice matters only while the key may use that dataset."""
-    ensure_editable_by_hand(
-        name=key.name, auto_provisioned=key.auto_provisioned, change="given a default dataset"
-    )
+    _by_hand(key, "given a default dataset")
     before = key.default_unstructured_dataset_id
     if dataset_ref is None:
         key.default_unstructured_dataset_id = None
@@ -387,16 +324,8 @@ def set_default_dataset(
         key.default_unstructured_dataset_id, label = dataset.id, dataset.name
     if key.default_unstructured_dataset_id != before:
         _touch(key)
-        audit.record(
-            session,
-            account_id=key.account_id,
-            actor=actor,
-            action="api_key.default_dataset_set",
-            subject_type="api_key",
-            subject_id=key.access_key_id,
-            subject_label=key.name,
-            detail={"after": {"default_unstructured_dataset": label}},
-        )
+        detail = {"after": {"default_unstructured_dataset": label}}
+        audit.record_about(session, _subject(key), actor, "api_key.default_dataset_set", detail)
 
 
 def signing_key(key: ApiKey, master: MasterKey) -> str:

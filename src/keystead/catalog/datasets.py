@@ -35,6 +35,10 @@ def key_context(dataset_id: uuid.UUID, key_number: int) -> str:
     return f"dataset-key:{dataset_id}:{key_number}"
 
 
+def _subject(dataset: Dataset) -> audit.Subject:
+    return audit.Subject(dataset.account_id, "dataset", dataset.id, dataset.name)
+
+
 @dataclass(frozen=True)
 class DatasetSpec:
     """What an admin asks for; exactly one of template / definition for structured."""
@@ -98,16 +102,8 @@ def create_dataset(
     except IntegrityError as exc:
         raise Conflict(f"a dataset named {name!r} already exists in this account") from exc
     _add_key(session, dataset, 0, master)
-    audit.record(
-        session,
-        account_id=account_id,
-        actor=actor,
-        action="dataset.created",
-        subject_type="dataset",
-        subject_id=dataset.id,
-        subject_label=name,
-        detail={"type": spec.type, "template": template},
-    )
+    detail = {"type": spec.type, "template": template}
+    audit.record_about(session, _subject(dataset), actor, "dataset.created", detail)
     return dataset
 
 
@@ -154,6 +150,18 @@ def list_keys(session: Session, dataset: Dataset) -> list[DatasetKey]:
     )
 
 
+def group_names(session: Session, dataset: Dataset) -> list[str]:
+    """The names of the dataset groups that contain ``dataset``."""
+    return list(
+        session.scalars(
+            select(DatasetGroup.name)
+            .join(DatasetGroupMember, DatasetGroupMember.group_id == DatasetGroup.id)
+            .where(DatasetGroupMember.dataset_id == dataset.id)
+            .order_by(DatasetGroup.name_key)
+        )
+    )
+
+
 def max_key_number(dataset: Dataset) -> int | None:
     """The highest key number the dataset's ciphertext format can carry (None: unbounded)."""
     if dataset.type != "structured" or dataset.definition is None:
@@ -182,29 +190,14 @@ def rotate_key(session: Session, dataset: Dataset, *, master: MasterKey, actor: 
         raise Conflict(f"dataset {dataset.name!r} was rotated concurrently; try again")
     dataset.current_key_number = new_number
     _add_key(session, dataset, new_number, master)
-    audit.record(
-        session,
-        account_id=dataset.account_id,
-        actor=actor,
-        action="dataset.key_rotated",
-        subject_type="dataset",
-        subject_id=dataset.id,
-        subject_label=dataset.name,
-        detail={"before": {"key_number": new_number - 1}, "after": {"key_number": new_number}},
-    )
+    detail = {"before": {"key_number": new_number - 1}, "after": {"key_number": new_number}}
+    audit.record_about(session, _subject(dataset), actor, "dataset.key_rotated", detail)
     return new_number
 
 
 def delete_dataset(session: Session, dataset: Dataset, *, actor: Actor) -> dict[str, Any]:
     """Delete a dataset, its keys, its dataset-group memberships and grants of it."""
-    groups = list(
-        session.scalars(
-            select(DatasetGroup.name)
-            .join(DatasetGroupMember, DatasetGroupMember.group_id == DatasetGroup.id)
-            .where(DatasetGroupMember.dataset_id == dataset.id)
-            .order_by(DatasetGroup.name_key)
-        )
-    )
+    groups = group_names(session, dataset)
     grants = session.scalar(
         select(func.count()).select_from(DatasetGrant).where(DatasetGrant.dataset_id == dataset.id)
     )
@@ -220,14 +213,5 @@ def delete_dataset(session: Session, dataset: Dataset, *, actor: Actor) -> dict[
     )
     session.execute(delete(Dataset).where(Dataset.id == dataset.id))
     detail = {"removed_from_dataset_groups": groups, "removed_grants": grants}
-    audit.record(
-        session,
-        account_id=dataset.account_id,
-        actor=actor,
-        action="dataset.deleted",
-        subject_type="dataset",
-        subject_id=dataset.id,
-        subject_label=dataset.name,
-        detail=detail,
-    )
+    audit.record_about(session, _subject(dataset), actor, "dataset.deleted", detail)
     return detail

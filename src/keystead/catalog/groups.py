@@ -36,6 +36,10 @@ def _check_free(
         raise Conflict(f"a dataset group named {name!r} already exists in this account")
 
 
+def _subject(group: DatasetGroup) -> audit.Subject:
+    return audit.Subject(group.account_id, "dataset_group", group.id, group.name)
+
+
 def create_group(
     session: Session,
     *,
@@ -56,16 +60,8 @@ def create_group(
     for dataset in {d.id: d for d in members}.values():
         session.add(DatasetGroupMember(group_id=group.id, dataset_id=dataset.id))
     session.flush()
-    audit.record(
-        session,
-        account_id=account_id,
-        actor=actor,
-        action="dataset_group.created",
-        subject_type="dataset_group",
-        subject_id=group.id,
-        subject_label=clean,
-        detail={"datasets": sorted(d.name for d in members)},
-    )
+    detail = {"datasets": sorted(d.name for d in members)}
+    audit.record_about(session, _subject(group), actor, "dataset_group.created", detail)
     return group
 
 
@@ -132,15 +128,8 @@ def add_datasets(
             added.append(dataset.name)
     session.flush()
     if added:
-        audit.record(
-            session,
-            account_id=group.account_id,
-            actor=actor,
-            action="dataset_group.datasets_added",
-            subject_type="dataset_group",
-            subject_id=group.id,
-            subject_label=group.name,
-            detail={"datasets": added},
+        audit.record_about(
+            session, _subject(group), actor, "dataset_group.datasets_added", {"datasets": added}
         )
     return added
 
@@ -163,15 +152,8 @@ def remove_datasets(
         else:
             raise NotFound(f"dataset {dataset.name!r} is not in dataset group {group.name!r}")
     if removed:
-        audit.record(
-            session,
-            account_id=group.account_id,
-            actor=actor,
-            action="dataset_group.datasets_removed",
-            subject_type="dataset_group",
-            subject_id=group.id,
-            subject_label=group.name,
-            detail={"datasets": removed},
+        audit.record_about(
+            session, _subject(group), actor, "dataset_group.datasets_removed", {"datasets": removed}
         )
     return removed
 
@@ -185,16 +167,8 @@ def rename_group(session: Session, group: DatasetGroup, new_name: str, *, actor:
         session.flush()
     except IntegrityError as exc:
         raise Conflict(f"a dataset group named {clean!r} already exists in this account") from exc
-    audit.record(
-        session,
-        account_id=group.account_id,
-        actor=actor,
-        action="dataset_group.renamed",
-        subject_type="dataset_group",
-        subject_id=group.id,
-        subject_label=clean,
-        detail={"before": {"name": before}, "after": {"name": clean}},
-    )
+    detail = {"before": {"name": before}, "after": {"name": clean}}
+    audit.record_about(session, _subject(group), actor, "dataset_group.renamed", detail)
 
 
 def delete_group(session: Session, group: DatasetGroup, *, actor: Actor) -> None:
@@ -203,15 +177,8 @@ def delete_group(session: Session, group: DatasetGroup, *, actor: Actor) -> None
     session.execute(delete(DatasetGroupMember).where(DatasetGroupMember.group_id == group.id))
     session.execute(delete(DatasetGroupGrant).where(DatasetGroupGrant.dataset_group_id == group.id))
     session.execute(delete(DatasetGroup).where(DatasetGroup.id == group.id))
-    audit.record(
-        session,
-        account_id=group.account_id,
-        actor=actor,
-        action="dataset_group.deleted",
-        subject_type="dataset_group",
-        subject_id=group.id,
-        subject_label=group.name,
-        detail={"datasets_kept": datasets},
+    audit.record_about(
+        session, _subject(group), actor, "dataset_group.deleted", {"datasets_kept": datasets}
     )
 
 
@@ -251,20 +218,12 @@ def pin_group(
         )
     group.pinned_group_id, group.pinned_group_external_id = chosen.id, chosen.external_id
     session.flush()
-    audit.record(
-        session,
-        account_id=group.account_id,
-        actor=actor,
-        action="dataset_group.pinned",
-        subject_type="dataset_group",
-        subject_id=group.id,
-        subject_label=group.name,
-        detail={
-            "directory_group": chosen.display_name,
-            "directory_group_id": str(chosen.id),
-            "external_id": chosen.external_id,
-        },
-    )
+    detail = {
+        "directory_group": chosen.display_name,
+        "directory_group_id": str(chosen.id),
+        "external_id": chosen.external_id,
+    }
+    audit.record_about(session, _subject(group), actor, "dataset_group.pinned", detail)
     return chosen
 
 
@@ -275,15 +234,8 @@ def unpin_group(session: Session, group: DatasetGroup, *, actor: Actor) -> None:
     before = str(group.pinned_group_id)
     group.pinned_group_id = group.pinned_group_external_id = None
     session.flush()
-    audit.record(
-        session,
-        account_id=group.account_id,
-        actor=actor,
-        action="dataset_group.unpinned",
-        subject_type="dataset_group",
-        subject_id=group.id,
-        subject_label=group.name,
-        detail={"directory_group_id": before},
+    audit.record_about(
+        session, _subject(group), actor, "dataset_group.unpinned", {"directory_group_id": before}
     )
 
 

@@ -15,7 +15,8 @@ from keystead.admin.schemas import (
     TokenCreatedOut,
     TokenOut,
 )
-from keystead.cli.context import JsonFlag, ctx_of, emit, err, out, pairs, table
+from keystead.cli.context import JsonFlag, ctx_of, emit, emit_table, err, out, pairs
+from keystead.errors import InvalidInput
 
 account_app = typer.Typer(
     help="Accounts (customer ids) on this installation.", no_args_is_help=True
@@ -34,14 +35,12 @@ def account_list(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """List accounts."""
     with ctx_of(ctx).runtime.db.read() as session:
         rows = [AccountOut.of(a) for a in accounts.list_accounts(session)]
-    emit(
+    emit_table(
         rows,
         as_json,
-        lambda: table(
-            "Accounts",
-            ["customer id", "name", "plan"],
-            [(a.customer_id, a.name, a.plan) for a in rows],
-        ),
+        "Accounts",
+        ["customer id", "name", "plan"],
+        lambda a: (a.customer_id, a.name, a.plan),
     )
 
 
@@ -70,9 +69,7 @@ def account_create(
             new = accounts.create_admin(
                 session, account_id=account.id, email=admin_email, role="admin", actor=cli.actor
             )
-            created = AdminCreatedOut(
-                **AdminOut.of(new.admin).model_dump(), one_time_password=new.password
-            )
+            created = AdminCreatedOut.created(new.admin, new.password)
         view = AccountOut.of(account)
     result = {"account": view, "admin": created}
 
@@ -100,14 +97,12 @@ def admin_list(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """List console admins."""
     with ctx_of(ctx).read() as (session, account_id):
         rows = [AdminOut.of(a) for a in accounts.list_admins(session, account_id)]
-    emit(
+    emit_table(
         rows,
         as_json,
-        lambda: table(
-            "Admins",
-            ["email", "role", "last login"],
-            [(a.email, a.role, a.last_login_at) for a in rows],
-        ),
+        "Admins",
+        ["email", "role", "last login"],
+        lambda a: (a.email, a.role, a.last_login_at),
     )
 
 
@@ -124,9 +119,7 @@ def admin_create(
         new = accounts.create_admin(
             session, account_id=account_id, email=email, role=role, actor=cli.actor
         )
-        view = AdminCreatedOut(
-            **AdminOut.of(new.admin).model_dump(), one_time_password=new.password
-        )
+        view = AdminCreatedOut.created(new.admin, new.password)
     emit(
         view,
         as_json,
@@ -192,8 +185,6 @@ def token_create(
         if admin is None:
             candidates = [a for a in accounts.list_admins(session, account_id) if a.role == "admin"]
             if len(candidates) != 1:
-                from keystead.errors import InvalidInput
-
                 raise InvalidInput("this account has several admins; choose one with --admin EMAIL")
             owner = candidates[0]
         else:
@@ -213,14 +204,12 @@ def token_list(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """List admin API tokens (never their secrets)."""
     with ctx_of(ctx).read() as (session, account_id):
         rows = [TokenOut.of(t, a) for t, a in accounts.list_tokens(session, account_id)]
-    emit(
+    emit_table(
         rows,
         as_json,
-        lambda: table(
-            "Admin API tokens",
-            ["id", "name", "admin", "starts with", "expires"],
-            [(t.id, t.name, t.admin_email, t.hint, t.expires_at) for t in rows],
-        ),
+        "Admin API tokens",
+        ["id", "name", "admin", "starts with", "expires"],
+        lambda t: (t.id, t.name, t.admin_email, t.hint, t.expires_at),
     )
 
 

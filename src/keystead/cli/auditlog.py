@@ -9,7 +9,7 @@ import typer
 
 from keystead import audit
 from keystead.admin.schemas import AuditEventOut
-from keystead.cli.context import JsonFlag, ctx_of, emit, table
+from keystead.cli.context import JsonFlag, ctx_of, emit_table
 
 app = typer.Typer(help="The audit log: every change, who made it and when.", no_args_is_help=True)
 
@@ -24,18 +24,14 @@ def list_(
 ) -> None:
     """Newest events first."""
     with ctx_of(ctx).read() as (session, account_id):
-        rows = [
-            AuditEventOut.of(e)
-            for e in audit.list_events(
-                session, account_id=account_id, limit=limit, action_prefix=action, since=since
-            )
-        ]
-    emit(
+        events = audit.list_events(
+            session, account_id=account_id, limit=limit, action_prefix=action, since=since
+        )
+        rows = [AuditEventOut.of(e) for e in events]
+    emit_table(
         rows,
         as_json,
-        lambda: table(
-            "Audit log",
-            ["when", "who", "action", "subject"],
-            [(e.at.isoformat(timespec="seconds"), e.actor, e.action, e.subject) for e in rows],
-        ),
+        "Audit log",
+        ["when", "who", "action", "subject"],
+        lambda e: (e.at.isoformat(timespec="seconds"), e.actor, e.action, e.subject),
     )

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from pydantic import BaseModel
@@ -25,6 +25,10 @@ from keystead.runtime import Runtime, open_runtime
 from keystead.settings import Settings
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+T = TypeVar("T")
+V = TypeVar("V")
+# A change to one object, made in the command's transaction by its actor.
+Change = Callable[[Session, T, Actor], object]
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False)
@@ -100,6 +104,36 @@ def emit(data: Any, as_json: bool, human: Callable[[], None]) -> None:
         sys.stdout.write(json.dumps(to_jsonable(data), indent=2) + "\n")
     else:
         human()
+
+
+def changer(
+    find: Callable[[Session, uuid.UUID, str], T],
+    view: Callable[[Session, T], V],
+    show: Callable[[V], None],
+) -> Callable[[typer.Context, str, bool, Change[T]], None]:
+    """The body of the commands that change one object: find the one named in the account,
+    apply the change in one transaction, and print the object as it now is."""
+
+    def change(ctx: typer.Context, ref: str, as_json: bool, apply: Change[T]) -> None:
+        cli = ctx_of(ctx)
+        with cli.write() as (session, account_id):
+            target = find(session, account_id, ref)
+            apply(session, target, cli.actor)
+            shown = view(session, target)
+        emit(shown, as_json, lambda: show(shown))
+
+    return change
+
+
+def emit_table(
+    rows: Sequence[T],
+    as_json: bool,
+    title: str,
+    columns: Sequence[str],
+    cells: Callable[[T], Sequence[Any]],
+) -> None:
+    """``rows`` as JSON, or as a table: ``cells`` of each row under ``columns``."""
+    emit(rows, as_json, lambda: table(title, columns, [cells(row) for row in rows]))
 
 
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:

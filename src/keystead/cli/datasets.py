@@ -11,7 +11,7 @@ import typer
 from keystead.admin import views
 from keystead.admin.schemas import DatasetDeletedOut, DatasetDetailOut, DatasetOut
 from keystead.catalog import datasets as catalog
-from keystead.cli.context import JsonFlag, ctx_of, emit, err, out, pairs, table
+from keystead.cli.context import JsonFlag, ctx_of, emit, emit_table, err, out, pairs
 from keystead.errors import InvalidInput
 
 app = typer.Typer(
@@ -75,11 +75,7 @@ def create(
             session, account_id=account_id, spec=spec, master=cli.runtime.master, actor=cli.actor
         )
         detail = views.dataset_detail(session, dataset)
-    emit(
-        detail,
-        as_json,
-        lambda: _show(detail, f"Created dataset [bold]{detail.name}[/bold]"),
-    )
+    emit(detail, as_json, lambda: _show(detail, f"Created dataset [bold]{detail.name}[/bold]"))
 
 
 @app.command("list")
@@ -87,14 +83,12 @@ def list_(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """List datasets."""
     with ctx_of(ctx).read() as (session, account_id):
         rows = [DatasetOut.of(d) for d in catalog.list_datasets(session, account_id)]
-    emit(
+    emit_table(
         rows,
         as_json,
-        lambda: table(
-            "Datasets",
-            ["name", "type", "template", "key", "created"],
-            [(d.name, d.type, d.template, d.current_key_number, d.created_at) for d in rows],
-        ),
+        "Datasets",
+        ["name", "type", "template", "key", "created"],
+        lambda d: (d.name, d.type, d.template, d.current_key_number, d.created_at),
     )
 
 
@@ -152,12 +146,10 @@ def delete(
 def templates(as_json: JsonFlag = False) -> None:
     """List the ready-made dataset templates."""
     rows = views.templates()
-    emit(
+    emit_table(
         rows,
         as_json,
-        lambda: table(
-            "Templates",
-            ["name", "type", "max key number", "description"],
-            [(t.name, t.type, t.max_key_number, t.description) for t in rows],
-        ),
+        "Templates",
+        ["name", "type", "max key number", "description"],
+        lambda t: (t.name, t.type, t.max_key_number, t.description),
     )

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from keystead.admin.schemas import DirectoryGroupOut, DirectoryUserOut, Page
+from keystead.admin import views
 from keystead.cli.context import JsonFlag, ctx_of, emit, out, table
 from keystead.directory import listing
 
@@ -27,12 +27,7 @@ def users(
     """Synced users by userName, with their auto-provisioned keys."""
     with ctx_of(ctx).read() as (session, account_id):
         found = listing.search_users(session, account_id, text=search, limit=limit, offset=offset)
-    page = Page[DirectoryUserOut](
-        items=[DirectoryUserOut.of(u) for u in found.items],
-        total=found.total,
-        limit=limit,
-        offset=offset,
-    )
+    page = views.directory_users(found, limit, offset)
 
     def human() -> None:
         table(
@@ -65,12 +60,7 @@ def groups(
     """Synced groups by displayName, with member counts and the dataset group each matches."""
     with ctx_of(ctx).read() as (session, account_id):
         found = listing.search_groups(session, account_id, text=search, limit=limit, offset=offset)
-    page = Page[DirectoryGroupOut](
-        items=[DirectoryGroupOut.of(g) for g in found.items],
-        total=found.total,
-        limit=limit,
-        offset=offset,
-    )
+    page = views.directory_groups(found, limit, offset)
     emit(
         page,
         as_json,

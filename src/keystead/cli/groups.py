@@ -10,7 +10,7 @@ from rich.markup import escape
 from keystead.admin import views
 from keystead.admin.schemas import DatasetGroupDetailOut, DatasetGroupOut, DirectoryGroupRefOut
 from keystead.catalog import groups
-from keystead.cli.context import JsonFlag, ctx_of, emit, err, out, pairs, table
+from keystead.cli.context import JsonFlag, changer, ctx_of, emit, emit_table, err, out, pairs
 
 app = typer.Typer(
     help="Dataset groups: named sets of datasets; a directory group of the same name gets them.",
@@ -43,6 +43,9 @@ def _show(group: DatasetGroupOut, heading: str | None = None) -> None:
         )
 
 
+_change = changer(groups.find_group, views.dataset_group, _show)
+
+
 def _matched(group: DirectoryGroupRefOut) -> str:
     if group.pinned:
         flags = " - pinned"
@@ -62,11 +65,7 @@ def create(
             session, account_id=account_id, name=name, datasets=dataset or [], actor=cli.actor
         )
         view = views.dataset_group(session, group)
-    emit(
-        view,
-        as_json,
-        lambda: _show(view, f"Created dataset group [bold]{view.name}[/bold]"),
-    )
+    emit(view, as_json, lambda: _show(view, f"Created dataset group [bold]{view.name}[/bold]"))
 
 
 @app.command("list")
@@ -74,14 +73,12 @@ def list_(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """List dataset groups and their datasets."""
     with ctx_of(ctx).read() as (session, account_id):
         rows = views.dataset_group_list(session, account_id)
-    emit(
+    emit_table(
         rows,
         as_json,
-        lambda: table(
-            "Dataset groups",
-            ["name", "datasets", "directory groups"],
-            [(g.name, ", ".join(g.datasets), _directory_cell(g)) for g in rows],
-        ),
+        "Dataset groups",
+        ["name", "datasets", "directory groups"],
+        lambda g: (g.name, ", ".join(g.datasets), _directory_cell(g)),
     )
 
 
@@ -96,23 +93,13 @@ def _directory_cell(group: DatasetGroupOut) -> str:
 def pin(ctx: typer.Context, group: str, directory_group: str, as_json: JsonFlag = False) -> None:
     """Pin a dataset group to one directory group named like it (its id, from `show`):
     only that group then gives access through it."""
-    cli = ctx_of(ctx)
-    with cli.write() as (session, account_id):
-        found = groups.find_group(session, account_id, group)
-        groups.pin_group(session, found, directory_group, actor=cli.actor)
-        view = views.dataset_group(session, found)
-    emit(view, as_json, lambda: _show(view))
+    _change(ctx, group, as_json, lambda s, g, a: groups.pin_group(s, g, directory_group, actor=a))
 
 
 @app.command("unpin")
 def unpin(ctx: typer.Context, group: str, as_json: JsonFlag = False) -> None:
     """Back to matching by name: every directory group named like it gives access."""
-    cli = ctx_of(ctx)
-    with cli.write() as (session, account_id):
-        found = groups.find_group(session, account_id, group)
-        groups.unpin_group(session, found, actor=cli.actor)
-        view = views.dataset_group(session, found)
-    emit(view, as_json, lambda: _show(view))
+    _change(ctx, group, as_json, lambda s, g, a: groups.unpin_group(s, g, actor=a))
 
 
 @app.command("show")
@@ -126,34 +113,19 @@ def show(ctx: typer.Context, group: str, as_json: JsonFlag = False) -> None:
 @app.command("add")
 def add(ctx: typer.Context, group: str, datasets: list[str], as_json: JsonFlag = False) -> None:
     """Add datasets to a dataset group."""
-    cli = ctx_of(ctx)
-    with cli.write() as (session, account_id):
-        target = groups.find_group(session, account_id, group)
-        groups.add_datasets(session, target, datasets, actor=cli.actor)
-        view = views.dataset_group(session, target)
-    emit(view, as_json, lambda: _show(view))
+    _change(ctx, group, as_json, lambda s, g, a: groups.add_datasets(s, g, datasets, actor=a))
 
 
 @app.command("remove")
 def remove(ctx: typer.Context, group: str, datasets: list[str], as_json: JsonFlag = False) -> None:
     """Remove datasets from a dataset group (the datasets themselves stay)."""
-    cli = ctx_of(ctx)
-    with cli.write() as (session, account_id):
-        target = groups.find_group(session, account_id, group)
-        groups.remove_datasets(session, target, datasets, actor=cli.actor)
-        view = views.dataset_group(session, target)
-    emit(view, as_json, lambda: _show(view))
+    _change(ctx, group, as_json, lambda s, g, a: groups.remove_datasets(s, g, datasets, actor=a))
 
 
 @app.command("rename")
 def rename(ctx: typer.Context, group: str, new_name: str, as_json: JsonFlag = False) -> None:
     """Rename a dataset group (directory access follows the new name at once)."""
-    cli = ctx_of(ctx)
-    with cli.write() as (session, account_id):
-        target = groups.find_group(session, account_id, group)
-        groups.rename_group(session, target, new_name, actor=cli.actor)
-        view = views.dataset_group(session, target)
-    emit(view, as_json, lambda: _show(view))
+    _change(ctx, group, as_json, lambda s, g, a: groups.rename_group(s, g, new_name, actor=a))
 
 
 @app.command("delete")

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from keystead.accounts import service as accounts
-from keystead.admin.routes_idp import scim_url
+from keystead.admin.routes_idp import idp_view, scim_url
 from keystead.admin.schemas import IdpOut, IdpStatusOut, IdpTestOut, ScimTokenOut
 from keystead.cli.context import JsonFlag, ctx_of, emit, out, pairs
 from keystead.errors import InvalidInput
@@ -45,7 +45,7 @@ def _set_enabled(ctx: typer.Context, enabled: bool, as_json: bool) -> None:
         settings = idp.set_enabled(
             session, account, enabled, actor=cli.actor, master=cli.runtime.master
         )
-        view = IdpOut.of(settings, scim_url(cli.settings.effective_public_url, str(account_id)))
+        view = idp_view(cli.settings, settings)
     emit(view, as_json, lambda: _show(view))
 
 
@@ -67,32 +67,22 @@ def configure(
     discovery_url: Annotated[
         str | None,
         typer.Option(
-            "--discovery-url",
-            help="https://login.microsoftonline.com/TENANT_ID/.well-known/openid-configuration",
+            help="https://login.microsoftonline.com/TENANT_ID/.well-known/openid-configuration"
         ),
     ] = None,
-    issuer: Annotated[
-        str | None, typer.Option("--issuer", help="https://sts.windows.net/TENANT_ID/")
-    ] = None,
+    issuer: Annotated[str | None, typer.Option(help="https://sts.windows.net/TENANT_ID/")] = None,
     audience: Annotated[
-        str | None, typer.Option("--audience", help="The API's Application ID URI (api://…)")
+        str | None, typer.Option(help="The API's Application ID URI (api://…)")
     ] = None,
     username_claim: Annotated[
-        str | None,
-        typer.Option("--username-claim", help="unique_name (default), upn, preferred_username"),
+        str | None, typer.Option(help="unique_name (default), upn, preferred_username")
     ] = None,
-    leeway: Annotated[
-        int | None, typer.Option("--leeway", help="Clock leeway in seconds (default 60)")
-    ] = None,
+    leeway: Annotated[int | None, typer.Option(help="Clock leeway in seconds (default 60)")] = None,
     cert_ttl: Annotated[
-        int | None,
-        typer.Option("--cert-ttl", help="SSO certificate lifetime in seconds (default 3600)"),
+        int | None, typer.Option(help="SSO certificate lifetime in seconds (default 3600)")
     ] = None,
     group_policy: Annotated[
-        str | None,
-        typer.Option(
-            "--group-policy", help="directory (default) or directory_and_token (stricter)"
-        ),
+        str | None, typer.Option(help="directory (default) or directory_and_token (stricter)")
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -118,7 +108,7 @@ def configure(
             actor=cli.actor,
             allow_private=cli.settings.idp_allow_private_addresses,
         )
-        view = IdpOut.of(settings, scim_url(cli.settings.effective_public_url, str(account_id)))
+        view = idp_view(cli.settings, settings)
     emit(view, as_json, lambda: _show(view))
 
 
@@ -127,10 +117,7 @@ def show(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Show the integration settings (never the token itself)."""
     cli = ctx_of(ctx)
     with cli.read() as (session, account_id):
-        view = IdpOut.of(
-            idp.settings_of(session, account_id),
-            scim_url(cli.settings.effective_public_url, str(account_id)),
-        )
+        view = idp_view(cli.settings, idp.settings_of(session, account_id))
     emit(view, as_json, lambda: _show(view))
 
 

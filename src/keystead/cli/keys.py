@@ -10,11 +10,10 @@ from typing import Annotated
 import typer
 
 from keystead.admin import views
-from keystead.admin.schemas import AccessOut, ApiKeyCreatedOut, ApiKeyOut, ExplainOut
-from keystead.apikeys import credentials
+from keystead.admin.schemas import AccessOut, ApiKeyOut, ExplainOut
 from keystead.apikeys import service as apikeys
 from keystead.catalog import datasets as catalog
-from keystead.cli.context import JsonFlag, ctx_of, emit, err, out, pairs, table
+from keystead.cli.context import JsonFlag, changer, ctx_of, emit, emit_table, err, out, pairs, table
 from keystead.errors import Conflict, InvalidInput
 
 app = typer.Typer(
@@ -43,6 +42,9 @@ def _show(key: ApiKeyOut) -> None:
             ("granted dataset groups", key.grants.dataset_groups),
         ]
     )
+
+
+_change = changer(apikeys.find_api_key, views.api_key, _show)
 
 
 def _reserve_credentials_file(path: Path) -> int:
@@ -81,38 +83,25 @@ def create(
                 master=cli.runtime.master,
                 actor=cli.actor,
             )
-            view = views.api_key(session, created.key)
+            result = views.api_key_created(session, created, cli.settings.effective_public_url)
     except BaseException:
         if fd is not None and credentials_file is not None:
             os.close(fd)
             credentials_file.unlink(missing_ok=True)
         raise
-    s = created.secrets
-    ini = credentials.credentials_file(
-        access_key_id=s.access_key_id,
-        secret_signing_key=s.secret_signing_key,
-        secret_crypto_access_key=s.secret_crypto_access_key,
-        server=cli.settings.effective_public_url,
-    )
     if fd is not None:
         with os.fdopen(fd, "w") as handle:
-            handle.write(ini)
-    result = ApiKeyCreatedOut(
-        **view.model_dump(),
-        secret_signing_key=s.secret_signing_key,
-        secret_crypto_access_key=s.secret_crypto_access_key,
-        credentials_file=ini,
-    )
+            handle.write(result.credentials_file)
 
     def human() -> None:
-        out.print(f"Created API key [bold]{view.name}[/bold]. The secrets below are shown once.")
+        out.print(f"Created API key [bold]{result.name}[/bold]. The secrets below are shown once.")
         pairs(
             [
-                ("access key id", s.access_key_id),
-                ("secret signing key", s.secret_signing_key),
-                ("secret crypto access key", s.secret_crypto_access_key),
-                ("granted datasets", view.grants.datasets),
-                ("granted dataset groups", view.grants.dataset_groups),
+                ("access key id", result.access_key_id),
+                ("secret signing key", result.secret_signing_key),
+                ("secret crypto access key", result.secret_crypto_access_key),
+                ("granted datasets", result.grants.datasets),
+                ("granted dataset groups", result.grants.dataset_groups),
             ]
         )
         if credentials_file is not None:
@@ -125,11 +114,9 @@ def create(
 def list_(
     ctx: typer.Context,
     search: Annotated[
-        str | None, typer.Option("--search", help="Part of the name, or an access key id")
+        str | None, typer.Option(help="Part of the name, or an access key id")
     ] = None,
-    kind: Annotated[
-        str | None, typer.Option("--kind", help="manual, auto, enabled or disabled")
-    ] = None,
+    kind: Annotated[str | None, typer.Option(help="manual, auto, enabled or disabled")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """List API keys (every match, by name)."""
@@ -138,23 +125,18 @@ def list_(
     with ctx_of(ctx).read() as (session, account_id):
         found = apikeys.KeySearch(search, kind)
         rows = views.api_keys(session, account_id, found).items
-    emit(
+    emit_table(
         rows,
         as_json,
-        lambda: table(
-            "API keys",
-            ["name", "access key id", "enabled", "auto", "datasets", "dataset groups"],
-            [
-                (
-                    k.name,
-                    k.access_key_id,
-                    "yes" if k.enabled else "no",
-                    "yes" if k.auto_provisioned else "",
-                    ", ".join(k.grants.datasets),
-                    ", ".join(k.grants.dataset_groups),
-                )
-                for k in rows
-            ],
+        "API keys",
+        ["name", "access key id", "enabled", "auto", "datasets", "dataset groups"],
+        lambda k: (
+            k.name,
+            k.access_key_id,
+            "yes" if k.enabled else "no",
+            "yes" if k.auto_provisioned else "",
+            ", ".join(k.grants.datasets),
+            ", ".join(k.grants.dataset_groups),
         ),
     )
 
@@ -167,25 +149,16 @@ def show(ctx: typer.Context, key: str, as_json: JsonFlag = False) -> None:
     emit(view, as_json, lambda: _show(view))
 
 
-def _set_enabled(ctx: typer.Context, key: str, enabled: bool, as_json: bool) -> None:
-    cli = ctx_of(ctx)
-    with cli.write() as (session, account_id):
-        target = apikeys.find_api_key(session, account_id, key)
-        apikeys.set_enabled(session, target, enabled, actor=cli.actor)
-        view = views.api_key(session, target)
-    emit(view, as_json, lambda: _show(view))
-
-
 @app.command("enable")
 def enable(ctx: typer.Context, key: str, as_json: JsonFlag = False) -> None:
     """Enable an API key."""
-    _set_enabled(ctx, key, True, as_json)
+    _change(ctx, key, as_json, lambda s, k, a: apikeys.set_enabled(s, k, True, actor=a))
 
 
 @app.command("disable")
 def disable(ctx: typer.Context, key: str, as_json: JsonFlag = False) -> None:
     """Disable an API key: every request signed with it is refused."""
-    _set_enabled(ctx, key, False, as_json)
+    _change(ctx, key, as_json, lambda s, k, a: apikeys.set_enabled(s, k, False, actor=a))
 
 
 @app.command("suspend")
@@ -196,34 +169,19 @@ def suspend(
     as_json: JsonFlag = False,
 ) -> None:
     """Emergency stop: every endpoint refuses the key at once (auto-provisioned keys too)."""
-    cli = ctx_of(ctx)
-    with cli.write() as (session, account_id):
-        found = apikeys.find_api_key(session, account_id, key)
-        apikeys.suspend(session, found, actor=cli.actor, reason=reason)
-        view = views.api_key(session, found)
-    emit(view, as_json, lambda: _show(view))
+    _change(ctx, key, as_json, lambda s, k, a: apikeys.suspend(s, k, actor=a, reason=reason))
 
 
 @app.command("resume")
 def resume(ctx: typer.Context, key: str, as_json: JsonFlag = False) -> None:
     """Lift a suspension."""
-    cli = ctx_of(ctx)
-    with cli.write() as (session, account_id):
-        found = apikeys.find_api_key(session, account_id, key)
-        apikeys.resume(session, found, actor=cli.actor)
-        view = views.api_key(session, found)
-    emit(view, as_json, lambda: _show(view))
+    _change(ctx, key, as_json, lambda s, k, a: apikeys.resume(s, k, actor=a))
 
 
 @app.command("rename")
 def rename(ctx: typer.Context, key: str, new_name: str, as_json: JsonFlag = False) -> None:
     """Rename an API key."""
-    cli = ctx_of(ctx)
-    with cli.write() as (session, account_id):
-        target = apikeys.find_api_key(session, account_id, key)
-        apikeys.rename(session, target, new_name, actor=cli.actor)
-        view = views.api_key(session, target)
-    emit(view, as_json, lambda: _show(view))
+    _change(ctx, key, as_json, lambda s, k, a: apikeys.rename(s, k, new_name, actor=a))
 
 
 @app.command("delete")
@@ -237,32 +195,23 @@ def delete(ctx: typer.Context, key: str, as_json: JsonFlag = False) -> None:
     emit({"deleted": deleted}, as_json, lambda: err.print(f"Deleted API key {deleted}"))
 
 
-def _require_some(dataset: list[str] | None, dataset_group: list[str] | None) -> None:
-    if not dataset and not dataset_group:
-        raise InvalidInput("name at least one --dataset or --dataset-group")
-
-
 def _change_grants(
     ctx: typer.Context,
     key: str,
     dataset: list[str] | None,
     dataset_group: list[str] | None,
     as_json: bool,
-    change: Callable[..., apikeys.Grants],
+    update: Callable[..., apikeys.Grants],
 ) -> None:
-    _require_some(dataset, dataset_group)
-    cli = ctx_of(ctx)
-    with cli.write() as (session, account_id):
-        target = apikeys.find_api_key(session, account_id, key)
-        change(
-            session,
-            target,
-            datasets=dataset or [],
-            dataset_groups=dataset_group or [],
-            actor=cli.actor,
-        )
-        view = views.api_key(session, target)
-    emit(view, as_json, lambda: _show(view))
+    if not dataset and not dataset_group:
+        raise InvalidInput("name at least one --dataset or --dataset-group")
+    datasets, groups = dataset or [], dataset_group or []
+    _change(
+        ctx,
+        key,
+        as_json,
+        lambda s, k, a: update(s, k, datasets=datasets, dataset_groups=groups, actor=a),
+    )
 
 
 @app.command("grant")
@@ -331,9 +280,4 @@ def set_default_dataset(
     """Choose the unstructured dataset the key encrypts under when it may use several."""
     if (dataset is None) == (not clear):
         raise InvalidInput("give a DATASET, or --clear to remove the default")
-    cli = ctx_of(ctx)
-    with cli.write() as (session, account_id):
-        target = apikeys.find_api_key(session, account_id, key)
-        apikeys.set_default_dataset(session, target, dataset, actor=cli.actor)
-        view = views.api_key(session, target)
-    emit(view, as_json, lambda: _show(view))
+    _change(ctx, key, as_json, lambda s, k, a: apikeys.set_default_dataset(s, k, dataset, actor=a))

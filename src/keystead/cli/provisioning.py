@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from keystead.admin.schemas import ProvisioningEventOut
-from keystead.cli.context import JsonFlag, ctx_of, emit, table
+from keystead.cli.context import JsonFlag, ctx_of, emit_table
 from keystead.errors import InvalidInput
 from keystead.scim import log as provisioning_log
 
@@ -29,33 +29,26 @@ def log(
     if outcome not in (None, "success", "failed"):
         raise InvalidInput("--outcome is 'success' or 'failed'")
     with ctx_of(ctx).read() as (session, account_id):
-        rows = [
-            ProvisioningEventOut.of(e)
-            for e in provisioning_log.list_events(
-                session,
-                account_id=account_id,
-                user=user,
-                group=group,
-                outcome=outcome,
-                since=since,
-                limit=limit,
-            )
-        ]
-    emit(
+        events = provisioning_log.list_events(
+            session,
+            account_id=account_id,
+            user=user,
+            group=group,
+            outcome=outcome,
+            since=since,
+            limit=limit,
+        )
+        rows = [ProvisioningEventOut.of(e) for e in events]
+    emit_table(
         rows,
         as_json,
-        lambda: table(
-            "Provisioning log",
-            ["when", "operation", "resource", "outcome", "detail"],
-            [
-                (
-                    e.at.isoformat(timespec="seconds"),
-                    e.operation,
-                    e.resource_name or e.resource_id,
-                    f"{e.outcome} ({e.status})",
-                    e.detail,
-                )
-                for e in rows
-            ],
+        "Provisioning log",
+        ["when", "operation", "resource", "outcome", "detail"],
+        lambda e: (
+            e.at.isoformat(timespec="seconds"),
+            e.operation,
+            e.resource_name or e.resource_id,
+            f"{e.outcome} ({e.status})",
+            e.detail,
         ),
     )

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from keystead.cli.context import JsonFlag, ctx_of, emit, table
+from keystead.cli.context import JsonFlag, ctx_of, emit_table
 from keystead.dataplane import events, usage_limits
 
 app = typer.Typer(help="Usage reported by the Ubiq clients.", no_args_is_help=True)
@@ -30,14 +30,12 @@ def summary(
             dataset=dataset,
             api_key=api_key,
         )
-    emit(
+    emit_table(
         rows,
         as_json,
-        lambda: table(
-            "Usage",
-            ["day", "dataset", "type", "API key", "action", "count"],
-            [(r.day, r.dataset or "-", r.dataset_type, r.api_key, r.action, r.count) for r in rows],
-        ),
+        "Usage",
+        ["day", "dataset", "type", "API key", "action", "count"],
+        lambda r: (r.day, r.dataset or "-", r.dataset_type, r.api_key, r.action, r.count),
     )
 
 
@@ -52,12 +50,10 @@ def refused(
         rows = usage_limits.refusals(
             session, account_id=account_id, since=since.date() if since else None
         )
-    emit(
+    emit_table(
         rows,
         as_json,
-        lambda: table(
-            "Usage reports refused over a key's limits",
-            ["day", "API key", "name", "reports", "entries"],
-            [(r.day, r.api_key, r.api_key_name or "-", r.reports, r.entries) for r in rows],
-        ),
+        "Usage reports refused over a key's limits",
+        ["day", "API key", "name", "reports", "entries"],
+        lambda r: (r.day, r.api_key, r.api_key_name or "-", r.reports, r.entries),
     )

@@ -87,6 +87,25 @@ def _page(
     return rows, int(session.scalar(counted) or 0)
 
 
+def _one(
+    session: Session,
+    query: Select[*tuple[Any, ...]],
+    table: type[DirectoryUser] | type[DirectoryGroup],
+    account_id: uuid.UUID,
+    ref: str,
+    what: str,
+) -> tuple[uuid.UUID, Row[*tuple[Any, ...]]]:
+    """The row of directory user or group ``ref`` (its id) in the account; NotFound else."""
+    try:
+        wanted = uuid.UUID(ref)
+    except ValueError:
+        raise NotFound(f"no directory {what} {ref!r}") from None
+    row = session.execute(query.where(table.id == wanted, table.account_id == account_id)).first()
+    if row is None:
+        raise NotFound(f"no directory {what} {ref!r} in this account")
+    return wanted, row
+
+
 def _counts(
     session: Session, column: InstrumentedAttribute[uuid.UUID], ids: list[uuid.UUID]
 ) -> dict[uuid.UUID, int]:
@@ -169,15 +188,7 @@ def search_users(
 
 def get_user(session: Session, account_id: uuid.UUID, user_id: str) -> tuple[User, list[Group]]:
     """One user and the groups it belongs to (each with its matching dataset group)."""
-    try:
-        wanted = uuid.UUID(user_id)
-    except ValueError:
-        raise NotFound(f"no directory user {user_id!r}") from None
-    row = session.execute(
-        _USERS.where(DirectoryUser.id == wanted, DirectoryUser.account_id == account_id)
-    ).first()
-    if row is None:
-        raise NotFound(f"no directory user {user_id!r} in this account")
+    wanted, row = _one(session, _USERS, DirectoryUser, account_id, user_id, "user")
     group_rows = session.execute(
         _GROUPS.join(DirectoryMembership, DirectoryMembership.group_id == DirectoryGroup.id)
         .where(DirectoryMembership.user_id == wanted)
@@ -188,17 +199,16 @@ def get_user(session: Session, account_id: uuid.UUID, user_id: str) -> tuple[Use
 
 # --- groups ----------------------------------------------------------------------------------
 
+_GROUP_COLUMNS = (
+    DirectoryGroup.id,
+    DirectoryGroup.display_name,
+    DirectoryGroup.external_id,
+    DirectoryGroup.created_at,
+    DirectoryGroup.updated_at,
+    DatasetGroup.name.label("dataset_group"),
+)
 _GROUPS = (
-    select(
-        DirectoryGroup.id,
-        DirectoryGroup.display_name,
-        DirectoryGroup.external_id,
-        DirectoryGroup.created_at,
-        DirectoryGroup.updated_at,
-        DatasetGroup.name.label("dataset_group"),
-    )
-    .select_from(DirectoryGroup)
-    .outerjoin(DatasetGroup, access.matches())
+    select(*_GROUP_COLUMNS).select_from(DirectoryGroup).outerjoin(DatasetGroup, access.matches())
 )
 
 
@@ -252,15 +262,7 @@ def get_group(
     session: Session, account_id: uuid.UUID, group_id: str, *, limit: int = 50, offset: int = 0
 ) -> tuple[Group, Users]:
     """One group and a page of its members (by userName)."""
-    try:
-        wanted = uuid.UUID(group_id)
-    except ValueError:
-        raise NotFound(f"no directory group {group_id!r}") from None
-    row = session.execute(
-        _GROUPS.where(DirectoryGroup.id == wanted, DirectoryGroup.account_id == account_id)
-    ).first()
-    if row is None:
-        raise NotFound(f"no directory group {group_id!r} in this account")
+    wanted, row = _one(session, _GROUPS, DirectoryGroup, account_id, group_id, "group")
     group = _groups(session, [row])[0]
     members = _USERS.join(
         DirectoryMembership, DirectoryMembership.user_id == DirectoryUser.id
@@ -272,15 +274,7 @@ def get_group(
 
 
 _NAMED_ALIKE = (
-    select(
-        DirectoryGroup.id,
-        DirectoryGroup.display_name,
-        DirectoryGroup.external_id,
-        DirectoryGroup.created_at,
-        DirectoryGroup.updated_at,
-        DatasetGroup.name.label("dataset_group"),
-        access.pin_allows().label("gives_access"),
-    )
+    select(*_GROUP_COLUMNS, access.pin_allows().label("gives_access"))
     .select_from(DirectoryGroup)
     .join(DatasetGroup, access.named_alike())
 )
@@ -299,14 +293,9 @@ def matching_groups(session: Session, dataset_group: DatasetGroup) -> list[tuple
 
 def totals(session: Session, account_id: uuid.UUID) -> tuple[int, int]:
     """How many users and groups are synced."""
-    users = session.scalar(
-        select(func.count())
-        .select_from(DirectoryUser)
-        .where(DirectoryUser.account_id == account_id)
-    )
-    groups = session.scalar(
-        select(func.count())
-        .select_from(DirectoryGroup)
-        .where(DirectoryGroup.account_id == account_id)
-    )
-    return int(users or 0), int(groups or 0)
+
+    def count(table: type[DirectoryUser] | type[DirectoryGroup]) -> int:
+        query = select(func.count()).select_from(table).where(table.account_id == account_id)
+        return int(session.scalar(query) or 0)
+
+    return count(DirectoryUser), count(DirectoryGroup)

@@ -7,7 +7,6 @@ same issuer, RS256 keys) is the "test configuration" check in :mod:`keystead.idp
 from __future__ import annotations
 
 import ipaddress
-import re
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,24 +14,20 @@ from typing import Literal, TypeVar
 
 from keystead.errors import InvalidInput
 from keystead.idp import outbound
+from keystead.providers import PROVIDER
 
 GroupPolicy = Literal["directory", "directory_and_token"]
 GROUP_POLICIES: tuple[GroupPolicy, ...] = ("directory", "directory_and_token")
-USERNAME_CLAIMS = ("unique_name", "upn", "preferred_username", "email")
-DEFAULT_USERNAME_CLAIM = "unique_name"
-GUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-# Entra's v1.0 issuer: the only form Keystead verifies; group 1 is the tenant id.
-V1_ISSUER = re.compile(rf"https://sts\.windows\.net/({GUID})/")
+# The identity provider decides which issuers and user-name claims are its own.
+USERNAME_CLAIMS = PROVIDER.sign_in.username_claims
+DEFAULT_USERNAME_CLAIM = USERNAME_CLAIMS[0]
+username_claims = PROVIDER.sign_in.claim_order
+check_issuer = PROVIDER.sign_in.check_issuer
+tenant_of_issuer = PROVIDER.sign_in.tenant_of_issuer
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 LEEWAY_RANGE = (0, 300)
 CERT_TTL_RANGE = (60, 24 * 3600)
 T = TypeVar("T", str, int)
-
-
-def username_claims(configured: str) -> tuple[str, ...]:
-    """The configured claim first, then the default order as fallbacks."""
-    fallbacks = ("unique_name", "upn", "preferred_username")
-    return (configured, *(name for name in fallbacks if name != configured))
 
 
 def check_discovery_url(value: str, *, allow_private: bool = False) -> str:
@@ -70,30 +65,6 @@ def _private_literal(host: str) -> bool:
     except ValueError:
         return False  # a name: its addresses are checked when it is fetched
     return not outbound.address_allowed(address, allow_private=False)
-
-
-def tenant_of_v1_issuer(issuer: str) -> str | None:
-    match = V1_ISSUER.fullmatch(issuer)
-    return match.group(1).lower() if match else None
-
-
-def check_issuer(value: str) -> str:
-    """The v1 issuer, its tenant id in lower case as Entra writes it in tokens."""
-    value = value.strip()
-    tenant = tenant_of_v1_issuer(value)
-    if tenant is not None:
-        return f"https://sts.windows.net/{tenant}/"
-    hint = ""
-    if value.rstrip("/").endswith("/v2.0"):
-        hint = (
-            " — that is the v2.0 issuer; Keystead accepts v1.0 access tokens, which the "
-            "Ubiq client gets when the app registration's manifest has "
-            "accessTokenAcceptedVersion null or 1"
-        )
-    raise InvalidInput(
-        f"token issuer {value!r} is not of the form https://sts.windows.net/TENANT_ID/ "
-        f"(the tenant GUID, then a trailing slash){hint}"
-    )
 
 
 def check_audience(value: str) -> str:

@@ -15,14 +15,15 @@ what the other side answered.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from keystead.errors import BadRequest
-from keystead.idp import config, jwks
+from keystead.idp import jwks
 from keystead.idp.outbound import Fetch, FetchFailed
+from keystead.providers import PROVIDER
+from keystead.providers import base as provider_checks
 from keystead.web import jsonbody
 
 Severity = Literal["error", "warning"]
@@ -30,10 +31,13 @@ Severity = Literal["error", "warning"]
 #: Upper bound on each response read; Entra's documents are a few kilobytes.
 MAX_BYTES = 1024 * 1024
 
-# Stable problem codes.
+# Stable problem codes; the first four are reported by the provider's own checks.
+ISSUER_NOT_V1 = provider_checks.ISSUER_FORM
+DISCOVERY_URL_NOT_TENANT = provider_checks.DISCOVERY_URL_NOT_TENANT
+AUDIENCE_NOT_APP_ID_URI = provider_checks.AUDIENCE_NOT_APP_ID_URI
+AUDIENCE_NOT_DEFAULT_URI = provider_checks.AUDIENCE_NOT_DEFAULT_URI
 DISCOVERY_URL_INVALID = "discovery_url_invalid"
 DISCOVERY_URL_NOT_HTTPS = "discovery_url_not_https"
-DISCOVERY_URL_NOT_TENANT = "discovery_url_not_tenant_specific"
 DISCOVERY_UNREACHABLE = "discovery_unreachable"
 DISCOVERY_HTTP_STATUS = "discovery_http_status"
 DISCOVERY_TOO_LARGE = "discovery_too_large"
@@ -42,7 +46,6 @@ DISCOVERY_NOT_OBJECT = "discovery_not_object"
 DISCOVERY_NO_ISSUER = "discovery_no_issuer"
 DISCOVERY_NO_JWKS_URI = "discovery_no_jwks_uri"
 ISSUER_MISMATCH = "issuer_mismatch"
-ISSUER_NOT_V1 = "issuer_not_v1"
 JWKS_URI_INVALID = "jwks_uri_invalid"
 JWKS_URI_NOT_HTTPS = "jwks_uri_not_https"
 DISCOVERY_REFUSED = "discovery_refused"  # the outbound policy would not fetch it
@@ -53,16 +56,8 @@ JWKS_TOO_LARGE = "jwks_too_large"
 JWKS_NOT_JSON = "jwks_not_json"
 JWKS_NO_KEYS = "jwks_no_keys"
 JWKS_NO_RS256_KEYS = "jwks_no_rs256_keys"
-AUDIENCE_NOT_APP_ID_URI = "audience_not_app_id_uri"
-AUDIENCE_NOT_DEFAULT_URI = "audience_not_default_app_id_uri"
 
-_GUID = config.GUID
-_V1_ISSUER = config.V1_ISSUER
-_V2_ISSUER = re.compile(rf"https://login\.microsoftonline\.com/({_GUID})/v2\.0")
-_BARE_GUID = re.compile(_GUID)
-_DEFAULT_APP_ID_URI = re.compile(rf"api://{_GUID}")
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
-_MULTI_TENANT = frozenset({"common", "organizations", "consumers"})
 
 
 @dataclass(frozen=True)
@@ -171,12 +166,11 @@ def check(discovery_url: str, issuer: str, audience: str, fetch: Fetch) -> Prefl
     Never raises for a provider problem: every finding becomes a :class:`Problem`.
     """
     report = PreflightReport(discovery_url=discovery_url, issuer=issuer, audience=audience)
-    _check_issuer_form(report)
-    _check_audience_form(report)
+    PROVIDER.sign_in.check_settings(report, issuer, audience)
     if _check_url(
         report, discovery_url, DISCOVERY_URL_INVALID, DISCOVERY_URL_NOT_HTTPS, "discovery"
     ):
-        _check_tenant_in_url(report)
+        PROVIDER.sign_in.check_discovery_url(report, discovery_url)
         document = _fetch_json(report, discovery_url, "discovery", fetch)
         if isinstance(document, dict):
             _check_document(report, document, fetch)
@@ -191,76 +185,6 @@ def check(discovery_url: str, issuer: str, audience: str, fetch: Fetch) -> Prefl
 
 
 # --------------------------------------------------------------------- configuration alone
-
-
-def _check_issuer_form(report: PreflightReport) -> None:
-    issuer = report.issuer
-    if _V1_ISSUER.fullmatch(issuer):
-        return
-    if _V2_ISSUER.fullmatch(issuer):
-        detail = (
-            "this is Entra's v2.0 issuer. Keystead verifies v1.0 access tokens: leave the "
-            "app manifest's accessTokenAcceptedVersion at null or 1 and configure "
-            "https://sts.windows.net/<tenant-id>/ as the issuer."
-        )
-    elif not issuer.strip():
-        detail = "no issuer is configured; enter https://sts.windows.net/<tenant-id>/."
-    else:
-        detail = (
-            "Keystead verifies Entra v1.0 access tokens, whose issuer is exactly "
-            "https://sts.windows.net/<tenant-id>/ (https, lower-case host, tenant GUID, "
-            "trailing slash); the tenant id is taken from it to check each token's tid "
-            "claim."
-        )
-    report.add(
-        ISSUER_NOT_V1,
-        f"The configured issuer {issuer!r} is not of the form "
-        f"https://sts.windows.net/<tenant-guid>/: {detail}",
-        "warning",
-    )
-
-
-def _check_audience_form(report: PreflightReport) -> None:
-    audience = report.audience.strip()
-    if _BARE_GUID.fullmatch(audience):
-        report.add(
-            AUDIENCE_NOT_APP_ID_URI,
-            f"The configured audience {audience!r} is a bare GUID: that is the client-id "
-            "form, which Entra puts in v2.0 tokens (or in v1.0 tokens requested with the "
-            "scope '<client-id>/.default'). Ubiq clients request 'api://<client-id>/.default', "
-            f"so their tokens carry the Application ID URI: configure api://{audience} "
-            "(Entra portal: App registrations > Expose an API > Application ID URI).",
-        )
-        return
-    parts = urlsplit(audience)
-    if parts.scheme == "api" and parts.netloc:
-        if not _DEFAULT_APP_ID_URI.fullmatch(audience):
-            report.add(
-                AUDIENCE_NOT_DEFAULT_URI,
-                f"The configured audience {audience!r} is a custom Application ID URI. Ubiq "
-                "clients always request the scope 'api://<idp_tenant_id>/.default' (their "
-                "idp_tenant_id setting carries the client id), so they obtain tokens for "
-                "api://<client-id>; keep the default Application ID URI unless every client "
-                "is configured otherwise.",
-                "warning",
-            )
-        return
-    if parts.scheme == "https" and parts.netloc:
-        report.add(
-            AUDIENCE_NOT_DEFAULT_URI,
-            f"The configured audience {audience!r} is an https Application ID URI. Ubiq "
-            "clients always request the scope 'api://<idp_tenant_id>/.default', so they "
-            "obtain tokens for api://<client-id>; keep the default Application ID URI "
-            "unless every client is configured otherwise.",
-            "warning",
-        )
-        return
-    report.add(
-        AUDIENCE_NOT_APP_ID_URI,
-        f"The configured audience {audience!r} is not an Application ID URI. Use the API's "
-        "Application ID URI, normally api://<client-id> (Entra portal: App registrations > "
-        "Expose an API).",
-    )
 
 
 def _check_url(
@@ -284,18 +208,6 @@ def _check_url(
         )
         return False
     return True
-
-
-def _check_tenant_in_url(report: PreflightReport) -> None:
-    segments = [s for s in urlsplit(report.discovery_url).path.split("/") if s]
-    if segments and segments[0].lower() in _MULTI_TENANT:
-        report.add(
-            DISCOVERY_URL_NOT_TENANT,
-            f"The discovery URL uses the multi-tenant authority '{segments[0]}', whose "
-            "document carries a templated issuer and keys of every tenant. Use the "
-            "tenant-specific v1 URL https://login.microsoftonline.com/<tenant-id>/"
-            ".well-known/openid-configuration.",
-        )
 
 
 # --------------------------------------------------------------------- the provider
@@ -334,44 +246,11 @@ def _check_document(report: PreflightReport, document: dict[str, Any], fetch: Fe
 
 
 def _issuer_mismatch(configured: str, found: str) -> str:
-    message = (
+    return (
         f"The configured issuer {configured!r} differs from the issuer in the discovery "
         f"document, {found!r}. The issuer is compared exactly (scheme, host, case, "
         "trailing slash)."
-    )
-    one_v2 = configured.endswith("/v2.0") or found.endswith("/v2.0")
-    one_v1 = bool(_V1_ISSUER.fullmatch(configured) or _V1_ISSUER.fullmatch(found))
-    if one_v2 and one_v1:
-        return message + (
-            " One is Entra's v1.0 issuer (https://sts.windows.net/<tenant-id>/) and the "
-            "other its v2.0 issuer (https://login.microsoftonline.com/<tenant-id>/v2.0). "
-            "The app's manifest setting accessTokenAcceptedVersion decides which one its "
-            "access tokens carry: null or 1 gives v1.0 tokens with the sts.windows.net "
-            "issuer, 2 gives v2.0 tokens with the login.microsoftonline.com/<tenant-id>/v2.0 "
-            "issuer. Configure the issuer matching the tokens, and the matching discovery "
-            "document: the v1 document is https://login.microsoftonline.com/<tenant-id>/"
-            ".well-known/openid-configuration, the v2 one has /v2.0 before /.well-known. "
-            "Keystead verifies v1.0 tokens."
-        )
-    if "{tenantid}" in found.lower():
-        return message + (
-            " The document's issuer is a template: the discovery URL is a multi-tenant one; "
-            "use the tenant-specific URL."
-        )
-    configured_tenant, found_tenant = _tenant_of(configured), _tenant_of(found)
-    if configured_tenant and found_tenant and configured_tenant != found_tenant:
-        return message + (
-            f" They name different tenants ({configured_tenant} and {found_tenant}): the "
-            "discovery URL or the issuer belongs to another tenant."
-        )
-    if configured.rstrip("/") == found.rstrip("/"):
-        return message + " They differ only in the trailing slash; copy the issuer exactly."
-    return message
-
-
-def _tenant_of(issuer: str) -> str | None:
-    match = _V1_ISSUER.fullmatch(issuer) or _V2_ISSUER.fullmatch(issuer)
-    return match.group(1).lower() if match else None
+    ) + PROVIDER.sign_in.issuer_mismatch_hint(configured, found)
 
 
 def _check_key_set(report: PreflightReport, key_set: Any) -> None:

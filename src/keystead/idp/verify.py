@@ -1,4 +1,6 @@
-"""Verification of Microsoft Entra v1.0 access tokens (no web, no database).
+"""Verification of the identity provider's access tokens (no web, no database); what is
+the provider's own (Entra: v1.0 tokens, ``tid``, ``oid``, app-only tokens) is asked of
+:mod:`keystead.providers`.
 
 Checks run in a fixed order, each with its own rejection class, before any claim is
 trusted (see the validation checklist the project follows):
@@ -8,8 +10,9 @@ trusted (see the validation checklist the project follows):
 3. key chosen only by ``kid`` from the configured key source; ``jku``, ``x5u``, ``jwk``
    and ``x5c`` headers are ignored;
 4. signature, then ``exp``/``nbf``/``iat`` present, integers, within leeway;
-5. exact issuer; tenant (``tid``) consistent with it; audience a single string from the
-   accepted set; ``ver`` 1.0; a user token (not app-only) with a user name.
+5. exact issuer; the tenant the token names consistent with it; audience a single string
+   from the accepted set; a user's token of the kind the provider issues (Entra: ``ver``
+   1.0, not app-only) with a user name.
 
 Every rejection carries a machine ``reason`` and a message an admin can act on; tokens
 themselves are never put in messages or logs.
@@ -32,8 +35,10 @@ from joserfc.jws import CompactSignature
 
 from keystead import names
 from keystead.idp import config
+from keystead.providers import PROVIDER
 
 ALGORITHM = "RS256"
+SIGN_IN = PROVIDER.sign_in
 
 
 class _Registry(jws.JWSRegistry):
@@ -148,11 +153,11 @@ class TokenPolicy:
     audiences: frozenset[str]
     leeway_seconds: int = 60
     max_bytes: int = 16_384
-    username_claims: tuple[str, ...] = ("unique_name", "upn", "preferred_username")
+    username_claims: tuple[str, ...] = config.username_claims(config.DEFAULT_USERNAME_CLAIM)
 
     @property
     def tenant_id(self) -> str | None:
-        return config.tenant_of_v1_issuer(self.issuer)
+        return config.tenant_of_issuer(self.issuer)
 
 
 @dataclass(frozen=True)
@@ -249,14 +254,9 @@ def _check_times(claims: Mapping[str, Any], now: int, leeway: int) -> None:
 def _check_issuer_and_tenant(claims: Mapping[str, Any], policy: TokenPolicy) -> None:
     issuer = claims.get("iss")
     if issuer != policy.issuer:
-        hint = ""
-        if isinstance(issuer, str) and issuer.endswith("/v2.0"):
-            hint = (
-                "; the token is v2.0 — set accessTokenAcceptedVersion to null or 1 in the "
-                "app manifest, or configure the v2.0 issuer"
-            )
+        hint = SIGN_IN.issuer_hint(issuer)
         raise WrongIssuer(f"issuer {policy.issuer} expected, token has {issuer!r}{hint}")
-    tenant = claims.get("tid")
+    tenant = SIGN_IN.tenant(claims)
     if not isinstance(tenant, str) or tenant.lower() != policy.tenant_id:
         raise WrongTenant(f"tenant {policy.tenant_id} expected, token has {tenant!r}")
 
@@ -269,14 +269,9 @@ def _check_audience(claims: Mapping[str, Any], policy: TokenPolicy) -> None:
 
 
 def _user(claims: Mapping[str, Any], policy: TokenPolicy) -> VerifiedToken:
-    if claims.get("ver") != "1.0":
-        raise WrongTokenKind(f"token version {claims.get('ver')!r} is not 1.0")
-    if claims.get("idtyp") == "app" or (
-        "scp" not in claims
-        and claims.get("oid") is not None
-        and claims.get("oid") == claims.get("sub")
-    ):
-        raise WrongTokenKind("token is an application token; a user must sign in")
+    problem = SIGN_IN.token_problem(claims)
+    if problem is not None:
+        raise WrongTokenKind(problem)
     for name in policy.username_claims:
         if name not in claims:
             continue  # only an absent claim falls back to the next one
@@ -290,12 +285,11 @@ def _user(claims: Mapping[str, Any], policy: TokenPolicy) -> VerifiedToken:
                 f"token claim {name!r} is no user name: it holds a NUL character or a "
                 "lone surrogate"
             )
-        oid = claims.get("oid")
         return VerifiedToken(
             username=value.strip(),
             username_claim=name,
-            object_id=oid if isinstance(oid, str) else None,
-            tenant_id=str(claims["tid"]).lower(),
+            object_id=SIGN_IN.object_id(claims),
+            tenant_id=str(SIGN_IN.tenant(claims)).lower(),
             expires_at=int(claims["exp"]),
             claims=claims,
         )

@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, Protocol
 
 from scim2_models import ScimPolicy
+
+# What a provider's own checks of the sign-in settings report ("Test configuration"),
+# beside the checks every provider gets (document, key set, issuer cross-check).
+ISSUER_FORM = "issuer_not_v1"
+AUDIENCE_NOT_APP_ID_URI = "audience_not_app_id_uri"
+AUDIENCE_NOT_DEFAULT_URI = "audience_not_default_app_id_uri"
+DISCOVERY_URL_NOT_TENANT = "discovery_url_not_tenant_specific"
+
+
+class Findings(Protocol):
+    """Where a provider's checks put what they find (the preflight report)."""
+
+    def add(
+        self, code: str, message: str, severity: Literal["error", "warning"] = "error"
+    ) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -19,6 +34,43 @@ class ScimShapes:
 
 
 @dataclass(frozen=True)
+class TokenGroups:
+    """The groups a token carries: the claim as sent (a list of group references; None when
+    absent), and whether the token says it had more than it could list (then the
+    directory's memberships apply)."""
+
+    entries: object
+    overage: bool
+
+
+@dataclass(frozen=True)
+class SignIn:
+    """How the provider's access tokens and sign-in settings look."""
+
+    issuer_form: (
+        str  # an accepted issuer, spelled for people ("https://sts.windows.net/TENANT_ID/")
+    )
+    check_issuer: Callable[
+        [str], str
+    ]  # the issuer as tokens carry it, or InvalidInput with the fix
+    tenant_of_issuer: Callable[[str], str | None]  # the tenant an accepted issuer names
+    username_claims: tuple[
+        str, ...
+    ]  # the claims an admin may choose to name the user; default first
+    claim_order: Callable[[str], tuple[str, ...]]  # the chosen claim first, then the fallbacks
+    token_problem: Callable[[Mapping[str, Any]], str | None]  # not a user's access token: why
+    issuer_hint: Callable[[object], str]  # for a token from another issuer: what to change
+    tenant: Callable[[Mapping[str, Any]], object]  # the tenant a token names
+    object_id: Callable[[Mapping[str, Any]], str | None]  # the user's lasting id in the provider
+    is_object_id: Callable[[str], bool]  # whether a value has the form of such an id
+    groups: Callable[[Mapping[str, Any]], TokenGroups]
+    check_settings: Callable[[Findings, str, str], None]  # the issuer's and audience's forms
+    check_discovery_url: Callable[[Findings, str], None]  # a fetchable URL's form
+    issuer_mismatch_hint: Callable[[str, str], str]  # configured vs the document's issuer
+
+
+@dataclass(frozen=True)
 class Provider:
     name: str
     scim: ScimShapes
+    sign_in: SignIn

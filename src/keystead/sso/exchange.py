@@ -10,7 +10,6 @@ adapter logs it (never the token) and records it in the provisioning log.
 from __future__ import annotations
 
 import dataclasses
-import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,6 +29,7 @@ from keystead.idp import service as idp
 from keystead.idp.jwks import KeysUnavailable
 from keystead.idp.keysets import KeySets
 from keystead.logs import get_logger
+from keystead.providers import PROVIDER
 from keystead.sso import certificates
 from keystead.storage.dialect import insert_ignoring_duplicates
 from keystead.storage.driver import DriverQuery
@@ -44,7 +44,6 @@ from keystead.storage.models import (
 from keystead.storage.session import Database
 
 log = get_logger("keystead.sso")
-_GUID = re.compile(config.GUID)
 MAX_TOKEN_GROUPS = 1000
 
 
@@ -288,7 +287,10 @@ class Exchange:
                 user=who,
             )
         external = (row.external_id or "").strip()
-        if _GUID.fullmatch(external) and (token.object_id or "").lower() != external.lower():
+        if (
+            PROVIDER.sign_in.is_object_id(external)
+            and (token.object_id or "").lower() != external.lower()
+        ):
             raise SignInRefused(
                 403,
                 "object_id_mismatch",
@@ -345,7 +347,7 @@ class Exchange:
                 "in Keystead's directory) and provision it again to bind the new person",
                 user=row.user_name,
             )
-        if not pinned and _GUID.fullmatch(oid):
+        if not pinned and PROVIDER.sign_in.is_object_id(oid):
             connection.execute(
                 update(DirectoryUser)
                 .where(DirectoryUser.id == row.user_id, DirectoryUser.pinned_object_id.is_(None))
@@ -359,11 +361,8 @@ class Exchange:
         if setup.group_policy != "directory_and_token":
             self._enforce_token_groups(connection, key, False)
             return
-        claims = token.claims
-        groups = claims.get("groups")
-        overage = (
-            isinstance(claims.get("_claim_names"), dict) and "groups" in claims["_claim_names"]
-        )
+        carried = PROVIDER.sign_in.groups(token.claims)
+        groups, overage = carried.entries, carried.overage
         connection.execute(delete(SsoTokenGroup).where(SsoTokenGroup.api_key_id == key.key_id))
         if groups is None and overage:
             log.info(
