@@ -105,6 +105,8 @@ def record_about(
     actor: Actor,
     action: str,
     detail: dict[str, Any] | None = None,
+    *,
+    immediate: bool = False,
 ) -> None:
     """``record()`` an event about ``subject``."""
     record(
@@ -116,6 +118,7 @@ def record_about(
         subject_id=subject.id,
         subject_label=subject.label,
         detail=detail,
+        immediate=immediate,
     )
 
 

@@ -142,12 +142,15 @@ def summary(
 ) -> list[UsageSummaryRow]:
     """Totals per day, dataset, key and action (newest day first); ``since`` and
     ``until`` are days (UTC), both included."""
-    totals = select(
+    per = (
         UsageEvent.day,
         UsageEvent.dataset,
         UsageEvent.dataset_type,
         UsageEvent.api_key,
         UsageEvent.action,
+    )
+    totals = select(
+        *per,
         # Summed as floating point: a 64-bit integer SUM overflows on SQLite (an error, not
         # a wrap) once reports add up past 2**63, which clients alone could make happen.
         func.sum(cast(UsageEvent.count, Float)).label("total"),
@@ -160,13 +163,7 @@ def summary(
         totals = totals.where(UsageEvent.dataset == dataset)
     if api_key is not None:
         totals = totals.where(UsageEvent.api_key == api_key)
-    grouped = totals.group_by(
-        UsageEvent.day,
-        UsageEvent.dataset,
-        UsageEvent.dataset_type,
-        UsageEvent.api_key,
-        UsageEvent.action,
-    ).subquery()
+    grouped = totals.group_by(*per).subquery()
     query = (
         select(grouped, ApiKey.name)
         .outerjoin(

@@ -59,6 +59,13 @@ class DatasetRef:
     current_key_number: int
 
 
+def _base64(value: str, field: str) -> bytes:
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise BadRequest(f"'{field}' is not valid base64") from exc
+
+
 def no_access(caller: Caller, dataset_name: str) -> Forbidden:
     return Forbidden(f"API key {caller.access_key_id} has no access to dataset {dataset_name}")
 
@@ -222,10 +229,7 @@ class DataPlane:
     ) -> certificates.ClientCertificate:
         """The presented certificate, checked against the caller's account CA, its validity
         and the signing key it is bound to."""
-        try:
-            pem = base64.b64decode(payload_cert, validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise BadRequest("'payload_cert' is not valid base64") from exc
+        pem = _base64(payload_cert, "payload_cert")
         digest = hashlib.sha256(pem).digest()
 
         def authority() -> x509.Certificate:
@@ -356,14 +360,9 @@ class DataPlane:
         usable = [
             d for d in access.usable_dataset_rows(db, caller.key_id) if d.type == "unstructured"
         ]
-        if caller.default_unstructured_dataset_id is not None:
-            for dataset in usable:
-                if dataset.id == caller.default_unstructured_dataset_id:
-                    return DatasetRef(
-                        dataset.id, dataset.name, dataset.type, dataset.current_key_number
-                    )
-        if len(usable) == 1:
-            d = usable[0]
+        chosen = [d for d in usable if d.id == caller.default_unstructured_dataset_id]
+        if len(usable) == 1 or chosen:
+            d = (chosen or usable)[0]
             return DatasetRef(d.id, d.name, d.type, d.current_key_number)
         if not usable:
             raise Forbidden(
@@ -410,10 +409,7 @@ class DataPlane:
         to = self._recipient(lambda: db, caller, payload_cert)
         if not isinstance(encrypted, str) or not encrypted:
             raise BadRequest("'encrypted_data_key' must be a base64 string")
-        try:
-            blob = base64.b64decode(encrypted, validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise BadRequest("'encrypted_data_key' is not valid base64") from exc
+        blob = _base64(encrypted, "encrypted_data_key")
         header = edk.read_header(blob)
         row = db.execute(
             _EDK_DATASET, {"dataset_id": header.dataset_id, "account_id": caller.account_id}

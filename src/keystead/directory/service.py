@@ -168,15 +168,12 @@ def create_user(
         master=master,
         now=now,
     )
-    audit.record(
+    audit.record_about(
         session,
-        account_id=account_id,
-        actor=actor,
-        action="directory.user_created",
-        subject_type="directory_user",
-        subject_id=row["id"],
-        subject_label=user_name,
-        detail={"active": fields.active, "api_key": access_key_id},
+        audit.Subject(account_id, "directory_user", row["id"], user_name),
+        actor,
+        "directory.user_created",
+        {"active": fields.active, "api_key": access_key_id},
         immediate=True,
     )
     return User(**row)
@@ -224,15 +221,12 @@ def update_user(
         auto_keys.follow(
             connection, user_id=user.id, name=user_name, enabled=fields.active, now=now
         )
-        audit.record(
+        audit.record_about(
             session,
-            account_id=user.account_id,
-            actor=actor,
-            action="directory.user_updated",
-            subject_type="directory_user",
-            subject_id=user.id,
-            subject_label=user_name,
-            detail={"before": before, "after": after},
+            audit.Subject(user.account_id, "directory_user", user.id, user_name),
+            actor,
+            "directory.user_updated",
+            {"before": before, "after": after},
             immediate=True,
         )
     return dataclasses.replace(user, **changes)
@@ -244,15 +238,12 @@ def delete_user(session: Session, user: User, *, actor: Actor = SCIM) -> None:
     connection.execute(_DELETE_USER_MEMBERSHIPS, {"user_id": user.id})
     access_key_id = auto_keys.delete(connection, user_id=user.id)
     connection.execute(_DELETE_USER, {"user_id": user.id})
-    audit.record(
+    audit.record_about(
         session,
-        account_id=user.account_id,
-        actor=actor,
-        action="directory.user_deleted",
-        subject_type="directory_user",
-        subject_id=user.id,
-        subject_label=user.user_name,
-        detail={"api_key": access_key_id},
+        audit.Subject(user.account_id, "directory_user", user.id, user.user_name),
+        actor,
+        "directory.user_deleted",
+        {"api_key": access_key_id},
         immediate=True,
     )
 
@@ -333,15 +324,12 @@ def create_group(
     group = Group(**row)
     shown = {uuid.UUID(k): v for k, v in (displays or {}).items() if is_id(k)}
     add_members(session, group, member_ids, shown)
-    audit.record(
+    audit.record_about(
         session,
-        account_id=account_id,
-        actor=actor,
-        action="directory.group_created",
-        subject_type="directory_group",
-        subject_id=group.id,
-        subject_label=name,
-        detail={"members": len(member_ids)},
+        audit.Subject(account_id, "directory_group", group.id, name),
+        actor,
+        "directory.group_created",
+        {"members": len(member_ids)},
         immediate=True,
     )
     return group
@@ -373,15 +361,12 @@ def update_group(
         attributes=attributes,
     )
     if before != name:
-        audit.record(
+        audit.record_about(
             session,
-            account_id=group.account_id,
-            actor=actor,
-            action="directory.group_renamed",
-            subject_type="directory_group",
-            subject_id=group.id,
-            subject_label=name,
-            detail={"before": {"displayName": before}, "after": {"displayName": name}},
+            audit.Subject(group.account_id, "directory_group", group.id, name),
+            actor,
+            "directory.group_renamed",
+            {"before": {"displayName": before}, "after": {"displayName": name}},
             immediate=True,
         )
     return updated
@@ -524,15 +509,12 @@ def _audit_members(session: Session, group: Group, *, added: int, removed: int) 
     """Membership is what gives access: its changes are audited (one event per request,
     with counts; the provisioning log holds the request itself)."""
     if added or removed:
-        audit.record(
+        audit.record_about(
             session,
-            account_id=group.account_id,
-            actor=SCIM,
-            action="directory.group_members_changed",
-            subject_type="directory_group",
-            subject_id=group.id,
-            subject_label=group.display_name,
-            detail={"added": added, "removed": removed},
+            audit.Subject(group.account_id, "directory_group", group.id, group.display_name),
+            SCIM,
+            "directory.group_members_changed",
+            {"added": added, "removed": removed},
             immediate=True,
         )
 

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwk import RSAKey
 
-from keystead.idp.outbound import Fetch, Fetched, FetchFailed
+from keystead.idp.outbound import Fetch, FetchFailed
 from keystead.logs import get_logger
 from keystead.web import jsonbody
 
@@ -139,7 +139,10 @@ class JwksCache:
         return True
 
     def _json(self, url: str) -> Any:
-        return _answer(self.fetch(url))
+        fetched = self.fetch(url)
+        if fetched.status != 200:
+            raise FetchFailed("unreachable", f"it answered HTTP {fetched.status}")
+        return jsonbody.loads(fetched.body, what="the answer")
 
     @staticmethod
     def _within(moment: float | None, now: float, window: float) -> bool:
@@ -155,12 +158,6 @@ class JwksCache:
             if public is not None:
                 keys[str(entry["kid"])] = public
         return keys
-
-
-def _answer(fetched: Fetched) -> Any:
-    if fetched.status != 200:
-        raise FetchFailed("unreachable", f"it answered HTTP {fetched.status}")
-    return jsonbody.loads(fetched.body, what="the answer")
 
 
 MIN_RSA_BITS, MAX_RSA_BITS, RSA_EXPONENT = 2048, 4096, 65537

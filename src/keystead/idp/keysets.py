@@ -3,6 +3,7 @@ process. Changing an account's discovery URL starts a new cache; nothing else is
 
 from __future__ import annotations
 
+import functools
 import threading
 import uuid
 
@@ -12,10 +13,7 @@ from keystead.idp.outbound import Fetch
 
 class KeySets:
     def __init__(self, fetch: Fetch, *, ttl: float, cooldown: float, wait: float = 5.0) -> None:
-        self.fetch = fetch
-        self.ttl = ttl
-        self.cooldown = cooldown
-        self.wait = wait
+        self._new = functools.partial(JwksCache, fetch=fetch, ttl=ttl, cooldown=cooldown, wait=wait)
         self._caches: dict[tuple[uuid.UUID, str], JwksCache] = {}
         self._lock = threading.Lock()
 
@@ -28,14 +26,7 @@ class KeySets:
                 if cache is None:
                     for old in [k for k in self._caches if k[0] == account_id]:
                         del self._caches[old]
-                    cache = JwksCache(
-                        discovery_url,
-                        self.fetch,
-                        ttl=self.ttl,
-                        cooldown=self.cooldown,
-                        wait=self.wait,
-                    )
-                    self._caches[key] = cache
+                    cache = self._caches[key] = self._new(discovery_url)
         return cache
 
     def close(self) -> None:

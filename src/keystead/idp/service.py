@@ -66,6 +66,10 @@ def ca_key_context(account_id: uuid.UUID) -> str:
     return f"sso-ca:{account_id}"
 
 
+def _subject(account: Account) -> audit.Subject:
+    return audit.Subject(account.id, "account", account.id, account.name)
+
+
 def _stored(session: Session, account: Account) -> IdpSettings:
     settings = session.get(IdpSettings, account.id)
     if settings is None:
@@ -95,15 +99,8 @@ def set_enabled(
         ensure_authority(session, settings, master)
     if settings.enabled != enabled:
         settings.enabled, settings.updated_at = enabled, utcnow()
-        audit.record(
-            session,
-            account_id=account.id,
-            actor=actor,
-            action="idp.enabled" if enabled else "idp.disabled",
-            subject_type="account",
-            subject_id=account.id,
-            subject_label=account.name,
-        )
+        action = "idp.enabled" if enabled else "idp.disabled"
+        audit.record_about(session, _subject(account), actor, action)
     session.flush()
     return settings
 
@@ -119,15 +116,8 @@ def rotate_scim_token(session: Session, account: Account, *, actor: Actor) -> Ne
     settings.scim_token_created_at = settings.updated_at = utcnow()
     settings.scim_last_seen_at = None  # Entra has not used this token yet
     session.flush()
-    audit.record(
-        session,
-        account_id=account.id,
-        actor=actor,
-        action="idp.scim_token_rotated" if rotated else "idp.scim_token_created",
-        subject_type="account",
-        subject_id=account.id,
-        subject_label=account.name,
-    )
+    action = "idp.scim_token_rotated" if rotated else "idp.scim_token_created"
+    audit.record_about(session, _subject(account), actor, action)
     return NewScimToken(secret, settings.scim_token_hint)
 
 
@@ -185,16 +175,8 @@ def configure(
         settings.updated_at = utcnow()
         # An earlier "test configuration" tested other settings.
         settings.last_test_at = settings.last_test_ok = None
-        audit.record(
-            session,
-            account_id=account.id,
-            actor=actor,
-            action="idp.sign_in_configured",
-            subject_type="account",
-            subject_id=account.id,
-            subject_label=account.name,
-            detail={name: getattr(settings, name) for name in changed},
-        )
+        detail = {name: getattr(settings, name) for name in changed}
+        audit.record_about(session, _subject(account), actor, "idp.sign_in_configured", detail)
     session.flush()
     return settings
 

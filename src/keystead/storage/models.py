@@ -52,6 +52,18 @@ def _uuid() -> uuid.UUID:
     return uuid.uuid4()
 
 
+def _cascading(target: str, **options: Any) -> Any:
+    """A reference to ``target`` whose row goes when that row is deleted."""
+    return mapped_column(ForeignKey(target, ondelete="CASCADE"), **options)
+
+
+def _serial() -> Any:
+    """A growing integer key (64-bit; SQLite's rowid is an INTEGER)."""
+    return mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+
+
 class Meta(Base):
     """Installation-wide facts, e.g. the master key check value."""
 
@@ -74,7 +86,7 @@ class Admin(Base):
     # none of this account's business (and admins of two accounts may be one person).
     __table_args__ = (UniqueConstraint("account_id", "email"), Index(None, "email"))
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_uuid)
-    account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    account_id: Mapped[uuid.UUID] = _cascading("accounts.id")
     email: Mapped[str] = mapped_column(String(254))
     password_hash: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(20))
@@ -88,9 +100,7 @@ class AdminToken(Base):
 
     __tablename__ = "admin_tokens"
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_uuid)
-    admin_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("admins.id", ondelete="CASCADE"), index=True
-    )
+    admin_id: Mapped[uuid.UUID] = _cascading("admins.id", index=True)
     name: Mapped[str] = mapped_column(String(200))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     hint: Mapped[str] = mapped_column(String(16))
@@ -105,9 +115,7 @@ class AdminSession(Base):
 
     __tablename__ = "admin_sessions"
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_uuid)
-    admin_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("admins.id", ondelete="CASCADE"), index=True
-    )
+    admin_id: Mapped[uuid.UUID] = _cascading("admins.id", index=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column()
@@ -128,7 +136,7 @@ class Dataset(Base):
     __tablename__ = "datasets"
     __table_args__ = (UniqueConstraint("account_id", "name_key"),)
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_uuid)
-    account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    account_id: Mapped[uuid.UUID] = _cascading("accounts.id")
     name: Mapped[str] = mapped_column(String(64))
     name_key: Mapped[str] = mapped_column(String(64))
     type: Mapped[str] = mapped_column(String(20))
@@ -142,9 +150,7 @@ class DatasetKey(Base):
     """One key version. Rows are only ever added: old ciphertexts name their key number."""
 
     __tablename__ = "dataset_keys"
-    dataset_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True
-    )
+    dataset_id: Mapped[uuid.UUID] = _cascading("datasets.id", primary_key=True)
     key_number: Mapped[int] = mapped_column(Integer, primary_key=True)
     wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -154,7 +160,7 @@ class DatasetGroup(Base):
     __tablename__ = "dataset_groups"
     __table_args__ = (UniqueConstraint("account_id", "name_key"),)
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_uuid)
-    account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    account_id: Mapped[uuid.UUID] = _cascading("accounts.id")
     name: Mapped[str] = mapped_column(String(256))
     name_key: Mapped[str] = mapped_column(String(256))
     # Pinned by an admin to the directory group it matched then (id and externalId): no
@@ -168,12 +174,8 @@ class DatasetGroup(Base):
 class DatasetGroupMember(Base):
     __tablename__ = "dataset_group_datasets"
     __table_args__ = (Index(None, "dataset_id", "group_id"),)
-    group_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("dataset_groups.id", ondelete="CASCADE"), primary_key=True
-    )
-    dataset_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True
-    )
+    group_id: Mapped[uuid.UUID] = _cascading("dataset_groups.id", primary_key=True)
+    dataset_id: Mapped[uuid.UUID] = _cascading("datasets.id", primary_key=True)
 
 
 class DirectoryUser(Base):
@@ -185,7 +187,7 @@ class DirectoryUser(Base):
         Index(None, "account_id", "external_id"),
     )
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_uuid)
-    account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    account_id: Mapped[uuid.UUID] = _cascading("accounts.id")
     user_name: Mapped[str] = mapped_column(String(256))
     user_name_key: Mapped[str] = mapped_column(String(256))
     external_id: Mapped[str | None] = mapped_column(String(256), default=None)
@@ -211,7 +213,7 @@ class DirectoryGroup(Base):
         Index(None, "account_id", "external_id"),
     )
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_uuid)
-    account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    account_id: Mapped[uuid.UUID] = _cascading("accounts.id")
     display_name: Mapped[str] = mapped_column(String(256))
     display_name_key: Mapped[str] = mapped_column(String(256))
     external_id: Mapped[str | None] = mapped_column(String(256), default=None)
@@ -224,12 +226,8 @@ class DirectoryGroup(Base):
 class DirectoryMembership(Base):
     __tablename__ = "directory_memberships"
     __table_args__ = (Index(None, "user_id", "group_id"),)
-    group_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("directory_groups.id", ondelete="CASCADE"), primary_key=True
-    )
-    user_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("directory_users.id", ondelete="CASCADE"), primary_key=True
-    )
+    group_id: Mapped[uuid.UUID] = _cascading("directory_groups.id", primary_key=True)
+    user_id: Mapped[uuid.UUID] = _cascading("directory_users.id", primary_key=True)
     display: Mapped[str | None] = mapped_column(String(256), default=None)
 
 
@@ -237,13 +235,13 @@ class ApiKey(Base):
     __tablename__ = "api_keys"
     __table_args__ = (Index(None, "account_id", "name"),)
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_uuid)
-    account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    account_id: Mapped[uuid.UUID] = _cascading("accounts.id")
     access_key_id: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(256))
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     auto_provisioned: Mapped[bool] = mapped_column(Boolean, default=False)
-    directory_user_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("directory_users.id", ondelete="CASCADE"), unique=True, default=None
+    directory_user_id: Mapped[uuid.UUID | None] = _cascading(
+        "directory_users.id", unique=True, default=None
     )
     wrapped_signing_key: Mapped[bytes] = mapped_column(LargeBinary)
     # Which unstructured dataset `POST /api/v0/encryption/key` uses when the key may use
@@ -269,33 +267,23 @@ class SsoTokenGroup(Base):
     """One group object id from the groups claim of a key's last sign-in token."""
 
     __tablename__ = "sso_token_groups"
-    api_key_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True
-    )
+    api_key_id: Mapped[uuid.UUID] = _cascading("api_keys.id", primary_key=True)
     group_ref: Mapped[str] = mapped_column(String(256), primary_key=True)
 
 
 class DatasetGrant(Base):
     __tablename__ = "api_key_dataset_grants"
     __table_args__ = (Index(None, "dataset_id"),)
-    api_key_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True
-    )
-    dataset_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True
-    )
+    api_key_id: Mapped[uuid.UUID] = _cascading("api_keys.id", primary_key=True)
+    dataset_id: Mapped[uuid.UUID] = _cascading("datasets.id", primary_key=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class DatasetGroupGrant(Base):
     __tablename__ = "api_key_dataset_group_grants"
     __table_args__ = (Index(None, "dataset_group_id"),)
-    api_key_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True
-    )
-    dataset_group_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("dataset_groups.id", ondelete="CASCADE"), primary_key=True
-    )
+    api_key_id: Mapped[uuid.UUID] = _cascading("api_keys.id", primary_key=True)
+    dataset_group_id: Mapped[uuid.UUID] = _cascading("dataset_groups.id", primary_key=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -303,9 +291,7 @@ class IdpSettings(Base):
     """An account's identity-provider integration: directory sync (SCIM) and sign-in."""
 
     __tablename__ = "idp_settings"
-    account_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
-    )
+    account_id: Mapped[uuid.UUID] = _cascading("accounts.id", primary_key=True)
     enabled: Mapped[bool] = mapped_column(Boolean, default=False)
     provider: Mapped[str] = mapped_column(String(20), default="entra")
     scim_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
@@ -346,10 +332,8 @@ class ProvisioningEvent(Base):
     __tablename__ = "provisioning_events"
     # (account_id, outcome, at): failures in a time range, the console's status strip.
     __table_args__ = (Index(None, "account_id", "id"), Index(None, "account_id", "outcome", "at"))
-    id: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    )
-    account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    id: Mapped[int] = _serial()
+    account_id: Mapped[uuid.UUID] = _cascading("accounts.id")
     at: Mapped[datetime] = mapped_column(default=utcnow)
     method: Mapped[str] = mapped_column(String(10))
     operation: Mapped[str] = mapped_column(String(40))
@@ -367,10 +351,8 @@ class UsageEvent(Base):
 
     __tablename__ = "usage_events"
     __table_args__ = (Index(None, "account_id", "day"),)
-    id: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    )
-    account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    id: Mapped[int] = _serial()
+    account_id: Mapped[uuid.UUID] = _cascading("accounts.id")
     reported_by: Mapped[str] = mapped_column(String(64))
     api_key: Mapped[str] = mapped_column(String(64))
     dataset: Mapped[str] = mapped_column(String(256))
@@ -403,9 +385,7 @@ class UsageRefusal(Base):
     counted here so the admin sees that (and how much) a key reported too much."""
 
     __tablename__ = "usage_refusals"
-    account_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
-    )
+    account_id: Mapped[uuid.UUID] = _cascading("accounts.id", primary_key=True)
     reported_by: Mapped[str] = mapped_column(String(64), primary_key=True)
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     reports: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -416,12 +396,8 @@ class UsageRefusal(Base):
 class AuditEvent(Base):
     __tablename__ = "audit_events"
     __table_args__ = (Index(None, "account_id", "id"),)
-    id: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    )
-    account_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("accounts.id", ondelete="CASCADE"), default=None
-    )
+    id: Mapped[int] = _serial()
+    account_id: Mapped[uuid.UUID | None] = _cascading("accounts.id", default=None)
     at: Mapped[datetime] = mapped_column(default=utcnow)
     actor_type: Mapped[str] = mapped_column(String(20))
     actor_id: Mapped[str | None] = mapped_column(String(64), default=None)
