@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from scim2_models import ScimPolicy
+if TYPE_CHECKING:
+    from scim2_models import ScimPolicy
 
 # What a provider's own checks of the sign-in settings report ("Test configuration"),
 # beside the checks every provider gets (document, key set, issuer cross-check).
@@ -72,5 +74,11 @@ class SignIn:
 @dataclass(frozen=True)
 class Provider:
     name: str
-    scim: ScimShapes
     sign_in: SignIn
+    # Built on first use: the SCIM models cost half a second to import, which sign-in and
+    # the command line never need.
+    scim_shapes: Callable[[], ScimShapes]
+
+    @cached_property
+    def scim(self) -> ScimShapes:
+        return self.scim_shapes()

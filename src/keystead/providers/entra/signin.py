@@ -1,25 +1,16 @@
-"""Microsoft Entra ID: everything Keystead does only because Entra does it that way.
-
-SCIM request shapes, where Entra bends RFC 7644: a capitalised ``op``, ``"True"`` and
-``"False"`` strings, dotted and URN keys in path-less operations, member removal by a
-value array, a Microsoft schema URN on group creation, proxyAddresses sent as emails, the
-manager as a bare id.
-
-Sign-in: Keystead verifies Entra's v1.0 access tokens, whose issuer is
+"""Entra's sign-in: Keystead verifies its v1.0 access tokens, whose issuer is
 ``https://sts.windows.net/TENANT_ID/`` and whose ``tid`` names the tenant; the user is
 named by ``unique_name`` (or ``upn``, ``preferred_username``), identified for good by
 ``oid`` (the object id; Entra's SCIM mapping may send it as externalId), and a token with
-more groups than it can list says so in ``_claim_names`` (the overage) instead.
-"""
+more groups than it can list says so in ``_claim_names`` (the overage) instead. Test
+configuration's Entra advice is here too."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 from urllib.parse import urlsplit
-
-from scim2_models import ComplexAttribute, Email, EnterpriseUser, ScimPolicy, User
 
 from keystead.errors import InvalidInput
 from keystead.providers.base import (
@@ -28,51 +19,9 @@ from keystead.providers.base import (
     DISCOVERY_URL_NOT_TENANT,
     ISSUER_FORM,
     Findings,
-    Provider,
-    ScimShapes,
     SignIn,
     TokenGroups,
 )
-
-
-class AnyEmail(Email):
-    """An ``emails`` entry whose value may be any string: Entra's default mapping sends
-    proxyAddresses as emails of type "other" ("SMTP:…", "X500:…"), which are not e-mail
-    addresses, and refusing them would fail the user's provisioning."""
-
-    value: str | None = None
-
-
-class EntraUser(User[EnterpriseUser]):
-    """The core User with the enterprise extension, and tolerant ``emails``."""
-
-    # A pydantic field redefinition: list is invariant, so mypy sees a narrower override.
-    emails: list[AnyEmail] | None = None  # type: ignore[assignment]
-
-    Emails: ClassVar[type[ComplexAttribute]] = AnyEmail
-
-
-def _manager_fix(op: dict[str, Any]) -> dict[str, Any]:
-    """Entra sends the manager as a bare id and clears it with ""/null: RFC form it."""
-    path = str(op.get("path") or "")
-    if not path.lower().endswith(":manager") and path.lower() != "manager":
-        return op
-    value = op.get("value")
-    if value in ("", None) or value == {"value": ""}:
-        return {"op": "remove", "path": path}
-    if isinstance(value, str):
-        return {**op, "value": {"value": value}}
-    if isinstance(value, list) and value and isinstance(value[0], dict):
-        return {**op, "value": {"value": value[0].get("value")}}
-    return op
-
-
-def patch_body(body: dict[str, Any]) -> dict[str, Any]:
-    fixed = [_manager_fix(op) if isinstance(op, dict) else op for op in body["Operations"]]
-    return {**body, "Operations": fixed}
-
-
-# --- sign-in -------------------------------------------------------------------------------
 
 GUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 # The v1.0 issuer: the only form Keystead verifies; group 1 is the tenant id.
@@ -268,31 +217,19 @@ def issuer_mismatch_hint(configured: str, found: str) -> str:
     return ""
 
 
-PROVIDER = Provider(
-    name="Microsoft Entra ID",
-    scim=ScimShapes(
-        user_model=EntraUser,
-        policy=ScimPolicy(
-            unknown=ScimPolicy.Unknown.keep,
-            remove_value_as_filter=ScimPolicy.RemoveValue.apply,
-            unmatched_path_filter=ScimPolicy.UnmatchedPathFilter.create,
-        ),
-        patch_body=patch_body,
-    ),
-    sign_in=SignIn(
-        issuer_form="https://sts.windows.net/TENANT_ID/",
-        check_issuer=check_issuer,
-        tenant_of_issuer=tenant_of_v1_issuer,
-        username_claims=USERNAME_CLAIMS,
-        claim_order=claim_order,
-        token_problem=token_problem,
-        issuer_hint=issuer_hint,
-        tenant=lambda claims: claims.get("tid"),
-        object_id=object_id,
-        is_object_id=lambda value: BARE_GUID.fullmatch(value) is not None,
-        groups=groups,
-        check_settings=check_settings,
-        check_discovery_url=check_discovery_url,
-        issuer_mismatch_hint=issuer_mismatch_hint,
-    ),
+SIGN_IN = SignIn(
+    issuer_form="https://sts.windows.net/TENANT_ID/",
+    check_issuer=check_issuer,
+    tenant_of_issuer=tenant_of_v1_issuer,
+    username_claims=USERNAME_CLAIMS,
+    claim_order=claim_order,
+    token_problem=token_problem,
+    issuer_hint=issuer_hint,
+    tenant=lambda claims: claims.get("tid"),
+    object_id=object_id,
+    is_object_id=lambda value: BARE_GUID.fullmatch(value) is not None,
+    groups=groups,
+    check_settings=check_settings,
+    check_discovery_url=check_discovery_url,
+    issuer_mismatch_hint=issuer_mismatch_hint,
 )
