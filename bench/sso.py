@@ -626,7 +626,7 @@ in turn, {verified.iterations:,} per repeat, median of {len(verified.keystead_us
 | check | µs per token | per second |
 |---|---|---|
 | Keystead `verify` (shape, RS256 signature, times, issuer, tenant, audience, user) | {k_us:.1f} | {1e6 / k_us:,.0f} |
-| PyJWT `decode`, signature only (the floor) | {j_us:.1f} | {1e6 / j_us:,.0f} |
+| PyJWT `decode`, signature only (a peer library) | {j_us:.1f} | {1e6 / j_us:,.0f} |
 
 The cryptographic floor of one exchange, measured in this process with `cryptography`
 directly (CPU time, best of {len(verified.keystead_us)} × 200): the token's RS256 signature
