@@ -5,7 +5,6 @@ executor deciding what runs on the event loop (point work on SQLite) and what on
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import statistics
 import threading
@@ -39,6 +38,7 @@ from keystead.web.executor import Cost, Executor
 from tests import factories as f
 from tests.conftest import LiveServer
 from tests.functional.test_dataplane_signatures import Signer
+from tests.support import aio
 from tests.support.scim import (
     CORE_GROUP,
     CORE_USER,
@@ -225,7 +225,7 @@ def test_an_unreachable_database_is_503_on_every_surface(
             }
 
     try:
-        answers = asyncio.run(ask())
+        answers = aio.run(ask())
     finally:
         gone.db.dispose()
     for surface, response in answers.items():
@@ -251,7 +251,7 @@ def _where(executor: Executor, cost: Cost, work: Callable[[], Any]) -> str:
         ran_on = await executor.run(cost, traced)
         return "loop" if ran_on == loop_thread else "thread"
 
-    return asyncio.run(run())
+    return aio.run(run())
 
 
 def test_the_executor_runs_point_work_on_the_loop_only_on_sqlite(runtime: Runtime) -> None:

@@ -3,7 +3,6 @@ protocol's rendering of every refusal, the 500 with a reference."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -32,6 +31,7 @@ from keystead.storage.session import Database
 from keystead.web.edge import Answer, Edge, Flavour, Incoming, Route, fixed
 from keystead.web.executor import Cost, Executor
 from keystead.web.middleware import NUL_REFUSED
+from tests.support import aio
 
 LIMIT = 1024
 
@@ -70,7 +70,7 @@ def _ask(edge: Edge, method: str, path: str, **kwargs: Any) -> httpx.Response:
         async with httpx.AsyncClient(transport=transport, base_url="http://edge.test") as c:
             return await c.request(method, path, **kwargs)
 
-    return asyncio.run(go())
+    return aio.run(go())
 
 
 def _route(methods: tuple[str, ...], path: str, handler: Any, flavour: Flavour = UBIQ) -> Route:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -322,8 +322,7 @@ def create_group(
     }
     session.connection().execute(_INSERT_GROUP, row)
     group = Group(**row)
-    shown = {uuid.UUID(k): v for k, v in (displays or {}).items() if is_id(k)}
-    add_members(session, group, member_ids, shown)
+    add_members(session, group, member_ids, displays_of(displays or {}))
     audit.record_about(
         session,
         audit.Subject(account_id, "directory_group", group.id, name),
@@ -541,6 +540,11 @@ def replace_members(
     removed = int(result.rowcount or 0)
     added = _insert_members(session, group, user_ids, displays)
     _audit_members(session, group, added=added, removed=removed)
+
+
+def displays_of(entries: Mapping[str, str | None]) -> dict[uuid.UUID, str | None]:
+    """Member id (as sent) → its `display`, for the entries that have an id's form."""
+    return {uuid.UUID(k): v for k, v in entries.items() if is_id(k)}
 
 
 def is_id(text: str) -> bool:

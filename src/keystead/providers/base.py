@@ -49,16 +49,11 @@ class TokenGroups:
 class SignIn:
     """How the provider's access tokens and sign-in settings look."""
 
-    issuer_form: (
-        str  # an accepted issuer, spelled for people ("https://sts.windows.net/TENANT_ID/")
-    )
-    check_issuer: Callable[
-        [str], str
-    ]  # the issuer as tokens carry it, or InvalidInput with the fix
+    # the issuer as tokens carry it, or InvalidInput with the fix
+    check_issuer: Callable[[str], str]
     tenant_of_issuer: Callable[[str], str | None]  # the tenant an accepted issuer names
-    username_claims: tuple[
-        str, ...
-    ]  # the claims an admin may choose to name the user; default first
+    # the claims an admin may choose to name the user, the default first
+    username_claims: tuple[str, ...]
     claim_order: Callable[[str], tuple[str, ...]]  # the chosen claim first, then the fallbacks
     token_problem: Callable[[Mapping[str, Any]], str | None]  # not a user's access token: why
     issuer_hint: Callable[[object], str]  # for a token from another issuer: what to change

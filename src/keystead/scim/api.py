@@ -39,7 +39,6 @@ from keystead.scim.wire import (
     from_domain,
 )
 from keystead.storage.driver import DriverQuery
-from keystead.storage.failures import translated
 from keystead.storage.models import Account
 from keystead.storage.session import WriterBusy
 from keystead.storage.types import utcnow
@@ -259,17 +258,6 @@ class Runner:
         self.runtime = runtime
         self._account_state = DriverQuery(_ACCOUNT_STATE, runtime.db.engine.dialect, _AccountState)
 
-    def _state(self, account_id: uuid.UUID) -> _AccountState | None:
-        """On a SQLite file this thread's reader answers, else a pooled connection's driver."""
-        values = {"account_id": account_id}
-        with translated():
-            reader = self.runtime.db.reader()
-            if reader is not None:
-                return reader.first(self._account_state, values)
-            with self.runtime.db.autocommit() as connection:
-                driver = connection.connection.driver_connection
-                return self._account_state.first(driver, values)
-
     def authorise(self, customer_id: str, request: Request) -> tuple[uuid.UUID, datetime | None]:
         """The account the token is for, and when it last saw a SCIM request. A wrong token
         for an existing account is remembered (to the minute) for the setup guide: pasting
@@ -283,7 +271,7 @@ class Runner:
             account_id = None
         row = None
         if account_id is not None:
-            row = self._state(account_id)
+            row = self.runtime.db.first(self._account_state, {"account_id": account_id})
         try:
             idp.check_scim_token_hash(row.scim_token_hash if row else None, presented)
         except Unauthenticated:
@@ -519,23 +507,23 @@ def _user_outcome(user: directory.User, call: Call, status: int) -> Outcome:
 def _group_outcome(
     session: Session, group: directory.Group, call: Call, status: int, renamed: bool = False
 ) -> Outcome:
-    """The group as answered; when it was created or renamed, the provisioning log's note
-    of a dataset group its name now matches alike with another group."""
-    asked = _shape(call) if status != 204 else None
-    body = None
-    if status != 204:
-        members = search.members_of(session, [group.id]) if wire.wants_members(asked) else {}
-        document = wire.group_document(group, call.base, members.get(group.id))
-        body = wire.render(GroupResource, document, asked)
-    headers = {"ETag": f'W/"{group.version}"'} if body is not None else {}
-    if status == 201:
-        headers["Location"] = f"{call.base}/Groups/{group.id}"
-    note = None
+    """The group as answered (204: no body); when it was created or renamed, the
+    provisioning log's note of a dataset group its name now matches alike with another."""
+    outcome = Outcome(status, None, "Group", str(group.id), group.display_name)
     if renamed:
-        note = dataset_groups.match_note(
+        outcome.note = dataset_groups.match_note(
             session, account_id=group.account_id, group_id=group.id, name_key=group.display_name_key
         )
-    return Outcome(status, body, "Group", str(group.id), group.display_name, headers, note)
+    if status == 204:
+        return outcome
+    asked = _shape(call)
+    members = search.members_of(session, [group.id]) if wire.wants_members(asked) else {}
+    document = wire.group_document(group, call.base, members.get(group.id))
+    outcome.body = wire.render(GroupResource, document, asked)
+    outcome.headers["ETag"] = f'W/"{group.version}"'
+    if status == 201:
+        outcome.headers["Location"] = f"{call.base}/Groups/{group.id}"
+    return outcome
 
 
 def _write_group(
@@ -551,14 +539,11 @@ def _write_group(
 
 
 def _change_members(session: Session, group: directory.Group, change: wire.MemberChange) -> None:
+    shown = directory.displays_of(change.members)
     if change.kind == "remove":  # an id that is not ours is no member: nothing to remove
-        ids = [uuid.UUID(k) for k in change.members if directory.is_id(k)]
-        directory.remove_members(session, group, ids)
+        directory.remove_members(session, group, list(shown))
         return
     ids = directory.resolve_members(session, group.account_id, change.members)
-    shown: dict[uuid.UUID, str | None] = {
-        uuid.UUID(k): v for k, v in change.members.items() if v is not None and directory.is_id(k)
-    }
     if change.kind == "add":
         directory.add_members(session, group, ids, shown)
     else:

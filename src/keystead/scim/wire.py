@@ -86,21 +86,13 @@ def first_problem(exc: ValueError) -> str:
     return str(exc).splitlines()[0]
 
 
-class _Validating(Protocol):
-    def __call__(self, data: Any, **context: Any) -> Any: ...
-
-
-def _checked(validate: _Validating, data: Any, context: Context) -> Any:
+def validate(model: type[Any], data: dict[str, Any], context: Context) -> Any:
     try:
-        return validate(data, scim_ctx=context, scim_policy=POLICY)
+        return model.model_validate(data, scim_ctx=context, scim_policy=POLICY)
     except SCIMException as exc:
         raise from_scim_exception(exc) from exc
     except ValueError as exc:
         raise ScimError(400, first_problem(exc), "invalidValue") from exc
-
-
-def validate(model: type[Any], data: dict[str, Any], context: Context) -> Any:
-    return _checked(model.model_validate, data, context)
 
 
 def parse_json(body: bytes) -> dict[str, Any]:
@@ -280,8 +272,7 @@ def _patch(model: type[Any], body: dict[str, Any]) -> PatchOp[Any]:
     if not isinstance(body.get("Operations"), list):
         raise ScimError(400, "a PatchOp needs an 'Operations' list", "invalidSyntax")
     fixed = PROVIDER.scim.patch_body(body)
-    validating = _PATCH_MODELS[model].model_validate
-    return _checked(validating, fixed, Context.RESOURCE_PATCH_REQUEST)  # type: ignore[no-any-return]
+    return validate(_PATCH_MODELS[model], fixed, Context.RESOURCE_PATCH_REQUEST)  # type: ignore[no-any-return]
 
 
 def _applied(patch: PatchOp[Any], model: type[Any], document: dict[str, Any]) -> Any:
@@ -303,7 +294,7 @@ def group_patch(body: bytes) -> GroupPatch:
     document = parse_json(body)
     parsed = _patch(GroupResource, document)
     changes: list[MemberChange] = []
-    rest: list[dict[str, Any]] = []
+    rest: list[Any] = []  # the attribute operations, as parsed
     for raw, op in zip(document["Operations"], parsed.operations or [], strict=True):
         kind = str(getattr(op.op, "value", op.op)).lower()
         binding = op.path.resolve() if op.path is not None else None
@@ -313,11 +304,12 @@ def group_patch(body: bytes) -> GroupPatch:
         elif op.path is None and isinstance(raw.get("value"), dict) and _members_key(raw["value"]):
             value = dict(raw["value"])
             changes.append(_member_change(kind, None, value.pop(_members_key(value))))
-            if value:
-                rest.append({**raw, "value": value})
+            if value:  # the operation's other attributes, without its members
+                alone = {**document, "Operations": [{**raw, "value": value}]}
+                rest += _patch(GroupResource, alone).operations or []
         else:
-            rest.append(raw)
-    attributes = _patch(GroupResource, {**document, "Operations": rest}) if rest else None
+            rest.append(op)
+    attributes = parsed.model_copy(update={"operations": rest}) if rest else None
     return GroupPatch(changes, attributes)
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import inspect
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -56,7 +55,7 @@ class Authority:
             x509.CertificateBuilder()
             .issuer_name(self.certificate.subject)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(_usage("digital_signature", "key_encipherment"), critical=True)
+            .add_extension(_usage(digital_signature=True, key_encipherment=True), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
             .add_extension(key_id, critical=False)
         )
@@ -92,7 +91,7 @@ def new_authority(account_id: uuid.UUID, *, now: datetime | None = None) -> Auth
         .not_valid_before(moment - BACKDATE)
         .not_valid_after(moment + CA_LIFETIME)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(_usage("key_cert_sign", "crl_sign"), critical=True)
+        .add_extension(_usage(for_ca=True), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
         .sign(key, hashes.SHA256())
     )
@@ -177,10 +176,21 @@ def issue(
     return certificate.public_bytes(serialization.Encoding.PEM).decode()
 
 
-def _usage(*granted: str) -> x509.KeyUsage:
-    """A key usage extension granting exactly ``granted``."""
-    flags = inspect.signature(x509.KeyUsage).parameters
-    return x509.KeyUsage(**{flag: flag in granted for flag in flags})
+def _usage(
+    *, digital_signature: bool = False, key_encipherment: bool = False, for_ca: bool = False
+) -> x509.KeyUsage:
+    """A key usage extension: a client's (signature, key encipherment) or a CA's."""
+    return x509.KeyUsage(
+        digital_signature=digital_signature,
+        content_commitment=False,
+        key_encipherment=key_encipherment,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=for_ca,
+        crl_sign=for_ca,
+        encipher_only=False,
+        decipher_only=False,
+    )
 
 
 @dataclass(frozen=True)

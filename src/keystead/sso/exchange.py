@@ -13,10 +13,10 @@ import dataclasses
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
-from sqlalchemy import Connection, String, Uuid, bindparam, delete, select, update
+from sqlalchemy import Connection, Dialect, String, Uuid, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from keystead import names
@@ -33,7 +33,6 @@ from keystead.providers import PROVIDER
 from keystead.sso import certificates
 from keystead.storage.dialect import insert_ignoring_duplicates
 from keystead.storage.driver import DriverQuery
-from keystead.storage.failures import translated
 from keystead.storage.models import (
     Account,
     ApiKey,
@@ -171,9 +170,11 @@ class _Setup:
 class Exchange:
     """Holds the process-wide pieces: signing-key caches and unwrapped CA keys."""
 
-    def __init__(self, master: MasterKey, keysets: KeySets) -> None:
+    def __init__(self, master: MasterKey, keysets: KeySets, *, dialect: Dialect) -> None:
         self.master = master
         self.keysets = keysets
+        self._setup = DriverQuery(_SETUP, dialect, _SetupRow)
+        self._bind = DriverQuery(_BIND, dialect, _BindRow)
         # By account and CA certificate: a CA is never changed, only made (keyed by its
         # certificate, a new one is a new entry).
         self._authorities: Immutable[tuple[uuid.UUID, str], certificates.Authority] = Immutable(
@@ -183,25 +184,14 @@ class Exchange:
     # --- steps -----------------------------------------------------------------------
 
     def setup(self, db: Database, customer_id: str) -> _Setup:
-        """The account's sign-in settings, in one prebuilt query on a bare driver connection
-        (on a SQLite file, this thread's own reader's)."""
+        """The account's sign-in settings, in one prebuilt query (``Database.first``)."""
         try:
             account_id = uuid.UUID(customer_id)
         except ValueError:
             raise SignInRefused(
                 404, "unknown_account", f"customer id {customer_id!r} is not a UUID"
             ) from None
-        query, values = (
-            DriverQuery.of(_SETUP, db.engine.dialect, _SetupRow),
-            {"account_id": account_id},
-        )
-        with translated():
-            reader = db.reader()
-            if reader is not None:  # asked every time: every exchange writes its log entry
-                row = query.first(reader.connection, values)
-            else:
-                with db.autocommit() as connection:
-                    row = query.first(connection.connection.driver_connection, values)
+        row = db.first(self._setup, {"account_id": account_id})
         if row is None:
             raise SignInRefused(404, "unknown_account", f"no account has customer id {customer_id}")
         if not idp.integration_active(row.plan, row.enabled):
@@ -272,7 +262,7 @@ class Exchange:
     def bind(self, connection: Connection, setup: _Setup, token: verify.VerifiedToken) -> Bound:
         """The directory user the token names, active, with its enabled auto key (read on
         the transaction's own driver connection)."""
-        row = DriverQuery.of(_BIND, connection.dialect, _BindRow).first(
+        row = self._bind.first(
             connection.connection.driver_connection,
             {"account_id": setup.account_id, "name_key": names.name_key(token.username)},
         )
@@ -330,7 +320,7 @@ class Exchange:
         )
 
     @staticmethod
-    def _pin(connection: Connection, row: Any, token: verify.VerifiedToken) -> None:
+    def _pin(connection: Connection, row: _BindRow, token: verify.VerifiedToken) -> None:
         """The first sign-in of a directory user binds it to the token's Entra object id;
         later tokens must carry the same one. A user name given to someone else (a
         recycled UPN) then signs nobody in as the old user's key until the directory user

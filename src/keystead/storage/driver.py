@@ -19,8 +19,6 @@ from typing import Any, Generic, TypeVar, cast
 
 from sqlalchemy import Dialect, Select
 
-from keystead.caching import Immutable
-
 Processor = Callable[[Any], Any] | None
 
 
@@ -30,14 +28,6 @@ Row = TypeVar("Row", bound=tuple[Any, ...])  # a NamedTuple class, one field per
 class DriverQuery(Generic[Row]):
     """``statement`` compiled for ``dialect``; :meth:`first` runs it on a DBAPI connection
     and answers a ``row`` (a NamedTuple whose fields are the selected columns, in order)."""
-
-    @classmethod
-    def of(
-        cls, statement: Select[*tuple[Any, ...]], dialect: Dialect, row: type[Row]
-    ) -> DriverQuery[Row]:
-        """``statement`` compiled for ``dialect`` once for the process (neither changes)."""
-        found = _COMPILED.get_or_load((statement, dialect), lambda: cls(statement, dialect, row))
-        return cast(DriverQuery[Row], found)
 
     def __init__(self, statement: Select[*tuple[Any, ...]], dialect: Dialect, row: type[Row]):
         columns = list(statement.selected_columns)
@@ -98,9 +88,6 @@ class DriverQuery(Generic[Row]):
                 for process, value in zip(self._processors, raw, strict=True)
             ]
         return self._row._make(raw)  # type: ignore[attr-defined, no-any-return]
-
-
-_COMPILED: Immutable[tuple[Any, Dialect], DriverQuery[Any]] = Immutable(256)
 
 
 class Reader:

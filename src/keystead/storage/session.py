@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from keystead.storage.driver import SQLiteReader
+from keystead.storage.driver import DriverQuery, Row, SQLiteReader
 from keystead.storage.engine import BUSY_TIMEOUT_MS, NOWAIT, SQLITE_BEGIN_OPTION
 from keystead.storage.failures import translated
 
@@ -144,6 +144,16 @@ class Database:
         comes from a single statement (no ORM, no BEGIN/ROLLBACK round trips)."""
         with translated(), self._autocommit.connect() as connection:
             yield connection
+
+    def first(self, query: DriverQuery[Row], values: Mapping[str, Any]) -> Row | None:
+        """One prebuilt single-statement read, outside any transaction: on a SQLite file
+        this thread's reader answers, else a pooled connection's driver."""
+        with translated():
+            reader = self.reader()
+            if reader is not None:
+                return reader.first(query, values)
+            with self._autocommit.connect() as connection:
+                return query.first(connection.connection.driver_connection, values)
 
     def reader(self) -> SQLiteReader | None:
         """On a SQLite file, this thread's own reader for single-statement reads

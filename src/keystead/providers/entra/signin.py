@@ -31,7 +31,7 @@ BARE_GUID = re.compile(GUID)
 DEFAULT_APP_ID_URI = re.compile(rf"api://{GUID}")
 MULTI_TENANT = frozenset({"common", "organizations", "consumers"})
 USERNAME_CLAIMS = ("unique_name", "upn", "preferred_username", "email")
-_FALLBACKS = ("unique_name", "upn", "preferred_username")
+_FALLBACKS = USERNAME_CLAIMS[:3]  # email names no one for sure: never a fallback
 
 
 def tenant_of_v1_issuer(issuer: str) -> str | None:
@@ -218,7 +218,6 @@ def issuer_mismatch_hint(configured: str, found: str) -> str:
 
 
 SIGN_IN = SignIn(
-    issuer_form="https://sts.windows.net/TENANT_ID/",
     check_issuer=check_issuer,
     tenant_of_issuer=tenant_of_v1_issuer,
     username_claims=USERNAME_CLAIMS,
