@@ -6,13 +6,14 @@ executor deciding what runs on the event loop (point work on SQLite) and what on
 from __future__ import annotations
 
 import gc
+import json
 import statistics
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -20,8 +21,13 @@ from sqlalchemy import func, insert, select
 
 from keystead.app import build_app
 from keystead.errors import Conflict
+from keystead.idp.jwks import JwksCache
+from keystead.idp.outbound import Fetched
 from keystead.runtime import Runtime
 from keystead.scim import api as scim_api
+from keystead.sso import api as sso_api
+from keystead.sso.exchange import Exchange
+from keystead.sso.unverified import UnverifiedRefusals
 from keystead.storage.engine import make_engine
 from keystead.storage.models import (
     Account,
@@ -49,6 +55,7 @@ from tests.support.scim import (
     create_user,
     entra_user,
 )
+from tests.unit.test_jwks_cache import FIRST, jwk
 
 # --- one error map ------------------------------------------------------------------------
 
@@ -294,9 +301,45 @@ def test_a_point_write_that_would_wait_is_run_once_on_a_thread(runtime: Runtime)
         assert list(names) == ["Written once"]
 
 
-def _incoming(query: str, body: bytes = b"") -> Incoming:
-    scope = {"type": "http", "method": "GET", "path": "/", "headers": []}
+def test_work_that_would_wait_for_an_identity_provider_is_run_on_a_thread(
+    runtime: Runtime,
+) -> None:
+    """A sign-in on the loop whose provider keys must be fetched first: the fetch happens
+    once, on a thread, never on the event loop."""
+    executor = Executor(runtime.db)
+    fetched_on: list[int] = []
+
+    def fetch(url: str) -> Fetched:
+        fetched_on.append(threading.get_ident())
+        if url.endswith("openid-configuration"):
+            return Fetched(200, b'{"jwks_uri": "http://idp.test/keys"}')
+        return Fetched(200, json.dumps({"keys": [jwk(FIRST, "k1")]}).encode())
+
+    cache = JwksCache("http://idp.test/.well-known/openid-configuration", fetch)
+    where = _where(executor, Cost.WRITE, lambda: cache.key_for("k1"))
+    assert where == "thread"
+    assert len(fetched_on) == 2  # discovery and keys, fetched once
+    assert _where(executor, Cost.WRITE, lambda: cache.key_for("k1")) == (
+        "loop" if runtime.db.dialect == "sqlite" else "thread"
+    )
+
+
+def _incoming(
+    query: str, body: bytes = b"", headers: list[tuple[bytes, bytes]] | None = None
+) -> Incoming:
+    scope = {"type": "http", "method": "GET", "path": "/", "headers": headers or []}
     return Incoming({**scope, "query_string": query.encode()}, {}, body, None)
+
+
+def test_a_sign_in_is_point_work_unless_its_token_or_body_is_large() -> None:
+    (route,) = sso_api.routes(
+        cast(Runtime, None), cast(Exchange, None), cast(UnverifiedRefusals, None)
+    )
+    token = [(b"authorization", b"Bearer " + b"t" * 3000)]
+    assert route.cost(_incoming("", b"c" * 2000, token)) is Cost.WRITE
+    huge = [(b"authorization", b"Bearer " + b"t" * sso_api.ORDINARY_REQUEST)]
+    assert route.cost(_incoming("", b"c" * 2000, huge)) is Cost.GROWS
+    assert route.cost(_incoming("", b"c" * (sso_api.ORDINARY_REQUEST + 1))) is Cost.GROWS
 
 
 @pytest.mark.parametrize(

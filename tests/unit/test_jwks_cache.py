@@ -9,6 +9,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from keystead.blocking import WouldWait, no_waiting
 from keystead.idp import outbound
 from keystead.idp.jwks import JwksCache, KeysUnavailable, signing_key
 
@@ -201,3 +202,21 @@ def test_a_failed_first_fetch_is_retried_after_a_short_wait(
         cache.key_for("k1")
     clock.now += 6
     assert cache.key_for("k1") is not None
+
+
+def test_on_the_event_loop_a_fetch_is_refused_before_it_starts(
+    setup: tuple[Provider, Clock, JwksCache],
+) -> None:
+    """Under no_waiting (work the executor started on the event loop) a cold or expired
+    cache raises WouldWait without fetching or counting an attempt; a warm one answers."""
+    provider, clock, cache = setup
+    with no_waiting(), pytest.raises(WouldWait):
+        cache.key_for("k1")
+    assert provider.key_requests == 0
+    assert cache.key_for("k1") is not None  # on a thread: fetched at once, no cooldown
+    with no_waiting():
+        assert cache.key_for("k1") is not None
+        clock.now += 3600
+        with pytest.raises(WouldWait):
+            cache.key_for("k1")
+    assert provider.key_requests == 1

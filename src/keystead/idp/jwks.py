@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwk import RSAKey
 
+from keystead.blocking import WouldWait, may_wait
 from keystead.idp.outbound import Fetch, FetchFailed
 from keystead.logs import get_logger
 from keystead.web import jsonbody
@@ -100,6 +101,8 @@ class JwksCache:
             return True
         if not wait:
             return False
+        if not may_wait():  # on the event loop: wait for that fetch on a thread
+            raise WouldWait("another caller is fetching the identity provider's keys")
         with self._waiting_lock:
             if self._waiting >= self.max_waiting:
                 return False
@@ -118,6 +121,8 @@ class JwksCache:
             return False
         if self._within(self._last_failure, now, min(self.retry_after_failure, self.cooldown)):
             return False
+        if not may_wait():  # on the event loop: fetch on a thread
+            raise WouldWait("the identity provider's keys must be fetched")
         self._last_attempt = now
         self._attempts += 1
         try:

@@ -11,34 +11,20 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from keystead.blocking import WouldWait, may_wait
 from keystead.storage.driver import DriverQuery, Row, SQLiteReader
 from keystead.storage.engine import BUSY_TIMEOUT_MS, NOWAIT, SQLITE_BEGIN_OPTION
 from keystead.storage.failures import translated
 
 
-class WriterBusy(Exception):
+class WriterBusy(WouldWait):
     """Another writer holds SQLite's write lock; nothing was done (see Database.write_now)."""
-
-
-_NO_WAITING: ContextVar[bool] = ContextVar("keystead_no_waiting", default=False)
-
-
-@contextmanager
-def no_waiting() -> Iterator[None]:
-    """Inside the block, :meth:`Database.write` raises WriterBusy instead of waiting for the
-    write lock (the executor's event-loop attempt; it retries on a thread)."""
-    token = _NO_WAITING.set(True)
-    try:
-        yield
-    finally:
-        _NO_WAITING.reset(token)
 
 
 class Database:
@@ -86,9 +72,9 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A transaction that commits on success and rolls back on any exception. Under
-        :func:`no_waiting` (work the executor runs on the event loop) it is
+        :func:`keystead.blocking.no_waiting` (work the executor runs on the event loop) it is
         :meth:`write_now`: a write that would wait raises WriterBusy before doing anything."""
-        if _NO_WAITING.get() and self._writer_now is not None:
+        if not may_wait() and self._writer_now is not None:
             with self.write_now() as session:
                 yield session
             return

@@ -3,13 +3,13 @@
 On a SQLite file a point read is answered in microseconds from local pages, so it runs on
 the event loop: a thread hop, and threads contending for the GIL, would cost more than the
 statement. A point write runs there too when the write lock is free at that moment (once
-held, it is all a SQLite transaction waits for); if another writer holds it, the attempt
-raises WriterBusy before doing anything and the work is run again on a thread, where it
-may wait. Work whose cost grows with the directory or the request (a filter no index
-answers, a group read with its members, a large body, a batch of rows, a signature check
-of a sign-in) always takes a thread, so the loop, and every data-plane request with it,
-keeps its turns. On PostgreSQL every statement waits on the network: everything takes a
-thread.
+held, it is all a SQLite transaction waits for). Whatever would wait there (another writer
+holding the lock, an identity provider's keys to fetch) raises WouldWait before doing
+anything, and the work is run again on a thread, where it may wait. Work whose cost grows
+with the directory or the request (a filter no index answers, a group read with its
+members, a large body, a batch of rows) always takes a thread, so the loop, and every
+data-plane request with it, keeps its turns. On PostgreSQL every statement waits on the
+network: everything takes a thread.
 
 Endpoints declare a :class:`Cost`; they never choose for themselves.
 """
@@ -23,7 +23,8 @@ from typing import ParamSpec, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 
-from keystead.storage.session import Database, WriterBusy, no_waiting
+from keystead.blocking import WouldWait, no_waiting
+from keystead.storage.session import Database
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -54,6 +55,6 @@ class Executor:
         try:
             with no_waiting():
                 return work(*args, **kwargs)
-        except WriterBusy:
-            # Nothing was done: the write would have waited. Wait for it on a thread.
+        except WouldWait:
+            # Nothing was done: the work would have waited. Wait on a thread.
             return await run_in_threadpool(functools.partial(work, *args, **kwargs))
