@@ -54,6 +54,14 @@ class Settings(BaseSettings):
         "X-Forwarded-For / X-Forwarded-Proto are believed; empty: none, the client address "
         "is the connection's.",
     )
+    tls_cert_file: Path | None = Field(
+        default=None,
+        description="PEM certificate chain `keystead serve` answers HTTPS with (with "
+        "tls_key_file); unset: plain HTTP, for a TLS-terminating proxy in front.",
+    )
+    tls_key_file: Path | None = Field(
+        default=None, description="PEM private key of tls_cert_file (readable by Keystead only)."
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
     max_body_bytes: int = Field(
