@@ -1,7 +1,7 @@
 """SCIM provisioning: an Entra-shaped workload against Keystead's SCIM endpoint and a reference
 SCIM server in the same run, then a Keystead-only scale run.
 
-    .venv/bin/pip install scim2-server==0.8.3   # the reference; needed by this benchmark only
+    .venv/bin/pip install -c constraints.txt -e ".[test,bench]"   # the reference, scim2-server
     .venv/bin/python -m bench.scim [--users 2000] [--groups 50] [--rounds 3] [--clients 8]
 
 The reference is scim2-server 0.8.3 (in-memory storage) wrapped by bench/scim_reference.py

@@ -1,7 +1,7 @@
 """The reference SCIM server for bench/scim.py: scim2-server 0.8.3 (in-memory storage) as an
 ASGI app, with scim2-models' tolerant policy for Entra's request shapes and a bearer token.
 
-    .venv/bin/pip install scim2-server==0.8.3   # benchmark-only, not a Keystead dependency
+    .venv/bin/pip install -c constraints.txt -e ".[test,bench]"   # scim2-server: benchmark-only
     SCIM_REF_TOKEN=… .venv/bin/uvicorn bench.scim_reference:app --host 127.0.0.1 --port P \\
         --loop uvloop --http httptools --no-access-log
 

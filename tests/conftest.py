@@ -187,6 +187,7 @@ def start_server(
     settings: Settings, log_path: Path, extra_env: dict[str, str] | None = None
 ) -> LiveServer:
     port = free_port()
+    scheme = "https" if (extra_env or {}).get("KEYSTEAD_TLS_CERT_FILE") else "http"
     env = {
         **os.environ,
         "KEYSTEAD_DATABASE_URL": settings.database_url or "",
@@ -194,7 +195,7 @@ def start_server(
         if settings.master_key
         else "",
         "KEYSTEAD_DATA_DIR": str(settings.data_dir),
-        "KEYSTEAD_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "KEYSTEAD_PUBLIC_URL": f"{scheme}://127.0.0.1:{port}",
         "KEYSTEAD_LOG_FORMAT": "json",
         # The stand-in Entra tenant runs on loopback: the operator's switch for a test or
         # air-gapped identity provider is on (tests that need it off set it).
@@ -208,18 +209,19 @@ def start_server(
         stdout=handle,
         stderr=subprocess.STDOUT,
     )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    url = f"{scheme}://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60  # a loaded machine starts it slowly
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"keystead serve exited early:\n{log_path.read_text()}")
         try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+            # Readiness only: a test of HTTPS checks the certificate itself.
+            if httpx.get(f"{url}/healthz", timeout=1, verify=False).status_code == 200:
                 return LiveServer(url, log_path, process)
         except httpx.TransportError:
             time.sleep(0.1)
     process.kill()
-    raise RuntimeError(f"keystead serve did not answer within 30 s:\n{log_path.read_text()}")
+    raise RuntimeError(f"keystead serve did not answer within 60 s:\n{log_path.read_text()}")
 
 
 def stop_server(server: LiveServer) -> None:

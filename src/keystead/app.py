@@ -121,6 +121,6 @@ def build_app(runtime: Runtime) -> ASGIApp:
 
 def create_app() -> ASGIApp:
     """Factory for uvicorn (``keystead.app:create_app``): settings from the environment."""
-    settings = Settings()
+    settings = Settings.load()
     logs.configure(settings.log_level, settings.log_format)
     return build_app(open_runtime(settings, create=False))

@@ -10,13 +10,15 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from keystead.errors import ConfigurationError
 
 DEFAULT_DATA_DIR = Path("keystead-data")
 
@@ -127,6 +129,26 @@ class Settings(BaseSettings):
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
         return tuple(sources)
 
+    @classmethod
+    def load(cls) -> Settings:
+        """The settings from the environment and the config file, or a ConfigurationError
+        naming each bad value and where it came from."""
+        config_file = os.environ.get("KEYSTEAD_CONFIG_FILE")
+        if config_file and not Path(config_file).is_file():
+            raise ConfigurationError(f"KEYSTEAD_CONFIG_FILE names {config_file}: no such file")
+        try:
+            return cls()
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"KEYSTEAD_{str(e['loc'][0]).upper() if e['loc'] else '…'}: {e['msg']}"
+                for e in exc.errors()
+            )
+            raise ConfigurationError(
+                f"invalid setting: {problems} (from the environment or the config file)"
+            ) from None
+        except (OSError, ValueError) as exc:  # the TOML file unreadable or not TOML
+            raise ConfigurationError(f"cannot read config file {config_file}: {exc}") from None
+
     @property
     def effective_database_url(self) -> str:
         """The SQLAlchemy URL in use, with the driver made explicit."""
@@ -146,7 +168,8 @@ class Settings(BaseSettings):
 
     @property
     def effective_public_url(self) -> str:
-        return self.public_url or f"http://{self.host}:{self.port}"
+        scheme = "https" if self.tls_cert_file else "http"
+        return self.public_url or f"{scheme}://{self.host}:{self.port}"
 
     def with_overrides(self, **changes: Any) -> Settings:
         """A copy with some fields replaced (used by the CLI's global options)."""

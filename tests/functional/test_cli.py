@@ -293,6 +293,54 @@ def test_malformed_master_key_in_the_environment_is_a_clear_error(tmp_path: Path
 # --- the operator flow, on both engines ----------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("args", "expect"),
+    [
+        (("datset", "list"), ["No such command 'datset'", "Did you mean 'dataset'"]),
+        (("doctorr",), ["No such command 'doctorr'", "'doctor'"]),
+        (("dataset", "list", "--bogus"), ["No such option: --bogus"]),
+        (("--nope",), ["No such option: --nope"]),
+        (("serve", "--port", "abc"), ["Invalid value for '--port'"]),
+        (("serve", "--workers", "0"), ["Invalid value for '--workers'"]),
+        (("api-key", "create"), ["Missing argument"]),
+        (("dataset", "create", "x"), ["Missing option '--type'"]),
+        (("usage", "summary", "--days", "x"), ["No such option: --days"]),
+    ],
+)
+def test_usage_errors_print_usage_and_exit_2_without_a_traceback(
+    tmp_path: Path, args: tuple[str, ...], expect: list[str]
+) -> None:
+    """A typo is a usage error, as click shows it: the usage line, the error and its
+    suggestion, exit code 2, and never a Python traceback (typer may carry its own copy of
+    click, whose errors are not click's own classes)."""
+    result = embedded_cli(tmp_path).run(*args)
+    assert result.returncode == 2, result.describe()
+    assert "Traceback" not in result.output, result.describe()
+    assert "Usage: keystead" in result.stderr, result.describe()
+    for phrase in expect:
+        assert phrase in result.stderr, result.describe()
+    assert not (tmp_path / "keystead-data").exists()  # refused before anything ran
+
+
+@pytest.mark.parametrize(
+    ("env", "expect"),
+    [
+        ({"KEYSTEAD_PORT": "abc"}, ["invalid setting: KEYSTEAD_PORT", "valid integer"]),
+        ({"KEYSTEAD_LOG_LEVEL": "loud"}, ["invalid setting: KEYSTEAD_LOG_LEVEL"]),
+        ({"KEYSTEAD_CONFIG_FILE": "missing.toml"}, ["names missing.toml: no such file"]),
+        ({"KEYSTEAD_CONFIG_FILE": "bad.toml"}, ["cannot read config file bad.toml"]),
+    ],
+)
+def test_a_bad_setting_is_named_without_a_traceback(
+    tmp_path: Path, env: dict[str, str], expect: list[str]
+) -> None:
+    (tmp_path / "bad.toml").write_text("port = [\n")
+    cli = embedded_cli(tmp_path)
+    cli.fails("dataset", "list", expect=expect, env=env)
+    cli.fails("dataset", "list", "--json", expect=expect, env=env)
+    cli.assert_no_tracebacks()
+
+
 def test_dataset_and_dataset_group_lifecycle(cli: Cli) -> None:
     """Datasets (create/list/show/rotate/delete) and dataset groups (create … delete) via --json."""
     first = cli.ok("init", "--json")

@@ -14,6 +14,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from pydantic import BaseModel
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 from sqlalchemy.orm import Session
@@ -159,4 +160,4 @@ def report_error(message: str, *, as_json: bool, status: int) -> None:
     if as_json:
         sys.stdout.write(json.dumps({"message": message, "status": status}) + "\n")
     else:
-        err.print(f"[red]error:[/red] {message}")
+        err.print(f"[red]error:[/red] {escape(message)}")

@@ -33,6 +33,7 @@ from keystead.cli.context import (
 )
 from keystead.errors import KeysteadError
 from keystead.settings import Settings
+from keystead.tls import tls_files
 
 app = typer.Typer(
     name="keystead",
@@ -77,7 +78,7 @@ def root(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version")
     ] = False,
 ) -> None:
-    settings = Settings().with_overrides(data_dir=data_dir, database_url=database_url)
+    settings = Settings.load().with_overrides(data_dir=data_dir, database_url=database_url)
     ctx.obj = CliContext(settings=settings, account_ref=account)
     ctx.call_on_close(ctx.obj.close)
 
@@ -140,12 +141,20 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1)")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8080)")] = None,
     workers: Annotated[int | None, typer.Option(min=1, max=64, help="Worker processes")] = None,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(help="PEM certificate (chain) to serve HTTPS with; needs --tls-key"),
+    ] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="PEM private key of --tls-cert")] = None,
 ) -> None:
     """Run the HTTP service (admin API, data plane, SCIM) with uvicorn."""
     import uvicorn
 
     cli = ctx_of(ctx)
-    settings = cli.settings.with_overrides(host=host, port=port, workers=workers)
+    settings = cli.settings.with_overrides(
+        host=host, port=port, workers=workers, tls_cert_file=tls_cert, tls_key_file=tls_key
+    )
+    tls = tls_files(settings)
     logs.configure(settings.log_level, settings.log_format)
     runtime = cli.runtime  # creates the data dir, master key and schema before any worker
     if not bootstrap.has_accounts(runtime):
@@ -163,6 +172,8 @@ def serve(
     if settings.database_url:
         os.environ["KEYSTEAD_DATABASE_URL"] = settings.database_url
     os.environ["KEYSTEAD_HOST"], os.environ["KEYSTEAD_PORT"] = settings.host, str(settings.port)
+    if tls:  # the default public URL is https too
+        os.environ["KEYSTEAD_TLS_CERT_FILE"], os.environ["KEYSTEAD_TLS_KEY_FILE"] = map(str, tls)
     uvicorn.run(
         "keystead.app:create_app",
         factory=True,
@@ -179,6 +190,8 @@ def serve(
         # would take a client's word for its own address.
         proxy_headers=bool(settings.trusted_proxies.strip()),
         forwarded_allow_ips=settings.trusted_proxies.strip() or None,
+        ssl_certfile=tls[0] if tls else None,
+        ssl_keyfile=tls[1] if tls else None,
     )
 
 
@@ -196,12 +209,23 @@ def main() -> None:
     except typer.Abort:
         err.print("aborted")
         sys.exit(1)
-    except Exception as exc:  # click's usage errors (typer may carry its own copy of click)
+    except Exception as exc:
+        # Click's usage errors, matched by shape: typer may carry its own copy of click,
+        # whose exceptions are not click.ClickException.
         show = getattr(exc, "show", None)
         exit_code = getattr(exc, "exit_code", None)
         if callable(show) and isinstance(exit_code, int):
             show()
             sys.exit(exit_code)
-        raise
+        if os.environ.get("KEYSTEAD_TRACEBACK"):
+            raise
+        # A bug, not the operator's mistake: one line, and how to see where it happened.
+        report_error(
+            f"unexpected error ({type(exc).__name__}): {exc}; run again with "
+            "KEYSTEAD_TRACEBACK=1 to see where, and report it",
+            as_json=as_json,
+            status=500,
+        )
+        sys.exit(1)
     if isinstance(code, int) and code != 0:
         sys.exit(code)
