@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
+import random
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,8 +14,9 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp
 
-from keystead import __version__, logs
+from keystead import __version__, logs, retention
 from keystead.admin.router import build_router
+from keystead.audit import Actor
 from keystead.console import serve as console
 from keystead.crypto import passwords
 from keystead.dataplane.api import DataPlaneEndpoints
@@ -62,9 +65,30 @@ def build_app(runtime: Runtime) -> ASGIApp:
             except Exception as exc:  # the next round tries again
                 log.error("count_flush_failed", exc_info=exc)
 
+    async def prune_every(seconds: float) -> None:
+        # Nodes started together prune at different moments; pruning twice is harmless.
+        await asyncio.sleep(seconds * random.uniform(0.1, 1.0))  # noqa: S311 (not a secret)
+        while True:
+            try:
+                deleted = await run_in_threadpool(
+                    functools.partial(
+                        retention.prune, runtime.db, settings, actor=Actor.system(), pause=0.05
+                    )
+                )
+                if deleted:
+                    log.info("pruned", **deleted)
+            except Exception as exc:  # the next round tries again
+                log.error("prune_failed", exc_info=exc)
+            await asyncio.sleep(seconds)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         flusher = asyncio.create_task(flush_every(10.0))
+        pruner = (
+            asyncio.create_task(prune_every(settings.prune_interval_seconds))
+            if settings.prune_interval_seconds
+            else None
+        )
         # What exists at start-up (modules, the app, compiled statements) lives as long as
         # the process: out of the collector's sight, a full collection, which holds every
         # thread, scans only what requests made since.
@@ -76,6 +100,8 @@ def build_app(runtime: Runtime) -> ASGIApp:
         sys.setswitchinterval(0.001)
         yield
         flusher.cancel()
+        if pruner is not None:
+            pruner.cancel()
         flush_counts()  # counts not written yet
         keysets.close()
         runtime.close()

@@ -102,6 +102,29 @@ class Settings(BaseSettings):
         ge=1,
         description="Usage entries one account's keys together may store in a UTC day.",
     )
+    retention_provisioning_days: int = Field(
+        default=90, ge=0, description="Days provisioning-log entries are kept (0: forever)."
+    )
+    retention_usage_days: int = Field(
+        default=400,
+        ge=0,
+        description="Days usage events and refused usage reports are kept (0: forever).",
+    )
+    retention_sign_in_failures_days: int = Field(
+        default=7,
+        ge=0,
+        description="Days refused console sign-in counts and expired console sessions are "
+        "kept (a running lockout always stays; 0: forever).",
+    )
+    retention_audit_days: int = Field(
+        default=0, ge=0, description="Days audit events are kept (0, the default: forever)."
+    )
+    prune_interval_seconds: int = Field(
+        default=3600,
+        ge=0,
+        description="How often `keystead serve` prunes what retention lets go (0: never; "
+        "`keystead prune` then does it).",
+    )
     idp_allow_private_addresses: bool = Field(
         default=False,
         description="Let accounts' identity providers live on loopback, private or "

@@ -19,6 +19,7 @@ from keystead.cli import (
     idp,
     keys,
     provisioning,
+    retention,
     usage,
 )
 from keystead.cli.context import (
@@ -51,6 +52,7 @@ app.add_typer(provisioning.app, name="provisioning")
 app.add_typer(directory.app, name="directory")
 app.add_typer(admins.account_app, name="account")
 app.add_typer(admins.admin_app, name="admin")
+app.command("prune")(retention.prune)
 
 
 def _version(value: bool) -> None:
