@@ -18,6 +18,7 @@ from keystead.cli import (
     groups,
     idp,
     keys,
+    operations,
     provisioning,
     usage,
 )
@@ -33,6 +34,8 @@ from keystead.cli.context import (
 )
 from keystead.errors import KeysteadError
 from keystead.settings import Settings
+from keystead.storage import service_lock
+from keystead.storage.engine import sqlite_file
 
 app = typer.Typer(
     name="keystead",
@@ -50,6 +53,7 @@ app.add_typer(provisioning.app, name="provisioning")
 app.add_typer(directory.app, name="directory")
 app.add_typer(admins.account_app, name="account")
 app.add_typer(admins.admin_app, name="admin")
+operations.register(app)
 
 
 def _version(value: bool) -> None:
@@ -147,6 +151,8 @@ def serve(
     cli = ctx_of(ctx)
     settings = cli.settings.with_overrides(host=host, port=port, workers=workers)
     logs.configure(settings.log_level, settings.log_format)
+    # Held until the command ends: `keystead restore` refuses while it is.
+    ctx.with_resource(service_lock.serving(sqlite_file(settings.effective_database_url)))
     runtime = cli.runtime  # creates the data dir, master key and schema before any worker
     if not bootstrap.has_accounts(runtime):
         err.print(
