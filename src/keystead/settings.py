@@ -153,3 +153,24 @@ class Settings(BaseSettings):
         data = self.model_dump()
         data.update({k: v for k, v in changes.items() if v is not None})
         return Settings(**data)
+
+
+def from_environment(**overrides: Any) -> Settings:
+    """The settings, or a ConfigurationError naming each invalid one (never its value,
+    which may be a secret) — for commands, which report errors rather than raise them."""
+    from pydantic import ValidationError
+
+    from keystead.errors import ConfigurationError
+
+    try:
+        return Settings().with_overrides(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"KEYSTEAD_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigurationError(f"invalid settings: {problems}") from None
+    except (OSError, ValueError) as exc:  # the TOML file: unreadable, or not TOML
+        raise ConfigurationError(
+            f"cannot read the settings file KEYSTEAD_CONFIG_FILE "
+            f"({os.environ.get('KEYSTEAD_CONFIG_FILE')}): {exc}"
+        ) from None

@@ -323,3 +323,18 @@ def test_public_url_must_be_https_off_loopback(embedded: Cli) -> None:
     problem(plain, "public URL", "plain http", "https://")
     good = embedded.run("doctor", "--json", env={"KEYSTEAD_PUBLIC_URL": "https://keys.example.com"})
     assert good.returncode == 0, good.describe()
+
+
+def test_invalid_settings_are_a_clear_message(embedded: Cli) -> None:
+    """Settings that cannot even be read stop every check: said plainly, exit 1."""
+    embedded.fails(
+        "doctor", env={"KEYSTEAD_PORT": "eighty"}, expect=["invalid settings", "KEYSTEAD_PORT"]
+    )
+    config = embedded.cwd / "keystead.toml"
+    config.write_text("port = [unclosed\n")
+    embedded.fails(
+        "doctor",
+        "--json",
+        env={"KEYSTEAD_CONFIG_FILE": str(config)},
+        expect=["cannot read the settings file", str(config)],
+    )

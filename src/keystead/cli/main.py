@@ -33,7 +33,7 @@ from keystead.cli.context import (
     report_error,
 )
 from keystead.errors import KeysteadError
-from keystead.settings import Settings
+from keystead.settings import from_environment
 from keystead.storage import service_lock
 from keystead.storage.engine import sqlite_file
 
@@ -81,7 +81,7 @@ def root(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version")
     ] = False,
 ) -> None:
-    settings = Settings().with_overrides(data_dir=data_dir, database_url=database_url)
+    settings = from_environment(data_dir=data_dir, database_url=database_url)
     ctx.obj = CliContext(settings=settings, account_ref=account)
     ctx.call_on_close(ctx.obj.close)
 
