@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
 from keystead.crypto.masterkey import MasterKey, UnwrapError, read_key_file, write_key_file
 from keystead.errors import ConfigurationError, Conflict
@@ -38,15 +39,20 @@ class Runtime:
     @functools.cached_property
     def outbound(self) -> Fetcher:
         """Every fetch made on an account's behalf goes through this (``idp.outbound``)."""
-        return Fetcher(
-            OutboundPolicy(
-                allow_private=self.settings.idp_allow_private_addresses,
-                deadline_seconds=self.settings.idp_http_timeout_seconds,
-            )
-        )
+        return outbound_fetcher(self.settings)
 
     def close(self) -> None:
         self.db.dispose()
+
+
+def outbound_fetcher(settings: Settings) -> Fetcher:
+    """The fetcher the outbound policy ``settings`` describe (``idp.outbound``)."""
+    return Fetcher(
+        OutboundPolicy(
+            allow_private=settings.idp_allow_private_addresses,
+            deadline_seconds=settings.idp_http_timeout_seconds,
+        )
+    )
 
 
 def load_master_key(settings: Settings, *, create: bool) -> tuple[MasterKey, bool]:
@@ -90,6 +96,16 @@ def _check_master_key(db: Database, master: MasterKey) -> None:
     except Conflict:  # another process initialised it at the same moment
         with db.read() as session:
             stored = session.scalars(select(Meta.value).where(Meta.name == _CHECK_NAME)).one()
+    check_value_opens(stored, master)
+
+
+def stored_check_value(session: Session) -> bytes | None:
+    """The database's master-key check value (None before the first start recorded one)."""
+    return session.scalar(select(Meta.value).where(Meta.name == _CHECK_NAME))
+
+
+def check_value_opens(stored: bytes, master: MasterKey) -> None:
+    """Refuse, naming both key ids, unless ``master`` opens the check value ``stored``."""
     try:
         ok = master.unwrap(stored, _CHECK_CONTEXT) == _CHECK_VALUE
     except UnwrapError:

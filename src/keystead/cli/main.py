@@ -18,6 +18,7 @@ from keystead.cli import (
     groups,
     idp,
     keys,
+    operations,
     provisioning,
     retention,
     usage,
@@ -34,6 +35,8 @@ from keystead.cli.context import (
 )
 from keystead.errors import KeysteadError
 from keystead.settings import Settings
+from keystead.storage import service_lock
+from keystead.storage.engine import sqlite_file
 from keystead.tls import tls_files
 
 app = typer.Typer(
@@ -53,6 +56,7 @@ app.add_typer(directory.app, name="directory")
 app.add_typer(admins.account_app, name="account")
 app.add_typer(admins.admin_app, name="admin")
 app.command("prune")(retention.prune)
+operations.register(app)
 
 
 def _version(value: bool) -> None:
@@ -158,6 +162,8 @@ def serve(
     )
     tls = tls_files(settings)
     logs.configure(settings.log_level, settings.log_format)
+    # Held until the command ends: `keystead restore` refuses while it is.
+    ctx.with_resource(service_lock.serving(sqlite_file(settings.effective_database_url)))
     runtime = cli.runtime  # creates the data dir, master key and schema before any worker
     if not bootstrap.has_accounts(runtime):
         err.print(

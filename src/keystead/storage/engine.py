@@ -29,6 +29,10 @@ def make_engine(url: str, *, pool_size: int = 8) -> Engine:
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
+        # A database that does not answer is an outage (503) within seconds, not a hang:
+        # a connection attempt gives up after 5 s, a wait for a pooled connection after 10.
+        connect_args={"connect_timeout": 5},
+        pool_timeout=10,
         future=True,
         hide_parameters=True,  # a failing statement never puts an attribute value in a log
     )
@@ -73,3 +77,11 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
             conn.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The database file a SQLite URL names; None for PostgreSQL or an in-memory database."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database).resolve()

@@ -20,6 +20,7 @@ from typing import NoReturn
 import psycopg
 from psycopg import errors as pg_errors
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from keystead.errors import Conflict, KeysteadError, Unavailable
 from keystead.logs import get_logger
@@ -37,6 +38,7 @@ _INTEGRITY = (IntegrityError, sqlite3.IntegrityError, psycopg.IntegrityError)
 # applied, and trying again succeeds (these are OperationalErrors, but not outages).
 _COLLISIONS = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
 _UNREACHABLE = (
+    PoolTimeout,  # every pooled connection busy past the pool's wait
     OperationalError,
     InterfaceError,
     sqlite3.OperationalError,

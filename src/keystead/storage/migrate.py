@@ -53,3 +53,11 @@ def is_current(engine: Engine) -> bool:
     with engine.connect() as conn:
         current = MigrationContext.configure(conn).get_current_heads()
     return set(current) == set(script.get_heads())
+
+
+def known_revisions() -> set[str]:
+    """Every revision in this Keystead's migration history (a database at another one was
+    made by a newer Keystead)."""
+    from alembic.script import ScriptDirectory
+
+    return {script.revision for script in ScriptDirectory(str(MIGRATIONS)).walk_revisions()}

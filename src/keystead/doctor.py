@@ -1,0 +1,512 @@
+"""`keystead doctor`: the installation's configuration checked, one finding per check.
+
+Each check says what it looked at and ends ``ok``, ``warning`` or ``problem`` (with the fix),
+or ``skipped`` when an earlier problem left nothing to look at. Nothing here changes the
+installation: the database is not created, migrated or written, no key is generated. A
+broken setup (no key, no database, a check that fails in a way nobody foresaw) is a
+finding, never an exception.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal, TypeVar
+from urllib.parse import urlsplit
+
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+from sqlalchemy import Engine, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from keystead.crypto.masterkey import MasterKey
+from keystead.errors import KeysteadError
+from keystead.idp import service as idp
+from keystead.runtime import (
+    check_value_opens,
+    load_master_key,
+    outbound_fetcher,
+    stored_check_value,
+)
+from keystead.settings import Settings
+from keystead.storage import migrate
+from keystead.storage.engine import make_engine, sqlite_file
+from keystead.storage.models import Account, IdpSettings
+
+Status = Literal["ok", "warning", "problem", "skipped"]
+T = TypeVar("T")
+
+# How far this machine's clock may be from the database server's.
+CLOCK_WARNING_SECONDS = 5
+CLOCK_PROBLEM_SECONDS = 60
+# A clock reading a year outside these is wrong (the release is younger than the first).
+PLAUSIBLE_YEARS = range(2025, 2100)
+CERTIFICATE_WARNING_DAYS = 14
+CONNECT_TIMEOUT_SECONDS = 5
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    status: Status
+    message: str
+    fix: str | None = None
+
+
+@dataclass
+class Report:
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not any(f.status == "problem" for f in self.findings)
+
+    def add(self, check: str, status: Status, message: str, fix: str | None = None) -> None:
+        self.findings.append(Finding(check, status, message, fix))
+
+
+def examine(settings: Settings, *, now: datetime | None = None) -> Report:
+    """Run every check against ``settings``; never raises."""
+    report = Report()
+    now = now or datetime.now(UTC)
+    master = _guarded(report, "master key", lambda: _master_key(settings, report))
+    if settings.is_embedded and not settings.database_url:
+        _guarded(report, "data directory", lambda: _data_dir(settings, report))
+    engine = _guarded(report, "database", lambda: _database(settings, report))
+    try:
+        _guarded(
+            report, "master key opens the database", lambda: _key_opens(engine, master, report)
+        )
+        _guarded(report, "clock", lambda: _clock(engine, now, report))
+        _guarded(report, "public URL", lambda: _public_url(settings, report))
+        _guarded(report, "TLS", lambda: _tls(settings, now, report))
+        _guarded(
+            report, "identity providers", lambda: _identity_providers(settings, engine, report)
+        )
+    finally:
+        if engine is not None:
+            engine.dispose()
+    return report
+
+
+def _guarded(report: Report, check: str, run: Callable[[], T | None]) -> T | None:
+    try:
+        return run()
+    except Exception as exc:  # a check must report, never end the command
+        report.add(
+            check,
+            "problem",
+            f"the check itself failed ({type(exc).__name__}); the setup is broken in a way "
+            "Keystead did not foresee",
+            "run the command the check stands for (e.g. `keystead serve`) to see the error",
+        )
+        return None
+
+
+# --- files -----------------------------------------------------------------------------------
+
+
+def _master_key(settings: Settings, report: Report) -> MasterKey | None:
+    name = "master key"
+    if settings.master_key is None:
+        path = settings.effective_master_key_file.resolve()
+        if not path.exists() and settings.master_key_file is None and settings.is_embedded:
+            database = sqlite_file(settings.effective_database_url)
+            if database is None or not database.exists():
+                report.add(name, "warning", f"no key file at {path} yet: `keystead init` makes one")
+                return None
+        if path.exists():
+            mode = stat.S_IMODE(path.stat().st_mode)
+            if mode & 0o077:
+                report.add(
+                    name,
+                    "problem",
+                    f"key file {path} is readable by other users (mode {mode:04o})",
+                    f"chmod 600 {path}",
+                )
+                return None
+    try:
+        master, _ = load_master_key(settings, create=False)
+    except KeysteadError as exc:
+        report.add(
+            name,
+            "problem",
+            exc.message,
+            "restore the key file from its backup (mode 0600), or set KEYSTEAD_MASTER_KEY",
+        )
+        return None
+    where = (
+        "KEYSTEAD_MASTER_KEY"
+        if settings.master_key is not None
+        else f"key file {settings.effective_master_key_file.resolve()}, no other user may read it"
+    )
+    report.add(name, "ok", f"master key id {master.fingerprint}, from {where}")
+    return master
+
+
+def _data_dir(settings: Settings, report: Report) -> None:
+    name = "data directory"
+    path = settings.data_dir.resolve()
+    if not path.exists():
+        report.add(name, "warning", f"{path} does not exist yet: `keystead init` makes it")
+        return
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        report.add(
+            name,
+            "problem",
+            f"{path} is open to other users (mode {mode:04o}); it holds the database "
+            "and the key file",
+            f"chmod 700 {path}",
+        )
+        return
+    report.add(name, "ok", f"{path}, mode {mode:04o}")
+
+
+# --- the database ----------------------------------------------------------------------------
+
+
+def _database(settings: Settings, report: Report) -> Engine | None:
+    name = "database"
+    url = settings.effective_database_url
+    database = sqlite_file(url)
+    if settings.is_embedded and (database is None or not database.exists()):
+        report.add(
+            name,
+            "problem",
+            f"no database at {database}",
+            "run `keystead init` (or restore a backup with `keystead restore FILE`)",
+        )
+        return None
+    if database is None:
+        parsed = make_url(url)
+        if "connect_timeout" not in parsed.query:
+            url = parsed.update_query_dict(
+                {"connect_timeout": str(CONNECT_TIMEOUT_SECONDS)}
+            ).render_as_string(hide_password=False)
+    engine = make_engine(url, pool_size=1)
+    shown = make_url(url).render_as_string(hide_password=True).split("?", 1)[0]
+    try:
+        revision = migrate.current_revision(engine)
+    except DBAPIError as exc:
+        engine.dispose()
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "unknown error"
+        report.add(
+            name,
+            "problem",
+            f"cannot reach {shown}: {reason}",
+            "start the database server or correct KEYSTEAD_DATABASE_URL",
+        )
+        return None
+    report.add(name, "ok", f"reached {shown}")
+    name = "migrations"
+    if revision is None:
+        report.add(name, "problem", "the database has no Keystead schema", "run `keystead init`")
+    elif revision == migrate.HEAD:
+        report.add(name, "ok", f"schema revision {revision}, the newest this version knows")
+    elif revision in migrate.known_revisions():
+        report.add(
+            name,
+            "problem",
+            f"the database is at schema revision {revision}; this version needs {migrate.HEAD}",
+            "back the database up, then run `keystead init`: it upgrades the schema (as "
+            "`keystead serve` does when it starts) and changes nothing else",
+        )
+    else:
+        report.add(
+            name,
+            "problem",
+            f"the database is at schema revision {revision}, which this version does not "
+            f"know (its newest is {migrate.HEAD}): a newer Keystead has used it",
+            "run that newer version of Keystead",
+        )
+    return engine
+
+
+def _key_opens(engine: Engine | None, master: MasterKey | None, report: Report) -> None:
+    name = "master key opens the database"
+    if engine is None or master is None:
+        report.add(name, "skipped", "needs both the master key and the database (see above)")
+        return
+    with Session(engine) as session:
+        if not engine.dialect.has_table(session.connection(), "keystead_meta"):
+            report.add(name, "skipped", "the database has no Keystead schema yet")
+            return
+        stored = stored_check_value(session)
+    if stored is None:
+        report.add(name, "warning", "the database holds no key check yet; the next start adds it")
+        return
+    try:
+        check_value_opens(stored, master)
+    except KeysteadError as exc:
+        report.add(
+            name, "problem", exc.message, "supply the master key this database was set up with"
+        )
+        return
+    report.add(name, "ok", f"master key id {master.fingerprint} opens the database")
+
+
+def _clock(engine: Engine | None, now: datetime, report: Report) -> None:
+    name = "clock"
+    if engine is not None and engine.dialect.name == "postgresql":
+        before = datetime.now(UTC)
+        with engine.connect() as conn:
+            theirs = conn.execute(text("SELECT now()")).scalar_one()
+        after = datetime.now(UTC)
+        ours = before + (after - before) / 2
+        skew = (theirs - ours).total_seconds()
+        message = f"this machine's clock is {abs(skew):.1f} s from the database server's"
+        fix = "keep both clocks synchronised (NTP: chrony or systemd-timesyncd)"
+        if abs(skew) > CLOCK_PROBLEM_SECONDS:
+            report.add(name, "problem", message, fix)
+        elif abs(skew) > CLOCK_WARNING_SECONDS:
+            report.add(name, "warning", message, fix)
+        else:
+            report.add(name, "ok", message)
+        return
+    # SQLite has no clock of its own to compare with: only whether this one is plausible.
+    shown = f"{now:%Y-%m-%d %H:%M} UTC"
+    if now.year not in PLAUSIBLE_YEARS:
+        report.add(
+            name,
+            "problem",
+            f"this machine's clock reads {shown}, which cannot be right (checked: the year)",
+            "set the clock and keep it synchronised (NTP: chrony or systemd-timesyncd)",
+        )
+    else:
+        report.add(name, "ok", f"this machine's clock reads {shown} (checked: the year)")
+
+
+# --- what clients see ------------------------------------------------------------------------
+
+
+def is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _public_url(settings: Settings, report: Report) -> None:
+    name = "public URL"
+    url = settings.effective_public_url
+    parts = urlsplit(url)
+    fix = "set KEYSTEAD_PUBLIC_URL to the https:// address clients use to reach Keystead"
+    if settings.public_url is None and not is_loopback(settings.host):
+        report.add(
+            name,
+            "problem",
+            f"not set while serving on {settings.host}: credentials files and the SCIM URL "
+            f"would name {url}",
+            fix,
+        )
+    elif parts.scheme not in ("http", "https") or not parts.hostname:
+        report.add(name, "problem", f"{url} is not an http(s) URL with a host", fix)
+    elif parts.scheme != "https" and not is_loopback(parts.hostname):
+        report.add(
+            name,
+            "problem",
+            f"{url} is plain http on a non-loopback address: keys and secrets would cross "
+            "the network unencrypted",
+            fix + " (serve HTTPS with tls_cert_file/tls_key_file, or behind a TLS proxy)",
+        )
+    elif settings.public_url is None:
+        report.add(name, "ok", f"not set: {url}, reachable from this machine only")
+    else:
+        report.add(name, "ok", url)
+
+
+def _tls(settings: Settings, now: datetime, report: Report) -> None:
+    cert_file, key_file = settings.tls_cert_file, settings.tls_key_file
+    if cert_file is None and key_file is None:
+        report.add("TLS", "ok", "not set: plain HTTP (a proxy in front serves HTTPS)")
+        return
+    if cert_file is None or key_file is None:
+        missing = "tls_cert_file" if cert_file is None else "tls_key_file"
+        report.add(
+            "TLS",
+            "problem",
+            f"only one of tls_cert_file and tls_key_file is set ({missing} is not)",
+            f"set {missing} too (KEYSTEAD_{missing.upper()}), or unset both",
+        )
+        return
+    loaded = _tls_files(cert_file, key_file, report)
+    if loaded is None:
+        return
+    certificate, key = loaded
+    _tls_pair(certificate, key, cert_file, key_file, report)
+    _tls_key_mode(key_file, report)
+    _tls_validity(certificate, cert_file, now, report)
+
+
+def _tls_files(
+    cert_file: Path, key_file: Path, report: Report
+) -> tuple[x509.Certificate, PrivateKeyTypes] | None:
+    name = "TLS files"
+    try:
+        cert_data, key_data = cert_file.read_bytes(), key_file.read_bytes()
+    except OSError as exc:
+        which = cert_file if exc.filename == str(cert_file) else key_file
+        report.add(
+            name,
+            "problem",
+            f"cannot read {which}: {exc.strerror}",
+            "correct the path, or let the user Keystead runs as read the file",
+        )
+        return None
+    try:
+        certificate = x509.load_pem_x509_certificates(cert_data)[0]
+    except ValueError:
+        report.add(
+            name,
+            "problem",
+            f"{cert_file} holds no PEM certificate",
+            "point tls_cert_file at the PEM certificate (chain), the server's own first",
+        )
+        return None
+    try:
+        key = serialization.load_pem_private_key(key_data, password=None)
+    except TypeError:
+        report.add(
+            name,
+            "problem",
+            f"{key_file} is encrypted with a passphrase",
+            f"store it unencrypted (mode 0600): openssl pkey -in {key_file} -out NEW_FILE",
+        )
+        return None
+    except (ValueError, UnsupportedAlgorithm):
+        report.add(
+            name,
+            "problem",
+            f"{key_file} holds no PEM private key",
+            "point tls_key_file at the certificate's PEM private key",
+        )
+        return None
+    report.add(name, "ok", f"{cert_file} and {key_file} read")
+    return certificate, key
+
+
+def _tls_pair(
+    certificate: x509.Certificate,
+    key: PrivateKeyTypes,
+    cert_file: Path,
+    key_file: Path,
+    report: Report,
+) -> None:
+    spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    if certificate.public_key().public_bytes(*spki) != key.public_key().public_bytes(*spki):
+        report.add(
+            "TLS key matches certificate",
+            "problem",
+            f"the key in {key_file} is not the key of the certificate in {cert_file}",
+            "pair the certificate with the key it was issued for",
+        )
+    else:
+        report.add("TLS key matches certificate", "ok", "the key is the certificate's")
+
+
+def _tls_key_mode(key_file: Path, report: Report) -> None:
+    name = "TLS key file permissions"
+    mode = stat.S_IMODE(os.stat(key_file).st_mode)
+    if mode & 0o007:
+        report.add(
+            name,
+            "problem",
+            f"{key_file} is readable by every user (mode {mode:04o})",
+            f"chmod 600 {key_file}",
+        )
+    elif mode & 0o070:
+        report.add(
+            name,
+            "warning",
+            f"{key_file} is readable by its group (mode {mode:04o})",
+            f"chmod 600 {key_file}",
+        )
+    else:
+        report.add(name, "ok", f"{key_file}, mode {mode:04o}")
+
+
+def _tls_validity(
+    certificate: x509.Certificate, cert_file: Path, now: datetime, report: Report
+) -> None:
+    name = "TLS certificate validity"
+    begins, ends = certificate.not_valid_before_utc, certificate.not_valid_after_utc
+    fix = f"renew the certificate and replace {cert_file} (and its key)"
+    if ends <= now:
+        report.add(name, "problem", f"the certificate expired on {ends:%Y-%m-%d %H:%M} UTC", fix)
+    elif begins > now:
+        report.add(
+            name,
+            "problem",
+            f"the certificate is valid only from {begins:%Y-%m-%d %H:%M} UTC",
+            "check this machine's clock, or use a certificate valid now",
+        )
+    elif (ends - now).days < CERTIFICATE_WARNING_DAYS:
+        report.add(name, "warning", f"the certificate expires on {ends:%Y-%m-%d %H:%M} UTC", fix)
+    else:
+        report.add(name, "ok", f"valid until {ends:%Y-%m-%d} UTC")
+
+
+# --- identity providers ----------------------------------------------------------------------
+
+
+def _identity_providers(settings: Settings, engine: Engine | None, report: Report) -> None:
+    if engine is None:
+        report.add("identity providers", "skipped", "needs the database (see above)")
+        return
+    with Session(engine) as session:
+        if not engine.dialect.has_table(session.connection(), "idp_settings"):
+            report.add("identity providers", "skipped", "the database has no Keystead schema yet")
+            return
+        enabled = session.execute(
+            select(Account.id, Account.name, IdpSettings)
+            .join(IdpSettings, IdpSettings.account_id == Account.id)
+            .where(IdpSettings.enabled)
+            .order_by(Account.created_at)
+        ).all()
+    if not enabled:
+        report.add("identity providers", "ok", "no account has the IDP integration enabled")
+        return
+    fetch = outbound_fetcher(settings)
+    for account_id, account_name, idp_settings in enabled:
+        name = f"identity provider of {account_name}"
+        test = f"`keystead --account {account_id} idp test`"
+        try:
+            # The same checks as `keystead idp test`, against the provider itself.
+            found = idp.check_configuration(idp_settings, fetch=fetch)
+        except KeysteadError as exc:
+            report.add(
+                name,
+                "warning",
+                exc.message,
+                f"if its users sign in through it: `keystead --account {account_id} idp "
+                "configure --discovery-url … --issuer … --audience …`",
+            )
+            continue
+        fix = (
+            f"correct the sign-in settings (`keystead --account {account_id} idp configure`) "
+            f"or the network path to the provider, then run {test}"
+        )
+        if found.errors:
+            report.add(name, "problem", " ".join(p.message for p in found.errors), fix)
+        elif found.warnings:
+            report.add(name, "warning", " ".join(p.message for p in found.warnings), fix)
+        else:
+            report.add(
+                name,
+                "ok",
+                f"{found.discovery_url} answered with {found.rs256_key_count} signing key(s)",
+            )
