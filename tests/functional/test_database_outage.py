@@ -43,7 +43,7 @@ class Outage:
 @pytest.fixture
 def outage(engine_name: str, tmp_path: Path) -> Iterator[Outage]:
     """(``engine_name``: a run of the suite on SQLite only has no such test.)"""
-    database = PrivatePostgres(tmp_path / "pg").create()
+    database = PrivatePostgres().create()
     settings = Settings(
         database_url=database.url,
         master_key=SecretStr(base64.b64encode(os.urandom(32)).decode()),

@@ -19,19 +19,23 @@ import pytest
 from sqlalchemy import func, select
 
 from keystead.accounts import service as accounts
-from keystead.apikeys.service import signing_key_context
 from keystead.audit import Actor
 from keystead.idp import service as idp
 from keystead.runtime import Runtime
 from keystead.settings import Settings
-from keystead.storage.models import ApiKey, DirectoryUser
+from keystead.storage.models import ApiKey, DirectoryGroup, DirectoryUser
 from tests import factories as f
 from tests.conftest import LiveServer, start_server, stop_server
+from tests.functional.test_dataplane_certificates import def_keys as cert_def_keys
+from tests.functional.test_dataplane_certificates import get, join_group, sign_in
 from tests.functional.test_dataplane_signatures import Signer
 from tests.support.accounts import FirstAccount
-from tests.support.scim import CORE_GROUP, PATCH, entra_user
+from tests.support.fake_entra import FakeEntra
+from tests.support.scim import PATCH, entra_user
+from tests.support.signin import client_key, provision, signin_account
 
 pytestmark = pytest.mark.engines("postgresql")
+DANA = "dana@contoso.example"
 BOUND_S = 0.1  # a change is obeyed everywhere by calls that start this long after it
 ACTOR = Actor.cli()
 
@@ -98,7 +102,7 @@ def test_grants_and_key_state_changed_on_one_node_are_obeyed_by_the_other(
         app = f.manual_key(s, account_id, runtime.master, "app", datasets=("SSN",))
     at_b = Signer(nodes.b.url, app.secrets.access_key_id, app.secrets.secret_signing_key)
     assert def_keys(at_b) == 200
-    admin_a = f"{nodes.a.url}/api/admin/v1/api-keys/app"
+    admin_a = f"{nodes.a.url}/api/admin/v1/api-keys/{app.secrets.access_key_id}"
 
     def change_at_a(method: str, path: str, body: dict[str, object]) -> float:
         response = httpx.request(method, admin_a + path, json=body, headers=nodes.admin, timeout=10)
@@ -117,47 +121,47 @@ def test_grants_and_key_state_changed_on_one_node_are_obeyed_by_the_other(
     assert def_keys(at_b) != 200, "node B served a key node A had suspended"
 
 
-def test_a_user_removed_from_a_group_on_one_node_is_refused_by_the_other(
-    nodes: Nodes, runtime: Runtime, first_account: FirstAccount
+@pytest.fixture(scope="module")
+def entra() -> Iterator[FakeEntra]:
+    with FakeEntra() as tenant:
+        tenant.add_user(DANA, "pw-dana")
+        yield tenant
+
+
+def test_a_certificate_from_one_node_works_on_the_other_until_a_group_removal_there(
+    nodes: Nodes, runtime: Runtime, entra: FakeEntra
 ) -> None:
-    account_id = uuid.UUID(first_account.customer_id)
+    """Dana signs in at node A (the SSO exchange: key, secret and a certificate) and uses
+    the data plane at node B; her removal from the group, through SCIM at node A, is obeyed
+    by node B."""
+    account = signin_account(runtime, nodes.a.url, entra)
     with runtime.db.write() as s:
-        f.dataset(s, account_id, "SSN", runtime.master)
-        f.dataset_group(s, account_id, "Payments", "SSN")
-    scim_a = nodes.scim_base(nodes.a)
-    user = httpx.post(
-        f"{scim_a}/Users", json=entra_user("dana@example.com"), headers=nodes.scim, timeout=10
-    )
-    assert user.status_code == 201, user.text
-    user_id = user.json()["id"]
-    group = httpx.post(
-        f"{scim_a}/Groups",
-        json={
-            "schemas": [CORE_GROUP],
-            "displayName": "Payments",
-            "members": [{"value": user_id}],
-        },
-        headers=nodes.scim,
-        timeout=10,
-    )
-    assert group.status_code == 201, group.text
+        f.dataset(s, account.account_id, "SSN", runtime.master)
+        f.dataset_group(s, account.account_id, "Payments", "SSN")
+        scim_token = idp.rotate_scim_token(
+            s, accounts.get_account(s, account.account_id), actor=ACTOR
+        ).token
+    dana = provision(runtime, account.account_id, DANA)
+    join_group(runtime, account.account_id, "Payments", dana)
+    signed = sign_in(nodes.a, account, dana, client_key(), entra.token_for(DANA))
+    at_b = Signer(nodes.b.url, signed.signer.key_id, signed.signer.secret)
+    assert get(at_b, cert_def_keys(at_b, signed.cert)).status_code == 200
+
     with runtime.db.read() as s:
-        key = s.scalars(select(ApiKey).where(ApiKey.directory_user_id == uuid.UUID(user_id))).one()
-    secret = runtime.master.unwrap(key.wrapped_signing_key, signing_key_context(key.id)).decode()
-    at_b = Signer(nodes.b.url, key.access_key_id, secret)
-    assert def_keys(at_b) == 200
+        group_id = s.scalars(select(DirectoryGroup.id)).one()
     removed = httpx.patch(
-        f"{scim_a}/Groups/{group.json()['id']}",
+        f"{nodes.a.url}/{account.account_id}/api/v3/scim/Groups/{group_id}",
         json={
             "schemas": [PATCH],
-            "Operations": [{"op": "remove", "path": f'members[value eq "{user_id}"]'}],
+            "Operations": [{"op": "remove", "path": f'members[value eq "{dana.user_id}"]'}],
         },
-        headers=nodes.scim,
+        headers={"Authorization": f"Bearer {scim_token}", "Content-Type": "application/scim+json"},
         timeout=10,
     )
     assert removed.status_code == 204, removed.text
     after_bound(time.monotonic())
-    assert def_keys(at_b) != 200, "node B served a membership node A had removed"
+    refused = get(at_b, cert_def_keys(at_b, signed.cert))
+    assert refused.status_code != 200, "node B served a membership node A had removed"
 
 
 def test_scim_writes_through_both_nodes_at_once_lose_nothing(

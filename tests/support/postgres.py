@@ -11,6 +11,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 from pathlib import Path
 
 
@@ -31,8 +32,9 @@ def _free_port() -> int:
 
 
 class PrivatePostgres:
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
+    def __init__(self) -> None:
+        # Under /tmp itself: the postgres user cannot enter pytest's private directories.
+        directory = self.directory = Path(tempfile.mkdtemp(prefix="keystead-pg-"))
         self.data = directory / "data"
         self.port = _free_port()
         self._as: list[str] = []
@@ -69,3 +71,4 @@ class PrivatePostgres:
     def destroy(self) -> None:
         with contextlib.suppress(subprocess.CalledProcessError):  # not running
             self._run(_bin("pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        shutil.rmtree(self.directory, ignore_errors=True)
