@@ -1,0 +1,309 @@
+"""Keystead on PostgreSQL with one and two uvicorn workers, beside the embedded default
+(SQLite) and the same run's bare-stack ceiling: the data plane (`fpe/def_keys`,
+`encryption/key`) under wrk and SCIM provisioning (`POST /Users`, new users) under 8
+client threads, with PostgreSQL's own CPU per request.
+
+    .venv/bin/python -m bench.nodes [--seconds 8] [--rounds 2] [--no-report]
+
+PostgreSQL is the one at KEYSTEAD_BENCH_POSTGRES_URL (default
+postgresql://postgres@127.0.0.1:5432/test); each configuration gets a fresh schema of its
+own, dropped afterwards. PostgreSQL's CPU is the sum of every `postgres` process's user and
+system time over the measured seconds (read from /proc: the whole server, so other work on
+it counts too), divided by the requests answered. Results go to docs/PERFORMANCE.md
+(section "nodes").
+"""
+
+# The report's typography is deliberate; subprocesses run our own fixed commands.
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import secrets
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from statistics import median
+
+from sqlalchemy import create_engine, text
+
+from bench import common
+from bench.dataplane import signed
+from bench.scim import Client as ScimClient
+from bench.scim import user_body
+
+PG_URL = os.environ.get("KEYSTEAD_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+TARGET_PG_SHARE = 0.60  # one PostgreSQL node's def_keys against the embedded default's
+TARGET_WORKERS_P50_MS = 2.0  # 2 workers' p50 at most this much above 1 worker's
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def _pg(url: str) -> str:
+    return "postgresql+psycopg://" + url.split("://", 1)[1]
+
+
+@contextmanager
+def schema() -> Iterator[str]:
+    """A fresh schema on the benchmark's PostgreSQL; its URL (search_path set)."""
+    name = f"ks_bench_{secrets.token_hex(4)}"
+    engine = create_engine(_pg(PG_URL))
+    with engine.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{name}"'))
+    try:
+        yield f"{PG_URL}?options=-csearch_path%3D{name}"
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
+        engine.dispose()
+
+
+def postgres_cpu() -> float:
+    """CPU seconds every `postgres` process has used so far."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        if name.startswith("postgres"):
+            fields = stat[stat.rindex(")") + 2 :].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / CLK_TCK
+
+
+@dataclass
+class Setup:
+    label: str
+    env: dict[str, str]
+    workers: int
+    papi: str = ""
+    sapi: str = ""
+    scim_path: str = ""
+    scim_token: str = ""
+
+
+def prepare(setup: Setup) -> None:
+    env = setup.env
+    common.keystead_cli(env, "init")
+    common.keystead_cli(
+        env, "dataset", "create", "SSN", "--type", "structured", "--template", "ssn"
+    )
+    common.keystead_cli(env, "dataset", "create", "Notes", "--type", "unstructured")
+    key = common.keystead_cli(
+        env, "api-key", "create", "bench", "--dataset", "SSN", "--dataset", "Notes"
+    )
+    setup.papi, setup.sapi = str(key["access_key_id"]), str(key["secret_signing_key"])
+    common.keystead_cli(env, "idp", "enable")
+    issued = common.keystead_cli(env, "idp", "scim-token")
+    setup.scim_path = "/" + str(issued["scim_url"]).split("/", 3)[3]
+    setup.scim_token = str(issued["token"])
+
+
+@dataclass
+class Measured:
+    rps: float
+    p50: float
+    p99: float
+    db_ms: float | None  # PostgreSQL CPU per request, ms
+
+
+def wrk_case(url: str, method: str, headers: dict[str, str], body: bytes, seconds: int) -> Measured:
+    before = postgres_cpu()
+    result = common.wrk(url, method=method, headers=headers, body=body, seconds=seconds)
+    used = postgres_cpu() - before
+    return Measured(result.rps, result.p50_ms, result.p99_ms, used / (result.rps * seconds) * 1000)
+
+
+def scim_case(base: str, token: str, seconds: int, clients: int = 8) -> Measured:
+    counter = iter(range(10**9))
+    lock = threading.Lock()
+    latencies: list[float] = []
+    stop = time.monotonic() + seconds
+
+    def work() -> None:
+        client = ScimClient(base, token)
+        try:
+            while time.monotonic() < stop:
+                with lock:
+                    n = next(counter)
+                name = f"bench{n}-{secrets.token_hex(3)}@example.com"
+                started = time.perf_counter()
+                client.call("POST", "/Users", user_body(name, n, secrets.token_hex(8)), (201,))
+                latencies.append((time.perf_counter() - started) * 1000)
+        finally:
+            client.close()
+
+    before = postgres_cpu()
+    started = time.monotonic()
+    threads = [threading.Thread(target=work) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - started
+    used = postgres_cpu() - before
+    latencies.sort()
+    return Measured(
+        len(latencies) / elapsed,
+        latencies[len(latencies) // 2],
+        latencies[int(len(latencies) * 0.99)],
+        used / len(latencies) * 1000,
+    )
+
+
+def run_setup(setup: Setup, seconds: int, rounds: int) -> dict[str, list[Measured]]:
+    port = common.free_port()
+    cmd = [
+        str(common.BIN / "keystead"),
+        "serve",
+        "--port",
+        str(port),
+        "--workers",
+        str(setup.workers),
+    ]
+    server = common.start(cmd, setup.env, port, "/healthz")
+    base = server.url
+    query = f"ffs_name=SSN&papi={setup.papi}"
+    body = json.dumps({"uses": 1}).encode()
+    cases: dict[str, Callable[[int], Measured]] = {
+        "GET fpe/def_keys": lambda s: wrk_case(
+            f"{base}/api/v0/fpe/def_keys?{query}",
+            "GET",
+            signed("GET", f"{base}/api/v0/fpe/def_keys?{query}", setup.papi, setup.sapi),
+            b"",
+            s,
+        ),
+        "POST encryption/key": lambda s: wrk_case(
+            f"{base}/api/v0/encryption/key",
+            "POST",
+            signed("POST", f"{base}/api/v0/encryption/key", setup.papi, setup.sapi, body),
+            body,
+            s,
+        ),
+        "SCIM POST /Users": lambda s: scim_case(base + setup.scim_path, setup.scim_token, s),
+    }
+    results: dict[str, list[Measured]] = {name: [] for name in cases}
+    try:
+        for case in cases.values():
+            case(2)  # warm-up
+        for _ in range(rounds):
+            for name, case in cases.items():
+                results[name].append(case(seconds))
+    finally:
+        server.stop()
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--no-report", action="store_true", help="don't write PERFORMANCE.md")
+    args = parser.parse_args()
+    loads = os.getloadavg()
+    master = base64.b64encode(os.urandom(32)).decode()
+    plain = {k: v for k, v in os.environ.items() if not k.startswith("KEYSTEAD_")}
+    table: dict[str, dict[str, list[Measured]]] = {}
+    hello = common.start_hello()
+    try:
+        ceiling = [
+            wrk_case(f"{hello.url}/hello", "GET", {}, b"", args.seconds) for _ in range(args.rounds)
+        ]
+    finally:
+        hello.stop()
+    sqlite = Setup(
+        "SQLite (embedded), 1 worker",
+        plain | {"KEYSTEAD_DATA_DIR": tempfile.mkdtemp(prefix="keystead-nodes-")},
+        1,
+    )
+    prepare(sqlite)
+    table[sqlite.label] = run_setup(sqlite, args.seconds, args.rounds)
+    for workers in (1, 2):
+        with schema() as url:
+            setup = Setup(
+                f"PostgreSQL, {workers} worker{'s' if workers > 1 else ''}",
+                plain
+                | {
+                    "KEYSTEAD_DATABASE_URL": url,
+                    "KEYSTEAD_MASTER_KEY": master,
+                    "KEYSTEAD_DATA_DIR": tempfile.mkdtemp(prefix="keystead-nodes-"),
+                },
+                workers,
+            )
+            prepare(setup)
+            table[setup.label] = run_setup(setup, args.seconds, args.rounds)
+
+    hello_rps = median(m.rps for m in ceiling)
+    rows = [
+        f"| bare Starlette hello (ceiling) | GET /hello | {hello_rps:,.0f} | 100% | "
+        f"{median(m.p50 for m in ceiling):.2f} | {median(m.p99 for m in ceiling):.2f} | – |"
+    ]
+    for label, cases in table.items():
+        for name, runs in cases.items():
+            rps = median(m.rps for m in runs)
+            db = [m.db_ms for m in runs if m.db_ms is not None]
+            db_text = f"{median(db):.3f}" if label.startswith("PostgreSQL") and db else "–"
+            rows.append(
+                f"| {label} | {name} | {rps:,.0f} ({min(m.rps for m in runs):,.0f}–"
+                f"{max(m.rps for m in runs):,.0f}) | {rps / hello_rps:.0%} | "
+                f"{median(m.p50 for m in runs):.2f} | {median(m.p99 for m in runs):.2f} | "
+                f"{db_text} |"
+            )
+
+    def rate(label: str, case: str) -> float:
+        return median(m.rps for m in table[label][case])
+
+    def p50(label: str, case: str) -> float:
+        return median(m.p50 for m in table[label][case])
+
+    pg_share = rate("PostgreSQL, 1 worker", "GET fpe/def_keys") / rate(
+        sqlite.label, "GET fpe/def_keys"
+    )
+    pg_host = PG_URL.rsplit("@", 1)[-1]
+    one = p50("PostgreSQL, 1 worker", "GET fpe/def_keys")
+    two = p50("PostgreSQL, 2 workers", "GET fpe/def_keys")
+    acks = "met" if two - one <= TARGET_WORKERS_P50_MS else "not met"
+    worker_gap = p50("PostgreSQL, 2 workers", "GET fpe/def_keys") - p50(
+        "PostgreSQL, 1 worker", "GET fpe/def_keys"
+    )
+    text_out = f"""
+## Several workers on PostgreSQL (`bench/nodes.py`)
+
+Command: `.venv/bin/python -m bench.nodes --seconds {args.seconds} --rounds {args.rounds}`
+Date: {common.now()}. Machine: {common.machine()}; load average at start {loads[0]:.2f} /
+{loads[1]:.2f} / {loads[2]:.2f} (other work shared the machine).
+Setup: `keystead serve` (httptools, uvloop) on a fresh data dir (SQLite) or a fresh schema
+of the local PostgreSQL ({pg_host}), with 1 or 2 uvicorn workers; one API key with two
+datasets; SCIM with IDP integration enabled. Data plane: wrk, 2 threads, 8 keep-alive
+connections, one signed request replayed; SCIM: 8 threads with a keep-alive connection
+each, every request a new user. {args.rounds} rounds of {args.seconds} s per case, medians with
+min–max. PostgreSQL CPU: all `postgres` processes' CPU over the case divided by its
+requests (the server is shared, so other sessions' work counts too).
+
+| setup | case | requests/s | share of ceiling | p50 ms | p99 ms | PostgreSQL CPU ms/request |
+|---|---|---|---|---|---|---|
+{chr(10).join(rows)}
+
+Target: one PostgreSQL worker's `fpe/def_keys` at least {TARGET_PG_SHARE:.0%} of the embedded
+default's rate — measured {pg_share:.0%}: **{"met" if pg_share >= TARGET_PG_SHARE else "not met"}**.
+
+Target: no delayed-ACK stall with several workers — `fpe/def_keys` p50 with 2 workers
+{two:.2f} ms against {one:.2f} ms with 1 (difference {worker_gap:+.2f} ms, at most
+{TARGET_WORKERS_P50_MS:.0f} ms allowed): **{acks}**.
+"""
+    if not args.no_report:
+        common.write_section("nodes", text_out)
+    print(text_out)
+
+
+if __name__ == "__main__":
+    main()
