@@ -116,7 +116,18 @@ def build_app(runtime: Runtime) -> ASGIApp:
         *scim_api.routes(runtime),
         *DataPlaneEndpoints(runtime, plane, usage_limits).routes(),
     ]
-    return Edge(app, table, Executor(runtime.db), limit=settings.max_body_bytes)
+    metrics = None
+    if settings.metrics:
+        from keystead.web import metrics as prometheus  # imported only when switched on
+
+        metrics = prometheus.Metrics(scim_operations=scim_api.operations())
+        metrics.name_routes(app.routes)
+        metrics.watch(prometheus.CacheCounts())
+        metrics.watch(prometheus.KeySetFetches(keysets.stats))
+        metrics.watch(prometheus.DatabasePool(runtime.db.engine))
+        table.append(prometheus.scrape_route(metrics, settings.metrics_token))
+    executor = Executor(runtime.db)
+    return Edge(app, table, executor, limit=settings.max_body_bytes, metrics=metrics)
 
 
 def create_app() -> ASGIApp:
