@@ -23,20 +23,24 @@ from __future__ import annotations
 
 import json
 import re
+from bisect import bisect_left
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from itertools import accumulate
 
 from fastapi.routing import iter_route_contexts
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
-    Counter,
-    Histogram,
     ProcessCollector,
     disable_created_metrics,
     generate_latest,
 )
-from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 from pydantic import SecretStr
 from sqlalchemy import Engine
@@ -53,6 +57,7 @@ PATH = "/metrics"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # From a data-plane answer (a fraction of a millisecond) to a large SCIM listing.
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_BOUNDS = [*(repr(bound) for bound in BUCKETS), "+Inf"]  # as Prometheus writes `le`
 _REASON = re.compile(r"[a-z_]{1,40}")
 
 
@@ -73,52 +78,45 @@ def outcome(status: int) -> str:
     return "succeeded" if status < 400 else "refused" if status < 500 else "failed"
 
 
-@dataclass(frozen=True, slots=True)
+class _Latency:
+    """One (route, method)'s histogram: a count per bucket (not cumulative) and their sum."""
+
+    __slots__ = ("buckets", "total")
+
+    def __init__(self) -> None:
+        self.buckets = [0] * (len(BUCKETS) + 1)  # the last: above every bound
+        self.total = 0.0
+
+
 class _Series:
-    """One (route, method, status)'s children, made on its first request."""
+    """One (route, method, status): its count, its histogram, what else it counts."""
 
-    count: Counter
-    latency: Histogram
-    scim: Counter | None
-    sso: bool
+    __slots__ = ("count", "latency", "scim", "sso", "surface")
+
+    def __init__(self, surface: str, latency: _Latency, scim: tuple[str, str] | None) -> None:
+        self.surface = surface
+        self.count = 0
+        self.latency = latency
+        self.scim = scim  # (operation, outcome) when a SCIM operation
+        self.sso = False  # an SSO exchange (its outcome read from the answer)
 
 
-class Metrics:
-    """This process's registry and the series requests feed."""
+class Metrics(Collector):
+    """This process's registry, and the requests' series as plain numbers: the edge adds to
+    them on the event loop (no lock, no call into the client library), a scrape reads them
+    (from a thread: it copies each table first, which the interpreter does at once)."""
 
     def __init__(self, *, scim_operations: Mapping[tuple[str, str], str]) -> None:
         # No `_created` sample beside each series: Prometheus does not need them.
         disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry(auto_describe=False)
         self._scim_operations = scim_operations
-        labels = ("surface", "route", "method")
-        self._requests = Counter(
-            "keystead_http_requests",
-            "HTTP requests answered, by surface, route pattern, method and status.",
-            (*labels, "status"),
-            registry=self.registry,
-        )
-        self._latency = Histogram(
-            "keystead_http_request_duration_seconds",
-            "Time from the request's routing to its answer sent, by route pattern.",
-            labels,
-            buckets=BUCKETS,
-            registry=self.registry,
-        )
-        self._scim = Counter(
-            "keystead_scim_operations",
-            "SCIM operations by operation and outcome (succeeded, refused: 4xx, failed: 5xx).",
-            ("operation", "outcome"),
-            registry=self.registry,
-        )
-        self._sso = Counter(
-            "keystead_sso_exchanges",
-            "SSO exchanges by outcome (granted, refused, failed) and the reason given.",
-            ("outcome", "reason"),
-            registry=self.registry,
-        )
         self._series: dict[tuple[str, str, int], _Series] = {}
+        self._latencies: dict[tuple[str, str], _Latency] = {}
+        self._scim: dict[tuple[str, str], int] = {}
+        self._sso: dict[tuple[str, str], int] = {}
         self._admin_routes: dict[int, str] = {}
+        self.registry.register(self)
         ProcessCollector(registry=self.registry)
 
     def name_routes(self, routes: Sequence[BaseRoute]) -> None:
@@ -142,37 +140,79 @@ class Metrics:
         self.registry.register(collector)
 
     def observe(self, route: str, method: str, status: int, seconds: float, body: bytes) -> None:
-        """One answered request (on the event loop). ``body`` is read for an SSO exchange's
-        refusal reason only."""
+        """One answered request (on the event loop only). ``body`` is read for an SSO
+        exchange's refusal reason only."""
         if method not in _METHODS:
             method = "other"
         key = (route, method, status)
         series = self._series.get(key)
         if series is None:
-            series = self._series[key] = self._new_series(route, method, status)
-        series.count.inc()
-        series.latency.observe(seconds)
+            series = self._new_series(key)
+        series.count += 1
+        latency = series.latency
+        latency.buckets[bisect_left(BUCKETS, seconds)] += 1
+        latency.total += seconds
         if series.scim is not None:
-            series.scim.inc()
+            self._scim[series.scim] += 1
         elif series.sso:
             self._exchange(status, body)
 
-    def _new_series(self, route: str, method: str, status: int) -> _Series:
+    def _new_series(self, key: tuple[str, str, int]) -> _Series:
+        route, method, status = key
         where = surface(route)
+        latency = self._latencies.get((route, method))
+        if latency is None:
+            latency = self._latencies[(route, method)] = _Latency()
         operation = self._scim_operations.get((route, method)) if where == "scim" else None
-        return _Series(
-            count=self._requests.labels(where, route, method, str(status)),
-            latency=self._latency.labels(where, route, method),
-            scim=None if operation is None else self._scim.labels(operation, outcome(status)),
-            sso=where == "sso" and method == "POST",
-        )
+        scim = None if operation is None else (operation, outcome(status))
+        if scim is not None:
+            self._scim.setdefault(scim, 0)
+        series = self._series[key] = _Series(where, latency, scim)
+        series.sso = where == "sso" and method == "POST"
+        return series
 
     def _exchange(self, status: int, body: bytes) -> None:
         if status < 400:
-            self._sso.labels("granted", "none").inc()
-            return
-        kind = "refused" if status < 500 else "failed"
-        self._sso.labels(kind, _reason(body)).inc()
+            key = ("granted", "none")
+        else:
+            key = ("refused" if status < 500 else "failed", _reason(body))
+        self._sso[key] = self._sso.get(key, 0) + 1
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "keystead_http_requests",
+            "HTTP requests answered, by surface, route pattern, method and status.",
+            labels=["surface", "route", "method", "status"],
+        )
+        for (route, method, status), series in self._series.copy().items():
+            requests.add_metric([series.surface, route, method, str(status)], series.count)
+        yield requests
+        latency = HistogramMetricFamily(
+            "keystead_http_request_duration_seconds",
+            "Time from the request's routing to its answer sent, by route pattern.",
+            labels=["surface", "route", "method"],
+        )
+        for (route, method), found in self._latencies.copy().items():
+            cumulative = list(accumulate(found.buckets.copy()))
+            buckets = [(_BOUNDS[i], float(n)) for i, n in enumerate(cumulative)]
+            latency.add_metric([surface(route), route, method], buckets, found.total)
+        yield latency
+        scim = CounterMetricFamily(
+            "keystead_scim_operations",
+            "SCIM operations by operation and outcome (succeeded, refused: 4xx, failed: 5xx).",
+            labels=["operation", "outcome"],
+        )
+        for labels, count in sorted(self._scim.copy().items()):
+            scim.add_metric(list(labels), count)
+        yield scim
+        sso = CounterMetricFamily(
+            "keystead_sso_exchanges",
+            "SSO exchanges by outcome (granted, refused, failed) and the reason given.",
+            labels=["outcome", "reason"],
+        )
+        for labels, count in sorted(self._sso.copy().items()):
+            sso.add_metric(list(labels), count)
+        yield sso
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
