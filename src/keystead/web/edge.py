@@ -239,8 +239,7 @@ class Edge:
             await self.fallback(scope, receive, send)
             return
         request_id = requestids.choose(scope["headers"])
-        text_id = request_id.decode("ascii")
-        current = logs.REQUEST_ID.set(text_id)
+        current = logs.REQUEST_ID.set(request_id)
         try:
             match = self.table.match(scope["method"], scope["path"])
             if match is None:
@@ -258,7 +257,7 @@ class Edge:
                 status=status,
                 ms=round(seconds * 1000, 2),
                 access_key_id=answer.caller if answer is not None else None,
-                request_id=text_id,
+                request_id=request_id,
             )
             if self.metrics is not None:
                 route = match.path if isinstance(match, NotAllowed) else match[0].path
@@ -267,11 +266,11 @@ class Edge:
         finally:
             logs.REQUEST_ID.reset(current)
 
-    async def _pass(self, scope: Scope, receive: Receive, send: Send, request_id: bytes) -> None:
+    async def _pass(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         """The admin application's turn: its answer gets the request id (every answer, its
         500 too), and is counted under the route it matched (``scope["route"]``)."""
         status = 499  # until an answer starts: the client left
-        stamp = (requestids.HEADER, request_id)
+        stamp = (requestids.HEADER, request_id.encode())
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -329,12 +328,12 @@ def _refusal(exc: KeysteadError, path: str) -> KeysteadError:
     return exc
 
 
-async def _send(send: Send, answer: Answer, request_id: bytes) -> None:
+async def _send(send: Send, answer: Answer, request_id: str) -> None:
     headers: Headers = []
     if answer.content_type is not None:
         headers.append((b"content-type", answer.content_type))
     headers.append((b"content-length", str(len(answer.body)).encode()))
     headers.extend(answer.headers)
-    headers.append((requestids.HEADER, request_id))
+    headers.append((requestids.HEADER, request_id.encode()))
     await send({"type": "http.response.start", "status": answer.status, "headers": headers})
     await send({"type": "http.response.body", "body": answer.body})
