@@ -27,7 +27,6 @@ from bisect import bisect_left
 from collections.abc import Iterator, Mapping, Sequence
 from itertools import accumulate
 
-from fastapi.routing import iter_route_contexts
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -122,6 +121,10 @@ class Metrics(Collector):
     def name_routes(self, routes: Sequence[BaseRoute]) -> None:
         """Learn the admin application's route patterns in full: FastAPI keeps an included
         router's routes under their own path, without the prefixes they are served at."""
+        try:
+            from fastapi.routing import iter_route_contexts
+        except ImportError:  # a FastAPI that copies included routes, prefix and all
+            return
         self._admin_routes = {
             id(found.original_route): found.path_format or ""
             for found in iter_route_contexts(routes)
