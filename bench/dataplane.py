@@ -1,7 +1,7 @@
 """Data-plane throughput: `fpe/def_keys`, `fpe/key` and `encryption/key` against the same
 run's bare Starlette "hello" (the ceiling), on the embedded default (SQLite).
 
-    .venv/bin/python -m bench.dataplane [--seconds 10] [--rounds 3]
+    .venv/bin/python -m bench.dataplane [--seconds 10] [--rounds 3] [--metrics] [--no-report]
 
 Each request is signed once by the official client's own signer (ubiq_security.auth) and
 replayed by wrk with 8 keep-alive connections; endpoints alternate within each round so
@@ -38,11 +38,16 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-report", action="store_true", help="don't write PERFORMANCE.md")
+    parser.add_argument(
+        "--metrics", action="store_true", help="serve with KEYSTEAD_METRICS=true (its overhead)"
+    )
     args = parser.parse_args()
 
     data_dir = Path(tempfile.mkdtemp(prefix="keystead-bench-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEYSTEAD_")}
     env |= {"KEYSTEAD_DATA_DIR": str(data_dir)}
+    if args.metrics:
+        env |= {"KEYSTEAD_METRICS": "true"}
     common.keystead_cli(env, "init")
     common.keystead_cli(
         env, "dataset", "create", "SSN", "--type", "structured", "--template", "ssn"

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import gc
 import random
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -37,6 +36,20 @@ from keystead.web.middleware import AdminRequests
 log = logs.get_logger("keystead.app")
 
 
+async def every(
+    seconds: float, work: Callable[[], None], failed: str, *, first: float | None = None
+) -> None:
+    """Run ``work`` on a thread every ``seconds`` (the first time after ``first``); a
+    failure is logged as ``failed`` and the next round tries again."""
+    await asyncio.sleep(seconds if first is None else first)
+    while True:
+        try:
+            await run_in_threadpool(work)
+        except Exception as exc:
+            log.error(failed, exc_info=exc)
+        await asyncio.sleep(seconds)
+
+
 def build_app(runtime: Runtime) -> ASGIApp:
     """The app for an already-open installation: the edge (the data plane, SCIM and the SSO
     exchange) in front of the admin application (FastAPI: admin API, OpenAPI, health, the
@@ -55,40 +68,24 @@ def build_app(runtime: Runtime) -> ASGIApp:
         unverified.flush()
         usage_limits.flush()
 
-    async def flush_every(seconds: float) -> None:
-        # Counts written in batches (refused sign-in tokens, refused usage reports) reach
-        # the database within this long even when no further refusal comes to carry them.
-        while True:
-            await asyncio.sleep(seconds)
-            try:
-                await run_in_threadpool(flush_counts)
-            except Exception as exc:  # the next round tries again
-                log.error("count_flush_failed", exc_info=exc)
-
-    async def prune_every(seconds: float) -> None:
-        # Nodes started together prune at different moments; pruning twice is harmless.
-        await asyncio.sleep(seconds * random.uniform(0.1, 1.0))  # noqa: S311 (not a secret)
-        while True:
-            try:
-                deleted = await run_in_threadpool(
-                    functools.partial(
-                        retention.prune, runtime.db, settings, actor=Actor.system(), pause=0.05
-                    )
-                )
-                if deleted:
-                    log.info("pruned", **deleted)
-            except Exception as exc:  # the next round tries again
-                log.error("prune_failed", exc_info=exc)
-            await asyncio.sleep(seconds)
+    def prune() -> None:
+        deleted = retention.prune(runtime.db, settings, actor=Actor.system(), pause=0.05)
+        if deleted:
+            log.info("pruned", **deleted)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        flusher = asyncio.create_task(flush_every(10.0))
-        pruner = (
-            asyncio.create_task(prune_every(settings.prune_interval_seconds))
-            if settings.prune_interval_seconds
-            else None
-        )
+        # Counts written in batches (refused sign-in tokens, refused usage reports) reach
+        # the database within 10 s even when no further refusal comes to carry them.
+        chores = [asyncio.create_task(every(10.0, flush_counts, "count_flush_failed"))]
+        if settings.prune_interval_seconds:
+            # Nodes started together prune at different moments; pruning twice is harmless.
+            first = settings.prune_interval_seconds * random.uniform(0.1, 1.0)  # noqa: S311
+            chores.append(
+                asyncio.create_task(
+                    every(settings.prune_interval_seconds, prune, "prune_failed", first=first)
+                )
+            )
         # What exists at start-up (modules, the app, compiled statements) lives as long as
         # the process: out of the collector's sight, a full collection, which holds every
         # thread, scans only what requests made since.
@@ -99,9 +96,8 @@ def build_app(runtime: Runtime) -> ASGIApp:
         # default is 5 ms, paid several times per request while a thread computes).
         sys.setswitchinterval(0.001)
         yield
-        flusher.cancel()
-        if pruner is not None:
-            pruner.cancel()
+        for chore in chores:
+            chore.cancel()
         flush_counts()  # counts not written yet
         keysets.close()
         runtime.close()
@@ -142,7 +138,18 @@ def build_app(runtime: Runtime) -> ASGIApp:
         *scim_api.routes(runtime),
         *DataPlaneEndpoints(runtime, plane, usage_limits).routes(),
     ]
-    return Edge(app, table, Executor(runtime.db), limit=settings.max_body_bytes)
+    metrics = None
+    if settings.metrics:
+        from keystead.web import metrics as prometheus  # imported only when switched on
+
+        metrics = prometheus.Metrics(scim_operations=scim_api.operations())
+        metrics.name_routes(app.routes)
+        metrics.watch(prometheus.CacheCounts())
+        metrics.watch(prometheus.KeySetFetches(keysets.stats))
+        metrics.watch(prometheus.DatabasePool(runtime.db.engine))
+        table.append(prometheus.scrape_route(metrics, settings.metrics_token))
+    executor = Executor(runtime.db)
+    return Edge(app, table, executor, limit=settings.max_body_bytes, metrics=metrics)
 
 
 def create_app() -> ASGIApp:

@@ -8,10 +8,15 @@ import logging
 import sys
 import time
 from collections.abc import MutableMapping
+from contextvars import ContextVar
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
 import structlog
+
+# The id of the request being answered (set by the edge for every HTTP request): in its
+# access-log line, in every other line logged while answering it, and the reference of a 500.
+REQUEST_ID: ContextVar[str | None] = ContextVar("keystead_request_id", default=None)
 
 _SECRET_KEYS = frozenset(
     {"authorization", "password", "token", "secret", "signing_value", "cookie", "csrf"}
@@ -25,9 +30,17 @@ def redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[s
     return event
 
 
+def add_request_id(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    request_id = REQUEST_ID.get()
+    if request_id is not None:
+        event.setdefault("request_id", request_id)
+    return event
+
+
 def configure(level: str = "info", fmt: str = "json") -> None:
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
+        add_request_id,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -100,15 +113,24 @@ _access_structured = get_logger("keystead.access")
 
 
 def access(
-    *, method: str, path: str, status: int, ms: float, access_key_id: str | None = None
+    *,
+    method: str,
+    path: str,
+    status: int,
+    ms: float,
+    access_key_id: str | None = None,
+    request_id: str | None = None,
 ) -> None:
-    """Log one request: method, path (never the query string), status, duration and, once
-    its signature verified, the API key's public id. Nothing else, so no secret."""
+    """Log one request: method, path (never the query string), status, duration, its
+    request id and, once its signature verified, the API key's public id. Nothing else, so
+    no secret."""
     handler = _json_access.handler
     if handler is None:
         fields: dict[str, Any] = {"method": method, "path": path, "status": status, "ms": ms}
         if access_key_id is not None:
             fields["access_key_id"] = access_key_id
+        if request_id is not None:
+            fields["request_id"] = request_id
         _access_structured.info("request", **fields)
         return
     if not _access.isEnabledFor(logging.INFO):
@@ -118,9 +140,11 @@ def access(
         if access_key_id is None
         else f', "access_key_id": {encode_basestring_ascii(access_key_id)}'
     )
+    # A request id is made of characters JSON writes as they are (web/requestids.py).
+    rid = "" if request_id is None else f', "request_id": "{request_id}"'
     line = (
         f'{{"method": {encode_basestring_ascii(method)}, "path": {encode_basestring_ascii(path)}, '
-        f'"status": {status}, "ms": {ms!r}{key}, "event": "request", "level": "info", '
+        f'"status": {status}, "ms": {ms!r}{key}{rid}, "event": "request", "level": "info", '
         f'"logger": "keystead.access", "timestamp": "{_json_access.timestamp(time.time())}"}}\n'
     )
     handler.acquire()

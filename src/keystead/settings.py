@@ -131,6 +131,21 @@ class Settings(BaseSettings):
         "link-local addresses (and on plain http on loopback): for a test or air-gapped IdP.",
     )
 
+    metrics: bool = Field(
+        default=False,
+        description="Serve Prometheus metrics at /metrics (off: /metrics is an unknown path).",
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="When set, a scrape of /metrics must carry it as `Authorization: Bearer …`.",
+    )
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _empty_token_is_none(cls, value: SecretStr | None) -> SecretStr | None:
+        # `KEYSTEAD_METRICS_TOKEN=` (set but empty) means no token, not the empty token.
+        return value if value is not None and value.get_secret_value() else None
+
     @field_validator("public_url")
     @classmethod
     def _strip_trailing_slash(cls, value: str | None) -> str | None:

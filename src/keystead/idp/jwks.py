@@ -37,6 +37,9 @@ class KeysUnavailable(Exception):
 
 @dataclass
 class JwksStats:
+    """Key-set fetches made, failed, and made for an unknown ``kid``: one cache's, or the
+    process's when caches share it (``idp.keysets``); read by the metrics."""
+
     fetches: int = 0
     failures: int = 0
     unknown_kid_refreshes: int = 0

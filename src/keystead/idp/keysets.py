@@ -7,13 +7,18 @@ import functools
 import threading
 import uuid
 
-from keystead.idp.jwks import JwksCache
+from keystead.idp.jwks import JwksCache, JwksStats
 from keystead.idp.outbound import Fetch
 
 
 class KeySets:
     def __init__(self, fetch: Fetch, *, ttl: float, cooldown: float, wait: float = 5.0) -> None:
-        self._new = functools.partial(JwksCache, fetch=fetch, ttl=ttl, cooldown=cooldown, wait=wait)
+        # Every cache counts into one JwksStats: the process's totals outlive a cache
+        # replaced by a new discovery URL.
+        self.stats = JwksStats()
+        self._new = functools.partial(
+            JwksCache, fetch=fetch, ttl=ttl, cooldown=cooldown, wait=wait, stats=self.stats
+        )
         self._caches: dict[tuple[uuid.UUID, str], JwksCache] = {}
         self._lock = threading.Lock()
 

@@ -384,6 +384,16 @@ def routes(runtime: Runtime) -> list[Route]:
     ]
 
 
+def operations() -> dict[tuple[str, str], str]:
+    """The operation (as the provisioning log names it) each route pattern and method is,
+    the first route for a method winning as in the edge's table: the metrics' labels."""
+    named: dict[tuple[str, str], str] = {}
+    for spec in SPECS:
+        for method in spec.methods:
+            named.setdefault((PREFIX + spec.path, method), spec.name)
+    return named
+
+
 def _one(items: list[dict[str, Any]], wanted: str, kind: str) -> dict[str, Any]:
     for item in items:
         if item.get("id") == wanted or item.get("name") == wanted:

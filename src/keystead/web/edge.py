@@ -14,8 +14,12 @@ executor runs it). This module alone owns, for all of them:
   rules (a refused body is handed to the endpoint, whose protocol decides what a refusal
   means: the SSO exchange judges it with the CSR, SCIM logs it for the account);
 - where the work runs (``web/executor.py``);
+- the request id (``web/requestids.py``) of every request, its own and the admin
+  application's: in ``X-Request-Id`` on every answer, in the access-log line, and the
+  reference of a 500;
 - the access-log line, and the ``denied`` line for 401 and 403 with their reason;
-- the 500 with a reference id: the details to the log, the reference to the caller.
+- the 500 with a reference id: the details to the log, the reference to the caller;
+- the metrics of every request, when they are on (``web/metrics.py``).
 """
 
 from __future__ import annotations
@@ -26,20 +30,25 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from starlette.convertors import Convertor
 from starlette.routing import compile_path
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from keystead import logs
 from keystead.errors import Internal, KeysteadError, MethodNotAllowed, is_internal
 from keystead.logs import get_logger
+from keystead.web import requestids
 from keystead.web.executor import Cost, Executor
 from keystead.web.middleware import ClientGone, read_body
 
+if TYPE_CHECKING:
+    from keystead.web.metrics import Metrics
+
 log = get_logger("keystead.edge")
 Headers = list[tuple[bytes, bytes]]
+UNMATCHED = "unmatched"  # the route a request no route matched is counted under
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,14 +134,16 @@ class Route:
 
 
 def internal(exc: BaseException, path: str) -> Internal:
-    """A 500 for ``exc``: the details to the service log under a fresh reference."""
-    reference = secrets.token_hex(6)
+    """A 500 for ``exc``: the details to the service log under the request's id (a fresh
+    reference outside any request)."""
+    reference = logs.REQUEST_ID.get() or secrets.token_hex(6)
     log.error("unexpected_error", path=path, reference=reference, exc_info=exc)
     return Internal(reference)
 
 
 @dataclass(frozen=True)
 class _Pattern:
+    path: str
     regex: re.Pattern[str]
     convertors: dict[str, Convertor[Any]]
     routes: dict[str, Route]  # by method, for every route on this pattern
@@ -145,6 +156,7 @@ class NotAllowed:
 
     flavour: Flavour
     allowed: tuple[str, ...]
+    path: str  # the pattern (or exact path) matched
 
 
 Match = tuple[Route, dict[str, Any]] | NotAllowed
@@ -162,7 +174,8 @@ class Table:
             else:
                 if route.path not in patterns:
                     regex, _, convertors = compile_path(route.path)
-                    patterns[route.path] = _Pattern(regex, convertors, {}, route.flavour)
+                    pattern = _Pattern(route.path, regex, convertors, {}, route.flavour)
+                    patterns[route.path] = pattern
                 by_method = patterns[route.path].routes
             for method in route.methods:
                 by_method.setdefault(method, route)  # the first route for a method wins
@@ -181,7 +194,7 @@ class Table:
             route = routes.get(method)
             if route is not None:
                 return route, {}
-            return NotAllowed(self._exact_flavours[path], tuple(sorted(routes)))
+            return NotAllowed(self._exact_flavours[path], tuple(sorted(routes)), path)
         if not any(anchor in path for anchor in self.anchors):
             return None
         for pattern in self.patterns:
@@ -190,7 +203,7 @@ class Table:
                 continue
             route = pattern.routes.get(method)
             if route is None:
-                return NotAllowed(pattern.flavour, tuple(sorted(pattern.routes)))
+                return NotAllowed(pattern.flavour, tuple(sorted(pattern.routes)), pattern.path)
             params = {
                 name: pattern.convertors[name].convert(value)
                 for name, value in found.groupdict().items()
@@ -207,32 +220,79 @@ class Edge:
     """ASGI: requests the table matches are answered here, everything else by ``fallback``."""
 
     def __init__(
-        self, fallback: ASGIApp, routes: Sequence[Route], executor: Executor, *, limit: int
+        self,
+        fallback: ASGIApp,
+        routes: Sequence[Route],
+        executor: Executor,
+        *,
+        limit: int,
+        metrics: Metrics | None = None,
     ) -> None:
         self.fallback = fallback
         self.table = Table(routes)
         self.executor = executor
         self.limit = limit
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.fallback(scope, receive, send)
             return
-        match = self.table.match(scope["method"], scope["path"])
-        if match is None:
-            await self.fallback(scope, receive, send)
+        request_id = requestids.choose(scope["headers"])
+        current = logs.REQUEST_ID.set(request_id)
+        try:
+            match = self.table.match(scope["method"], scope["path"])
+            if match is None:
+                await self._pass(scope, receive, send, request_id)
+                return
+            started = time.perf_counter()
+            answer = await self._answer(match, scope, receive)
+            if answer is not None:
+                await _send(send, answer, request_id)
+            seconds = time.perf_counter() - started
+            status = answer.status if answer is not None else 499  # 499: the client left
+            logs.access(
+                method=scope["method"],
+                path=scope["path"],
+                status=status,
+                ms=round(seconds * 1000, 2),
+                access_key_id=answer.caller if answer is not None else None,
+                request_id=request_id,
+            )
+            if self.metrics is not None:
+                route = match.path if isinstance(match, NotAllowed) else match[0].path
+                body = answer.body if answer is not None else b""
+                self.metrics.observe(route, scope["method"], status, seconds, body)
+        finally:
+            logs.REQUEST_ID.reset(current)
+
+    async def _pass(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+        """The admin application's turn: its answer gets the request id (every answer, its
+        500 too), and is counted under the route it matched (``scope["route"]``)."""
+        status = 499  # until an answer starts: the client left
+        stamp = (requestids.HEADER, request_id.encode())
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message = {**message, "headers": [*message.get("headers", ()), stamp]}
+            await send(message)
+
+        if self.metrics is None:
+            await self.fallback(scope, receive, send_with_id)
             return
         started = time.perf_counter()
-        answer = await self._answer(match, scope, receive)
-        if answer is not None:
-            await _send(send, answer)
-        logs.access(
-            method=scope["method"],
-            path=scope["path"],
-            status=answer.status if answer is not None else 499,  # 499: the client left
-            ms=round((time.perf_counter() - started) * 1000, 2),
-            access_key_id=answer.caller if answer is not None else None,
-        )
+        try:
+            await self.fallback(scope, receive, send_with_id)
+        finally:
+            self.metrics.observe(
+                self.metrics.route_of(scope.get("route")),
+                scope["method"],
+                status,
+                time.perf_counter() - started,
+                b"",
+            )
 
     async def _answer(self, match: Match, scope: Scope, receive: Receive) -> Answer | None:
         if isinstance(match, NotAllowed):
@@ -268,11 +328,12 @@ def _refusal(exc: KeysteadError, path: str) -> KeysteadError:
     return exc
 
 
-async def _send(send: Send, answer: Answer) -> None:
+async def _send(send: Send, answer: Answer, request_id: str) -> None:
     headers: Headers = []
     if answer.content_type is not None:
         headers.append((b"content-type", answer.content_type))
     headers.append((b"content-length", str(len(answer.body)).encode()))
     headers.extend(answer.headers)
+    headers.append((requestids.HEADER, request_id.encode()))
     await send({"type": "http.response.start", "status": answer.status, "headers": headers})
     await send({"type": "http.response.body", "body": answer.body})

@@ -138,7 +138,7 @@ class AdminRequests:
     """The admin application's requests under the edge's rules: the body read whole (413
     over the size limit, declared or streamed; 400 for a NUL character or half a surrogate
     pair, refused here once instead of in every handler) and handed on; one access-log
-    line each (method, path without the query, status, time)."""
+    line each (method, path without the query, status, time, request id)."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app, self.limit = app, limit
@@ -181,4 +181,5 @@ class AdminRequests:
                 path=scope["path"],
                 status=status,
                 ms=round((time.perf_counter() - started) * 1000, 2),
+                request_id=logs.REQUEST_ID.get(),  # the edge's, which every request meets first
             )
