@@ -18,6 +18,7 @@ from keystead.cli import (
     groups,
     idp,
     keys,
+    masterkey,
     provisioning,
     usage,
 )
@@ -50,6 +51,7 @@ app.add_typer(provisioning.app, name="provisioning")
 app.add_typer(directory.app, name="directory")
 app.add_typer(admins.account_app, name="account")
 app.add_typer(admins.admin_app, name="admin")
+app.add_typer(masterkey.app, name="master-key")
 
 
 def _version(value: bool) -> None:
