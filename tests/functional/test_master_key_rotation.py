@@ -11,6 +11,7 @@ import os
 import secrets
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -549,3 +550,65 @@ def test_every_binary_column_is_known_to_the_rotation() -> None:
     }
     listed = {f"{c.column.table.name}.{c.column.key}" for c in rotation.EVERY_WRAPPED}
     assert binary == listed
+
+
+def test_secrets_written_under_the_old_key_during_the_rotation_are_caught(
+    installation: Installation,
+) -> None:
+    """A process that has not yet noticed the new key writes under the old one while the
+    rows are being re-wrapped: the rotation goes round again before recording the new key."""
+    runtime = installation.open()
+    stored = populate(runtime, extra_keys=4)
+    unaware = MasterKey(runtime.master.key)  # the old key alone, following no file
+    written: list[str] = []
+
+    def write_meanwhile(n: int) -> None:
+        if len(written) < 3:
+            with runtime.db.write() as s:
+                name = f"meanwhile-{len(written)}"
+                f.manual_key(s, stored.account_id, unaware, name, datasets=("SSN",))
+            written.append(name)
+
+    try:
+        outcome = rotation.Rotation(
+            runtime.db, batch_size=2, settle_seconds=0, advance=write_meanwhile
+        ).rotate_file(installation.key_file)
+        assert len(written) == 3
+        assert key_ids_in_use(runtime) == {outcome.new_key_id}
+        assert unreadable(runtime, read_key_file(installation.key_file)) == []
+    finally:
+        runtime.close()
+
+
+def test_ctrl_c_stops_with_a_message_and_a_rerun_finishes(installation: Installation) -> None:
+    runtime = installation.open()
+    populate(runtime)
+    runtime.close()
+    # The command as a terminal runs it: a child of a shell without job control would
+    # inherit SIGINT ignored, so the wrapper gives it Python's usual handler back.
+    interruptible = (
+        "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "from keystead.cli.main import main; main()"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", interruptible, "master-key", "rotate", "--settle-seconds", "60"],
+        env=installation.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while len(read_key_file(installation.key_file).keks) < 2:
+        assert process.poll() is None
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 130
+    assert "run `keystead master-key rotate` again" in " ".join(err.split())
+    assert "Traceback" not in out + err
+
+    during = read_key_file(installation.key_file)
+    result = installation.rotate()
+    assert result["continued"] is True
+    assert result["new_key_id"] == during.fingerprint
