@@ -33,9 +33,9 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import LargeBinary, and_, func, literal, select, update
+from sqlalchemy import LargeBinary, Table, and_, bindparam, func, literal, select, tuple_, update
 from sqlalchemy.sql.elements import ColumnElement, KeyedColumnElement
 
 from keystead.apikeys.service import signing_key_context
@@ -179,14 +179,32 @@ def left_under_others(db: Database, key_id: bytes) -> int:
 
 
 def _rewrap_batch(
-    db: Database, column: WrappedColumn, keyring: MasterKey, target: MasterKey, size: int
-) -> int:
-    """Re-wrap up to ``size`` rows under another key than ``target``'s, in one transaction.
-    Returns how many rows were read (0: none left in this column)."""
+    db: Database,
+    column: WrappedColumn,
+    keyring: MasterKey,
+    target: MasterKey,
+    size: int,
+    after: tuple[Any, ...] | None,
+) -> tuple[int, tuple[Any, ...] | None]:
+    """Re-wrap up to ``size`` rows under another key than ``target``'s, in one transaction,
+    walking the rows in key order past ``after`` (so a batch never scans the rows done
+    before it). Returns how many rows were read (0: none left) and the last one's key."""
+    keys = tuple_(*column.keys)
+    query = select(*column.keys, column.column).where(_not_under(column, target.key_id))
+    if after is not None:
+        bound = (literal(value, key.type) for key, value in zip(column.keys, after, strict=True))
+        query = query.where(keys > tuple_(*bound))
+    # One statement for the batch, run with every row's values (executemany): the row
+    # still holds what was read, or it is left for the next pass.
+    change = (
+        update(cast(Table, column.entity.__table__))
+        .where(*(key == bindparam(f"k{i}") for i, key in enumerate(column.keys)))
+        .where(column.column == bindparam("old"))
+        .values({column.column.key: bindparam("new")})
+    )
     with db.write() as session:
-        found = session.execute(
-            select(*column.keys, column.column).where(_not_under(column, target.key_id)).limit(size)
-        ).all()
+        found = session.execute(query.order_by(*column.keys).limit(size)).all()
+        values = []
         for row in found:
             context = column.context(row)
             old = bytes(row[-1])
@@ -198,13 +216,11 @@ def _rewrap_batch(
                     f"a stored secret cannot be read with the keys held ({column.label}, "
                     f"{where}): {exc.message}"
                 ) from exc
-            match = [k == row[i] for i, k in enumerate(column.keys)]
-            session.execute(
-                update(column.entity)
-                .where(*match, column.column == old)
-                .values({column.column.key: target.wrap(plaintext, context)})
-            )
-    return len(found)
+            keys_of = {f"k{i}": row[i] for i in range(len(column.keys))}
+            values.append({**keys_of, "old": old, "new": target.wrap(plaintext, context)})
+        if values:
+            session.connection().execute(change, values)
+    return len(found), (tuple(found[-1][: len(column.keys)]) if found else after)
 
 
 @dataclass
@@ -280,8 +296,11 @@ class Rotation:
     def _rewrap_pass(self, keyring: MasterKey, target: MasterKey) -> int:
         moved = 0
         for column in SECRETS:
+            after: tuple[Any, ...] | None = None
             while True:
-                count = _rewrap_batch(self.db, column, keyring, target, self.batch_size)
+                count, after = _rewrap_batch(
+                    self.db, column, keyring, target, self.batch_size, after
+                )
                 if count == 0:
                     break
                 moved += count
