@@ -612,3 +612,14 @@ def test_ctrl_c_stops_with_a_message_and_a_rerun_finishes(installation: Installa
     result = installation.rotate()
     assert result["continued"] is True
     assert result["new_key_id"] == during.fingerprint
+
+
+def test_a_second_rotation_at_the_same_time_is_refused(installation: Installation) -> None:
+    """Two runs would each add a key and the second rename would drop the first's."""
+    before = read_key_file(installation.key_file)
+    with rotation._exclusive(installation.key_file):
+        second = installation.cli("master-key", "rotate")
+    assert second.returncode == 1
+    assert "another `keystead master-key rotate` is running" in " ".join(second.stderr.split())
+    no_traceback(second)
+    assert read_key_file(installation.key_file) == before
