@@ -19,15 +19,12 @@ from sqlalchemy.orm import Session
 from keystead.crypto.masterkey import MasterKey, UnwrapError, read_key_file, write_key_file
 from keystead.errors import ConfigurationError, Conflict
 from keystead.idp.outbound import Fetcher, OutboundPolicy
+from keystead.masterkey_rotation import CHECK_CONTEXT, CHECK_NAME, CHECK_VALUE
 from keystead.settings import Settings
 from keystead.storage import migrate
 from keystead.storage.engine import make_engine
 from keystead.storage.models import Meta
 from keystead.storage.session import Database
-
-_CHECK_NAME = "master_key_check"
-_CHECK_CONTEXT = "meta:master-key-check"
-_CHECK_VALUE = b"keystead master key check v1"
 
 
 @dataclass(frozen=True)
@@ -58,7 +55,9 @@ def outbound_fetcher(settings: Settings) -> Fetcher:
 def load_master_key(settings: Settings, *, create: bool) -> tuple[MasterKey, bool]:
     """The configured master key; generates a key file on the embedded default.
 
-    Returns the key and whether it was generated just now.
+    Returns the key and whether it was generated just now. Several keys (a rotation under
+    way) are held when the file or the variable lists several; one read from a file follows
+    the file (``MasterKey``), so a rotation's new key reaches a running process.
     """
     if settings.master_key is not None:
         return MasterKey.from_base64(
@@ -72,8 +71,8 @@ def load_master_key(settings: Settings, *, create: bool) -> tuple[MasterKey, boo
             "no master key: set KEYSTEAD_MASTER_KEY (base64 of 32 random bytes) or "
             f"KEYSTEAD_MASTER_KEY_FILE; looked for {path}"
         )
-    key = MasterKey.generate()
-    write_key_file(path, key)
+    write_key_file(path, MasterKey.generate())
+    key = read_key_file(path)  # follows the file, as one read at start does
     print(
         "\n"
         "!!! Keystead generated a new master key: " + str(path.resolve()) + "\n"
@@ -85,29 +84,30 @@ def load_master_key(settings: Settings, *, create: bool) -> tuple[MasterKey, boo
 
 
 def _check_master_key(db: Database, master: MasterKey) -> None:
-    """Bind the database to one master key, refusing any other with a clear error."""
+    """Bind the database to one master key, refusing any other with a clear error. During a
+    rotation the keyring holds both keys and either may be the bound one."""
     try:
         with db.write() as session:
-            row = session.get(Meta, _CHECK_NAME)
+            row = session.get(Meta, CHECK_NAME)
             if row is None:
-                session.add(Meta(name=_CHECK_NAME, value=master.wrap(_CHECK_VALUE, _CHECK_CONTEXT)))
+                session.add(Meta(name=CHECK_NAME, value=master.wrap(CHECK_VALUE, CHECK_CONTEXT)))
                 return
             stored = row.value
     except Conflict:  # another process initialised it at the same moment
         with db.read() as session:
-            stored = session.scalars(select(Meta.value).where(Meta.name == _CHECK_NAME)).one()
+            stored = session.scalars(select(Meta.value).where(Meta.name == CHECK_NAME)).one()
     check_value_opens(stored, master)
 
 
 def stored_check_value(session: Session) -> bytes | None:
     """The database's master-key check value (None before the first start recorded one)."""
-    return session.scalar(select(Meta.value).where(Meta.name == _CHECK_NAME))
+    return session.scalar(select(Meta.value).where(Meta.name == CHECK_NAME))
 
 
 def check_value_opens(stored: bytes, master: MasterKey) -> None:
     """Refuse, naming both key ids, unless ``master`` opens the check value ``stored``."""
     try:
-        ok = master.unwrap(stored, _CHECK_CONTEXT) == _CHECK_VALUE
+        ok = master.unwrap(stored, CHECK_CONTEXT) == CHECK_VALUE
     except UnwrapError:
         ok = False
     if not ok:

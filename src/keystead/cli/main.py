@@ -18,6 +18,7 @@ from keystead.cli import (
     groups,
     idp,
     keys,
+    masterkey,
     operations,
     provisioning,
     retention,
@@ -57,6 +58,7 @@ app.add_typer(admins.account_app, name="account")
 app.add_typer(admins.admin_app, name="admin")
 app.command("prune")(retention.prune)
 operations.register(app)
+app.add_typer(masterkey.app, name="master-key")
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,356 @@
+"""Master key rotation: every wrapped secret re-wrapped under a new master key.
+
+The steps, each safe to interrupt at any moment (Ctrl-C, kill -9) and to run again:
+
+1. The key file gains a new key in front of the current one (``replace_key_file``: atomic
+   and durable). Every process that reads the file follows it (``MasterKey``): it unwraps
+   under both keys and wraps new secrets under the new one.
+2. Rows under any other key are re-wrapped under the new one, a small batch per
+   transaction. An update applies only if the row still holds what was read, so a secret
+   changed meanwhile is never overwritten (the next pass sees it again).
+3. Once a pass finds nothing left, and no sooner than ``settle_seconds`` after step 1 (a
+   write that wrapped under the old key just before may still be committing), the database
+   records the new key: its check value is wrapped under it, in a transaction that finds no
+   row under another key. From then on the old key alone no longer opens the database.
+4. The key file is rewritten with the new key alone.
+
+At no moment does the database hold a row under a key the file lacks: the new key is on
+disk before any row uses it, and the old one leaves only after no row uses it. A rerun
+finds the file's first key as the target (a file of several keys is a rotation under way)
+and continues from where the last run stopped.
+
+With the keys in ``KEYSTEAD_MASTER_KEY`` the command cannot change where they are kept: the
+operator puts the new key first there (``NEW,OLD``) and restarts every process, the command
+does steps 2 and 3, and the operator then removes the old key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+from sqlalchemy import LargeBinary, Table, and_, bindparam, func, literal, select, tuple_, update
+from sqlalchemy.sql.elements import ColumnElement, KeyedColumnElement
+
+from keystead.apikeys.service import signing_key_context
+from keystead.catalog.datasets import key_context
+from keystead.crypto.masterkey import (
+    Kek,
+    MasterKey,
+    UnwrapError,
+    key_id_position,
+    read_key_file,
+    replace_key_file,
+)
+from keystead.errors import ConfigurationError, KeysteadError
+from keystead.idp.service import ca_key_context
+from keystead.storage.models import ApiKey, Base, DatasetKey, IdpSettings, Meta
+from keystead.storage.session import Database
+
+# The database's record of its master key: a known value wrapped under it (runtime checks it
+# on every start; step 3 re-wraps it under the new key last).
+CHECK_NAME = "master_key_check"
+CHECK_CONTEXT = "meta:master-key-check"
+CHECK_VALUE = b"keystead master key check v1"
+
+DEFAULT_BATCH_SIZE = 200
+DEFAULT_SETTLE_SECONDS = 5.0
+
+
+class RotationBusy(KeysteadError):
+    """Another rotation holds the key file's lock."""
+
+    status = 409
+
+
+class RotationStopped(KeysteadError):
+    """The run stopped where it was asked to (``stop_after_batches``); run it again."""
+
+    status = 409
+
+
+@dataclass(frozen=True)
+class WrappedColumn:
+    """A column of wrapped secrets, the row's key columns and the context each is bound to."""
+
+    label: str
+    entity: type[Base]
+    column: KeyedColumnElement[Any]
+    keys: tuple[KeyedColumnElement[Any], ...]
+    context: Callable[[Any], str]  # of a row holding the key columns
+    where: ColumnElement[bool] | None = None
+
+
+# Every wrapped secret Keystead stores. The check value comes last: re-wrapping it records
+# the new key (step 3).
+SECRETS: tuple[WrappedColumn, ...] = (
+    WrappedColumn(
+        "dataset keys",
+        DatasetKey,
+        DatasetKey.__table__.c.wrapped_key,
+        (DatasetKey.__table__.c.dataset_id, DatasetKey.__table__.c.key_number),
+        lambda row: key_context(row.dataset_id, row.key_number),
+    ),
+    WrappedColumn(
+        "API key signing secrets",
+        ApiKey,
+        ApiKey.__table__.c.wrapped_signing_key,
+        (ApiKey.__table__.c.id,),
+        lambda row: signing_key_context(row.id),
+    ),
+    WrappedColumn(
+        "SSO certificate authority keys",
+        IdpSettings,
+        IdpSettings.__table__.c.ca_key_wrapped,
+        (IdpSettings.__table__.c.account_id,),
+        lambda row: ca_key_context(row.account_id),
+    ),
+)
+CHECK = WrappedColumn(
+    "master key check",
+    Meta,
+    Meta.__table__.c.value,
+    (Meta.__table__.c.name,),
+    lambda row: CHECK_CONTEXT,
+    where=Meta.__table__.c.name == CHECK_NAME,
+)
+EVERY_WRAPPED: tuple[WrappedColumn, ...] = (*SECRETS, CHECK)
+
+
+def _key_id(column: KeyedColumnElement[Any]) -> ColumnElement[Any]:
+    start, length = key_id_position()
+    return func.substr(column, start, length, type_=LargeBinary)
+
+
+def _rows(column: WrappedColumn) -> ColumnElement[bool]:
+    present = column.column.is_not(None)
+    return present if column.where is None else and_(present, column.where)
+
+
+def _not_under(column: WrappedColumn, key_id: bytes) -> ColumnElement[bool]:
+    return and_(_rows(column), _key_id(column.column) != literal(key_id, LargeBinary))
+
+
+# --- counting -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Census:
+    """How many rows are wrapped under each key id (hex), per column label."""
+
+    rows: dict[str, dict[str, int]]
+    bound_to: str | None  # the key id the check value is under: the one the database records
+
+    def by_key(self) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for counts in self.rows.values():
+            for key_id, count in counts.items():
+                totals[key_id] = totals.get(key_id, 0) + count
+        return totals
+
+
+def census(db: Database) -> Census:
+    rows: dict[str, dict[str, int]] = {}
+    with db.read() as session:
+        for column in EVERY_WRAPPED:
+            key_id = _key_id(column.column)
+            query = select(key_id, func.count()).where(_rows(column)).group_by(key_id)
+            rows[column.label] = {bytes(k).hex(): n for k, n in session.execute(query)}
+    checked = rows[CHECK.label]
+    return Census(rows, next(iter(checked), None))
+
+
+def left_under_others(db: Database, key_id: bytes) -> int:
+    """Rows of secrets (not the check value) wrapped under any key but ``key_id``."""
+    with db.read() as session:
+        return sum(
+            session.scalar(select(func.count()).where(_not_under(column, key_id))) or 0
+            for column in SECRETS
+        )
+
+
+# --- re-wrapping ----------------------------------------------------------------------------
+
+
+def _rewrap_batch(
+    db: Database,
+    column: WrappedColumn,
+    keyring: MasterKey,
+    target: MasterKey,
+    size: int,
+    after: tuple[Any, ...] | None,
+) -> tuple[int, tuple[Any, ...] | None]:
+    """Re-wrap up to ``size`` rows under another key than ``target``'s, in one transaction,
+    walking the rows in key order past ``after`` (so a batch never scans the rows done
+    before it). Returns how many rows were read (0: none left) and the last one's key."""
+    keys = tuple_(*column.keys)
+    query = select(*column.keys, column.column).where(_not_under(column, target.key_id))
+    if after is not None:
+        bound = (literal(value, key.type) for key, value in zip(column.keys, after, strict=True))
+        query = query.where(keys > tuple_(*bound))
+    # One statement for the batch, run with every row's values (executemany): the row
+    # still holds what was read, or it is left for the next pass.
+    change = (
+        update(cast(Table, column.entity.__table__))
+        .where(*(key == bindparam(f"k{i}") for i, key in enumerate(column.keys)))
+        .where(column.column == bindparam("old"))
+        .values({column.column.key: bindparam("new")})
+    )
+    with db.write() as session:
+        found = session.execute(query.order_by(*column.keys).limit(size)).all()
+        values = []
+        for row in found:
+            context = column.context(row)
+            old = bytes(row[-1])
+            try:
+                plaintext = keyring.unwrap(old, context)
+            except UnwrapError as exc:
+                where = ", ".join(f"{k.key}={v}" for k, v in zip(column.keys, row, strict=False))
+                raise ConfigurationError(
+                    f"a stored secret cannot be read with the keys held ({column.label}, "
+                    f"{where}): {exc.message}"
+                ) from exc
+            keys_of = {f"k{i}": row[i] for i in range(len(column.keys))}
+            values.append({**keys_of, "old": old, "new": target.wrap(plaintext, context)})
+        if values:
+            session.connection().execute(change, values)
+    return len(found), (tuple(found[-1][: len(column.keys)]) if found else after)
+
+
+@dataclass
+class Outcome:
+    new_key_id: str
+    retired_key_ids: list[str]
+    rewrapped: int
+    started: bool  # whether this run began the rotation (False: it continued one)
+
+
+class Rotation:
+    """One run of the rotation. ``progress(total)`` is called when the amount of work is
+    known and ``advance(n)`` after each committed batch."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        settle_seconds: float = DEFAULT_SETTLE_SECONDS,
+        stop_after_batches: int | None = None,
+        progress: Callable[[int], None] = lambda total: None,
+        advance: Callable[[int], None] = lambda n: None,
+    ) -> None:
+        self.db = db
+        self.batch_size = batch_size
+        self.settle_seconds = settle_seconds
+        self.stop_after_batches = stop_after_batches
+        self.progress = progress
+        self.advance = advance
+        self._batches = 0
+
+    # --- with a key file (steps 1-4) ------------------------------------------------------
+
+    def rotate_file(self, path: Path) -> Outcome:
+        with _exclusive(path):
+            keyring = read_key_file(path)
+            started = len(keyring.keks) == 1
+            if started:  # step 1
+                replace_key_file(path, (Kek.generate(), *keyring.keks))
+                keyring = read_key_file(path)
+            rewrapped = self._rewrap_and_record(keyring)  # steps 2 and 3
+            target = keyring.keks[0]
+            replace_key_file(path, (target,))  # step 4
+        return Outcome(
+            target.key_id.hex(), [k.key_id.hex() for k in keyring.keks[1:]], rewrapped, started
+        )
+
+    # --- with the keys in the environment (steps 2-3) -------------------------------------
+
+    def rotate_given(self, keyring: MasterKey) -> Outcome:
+        rewrapped = self._rewrap_and_record(keyring)
+        return Outcome(
+            keyring.fingerprint, [k.key_id.hex() for k in keyring.keks[1:]], rewrapped, False
+        )
+
+    # --- steps 2 and 3 --------------------------------------------------------------------
+
+    def _rewrap_and_record(self, keyring: MasterKey) -> int:
+        target = MasterKey(keyring.key)  # wraps under the target only, whatever the file says
+        since = time.monotonic()
+        self.progress(left_under_others(self.db, target.key_id))
+        rewrapped = 0
+        while True:
+            moved = self._rewrap_pass(keyring, target)
+            rewrapped += moved
+            waited = time.monotonic() - since
+            if moved == 0 and waited >= self.settle_seconds and self._record(keyring, target):
+                return rewrapped
+            if moved == 0:
+                time.sleep(max(0.0, self.settle_seconds - waited))
+
+    def _rewrap_pass(self, keyring: MasterKey, target: MasterKey) -> int:
+        moved = 0
+        for column in SECRETS:
+            after: tuple[Any, ...] | None = None
+            while True:
+                count, after = _rewrap_batch(
+                    self.db, column, keyring, target, self.batch_size, after
+                )
+                if count == 0:
+                    break
+                moved += count
+                self.advance(count)
+                self._batches += 1
+                if self.stop_after_batches is not None and self._batches >= self.stop_after_batches:
+                    raise RotationStopped(
+                        f"stopped after {self._batches} batches as asked; run the command "
+                        "again to continue"
+                    )
+        return moved
+
+    def _record(self, keyring: MasterKey, target: MasterKey) -> bool:
+        """Step 3: the check value under the target key, if no secret is under another key
+        (checked in the same transaction). False: a secret arrived meanwhile; go round."""
+        with self.db.write() as session:
+            for column in SECRETS:
+                if session.scalar(select(func.count()).where(_not_under(column, target.key_id))):
+                    return False
+            stored = session.scalar(select(Meta.value).where(Meta.name == CHECK_NAME))
+            if stored is None:
+                raise ConfigurationError("the database has no master key check value")
+            if keyring.unwrap(bytes(stored), CHECK_CONTEXT) != CHECK_VALUE:
+                raise ConfigurationError("the database's master key check value is wrong")
+            session.execute(
+                update(Meta)
+                .where(Meta.name == CHECK_NAME)
+                .values(value=target.wrap(CHECK_VALUE, CHECK_CONTEXT))
+            )
+        return True
+
+
+@contextlib.contextmanager
+def _exclusive(path: Path) -> Iterator[None]:
+    """One rotation of a key file at a time (two would each add a key, and the second
+    rename would drop the first one's key while rows may use it)."""
+    lock = path.with_name(f".{path.name}.lock")
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RotationBusy(
+                f"another `keystead master-key rotate` is running on {path}; wait for it"
+            ) from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def generated_key() -> str:
+    """A new master key, as base64, for an operator who keeps keys outside Keystead."""
+    return Kek.generate().to_base64()
