@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, select
+from sqlalchemy import Connection, Table, select
 from sqlalchemy.orm import Session
 
 from keystead.storage.models import ProvisioningEvent
@@ -17,7 +17,7 @@ SIGN_IN = "sso"  # the operation of sign-in exchanges; every other one is direct
 
 
 def record(
-    session: Session,
+    unit: Session | Connection,
     *,
     account_id: uuid.UUID,
     method: str,
@@ -31,7 +31,7 @@ def record(
 ) -> None:
     """Write the entry in the current transaction (one INSERT: it commits or rolls back
     with the request's own writes)."""
-    session.connection().execute(
+    unit.execute(
         _INSERT,
         {
             "account_id": account_id,

@@ -86,12 +86,11 @@ def exchange_once(
         not_after = exchange.not_after(setup, token, now)
         # Only the directory binding and its log entry hold the write lock; the certificate
         # is signed after the commit.
-        with runtime.db.write() as session:
-            connection = session.connection()
+        with runtime.db.transaction() as connection:
             key = exchange.bind(connection, setup, token)
             exchange.apply_group_policy(connection, setup, key, token)
             provisioning_log.record(
-                session,
+                connection,
                 account_id=setup.account_id,
                 method="POST",
                 operation="sso",
@@ -114,9 +113,9 @@ def exchange_once(
             # Nobody's token (garbage, forged, unknown key): counted, never a log row each.
             unverified.note(setup.account_id)
         elif setup is not None:
-            with runtime.db.write() as session:
+            with runtime.db.transaction() as connection:
                 provisioning_log.record(
-                    session,
+                    connection,
                     account_id=setup.account_id,
                     method="POST",
                     operation="sso",
