@@ -99,6 +99,7 @@ def exchange_once(
                 resource_name=key.user_name,
                 status=200,
                 detail=f"signed in; certificate valid until {not_after.isoformat()}",
+                compiled=exchange.log_entry,
             )
         pem = exchange.certificate(setup, key, public_key, not_after, now)
         # Granted exchanges are in the provisioning log; the service log keeps refusals.
@@ -125,6 +126,7 @@ def exchange_once(
                     status=refused.status,
                     scim_type=refused.reason,
                     detail=refused.message,
+                    compiled=exchange.log_entry,
                 )
         # Logged after the write: on the event loop a busy writer reruns all this on a thread.
         log.info(
