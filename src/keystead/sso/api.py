@@ -32,18 +32,18 @@ ORDINARY_REQUEST = 16 * 1024  # bytes of token and body; a CSR is 2 KB, a token 
 log = get_logger("keystead.sso")
 
 
-# The client sends the same CSR on every renewal for its lifetime: each is checked once (a
-# CSR's text always yields the same verdict and key; a refused one is not kept).
-_CSR_KEYS: Immutable[str, RSAPublicKey] = Immutable(4096)
+# The client sends the same body (its CSR) on every renewal for its lifetime: each is
+# checked once (a body always yields the same verdict and key; a refused one is not kept).
+_CSR_KEYS: Immutable[bytes, RSAPublicKey] = Immutable(4096)
 
 
-def _csr_key(pem: str) -> RSAPublicKey:
-    return _CSR_KEYS.get_or_load(pem, lambda: certificates.csr_public_key(pem))
-
-
-def _csr_of(body: bytes | KeysteadError) -> str:
+def _csr_key(body: bytes | KeysteadError) -> RSAPublicKey:
     if isinstance(body, KeysteadError):  # refused as it was read
         raise SignInRefused(body.status, "bad_request", body.message)
+    return _CSR_KEYS.get_or_load(body, lambda: certificates.csr_public_key(_csr_of(body)))
+
+
+def _csr_of(body: bytes) -> str:
     try:
         document = jsonbody.loads(body)
     except BadRequest as exc:
@@ -79,7 +79,7 @@ def exchange_once(
         token = exchange.verify_token(setup, authorization)
         user_name = token.username
         try:
-            public_key = _csr_key(_csr_of(body))
+            public_key = _csr_key(body)
         except certificates.CertificateError as exc:
             raise SignInRefused(400, "bad_csr", str(exc), user=user_name) from exc
         now = datetime.now(UTC)
