@@ -24,6 +24,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from keystead.caching import Immutable
+
 MIN_RSA_BITS = 2048
 # Every later data-plane call of the user wraps keys to this key: a 16,384-bit modulus or a
 # huge public exponent would make each of them cost many times more, on the shared loop.
@@ -169,14 +171,19 @@ def issue(
     return certificate.public_bytes(serialization.Encoding.PEM).decode()
 
 
-@functools.lru_cache(maxsize=10_000)
+# A client certificate's subject, made once per API key (a Name checks every attribute).
+_SUBJECTS: Immutable[str, x509.Name] = Immutable(10_000)
+
+
 def _subject(access_key_id: str) -> x509.Name:
-    """A client certificate's subject (made once per key: a Name checks every attribute)."""
-    return x509.Name(
-        [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Keystead"),
-            x509.NameAttribute(NameOID.COMMON_NAME, access_key_id),
-        ]
+    return _SUBJECTS.get_or_load(
+        access_key_id,
+        lambda: x509.Name(
+            [
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Keystead"),
+                x509.NameAttribute(NameOID.COMMON_NAME, access_key_id),
+            ]
+        ),
     )
 
 

@@ -29,14 +29,10 @@ class WriterBusy(WouldWait):
 
 @contextmanager
 def _orm(unit: AbstractContextManager[Connection]) -> Iterator[Session]:
-    """An ORM session in a unit of work's transaction, flushed before the unit commits (the
-    session never commits itself)."""
-    with (
-        unit as connection,
-        Session(
-            connection, expire_on_commit=False, join_transaction_mode="rollback_only"
-        ) as session,
-    ):
+    """An ORM session joined to a unit of work's transaction (SQLAlchemy's default for a
+    connection in one: the session may roll it back, never commits it), flushed before the
+    unit commits."""
+    with unit as connection, Session(connection, expire_on_commit=False) as session:
         yield session
         session.flush()
 
