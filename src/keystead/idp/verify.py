@@ -34,6 +34,7 @@ from joserfc.jwk import RSAKey
 from joserfc.jws import CompactSignature
 
 from keystead import names
+from keystead.caching import Immutable
 from keystead.idp import config
 from keystead.providers import PROVIDER
 
@@ -220,7 +221,7 @@ def _signed_claims(parsed: CompactSignature, key: RSAPublicKey) -> dict[str, Any
     # The key is the one chosen by kid: no header parameter (jwk, jku, x5c, x5u) is ever
     # used as a key.
     try:
-        valid = jws.validate_compact(parsed, RSAKey.import_key(key), registry=_REGISTRY)
+        valid = jws.validate_compact(parsed, _jose_key(key), registry=_REGISTRY)
     except JoseError as exc:
         raise BadSignature("token signature does not verify") from exc
     if not valid:
@@ -232,6 +233,15 @@ def _signed_claims(parsed: CompactSignature, key: RSAPublicKey) -> dict[str, Any
     if not isinstance(claims, dict):
         raise MalformedToken("token payload is not a JSON object")
     return claims
+
+
+# joserfc's key for each provider key, made once (making one exports the key as a JWK).
+# By identity: the entry holds its key, so no other key can have that id while it lives.
+_JOSE_KEYS: Immutable[int, tuple[RSAPublicKey, RSAKey]] = Immutable(1024)
+
+
+def _jose_key(key: RSAPublicKey) -> RSAKey:
+    return _JOSE_KEYS.get_or_load(id(key), lambda: (key, RSAKey.import_key(key)))[1]
 
 
 def _int_claim(claims: Mapping[str, Any], name: str) -> int:

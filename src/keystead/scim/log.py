@@ -6,18 +6,22 @@ import uuid
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, select
+from sqlalchemy import Connection, Table, bindparam, select
 from sqlalchemy.orm import Session
 
+from keystead.storage.driver import DriverStatement
 from keystead.storage.models import ProvisioningEvent
-from keystead.storage.types import as_utc
+from keystead.storage.types import as_utc, utcnow
 
-_INSERT = cast(Table, ProvisioningEvent.__table__).insert()
+# Every column but the serial id, bound by name (the time too): the statement also compiles
+# once for a driver connection (`storage.driver`), as the SSO exchange runs it.
+_TABLE = cast(Table, ProvisioningEvent.__table__)
+INSERT = _TABLE.insert().values({c.name: bindparam(c.name) for c in _TABLE.c if not c.primary_key})
 SIGN_IN = "sso"  # the operation of sign-in exchanges; every other one is directory sync
 
 
 def record(
-    session: Session,
+    unit: Session | Connection,
     *,
     account_id: uuid.UUID,
     method: str,
@@ -28,24 +32,29 @@ def record(
     status: int,
     scim_type: str | None = None,
     detail: str | None = None,
+    compiled: DriverStatement | None = None,
 ) -> None:
     """Write the entry in the current transaction (one INSERT: it commits or rolls back
-    with the request's own writes)."""
-    session.connection().execute(
-        _INSERT,
-        {
-            "account_id": account_id,
-            "method": method,
-            "operation": operation,
-            "resource_type": resource_type,
-            "resource_id": resource_id,
-            "resource_name": (resource_name or "")[:256] or None,
-            "outcome": "success" if status < 400 else "failed",
-            "status": status,
-            "scim_type": scim_type,
-            "detail": (detail or "")[:2000] or None,
-        },
-    )
+    with the request's own writes); ``compiled``, :data:`INSERT` compiled for the unit's
+    dialect, runs it on the driver connection."""
+    entry = {
+        "account_id": account_id,
+        "at": utcnow(),
+        "method": method,
+        "operation": operation,
+        "resource_type": resource_type,
+        "resource_id": resource_id,
+        "resource_name": (resource_name or "")[:256] or None,
+        "outcome": "success" if status < 400 else "failed",
+        "status": status,
+        "scim_type": scim_type,
+        "detail": (detail or "")[:2000] or None,
+    }
+    if compiled is None:
+        unit.execute(INSERT, entry)
+    else:
+        connection = unit.connection() if isinstance(unit, Session) else unit
+        compiled.run(connection.connection.driver_connection, entry)
 
 
 def list_events(

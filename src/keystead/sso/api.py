@@ -32,18 +32,18 @@ ORDINARY_REQUEST = 16 * 1024  # bytes of token and body; a CSR is 2 KB, a token 
 log = get_logger("keystead.sso")
 
 
-# The client sends the same CSR on every renewal for its lifetime: each is checked once (a
-# CSR's text always yields the same verdict and key; a refused one is not kept).
-_CSR_KEYS: Immutable[str, RSAPublicKey] = Immutable(4096)
+# The client sends the same body (its CSR) on every renewal for its lifetime: each is
+# checked once (a body always yields the same verdict and key; a refused one is not kept).
+_CSR_KEYS: Immutable[bytes, RSAPublicKey] = Immutable(4096)
 
 
-def _csr_key(pem: str) -> RSAPublicKey:
-    return _CSR_KEYS.get_or_load(pem, lambda: certificates.csr_public_key(pem))
-
-
-def _csr_of(body: bytes | KeysteadError) -> str:
+def _csr_key(body: bytes | KeysteadError) -> RSAPublicKey:
     if isinstance(body, KeysteadError):  # refused as it was read
         raise SignInRefused(body.status, "bad_request", body.message)
+    return _CSR_KEYS.get_or_load(body, lambda: certificates.csr_public_key(_csr_of(body)))
+
+
+def _csr_of(body: bytes) -> str:
     try:
         document = jsonbody.loads(body)
     except BadRequest as exc:
@@ -79,19 +79,18 @@ def exchange_once(
         token = exchange.verify_token(setup, authorization)
         user_name = token.username
         try:
-            public_key = _csr_key(_csr_of(body))
+            public_key = _csr_key(body)
         except certificates.CertificateError as exc:
             raise SignInRefused(400, "bad_csr", str(exc), user=user_name) from exc
         now = datetime.now(UTC)
         not_after = exchange.not_after(setup, token, now)
         # Only the directory binding and its log entry hold the write lock; the certificate
         # is signed after the commit.
-        with runtime.db.write() as session:
-            connection = session.connection()
+        with runtime.db.transaction() as connection:
             key = exchange.bind(connection, setup, token)
             exchange.apply_group_policy(connection, setup, key, token)
             provisioning_log.record(
-                session,
+                connection,
                 account_id=setup.account_id,
                 method="POST",
                 operation="sso",
@@ -100,6 +99,7 @@ def exchange_once(
                 resource_name=key.user_name,
                 status=200,
                 detail=f"signed in; certificate valid until {not_after.isoformat()}",
+                compiled=exchange.log_entry,
             )
         pem = exchange.certificate(setup, key, public_key, not_after, now)
         # Granted exchanges are in the provisioning log; the service log keeps refusals.
@@ -114,9 +114,9 @@ def exchange_once(
             # Nobody's token (garbage, forged, unknown key): counted, never a log row each.
             unverified.note(setup.account_id)
         elif setup is not None:
-            with runtime.db.write() as session:
+            with runtime.db.transaction() as connection:
                 provisioning_log.record(
-                    session,
+                    connection,
                     account_id=setup.account_id,
                     method="POST",
                     operation="sso",
@@ -126,6 +126,7 @@ def exchange_once(
                     status=refused.status,
                     scim_type=refused.reason,
                     detail=refused.message,
+                    compiled=exchange.log_entry,
                 )
         # Logged after the write: on the event loop a busy writer reruns all this on a thread.
         log.info(

@@ -24,6 +24,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from keystead.caching import Immutable
+
 MIN_RSA_BITS = 2048
 # Every later data-plane call of the user wraps keys to this key: a 16,384-bit modulus or a
 # huge public exponent would make each of them cost many times more, on the shared loop.
@@ -159,14 +161,7 @@ def issue(
     """A client certificate for ``public_key``, bound to ``access_key_id``, as PEM."""
     moment = now or datetime.now(UTC)
     certificate = (
-        authority.client_template.subject_name(
-            x509.Name(
-                [
-                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Keystead"),
-                    x509.NameAttribute(NameOID.COMMON_NAME, access_key_id),
-                ]
-            )
-        )
+        authority.client_template.subject_name(_subject(access_key_id))
         .public_key(public_key)
         .serial_number(x509.random_serial_number())
         .not_valid_before(moment - BACKDATE)
@@ -174,6 +169,22 @@ def issue(
         .sign(authority.private_key, hashes.SHA256())
     )
     return certificate.public_bytes(serialization.Encoding.PEM).decode()
+
+
+# A client certificate's subject, made once per API key (a Name checks every attribute).
+_SUBJECTS: Immutable[str, x509.Name] = Immutable(10_000)
+
+
+def _subject(access_key_id: str) -> x509.Name:
+    return _SUBJECTS.get_or_load(
+        access_key_id,
+        lambda: x509.Name(
+            [
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Keystead"),
+                x509.NameAttribute(NameOID.COMMON_NAME, access_key_id),
+            ]
+        ),
+    )
 
 
 def _usage(

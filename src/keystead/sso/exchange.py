@@ -30,9 +30,10 @@ from keystead.idp.jwks import KeysUnavailable
 from keystead.idp.keysets import KeySets
 from keystead.logs import get_logger
 from keystead.providers import PROVIDER
+from keystead.scim import log as provisioning_log
 from keystead.sso import certificates
 from keystead.storage.dialect import insert_ignoring_duplicates
-from keystead.storage.driver import DriverQuery
+from keystead.storage.driver import DriverQuery, DriverStatement
 from keystead.storage.models import (
     Account,
     ApiKey,
@@ -175,11 +176,14 @@ class Exchange:
         self.keysets = keysets
         self._setup = DriverQuery(_SETUP, dialect, _SetupRow)
         self._bind = DriverQuery(_BIND, dialect, _BindRow)
+        self.log_entry = DriverStatement(provisioning_log.INSERT, dialect)
         # By account and CA certificate: a CA is never changed, only made (keyed by its
         # certificate, a new one is a new entry).
         self._authorities: Immutable[tuple[uuid.UUID, str], certificates.Authority] = Immutable(
             10_000
         )
+        # A key's signing secret never changes (the data plane keeps it the same way).
+        self._signing_values: Immutable[uuid.UUID, str] = Immutable(100_000)
 
     # --- steps -----------------------------------------------------------------------
 
@@ -430,4 +434,9 @@ class Exchange:
         return self._authorities.get_or_load((setup.account_id, cert_pem), load)
 
     def signing_value(self, key: Bound) -> str:
-        return self.master.unwrap(key.wrapped_signing_key, signing_key_context(key.key_id)).decode()
+        return self._signing_values.get_or_load(
+            key.key_id,
+            lambda: self.master.unwrap(
+                key.wrapped_signing_key, signing_key_context(key.key_id)
+            ).decode(),
+        )

@@ -1,6 +1,6 @@
-"""Single statements run on the bare DBAPI connection, for the hottest read paths.
+"""Single statements run on the bare DBAPI connection, for the hottest paths.
 
-A Core SELECT is compiled once for the engine's dialect, so the SQL still comes from the
+A Core statement is compiled once for the engine's dialect, so the SQL still comes from the
 one SQLAlchemy expression that defines it (the access rule stays in ``access.py``), and is
 then executed without SQLAlchemy's per-execution machinery: parameters are bound the way
 the driver wants them (positionally for sqlite3, by name for psycopg) and the row is
@@ -18,6 +18,8 @@ from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar, cast
 
 from sqlalchemy import Dialect, Select
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ClauseElement
 
 Processor = Callable[[Any], Any] | None
 
@@ -25,17 +27,14 @@ Processor = Callable[[Any], Any] | None
 Row = TypeVar("Row", bound=tuple[Any, ...])  # a NamedTuple class, one field per column
 
 
-class DriverQuery(Generic[Row]):
-    """``statement`` compiled for ``dialect``; :meth:`first` runs it on a DBAPI connection
-    and answers a ``row`` (a NamedTuple whose fields are the selected columns, in order)."""
+class DriverStatement:
+    """``statement`` compiled for ``dialect``; :meth:`run` executes it on a DBAPI
+    connection (a write, in the caller's transaction)."""
 
-    def __init__(self, statement: Select[*tuple[Any, ...]], dialect: Dialect, row: type[Row]):
-        columns = list(statement.selected_columns)
-        fields = tuple(column.key for column in columns)
-        if getattr(row, "_fields", None) != fields:
-            raise TypeError(f"{row.__name__} must have the fields {fields}, in that order")
-        self._row = row
-        compiled = statement.compile(dialect=dialect)
+    def __init__(self, statement: ClauseElement, dialect: Dialect) -> None:
+        compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
+        if compiled.insert_prefetch or compiled.update_prefetch:
+            raise TypeError("a column default would be computed per execution: bind its value")
         self.sql = compiled.string
         self.variables = frozenset(name for name, bind in compiled.binds.items() if bind.required)
         values = compiled.construct_params(dict.fromkeys(self.variables))
@@ -53,10 +52,6 @@ class DriverQuery(Generic[Row]):
         self._named: dict[str, Any] = dict(values)
         self._slots = [(i, name, processors.get(name)) for i, name in enumerate(names)]
         self._slots = [slot for slot in self._slots if slot[1] in self.variables]
-        self._processors: list[Processor] = [
-            column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
-        ]
-        self._converts = any(self._processors)
 
     def parameters(self, values: Mapping[str, Any]) -> list[Any] | dict[str, Any]:
         """The driver's parameters for one execution (``values`` holds every variable)."""
@@ -71,6 +66,30 @@ class DriverQuery(Generic[Row]):
             value = values[name]
             named[name] = value if process is None else process(value)
         return named
+
+    def run(self, connection: Any, values: Mapping[str, Any]) -> None:
+        cursor = connection.cursor()
+        try:
+            cursor.execute(self.sql, self.parameters(values))
+        finally:
+            cursor.close()
+
+
+class DriverQuery(DriverStatement, Generic[Row]):
+    """A SELECT as a :class:`DriverStatement`; :meth:`first` answers a ``row`` (a NamedTuple
+    whose fields are the selected columns, in order)."""
+
+    def __init__(self, statement: Select[*tuple[Any, ...]], dialect: Dialect, row: type[Row]):
+        columns = list(statement.selected_columns)
+        fields = tuple(column.key for column in columns)
+        if getattr(row, "_fields", None) != fields:
+            raise TypeError(f"{row.__name__} must have the fields {fields}, in that order")
+        super().__init__(statement, dialect)
+        self._row = row
+        self._processors: list[Processor] = [
+            column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
+        ]
+        self._converts = any(self._processors)
 
     def first(self, connection: Any, values: Mapping[str, Any]) -> Row | None:
         """The first row, its values converted as SQLAlchemy would, or None."""

@@ -63,18 +63,19 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
+        # On the driver: a statement through SQLAlchemy would cost more than BEGIN itself.
         mode = conn.get_execution_options().get(SQLITE_BEGIN_OPTION, "DEFERRED")
+        driver = conn.connection.driver_connection
         if mode == NOWAIT:
             # Take the write lock now or fail at once (SQLITE_BUSY) instead of waiting
             # out the busy timeout: the caller is an event loop that must not block.
-            driver = conn.connection.driver_connection
             driver.execute("PRAGMA busy_timeout=0")
             try:
                 driver.execute("BEGIN IMMEDIATE")
             finally:
                 driver.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         elif mode != "NONE":  # NONE: each statement commits on its own (Database.autocommit)
-            conn.exec_driver_sql(f"BEGIN {mode}")
+            driver.execute(f"BEGIN {mode}")
 
     return engine
 

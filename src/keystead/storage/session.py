@@ -10,7 +10,7 @@ import contextlib
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Engine
@@ -27,21 +27,25 @@ class WriterBusy(WouldWait):
     """Another writer holds SQLite's write lock; nothing was done (see Database.write_now)."""
 
 
+@contextmanager
+def _orm(unit: AbstractContextManager[Connection]) -> Iterator[Session]:
+    """An ORM session joined to a unit of work's transaction (SQLAlchemy's default for a
+    connection in one: the session may roll it back, never commits it), flushed before the
+    unit commits."""
+    with unit as connection, Session(connection, expire_on_commit=False) as session:
+        yield session
+        session.flush()
+
+
 class Database:
     """An engine plus the two kinds of unit of work Keystead uses."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._reader = sessionmaker(bind=engine, expire_on_commit=False)
-        self._writer = sessionmaker(
-            bind=engine.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"}),
-            expire_on_commit=False,
-        )
+        self._writer = engine.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
         self._writer_now = (
-            sessionmaker(
-                bind=engine.execution_options(**{SQLITE_BEGIN_OPTION: NOWAIT}),
-                expire_on_commit=False,
-            )
+            engine.execution_options(**{SQLITE_BEGIN_OPTION: NOWAIT})
             if engine.dialect.name == "sqlite"
             else None
         )
@@ -69,51 +73,59 @@ class Database:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
+    def write(self) -> AbstractContextManager[Session]:
+        """:meth:`transaction` with an ORM session on its connection."""
+        return _orm(self.transaction())
+
     @contextmanager
-    def write(self) -> Iterator[Session]:
-        """A transaction that commits on success and rolls back on any exception. Under
-        :func:`keystead.blocking.no_waiting` (work the executor runs on the event loop) it is
-        :meth:`write_now`: a write that would wait raises WriterBusy before doing anything."""
+    def transaction(self) -> Iterator[Connection]:
+        """The unit of work of every write: a connection whose transaction commits on success
+        and rolls back on any exception (Core statements; :meth:`write` adds the ORM). Under
+        :func:`keystead.blocking.no_waiting` (work the executor runs on the event loop) it
+        starts as :meth:`write_now` does: a write that would wait raises WriterBusy before
+        doing anything."""
         if not may_wait() and self._writer_now is not None:
-            with self.write_now() as session:
-                yield session
+            with self._transaction_now() as connection:
+                yield connection
             return
         # SQLite has one writer at a time. Threads of this process queue on a lock, which
         # wakes the next one at once, instead of in SQLite's busy handler, which polls with
         # growing sleeps and turns contention into long tail latency. Other processes are
         # still ordered by BEGIN IMMEDIATE and the busy timeout.
-        with translated(), self._write_lock, self._writer() as session, session.begin():
-            yield session
+        with translated(), self._write_lock, self._writer.begin() as connection:
+            yield connection
 
     @property
     def writes_now(self) -> bool:
         """Whether :meth:`write_now` is available (SQLite: a write is local and brief)."""
         return self._writer_now is not None
 
-    @contextmanager
-    def write_now(self) -> Iterator[Session]:
+    def write_now(self) -> AbstractContextManager[Session]:
         """:meth:`write`, for a caller on the event loop: the transaction starts only if it
         needs no wait, else :class:`WriterBusy` is raised before anything ran, and the
         caller retries with :meth:`write` on a thread. On SQLite the write lock, once held,
         is all a transaction waits for (WAL readers never block it), so a write that
         starts also finishes without blocking the loop on anyone else."""
+        return _orm(self._transaction_now())
+
+    @contextmanager
+    def _transaction_now(self) -> Iterator[Connection]:
         lock = self._write_lock
         if self._writer_now is None or isinstance(lock, contextlib.nullcontext):
             raise WriterBusy("write_now needs SQLite")
         if not lock.acquire(blocking=False):
             raise WriterBusy("another thread of this process is writing")
         try:
-            with translated(), self._writer_now() as session:
+            with translated(), self._writer_now.connect() as connection:
                 try:
-                    transaction = session.begin()
-                    session.connection()  # BEGIN IMMEDIATE, without waiting
+                    transaction = connection.begin()  # BEGIN IMMEDIATE, without waiting
                 except (sqlite3.OperationalError, OperationalError) as exc:
                     # The begin hook runs BEGIN on the driver: its error arrives unwrapped.
                     if "locked" not in str(exc) and "busy" not in str(exc):
                         raise
                     raise WriterBusy("another process is writing") from exc
                 with transaction:
-                    yield session
+                    yield connection
         finally:
             lock.release()
 
