@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, select
+from sqlalchemy import RowMapping, Select, Table, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from keystead import audit, names
@@ -96,21 +96,25 @@ def _clean_user_name(value: str) -> str:
     return names.display_name(value, what="user", max_length=256)
 
 
-_USER_BY_NAME = select(DirectoryUser.__table__.c.id).where(
-    DirectoryUser.__table__.c.account_id == bindparam("account_id"),
-    DirectoryUser.__table__.c.user_name_key == bindparam("name_key"),
-)
-
-
-def _user_name_taken(
-    session: Session, account_id: uuid.UUID, user_name: str, but: uuid.UUID | None
-) -> bool:
-    existing = (
-        session.connection()
-        .execute(_USER_BY_NAME, {"account_id": account_id, "name_key": names.name_key(user_name)})
-        .scalar()
-    )
+def _taken(session: Session, query: Select[Any], but: uuid.UUID | None, **name: Any) -> bool:
+    """Whether the ``name`` that ``query`` looks up belongs to a row other than ``but``."""
+    existing = session.connection().execute(query, name).scalar()
     return existing is not None and existing != but
+
+
+def _row(
+    session: Session, query: Select[Any], raw_id: str, account_id: uuid.UUID, what: str
+) -> RowMapping:
+    """The row ``query`` reads for the user or group ``raw_id`` in the account; NotFound
+    else."""
+    try:
+        wanted = uuid.UUID(raw_id)
+    except ValueError as exc:
+        raise NotFound(f"no {what} {raw_id!r}") from exc
+    row = session.connection().execute(query, {"id": wanted}).first()
+    if row is None or row.account_id != account_id:
+        raise NotFound(f"no {what} {raw_id!r}")
+    return row._mapping
 
 
 # --- users ----------------------------------------------------------------------------------
@@ -119,10 +123,13 @@ def _user_name_taken(
 _USERS = cast(Table, DirectoryUser.__table__)
 _INSERT_USER = _USERS.insert()
 _UPDATE_USER = _USERS.update().where(_USERS.c.id == bindparam("user_id"))  # SET: the params
+_USER_BY_NAME = select(_USERS.c.id).where(
+    _USERS.c.account_id == bindparam("account_id"), _USERS.c.user_name_key == bindparam("name_key")
+)
 _USERS_BY_IDS = select(
     _USERS.c.id, (_USERS.c.account_id == bindparam("account_id")).label("mine")
 ).where(_USERS.c.id.in_(bindparam("ids", expanding=True)))
-_USER_BY_ID = select(_USERS).where(_USERS.c.id == bindparam("user_id"))
+_USER_BY_ID = select(_USERS).where(_USERS.c.id == bindparam("id"))
 _USER_BY_ID_LOCKED = _USER_BY_ID.with_for_update()
 _DELETE_USER = _USERS.delete().where(_USERS.c.id == bindparam("user_id"))
 
@@ -140,14 +147,15 @@ def create_user(
 
     The rows are written at once (Core INSERTs, no unit of work)."""
     user_name = _clean_user_name(fields.user_name)
-    if _user_name_taken(session, account_id, user_name, None):
+    name_key = names.name_key(user_name)
+    if _taken(session, _USER_BY_NAME, None, account_id=account_id, name_key=name_key):
         raise Conflict(f"a user with userName {user_name!r} already exists")
     now = utcnow()
     row: dict[str, Any] = {
         "id": uuid.uuid4(),
         "account_id": account_id,
         "user_name": user_name,
-        "user_name_key": names.name_key(user_name),
+        "user_name_key": name_key,
         "external_id": _bounded(fields.external_id, "externalId"),
         "display_name": _bounded(fields.display_name, "displayName"),
         "active": fields.active,
@@ -197,8 +205,8 @@ def update_user(
     user_name = _clean_user_name(fields.user_name)
     name_key = names.name_key(user_name)
     # (account, userName key) is unique: an unchanged key can belong to no other user.
-    if name_key != user.user_name_key and _user_name_taken(
-        session, user.account_id, user_name, user.id
+    if name_key != user.user_name_key and _taken(
+        session, _USER_BY_NAME, user.id, account_id=user.account_id, name_key=name_key
     ):
         raise Conflict(f"a user with userName {user_name!r} already exists")
     before = {"userName": user.user_name, "active": user.active}
@@ -254,12 +262,8 @@ def get_user(
     """The user's row (one Core SELECT). ``for_change``: the row stays locked until the
     transaction ends (PostgreSQL; SQLite's writer holds the whole database), so writes to
     one user queue here, each seeing what the one before left, never deadlocking later."""
-    wanted = _parse_id(user_id, "user")
     query = _USER_BY_ID_LOCKED if for_change else _USER_BY_ID
-    row = session.connection().execute(query, {"user_id": wanted}).first()
-    if row is None or row.account_id != account_id:
-        raise NotFound(f"no user {user_id!r}")
-    return User(**row._mapping)
+    return User(**_row(session, query, user_id, account_id, "user"))
 
 
 # --- groups ---------------------------------------------------------------------------------
@@ -272,24 +276,13 @@ def _clean_group_name(value: str) -> str:
 _GROUPS = cast(Table, DirectoryGroup.__table__)
 _INSERT_GROUP = _GROUPS.insert()
 _UPDATE_GROUP = _GROUPS.update().where(_GROUPS.c.id == bindparam("group_id"))  # SET: the params
-_GROUP_BY_ID = select(_GROUPS).where(_GROUPS.c.id == bindparam("group_id"))
+_GROUP_BY_ID = select(_GROUPS).where(_GROUPS.c.id == bindparam("id"))
 _GROUP_BY_ID_LOCKED = _GROUP_BY_ID.with_for_update()
 _DELETE_GROUP = _GROUPS.delete().where(_GROUPS.c.id == bindparam("group_id"))
 _GROUP_BY_NAME = select(_GROUPS.c.id).where(
     _GROUPS.c.account_id == bindparam("account_id"),
     _GROUPS.c.display_name == bindparam("display_name"),
 )
-
-
-def _group_name_taken(
-    session: Session, account_id: uuid.UUID, display_name: str, but: uuid.UUID | None
-) -> bool:
-    existing = (
-        session.connection()
-        .execute(_GROUP_BY_NAME, {"account_id": account_id, "display_name": display_name})
-        .scalar()
-    )
-    return existing is not None and existing != but
 
 
 def create_group(
@@ -305,7 +298,7 @@ def create_group(
 ) -> Group:
     """Written at once (Core INSERTs); the returned group is a detached copy of its row."""
     name = _clean_group_name(display_name)
-    if _group_name_taken(session, account_id, name, None):
+    if _taken(session, _GROUP_BY_NAME, None, account_id=account_id, display_name=name):
         raise Conflict(f"a group with displayName {name!r} already exists")
     member_ids = resolve_members(session, account_id, members)
     now = utcnow()
@@ -348,7 +341,9 @@ def update_group(
     Written at once (an UPDATE); the group as it now is."""
     name = _clean_group_name(display_name)
     # (account, displayName) is unique: an unchanged name can belong to no other group.
-    if name != group.display_name and _group_name_taken(session, group.account_id, name, group.id):
+    if name != group.display_name and _taken(
+        session, _GROUP_BY_NAME, group.id, account_id=group.account_id, display_name=name
+    ):
         raise Conflict(f"a group with displayName {name!r} already exists")
     before = group.display_name
     updated = _write_group(
@@ -402,19 +397,8 @@ def get_group(
     session: Session, account_id: uuid.UUID, group_id: str, *, for_change: bool = False
 ) -> Group:
     """The group's row (one Core SELECT); ``for_change`` as for :func:`get_user`."""
-    wanted = _parse_id(group_id, "group")
     query = _GROUP_BY_ID_LOCKED if for_change else _GROUP_BY_ID
-    row = session.connection().execute(query, {"group_id": wanted}).first()
-    if row is None or row.account_id != account_id:
-        raise NotFound(f"no group {group_id!r}")
-    return Group(**row._mapping)
-
-
-def _parse_id(raw_id: str, what: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(raw_id)
-    except ValueError as exc:
-        raise NotFound(f"no {what} {raw_id!r}") from exc
+    return Group(**_row(session, query, group_id, account_id, "group"))
 
 
 # --- memberships ----------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from scim2_models import Context
 from sqlalchemy import Uuid, bindparam, select
@@ -97,6 +97,7 @@ class Call:
 
 
 Operation = Callable[[Session, Call], Outcome]
+Stored = TypeVar("Stored", directory.User, directory.Group)
 
 
 def _by_body(incoming: Incoming) -> Cost:
@@ -474,26 +475,23 @@ def _resource_id(call: Call) -> str:
     return str(call.request.path_params["resource_id"])
 
 
-def _user(session: Session, call: Call) -> directory.User:
-    """The user the path names; a change locks its row first (and checks If-Match), so
-    concurrent changes of one user take turns."""
+def _resource(session: Session, call: Call, get: Callable[..., Stored]) -> Stored:
+    """The user or group the path names; a change locks its row first (and checks
+    If-Match), so concurrent changes of one resource take turns."""
     changes = call.request.method != "GET"
-    user = directory.get_user(session, call.account_id, _resource_id(call), for_change=changes)
-    _check_version(call, user.version)
-    return user
+    found = get(session, call.account_id, _resource_id(call), for_change=changes)
+    version, wanted = found.version, call.request.headers.get("if-match")
+    if wanted and wanted.strip() not in ("*", f'W/"{version}"', f'"{version}"'):
+        raise ScimError(412, f"the resource changed (now version {version}); read it again")
+    return found
+
+
+def _user(session: Session, call: Call) -> directory.User:
+    return _resource(session, call, directory.get_user)
 
 
 def _group(session: Session, call: Call) -> directory.Group:
-    changes = call.request.method != "GET"
-    group = directory.get_group(session, call.account_id, _resource_id(call), for_change=changes)
-    _check_version(call, group.version)
-    return group
-
-
-def _check_version(call: Call, version: int) -> None:
-    wanted = call.request.headers.get("if-match")
-    if wanted and wanted.strip() not in ("*", f'W/"{version}"', f'"{version}"'):
-        raise ScimError(412, f"the resource changed (now version {version}); read it again")
+    return _resource(session, call, directory.get_group)
 
 
 def _user_outcome(user: directory.User, call: Call, status: int) -> Outcome:
