@@ -117,10 +117,8 @@ def find_named(
 ) -> Named:
     """By id or by name (case-insensitive, trimmed); NotFound otherwise."""
     query = select(model).where(model.account_id == account_id)
-    try:
-        found = session.scalar(query.where(model.id == uuid.UUID(ref)))
-    except ValueError:
-        found = None
+    wanted = names.as_id(ref)
+    found = None if wanted is None else session.scalar(query.where(model.id == wanted))
     if found is None:
         found = session.scalar(query.where(model.name_key == names.name_key(ref)))
     if found is None:

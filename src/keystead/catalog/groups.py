@@ -174,10 +174,7 @@ def pin_group(
 ) -> DirectoryGroup:
     """Pin ``group`` to the directory group it matches now: from then on only that group
     (same id, same externalId) gives access through it, whatever else is named alike."""
-    try:
-        wanted = uuid.UUID(directory_group_id)
-    except ValueError:
-        wanted = None
+    wanted = names.as_id(directory_group_id)
     chosen = next((g for g in _named_alike(session, group) if g.id == wanted), None)
     if chosen is None:
         problem = (

@@ -98,10 +98,9 @@ def _one(
     what: str,
 ) -> tuple[uuid.UUID, Row[*tuple[Any, ...]]]:
     """The row of directory user or group ``ref`` (its id) in the account; NotFound else."""
-    try:
-        wanted = uuid.UUID(ref)
-    except ValueError:
-        raise NotFound(f"no directory {what} {ref!r}") from None
+    wanted = names.as_id(ref)
+    if wanted is None:
+        raise NotFound(f"no directory {what} {ref!r}")
     row = session.execute(query.where(table.id == wanted, table.account_id == account_id)).first()
     if row is None:
         raise NotFound(f"no directory {what} {ref!r} in this account")

@@ -107,14 +107,26 @@ def _row(
 ) -> RowMapping:
     """The row ``query`` reads for the user or group ``raw_id`` in the account; NotFound
     else."""
-    try:
-        wanted = uuid.UUID(raw_id)
-    except ValueError as exc:
-        raise NotFound(f"no {what} {raw_id!r}") from exc
-    row = session.connection().execute(query, {"id": wanted}).first()
+    wanted = names.as_id(raw_id)
+    row = None if wanted is None else session.connection().execute(query, {"id": wanted}).first()
     if row is None or row.account_id != account_id:
         raise NotFound(f"no {what} {raw_id!r}")
     return row._mapping
+
+
+def _audit(
+    session: Session,
+    about: User | Group,
+    actor: Actor,
+    action: str,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """The audit event of a directory change, written at once like the change itself."""
+    if isinstance(about, User):
+        subject = audit.Subject(about.account_id, "directory_user", about.id, about.user_name)
+    else:
+        subject = audit.Subject(about.account_id, "directory_group", about.id, about.display_name)
+    audit.record_about(session, subject, actor, action, detail, immediate=True)
 
 
 # --- users ----------------------------------------------------------------------------------
@@ -176,15 +188,10 @@ def create_user(
         master=master,
         now=now,
     )
-    audit.record_about(
-        session,
-        audit.Subject(account_id, "directory_user", row["id"], user_name),
-        actor,
-        "directory.user_created",
-        {"active": fields.active, "api_key": access_key_id},
-        immediate=True,
-    )
-    return User(**row)
+    user = User(**row)
+    detail = {"active": fields.active, "api_key": access_key_id}
+    _audit(session, user, actor, "directory.user_created", detail)
+    return user
 
 
 def key_of(session: Session, user: User) -> ApiKey | None:
@@ -224,20 +231,15 @@ def update_user(
     }
     connection = session.connection()
     connection.execute(_UPDATE_USER, {**changes, "user_id": user.id})
+    updated = dataclasses.replace(user, **changes)
     if after != before:
         # The key's name and state follow the user's and change only with them.
         auto_keys.follow(
             connection, user_id=user.id, name=user_name, enabled=fields.active, now=now
         )
-        audit.record_about(
-            session,
-            audit.Subject(user.account_id, "directory_user", user.id, user_name),
-            actor,
-            "directory.user_updated",
-            {"before": before, "after": after},
-            immediate=True,
-        )
-    return dataclasses.replace(user, **changes)
+        detail = {"before": before, "after": after}
+        _audit(session, updated, actor, "directory.user_updated", detail)
+    return updated
 
 
 def delete_user(session: Session, user: User, *, actor: Actor = SCIM) -> None:
@@ -246,14 +248,7 @@ def delete_user(session: Session, user: User, *, actor: Actor = SCIM) -> None:
     connection.execute(_DELETE_USER_MEMBERSHIPS, {"user_id": user.id})
     access_key_id = auto_keys.delete(connection, user_id=user.id)
     connection.execute(_DELETE_USER, {"user_id": user.id})
-    audit.record_about(
-        session,
-        audit.Subject(user.account_id, "directory_user", user.id, user.user_name),
-        actor,
-        "directory.user_deleted",
-        {"api_key": access_key_id},
-        immediate=True,
-    )
+    _audit(session, user, actor, "directory.user_deleted", {"api_key": access_key_id})
 
 
 def get_user(
@@ -316,14 +311,7 @@ def create_group(
     session.connection().execute(_INSERT_GROUP, row)
     group = Group(**row)
     add_members(session, group, member_ids, displays_of(displays or {}))
-    audit.record_about(
-        session,
-        audit.Subject(account_id, "directory_group", group.id, name),
-        actor,
-        "directory.group_created",
-        {"members": len(member_ids)},
-        immediate=True,
-    )
+    _audit(session, group, actor, "directory.group_created", {"members": len(member_ids)})
     return group
 
 
@@ -355,14 +343,8 @@ def update_group(
         attributes=attributes,
     )
     if before != name:
-        audit.record_about(
-            session,
-            audit.Subject(group.account_id, "directory_group", group.id, name),
-            actor,
-            "directory.group_renamed",
-            {"before": {"displayName": before}, "after": {"displayName": name}},
-            immediate=True,
-        )
+        detail = {"before": {"displayName": before}, "after": {"displayName": name}}
+        _audit(session, updated, actor, "directory.group_renamed", detail)
     return updated
 
 
@@ -381,16 +363,7 @@ def delete_group(session: Session, group: Group, *, actor: Actor = SCIM) -> None
     connection = session.connection()
     connection.execute(_DELETE_GROUP_MEMBERSHIPS, {"group_id": group.id})
     connection.execute(_DELETE_GROUP, {"group_id": group.id})
-    audit.record(
-        session,
-        account_id=group.account_id,
-        actor=actor,
-        action="directory.group_deleted",
-        subject_type="directory_group",
-        subject_id=group.id,
-        subject_label=group.display_name,
-        immediate=True,
-    )
+    _audit(session, group, actor, "directory.group_deleted")
 
 
 def get_group(
@@ -492,14 +465,8 @@ def _audit_members(session: Session, group: Group, *, added: int, removed: int) 
     """Membership is what gives access: its changes are audited (one event per request,
     with counts; the provisioning log holds the request itself)."""
     if added or removed:
-        audit.record_about(
-            session,
-            audit.Subject(group.account_id, "directory_group", group.id, group.display_name),
-            SCIM,
-            "directory.group_members_changed",
-            {"added": added, "removed": removed},
-            immediate=True,
-        )
+        detail = {"added": added, "removed": removed}
+        _audit(session, group, SCIM, "directory.group_members_changed", detail)
 
 
 def remove_members(session: Session, group: Group, user_ids: Iterable[uuid.UUID]) -> int:
@@ -533,11 +500,7 @@ def displays_of(entries: Mapping[str, str | None]) -> dict[uuid.UUID, str | None
 
 def is_id(text: str) -> bool:
     """True when ``text`` has the form of a directory id (a UUID)."""
-    try:
-        uuid.UUID(text)
-    except ValueError:
-        return False
-    return True
+    return names.as_id(text) is not None
 
 
 def member_ids(session: Session, group: Group) -> list[uuid.UUID]:

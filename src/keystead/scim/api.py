@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
 
+from keystead import names
 from keystead.catalog import groups as dataset_groups
 from keystead.crypto.masterkey import MasterKey
 from keystead.directory import service as directory
@@ -266,10 +267,7 @@ class Runner:
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         presented = token.strip() if scheme.lower() == "bearer" else None
-        try:
-            account_id = uuid.UUID(customer_id)
-        except ValueError:
-            account_id = None
+        account_id = names.as_id(customer_id)
         row = None
         if account_id is not None:
             row = self.runtime.db.first(self._account_state, {"account_id": account_id})
@@ -486,14 +484,6 @@ def _resource(session: Session, call: Call, get: Callable[..., Stored]) -> Store
     return found
 
 
-def _user(session: Session, call: Call) -> directory.User:
-    return _resource(session, call, directory.get_user)
-
-
-def _group(session: Session, call: Call) -> directory.Group:
-    return _resource(session, call, directory.get_group)
-
-
 def _user_outcome(user: directory.User, call: Call, status: int) -> Outcome:
     body = wire.render(UserResource, wire.user_document(user, call.base), _shape(call))
     headers = {"ETag": f'W/"{user.version}"'}
@@ -623,12 +613,12 @@ def _create_user(session: Session, call: Call) -> Outcome:
 
 @route("/Users/{resource_id}", ["GET"], "read user", write=False)
 def _get_user(session: Session, call: Call) -> Outcome:
-    return _user_outcome(_user(session, call), call, 200)
+    return _user_outcome(_resource(session, call, directory.get_user), call, 200)
 
 
 @route("/Users/{resource_id}", ["PUT"], "replace user", write=True)
 def _put_user(session: Session, call: Call) -> Outcome:
-    user = _user(session, call)
+    user = _resource(session, call, directory.get_user)
     given = wire.user_in(call.body, Context.RESOURCE_REPLACEMENT_REQUEST)
     user = directory.update_user(session, user, fields=given.fields, attributes=given.attributes)
     return _user_outcome(user, call, 200)
@@ -636,7 +626,7 @@ def _put_user(session: Session, call: Call) -> Outcome:
 
 @route("/Users/{resource_id}", ["PATCH"], "update user", write=True)
 def _patch_user(session: Session, call: Call) -> Outcome:
-    user = _user(session, call)
+    user = _resource(session, call, directory.get_user)
     given = wire.user_patched(wire.user_document(user, call.base), call.body)
     user = directory.update_user(session, user, fields=given.fields, attributes=given.attributes)
     return _user_outcome(user, call, 200)
@@ -644,7 +634,7 @@ def _patch_user(session: Session, call: Call) -> Outcome:
 
 @route("/Users/{resource_id}", ["DELETE"], "delete user", write=True)
 def _delete_user(session: Session, call: Call) -> Outcome:
-    user = _user(session, call)
+    user = _resource(session, call, directory.get_user)
     directory.delete_user(session, user)
     return Outcome(204, None, "User", str(user.id), user.user_name)
 
@@ -674,12 +664,12 @@ def _create_group(session: Session, call: Call) -> Outcome:
 
 @route("/Groups/{resource_id}", ["GET"], "read group", write=False, cost=_one_group)
 def _get_group(session: Session, call: Call) -> Outcome:
-    return _group_outcome(session, _group(session, call), call, 200)
+    return _group_outcome(session, _resource(session, call, directory.get_group), call, 200)
 
 
 @route("/Groups/{resource_id}", ["PUT"], "replace group", write=True)
 def _put_group(session: Session, call: Call) -> Outcome:
-    group = _group(session, call)
+    group = _resource(session, call, directory.get_group)
     given = wire.group_in(call.body, Context.RESOURCE_REPLACEMENT_REQUEST)
     changed = _write_group(session, group, given)
     _change_members(session, changed, wire.MemberChange("replace", given.members))
@@ -689,7 +679,7 @@ def _put_group(session: Session, call: Call) -> Outcome:
 
 @route("/Groups/{resource_id}", ["PATCH"], "update group", write=True)
 def _patch_group(session: Session, call: Call) -> Outcome:
-    group = _group(session, call)
+    group = _resource(session, call, directory.get_group)
     patch = wire.group_patch(call.body)
     for change in patch.members:
         _change_members(session, group, change)
@@ -704,7 +694,7 @@ def _patch_group(session: Session, call: Call) -> Outcome:
 
 @route("/Groups/{resource_id}", ["DELETE"], "delete group", write=True)
 def _delete_group(session: Session, call: Call) -> Outcome:
-    group = _group(session, call)
+    group = _resource(session, call, directory.get_group)
     directory.delete_group(session, group)
     return Outcome(204, None, "Group", str(group.id), group.display_name)
 
