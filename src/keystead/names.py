@@ -1,10 +1,11 @@
-"""Name rules for datasets, dataset groups and API keys, and the one normalisation used to
-compare names (trimmed, case-folded)."""
+"""Name rules for datasets, dataset groups and API keys, the one normalisation used to
+compare names (trimmed, case-folded), and the one reading of a reference as an id."""
 
 from __future__ import annotations
 
 import re
 import unicodedata
+import uuid
 
 from keystead.errors import InvalidInput
 
@@ -25,6 +26,14 @@ def storable(text: str) -> bool:
     """Text a database can hold and compare: no NUL (PostgreSQL refuses it) and no lone
     surrogate. Both arrive only escaped inside JSON (a token's claims, a request body)."""
     return "\x00" not in text and _SURROGATE.search(text) is None
+
+
+def as_id(ref: str) -> uuid.UUID | None:
+    """``ref`` as an id (a UUID), or None when it does not have an id's form."""
+    try:
+        return uuid.UUID(ref)
+    except ValueError:
+        return None
 
 
 def name_key(name: str) -> str:

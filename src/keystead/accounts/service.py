@@ -162,12 +162,9 @@ def list_admins(session: Session, account_id: uuid.UUID) -> list[Admin]:
 
 
 def get_admin(session: Session, account_id: uuid.UUID, ref: str) -> Admin:
-    query = select(Admin).where(Admin.account_id == account_id)
-    try:
-        query = query.where(Admin.id == uuid.UUID(ref))
-    except ValueError:
-        query = query.where(Admin.email == ref.strip().lower())
-    admin = session.scalar(query)
+    wanted = names.as_id(ref)
+    by_ref = Admin.email == ref.strip().lower() if wanted is None else Admin.id == wanted
+    admin = session.scalar(select(Admin).where(Admin.account_id == account_id, by_ref))
     if admin is None:
         raise NotFound(f"no admin {ref!r} in this account")
     return admin
@@ -330,10 +327,9 @@ def list_tokens(session: Session, account_id: uuid.UUID) -> list[tuple[AdminToke
 
 
 def revoke_token(session: Session, account_id: uuid.UUID, token_id: str, *, actor: Actor) -> None:
-    try:
-        tid = uuid.UUID(token_id)
-    except ValueError as exc:
-        raise NotFound(f"no admin token {token_id!r}") from exc
+    tid = names.as_id(token_id)
+    if tid is None:
+        raise NotFound(f"no admin token {token_id!r}")
     row = session.execute(
         _TOKENS.where(AdminToken.id == tid, Admin.account_id == account_id)
     ).first()

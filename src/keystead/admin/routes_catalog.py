@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
 from fastapi import APIRouter, Response, status
 
 from keystead.admin import views
@@ -107,34 +110,36 @@ def get_group(ref: str, principal: Reader, runtime: RuntimeDep) -> DatasetGroupD
         return views.dataset_group(session, groups.find_group(session, principal.account_id, ref))
 
 
+def _change_group(
+    ref: str, principal: Writer, runtime: RuntimeDep, change: Callable[..., object]
+) -> DatasetGroupDetailOut:
+    """Find the dataset group, ``change`` it (called with the session, the group and the
+    admin as ``actor``) and answer it as it now is, in one transaction."""
+    with runtime.db.write() as session:
+        group = groups.find_group(session, principal.account_id, ref)
+        change(session, group, actor=principal.actor)
+        return views.dataset_group(session, group)
+
+
 @router.patch("/dataset-groups/{ref}", tags=["dataset groups"])
 def rename_group(
     ref: str, body: DatasetGroupUpdateIn, principal: Writer, runtime: RuntimeDep
 ) -> DatasetGroupDetailOut:
-    with runtime.db.write() as session:
-        group = groups.find_group(session, principal.account_id, ref)
-        groups.rename_group(session, group, body.name, actor=principal.actor)
-        return views.dataset_group(session, group)
+    return _change_group(ref, principal, runtime, partial(groups.rename_group, new_name=body.name))
 
 
 @router.post("/dataset-groups/{ref}/datasets", tags=["dataset groups"])
 def add_datasets(
     ref: str, body: DatasetRefsIn, principal: Writer, runtime: RuntimeDep
 ) -> DatasetGroupDetailOut:
-    with runtime.db.write() as session:
-        group = groups.find_group(session, principal.account_id, ref)
-        groups.add_datasets(session, group, body.datasets, actor=principal.actor)
-        return views.dataset_group(session, group)
+    return _change_group(ref, principal, runtime, partial(groups.add_datasets, refs=body.datasets))
 
 
 @router.delete("/dataset-groups/{ref}/datasets/{dataset}", tags=["dataset groups"])
 def remove_dataset(
     ref: str, dataset: str, principal: Writer, runtime: RuntimeDep
 ) -> DatasetGroupDetailOut:
-    with runtime.db.write() as session:
-        group = groups.find_group(session, principal.account_id, ref)
-        groups.remove_datasets(session, group, [dataset], actor=principal.actor)
-        return views.dataset_group(session, group)
+    return _change_group(ref, principal, runtime, partial(groups.remove_datasets, refs=[dataset]))
 
 
 @router.put("/dataset-groups/{ref}/pin", tags=["dataset groups"])
@@ -144,19 +149,14 @@ def pin_group(
     """Pin the dataset group to one of the directory groups named like it (by id): from
     then on only that group (same id and externalId) gives access through it, so a
     same-named group made later in the directory gives nothing."""
-    with runtime.db.write() as session:
-        group = groups.find_group(session, principal.account_id, ref)
-        groups.pin_group(session, group, body.directory_group, actor=principal.actor)
-        return views.dataset_group(session, group)
+    pin = partial(groups.pin_group, directory_group_id=body.directory_group)
+    return _change_group(ref, principal, runtime, pin)
 
 
 @router.delete("/dataset-groups/{ref}/pin", tags=["dataset groups"])
 def unpin_group(ref: str, principal: Writer, runtime: RuntimeDep) -> DatasetGroupDetailOut:
     """Back to matching by name: every directory group named like it gives access."""
-    with runtime.db.write() as session:
-        group = groups.find_group(session, principal.account_id, ref)
-        groups.unpin_group(session, group, actor=principal.actor)
-        return views.dataset_group(session, group)
+    return _change_group(ref, principal, runtime, groups.unpin_group)
 
 
 @router.delete(

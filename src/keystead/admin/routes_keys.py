@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
@@ -99,6 +100,17 @@ def delete_key(ref: str, principal: Writer, runtime: RuntimeDep) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
+def _change_key(
+    ref: str, principal: Writer, runtime: RuntimeDep, change: Callable[..., object]
+) -> ApiKeyOut:
+    """Find the key, ``change`` it (called with the session, the key and the admin as
+    ``actor``) and answer it as it now is, in one transaction."""
+    with runtime.db.write() as session:
+        key = apikeys.find_api_key(session, principal.account_id, ref)
+        change(session, key, actor=principal.actor)
+        return views.api_key(session, key)
+
+
 def _change_grants(
     ref: str,
     body: GrantsIn,
@@ -108,10 +120,7 @@ def _change_grants(
 ) -> ApiKeyOut:
     if not body.datasets and not body.dataset_groups:
         raise InvalidInput("name at least one dataset or dataset group")
-    with runtime.db.write() as session:
-        key = apikeys.find_api_key(session, principal.account_id, ref)
-        change(session, key, **body.model_dump(), actor=principal.actor)
-        return views.api_key(session, key)
+    return _change_key(ref, principal, runtime, partial(change, **body.model_dump()))
 
 
 @router.post("/api-keys/{ref}/grants")
@@ -130,19 +139,14 @@ def suspend(
 ) -> ApiKeyOut:
     """Emergency stop: every endpoint refuses the key from its next request. Allowed on
     auto-provisioned keys (directory sync never clears it)."""
-    with runtime.db.write() as session:
-        key = apikeys.find_api_key(session, principal.account_id, ref)
-        apikeys.suspend(session, key, actor=principal.actor, reason=body.reason if body else None)
-        return views.api_key(session, key)
+    stop = partial(apikeys.suspend, reason=body.reason if body else None)
+    return _change_key(ref, principal, runtime, stop)
 
 
 @router.post("/api-keys/{ref}/resume")
 def resume(ref: str, principal: Writer, runtime: RuntimeDep) -> ApiKeyOut:
     """Lift a suspension."""
-    with runtime.db.write() as session:
-        key = apikeys.find_api_key(session, principal.account_id, ref)
-        apikeys.resume(session, key, actor=principal.actor)
-        return views.api_key(session, key)
+    return _change_key(ref, principal, runtime, apikeys.resume)
 
 
 @router.get("/api-keys/{ref}/access")

@@ -268,15 +268,9 @@ class DatasetGroupOut(BaseModel):
         *,
         ambiguous: bool = False,
     ) -> DatasetGroupOut:
-        return cls(
-            id=str(group.id),
-            name=group.name,
-            datasets=datasets,
-            created_at=group.created_at,
-            directory_groups=directory_groups or [],
-            pinned=group.pinned_group_id is not None,
-            ambiguous=ambiguous,
-        )
+        given = {"id": str(group.id), "pinned": group.pinned_group_id is not None}
+        found = {"datasets": datasets, "directory_groups": directory_groups or []}
+        return cls(**fields_of(group, DatasetGroupOut, ambiguous=ambiguous, **given, **found))
 
 
 class DirectoryGroupRefOut(BaseModel):
@@ -485,25 +479,22 @@ class IdpOut(BaseModel):
 
     @classmethod
     def of(cls, settings: IdpSettings, scim_url: str) -> IdpOut:
-        return cls(
-            enabled=settings.enabled,
-            provider=settings.provider or "entra",
-            scim_url=scim_url,
-            scim_token_set=settings.scim_token_hash is not None,
-            scim_token_hint=(settings.scim_token_hint + "…") if settings.scim_token_hint else None,
-            scim_token_created_at=settings.scim_token_created_at,
-            sso_url=f"{scim_url}/sso",
-            discovery_url=settings.discovery_url,
-            issuer=settings.issuer,
-            audience=settings.audience,
-            username_claim=settings.username_claim or DEFAULT_USERNAME_CLAIM,
-            leeway_seconds=60 if settings.leeway_seconds is None else settings.leeway_seconds,
-            cert_ttl_seconds=settings.cert_ttl_seconds or 3600,
-            group_policy=settings.group_policy or "directory",
-            sign_in_configured=bool(
+        hint = settings.scim_token_hint
+        given = {
+            "provider": settings.provider or "entra",
+            "scim_url": scim_url,
+            "scim_token_set": settings.scim_token_hash is not None,
+            "scim_token_hint": hint + "…" if hint else None,
+            "sso_url": f"{scim_url}/sso",
+            "username_claim": settings.username_claim or DEFAULT_USERNAME_CLAIM,
+            "leeway_seconds": 60 if settings.leeway_seconds is None else settings.leeway_seconds,
+            "cert_ttl_seconds": settings.cert_ttl_seconds or 3600,
+            "group_policy": settings.group_policy or "directory",
+            "sign_in_configured": bool(
                 settings.discovery_url and settings.issuer and settings.audience
             ),
-        )
+        }
+        return cls(**fields_of(settings, IdpOut, **given))
 
 
 class ProblemOut(_Out):

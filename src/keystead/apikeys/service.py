@@ -96,11 +96,9 @@ def find_api_key(session: Session, account_id: uuid.UUID, ref: str) -> ApiKey:
     """By access key id (or internal id); NotFound otherwise."""
     query = select(ApiKey).where(ApiKey.account_id == account_id)
     key = session.scalar(query.where(ApiKey.access_key_id == ref))
-    if key is None:
-        try:
-            key = session.scalar(query.where(ApiKey.id == uuid.UUID(ref)))
-        except ValueError:
-            key = None
+    wanted = names.as_id(ref)
+    if key is None and wanted is not None:
+        key = session.scalar(query.where(ApiKey.id == wanted))
     if key is None:
         raise NotFound(f"no API key {ref!r} in this account")
     return key

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -28,6 +28,8 @@ from keystead.storage.models import (
 DatasetType = Literal["structured", "unstructured"]
 DATASET_TYPES: tuple[DatasetType, ...] = ("structured", "unstructured")
 KEY_BYTES = 32  # AES-256 for FF1 keys and for unstructured key-encryption keys
+# Datasets and dataset groups: each named uniquely (case-insensitively) in its account.
+Named = TypeVar("Named", Dataset, DatasetGroup)
 
 
 def key_context(dataset_id: uuid.UUID, key_number: int) -> str:
@@ -81,12 +83,7 @@ def create_dataset(
 ) -> Dataset:
     name = names.dataset_name(spec.name)
     template, definition = _resolve_definition(spec)
-    if session.scalar(
-        select(Dataset.id).where(
-            Dataset.account_id == account_id, Dataset.name_key == names.name_key(name)
-        )
-    ):
-        raise Conflict(f"a dataset named {name!r} already exists in this account")
+    check_name_free(session, Dataset, account_id, name, "dataset")
     dataset = Dataset(
         account_id=account_id,
         name=name,
@@ -97,10 +94,7 @@ def create_dataset(
         current_key_number=0,
     )
     session.add(dataset)
-    try:
-        session.flush()
-    except IntegrityError as exc:
-        raise Conflict(f"a dataset named {name!r} already exists in this account") from exc
+    flush_named(session, name, "dataset")
     _add_key(session, dataset, 0, master)
     detail = {"type": spec.type, "template": template}
     audit.record_about(session, _subject(dataset), actor, "dataset.created", detail)
@@ -118,18 +112,49 @@ def _add_key(session: Session, dataset: Dataset, number: int, master: MasterKey)
     return key
 
 
-def find_dataset(session: Session, account_id: uuid.UUID, ref: str) -> Dataset:
-    """By id or by name (case-insensitive); NotFound otherwise."""
-    query = select(Dataset).where(Dataset.account_id == account_id)
+def find_named(
+    session: Session, model: type[Named], account_id: uuid.UUID, ref: str, what: str
+) -> Named:
+    """By id or by name (case-insensitive, trimmed); NotFound otherwise."""
+    query = select(model).where(model.account_id == account_id)
+    wanted = names.as_id(ref)
+    found = None if wanted is None else session.scalar(query.where(model.id == wanted))
+    if found is None:
+        found = session.scalar(query.where(model.name_key == names.name_key(ref)))
+    if found is None:
+        raise NotFound(f"no {what} {ref!r} in this account")
+    return found
+
+
+def check_name_free(
+    session: Session,
+    model: type[Named],
+    account_id: uuid.UUID,
+    name: str,
+    what: str,
+    *,
+    but: uuid.UUID | None = None,
+) -> None:
+    """Refuse ``name`` if another of the account's ``model`` (not ``but``) holds it."""
+    key = names.name_key(name)
+    existing = session.scalar(
+        select(model.id).where(model.account_id == account_id, model.name_key == key)
+    )
+    if existing is not None and existing != but:
+        raise Conflict(f"a {what} named {name!r} already exists in this account")
+
+
+def flush_named(session: Session, name: str, what: str) -> None:
+    """Flush a new or renamed dataset or group: a concurrent writer that took the name
+    first makes it a Conflict (the unique constraint), as the check before would have."""
     try:
-        dataset = session.scalar(query.where(Dataset.id == uuid.UUID(ref)))
-    except ValueError:
-        dataset = None
-    if dataset is None:
-        dataset = session.scalar(query.where(Dataset.name_key == names.name_key(ref)))
-    if dataset is None:
-        raise NotFound(f"no dataset {ref!r} in this account")
-    return dataset
+        session.flush()
+    except IntegrityError as exc:
+        raise Conflict(f"a {what} named {name!r} already exists in this account") from exc
+
+
+def find_dataset(session: Session, account_id: uuid.UUID, ref: str) -> Dataset:
+    return find_named(session, Dataset, account_id, ref, "dataset")
 
 
 def list_datasets(session: Session, account_id: uuid.UUID) -> list[Dataset]:

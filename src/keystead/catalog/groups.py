@@ -8,13 +8,12 @@ import uuid
 from collections.abc import Iterable
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from keystead import access, audit, names
 from keystead.audit import Actor
-from keystead.catalog.datasets import find_dataset
-from keystead.errors import Conflict, InvalidInput, NotFound
+from keystead.catalog.datasets import check_name_free, find_dataset, find_named, flush_named
+from keystead.errors import InvalidInput, NotFound
 from keystead.storage.models import (
     Dataset,
     DatasetGroup,
@@ -22,18 +21,6 @@ from keystead.storage.models import (
     DatasetGroupMember,
     DirectoryGroup,
 )
-
-
-def _check_free(
-    session: Session, account_id: uuid.UUID, name: str, *, but: uuid.UUID | None
-) -> None:
-    existing = session.scalar(
-        select(DatasetGroup.id).where(
-            DatasetGroup.account_id == account_id, DatasetGroup.name_key == names.name_key(name)
-        )
-    )
-    if existing is not None and existing != but:
-        raise Conflict(f"a dataset group named {name!r} already exists in this account")
 
 
 def _subject(group: DatasetGroup) -> audit.Subject:
@@ -49,14 +36,11 @@ def create_group(
     actor: Actor,
 ) -> DatasetGroup:
     clean = names.display_name(name, what="dataset group")
-    _check_free(session, account_id, clean, but=None)
+    check_name_free(session, DatasetGroup, account_id, clean, "dataset group")
     members = [find_dataset(session, account_id, ref) for ref in datasets]
     group = DatasetGroup(account_id=account_id, name=clean, name_key=names.name_key(clean))
     session.add(group)
-    try:
-        session.flush()
-    except IntegrityError as exc:
-        raise Conflict(f"a dataset group named {clean!r} already exists in this account") from exc
+    flush_named(session, clean, "dataset group")
     for dataset in {d.id: d for d in members}.values():
         session.add(DatasetGroupMember(group_id=group.id, dataset_id=dataset.id))
     session.flush()
@@ -66,17 +50,7 @@ def create_group(
 
 
 def find_group(session: Session, account_id: uuid.UUID, ref: str) -> DatasetGroup:
-    """By id or by name (case-insensitive, trimmed); NotFound otherwise."""
-    query = select(DatasetGroup).where(DatasetGroup.account_id == account_id)
-    try:
-        group = session.scalar(query.where(DatasetGroup.id == uuid.UUID(ref)))
-    except ValueError:
-        group = None
-    if group is None:
-        group = session.scalar(query.where(DatasetGroup.name_key == names.name_key(ref)))
-    if group is None:
-        raise NotFound(f"no dataset group {ref!r} in this account")
-    return group
+    return find_named(session, DatasetGroup, account_id, ref, "dataset group")
 
 
 def list_groups(session: Session, account_id: uuid.UUID) -> list[DatasetGroup]:
@@ -160,13 +134,10 @@ def remove_datasets(
 
 def rename_group(session: Session, group: DatasetGroup, new_name: str, *, actor: Actor) -> None:
     clean = names.display_name(new_name, what="dataset group")
-    _check_free(session, group.account_id, clean, but=group.id)
+    check_name_free(session, DatasetGroup, group.account_id, clean, "dataset group", but=group.id)
     before = group.name
     group.name, group.name_key = clean, names.name_key(clean)
-    try:
-        session.flush()
-    except IntegrityError as exc:
-        raise Conflict(f"a dataset group named {clean!r} already exists in this account") from exc
+    flush_named(session, clean, "dataset group")
     detail = {"before": {"name": before}, "after": {"name": clean}}
     audit.record_about(session, _subject(group), actor, "dataset_group.renamed", detail)
 
@@ -203,10 +174,7 @@ def pin_group(
 ) -> DirectoryGroup:
     """Pin ``group`` to the directory group it matches now: from then on only that group
     (same id, same externalId) gives access through it, whatever else is named alike."""
-    try:
-        wanted = uuid.UUID(directory_group_id)
-    except ValueError:
-        wanted = None
+    wanted = names.as_id(directory_group_id)
     chosen = next((g for g in _named_alike(session, group) if g.id == wanted), None)
     if chosen is None:
         problem = (

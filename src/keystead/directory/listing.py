@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, Row, Select, func, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
@@ -25,6 +25,8 @@ from keystead.storage.models import (
     DirectoryMembership,
     DirectoryUser,
 )
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -60,15 +62,15 @@ class Group:
 
 
 @dataclass(frozen=True)
-class Users:
-    items: list[User]
+class Found(Generic[T]):
+    """A page of users or groups, and how many match in all."""
+
+    items: list[T]
     total: int
 
 
-@dataclass(frozen=True)
-class Groups:
-    items: list[Group]
-    total: int
+Users = Found[User]
+Groups = Found[Group]
 
 
 def _page(
@@ -96,10 +98,9 @@ def _one(
     what: str,
 ) -> tuple[uuid.UUID, Row[*tuple[Any, ...]]]:
     """The row of directory user or group ``ref`` (its id) in the account; NotFound else."""
-    try:
-        wanted = uuid.UUID(ref)
-    except ValueError:
-        raise NotFound(f"no directory {what} {ref!r}") from None
+    wanted = names.as_id(ref)
+    if wanted is None:
+        raise NotFound(f"no directory {what} {ref!r}")
     row = session.execute(query.where(table.id == wanted, table.account_id == account_id)).first()
     if row is None:
         raise NotFound(f"no directory {what} {ref!r} in this account")

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, select
+from sqlalchemy import RowMapping, Select, Table, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from keystead import audit, names
@@ -96,21 +96,37 @@ def _clean_user_name(value: str) -> str:
     return names.display_name(value, what="user", max_length=256)
 
 
-_USER_BY_NAME = select(DirectoryUser.__table__.c.id).where(
-    DirectoryUser.__table__.c.account_id == bindparam("account_id"),
-    DirectoryUser.__table__.c.user_name_key == bindparam("name_key"),
-)
-
-
-def _user_name_taken(
-    session: Session, account_id: uuid.UUID, user_name: str, but: uuid.UUID | None
-) -> bool:
-    existing = (
-        session.connection()
-        .execute(_USER_BY_NAME, {"account_id": account_id, "name_key": names.name_key(user_name)})
-        .scalar()
-    )
+def _taken(session: Session, query: Select[Any], but: uuid.UUID | None, **name: Any) -> bool:
+    """Whether the ``name`` that ``query`` looks up belongs to a row other than ``but``."""
+    existing = session.connection().execute(query, name).scalar()
     return existing is not None and existing != but
+
+
+def _row(
+    session: Session, query: Select[Any], raw_id: str, account_id: uuid.UUID, what: str
+) -> RowMapping:
+    """The row ``query`` reads for the user or group ``raw_id`` in the account; NotFound
+    else."""
+    wanted = names.as_id(raw_id)
+    row = None if wanted is None else session.connection().execute(query, {"id": wanted}).first()
+    if row is None or row.account_id != account_id:
+        raise NotFound(f"no {what} {raw_id!r}")
+    return row._mapping
+
+
+def _audit(
+    session: Session,
+    about: User | Group,
+    actor: Actor,
+    action: str,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """The audit event of a directory change, written at once like the change itself."""
+    if isinstance(about, User):
+        subject = audit.Subject(about.account_id, "directory_user", about.id, about.user_name)
+    else:
+        subject = audit.Subject(about.account_id, "directory_group", about.id, about.display_name)
+    audit.record_about(session, subject, actor, action, detail, immediate=True)
 
 
 # --- users ----------------------------------------------------------------------------------
@@ -119,10 +135,13 @@ def _user_name_taken(
 _USERS = cast(Table, DirectoryUser.__table__)
 _INSERT_USER = _USERS.insert()
 _UPDATE_USER = _USERS.update().where(_USERS.c.id == bindparam("user_id"))  # SET: the params
+_USER_BY_NAME = select(_USERS.c.id).where(
+    _USERS.c.account_id == bindparam("account_id"), _USERS.c.user_name_key == bindparam("name_key")
+)
 _USERS_BY_IDS = select(
     _USERS.c.id, (_USERS.c.account_id == bindparam("account_id")).label("mine")
 ).where(_USERS.c.id.in_(bindparam("ids", expanding=True)))
-_USER_BY_ID = select(_USERS).where(_USERS.c.id == bindparam("user_id"))
+_USER_BY_ID = select(_USERS).where(_USERS.c.id == bindparam("id"))
 _USER_BY_ID_LOCKED = _USER_BY_ID.with_for_update()
 _DELETE_USER = _USERS.delete().where(_USERS.c.id == bindparam("user_id"))
 
@@ -140,14 +159,15 @@ def create_user(
 
     The rows are written at once (Core INSERTs, no unit of work)."""
     user_name = _clean_user_name(fields.user_name)
-    if _user_name_taken(session, account_id, user_name, None):
+    name_key = names.name_key(user_name)
+    if _taken(session, _USER_BY_NAME, None, account_id=account_id, name_key=name_key):
         raise Conflict(f"a user with userName {user_name!r} already exists")
     now = utcnow()
     row: dict[str, Any] = {
         "id": uuid.uuid4(),
         "account_id": account_id,
         "user_name": user_name,
-        "user_name_key": names.name_key(user_name),
+        "user_name_key": name_key,
         "external_id": _bounded(fields.external_id, "externalId"),
         "display_name": _bounded(fields.display_name, "displayName"),
         "active": fields.active,
@@ -168,15 +188,10 @@ def create_user(
         master=master,
         now=now,
     )
-    audit.record_about(
-        session,
-        audit.Subject(account_id, "directory_user", row["id"], user_name),
-        actor,
-        "directory.user_created",
-        {"active": fields.active, "api_key": access_key_id},
-        immediate=True,
-    )
-    return User(**row)
+    user = User(**row)
+    detail = {"active": fields.active, "api_key": access_key_id}
+    _audit(session, user, actor, "directory.user_created", detail)
+    return user
 
 
 def key_of(session: Session, user: User) -> ApiKey | None:
@@ -197,8 +212,8 @@ def update_user(
     user_name = _clean_user_name(fields.user_name)
     name_key = names.name_key(user_name)
     # (account, userName key) is unique: an unchanged key can belong to no other user.
-    if name_key != user.user_name_key and _user_name_taken(
-        session, user.account_id, user_name, user.id
+    if name_key != user.user_name_key and _taken(
+        session, _USER_BY_NAME, user.id, account_id=user.account_id, name_key=name_key
     ):
         raise Conflict(f"a user with userName {user_name!r} already exists")
     before = {"userName": user.user_name, "active": user.active}
@@ -216,20 +231,15 @@ def update_user(
     }
     connection = session.connection()
     connection.execute(_UPDATE_USER, {**changes, "user_id": user.id})
+    updated = dataclasses.replace(user, **changes)
     if after != before:
         # The key's name and state follow the user's and change only with them.
         auto_keys.follow(
             connection, user_id=user.id, name=user_name, enabled=fields.active, now=now
         )
-        audit.record_about(
-            session,
-            audit.Subject(user.account_id, "directory_user", user.id, user_name),
-            actor,
-            "directory.user_updated",
-            {"before": before, "after": after},
-            immediate=True,
-        )
-    return dataclasses.replace(user, **changes)
+        detail = {"before": before, "after": after}
+        _audit(session, updated, actor, "directory.user_updated", detail)
+    return updated
 
 
 def delete_user(session: Session, user: User, *, actor: Actor = SCIM) -> None:
@@ -238,14 +248,7 @@ def delete_user(session: Session, user: User, *, actor: Actor = SCIM) -> None:
     connection.execute(_DELETE_USER_MEMBERSHIPS, {"user_id": user.id})
     access_key_id = auto_keys.delete(connection, user_id=user.id)
     connection.execute(_DELETE_USER, {"user_id": user.id})
-    audit.record_about(
-        session,
-        audit.Subject(user.account_id, "directory_user", user.id, user.user_name),
-        actor,
-        "directory.user_deleted",
-        {"api_key": access_key_id},
-        immediate=True,
-    )
+    _audit(session, user, actor, "directory.user_deleted", {"api_key": access_key_id})
 
 
 def get_user(
@@ -254,12 +257,8 @@ def get_user(
     """The user's row (one Core SELECT). ``for_change``: the row stays locked until the
     transaction ends (PostgreSQL; SQLite's writer holds the whole database), so writes to
     one user queue here, each seeing what the one before left, never deadlocking later."""
-    wanted = _parse_id(user_id, "user")
     query = _USER_BY_ID_LOCKED if for_change else _USER_BY_ID
-    row = session.connection().execute(query, {"user_id": wanted}).first()
-    if row is None or row.account_id != account_id:
-        raise NotFound(f"no user {user_id!r}")
-    return User(**row._mapping)
+    return User(**_row(session, query, user_id, account_id, "user"))
 
 
 # --- groups ---------------------------------------------------------------------------------
@@ -272,24 +271,13 @@ def _clean_group_name(value: str) -> str:
 _GROUPS = cast(Table, DirectoryGroup.__table__)
 _INSERT_GROUP = _GROUPS.insert()
 _UPDATE_GROUP = _GROUPS.update().where(_GROUPS.c.id == bindparam("group_id"))  # SET: the params
-_GROUP_BY_ID = select(_GROUPS).where(_GROUPS.c.id == bindparam("group_id"))
+_GROUP_BY_ID = select(_GROUPS).where(_GROUPS.c.id == bindparam("id"))
 _GROUP_BY_ID_LOCKED = _GROUP_BY_ID.with_for_update()
 _DELETE_GROUP = _GROUPS.delete().where(_GROUPS.c.id == bindparam("group_id"))
 _GROUP_BY_NAME = select(_GROUPS.c.id).where(
     _GROUPS.c.account_id == bindparam("account_id"),
     _GROUPS.c.display_name == bindparam("display_name"),
 )
-
-
-def _group_name_taken(
-    session: Session, account_id: uuid.UUID, display_name: str, but: uuid.UUID | None
-) -> bool:
-    existing = (
-        session.connection()
-        .execute(_GROUP_BY_NAME, {"account_id": account_id, "display_name": display_name})
-        .scalar()
-    )
-    return existing is not None and existing != but
 
 
 def create_group(
@@ -305,7 +293,7 @@ def create_group(
 ) -> Group:
     """Written at once (Core INSERTs); the returned group is a detached copy of its row."""
     name = _clean_group_name(display_name)
-    if _group_name_taken(session, account_id, name, None):
+    if _taken(session, _GROUP_BY_NAME, None, account_id=account_id, display_name=name):
         raise Conflict(f"a group with displayName {name!r} already exists")
     member_ids = resolve_members(session, account_id, members)
     now = utcnow()
@@ -323,14 +311,7 @@ def create_group(
     session.connection().execute(_INSERT_GROUP, row)
     group = Group(**row)
     add_members(session, group, member_ids, displays_of(displays or {}))
-    audit.record_about(
-        session,
-        audit.Subject(account_id, "directory_group", group.id, name),
-        actor,
-        "directory.group_created",
-        {"members": len(member_ids)},
-        immediate=True,
-    )
+    _audit(session, group, actor, "directory.group_created", {"members": len(member_ids)})
     return group
 
 
@@ -348,7 +329,9 @@ def update_group(
     Written at once (an UPDATE); the group as it now is."""
     name = _clean_group_name(display_name)
     # (account, displayName) is unique: an unchanged name can belong to no other group.
-    if name != group.display_name and _group_name_taken(session, group.account_id, name, group.id):
+    if name != group.display_name and _taken(
+        session, _GROUP_BY_NAME, group.id, account_id=group.account_id, display_name=name
+    ):
         raise Conflict(f"a group with displayName {name!r} already exists")
     before = group.display_name
     updated = _write_group(
@@ -360,14 +343,8 @@ def update_group(
         attributes=attributes,
     )
     if before != name:
-        audit.record_about(
-            session,
-            audit.Subject(group.account_id, "directory_group", group.id, name),
-            actor,
-            "directory.group_renamed",
-            {"before": {"displayName": before}, "after": {"displayName": name}},
-            immediate=True,
-        )
+        detail = {"before": {"displayName": before}, "after": {"displayName": name}}
+        _audit(session, updated, actor, "directory.group_renamed", detail)
     return updated
 
 
@@ -386,35 +363,15 @@ def delete_group(session: Session, group: Group, *, actor: Actor = SCIM) -> None
     connection = session.connection()
     connection.execute(_DELETE_GROUP_MEMBERSHIPS, {"group_id": group.id})
     connection.execute(_DELETE_GROUP, {"group_id": group.id})
-    audit.record(
-        session,
-        account_id=group.account_id,
-        actor=actor,
-        action="directory.group_deleted",
-        subject_type="directory_group",
-        subject_id=group.id,
-        subject_label=group.display_name,
-        immediate=True,
-    )
+    _audit(session, group, actor, "directory.group_deleted")
 
 
 def get_group(
     session: Session, account_id: uuid.UUID, group_id: str, *, for_change: bool = False
 ) -> Group:
     """The group's row (one Core SELECT); ``for_change`` as for :func:`get_user`."""
-    wanted = _parse_id(group_id, "group")
     query = _GROUP_BY_ID_LOCKED if for_change else _GROUP_BY_ID
-    row = session.connection().execute(query, {"group_id": wanted}).first()
-    if row is None or row.account_id != account_id:
-        raise NotFound(f"no group {group_id!r}")
-    return Group(**row._mapping)
-
-
-def _parse_id(raw_id: str, what: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(raw_id)
-    except ValueError as exc:
-        raise NotFound(f"no {what} {raw_id!r}") from exc
+    return Group(**_row(session, query, group_id, account_id, "group"))
 
 
 # --- memberships ----------------------------------------------------------------------------
@@ -508,14 +465,8 @@ def _audit_members(session: Session, group: Group, *, added: int, removed: int) 
     """Membership is what gives access: its changes are audited (one event per request,
     with counts; the provisioning log holds the request itself)."""
     if added or removed:
-        audit.record_about(
-            session,
-            audit.Subject(group.account_id, "directory_group", group.id, group.display_name),
-            SCIM,
-            "directory.group_members_changed",
-            {"added": added, "removed": removed},
-            immediate=True,
-        )
+        detail = {"added": added, "removed": removed}
+        _audit(session, group, SCIM, "directory.group_members_changed", detail)
 
 
 def remove_members(session: Session, group: Group, user_ids: Iterable[uuid.UUID]) -> int:
@@ -549,11 +500,7 @@ def displays_of(entries: Mapping[str, str | None]) -> dict[uuid.UUID, str | None
 
 def is_id(text: str) -> bool:
     """True when ``text`` has the form of a directory id (a UUID)."""
-    try:
-        uuid.UUID(text)
-    except ValueError:
-        return False
-    return True
+    return names.as_id(text) is not None
 
 
 def member_ids(session: Session, group: Group) -> list[uuid.UUID]:

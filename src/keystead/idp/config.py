@@ -6,11 +6,12 @@ same issuer, RS256 keys) is the "test configuration" check in :mod:`keystead.idp
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Any, Literal
 
 from keystead.errors import InvalidInput
 from keystead.idp import outbound
@@ -27,7 +28,6 @@ tenant_of_issuer = PROVIDER.sign_in.tenant_of_issuer
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 LEEWAY_RANGE = (0, 300)
 CERT_TTL_RANGE = (60, 24 * 3600)
-T = TypeVar("T", str, int)
 
 
 def check_discovery_url(value: str, *, allow_private: bool = False) -> str:
@@ -112,38 +112,27 @@ class SignInChanges:
     def checked(self, *, allow_private: bool = False) -> SignInChanges:
         """The values in their stored form; InvalidInput naming every field at fault.
         ``allow_private``: the operator's KEYSTEAD_IDP_ALLOW_PRIVATE_ADDRESSES."""
+        checks: dict[str, Callable[[Any], Any]] = {
+            "discovery_url": lambda v: check_discovery_url(v, allow_private=allow_private),
+            "issuer": check_issuer,
+            "audience": check_audience,
+            "username_claim": check_username_claim,
+            "leeway_seconds": lambda v: check_range("leeway", v, LEEWAY_RANGE),
+            "cert_ttl_seconds": lambda v: check_range("certificate lifetime", v, CERT_TTL_RANGE),
+            "group_policy": check_group_policy,
+        }
+        checked: dict[str, Any] = {}
         problems: dict[str, str] = {}
-
-        def field(name: str, check: Callable[[T], T], value: T | None) -> T | None:
-            if value is None:
-                return None
+        for name, check in checks.items():
+            value = getattr(self, name)
             try:
-                return check(value)
+                checked[name] = None if value is None else check(value)
             except InvalidInput as exc:
                 problems[name] = exc.message
-                return None
-
-        checked = SignInChanges(
-            discovery_url=field(
-                "discovery_url",
-                lambda v: check_discovery_url(v, allow_private=allow_private),
-                self.discovery_url,
-            ),
-            issuer=field("issuer", check_issuer, self.issuer),
-            audience=field("audience", check_audience, self.audience),
-            username_claim=field("username_claim", check_username_claim, self.username_claim),
-            leeway_seconds=field(
-                "leeway_seconds",
-                lambda v: check_range("leeway", v, LEEWAY_RANGE),
-                self.leeway_seconds,
-            ),
-            cert_ttl_seconds=field(
-                "cert_ttl_seconds",
-                lambda v: check_range("certificate lifetime", v, CERT_TTL_RANGE),
-                self.cert_ttl_seconds,
-            ),
-            group_policy=field("group_policy", check_group_policy, self.group_policy),
-        )
         if problems:
             raise InvalidInput("; ".join(problems.values()), fields=problems)
-        return checked
+        return SignInChanges(**checked)
+
+    def names(self) -> list[str]:
+        """The settings, in order."""
+        return [field.name for field in dataclasses.fields(self)]

@@ -150,15 +150,7 @@ def configure(
     checked = changes.checked(allow_private=allow_private)
     settings = _stored(session, account)
     changed = []
-    for name in (
-        "discovery_url",
-        "issuer",
-        "audience",
-        "username_claim",
-        "leeway_seconds",
-        "cert_ttl_seconds",
-        "group_policy",
-    ):
+    for name in checked.names():
         value = getattr(checked, name)
         if value is not None and getattr(settings, name) != value:
             setattr(settings, name, value)

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from scim2_models import Context
 from sqlalchemy import Uuid, bindparam, select
@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
 
+from keystead import names
 from keystead.catalog import groups as dataset_groups
 from keystead.crypto.masterkey import MasterKey
 from keystead.directory import service as directory
@@ -97,6 +98,7 @@ class Call:
 
 
 Operation = Callable[[Session, Call], Outcome]
+Stored = TypeVar("Stored", directory.User, directory.Group)
 
 
 def _by_body(incoming: Incoming) -> Cost:
@@ -265,10 +267,7 @@ class Runner:
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         presented = token.strip() if scheme.lower() == "bearer" else None
-        try:
-            account_id = uuid.UUID(customer_id)
-        except ValueError:
-            account_id = None
+        account_id = names.as_id(customer_id)
         row = None
         if account_id is not None:
             row = self.runtime.db.first(self._account_state, {"account_id": account_id})
@@ -484,26 +483,15 @@ def _resource_id(call: Call) -> str:
     return str(call.request.path_params["resource_id"])
 
 
-def _user(session: Session, call: Call) -> directory.User:
-    """The user the path names; a change locks its row first (and checks If-Match), so
-    concurrent changes of one user take turns."""
+def _resource(session: Session, call: Call, get: Callable[..., Stored]) -> Stored:
+    """The user or group the path names; a change locks its row first (and checks
+    If-Match), so concurrent changes of one resource take turns."""
     changes = call.request.method != "GET"
-    user = directory.get_user(session, call.account_id, _resource_id(call), for_change=changes)
-    _check_version(call, user.version)
-    return user
-
-
-def _group(session: Session, call: Call) -> directory.Group:
-    changes = call.request.method != "GET"
-    group = directory.get_group(session, call.account_id, _resource_id(call), for_change=changes)
-    _check_version(call, group.version)
-    return group
-
-
-def _check_version(call: Call, version: int) -> None:
-    wanted = call.request.headers.get("if-match")
+    found = get(session, call.account_id, _resource_id(call), for_change=changes)
+    version, wanted = found.version, call.request.headers.get("if-match")
     if wanted and wanted.strip() not in ("*", f'W/"{version}"', f'"{version}"'):
         raise ScimError(412, f"the resource changed (now version {version}); read it again")
+    return found
 
 
 def _user_outcome(user: directory.User, call: Call, status: int) -> Outcome:
@@ -635,12 +623,12 @@ def _create_user(session: Session, call: Call) -> Outcome:
 
 @route("/Users/{resource_id}", ["GET"], "read user", write=False)
 def _get_user(session: Session, call: Call) -> Outcome:
-    return _user_outcome(_user(session, call), call, 200)
+    return _user_outcome(_resource(session, call, directory.get_user), call, 200)
 
 
 @route("/Users/{resource_id}", ["PUT"], "replace user", write=True)
 def _put_user(session: Session, call: Call) -> Outcome:
-    user = _user(session, call)
+    user = _resource(session, call, directory.get_user)
     given = wire.user_in(call.body, Context.RESOURCE_REPLACEMENT_REQUEST)
     user = directory.update_user(session, user, fields=given.fields, attributes=given.attributes)
     return _user_outcome(user, call, 200)
@@ -648,7 +636,7 @@ def _put_user(session: Session, call: Call) -> Outcome:
 
 @route("/Users/{resource_id}", ["PATCH"], "update user", write=True)
 def _patch_user(session: Session, call: Call) -> Outcome:
-    user = _user(session, call)
+    user = _resource(session, call, directory.get_user)
     given = wire.user_patched(wire.user_document(user, call.base), call.body)
     user = directory.update_user(session, user, fields=given.fields, attributes=given.attributes)
     return _user_outcome(user, call, 200)
@@ -656,7 +644,7 @@ def _patch_user(session: Session, call: Call) -> Outcome:
 
 @route("/Users/{resource_id}", ["DELETE"], "delete user", write=True)
 def _delete_user(session: Session, call: Call) -> Outcome:
-    user = _user(session, call)
+    user = _resource(session, call, directory.get_user)
     directory.delete_user(session, user)
     return Outcome(204, None, "User", str(user.id), user.user_name)
 
@@ -686,12 +674,12 @@ def _create_group(session: Session, call: Call) -> Outcome:
 
 @route("/Groups/{resource_id}", ["GET"], "read group", write=False, cost=_one_group)
 def _get_group(session: Session, call: Call) -> Outcome:
-    return _group_outcome(session, _group(session, call), call, 200)
+    return _group_outcome(session, _resource(session, call, directory.get_group), call, 200)
 
 
 @route("/Groups/{resource_id}", ["PUT"], "replace group", write=True)
 def _put_group(session: Session, call: Call) -> Outcome:
-    group = _group(session, call)
+    group = _resource(session, call, directory.get_group)
     given = wire.group_in(call.body, Context.RESOURCE_REPLACEMENT_REQUEST)
     changed = _write_group(session, group, given)
     _change_members(session, changed, wire.MemberChange("replace", given.members))
@@ -701,7 +689,7 @@ def _put_group(session: Session, call: Call) -> Outcome:
 
 @route("/Groups/{resource_id}", ["PATCH"], "update group", write=True)
 def _patch_group(session: Session, call: Call) -> Outcome:
-    group = _group(session, call)
+    group = _resource(session, call, directory.get_group)
     patch = wire.group_patch(call.body)
     for change in patch.members:
         _change_members(session, group, change)
@@ -716,7 +704,7 @@ def _patch_group(session: Session, call: Call) -> Outcome:
 
 @route("/Groups/{resource_id}", ["DELETE"], "delete group", write=True)
 def _delete_group(session: Session, call: Call) -> Outcome:
-    group = _group(session, call)
+    group = _resource(session, call, directory.get_group)
     directory.delete_group(session, group)
     return Outcome(204, None, "Group", str(group.id), group.display_name)
 

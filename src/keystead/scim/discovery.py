@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import cache
 from typing import Any
 
@@ -37,39 +38,31 @@ def service_provider_config(base: str) -> dict[str, Any]:
     }
 
 
+def _dumped(documents: Iterable[Any]) -> list[dict[str, Any]]:
+    return [dict(doc.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE)) for doc in documents]
+
+
 @cache
 def _resource_types() -> list[dict[str, Any]]:
-    out = []
-    for model in (UserResource, Group):
-        kind: Any = ResourceType.from_resource(model)
-        out.append(dict(kind.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE)))
-    return out
+    return _dumped(ResourceType.from_resource(model) for model in (UserResource, Group))
+
+
+def _located(documents: list[dict[str, Any]], kind: str, path: str) -> list[dict[str, Any]]:
+    """The documents, each with its ``meta`` (its kind and where it is served)."""
+    return [
+        {**doc, "meta": {"resourceType": kind, "location": f"{path}/{doc['id']}"}}
+        for doc in documents
+    ]
 
 
 def resource_types(base: str) -> list[dict[str, Any]]:
-    return [
-        {
-            **rt,
-            "meta": {
-                "resourceType": "ResourceType",
-                "location": f"{base}/ResourceTypes/{rt['id']}",
-            },
-        }
-        for rt in _resource_types()
-    ]
+    return _located(_resource_types(), "ResourceType", f"{base}/ResourceTypes")
 
 
 @cache
 def _schemas() -> list[dict[str, Any]]:
-    out = []
-    for model in (User, EnterpriseUser, Group):
-        schema: Any = model.to_schema()
-        out.append(dict(schema.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE)))
-    return out
+    return _dumped(model.to_schema() for model in (User, EnterpriseUser, Group))
 
 
 def schemas(base: str) -> list[dict[str, Any]]:
-    return [
-        {**s, "meta": {"resourceType": "Schema", "location": f"{base}/Schemas/{s['id']}"}}
-        for s in _schemas()
-    ]
+    return _located(_schemas(), "Schema", f"{base}/Schemas")

@@ -39,7 +39,7 @@ _GROUP_COLUMNS = {
 }
 
 
-def _fast_condition(ast: Any, columns: dict[str, Any]) -> Any:  # noqa: PLR0911
+def _fast_condition(ast: Any, columns: dict[str, Any]) -> Any:
     """An indexed SQL condition for `attr eq "value"` on a column we keep, else None."""
     if not isinstance(ast, Comparison) or ast.op != CompareOperator.eq:
         return None
@@ -50,10 +50,9 @@ def _fast_condition(ast: Any, columns: dict[str, Any]) -> Any:  # noqa: PLR0911
     if column is None:
         return None
     if path.attr.lower() == "id":
-        try:
-            return column == uuid.UUID(ast.value)
-        except ValueError:
-            return column.is_(None)  # no row has a null id: an empty result
+        wanted = names.as_id(ast.value)
+        # No row has a null id: a value without an id's form finds nothing.
+        return column.is_(None) if wanted is None else column == wanted
     if path.attr.lower() in ("username", "displayname"):
         return column == names.name_key(ast.value)
     return column == ast.value
