@@ -25,13 +25,12 @@ import secrets
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import median
 
-from sqlalchemy import create_engine, text
+from tests.support.postgres import private_schema
 
 from bench import common
 from bench.dataplane import signed
@@ -46,21 +45,6 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 def _pg(url: str) -> str:
     return "postgresql+psycopg://" + url.split("://", 1)[1]
-
-
-@contextmanager
-def schema() -> Iterator[str]:
-    """A fresh schema on the benchmark's PostgreSQL; its URL (search_path set)."""
-    name = f"ks_bench_{secrets.token_hex(4)}"
-    engine = create_engine(_pg(PG_URL))
-    with engine.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{name}"'))
-    try:
-        yield f"{PG_URL}?options=-csearch_path%3D{name}"
-    finally:
-        with engine.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
-        engine.dispose()
 
 
 def postgres_cpu() -> float:
@@ -228,7 +212,7 @@ def main() -> None:
     prepare(sqlite)
     table[sqlite.label] = run_setup(sqlite, args.seconds, args.rounds)
     for workers in (1, 2):
-        with schema() as url:
+        with private_schema(PG_URL, "ks_bench") as url:
             setup = Setup(
                 f"PostgreSQL, {workers} worker{'s' if workers > 1 else ''}",
                 plain

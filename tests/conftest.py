@@ -8,8 +8,9 @@ live server started once per engine always sees the state the test set up.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
-import secrets
 import shutil
 import socket
 import subprocess
@@ -19,10 +20,11 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from keystead.accounts import service as accounts
 from keystead.crypto.masterkey import MasterKey
@@ -34,6 +36,7 @@ from keystead.storage.models import Base
 from tests.factories import ACTOR
 from tests.support import accounts as support_accounts
 from tests.support.accounts import FirstAccount
+from tests.support.postgres import private_schema
 from tests.support.scim import Scim
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
@@ -81,23 +84,16 @@ def database_url(
         return
     if engine_name != "postgresql":
         raise pytest.UsageError(f"unknown engine {engine_name!r}")
-    schema = f"ks_test_{os.getpid()}_{secrets.token_hex(3)}"
-    admin_engine = create_engine(_sqlalchemy_pg(postgres_base_url))
-    try:
-        with admin_engine.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except Exception as exc:  # the reason is in the message; the suite cannot go on
-        pytest.fail(
-            f"PostgreSQL is not reachable at {postgres_base_url} ({type(exc).__name__}); "
-            "start it (see README) or run with --engines sqlite",
-            pytrace=False,
-        )
-    try:
-        yield f"{postgres_base_url}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin_engine.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin_engine.dispose()
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(private_schema(postgres_base_url, "ks_test"))
+        except Exception as exc:  # the reason is in the message; the suite cannot go on
+            pytest.fail(
+                f"PostgreSQL is not reachable at {postgres_base_url} ({type(exc).__name__}); "
+                "start it (see README) or run with --engines sqlite",
+                pytrace=False,
+            )
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -182,6 +178,16 @@ class LiveServer:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def records(self, start: int = 0) -> list[dict[str, Any]]:
+        """The server's JSON log records, from character ``start`` of its log on."""
+        records = []
+        for line in self.log()[start:].splitlines():
+            with contextlib.suppress(ValueError):
+                record = json.loads(line)
+                if isinstance(record, dict):
+                    records.append(record)
+        return records
+
 
 def start_server(
     settings: Settings, log_path: Path, extra_env: dict[str, str] | None = None
@@ -202,6 +208,11 @@ def start_server(
         "KEYSTEAD_IDP_ALLOW_PRIVATE_ADDRESSES": "true",
         **(extra_env or {}),
     }
+    return serve(env, log_path, port, scheme)
+
+
+def serve(env: dict[str, str], log_path: Path, port: int, scheme: str = "http") -> LiveServer:
+    """`keystead serve` on 127.0.0.1:``port`` with exactly ``env``, once it answers."""
     handle = log_path.open("wb")
     process = subprocess.Popen(
         [keystead_command(), "serve", "--host", "127.0.0.1", "--port", str(port)],

@@ -27,8 +27,6 @@ does steps 2 and 3, and the operator then removes the old key.
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -51,6 +49,7 @@ from keystead.crypto.masterkey import (
 from keystead.errors import ConfigurationError, KeysteadError
 from keystead.idp.service import ca_key_context
 from keystead.storage.models import ApiKey, Base, DatasetKey, IdpSettings, Meta
+from keystead.storage.service_lock import flocked
 from keystead.storage.session import Database
 
 # The database's record of its master key: a known value wrapped under it (runtime checks it
@@ -86,40 +85,34 @@ class WrappedColumn:
     context: Callable[[Any], str]  # of a row holding the key columns
     where: ColumnElement[bool] | None = None
 
+    @classmethod
+    def of(
+        cls,
+        label: str,
+        entity: type[Base],
+        column: str,
+        keys: tuple[str, ...],
+        context: Callable[[Any], str],
+        where: Callable[[Any], ColumnElement[bool]] | None = None,
+    ) -> WrappedColumn:
+        """From column names; ``where``, of the table's columns, picks rows."""
+        table = entity.__table__.c
+        picked = where(table) if where else None
+        return cls(label, entity, table[column], tuple(table[k] for k in keys), context, picked)
+
 
 # Every wrapped secret Keystead stores. The check value comes last: re-wrapping it records
 # the new key (step 3).
 SECRETS: tuple[WrappedColumn, ...] = (
-    WrappedColumn(
-        "dataset keys",
-        DatasetKey,
-        DatasetKey.__table__.c.wrapped_key,
-        (DatasetKey.__table__.c.dataset_id, DatasetKey.__table__.c.key_number),
-        lambda row: key_context(row.dataset_id, row.key_number),
-    ),
-    WrappedColumn(
-        "API key signing secrets",
-        ApiKey,
-        ApiKey.__table__.c.wrapped_signing_key,
-        (ApiKey.__table__.c.id,),
-        lambda row: signing_key_context(row.id),
-    ),
-    WrappedColumn(
-        "SSO certificate authority keys",
-        IdpSettings,
-        IdpSettings.__table__.c.ca_key_wrapped,
-        (IdpSettings.__table__.c.account_id,),
-        lambda row: ca_key_context(row.account_id),
-    ),
-)
-CHECK = WrappedColumn(
-    "master key check",
-    Meta,
-    Meta.__table__.c.value,
-    (Meta.__table__.c.name,),
-    lambda row: CHECK_CONTEXT,
-    where=Meta.__table__.c.name == CHECK_NAME,
-)
+    WrappedColumn.of("dataset keys", DatasetKey, "wrapped_key", ("dataset_id", "key_number"),
+                     lambda row: key_context(row.dataset_id, row.key_number)),
+    WrappedColumn.of("API key signing secrets", ApiKey, "wrapped_signing_key", ("id",),
+                     lambda row: signing_key_context(row.id)),
+    WrappedColumn.of("SSO certificate authority keys", IdpSettings, "ca_key_wrapped",
+                     ("account_id",), lambda row: ca_key_context(row.account_id)),
+)  # fmt: skip
+CHECK = WrappedColumn.of("master key check", Meta, "value", ("name",), lambda row: CHECK_CONTEXT,
+                        where=lambda c: c.name == CHECK_NAME)  # fmt: skip
 EVERY_WRAPPED: tuple[WrappedColumn, ...] = (*SECRETS, CHECK)
 
 
@@ -338,17 +331,9 @@ def _exclusive(path: Path) -> Iterator[None]:
     """One rotation of a key file at a time (two would each add a key, and the second
     rename would drop the first one's key while rows may use it)."""
     lock = path.with_name(f".{path.name}.lock")
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise RotationBusy(
-                f"another `keystead master-key rotate` is running on {path}; wait for it"
-            ) from None
+    busy = RotationBusy(f"another `keystead master-key rotate` is running on {path}; wait for it")
+    with flocked(lock, shared=False, refusal=lambda fd: busy):
         yield
-    finally:
-        os.close(fd)
 
 
 def generated_key() -> str:

@@ -137,15 +137,7 @@ def _error(response: httpx.Response, status: int, *fragments: str) -> str:
 
 
 def _log_events(live_server: LiveServer) -> list[dict[str, Any]]:
-    events = []
-    for line in live_server.log().splitlines():
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(event, dict):
-            events.append(event)
-    return events
+    return live_server.records()
 
 
 def _wait_for_log(

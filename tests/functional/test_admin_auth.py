@@ -6,7 +6,6 @@ a stack trace, and every error is JSON with a ``message``.
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
 import uuid
@@ -138,14 +137,7 @@ def _wait_for_log(
     """JSON log events of the server, polled until ``predicate`` holds for one of them."""
     deadline = time.monotonic() + timeout
     while True:
-        events: list[dict[str, Any]] = []
-        for line in live_server.log().splitlines():
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(event, dict):
-                events.append(event)
+        events = live_server.records()
         if any(predicate(e) for e in events) or time.monotonic() > deadline:
             return events
         time.sleep(0.05)

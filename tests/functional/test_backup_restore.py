@@ -162,18 +162,11 @@ class ScimWriter(threading.Thread):
         self.client.close()
 
 
-def user_names(database: Path) -> set[str]:
+def column(database: Path, query: str) -> set[str]:
+    """The first column of ``query``'s rows, read from ``database`` without changing it."""
     conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
     try:
-        return {row[0] for row in conn.execute("SELECT user_name FROM directory_users")}
-    finally:
-        conn.close()
-
-
-def dataset_names(database: Path) -> set[str]:
-    conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
-    try:
-        return {row[0] for row in conn.execute("SELECT name FROM datasets")}
+        return {row[0] for row in conn.execute(query)}
     finally:
         conn.close()
 
@@ -215,7 +208,7 @@ def test_a_backup_under_live_scim_writes_holds_every_write_acknowledged_before_i
     # The service went on answering writes while the backup ran.
     assert after > len(before)
 
-    in_copy = user_names(copy)
+    in_copy = column(copy, "SELECT user_name FROM directory_users")
     assert set(before) <= in_copy
     assert in_copy <= set(writer.acknowledged)
     assert body["tables"]["directory_users"] == len(in_copy)
@@ -296,7 +289,7 @@ def test_restore_is_refused_while_serving_and_the_restored_data_serves(
     assert set_aside.name.startswith("keystead.db.before-restore-")
     # The replaced database is whole on its own (its WAL checkpointed into it) and no
     # stale WAL or index of it sits beside the restored one.
-    assert dataset_names(set_aside) == {"Before", "After"}
+    assert column(set_aside, "SELECT name FROM datasets") == {"Before", "After"}
     assert not (data / "keystead.db-wal").exists()
     assert not (data / "keystead.db-shm").exists()
     assert stat.S_IMODE(installation.database.stat().st_mode) == 0o600

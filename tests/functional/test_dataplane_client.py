@@ -7,9 +7,8 @@ background thread) and key caching off, so that each call reaches the server."""
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
+import re
 import urllib.error
 import uuid
 from collections.abc import Callable
@@ -30,7 +29,7 @@ from tests import factories as f
 from tests.conftest import LiveServer
 from tests.factories import ACTOR
 from tests.support.accounts import FirstAccount
-from tests.support.ubiq import assert_http_error
+from tests.support.ubiq import assert_http_error, uncached_config
 
 SSN = "123-45-6789"
 ALNUM = "AbC-123 xyZ"
@@ -48,22 +47,7 @@ class Client:
 
 @pytest.fixture
 def config_file(tmp_path: Path) -> str:
-    """Synchronous events flushed after every one-shot call; no key caching."""
-    path = tmp_path / "ubiq-configuration.json"
-    path.write_text(
-        json.dumps(
-            {
-                "event_reporting": {
-                    "synchronous": True,
-                    "minimum_count": 1,
-                    "flush_interval": 1,
-                    "trap_exceptions": False,
-                },
-                "key_caching": {"structured": False, "unstructured": False},
-            }
-        )
-    )
-    return str(path)
+    return uncached_config(tmp_path)
 
 
 def new_client(
@@ -139,13 +123,7 @@ def edk_of(ciphertext: bytes) -> bytes:
 
 def log_records(server: LiveServer, start: int) -> list[dict[str, Any]]:
     """The server's JSON log records from character ``start`` on."""
-    records = []
-    for line in server.log()[start:].splitlines():
-        with contextlib.suppress(ValueError):
-            record = json.loads(line)
-            if isinstance(record, dict):
-                records.append(record)
-    return records
+    return server.records(start)
 
 
 # --- unstructured -------------------------------------------------------------------------
@@ -313,6 +291,7 @@ def test_access_log_names_method_path_status_time_and_key_never_the_query(
             "status",
             "ms",
             "access_key_id",
+            "request_id",
             "event",
             "level",
             "logger",
@@ -321,6 +300,7 @@ def test_access_log_names_method_path_status_time_and_key_never_the_query(
         assert (line["method"], line["status"]) == ("GET", 200)
         assert line["access_key_id"] == app.access_key_id
         assert isinstance(line["ms"], float)
+        assert re.fullmatch(r"[0-9a-f]{32}", line["request_id"])
         assert line["logger"] == "keystead.access"
         assert line["timestamp"].endswith("Z")
     assert "ffs_name" not in live_server.log()[log_start:]

@@ -13,7 +13,6 @@ import base64
 import dataclasses
 import hashlib
 import hmac
-import json
 import re
 import time
 import uuid
@@ -184,15 +183,7 @@ def log_lines(live_server: LiveServer) -> Callable[[], list[dict[str, object]]]:
     start = len(live_server.log())
 
     def new_records() -> list[dict[str, object]]:
-        records = []
-        for line in live_server.log()[start:].splitlines():
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(record, dict):
-                records.append(record)
-        return records
+        return live_server.records(start)
 
     return new_records
 

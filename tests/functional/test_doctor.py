@@ -11,10 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from keystead.accounts import service as accounts
 from keystead.crypto.masterkey import MasterKey
@@ -28,6 +25,7 @@ from tests.conftest import DEFAULT_PG
 from tests.factories import ACTOR
 from tests.functional.test_cli import Cli, Result, clean_env
 from tests.support.accounts import FirstAccount
+from tests.support.certs import write_pair
 from tests.support.fake_entra import FakeEntra
 
 
@@ -225,39 +223,6 @@ def test_an_unreachable_identity_provider_is_a_problem(
 
 
 # --- TLS files -------------------------------------------------------------------------------
-
-
-def write_pair(
-    directory: Path,
-    name: str,
-    *,
-    not_after: datetime,
-    key: ec.EllipticCurvePrivateKey | None = None,
-) -> tuple[Path, Path]:
-    """A self-signed certificate and its key (or ``key``, then the pair does not match)."""
-    own = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "keystead.test")])
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(own.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_after - timedelta(days=400))
-        .not_valid_after(not_after)
-        .sign(own, hashes.SHA256())
-    )
-    cert_file, key_file = directory / f"{name}.crt", directory / f"{name}.key"
-    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        (key or own).private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    key_file.chmod(0o600)
-    return cert_file, key_file
 
 
 def tls(cli: Cli, cert_file: Path | None, key_file: Path | None) -> Result:

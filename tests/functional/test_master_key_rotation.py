@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -18,11 +17,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 import ubiq_security
 from pydantic import SecretStr
-from sqlalchemy import LargeBinary, create_engine, select, text
+from sqlalchemy import LargeBinary, select
 from ubiq_security import structured
 
 from keystead import masterkey_rotation as rotation
@@ -42,8 +40,10 @@ from keystead.runtime import Runtime, open_runtime
 from keystead.settings import Settings
 from keystead.storage.models import Base, IdpSettings
 from tests import factories as f
-from tests.conftest import free_port, keystead_command
+from tests.conftest import LiveServer, free_port, keystead_command, serve, stop_server
 from tests.factories import ACTOR
+from tests.support.postgres import private_schema
+from tests.support.ubiq import uncached_config
 
 SSN = "123-45-6789"
 CARD = "4111111111111111"
@@ -85,16 +85,8 @@ def database(engine_name: str, tmp_path: Path, postgres_base_url: str) -> Iterat
     if engine_name == "sqlite":
         yield f"sqlite:///{tmp_path / 'keystead.db'}"
         return
-    schema = f"ks_rotation_{os.getpid()}_{secrets.token_hex(3)}"
-    admin = create_engine("postgresql+psycopg://" + postgres_base_url.split("://", 1)[1])
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{postgres_base_url}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with private_schema(postgres_base_url, "ks_rotation") as url:
+        yield url
 
 
 def _base_env() -> dict[str, str]:
@@ -124,64 +116,19 @@ def installation(database: str, tmp_path: Path) -> Installation:
     return Installation(settings, key_file, env)
 
 
-@dataclass
-class Server:
-    url: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-
 @pytest.fixture
-def server(installation: Installation, tmp_path: Path) -> Iterator[Server]:
+def server(installation: Installation, tmp_path: Path) -> Iterator[LiveServer]:
     """`keystead serve` on this installation, started before anything is rotated."""
     port = free_port()
-    log = tmp_path / "server.log"
     env = {**installation.env, "KEYSTEAD_PUBLIC_URL": f"http://127.0.0.1:{port}"}
-    with log.open("wb") as handle:
-        process = subprocess.Popen(
-            [keystead_command(), "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        assert process.poll() is None, log.read_text()
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
-    yield Server(url, process, log)
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    started = serve(env, tmp_path / "server.log", port)
+    yield started
+    stop_server(started)
 
 
 @pytest.fixture
 def config_file(tmp_path: Path) -> str:
-    """The Ubiq client reports events synchronously and caches no keys: every call reaches
-    the server."""
-    path = tmp_path / "ubiq-configuration.json"
-    path.write_text(
-        json.dumps(
-            {
-                "event_reporting": {
-                    "synchronous": True,
-                    "minimum_count": 1,
-                    "flush_interval": 1,
-                    "trap_exceptions": False,
-                },
-                "key_caching": {"structured": False, "unstructured": False},
-            }
-        )
-    )
-    return str(path)
+    return uncached_config(tmp_path)
 
 
 # --- data in every wrapped table ----------------------------------------------------------
@@ -221,7 +168,7 @@ def populate(runtime: Runtime, *, extra_keys: int = 0) -> Stored:
     )
 
 
-def creds(stored: Stored, server: Server, config_file: str) -> object:
+def creds(stored: Stored, server: LiveServer, config_file: str) -> object:
     return ubiq_security.credentials(
         stored.access_key_id,
         stored.signing_key,
@@ -245,6 +192,17 @@ def unreadable(runtime: Runtime, keyring: MasterKey) -> list[str]:
     return failed
 
 
+def assert_all_under(installation: Installation, key_id: str, key: MasterKey | None = None) -> None:
+    """Every wrapped secret is under ``key_id`` and opens with ``key`` (default: the keys
+    the installation loads)."""
+    runtime = installation.open()
+    try:
+        assert key_ids_in_use(runtime) == {key_id}
+        assert unreadable(runtime, key or runtime.master) == []
+    finally:
+        runtime.close()
+
+
 def key_ids_in_use(runtime: Runtime) -> set[str]:
     return set(rotation.census(runtime.db).by_key())
 
@@ -257,7 +215,7 @@ def no_traceback(done: subprocess.CompletedProcess[str]) -> None:
 
 
 def test_rotation_moves_every_secret_and_a_server_started_before_keeps_serving(
-    installation: Installation, server: Server, config_file: str
+    installation: Installation, server: LiveServer, config_file: str
 ) -> None:
     runtime = installation.open()
     stored = populate(runtime)
@@ -329,7 +287,7 @@ def test_rotation_moves_every_secret_and_a_server_started_before_keeps_serving(
 
 
 def test_a_stopped_rotation_leaves_every_secret_readable_and_a_rerun_finishes(
-    installation: Installation, server: Server, config_file: str
+    installation: Installation, server: LiveServer, config_file: str
 ) -> None:
     runtime = installation.open()
     stored = populate(runtime, extra_keys=20)
@@ -374,12 +332,7 @@ def test_a_stopped_rotation_leaves_every_secret_readable_and_a_rerun_finishes(
     assert result["continued"] is True
     assert result["new_key_id"] == during.fingerprint
     assert result["retired_key_ids"] == [old.fingerprint]
-    runtime = installation.open()
-    try:
-        assert key_ids_in_use(runtime) == {during.fingerprint}
-        assert unreadable(runtime, MasterKey(during.key)) == []
-    finally:
-        runtime.close()
+    assert_all_under(installation, during.fingerprint, MasterKey(during.key))
     assert read_key_file(installation.key_file).fingerprints == [during.fingerprint]
     assert structured.Decrypt(app, "SSN", structured.Encrypt(app, "SSN", SSN)) == SSN
 
@@ -420,12 +373,7 @@ def test_a_killed_rotation_leaves_every_secret_readable_and_a_rerun_finishes(
     result = installation.rotate()
     assert result["continued"] is True
     assert result["new_key_id"] == during.fingerprint
-    runtime = installation.open()
-    try:
-        assert key_ids_in_use(runtime) == {during.fingerprint}
-        assert unreadable(runtime, MasterKey(during.key)) == []
-    finally:
-        runtime.close()
+    assert_all_under(installation, during.fingerprint, MasterKey(during.key))
 
 
 def test_a_rerun_with_nothing_left_only_retires_the_old_key(
@@ -466,12 +414,7 @@ def test_a_rerun_with_nothing_left_only_retires_the_old_key(
     # Run again on a finished rotation: a rotation of its own, nothing lost.
     again = installation.rotate()
     assert again["retired_key_ids"] == [during.fingerprint]
-    runtime = installation.open()
-    try:
-        assert key_ids_in_use(runtime) == {again["new_key_id"]}
-        assert unreadable(runtime, runtime.master) == []
-    finally:
-        runtime.close()
+    assert_all_under(installation, str(again["new_key_id"]))
 
 
 def test_keys_in_the_environment_are_rotated_by_the_documented_steps(

@@ -6,7 +6,6 @@ replaced, and the id is in the access-log line and is a 500's reference."""
 
 from __future__ import annotations
 
-import json
 import re
 import time
 import uuid
@@ -145,15 +144,7 @@ def requests_of(route: str, surface: str, method: str, status: int) -> Callable[
 
 
 def log_records(server: LiveServer) -> list[dict[str, Any]]:
-    records = []
-    for line in server.log().splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict):
-            records.append(record)
-    return records
+    return server.records()
 
 
 def logged(server: LiveServer, request_id: str) -> list[dict[str, Any]]:

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+
+from sqlalchemy import create_engine, text
 
 
 def _bin(name: str) -> str:
@@ -72,3 +76,21 @@ class PrivatePostgres:
         with contextlib.suppress(subprocess.CalledProcessError):  # not running
             self._run(_bin("pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def private_schema(base_url: str, prefix: str) -> Iterator[str]:
+    """A fresh schema on the PostgreSQL server at ``base_url``, dropped afterwards; yields
+    the URL whose connections work in it (``search_path``)."""
+    name = f"{prefix}_{os.getpid()}_{secrets.token_hex(3)}"
+    admin = create_engine("postgresql+psycopg://" + base_url.split("://", 1)[1])
+    try:
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{name}"'))
+        try:
+            yield f"{base_url}?options=-csearch_path%3D{name}"
+        finally:
+            with admin.begin() as conn:
+                conn.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
+    finally:
+        admin.dispose()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from keystead.errors import Conflict
@@ -22,9 +22,20 @@ def lock_file(database: Path) -> Path:
     return database.with_name(database.name + ".lock")
 
 
-def _open(database: Path) -> int:
-    database.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return os.open(lock_file(database), os.O_RDWR | os.O_CREAT, 0o600)
+@contextlib.contextmanager
+def flocked(path: Path, *, shared: bool, refusal: Callable[[int], Exception]) -> Iterator[int]:
+    """Hold an advisory lock on ``path`` (made 0600 if missing) for the block, or raise
+    ``refusal(fd)`` at once when another process holds it in a conflicting mode."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise refusal(fd) from None
+        yield fd
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager
@@ -33,37 +44,31 @@ def serving(database: Path | None) -> Iterator[None]:
     if database is None:
         yield
         return
-    fd = _open(database)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise Conflict(
-                f"`keystead restore` is replacing the database {database}; start the service "
-                "again when it has finished"
-            ) from None
+
+    def restoring(fd: int) -> Exception:
+        return Conflict(
+            f"`keystead restore` is replacing the database {database}; start the service "
+            "again when it has finished"
+        )
+
+    with flocked(lock_file(database), shared=True, refusal=restoring) as fd:
         # Which process holds it, for restore's refusal (the last of several services).
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield
-    finally:
-        os.close(fd)
 
 
 @contextlib.contextmanager
 def exclusive(database: Path) -> Iterator[None]:
     """Hold the lock alone, or refuse at once when a service holds it."""
-    fd = _open(database)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            noted = os.pread(fd, 32, 0).decode(errors="replace").strip()
-            which = f" (pid {noted})" if noted.isdigit() else ""
-            raise Conflict(
-                f"a running `keystead serve`{which} uses the database {database}; stop it "
-                "(and any other `keystead serve` on this database) and run the command again"
-            ) from None
+
+    def in_use(fd: int) -> Exception:
+        noted = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        which = f" (pid {noted})" if noted.isdigit() else ""
+        return Conflict(
+            f"a running `keystead serve`{which} uses the database {database}; stop it "
+            "(and any other `keystead serve` on this database) and run the command again"
+        )
+
+    with flocked(lock_file(database), shared=False, refusal=in_use):
         yield
-    finally:
-        os.close(fd)

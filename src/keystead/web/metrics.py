@@ -200,22 +200,18 @@ class Metrics(Collector):
             buckets = [(_BOUNDS[i], float(n)) for i, n in enumerate(cumulative)]
             latency.add_metric([surface(route), route, method], buckets, found.total)
         yield latency
-        scim = CounterMetricFamily(
+        yield _counted(
             "keystead_scim_operations",
             "SCIM operations by operation and outcome (succeeded, refused: 4xx, failed: 5xx).",
-            labels=["operation", "outcome"],
+            ["operation", "outcome"],
+            self._scim,
         )
-        for labels, count in sorted(self._scim.copy().items()):
-            scim.add_metric(list(labels), count)
-        yield scim
-        sso = CounterMetricFamily(
+        yield _counted(
             "keystead_sso_exchanges",
             "SSO exchanges by outcome (granted, refused, failed) and the reason given.",
-            labels=["outcome", "reason"],
+            ["outcome", "reason"],
+            self._sso,
         )
-        for labels, count in sorted(self._sso.copy().items()):
-            sso.add_metric(list(labels), count)
-        yield sso
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -334,3 +330,12 @@ def scrape_route(metrics: Metrics, token: SecretStr | None) -> Route:
 
     # Rendering grows with the series: on a thread, never holding the event loop.
     return Route(("GET",), PATH, PLAIN, scrape, fixed(Cost.GROWS))
+
+
+def _counted(
+    name: str, documentation: str, labels: list[str], counts: dict[tuple[str, str], int]
+) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, documentation, labels=labels)
+    for values, count in sorted(counts.copy().items()):
+        family.add_metric(list(values), count)
+    return family
