@@ -68,7 +68,9 @@ def user_name(n: int) -> str:
     return f"user{n:05d}@fabrikam.example"
 
 
-def seed(runtime: Runtime, users: int) -> tuple[str, str]:
+def seed(
+    runtime: Runtime, users: int, groups: int = GROUPS, members: int = MEMBERS
+) -> tuple[str, str]:
     """The account, its users, groups and dataset groups; returns (admin email, token)."""
     first = bootstrap.create_first_account(runtime)
     assert first is not None
@@ -99,7 +101,7 @@ def seed(runtime: Runtime, users: int) -> tuple[str, str]:
         print(f"  {len(ids):,} users", end="\r", flush=True)
     print()
     with runtime.db.write() as s:
-        for g in range(GROUPS):
+        for g in range(groups):
             group = directory.create_group(
                 s,
                 account_id=account_id,
@@ -107,8 +109,8 @@ def seed(runtime: Runtime, users: int) -> tuple[str, str]:
                 external_id=None,
                 attributes={},
             )
-            members = [ids[(g * MEMBERS + m) % len(ids)] for m in range(min(MEMBERS, len(ids)))]
-            directory.add_members(s, group, members)
+            chosen = [ids[(g * members + m) % len(ids)] for m in range(min(members, len(ids)))]
+            directory.add_members(s, group, chosen)
     with runtime.db.write() as s:
         admin = accounts.get_admin(s, account_id, first.admin_email)
         accounts.change_password(
@@ -124,7 +126,9 @@ def seed(runtime: Runtime, users: int) -> tuple[str, str]:
     return first.admin_email, token
 
 
-def installation(engine: str, users: int) -> Installation:
+def installation(
+    engine: str, users: int, groups: int = GROUPS, members: int = MEMBERS
+) -> Installation:
     master = MasterKey.generate()
     data = Path(tempfile.mkdtemp(prefix="ks-console-"))
     cleanups: list[Callable[[], None]] = [lambda: shutil.rmtree(data, ignore_errors=True)]
@@ -148,7 +152,7 @@ def installation(engine: str, users: int) -> Installation:
     runtime = open_runtime(settings, create=True)
     started = time.monotonic()
     try:
-        email, token = seed(runtime, users)
+        email, token = seed(runtime, users, groups, members)
     finally:
         runtime.close()
     print(f"  seeded in {time.monotonic() - started:.0f} s")
