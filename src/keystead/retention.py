@@ -41,6 +41,10 @@ class Kind:
     setting: str  # the Settings field holding its retention in days
     table: Table
     column: str
+    # Logs whose serial id grows with ``column``: a batch looks at the oldest ids only, so
+    # finding nothing to prune costs an index read, not a scan under the write lock. The
+    # other kinds are small tables (a row per email, session or key and day).
+    serial: bool = False
 
     def older_than(self, cutoff: datetime) -> ColumnElement[bool]:
         bound: date | datetime = cutoff.date() if self.column == "day" else cutoff
@@ -53,9 +57,14 @@ def _table(model: type) -> Table:
 
 KINDS = (
     Kind(
-        "provisioning log entries", "retention_provisioning_days", _table(ProvisioningEvent), "at"
+        "provisioning log entries",
+        "retention_provisioning_days",
+        _table(ProvisioningEvent),
+        "at",
+        serial=True,
     ),
-    Kind("usage events", "retention_usage_days", _table(UsageEvent), "day"),
+    # By arrival: a client reports its own day, which need not grow with the id.
+    Kind("usage events", "retention_usage_days", _table(UsageEvent), "received_at", serial=True),
     Kind("refused usage reports", "retention_usage_days", _table(UsageRefusal), "day"),
     # A sign-in throttling window lasts minutes: a week-old one is over.
     Kind(
@@ -70,7 +79,7 @@ KINDS = (
         _table(AdminSession),
         "expires_at",
     ),
-    Kind("audit events", "retention_audit_days", _table(AuditEvent), "at"),
+    Kind("audit events", "retention_audit_days", _table(AuditEvent), "at", serial=True),
 )
 
 
@@ -132,12 +141,15 @@ def prune(
 
 def _prune_batch(db: Database, kind: Kind, cutoff: datetime) -> int:
     keys = list(kind.table.primary_key.columns)
-    oldest = select(*keys).where(kind.older_than(cutoff)).order_by(*keys).limit(BATCH)
     target = keys[0] if len(keys) == 1 else tuple_(*keys)
+    doomed: ColumnElement[bool]
+    if kind.serial:
+        oldest = select(*keys).order_by(*keys).limit(BATCH)
+        doomed = target.in_(oldest) & kind.older_than(cutoff)
+    else:
+        doomed = target.in_(select(*keys).where(kind.older_than(cutoff)).limit(BATCH))
     with db.write() as session:
         result = session.execute(
-            delete(kind.table)
-            .where(target.in_(oldest))
-            .execution_options(synchronize_session=False)
+            delete(kind.table).where(doomed).execution_options(synchronize_session=False)
         )
     return int(getattr(result, "rowcount", 0) or 0)

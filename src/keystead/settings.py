@@ -6,7 +6,9 @@ The config file is named by ``KEYSTEAD_CONFIG_FILE``; keys are the field names b
 
 from __future__ import annotations
 
+import ipaddress
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,6 +19,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from keystead.errors import ConfigurationError
 
@@ -26,7 +30,7 @@ DEFAULT_DATA_DIR = Path("keystead-data")
 class Settings(BaseSettings):
     """Everything Keystead reads from its environment."""
 
-    model_config = SettingsConfigDict(env_prefix="KEYSTEAD_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="KEYSTEAD_", frozen=True, extra="forbid")
 
     data_dir: Path = Field(
         default=DEFAULT_DATA_DIR,
@@ -103,21 +107,29 @@ class Settings(BaseSettings):
         description="Usage entries one account's keys together may store in a UTC day.",
     )
     retention_provisioning_days: int = Field(
-        default=90, ge=0, description="Days provisioning-log entries are kept (0: forever)."
+        default=90,
+        ge=0,
+        le=36500,
+        description="Days provisioning-log entries are kept (0: forever).",
     )
     retention_usage_days: int = Field(
         default=400,
         ge=0,
+        le=36500,
         description="Days usage events and refused usage reports are kept (0: forever).",
     )
     retention_sign_in_failures_days: int = Field(
         default=7,
         ge=0,
+        le=36500,
         description="Days refused console sign-in counts and expired console sessions are "
         "kept (a running lockout always stays; 0: forever).",
     )
     retention_audit_days: int = Field(
-        default=0, ge=0, description="Days audit events are kept (0, the default: forever)."
+        default=0,
+        ge=0,
+        le=36500,
+        description="Days audit events are kept (0, the default: forever).",
     )
     prune_interval_seconds: int = Field(
         default=3600,
@@ -145,6 +157,30 @@ class Settings(BaseSettings):
     def _empty_token_is_none(cls, value: SecretStr | None) -> SecretStr | None:
         # `KEYSTEAD_METRICS_TOKEN=` (set but empty) means no token, not the empty token.
         return value if value is not None and value.get_secret_value() else None
+
+    @field_validator("database_url")
+    @classmethod
+    def _parses(cls, value: str | None) -> str | None:
+        if value:
+            try:
+                make_url(value)
+            except (ArgumentError, ValueError):  # the message could quote a password
+                raise ValueError(
+                    "not a database URL (postgresql://user@host:5432/db or sqlite:///file)"
+                ) from None
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses(cls, value: str) -> str:
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:  # a host name never matches; "*" would believe anyone
+                raise ValueError(
+                    f"{item!r} is not an IP address or network (e.g. 10.0.0.10 or 10.0.0.0/24)"
+                ) from None
+        return value
 
     @field_validator("public_url")
     @classmethod
@@ -175,15 +211,7 @@ class Settings(BaseSettings):
         if config_file and not Path(config_file).is_file():
             raise ConfigurationError(f"KEYSTEAD_CONFIG_FILE names {config_file}: no such file")
         try:
-            return cls()
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"KEYSTEAD_{str(e['loc'][0]).upper() if e['loc'] else '…'}: {e['msg']}"
-                for e in exc.errors()
-            )
-            raise ConfigurationError(
-                f"invalid setting: {problems} (from the environment or the config file)"
-            ) from None
+            return _validated(cls)
         except (OSError, ValueError) as exc:  # the TOML file unreadable or not TOML
             raise ConfigurationError(f"cannot read config file {config_file}: {exc}") from None
 
@@ -213,4 +241,20 @@ class Settings(BaseSettings):
         """A copy with some fields replaced (used by the CLI's global options)."""
         data = self.model_dump()
         data.update({k: v for k, v in changes.items() if v is not None})
-        return Settings(**data)
+        return _validated(lambda: Settings(**data))
+
+
+def _validated(make: Callable[[], Settings]) -> Settings:
+    """``make()``, or a ConfigurationError naming each bad setting (never its value)."""
+    try:
+        return make()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{e['loc'][0]!r} in the config file is not a setting (a typo?)"
+            if e["type"] == "extra_forbidden"
+            else f"KEYSTEAD_{str(e['loc'][0]).upper() if e['loc'] else '…'}: {e['msg']}"
+            for e in exc.errors()
+        )
+        raise ConfigurationError(
+            f"invalid setting: {problems} (from the environment, the config file or an option)"
+        ) from None

@@ -4,7 +4,10 @@ is given them (uvicorn's own errors are tracebacks)."""
 from __future__ import annotations
 
 import ssl
+from datetime import UTC, datetime
 from pathlib import Path
+
+from cryptography import x509
 
 from keystead.errors import ConfigurationError
 from keystead.settings import Settings
@@ -27,10 +30,17 @@ def tls_files(settings: Settings) -> tuple[Path, Path] | None:
         except OSError as exc:
             raise ConfigurationError(f"cannot read the TLS {what} {path}: {exc.strerror}") from None
     try:
-        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+        # An encrypted key is refused here rather than prompted for on the terminal.
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert, key, password=lambda: b"")
+        ends = x509.load_pem_x509_certificate(cert.read_bytes()).not_valid_after_utc
     except (ssl.SSLError, ValueError) as exc:
         raise ConfigurationError(
             f"the TLS certificate {cert} and key {key} cannot be used together ({exc}): both "
             "must be PEM, the key unencrypted and the certificate's own"
         ) from None
+    if ends <= datetime.now(UTC):
+        raise ConfigurationError(
+            f"the TLS certificate {cert} expired on {ends:%Y-%m-%d %H:%M} UTC; renew it"
+        )
     return cert, key

@@ -242,14 +242,19 @@ def test_backup_says_what_it_wrote_and_that_the_key_is_not_in_it(
 
 def test_backup_never_overwrites_a_file_unless_forced(installation: Installation) -> None:
     target = installation.root / "existing.db"
-    target.write_text("keep me")
+    target.write_text("keep me")  # say, a key file
     installation.cli.fails("backup", str(target), expect=["exists already", "--force"])
     assert target.read_text() == "keep me"
     installation.cli.fails("backup", str(installation.root), expect=["is a directory"])
     installation.cli.fails("backup", str(installation.database), expect=["is the database itself"])
-    body = installation.cli.ok("backup", str(target), "--force", "--json")
+    # --force replaces an older backup, never another kind of file (the master key above all).
+    installation.cli.fails("backup", str(target), "--force", expect=["not a database file"])
+    assert target.read_text() == "keep me"
+    older = installation.root / "older.db"
+    installation.cli.ok("backup", str(older), "--json")
+    body = installation.cli.ok("backup", str(older), "--force", "--json")
     assert body["tables"]["accounts"] == 1
-    assert target.read_bytes().startswith(b"SQLite format 3\x00")
+    assert older.read_bytes().startswith(b"SQLite format 3\x00")
 
 
 # --- restore ---------------------------------------------------------------------------------

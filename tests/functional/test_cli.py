@@ -329,12 +329,17 @@ def test_usage_errors_print_usage_and_exit_2_without_a_traceback(
         ({"KEYSTEAD_LOG_LEVEL": "loud"}, ["invalid setting: KEYSTEAD_LOG_LEVEL"]),
         ({"KEYSTEAD_CONFIG_FILE": "missing.toml"}, ["names missing.toml: no such file"]),
         ({"KEYSTEAD_CONFIG_FILE": "bad.toml"}, ["cannot read config file bad.toml"]),
+        ({"KEYSTEAD_CONFIG_FILE": "typo.toml"}, ["'metric_token' in the config file is not"]),
+        ({"KEYSTEAD_TRUSTED_PROXIES": "lb.internal"}, ["'lb.internal' is not an IP address"]),
+        ({"KEYSTEAD_DATABASE_URL": "postgresql://u:pw@h:port/db"}, ["not a database URL"]),
+        ({"KEYSTEAD_RETENTION_AUDIT_DAYS": "1000000"}, ["KEYSTEAD_RETENTION_AUDIT_DAYS"]),
     ],
 )
 def test_a_bad_setting_is_named_without_a_traceback(
     tmp_path: Path, env: dict[str, str], expect: list[str]
 ) -> None:
     (tmp_path / "bad.toml").write_text("port = [\n")
+    (tmp_path / "typo.toml").write_text('metrics = true\nmetric_token = "s3cret"\n')
     cli = embedded_cli(tmp_path)
     cli.fails("dataset", "list", expect=expect, env=env)
     cli.fails("dataset", "list", "--json", expect=expect, env=env)

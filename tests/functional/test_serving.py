@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives import serialization
 from sqlalchemy import select
 
 from keystead.runtime import Runtime
@@ -94,6 +96,26 @@ def test_bad_tls_files_are_refused_before_serving(tmp_path: Path) -> None:
         expect=["cannot be used together"],
         env={"KEYSTEAD_TLS_CERT_FILE": str(key), "KEYSTEAD_TLS_KEY_FILE": str(key)},
     )
+    expired, expired_key = write_pair(
+        tmp_path, "expired", not_after=datetime.now(UTC) - timedelta(days=1)
+    )
+    cli.fails(
+        "serve", "--tls-cert", str(expired), "--tls-key", str(expired_key), expect=["expired on"]
+    )
+    # An encrypted key is refused, never prompted for.
+    locked = tmp_path / "locked.key"
+    locked.write_bytes(
+        serialization.load_pem_private_key(key.read_bytes(), None).private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"passphrase"),
+        )
+    )
+    cli.fails(
+        "serve", "--tls-cert", str(cert), "--tls-key", str(locked), expect=["key unencrypted"]
+    )
+    cli.fails("serve", "--port", "70000", expect=["KEYSTEAD_PORT", "65535"])
+    assert "pass phrase" not in " ".join(r.output for r in cli.transcript)
     cli.assert_no_tracebacks()
 
 

@@ -3,6 +3,7 @@ output (rich tables for people, JSON for scripts) and error reporting."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import uuid
@@ -24,6 +25,8 @@ from keystead.audit import Actor
 from keystead.errors import KeysteadError
 from keystead.runtime import Runtime, open_runtime
 from keystead.settings import Settings
+from keystead.storage import service_lock
+from keystead.storage.engine import sqlite_file
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 T = TypeVar("T")
@@ -41,16 +44,22 @@ class CliContext:
     account_ref: str | None
     actor: Actor = field(default_factory=Actor.cli)
     _runtime: Runtime | None = None
+    _held: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
     @property
     def runtime(self) -> Runtime:
         if self._runtime is None:
+            # Every command that opens the database (`serve` included) holds the service
+            # lock until it ends, so `keystead restore` cannot replace the file under it.
+            database = sqlite_file(self.settings.effective_database_url)
+            self._held.enter_context(service_lock.serving(database))
             self._runtime = open_runtime(self.settings, create=True)
         return self._runtime
 
     def close(self) -> None:
         if self._runtime is not None:
             self._runtime.close()
+        self._held.close()
 
     def account_id(self, session: Session) -> uuid.UUID:
         """The account in scope: --account, or the only one there is."""

@@ -36,8 +36,6 @@ from keystead.cli.context import (
 )
 from keystead.errors import KeysteadError
 from keystead.settings import Settings
-from keystead.storage import service_lock
-from keystead.storage.engine import sqlite_file
 from keystead.tls import tls_files
 
 app = typer.Typer(
@@ -164,8 +162,6 @@ def serve(
     )
     tls = tls_files(settings)
     logs.configure(settings.log_level, settings.log_format)
-    # Held until the command ends: `keystead restore` refuses while it is.
-    ctx.with_resource(service_lock.serving(sqlite_file(settings.effective_database_url)))
     runtime = cli.runtime  # creates the data dir, master key and schema before any worker
     if not bootstrap.has_accounts(runtime):
         err.print(

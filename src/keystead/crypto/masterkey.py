@@ -267,8 +267,20 @@ def replace_key_file(path: Path, keks: tuple[Kek, ...]) -> None:
     flushed. At every moment the path holds either the old file or the new one."""
     temp = path.with_name(f".{path.name}.new")
     temp.unlink(missing_ok=True)  # left by an interrupted run; never trusted
+    owner = path.stat() if path.exists() else None
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
+        if owner is not None and (owner.st_uid, owner.st_gid) != (os.geteuid(), os.getegid()):
+            # The service reading the file must still read it: keep its owner (an operator
+            # who cannot, e.g. not root, is refused before anything changed).
+            try:
+                os.fchown(fd, owner.st_uid, owner.st_gid)
+            except PermissionError:
+                os.close(fd)
+                raise ConfigurationError(
+                    f"the key file {path} belongs to another user; rotate as that user "
+                    "(or as root), so the service can still read the new key"
+                ) from None
         with os.fdopen(fd, "w") as handle:
             handle.write(_key_file_text(keks))
             handle.flush()

@@ -31,11 +31,13 @@ from sqlalchemy.pool import NullPool
 
 from keystead.crypto.masterkey import MasterKey
 from keystead.errors import ConfigurationError, Conflict, InvalidInput, KeysteadError
+from keystead.masterkey_rotation import census
 from keystead.runtime import check_value_opens, stored_check_value
 from keystead.settings import Settings
 from keystead.storage import migrate, service_lock
 from keystead.storage.engine import BUSY_TIMEOUT_MS, sqlite_file
 from keystead.storage.models import Base
+from keystead.storage.session import Database
 
 POSTGRESQL_ADVICE = (
     "on PostgreSQL use its own tools instead: back up with "
@@ -103,6 +105,9 @@ def back_up(database: Path, target: Path, master: MasterKey, *, force: bool) -> 
         raise InvalidInput(f"{target} is the database itself (or one of its journal files)")
     if target.exists() and not force:
         raise Conflict(f"{target} exists already; name another file, or pass --force to replace it")
+    if target.exists() and not _is_sqlite(target):
+        # --force replaces an older backup, never a key file or anything else.
+        raise InvalidInput(f"{target} is not a database file; --force only replaces a backup")
     partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
     try:
         _copy_online(database, partial)
@@ -186,6 +191,15 @@ def _summarise(engine: Engine, path: Path, master: MasterKey) -> CopySummary:
             for table in Base.metadata.sorted_tables
             if table.name in present
         }
+    # The check value opens, but a copy taken during a master-key rotation may hold rows
+    # under a key that has been retired since: every key id in it must be one held.
+    unknown = set(census(Database(engine)).by_key()) - set(master.fingerprints)
+    if unknown:
+        raise CopyRefused(
+            f"rows in the file are wrapped under master key id(s) {', '.join(sorted(unknown))}, "
+            "which the master key in use does not hold (a copy taken during a key rotation): "
+            "supply those keys too (KEYSTEAD_MASTER_KEY=NEW,OLD or a key file listing both)"
+        )
     return CopySummary(
         size_bytes=path.stat().st_size,
         schema_revision=revision,
@@ -257,6 +271,14 @@ def _make_self_contained(database: Path) -> None:
 
 def _sidecar(database: Path, suffix: str) -> Path:
     return database.with_name(database.name + suffix)
+
+
+def _is_sqlite(path: Path) -> bool:
+    try:
+        with path.open("rb") as file:
+            return file.read(len(_SQLITE_MAGIC)) == _SQLITE_MAGIC
+    except OSError:
+        return False
 
 
 def _database_files(database: Path) -> set[Path]:

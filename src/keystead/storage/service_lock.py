@@ -66,8 +66,9 @@ def exclusive(database: Path) -> Iterator[None]:
         noted = os.pread(fd, 32, 0).decode(errors="replace").strip()
         which = f" (pid {noted})" if noted.isdigit() else ""
         return Conflict(
-            f"a running `keystead serve`{which} uses the database {database}; stop it "
-            "(and any other `keystead serve` on this database) and run the command again"
+            f"a running `keystead serve` (or another keystead command){which} uses the "
+            f"database {database}; stop it (and any other on this database) and run the "
+            "command again"
         )
 
     with flocked(lock_file(database), shared=False, refusal=in_use):
