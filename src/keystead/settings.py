@@ -27,6 +27,10 @@ from keystead.errors import ConfigurationError
 DEFAULT_DATA_DIR = Path("keystead-data")
 
 
+def _days(default: int, what: str) -> Any:
+    return Field(default=default, ge=0, le=36500, description=f"Days {what} are kept.")
+
+
 class Settings(BaseSettings):
     """Everything Keystead reads from its environment."""
 
@@ -106,31 +110,13 @@ class Settings(BaseSettings):
         ge=1,
         description="Usage entries one account's keys together may store in a UTC day.",
     )
-    retention_provisioning_days: int = Field(
-        default=90,
-        ge=0,
-        le=36500,
-        description="Days provisioning-log entries are kept (0: forever).",
+    # Days each kind of record is kept (0: forever); pruning is `retention.py`.
+    retention_provisioning_days: int = _days(90, "provisioning-log entries")
+    retention_usage_days: int = _days(400, "usage events and refused usage reports")
+    retention_sign_in_failures_days: int = _days(
+        7, "refused console sign-in counts and expired console sessions"
     )
-    retention_usage_days: int = Field(
-        default=400,
-        ge=0,
-        le=36500,
-        description="Days usage events and refused usage reports are kept (0: forever).",
-    )
-    retention_sign_in_failures_days: int = Field(
-        default=7,
-        ge=0,
-        le=36500,
-        description="Days refused console sign-in counts and expired console sessions are "
-        "kept (a running lockout always stays; 0: forever).",
-    )
-    retention_audit_days: int = Field(
-        default=0,
-        ge=0,
-        le=36500,
-        description="Days audit events are kept (0, the default: forever).",
-    )
+    retention_audit_days: int = _days(0, "audit events (the default keeps them forever)")
     prune_interval_seconds: int = Field(
         default=3600,
         ge=0,
