@@ -14,6 +14,7 @@ the metrics to read when they are scraped.
 
 from __future__ import annotations
 
+import abc
 import sys
 import threading
 import weakref
@@ -25,7 +26,7 @@ V = TypeVar("V")
 _MISSING = object()
 
 
-class _Counted:
+class _Counted(abc.ABC):
     """A cache's name and its counts, read by the metrics at scrape time."""
 
     kind = ""
@@ -37,9 +38,9 @@ class _Counted:
         with _registry_lock:
             _registry.add(self)
 
+    @abc.abstractmethod
     def size(self) -> int:
         """How many entries it holds now."""
-        raise NotImplementedError
 
 
 _registry: weakref.WeakSet[_Counted] = weakref.WeakSet()
