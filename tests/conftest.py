@@ -18,13 +18,14 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
 from keystead.accounts import service as accounts
 from keystead.crypto.masterkey import MasterKey
@@ -32,6 +33,7 @@ from keystead.errors import Conflict
 from keystead.idp import service as idp
 from keystead.runtime import Runtime, open_runtime
 from keystead.settings import Settings
+from keystead.storage.driver import KEEP_SECONDS
 from keystead.storage.models import Base
 from tests.factories import ACTOR
 from tests.support import accounts as support_accounts
@@ -260,8 +262,23 @@ def _session_server(
 
 
 @pytest.fixture
-def live_server(_session_server: LiveServer, runtime: Runtime) -> LiveServer:
+def live_server(
+    _session_server: LiveServer, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> LiveServer:
     """`keystead serve` on 127.0.0.1 (one per engine), over the emptied database."""
+    if runtime.db.dialect == "postgresql":
+        # The test process is another node of the server's: a change it commits is obeyed
+        # by the server's data plane once the server's kept lookups may have expired
+        # (storage.driver.KeptReader), so each commit here waits that long.
+        commit = runtime.db.transaction
+
+        @contextmanager
+        def settled() -> Iterator[Connection]:
+            with commit() as connection:
+                yield connection
+            time.sleep(KEEP_SECONDS)
+
+        monkeypatch.setattr(runtime.db, "transaction", settled)
     return _session_server
 
 

@@ -1,6 +1,8 @@
 """The data plane's lookup at driver level (storage/driver.py) on both engines: the same
-answers as SQLAlchemy's execution of the same statement, and, on SQLite, kept answers that
-give way to the very next read after any commit, from this process or another."""
+answers as SQLAlchemy's execution of the same statement; on SQLite, kept answers that give
+way to the very next read after any commit, from this process or another; on PostgreSQL,
+kept answers that give way at once to a commit of this process and within KEEP_SECONDS to
+anyone else's."""
 
 from __future__ import annotations
 
@@ -10,12 +12,21 @@ import sys
 import uuid
 from typing import Any
 
+import psycopg
 import pytest
 
 from keystead.apikeys import service as apikeys
+from keystead.blocking import WouldWait, no_waiting
 from keystead.dataplane.service import _LOOKUP, _LookupRow
 from keystead.runtime import Runtime
-from keystead.storage.driver import DriverQuery, Reader, SQLiteReader
+from keystead.storage.driver import (
+    KEEP_SECONDS,
+    ConnectionReader,
+    DriverQuery,
+    KeptReader,
+    Reader,
+    SQLiteReader,
+)
 from tests import factories
 from tests.factories import ACTOR
 
@@ -59,7 +70,7 @@ def test_driver_lookup_answers_as_sqlalchemy_does(runtime: Runtime) -> None:
         {"papi": "unknown", "name_key": "ssn"},  # no such key
     ]
     with runtime.db.autocommit() as connection:
-        reader = Reader(connection.connection.driver_connection)
+        reader = ConnectionReader(connection.connection.driver_connection)
         answers = [reader.first(query, values) for values in cases]
     assert [None if a is None else tuple(a) for a in answers] == [
         via_sqlalchemy(runtime, values) for values in cases
@@ -81,9 +92,8 @@ def test_driver_lookup_answers_as_sqlalchemy_does(runtime: Runtime) -> None:
 
 @pytest.fixture
 def sqlite_reader(runtime: Runtime) -> SQLiteReader:
-    # Only SQLite keeps an answer between reads; PostgreSQL queries every time.
     reader = runtime.db.reader()
-    assert reader is not None
+    assert isinstance(reader, SQLiteReader)
     return reader
 
 
@@ -122,3 +132,69 @@ def test_a_commit_of_another_process_holds_for_the_very_next_read(
     )
     subprocess.run([sys.executable, "-c", script, str(database), papi], check=True)
     assert _first(sqlite_reader, query, values).enabled is False
+
+
+@pytest.fixture
+def kept_reader(runtime: Runtime) -> KeptReader:
+    reader = runtime.db.reader()
+    assert isinstance(reader, KeptReader)
+    return reader
+
+
+class Clock:
+    """The kept reader's monotonic clock, moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.engines("postgresql")
+def test_a_kept_answer_gives_way_to_a_commit_of_this_process_at_once(
+    runtime: Runtime, kept_reader: KeptReader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = Clock()
+    monkeypatch.setattr("keystead.storage.driver.time.monotonic", clock)
+    account_id, papi = setup_key(runtime)
+    query = DriverQuery(_LOOKUP, runtime.db.engine.dialect, _LookupRow)
+    values = {"papi": papi, "name_key": "ssn"}
+    assert _first(kept_reader, query, values).allowed is True
+    revoke_ssn(runtime, account_id, papi)  # the clock has not moved
+    assert _first(kept_reader, query, values).allowed is False
+
+
+@pytest.mark.engines("postgresql")
+def test_a_commit_of_another_process_is_obeyed_once_keep_seconds_have_passed(
+    runtime: Runtime, kept_reader: KeptReader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = Clock()
+    monkeypatch.setattr("keystead.storage.driver.time.monotonic", clock)
+    _, papi = setup_key(runtime)
+    query = DriverQuery(_LOOKUP, runtime.db.engine.dialect, _LookupRow)
+    values = {"papi": papi, "name_key": "ssn"}
+    assert _first(kept_reader, query, values).enabled is True
+    url = runtime.db.engine.url.set(drivername="postgresql").render_as_string(False)
+    with psycopg.connect(url, autocommit=True) as other:
+        # another node's commit: this process sees no commit of its own
+        other.execute("UPDATE api_keys SET enabled = false WHERE access_key_id = %s", (papi,))
+    clock.now = KEEP_SECONDS * 0.9
+    assert _first(kept_reader, query, values).enabled is True  # kept, within the bound
+    clock.now = KEEP_SECONDS
+    assert _first(kept_reader, query, values).enabled is False
+
+
+@pytest.mark.engines("postgresql")
+def test_on_the_event_loop_a_kept_answer_is_given_and_a_miss_would_wait(
+    runtime: Runtime, kept_reader: KeptReader
+) -> None:
+    _, papi = setup_key(runtime)
+    query = DriverQuery(_LOOKUP, runtime.db.engine.dialect, _LookupRow)
+    with no_waiting(), pytest.raises(WouldWait):
+        kept_reader.first(query, {"papi": papi, "name_key": "ssn"})
+    assert _first(kept_reader, query, {"papi": papi, "name_key": "ssn"}).allowed is True
+    with no_waiting():
+        assert _first(kept_reader, query, {"papi": papi, "name_key": "ssn"}).allowed is True
+        with pytest.raises(WouldWait):  # nor does anything else reach the network there
+            runtime.db.autocommit().__enter__()

@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import func, insert, select
 
 from keystead.app import build_app
+from keystead.dataplane.service import _LOOKUP, _LookupRow
 from keystead.errors import Conflict
 from keystead.idp.jwks import JwksCache
 from keystead.idp.outbound import Fetched
@@ -28,6 +29,7 @@ from keystead.scim import api as scim_api
 from keystead.sso import api as sso_api
 from keystead.sso.exchange import Exchange
 from keystead.sso.unverified import UnverifiedRefusals
+from keystead.storage.driver import DriverQuery
 from keystead.storage.engine import make_engine
 from keystead.storage.models import (
     Account,
@@ -268,6 +270,27 @@ def test_the_executor_runs_point_work_on_the_loop_only_on_sqlite(runtime: Runtim
     assert _where(executor, Cost.READ, lambda: None) == point
     assert _where(executor, Cost.WRITE, lambda: None) == point
     assert _where(executor, Cost.GROWS, lambda: None) == "thread"
+
+
+def test_a_kept_lookup_starts_on_the_loop_and_asks_the_database_on_a_thread(
+    runtime: Runtime,
+) -> None:
+    """Cost.KEPT: the data plane's lookup, answered on the loop when the process keeps its
+    answer; on PostgreSQL a miss moves to a thread (and the answer is kept there)."""
+    executor = Executor(runtime.db)
+    with runtime.db.write() as session:
+        account_id = f.account(session)
+        papi = f.manual_key(session, account_id, runtime.master).key.access_key_id
+    reader = runtime.db.reader()
+    assert reader is not None
+    query = DriverQuery(_LOOKUP, runtime.db.engine.dialect, _LookupRow)
+
+    def lookup() -> None:
+        assert reader.first(query, {"papi": papi, "name_key": ""}) is not None
+
+    first = "loop" if runtime.db.dialect == "sqlite" else "thread"
+    assert _where(executor, Cost.KEPT, lookup) == first
+    assert _where(executor, Cost.KEPT, lookup) == "loop"
 
 
 @pytest.mark.engines("sqlite")

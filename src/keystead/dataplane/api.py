@@ -24,7 +24,7 @@ from keystead.dataplane.signatures import SignedRequest
 from keystead.dataplane.usage_limits import UsageLimits
 from keystead.errors import BadRequest, KeysteadError, MethodNotAllowed, TooManyRequests
 from keystead.runtime import Runtime
-from keystead.storage.driver import Reader
+from keystead.storage.driver import ConnectionReader, Reader
 from keystead.storage.failures import reraise_as_domain
 from keystead.storage.session import Database
 from keystead.web import jsonbody
@@ -166,8 +166,16 @@ class DataPlaneEndpoints:
 
     def routes(self) -> list[Route]:
         def route(method: str, path: str, endpoint: Endpoint) -> Route:
-            # Lookups by key id and dataset name are point reads; a usage report is a batch.
-            cost = Cost.GROWS if endpoint.writes else Cost.READ
+            # A call naming its dataset is answered by the authentication lookup and the
+            # plane's caches, which the process usually keeps; the others read on (a point
+            # read each); a usage report is a batch.
+            cost = (
+                Cost.GROWS
+                if endpoint.writes
+                else Cost.KEPT
+                if endpoint.names_dataset
+                else Cost.READ
+            )
             handler = functools.partial(self._handle, endpoint)
             return Route((method,), path, UBIQ, handler, fixed(cost))
 
@@ -198,15 +206,15 @@ class DataPlaneEndpoints:
         return Answer(endpoint.status, payload, caller=caller.access_key_id)
 
     def _run(self, endpoint: Endpoint, call: Call) -> tuple[Any, Caller]:
-        """Authenticate (one query, on this thread's own reader on SQLite), then do the
-        call's work; a connection for the work is opened only if it reads."""
+        """Authenticate (one query, through the database's reader), then do the call's work;
+        a connection for the work is opened only if it reads."""
         dataset_name = call.named_dataset() if endpoint.names_dataset else None
         db = self.runtime.db
         reads = Reads(db)
         try:
             reader: Reader | None = db.reader()
             if reader is None:
-                reader = Reader(reads().connection.driver_connection)
+                reader = ConnectionReader(reads().connection.driver_connection)
             caller, dataset = self.plane.authenticate(reader, call.signed, dataset_name)
             if endpoint.writes:
                 # A write takes a connection of its own: holding the lookup's while waiting

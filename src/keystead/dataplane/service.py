@@ -166,8 +166,8 @@ class DataPlane:
     ) -> tuple[Caller, DatasetRef | None]:
         """Verify the signature; with ``dataset_name``, also resolve that dataset and ask the
         access rule, in the same single query, asked of ``reader`` on every call
-        (``Database.reader()`` on SQLite, which reuses an answer only while the database is
-        unchanged; a pooled connection's driver connection otherwise)."""
+        (``Database.reader()``: on SQLite it reuses an answer only while the database is
+        unchanged, on PostgreSQL for at most 50 ms or until this process commits)."""
         header = request.headers.get("signature")
         if header is None:
             raise signatures.SignatureError("no Signature header")

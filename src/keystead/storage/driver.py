@@ -6,20 +6,26 @@ then executed without SQLAlchemy's per-execution machinery: parameters are bound
 the driver wants them (positionally for sqlite3, by name for psycopg) and the row is
 converted with the dialect's own result processors (UUIDs and booleans on SQLite).
 
-A :class:`Reader` runs such statements on one connection. On a SQLite file each thread
-has its own :class:`SQLiteReader` (``Database.reader()``), which may keep an answer for as
-long as the database has not changed.
+A :class:`Reader` runs such statements. On a SQLite file each thread has its own
+:class:`SQLiteReader` (``Database.reader()``), which keeps an answer for as long as the
+database has not changed; on PostgreSQL the process shares one :class:`KeptReader`, which
+keeps an answer for at most :data:`KEEP_SECONDS`.
 """
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
+import time
 from collections.abc import Callable, Mapping
-from typing import Any, Generic, TypeVar, cast
+from contextlib import AbstractContextManager
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 from sqlalchemy import Dialect, Select
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
+
+from keystead.blocking import WouldWait, may_wait
 
 Processor = Callable[[Any], Any] | None
 
@@ -109,7 +115,11 @@ class DriverQuery(DriverStatement, Generic[Row]):
         return self._row._make(raw)  # type: ignore[attr-defined, no-any-return]
 
 
-class Reader:
+class Reader(Protocol):
+    def first(self, query: DriverQuery[Row], values: Mapping[str, Any]) -> Row | None: ...
+
+
+class ConnectionReader:
     """Runs :class:`DriverQuery` statements on one DBAPI connection, every time."""
 
     def __init__(self, connection: Any) -> None:
@@ -119,7 +129,54 @@ class Reader:
         return query.first(self.connection, values)
 
 
-class SQLiteReader(Reader):
+# How long a node may answer from what it read, on a database other nodes write to. Every
+# change made through another node is obeyed here by any call that starts this long after
+# it committed (the bound the several-nodes guarantee promises is 100 ms); a change made
+# through this process is obeyed at once.
+KEEP_SECONDS = 0.05
+
+
+class KeptReader:
+    """The process's reader on PostgreSQL: keeps each answer for at most
+    :data:`KEEP_SECONDS`, counted from before its statement was sent, and drops every kept
+    answer whenever this process commits (:meth:`changed`).
+
+    An answer read before a change committed elsewhere is used only until KEEP_SECONDS
+    after its statement started, so before the change is KEEP_SECONDS old. Nothing needs to
+    tell a node of changes, so no channel can break. A hot key's lookup costs the database
+    one statement per KEEP_SECONDS per node instead of one per call, and a kept answer is
+    given without a thread or a connection: under :func:`keystead.blocking.no_waiting` a
+    miss raises WouldWait, and the executor asks again on a thread."""
+
+    LIMIT = 10_000  # answers kept at most; all are dropped when full
+
+    def __init__(self, connect: Callable[[], AbstractContextManager[Any]]) -> None:
+        self._connect = connect  # a pooled DBAPI connection, given back on exit
+        self._generations = itertools.count()
+        self._generation = next(self._generations)
+        self._kept: dict[tuple[Any, ...], tuple[float, int, Any]] = {}
+
+    def changed(self) -> None:
+        """This process committed: nothing read before may be given again."""
+        self._generation = next(self._generations)  # next() on a count is atomic
+
+    def first(self, query: DriverQuery[Row], values: Mapping[str, Any]) -> Row | None:
+        key = (query, *values.values())
+        started, generation = time.monotonic(), self._generation
+        kept = self._kept.get(key)
+        if kept is not None and kept[1] == generation and started - kept[0] < KEEP_SECONDS:
+            return cast(Row | None, kept[2])
+        if not may_wait():
+            raise WouldWait("the answer is not kept: the database must be asked")
+        with self._connect() as connection:
+            row = query.first(connection, values)
+        if len(self._kept) >= self.LIMIT:
+            self._kept.clear()
+        self._kept[key] = (started, generation, row)
+        return row
+
+
+class SQLiteReader(ConnectionReader):
     """One thread's own connection to a SQLite file (autocommit, ``PRAGMA query_only``,
     never pooled), which keeps answers while the database is unchanged.
 

@@ -18,7 +18,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from keystead.blocking import WouldWait, may_wait
-from keystead.storage.driver import DriverQuery, Row, SQLiteReader
+from keystead.storage.driver import DriverQuery, KeptReader, Reader, Row, SQLiteReader
 from keystead.storage.engine import BUSY_TIMEOUT_MS, NOWAIT, SQLITE_BEGIN_OPTION
 from keystead.storage.failures import translated
 
@@ -68,6 +68,21 @@ class Database:
             target = str(args[0]) if args else ":memory:"
             if target != ":memory:" and "mode=memory" not in target:
                 self._reader_args = (list(args), dict(kwargs))
+        # Across a network (PostgreSQL) the process shares one reader that keeps answers
+        # briefly; every commit of this process drops them (see transaction()).
+        self._kept = KeptReader(self._driver_connection) if self._writer_now is None else None
+
+    def _waits_on_network(self) -> None:
+        """On PostgreSQL every statement waits on the network: work on the event loop
+        (:func:`keystead.blocking.no_waiting`) must move to a thread before it opens a
+        connection."""
+        if self._writer_now is None and not may_wait():
+            raise WouldWait("a PostgreSQL statement waits on the network")
+
+    @contextmanager
+    def _driver_connection(self) -> Iterator[Any]:
+        with translated(), self._autocommit.connect() as connection:
+            yield connection.connection.driver_connection
 
     @property
     def dialect(self) -> str:
@@ -88,12 +103,17 @@ class Database:
             with self._transaction_now() as connection:
                 yield connection
             return
+        self._waits_on_network()
         # SQLite has one writer at a time. Threads of this process queue on a lock, which
         # wakes the next one at once, instead of in SQLite's busy handler, which polls with
         # growing sleeps and turns contention into long tail latency. Other processes are
         # still ordered by BEGIN IMMEDIATE and the busy timeout.
-        with translated(), self._write_lock, self._writer.begin() as connection:
-            yield connection
+        try:
+            with translated(), self._write_lock, self._writer.begin() as connection:
+                yield connection
+        finally:
+            if self._kept is not None:
+                self._kept.changed()
 
     @property
     def writes_now(self) -> bool:
@@ -133,6 +153,7 @@ class Database:
     def read(self) -> Iterator[Session]:
         """A transaction that is never committed (closing the session rolls it back,
         leaving the rows already read usable, unlike an explicit rollback)."""
+        self._waits_on_network()
         with translated(), self._reader() as session:
             yield session
 
@@ -140,24 +161,33 @@ class Database:
     def autocommit(self) -> Iterator[Connection]:
         """A bare connection without a transaction: for hot read paths whose every answer
         comes from a single statement (no ORM, no BEGIN/ROLLBACK round trips)."""
+        self._waits_on_network()
         with translated(), self._autocommit.connect() as connection:
             yield connection
 
     def first(self, query: DriverQuery[Row], values: Mapping[str, Any]) -> Row | None:
         """One prebuilt single-statement read, outside any transaction: on a SQLite file
-        this thread's reader answers, else a pooled connection's driver."""
+        this thread's reader answers, else a pooled connection's driver (never a kept
+        answer: only the data plane's lookups take those, through :meth:`reader`)."""
         with translated():
-            reader = self.reader()
+            reader = self._thread_reader()
             if reader is not None:
                 return reader.first(query, values)
+            self._waits_on_network()
             with self._autocommit.connect() as connection:
                 return query.first(connection.connection.driver_connection, values)
 
-    def reader(self) -> SQLiteReader | None:
-        """On a SQLite file, this thread's own reader for single-statement reads
-        (``storage.driver``): a bare sqlite3 connection, never pooled, so a read costs no
-        checkout, and answers kept while the database is unchanged. None elsewhere
-        (PostgreSQL, in-memory SQLite): use :meth:`autocommit` and its driver connection."""
+    def reader(self) -> Reader | None:
+        """The data plane's reader for its lookups (``storage.driver``). On a SQLite file,
+        this thread's own: a bare sqlite3 connection, never pooled, so a read costs no
+        checkout, and answers kept while the database is unchanged. On PostgreSQL, the
+        process's :class:`KeptReader`. None for an in-memory SQLite database: use
+        :meth:`autocommit` and its driver connection."""
+        if self._kept is not None:
+            return self._kept
+        return self._thread_reader()
+
+    def _thread_reader(self) -> SQLiteReader | None:
         reader: SQLiteReader | None = getattr(self._readers, "reader", None)
         if reader is None and self._reader_args is not None:
             with translated():

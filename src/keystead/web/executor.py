@@ -9,7 +9,9 @@ anything, and the work is run again on a thread, where it may wait. Work whose c
 with the directory or the request (a filter no index answers, a group read with its
 members, a large body, a batch of rows) always takes a thread, so the loop, and every
 data-plane request with it, keeps its turns. On PostgreSQL every statement waits on the
-network: everything takes a thread.
+network: everything takes a thread, except lookups the process usually has kept (the data
+plane's, ``storage.driver.KeptReader``), which start on the loop and move to a thread only
+when they must ask the database.
 
 Endpoints declare a :class:`Cost`; they never choose for themselves.
 """
@@ -32,6 +34,7 @@ _T = TypeVar("_T")
 
 class Cost(enum.Enum):
     READ = "read"  # indexed point reads: constant time
+    KEPT = "kept"  # point reads the process usually answers from what it keeps
     WRITE = "write"  # point writes (and their reads): constant time once the lock is held
     GROWS = "grows"  # grows with the data or the body, or is CPU-bound: never on the loop
 
@@ -43,6 +46,8 @@ class Executor:
 
     def inline(self, cost: Cost) -> bool:
         """Whether work of this cost may start on the event loop."""
+        if cost is Cost.KEPT:
+            return True
         return self.on_loop and cost is not Cost.GROWS
 
     async def run(
@@ -50,7 +55,7 @@ class Executor:
     ) -> _T:
         if not self.inline(cost):
             return await run_in_threadpool(work, *args, **kwargs)
-        if cost is Cost.READ:
+        if self.on_loop and cost in (Cost.READ, Cost.KEPT):
             return work(*args, **kwargs)
         try:
             with no_waiting():
