@@ -19,15 +19,12 @@ from pathlib import Path
 from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
-from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from sqlalchemy import Engine, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from keystead import tls
 from keystead.crypto.masterkey import MasterKey
 from keystead.errors import KeysteadError
 from keystead.idp import service as idp
@@ -330,92 +327,28 @@ def _public_url(settings: Settings, report: Report) -> None:
 
 
 def _tls(settings: Settings, now: datetime, report: Report) -> None:
-    cert_file, key_file = settings.tls_cert_file, settings.tls_key_file
-    if cert_file is None and key_file is None:
-        report.add("TLS", "ok", "not set: plain HTTP (a proxy in front serves HTTPS)")
+    try:
+        pair = tls.configured_pair(settings)
+        if pair is None:
+            report.add("TLS", "ok", "not set: plain HTTP (a proxy in front serves HTTPS)")
+            return
+        cert_file, key_file = pair
+        certificate = tls.usable_pair(cert_file, key_file, now)  # as `keystead serve` does
+    except tls.TlsFileError as exc:
+        report.add("TLS files", "problem", exc.problem, exc.fix)
         return
-    if cert_file is None or key_file is None:
-        missing = "tls_cert_file" if cert_file is None else "tls_key_file"
-        report.add(
-            "TLS",
-            "problem",
-            f"only one of tls_cert_file and tls_key_file is set ({missing} is not)",
-            f"set {missing} too (KEYSTEAD_{missing.upper()}), or unset both",
-        )
-        return
-    loaded = _tls_files(cert_file, key_file, report)
-    if loaded is None:
-        return
-    certificate, key = loaded
-    _tls_pair(certificate, key, cert_file, key_file, report)
+    report.add("TLS files", "ok", f"{cert_file} with its key {key_file}")
     _tls_key_mode(key_file, report)
-    _tls_validity(certificate, cert_file, now, report)
-
-
-def _tls_files(
-    cert_file: Path, key_file: Path, report: Report
-) -> tuple[x509.Certificate, PrivateKeyTypes] | None:
-    name = "TLS files"
-    try:
-        cert_data, key_data = cert_file.read_bytes(), key_file.read_bytes()
-    except OSError as exc:
-        which = cert_file if exc.filename == str(cert_file) else key_file
+    ends = certificate.not_valid_after_utc
+    if (ends - now).days < CERTIFICATE_WARNING_DAYS:
         report.add(
-            name,
-            "problem",
-            f"cannot read {which}: {exc.strerror}",
-            "correct the path, or let the user Keystead runs as read the file",
-        )
-        return None
-    try:
-        certificate = x509.load_pem_x509_certificates(cert_data)[0]
-    except ValueError:
-        report.add(
-            name,
-            "problem",
-            f"{cert_file} holds no PEM certificate",
-            "point tls_cert_file at the PEM certificate (chain), the server's own first",
-        )
-        return None
-    try:
-        key = serialization.load_pem_private_key(key_data, password=None)
-    except TypeError:
-        report.add(
-            name,
-            "problem",
-            f"{key_file} is encrypted with a passphrase",
-            f"store it unencrypted (mode 0600): openssl pkey -in {key_file} -out NEW_FILE",
-        )
-        return None
-    except (ValueError, UnsupportedAlgorithm):
-        report.add(
-            name,
-            "problem",
-            f"{key_file} holds no PEM private key",
-            "point tls_key_file at the certificate's PEM private key",
-        )
-        return None
-    report.add(name, "ok", f"{cert_file} and {key_file} read")
-    return certificate, key
-
-
-def _tls_pair(
-    certificate: x509.Certificate,
-    key: PrivateKeyTypes,
-    cert_file: Path,
-    key_file: Path,
-    report: Report,
-) -> None:
-    spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    if certificate.public_key().public_bytes(*spki) != key.public_key().public_bytes(*spki):
-        report.add(
-            "TLS key matches certificate",
-            "problem",
-            f"the key in {key_file} is not the key of the certificate in {cert_file}",
-            "pair the certificate with the key it was issued for",
+            "TLS certificate validity",
+            "warning",
+            f"the certificate expires on {ends:%Y-%m-%d %H:%M} UTC",
+            f"renew the certificate and replace {cert_file} (and its key)",
         )
     else:
-        report.add("TLS key matches certificate", "ok", "the key is the certificate's")
+        report.add("TLS certificate validity", "ok", f"valid until {ends:%Y-%m-%d} UTC")
 
 
 def _tls_key_mode(key_file: Path, report: Report) -> None:
@@ -437,27 +370,6 @@ def _tls_key_mode(key_file: Path, report: Report) -> None:
         )
     else:
         report.add(name, "ok", f"{key_file}, mode {mode:04o}")
-
-
-def _tls_validity(
-    certificate: x509.Certificate, cert_file: Path, now: datetime, report: Report
-) -> None:
-    name = "TLS certificate validity"
-    begins, ends = certificate.not_valid_before_utc, certificate.not_valid_after_utc
-    fix = f"renew the certificate and replace {cert_file} (and its key)"
-    if ends <= now:
-        report.add(name, "problem", f"the certificate expired on {ends:%Y-%m-%d %H:%M} UTC", fix)
-    elif begins > now:
-        report.add(
-            name,
-            "problem",
-            f"the certificate is valid only from {begins:%Y-%m-%d %H:%M} UTC",
-            "check this machine's clock, or use a certificate valid now",
-        )
-    elif (ends - now).days < CERTIFICATE_WARNING_DAYS:
-        report.add(name, "warning", f"the certificate expires on {ends:%Y-%m-%d %H:%M} UTC", fix)
-    else:
-        report.add(name, "ok", f"valid until {ends:%Y-%m-%d} UTC")
 
 
 # --- identity providers ----------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Serving HTTPS without a proxy: the certificate and key files, checked before uvicorn
-is given them (uvicorn's own errors are tracebacks)."""
+is given them (uvicorn's own errors are tracebacks) and by ``keystead doctor``; both ask
+:func:`usable_pair`, so a file the server would refuse is the doctor's problem too."""
 
 from __future__ import annotations
 
@@ -8,39 +9,99 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
 
 from keystead.errors import ConfigurationError
 from keystead.settings import Settings
 
 
+class TlsFileError(ConfigurationError):
+    """A TLS file HTTPS cannot be served with: what is wrong, and what to do."""
+
+    def __init__(self, problem: str, fix: str) -> None:
+        super().__init__(f"{problem}; {fix}")
+        self.problem, self.fix = problem, fix
+
+
 def tls_files(settings: Settings) -> tuple[Path, Path] | None:
-    """The certificate and key to serve HTTPS with, both readable, or None for plain HTTP
-    (a TLS-terminating proxy in front); a ConfigurationError saying what is wrong."""
+    """The certificate and key to serve HTTPS with, or None for plain HTTP (a
+    TLS-terminating proxy in front); a TlsFileError saying what is wrong."""
+    pair = configured_pair(settings)
+    if pair is not None:
+        usable_pair(*pair, datetime.now(UTC))
+    return pair
+
+
+def configured_pair(settings: Settings) -> tuple[Path, Path] | None:
+    """The two files the settings name (both or neither), not yet read."""
     cert, key = settings.tls_cert_file, settings.tls_key_file
+    if cert is not None and key is not None:
+        return cert, key
     if cert is None and key is None:
         return None
-    if cert is None or key is None:
-        raise ConfigurationError(
-            "HTTPS needs both a certificate and its key: give --tls-cert and --tls-key "
-            "(KEYSTEAD_TLS_CERT_FILE and KEYSTEAD_TLS_KEY_FILE)"
-        )
-    for path, what in ((cert, "certificate"), (key, "key")):
-        try:
-            path.read_bytes()
-        except OSError as exc:
-            raise ConfigurationError(f"cannot read the TLS {what} {path}: {exc.strerror}") from None
+    given, missing = (
+        ("tls_key_file", "tls_cert_file") if cert is None else ("tls_cert_file", "tls_key_file")
+    )
+    raise TlsFileError(
+        f"only {given} is set: HTTPS needs both a certificate and its key",
+        f"set {missing} too (KEYSTEAD_{missing.upper()}, or --tls-cert and --tls-key), "
+        "or unset both",
+    )
+
+
+def usable_pair(cert: Path, key: Path, now: datetime) -> x509.Certificate:
+    """The server's certificate, once the pair is known to be usable at ``now``."""
     try:
-        # An encrypted key is refused here rather than prompted for on the terminal.
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(cert, key, password=lambda: b"")
-        ends = x509.load_pem_x509_certificate(cert.read_bytes()).not_valid_after_utc
-    except (ssl.SSLError, ValueError) as exc:
-        raise ConfigurationError(
-            f"the TLS certificate {cert} and key {key} cannot be used together ({exc}): both "
-            "must be PEM, the key unencrypted and the certificate's own"
+        cert_data, key_data = cert.read_bytes(), key.read_bytes()
+    except OSError as exc:
+        raise TlsFileError(
+            f"cannot read {exc.filename}: {exc.strerror}",
+            "correct the path, or let the user Keystead runs as read the file",
         ) from None
-    if ends <= datetime.now(UTC):
-        raise ConfigurationError(
-            f"the TLS certificate {cert} expired on {ends:%Y-%m-%d %H:%M} UTC; renew it"
+    try:
+        certificate = x509.load_pem_x509_certificates(cert_data)[0]
+    except ValueError:
+        raise TlsFileError(
+            f"{cert} holds no PEM certificate",
+            "point tls_cert_file at the PEM certificate (chain), the server's own first",
+        ) from None
+    try:
+        private_key = serialization.load_pem_private_key(key_data, password=None)
+    except TypeError:  # encrypted: refused here rather than prompted for on the terminal
+        raise TlsFileError(
+            f"{key} is encrypted with a passphrase",
+            f"store it unencrypted (mode 0600): openssl pkey -in {key} -out NEW_FILE",
+        ) from None
+    except (ValueError, UnsupportedAlgorithm):
+        raise TlsFileError(
+            f"{key} holds no PEM private key",
+            "point tls_key_file at the certificate's PEM private key",
+        ) from None
+    spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    if certificate.public_key().public_bytes(*spki) != private_key.public_key().public_bytes(*spki):
+        raise TlsFileError(
+            f"the key in {key} is not the key of the certificate in {cert}",
+            "pair the certificate with the key it was issued for",
         )
-    return cert, key
+    try:  # what uvicorn will do with them
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+            cert, key, password=lambda: b""
+        )
+    except ssl.SSLError as exc:
+        raise TlsFileError(
+            f"the TLS library refuses {cert} with {key} ({exc.reason or exc})",
+            "use a PEM certificate chain and its unencrypted PEM key",
+        ) from None
+    begins, ends = certificate.not_valid_before_utc, certificate.not_valid_after_utc
+    if ends <= now:
+        raise TlsFileError(
+            f"the TLS certificate {cert} expired on {ends:%Y-%m-%d %H:%M} UTC",
+            f"renew the certificate and replace {cert} (and its key)",
+        )
+    if begins > now:
+        raise TlsFileError(
+            f"the TLS certificate {cert} is valid only from {begins:%Y-%m-%d %H:%M} UTC",
+            "check this machine's clock, or use a certificate valid now",
+        )
+    return certificate

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+import time
 import uuid
 from typing import Any
 
@@ -19,6 +20,7 @@ from keystead.apikeys import service as apikeys
 from keystead.blocking import WouldWait, no_waiting
 from keystead.dataplane.service import _LOOKUP, _LookupRow
 from keystead.runtime import Runtime
+from keystead.storage import driver
 from keystead.storage.driver import (
     KEEP_SECONDS,
     ConnectionReader,
@@ -142,12 +144,12 @@ def kept_reader(runtime: Runtime) -> KeptReader:
 
 
 class Clock:
-    """The kept reader's monotonic clock, moved by the test."""
+    """The kept reader's clock (its ``time`` module), moved by the test."""
 
     def __init__(self) -> None:
         self.now = 0.0
 
-    def __call__(self) -> float:
+    def monotonic(self) -> float:
         return self.now
 
 
@@ -156,7 +158,7 @@ def test_a_kept_answer_gives_way_to_a_commit_of_this_process_at_once(
     runtime: Runtime, kept_reader: KeptReader, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = Clock()
-    monkeypatch.setattr("keystead.storage.driver.time.monotonic", clock)
+    monkeypatch.setattr(driver, "time", clock)
     account_id, papi = setup_key(runtime)
     query = DriverQuery(_LOOKUP, runtime.db.engine.dialect, _LookupRow)
     values = {"papi": papi, "name_key": "ssn"}
@@ -170,7 +172,7 @@ def test_a_commit_of_another_process_is_obeyed_once_keep_seconds_have_passed(
     runtime: Runtime, kept_reader: KeptReader, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = Clock()
-    monkeypatch.setattr("keystead.storage.driver.time.monotonic", clock)
+    monkeypatch.setattr(driver, "time", clock)
     _, papi = setup_key(runtime)
     query = DriverQuery(_LOOKUP, runtime.db.engine.dialect, _LookupRow)
     values = {"papi": papi, "name_key": "ssn"}
@@ -198,3 +200,44 @@ def test_on_the_event_loop_a_kept_answer_is_given_and_a_miss_would_wait(
         assert _first(kept_reader, query, {"papi": papi, "name_key": "ssn"}).allowed is True
         with pytest.raises(WouldWait):  # nor does anything else reach the network there
             runtime.db.autocommit().__enter__()
+
+
+@pytest.mark.engines("postgresql")
+def test_an_answer_past_half_its_time_is_read_again_while_it_is_given(
+    runtime: Runtime, kept_reader: KeptReader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key in steady use never misses on the event loop: its answer is renewed in the
+    background before it expires, and the renewal is what the database says now."""
+    clock = Clock()
+    monkeypatch.setattr(driver, "time", clock)
+    _, papi = setup_key(runtime)
+    query = DriverQuery(_LOOKUP, runtime.db.engine.dialect, _LookupRow)
+    values = {"papi": papi, "name_key": "ssn"}
+    assert _first(kept_reader, query, values).allowed is True
+    with no_waiting():
+        clock.now = KEEP_SECONDS * 0.4
+        assert _first(kept_reader, query, values).allowed is True  # young: nothing read
+        revoke_ssn_elsewhere(runtime, papi)
+        clock.now = KEEP_SECONDS * 0.6
+        assert _first(kept_reader, query, values).allowed is True  # given, and renewed
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            clock.now = KEEP_SECONDS * 1.2  # the first answer has expired
+            try:
+                if _first(kept_reader, query, values).allowed is False:
+                    break
+            except WouldWait:  # the renewal has not landed yet
+                time.sleep(0.01)
+        else:
+            pytest.fail("the answer was not renewed in the background")
+
+
+def revoke_ssn_elsewhere(runtime: Runtime, papi: str) -> None:
+    """Revoke the grant through a connection of its own, as another node would."""
+    url = runtime.db.engine.url.set(drivername="postgresql").render_as_string(False)
+    with psycopg.connect(url, autocommit=True) as other:
+        other.execute(
+            "DELETE FROM api_key_dataset_grants WHERE api_key_id ="
+            " (SELECT id FROM api_keys WHERE access_key_id = %s)",
+            (papi,),
+        )

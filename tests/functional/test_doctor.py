@@ -239,7 +239,7 @@ def test_good_tls_files_pass(embedded: Cli, tmp_path: Path) -> None:
     result = tls(embedded, cert_file, key_file)
     assert result.returncode == 0, result.describe()
     found = findings(result)
-    for check in ("TLS files", "TLS key matches certificate", "TLS key file permissions"):
+    for check in ("TLS files", "TLS key file permissions"):
         assert found[check]["status"] == "ok", result.describe()
     assert found["TLS certificate validity"]["status"] == "ok"
 
@@ -248,8 +248,8 @@ def test_bad_tls_files_are_problems_each_with_its_fix(embedded: Cli, tmp_path: P
     later = datetime.now(UTC) + timedelta(days=90)
     cert_file, key_file = write_pair(tmp_path, "good", not_after=later)
 
-    problem(tls(embedded, cert_file, None), "TLS", "tls_key_file", "KEYSTEAD_TLS_KEY_FILE")
-    problem(tls(embedded, None, key_file), "TLS", "tls_cert_file")
+    problem(tls(embedded, cert_file, None), "TLS files", "tls_key_file", "KEYSTEAD_TLS_KEY_FILE")
+    problem(tls(embedded, None, key_file), "TLS files", "tls_cert_file")
     problem(tls(embedded, tmp_path / "missing.crt", key_file), "TLS files", "cannot read")
     garbage = tmp_path / "garbage.crt"
     garbage.write_text("not a certificate")
@@ -258,7 +258,7 @@ def test_bad_tls_files_are_problems_each_with_its_fix(embedded: Cli, tmp_path: P
     other_cert, _ = write_pair(
         tmp_path, "other", not_after=later, key=ec.generate_private_key(ec.SECP256R1())
     )
-    problem(tls(embedded, other_cert, key_file), "TLS key matches certificate", "not the key")
+    problem(tls(embedded, other_cert, key_file), "TLS files", "not the key")
 
     key_file.chmod(0o644)
     problem(
@@ -270,7 +270,7 @@ def test_bad_tls_files_are_problems_each_with_its_fix(embedded: Cli, tmp_path: P
     key_file.chmod(0o600)
 
     old_cert, old_key = write_pair(tmp_path, "old", not_after=datetime.now(UTC) - timedelta(days=1))
-    problem(tls(embedded, old_cert, old_key), "TLS certificate validity", "expired", "renew")
+    problem(tls(embedded, old_cert, old_key), "TLS files", "expired", "renew")
 
     soon_cert, soon_key = write_pair(
         tmp_path, "soon", not_after=datetime.now(UTC) + timedelta(days=5)

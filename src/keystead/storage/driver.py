@@ -15,9 +15,11 @@ keeps an answer for at most :data:`KEEP_SECONDS`.
 from __future__ import annotations
 
 import itertools
+import logging
 import sqlite3
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from typing import Any, Generic, Protocol, TypeVar, cast
 
@@ -26,6 +28,8 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
 from keystead.blocking import WouldWait, may_wait
+
+logger = logging.getLogger(__name__)
 
 Processor = Callable[[Any], Any] | None
 
@@ -144,9 +148,12 @@ class KeptReader:
     An answer read before a change committed elsewhere is used only until KEEP_SECONDS
     after its statement started, so before the change is KEEP_SECONDS old. Nothing needs to
     tell a node of changes, so no channel can break. A hot key's lookup costs the database
-    one statement per KEEP_SECONDS per node instead of one per call, and a kept answer is
-    given without a thread or a connection: under :func:`keystead.blocking.no_waiting` a
-    miss raises WouldWait, and the executor asks again on a thread."""
+    about two statements per KEEP_SECONDS per node instead of one per call, and a kept
+    answer is given without a thread or a connection: under
+    :func:`keystead.blocking.no_waiting` a miss raises WouldWait, and the executor asks
+    again on a thread. An answer past half its time is read again in the background
+    (one thread) while it is still given, so a key in steady use never misses: misses
+    would send every caller of that moment to a thread at once."""
 
     LIMIT = 10_000  # answers kept at most; all are dropped when full
 
@@ -155,6 +162,8 @@ class KeptReader:
         self._generations = itertools.count()
         self._generation = next(self._generations)
         self._kept: dict[tuple[Any, ...], tuple[float, int, Any]] = {}
+        self._refreshing: set[tuple[Any, ...]] = set()
+        self._refresher = ThreadPoolExecutor(1, thread_name_prefix="keystead-kept")
 
     def changed(self) -> None:
         """This process committed: nothing read before may be given again."""
@@ -162,18 +171,40 @@ class KeptReader:
 
     def first(self, query: DriverQuery[Row], values: Mapping[str, Any]) -> Row | None:
         key = (query, *values.values())
-        started, generation = time.monotonic(), self._generation
+        now = time.monotonic()
         kept = self._kept.get(key)
-        if kept is not None and kept[1] == generation and started - kept[0] < KEEP_SECONDS:
+        if kept is not None and kept[1] == self._generation and now - kept[0] < KEEP_SECONDS:
+            if now - kept[0] >= KEEP_SECONDS / 2 and key not in self._refreshing:
+                self._refreshing.add(key)
+                self._refresher.submit(self._refresh, key, query, dict(values))
             return cast(Row | None, kept[2])
         if not may_wait():
             raise WouldWait("the answer is not kept: the database must be asked")
+        return self._read(key, query, values)
+
+    def _read(
+        self, key: tuple[Any, ...], query: DriverQuery[Row], values: Mapping[str, Any]
+    ) -> Row | None:
+        started, generation = time.monotonic(), self._generation
         with self._connect() as connection:
             row = query.first(connection, values)
         if len(self._kept) >= self.LIMIT:
             self._kept.clear()
         self._kept[key] = (started, generation, row)
         return row
+
+    def _refresh(
+        self, key: tuple[Any, ...], query: DriverQuery[Any], values: dict[str, Any]
+    ) -> None:
+        try:
+            self._read(key, query, values)
+        except Exception as exc:  # the answer expires, and the next call asks itself
+            logger.info("reading a kept answer again failed (%s)", type(exc).__name__)
+        finally:
+            self._refreshing.discard(key)
+
+    def close(self) -> None:
+        self._refresher.shutdown(wait=False, cancel_futures=True)
 
 
 class SQLiteReader(ConnectionReader):

@@ -211,4 +211,6 @@ class Database:
             readers, self._reader_connections = self._reader_connections, []
         for connection in readers:
             connection.close()
+        if self._kept is not None:
+            self._kept.close()
         self.engine.dispose()
