@@ -82,8 +82,16 @@ class Server:
             self.process.kill()
 
 
-def start(cmd: list[str], env: dict[str, str], port: int, probe: str) -> Server:
-    process = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def start(
+    cmd: list[str], env: dict[str, str], port: int, probe: str, log: Path | None = None
+) -> Server:
+    if log is None:
+        process = subprocess.Popen(
+            cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+    else:
+        with log.open("wb") as sink:
+            process = subprocess.Popen(cmd, env=env, stdout=sink, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     wait_ready(url + probe, process)
     return Server(url, process)

@@ -1,7 +1,8 @@
 """Keystead on PostgreSQL with one and two uvicorn workers, beside the embedded default
 (SQLite) and the same run's bare-stack ceiling: the data plane (`fpe/def_keys`,
-`encryption/key`) under wrk and SCIM provisioning (`POST /Users`, new users) under 8
-client threads, with PostgreSQL's own CPU per request.
+`encryption/key`) under wrk, SCIM provisioning (`POST /Users`, new users) and the SSO
+exchange (against the stand-in Entra of tests/support/fake_entra.py) under 8 client
+threads, with PostgreSQL's own CPU per request.
 
     .venv/bin/python -m bench.nodes [--seconds 8] [--rounds 2] [--no-report]
 
@@ -30,9 +31,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from statistics import median
 
+from cryptography.hazmat.primitives.asymmetric import rsa
+from tests.support.fake_entra import FakeEntra
 from tests.support.postgres import private_schema
+from tests.support.signin import csr_pem
 
 from bench import common
+from bench import sso as sso_bench
 from bench.dataplane import signed
 from bench.scim import Client as ScimClient
 from bench.scim import user_body
@@ -75,7 +80,16 @@ class Setup:
     scim_token: str = ""
 
 
-def prepare(setup: Setup) -> None:
+@dataclass(frozen=True)
+class SignIn:
+    """The stand-in Entra, its users (with their tokens) and the CSRs exchanges send."""
+
+    entra: FakeEntra
+    users: list[sso_bench.BenchUser]
+    bodies: list[bytes]
+
+
+def prepare(setup: Setup, sign_in: SignIn) -> None:
     env = setup.env
     common.keystead_cli(env, "init")
     common.keystead_cli(
@@ -87,6 +101,11 @@ def prepare(setup: Setup) -> None:
     )
     setup.papi, setup.sapi = str(key["access_key_id"]), str(key["secret_signing_key"])
     common.keystead_cli(env, "idp", "enable")
+    entra = sign_in.entra
+    common.keystead_cli(
+        env, "idp", "configure", "--discovery-url", entra.discovery_url, "--issuer",
+        entra.issuer, "--audience", entra.audience,
+    )  # fmt: skip
     issued = common.keystead_cli(env, "idp", "scim-token")
     setup.scim_path = "/" + str(issued["scim_url"]).split("/", 3)[3]
     setup.scim_token = str(issued["token"])
@@ -144,7 +163,21 @@ def scim_case(base: str, token: str, seconds: int, clients: int = 8) -> Measured
     )
 
 
-def run_setup(setup: Setup, seconds: int, rounds: int) -> dict[str, list[Measured]]:
+def sso_case(server: common.Server, path: str, sign_in: SignIn, seconds: int) -> Measured:
+    make = sso_bench.sso_maker(path, sign_in.users, sign_in.bodies)
+    before = postgres_cpu()
+    run = sso_bench.load(
+        "sso", server, make, clients=8, seconds=seconds, check=sso_bench.check_exchange
+    )
+    used = postgres_cpu() - before
+    return Measured(
+        run.rps, run.percentile(0.5), run.percentile(0.99), used / max(run.requests, 1) * 1000
+    )
+
+
+def run_setup(
+    setup: Setup, sign_in: SignIn, seconds: int, rounds: int
+) -> dict[str, list[Measured]]:
     port = common.free_port()
     cmd = [
         str(common.BIN / "keystead"),
@@ -154,8 +187,11 @@ def run_setup(setup: Setup, seconds: int, rounds: int) -> dict[str, list[Measure
         "--workers",
         str(setup.workers),
     ]
-    server = common.start(cmd, setup.env, port, "/healthz")
+    log = Path(setup.env["KEYSTEAD_DATA_DIR"]) / "serve.log"
+    server = common.start(cmd, setup.env, port, "/healthz", log)
     base = server.url
+    sso_bench.scim_users(base + setup.scim_path, setup.scim_token, sign_in.users, 8)
+    sso_path = setup.scim_path + "/sso"
     query = f"ffs_name=SSN&papi={setup.papi}"
     body = json.dumps({"uses": 1}).encode()
     cases: dict[str, Callable[[int], Measured]] = {
@@ -174,6 +210,7 @@ def run_setup(setup: Setup, seconds: int, rounds: int) -> dict[str, list[Measure
             s,
         ),
         "SCIM POST /Users": lambda s: scim_case(base + setup.scim_path, setup.scim_token, s),
+        "SSO exchange": lambda s: sso_case(server, sso_path, sign_in, s),
     }
     results: dict[str, list[Measured]] = {name: [] for name in cases}
     try:
@@ -181,7 +218,15 @@ def run_setup(setup: Setup, seconds: int, rounds: int) -> dict[str, list[Measure
             case(2)  # warm-up
         for _ in range(rounds):
             for name, case in cases.items():
-                results[name].append(case(seconds))
+                try:
+                    measured = case(seconds)
+                except RuntimeError:
+                    # What the server said besides its access log (a worker restarted?).
+                    lines = log.read_text(errors="replace").splitlines()
+                    print("\n".join(x for x in lines if "keystead.access" not in x)[-4000:])
+                    raise
+                print(f"{setup.label}, {name}: {measured}", flush=True)
+                results[name].append(measured)
     finally:
         server.stop()
     return results
@@ -196,35 +241,47 @@ def main() -> None:
     loads = os.getloadavg()
     master = base64.b64encode(os.urandom(32)).decode()
     plain = {k: v for k, v in os.environ.items() if not k.startswith("KEYSTEAD_")}
-    table: dict[str, dict[str, list[Measured]]] = {}
-    hello = common.start_hello()
-    try:
-        ceiling = [
-            wrk_case(f"{hello.url}/hello", "GET", {}, b"", args.seconds) for _ in range(args.rounds)
-        ]
-    finally:
-        hello.stop()
-    sqlite = Setup(
-        "SQLite (embedded), 1 worker",
-        plain | {"KEYSTEAD_DATA_DIR": tempfile.mkdtemp(prefix="keystead-nodes-")},
-        1,
+    plain["KEYSTEAD_IDP_ALLOW_PRIVATE_ADDRESSES"] = "true"  # the stand-in Entra is on loopback
+    entra = FakeEntra().start()
+    keys = [rsa.generate_private_key(public_exponent=65537, key_size=4096) for _ in range(4)]
+    sign_in = SignIn(
+        entra,
+        sso_bench.entra_users(entra, 100),
+        [json.dumps({"csr": csr_pem(key)}).encode() for key in keys],
     )
-    prepare(sqlite)
-    table[sqlite.label] = run_setup(sqlite, args.seconds, args.rounds)
-    for workers in (1, 2):
-        with private_schema(PG_URL, "ks_bench") as url:
-            setup = Setup(
-                f"PostgreSQL, {workers} worker{'s' if workers > 1 else ''}",
-                plain
-                | {
-                    "KEYSTEAD_DATABASE_URL": url,
-                    "KEYSTEAD_MASTER_KEY": master,
-                    "KEYSTEAD_DATA_DIR": tempfile.mkdtemp(prefix="keystead-nodes-"),
-                },
-                workers,
-            )
-            prepare(setup)
-            table[setup.label] = run_setup(setup, args.seconds, args.rounds)
+    try:
+        table: dict[str, dict[str, list[Measured]]] = {}
+        hello = common.start_hello()
+        try:
+            ceiling = [
+                wrk_case(f"{hello.url}/hello", "GET", {}, b"", args.seconds)
+                for _ in range(args.rounds)
+            ]
+        finally:
+            hello.stop()
+        sqlite = Setup(
+            "SQLite (embedded), 1 worker",
+            plain | {"KEYSTEAD_DATA_DIR": tempfile.mkdtemp(prefix="keystead-nodes-")},
+            1,
+        )
+        prepare(sqlite, sign_in)
+        table[sqlite.label] = run_setup(sqlite, sign_in, args.seconds, args.rounds)
+        for workers in (1, 2):
+            with private_schema(PG_URL, "ks_bench") as url:
+                setup = Setup(
+                    f"PostgreSQL, {workers} worker{'s' if workers > 1 else ''}",
+                    plain
+                    | {
+                        "KEYSTEAD_DATABASE_URL": url,
+                        "KEYSTEAD_MASTER_KEY": master,
+                        "KEYSTEAD_DATA_DIR": tempfile.mkdtemp(prefix="keystead-nodes-"),
+                    },
+                    workers,
+                )
+                prepare(setup, sign_in)
+                table[setup.label] = run_setup(setup, sign_in, args.seconds, args.rounds)
+    finally:
+        entra.stop()
 
     hello_rps = median(m.rps for m in ceiling)
     rows = [
@@ -250,7 +307,7 @@ def main() -> None:
         return median(m.p50 for m in table[label][case])
 
     pg_share = rate("PostgreSQL, 1 worker", "GET fpe/def_keys") / rate(
-        sqlite.label, "GET fpe/def_keys"
+        "SQLite (embedded), 1 worker", "GET fpe/def_keys"
     )
     pg_host = PG_URL.rsplit("@", 1)[-1]
     one = p50("PostgreSQL, 1 worker", "GET fpe/def_keys")

@@ -150,8 +150,13 @@ class BenchUser:
 
 
 def provision(ks: Keystead, entra: FakeEntra, count: int, clients: int) -> list[BenchUser]:
-    """Users in the stand-in and, through SCIM over HTTP, in Keystead (externalId = the
-    user's object id, as Entra's objectId mapping sends it); one token each."""
+    """Users in the stand-in and, through SCIM over HTTP, in Keystead; one token each."""
+    users = entra_users(entra, count)
+    scim_users(ks.url + ks.scim_base, ks.scim_token, users, clients)
+    return users
+
+
+def entra_users(entra: FakeEntra, count: int) -> list[BenchUser]:
     users: list[BenchUser] = []
     for i in range(count):
         name = f"user{i}@contoso.example"
@@ -164,13 +169,19 @@ def provision(ks: Keystead, entra: FakeEntra, count: int, clients: int) -> list[
             "Content-Type": "application/json",
         }
         users.append(BenchUser(name, entered.oid, headers))
+    return users
 
+
+def scim_users(scim_url: str, scim_token: str, users: list[BenchUser], clients: int) -> None:
+    """The users, through SCIM over HTTP (externalId = the user's object id, as Entra's
+    objectId mapping sends it)."""
+    count = len(users)
     cursor = iter(range(count))
     lock = threading.Lock()
     errors: list[BaseException] = []
 
     def work() -> None:
-        client = ScimClient(ks.url + ks.scim_base, ks.scim_token)
+        client = ScimClient(scim_url, scim_token)
         try:
             while True:
                 with lock:
@@ -190,7 +201,6 @@ def provision(ks: Keystead, entra: FakeEntra, count: int, clients: int) -> list[
         thread.join()
     if errors:
         raise errors[0]
-    return users
 
 
 # --- load ---------------------------------------------------------------------------------
@@ -330,8 +340,7 @@ def _reason(data: bytes) -> str:
         return repr(data[:80])
 
 
-def sso_maker(ks: Keystead, users: list[BenchUser], bodies: list[bytes]) -> Maker:
-    path = ks.sso_path
+def sso_maker(path: str, users: list[BenchUser], bodies: list[bytes]) -> Maker:
 
     def make(rng: random.Random) -> tuple[str, str, bytes | None, dict[str, str]]:
         return "POST", path, rng.choice(bodies), rng.choice(users).headers
@@ -713,7 +722,7 @@ def main() -> None:
         users = provision(ks, entra, args.users, args.clients)
         print(f"{args.users} users: {time.perf_counter() - started:.1f} s", flush=True)
         assert ks.server is not None
-        exchange = sso_maker(ks, users, bodies)
+        exchange = sso_maker(ks.sso_path, users, bodies)
 
         # 1. Cold start: nobody has asked for the keys yet.
         entra.reset_counters()

@@ -482,6 +482,21 @@ def test_a_keyring_follows_its_key_file(tmp_path: Path) -> None:
         ring.unwrap(MasterKey.generate().wrap(b"five", "ctx"), "ctx")
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+def test_a_replaced_key_file_keeps_its_owner_and_mode(tmp_path: Path) -> None:
+    """The service reads the key file as its own user; an operator rotating as root must not
+    leave it a file only root can read."""
+    path = tmp_path / "master.key"
+    first, second = Kek.generate(), Kek.generate()
+    replace_key_file(path, (first,))
+    os.chown(path, 65534, 65534)  # nobody, as a service user would own it
+    replace_key_file(path, (second, first))
+    after = path.stat()
+    assert (after.st_uid, after.st_gid) == (65534, 65534)
+    assert after.st_mode & 0o777 == 0o600
+    assert read_key_file(path).fingerprint == second.key_id.hex()
+
+
 def test_every_binary_column_is_known_to_the_rotation() -> None:
     """Wrapped secrets are kept in binary columns; one the rotation does not list would keep
     rows under a key it retires."""

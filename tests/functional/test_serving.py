@@ -112,7 +112,12 @@ def test_bad_tls_files_are_refused_before_serving(tmp_path: Path) -> None:
         )
     )
     cli.fails(
-        "serve", "--tls-cert", str(cert), "--tls-key", str(locked), expect=["encrypted with a passphrase", "openssl pkey"]
+        "serve",
+        "--tls-cert",
+        str(cert),
+        "--tls-key",
+        str(locked),
+        expect=["encrypted with a passphrase", "openssl pkey"],
     )
     cli.fails("serve", "--port", "70000", expect=["KEYSTEAD_PORT", "65535"])
     assert "pass phrase" not in " ".join(r.output for r in cli.transcript)
