@@ -397,3 +397,20 @@ def test_postgresql_is_refused_with_what_to_do_instead(tmp_path: Path) -> None:
     cli.fails("restore", str(tmp_path / "copy.db"), expect=expected)
     assert not (tmp_path / "new.db").exists()
     cli.assert_no_tracebacks()
+
+
+def test_a_target_or_source_the_system_refuses_is_a_clear_error(
+    installation: Installation,
+) -> None:
+    """A name too long, a loop of links, a filesystem that takes no file: each a plain
+    refusal naming the file, never an unexpected error."""
+    too_long = installation.root / ("x" * 300 + ".db")
+    installation.cli.fails("backup", str(too_long), expect=["cannot write", "too long"])
+    installation.cli.fails("restore", str(too_long), expect=["cannot read", "too long"])
+    installation.cli.fails("backup", "/proc/keystead.db", expect=["cannot write /proc/keystead.db"])
+    loop = installation.root / "loop"
+    loop.symlink_to(installation.root / "loop-too")
+    (installation.root / "loop-too").symlink_to(loop)
+    installation.cli.ok("backup", str(loop))  # the link is replaced, never written through
+    assert loop.read_bytes().startswith(b"SQLite format 3\x00")
+    assert not list(installation.root.glob(".*.partial-*"))

@@ -97,11 +97,18 @@ def back_up(database: Path, target: Path, master: MasterKey, *, force: bool) -> 
     if not database.is_file():
         raise ConfigurationError(f"there is no database at {database}: nothing to back up")
     target = target.absolute()
+    try:
+        return _back_up(database, target, master, force=force)
+    except OSError as exc:  # the target's side: a read-only, full or special filesystem…
+        raise InvalidInput(f"cannot write {target}: {exc.strerror or exc}") from None
+
+
+def _back_up(database: Path, target: Path, master: MasterKey, *, force: bool) -> CopySummary:
     if target.is_dir():
         raise InvalidInput(f"{target} is a directory; name the file to write")
     if not target.parent.is_dir():
         raise InvalidInput(f"the directory {target.parent} does not exist")
-    if _database_files(database) & {target.resolve()}:
+    if _database_files(database) & {Path(os.path.realpath(target))}:  # never raises on a loop
         raise InvalidInput(f"{target} is the database itself (or one of its journal files)")
     if target.exists() and not force:
         raise Conflict(f"{target} exists already; name another file, or pass --force to replace it")
@@ -114,7 +121,8 @@ def back_up(database: Path, target: Path, master: MasterKey, *, force: bool) -> 
         summary = inspect_copy(partial, master)
         os.replace(partial, target)
     finally:
-        _remove_database(partial)
+        with contextlib.suppress(OSError):
+            _remove_database(partial)
     return summary
 
 
@@ -212,16 +220,24 @@ def _summarise(engine: Engine, path: Path, master: MasterKey) -> CopySummary:
 def restore(database: Path, source: Path, master: MasterKey, *, now: datetime) -> Restored:
     """Put the copy ``source`` in place of ``database`` once it has passed the checks; the
     database it replaces is kept beside it. Refused while a service uses the database."""
-    if not source.is_file():
-        raise InvalidInput(f"{source} is not a file")
-    if _database_files(database) & {source.resolve()}:
-        raise InvalidInput(f"{source} is the database itself (or one of its journal files)")
+    try:
+        if not source.is_file():
+            raise InvalidInput(f"{source} is not a file")
+        if _database_files(database) & {source.resolve()}:
+            raise InvalidInput(f"{source} is the database itself (or one of its journal files)")
+    except OSError as exc:  # a name too long, a loop of links…
+        raise InvalidInput(f"cannot read {source}: {exc.strerror or exc}") from None
     with service_lock.exclusive(database):
         staging = database.with_name(database.name + ".restoring")
         _remove_database(staging)  # left by a restore that was interrupted
         try:
-            shutil.copyfile(source, staging)
-            os.chmod(staging, 0o600)
+            try:
+                shutil.copyfile(source, staging)
+                os.chmod(staging, 0o600)
+            except OSError as exc:  # unreadable source, or no room beside the database
+                raise InvalidInput(
+                    f"cannot copy {source} to {staging}: {exc.strerror or exc}"
+                ) from None
             summary = inspect_copy(staging, master)
             set_aside = _set_aside(database, now)
             os.replace(staging, database)
