@@ -53,6 +53,13 @@ def configured_pair(settings: Settings) -> tuple[Path, Path] | None:
 def usable_pair(cert: Path, key: Path, now: datetime) -> x509.Certificate:
     """The server's certificate, once the pair is known to be usable at ``now``."""
     try:
+        for path in (cert, key):
+            # A FIFO would block the start for ever, a device (/dev/zero) never end.
+            if path.exists() and not path.is_file():
+                raise TlsFileError(
+                    f"{path} is not a regular file",
+                    "point the setting at the PEM file itself (a symbolic link to one is fine)",
+                )
         cert_data, key_data = cert.read_bytes(), key.read_bytes()
     except OSError as exc:
         raise TlsFileError(

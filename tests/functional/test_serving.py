@@ -3,6 +3,7 @@ TLS-terminating proxy, forwarded headers believed only from the proxies it is to
 
 from __future__ import annotations
 
+import os
 import ssl
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -119,6 +120,18 @@ def test_bad_tls_files_are_refused_before_serving(tmp_path: Path) -> None:
         str(locked),
         expect=["encrypted with a passphrase", "openssl pkey"],
     )
+    # A FIFO would block the start for ever and a device never end: refused unread.
+    fifo = tmp_path / "fifo.crt"
+    os.mkfifo(fifo)
+    for special in (fifo, Path("/dev/zero")):
+        cli.fails(
+            "serve",
+            "--tls-cert",
+            str(special),
+            "--tls-key",
+            str(key),
+            expect=[f"{special} is not a regular file"],
+        )
     cli.fails("serve", "--port", "70000", expect=["KEYSTEAD_PORT", "65535"])
     assert "pass phrase" not in " ".join(r.output for r in cli.transcript)
     cli.assert_no_tracebacks()
