@@ -10,6 +10,7 @@ directory and a master key) rather than using the shared test database.
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 import stat
 import threading
@@ -414,3 +415,6 @@ def test_a_target_or_source_the_system_refuses_is_a_clear_error(
     installation.cli.ok("backup", str(loop))  # the link is replaced, never written through
     assert loop.read_bytes().startswith(b"SQLite format 3\x00")
     assert not list(installation.root.glob(".*.partial-*"))
+    fifo = installation.root / "fifo.db"
+    os.mkfifo(fifo)  # --force looks inside what it replaces: a FIFO would block it for ever
+    installation.cli.fails("backup", str(fifo), "--force", expect=["is not a regular file"])

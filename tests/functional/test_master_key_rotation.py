@@ -581,3 +581,11 @@ def test_a_second_rotation_at_the_same_time_is_refused(installation: Installatio
     assert "another `keystead master-key rotate` is running" in " ".join(second.stderr.split())
     no_traceback(second)
     assert read_key_file(installation.key_file) == before
+
+
+def test_a_key_file_that_is_not_a_regular_file_is_refused_unread(tmp_path: Path) -> None:
+    """A FIFO would block every start (and `master-key status`) for ever."""
+    fifo = tmp_path / "master.key"
+    os.mkfifo(fifo, 0o600)
+    with pytest.raises(ConfigurationError, match="is not a regular file"):
+        read_key_file(fifo)

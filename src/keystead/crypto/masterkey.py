@@ -23,6 +23,7 @@ import logging
 import os
 import re
 import secrets
+import stat
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -234,7 +235,10 @@ def read_key_file(path: Path) -> MasterKey:
     the file from then on (see :class:`MasterKey`)."""
     before = _signature(path)  # a replacement while reading is seen on the next look
     try:
-        mode = path.stat().st_mode & 0o777
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode):  # a FIFO would wait for ever, a device never end
+            raise ConfigurationError(f"master key file {path} is not a regular file")
+        mode = st.st_mode & 0o777
         text = path.read_text()
     except FileNotFoundError as exc:
         raise ConfigurationError(f"master key file {path} does not exist") from exc

@@ -106,6 +106,8 @@ def back_up(database: Path, target: Path, master: MasterKey, *, force: bool) -> 
 def _back_up(database: Path, target: Path, master: MasterKey, *, force: bool) -> CopySummary:
     if target.is_dir():
         raise InvalidInput(f"{target} is a directory; name the file to write")
+    if target.exists() and not target.is_file():  # a FIFO would block the --force check
+        raise InvalidInput(f"{target} is not a regular file; name a file to write")
     if not target.parent.is_dir():
         raise InvalidInput(f"the directory {target.parent} does not exist")
     if _database_files(database) & {Path(os.path.realpath(target))}:  # never raises on a loop
