@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -136,108 +137,93 @@ def test_a_commit_of_another_process_holds_for_the_very_next_read(
     assert _first(sqlite_reader, query, values).enabled is False
 
 
+@dataclass
+class Kept:
+    """The process's kept reader on a clock the test moves, and one key's lookup."""
+
+    runtime: Runtime
+    reader: KeptReader
+    account_id: uuid.UUID
+    papi: str
+    query: DriverQuery[_LookupRow]  # one statement: answers are kept per statement
+    now: float = 0.0
+
+    def monotonic(self) -> float:  # the reader's clock (it stands in for its time module)
+        return self.now
+
+    def ask(self) -> _LookupRow:
+        return _first(self.reader, self.query, {"papi": self.papi, "name_key": "ssn"})
+
+    def elsewhere(self, sql: str) -> None:
+        """Run ``sql`` (with the key's papi as its one parameter) on a connection of its
+        own, as another node would: this process sees no commit of its own."""
+        url = self.runtime.db.engine.url.set(drivername="postgresql").render_as_string(False)
+        with psycopg.connect(url, autocommit=True) as other:
+            other.execute(sql.encode(), (self.papi,))
+
+
 @pytest.fixture
-def kept_reader(runtime: Runtime) -> KeptReader:
+def kept(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> Kept:
     reader = runtime.db.reader()
     assert isinstance(reader, KeptReader)
-    return reader
-
-
-class Clock:
-    """The kept reader's clock (its ``time`` module), moved by the test."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def monotonic(self) -> float:
-        return self.now
+    account_id, papi = setup_key(runtime)
+    query = DriverQuery(_LOOKUP, runtime.db.engine.dialect, _LookupRow)
+    case = Kept(runtime, reader, account_id, papi, query)
+    monkeypatch.setattr(driver, "time", case)
+    return case
 
 
 @pytest.mark.engines("postgresql")
-def test_a_kept_answer_gives_way_to_a_commit_of_this_process_at_once(
-    runtime: Runtime, kept_reader: KeptReader, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    clock = Clock()
-    monkeypatch.setattr(driver, "time", clock)
-    account_id, papi = setup_key(runtime)
-    query = DriverQuery(_LOOKUP, runtime.db.engine.dialect, _LookupRow)
-    values = {"papi": papi, "name_key": "ssn"}
-    assert _first(kept_reader, query, values).allowed is True
-    revoke_ssn(runtime, account_id, papi)  # the clock has not moved
-    assert _first(kept_reader, query, values).allowed is False
+def test_a_kept_answer_gives_way_to_a_commit_of_this_process_at_once(kept: Kept) -> None:
+    assert kept.ask().allowed is True
+    revoke_ssn(kept.runtime, kept.account_id, kept.papi)  # the clock has not moved
+    assert kept.ask().allowed is False
 
 
 @pytest.mark.engines("postgresql")
 def test_a_commit_of_another_process_is_obeyed_once_keep_seconds_have_passed(
-    runtime: Runtime, kept_reader: KeptReader, monkeypatch: pytest.MonkeyPatch
+    kept: Kept,
 ) -> None:
-    clock = Clock()
-    monkeypatch.setattr(driver, "time", clock)
-    _, papi = setup_key(runtime)
-    query = DriverQuery(_LOOKUP, runtime.db.engine.dialect, _LookupRow)
-    values = {"papi": papi, "name_key": "ssn"}
-    assert _first(kept_reader, query, values).enabled is True
-    url = runtime.db.engine.url.set(drivername="postgresql").render_as_string(False)
-    with psycopg.connect(url, autocommit=True) as other:
-        # another node's commit: this process sees no commit of its own
-        other.execute("UPDATE api_keys SET enabled = false WHERE access_key_id = %s", (papi,))
-    clock.now = KEEP_SECONDS * 0.9
-    assert _first(kept_reader, query, values).enabled is True  # kept, within the bound
-    clock.now = KEEP_SECONDS
-    assert _first(kept_reader, query, values).enabled is False
+    assert kept.ask().enabled is True
+    kept.elsewhere("UPDATE api_keys SET enabled = false WHERE access_key_id = %s")
+    kept.now = KEEP_SECONDS * 0.9
+    assert kept.ask().enabled is True  # kept, within the bound
+    kept.now = KEEP_SECONDS
+    assert kept.ask().enabled is False
 
 
 @pytest.mark.engines("postgresql")
-def test_on_the_event_loop_a_kept_answer_is_given_and_a_miss_would_wait(
-    runtime: Runtime, kept_reader: KeptReader
-) -> None:
-    _, papi = setup_key(runtime)
-    query = DriverQuery(_LOOKUP, runtime.db.engine.dialect, _LookupRow)
+def test_on_the_event_loop_a_kept_answer_is_given_and_a_miss_would_wait(kept: Kept) -> None:
     with no_waiting(), pytest.raises(WouldWait):
-        kept_reader.first(query, {"papi": papi, "name_key": "ssn"})
-    assert _first(kept_reader, query, {"papi": papi, "name_key": "ssn"}).allowed is True
+        kept.ask()
+    assert kept.ask().allowed is True
     with no_waiting():
-        assert _first(kept_reader, query, {"papi": papi, "name_key": "ssn"}).allowed is True
+        assert kept.ask().allowed is True
         with pytest.raises(WouldWait):  # nor does anything else reach the network there
-            runtime.db.autocommit().__enter__()
+            kept.runtime.db.autocommit().__enter__()
 
 
 @pytest.mark.engines("postgresql")
-def test_an_answer_past_half_its_time_is_read_again_while_it_is_given(
-    runtime: Runtime, kept_reader: KeptReader, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_answer_past_half_its_time_is_read_again_while_it_is_given(kept: Kept) -> None:
     """A key in steady use never misses on the event loop: its answer is renewed in the
     background before it expires, and the renewal is what the database says now."""
-    clock = Clock()
-    monkeypatch.setattr(driver, "time", clock)
-    _, papi = setup_key(runtime)
-    query = DriverQuery(_LOOKUP, runtime.db.engine.dialect, _LookupRow)
-    values = {"papi": papi, "name_key": "ssn"}
-    assert _first(kept_reader, query, values).allowed is True
+    assert kept.ask().allowed is True
     with no_waiting():
-        clock.now = KEEP_SECONDS * 0.4
-        assert _first(kept_reader, query, values).allowed is True  # young: nothing read
-        revoke_ssn_elsewhere(runtime, papi)
-        clock.now = KEEP_SECONDS * 0.6
-        assert _first(kept_reader, query, values).allowed is True  # given, and renewed
+        kept.now = KEEP_SECONDS * 0.4
+        assert kept.ask().allowed is True  # young: nothing read
+        kept.elsewhere(
+            "DELETE FROM api_key_dataset_grants WHERE api_key_id ="
+            " (SELECT id FROM api_keys WHERE access_key_id = %s)"
+        )
+        kept.now = KEEP_SECONDS * 0.6
+        assert kept.ask().allowed is True  # given, and renewed
+        kept.now = KEEP_SECONDS * 1.2  # the first answer has expired
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            clock.now = KEEP_SECONDS * 1.2  # the first answer has expired
             try:
-                if _first(kept_reader, query, values).allowed is False:
+                if kept.ask().allowed is False:
                     break
             except WouldWait:  # the renewal has not landed yet
                 time.sleep(0.01)
         else:
             pytest.fail("the answer was not renewed in the background")
-
-
-def revoke_ssn_elsewhere(runtime: Runtime, papi: str) -> None:
-    """Revoke the grant through a connection of its own, as another node would."""
-    url = runtime.db.engine.url.set(drivername="postgresql").render_as_string(False)
-    with psycopg.connect(url, autocommit=True) as other:
-        other.execute(
-            "DELETE FROM api_key_dataset_grants WHERE api_key_id ="
-            " (SELECT id FROM api_keys WHERE access_key_id = %s)",
-            (papi,),
-        )
