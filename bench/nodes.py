@@ -53,7 +53,8 @@ def _pg(url: str) -> str:
 
 
 def postgres_cpu() -> float:
-    """CPU seconds every `postgres` process has used so far."""
+    """CPU seconds every `postgres` process has used so far, counting those that have
+    ended (a closed connection's process) through their parent's children's times."""
     total = 0
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -65,7 +66,7 @@ def postgres_cpu() -> float:
         name = stat[stat.index("(") + 1 : stat.rindex(")")]
         if name.startswith("postgres"):
             fields = stat[stat.rindex(")") + 2 :].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
+            total += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
     return total / CLK_TCK
 
 

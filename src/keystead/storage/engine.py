@@ -19,7 +19,13 @@ NOWAIT = "IMMEDIATE NOWAIT"
 BUSY_TIMEOUT_MS = 30_000
 
 
-def make_engine(url: str, *, pool_size: int = 8) -> Engine:
+# PostgreSQL connections a worker keeps open. A connection beyond them (up to as many
+# again) is closed when given back, and opening one costs PostgreSQL a process: the pool
+# is sized above what a busy worker holds at once (a request takes at most two in turn).
+POOL_SIZE = 16
+
+
+def make_engine(url: str, *, pool_size: int = POOL_SIZE) -> Engine:
     """Build the engine for ``url``; creates the SQLite file's directory when needed."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
