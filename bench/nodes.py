@@ -326,8 +326,9 @@ Date: {common.now()}. Machine: {common.machine()}; load average at start {loads[
 Setup: `keystead serve` (httptools, uvloop) on a fresh data dir (SQLite) or a fresh schema
 of the local PostgreSQL ({pg_host}), with 1 or 2 uvicorn workers; one API key with two
 datasets; SCIM with IDP integration enabled. Data plane: wrk, 2 threads, 8 keep-alive
-connections, one signed request replayed; SCIM: 8 threads with a keep-alive connection
-each, every request a new user. {args.rounds} rounds of {args.seconds} s per case, medians with
+connections, one signed request replayed (one key, kept hot); SCIM: 8 threads with a
+keep-alive connection each, every request a new user; SSO: 8 threads exchanging tokens of
+100 provisioned users from the stand-in Entra, with 4 CSRs (4096-bit) reused. {args.rounds} rounds of {args.seconds} s per case, medians with
 min–max. PostgreSQL CPU: all `postgres` processes' CPU over the case divided by its
 requests (the server is shared, so other sessions' work counts too).
 
