@@ -40,7 +40,7 @@ from bench import common
 from bench import sso as sso_bench
 from bench.dataplane import signed
 from bench.scim import Client as ScimClient
-from bench.scim import user_body
+from bench.scim import group_body, members_patch, user_body
 
 PG_URL = os.environ.get("KEYSTEAD_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 TARGET_PG_SHARE = 0.60  # one PostgreSQL node's def_keys against the embedded default's
@@ -79,6 +79,7 @@ class Setup:
     sapi: str = ""
     scim_path: str = ""
     scim_token: str = ""
+    created: int = 0  # users whose creation was acknowledged (201)
 
 
 @dataclass(frozen=True)
@@ -127,34 +128,40 @@ def wrk_case(url: str, method: str, headers: dict[str, str], body: bytes, second
     return Measured(result.rps, result.p50_ms, result.p99_ms, used / (result.rps * seconds) * 1000)
 
 
-def scim_case(base: str, token: str, seconds: int, clients: int = 8) -> Measured:
-    counter = iter(range(10**9))
-    lock = threading.Lock()
+Step = Callable[[], None]
+
+
+def clients_case(
+    seconds: int, steps: Callable[[int], tuple[Step, Step]], clients: int = 8
+) -> Measured:
+    """``clients`` threads, each with the (step, close) pair ``steps(slot)`` gives it,
+    repeating its step for ``seconds``; any failure stops the run."""
     latencies: list[float] = []
+    errors: list[BaseException] = []
     stop = time.monotonic() + seconds
 
-    def work() -> None:
-        client = ScimClient(base, token)
+    def work(slot: int) -> None:
+        step, close = steps(slot)
         try:
-            while time.monotonic() < stop:
-                with lock:
-                    n = next(counter)
-                name = f"bench{n}-{secrets.token_hex(3)}@example.com"
+            while time.monotonic() < stop and not errors:
                 started = time.perf_counter()
-                client.call("POST", "/Users", user_body(name, n, secrets.token_hex(8)), (201,))
+                step()
                 latencies.append((time.perf_counter() - started) * 1000)
-        finally:
-            client.close()
+            close()
+        except BaseException as exc:
+            errors.append(exc)
 
     before = postgres_cpu()
     started = time.monotonic()
-    threads = [threading.Thread(target=work) for _ in range(clients)]
+    threads = [threading.Thread(target=work, args=(slot,)) for slot in range(clients)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     elapsed = time.monotonic() - started
     used = postgres_cpu() - before
+    if errors:
+        raise errors[0]
     latencies.sort()
     return Measured(
         len(latencies) / elapsed,
@@ -162,6 +169,56 @@ def scim_case(base: str, token: str, seconds: int, clients: int = 8) -> Measured
         latencies[int(len(latencies) * 0.99)],
         used / len(latencies) * 1000,
     )
+
+
+def scim_create_case(setup: Setup, base: str, seconds: int) -> Measured:
+    """POST /Users, a new user each time; every 201 is counted in ``setup.created``."""
+    counter = iter(range(10**9))
+    lock = threading.Lock()
+
+    def steps(slot: int) -> tuple[Step, Step]:
+        client = ScimClient(base, setup.scim_token)
+
+        def step() -> None:
+            with lock:
+                n = next(counter)
+            name = f"bench{n}-{secrets.token_hex(3)}@example.com"
+            client.call("POST", "/Users", user_body(name, n, secrets.token_hex(8)), (201,))
+            with lock:
+                setup.created += 1
+
+        return step, client.close
+
+    return clients_case(seconds, steps)
+
+
+def scim_members_case(setup: Setup, base: str, seconds: int) -> Measured:
+    """PATCH /Groups/{id}: each client adds 100 members to a group of its own, then removes
+    them, in turn (every request changes 100 memberships); the group's members are checked
+    against the last change when the client stops."""
+    listed = json.loads(ScimClient(base, setup.scim_token).call("GET", "/Users?count=100"))
+    ids = [str(user["id"]) for user in listed["Resources"]]
+
+    def steps(slot: int) -> tuple[Step, Step]:
+        client = ScimClient(base, setup.scim_token)
+        body = group_body(f"bench-members-{slot}-{secrets.token_hex(4)}")
+        group = json.loads(client.call("POST", "/Groups", body, (201,)))["id"]
+        full = [False]
+
+        def step() -> None:
+            patch = members_patch("Remove" if full[0] else "Add", ids)
+            client.call("PATCH", f"/Groups/{group}", patch, (200, 204))
+            full[0] = not full[0]
+
+        def close() -> None:
+            shown = json.loads(client.call("GET", f"/Groups/{group}"))
+            if len(shown.get("members", [])) != (len(ids) if full[0] else 0):
+                raise RuntimeError(f"group {group} lost or doubled a membership: {shown}")
+            client.close()
+
+        return step, close
+
+    return clients_case(seconds, steps)
 
 
 def sso_case(server: common.Server, path: str, sign_in: SignIn, seconds: int) -> Measured:
@@ -210,7 +267,10 @@ def run_setup(
             body,
             s,
         ),
-        "SCIM POST /Users": lambda s: scim_case(base + setup.scim_path, setup.scim_token, s),
+        "SCIM POST /Users": lambda s: scim_create_case(setup, base + setup.scim_path, s),
+        "SCIM PATCH group ±100 members": lambda s: scim_members_case(
+            setup, base + setup.scim_path, s
+        ),
         "SSO exchange": lambda s: sso_case(server, sso_path, sign_in, s),
     }
     results: dict[str, list[Measured]] = {name: [] for name in cases}
@@ -228,6 +288,13 @@ def run_setup(
                     raise
                 print(f"{setup.label}, {name}: {measured}", flush=True)
                 results[name].append(measured)
+        # No lost or doubled write: every acknowledged user is there, once.
+        users = json.loads(
+            ScimClient(base + setup.scim_path, setup.scim_token).call("GET", "/Users?count=0")
+        )["totalResults"]
+        expected = len(sign_in.users) + setup.created
+        if users != expected:
+            raise RuntimeError(f"{setup.label}: {users} users stored, {expected} acknowledged")
     finally:
         server.stop()
     return results
@@ -327,10 +394,14 @@ Setup: `keystead serve` (httptools, uvloop) on a fresh data dir (SQLite) or a fr
 of the local PostgreSQL ({pg_host}), with 1 or 2 uvicorn workers; one API key with two
 datasets; SCIM with IDP integration enabled. Data plane: wrk, 2 threads, 8 keep-alive
 connections, one signed request replayed (one key, kept hot); SCIM: 8 threads with a
-keep-alive connection each, every request a new user; SSO: 8 threads exchanging tokens of
-100 provisioned users from the stand-in Entra, with 4 CSRs (4096-bit) reused. {args.rounds} rounds of {args.seconds} s per case, medians with
-min–max. PostgreSQL CPU: all `postgres` processes' CPU over the case divided by its
-requests (the server is shared, so other sessions' work counts too).
+keep-alive connection each: new users, and member batches (each client adds 100 users to
+a group of its own, then removes them, in turn; 100 membership changes per request); SSO:
+8 threads exchanging tokens of 100 provisioned users from the stand-in Entra, with 4 CSRs
+(4096-bit) reused. {args.rounds} rounds of {args.seconds} s per case, medians with min–max.
+PostgreSQL CPU: all `postgres` processes' CPU (ended ones' too) over the case divided by
+its requests (the server is shared, so other sessions' work counts too). After each setup
+the users stored are counted against the creations acknowledged, and each member-batch
+group against its last change: a lost or doubled write stops the run.
 
 | setup | case | requests/s | share of ceiling | p50 ms | p99 ms | PostgreSQL CPU ms/request |
 |---|---|---|---|---|---|---|
