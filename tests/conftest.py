@@ -33,7 +33,6 @@ from keystead.errors import Conflict
 from keystead.idp import service as idp
 from keystead.runtime import Runtime, open_runtime
 from keystead.settings import Settings
-from keystead.storage.driver import KEEP_SECONDS
 from keystead.storage.models import Base
 from tests.factories import ACTOR
 from tests.support import accounts as support_accounts
@@ -42,6 +41,7 @@ from tests.support.postgres import private_schema
 from tests.support.scim import Scim
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
+SERVER_KEEP_MS = 5  # the session server's KEYSTEAD_LOOKUP_KEEP_MS
 KEPT_TABLES = {"keystead_meta"}
 
 
@@ -252,10 +252,15 @@ def _session_server(
 ) -> Iterator[LiveServer]:
     # A one-second refetch cooldown lets the key-rotation tests run without waiting
     # the default five minutes; the cooldown itself is tested on the cache.
+    # Its data-plane lookups are kept (PostgreSQL) for 5 ms rather than 50, so that a test
+    # waits that long after each change it commits (see live_server).
     server = start_server(
         settings,
         tmp_path_factory.mktemp("server") / "server.log",
-        {"KEYSTEAD_JWKS_REFETCH_COOLDOWN_SECONDS": "1"},
+        {
+            "KEYSTEAD_JWKS_REFETCH_COOLDOWN_SECONDS": "1",
+            "KEYSTEAD_LOOKUP_KEEP_MS": str(SERVER_KEEP_MS),
+        },
     )
     yield server
     stop_server(server)
@@ -276,7 +281,7 @@ def live_server(
         def settled() -> Iterator[Connection]:
             with commit() as connection:
                 yield connection
-            time.sleep(KEEP_SECONDS)
+            time.sleep(SERVER_KEEP_MS / 1000)
 
         monkeypatch.setattr(runtime.db, "transaction", settled)
     return _session_server

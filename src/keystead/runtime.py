@@ -134,7 +134,7 @@ def open_runtime(settings: Settings, *, create: bool = True) -> Runtime:
     if settings.is_embedded and engine.url.database:
         # The data directory is private already; the database file is too.
         os.chmod(engine.url.database, 0o600)
-    db = Database(engine)
+    db = Database(engine, keep_seconds=settings.lookup_keep_ms / 1000)
     try:
         _check_master_key(db, master)
     except Exception:

@@ -117,6 +117,14 @@ class Settings(BaseSettings):
         7, "refused console sign-in counts and expired console sessions"
     )
     retention_audit_days: int = _days(0, "audit events (the default keeps them forever)")
+    lookup_keep_ms: int = Field(
+        default=50,
+        ge=0,
+        le=100,
+        description="On PostgreSQL, how long a node may answer the data plane's key lookup "
+        "from what it read (a change made through another node is obeyed after at most this "
+        "long; 0: ask the database on every call).",
+    )
     prune_interval_seconds: int = Field(
         default=3600,
         ge=0,

@@ -333,6 +333,7 @@ def test_usage_errors_print_usage_and_exit_2_without_a_traceback(
         ({"KEYSTEAD_TRUSTED_PROXIES": "lb.internal"}, ["'lb.internal' is not an IP address"]),
         ({"KEYSTEAD_DATABASE_URL": "postgresql://u:pw@h:port/db"}, ["not a database URL"]),
         ({"KEYSTEAD_RETENTION_AUDIT_DAYS": "1000000"}, ["KEYSTEAD_RETENTION_AUDIT_DAYS"]),
+        ({"KEYSTEAD_LOOKUP_KEEP_MS": "500"}, ["KEYSTEAD_LOOKUP_KEEP_MS", "100"]),
     ],
 )
 def test_a_bad_setting_is_named_without_a_traceback(

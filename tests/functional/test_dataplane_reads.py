@@ -1,8 +1,8 @@
 """The data plane's lookup at driver level (storage/driver.py) on both engines: the same
 answers as SQLAlchemy's execution of the same statement; on SQLite, kept answers that give
 way to the very next read after any commit, from this process or another; on PostgreSQL,
-kept answers that give way at once to a commit of this process and within KEEP_SECONDS to
-anyone else's."""
+kept answers that give way at once to a commit of this process and within the time it keeps
+them to anyone else's."""
 
 from __future__ import annotations
 
@@ -23,13 +23,13 @@ from keystead.dataplane.service import _LOOKUP, _LookupRow
 from keystead.runtime import Runtime
 from keystead.storage import driver
 from keystead.storage.driver import (
-    KEEP_SECONDS,
     ConnectionReader,
     DriverQuery,
     KeptReader,
     Reader,
     SQLiteReader,
 )
+from keystead.storage.session import Database
 from tests import factories
 from tests.factories import ACTOR
 
@@ -186,9 +186,9 @@ def test_a_commit_of_another_process_is_obeyed_once_keep_seconds_have_passed(
 ) -> None:
     assert kept.ask().enabled is True
     kept.elsewhere("UPDATE api_keys SET enabled = false WHERE access_key_id = %s")
-    kept.now = KEEP_SECONDS * 0.9
+    kept.now = kept.reader.keep * 0.9
     assert kept.ask().enabled is True  # kept, within the bound
-    kept.now = KEEP_SECONDS
+    kept.now = kept.reader.keep
     assert kept.ask().enabled is False
 
 
@@ -209,15 +209,15 @@ def test_an_answer_past_half_its_time_is_read_again_while_it_is_given(kept: Kept
     background before it expires, and the renewal is what the database says now."""
     assert kept.ask().allowed is True
     with no_waiting():
-        kept.now = KEEP_SECONDS * 0.4
+        kept.now = kept.reader.keep * 0.4
         assert kept.ask().allowed is True  # young: nothing read
         kept.elsewhere(
             "DELETE FROM api_key_dataset_grants WHERE api_key_id ="
             " (SELECT id FROM api_keys WHERE access_key_id = %s)"
         )
-        kept.now = KEEP_SECONDS * 0.6
+        kept.now = kept.reader.keep * 0.6
         assert kept.ask().allowed is True  # given, and renewed
-        kept.now = KEEP_SECONDS * 1.2  # the first answer has expired
+        kept.now = kept.reader.keep * 1.2  # the first answer has expired
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
@@ -227,3 +227,11 @@ def test_an_answer_past_half_its_time_is_read_again_while_it_is_given(kept: Kept
                 time.sleep(0.01)
         else:
             pytest.fail("the answer was not renewed in the background")
+
+
+@pytest.mark.engines("postgresql")
+def test_keeping_can_be_turned_off(runtime: Runtime) -> None:
+    """KEYSTEAD_LOOKUP_KEEP_MS=0: the data plane asks the database on every call."""
+    database = Database(runtime.db.engine, keep_seconds=0)
+    assert database.reader() is None
+    assert isinstance(Database(runtime.db.engine, keep_seconds=0.01).reader(), KeptReader)

@@ -133,22 +133,22 @@ class ConnectionReader:
         return query.first(self.connection, values)
 
 
-# How long a node may answer from what it read, on a database other nodes write to. Every
-# change made through another node is obeyed here by any call that starts this long after
-# it committed (the bound the several-nodes guarantee promises is 100 ms); a change made
-# through this process is obeyed at once.
+# How long a node may answer from what it read, on a database other nodes write to, unless
+# the operator says otherwise (KEYSTEAD_LOOKUP_KEEP_MS, at most 100 ms). Every change made
+# through another node is obeyed here by any call that starts this long after it committed;
+# a change made through this process is obeyed at once.
 KEEP_SECONDS = 0.05
 
 
 class KeptReader:
-    """The process's reader on PostgreSQL: keeps each answer for at most
-    :data:`KEEP_SECONDS`, counted from before its statement was sent, and drops every kept
-    answer whenever this process commits (:meth:`changed`).
+    """The process's reader on PostgreSQL: keeps each answer for at most ``keep`` seconds
+    (:data:`KEEP_SECONDS` unless configured), counted from before its statement was sent,
+    and drops every kept answer whenever this process commits (:meth:`changed`).
 
-    An answer read before a change committed elsewhere is used only until KEEP_SECONDS
-    after its statement started, so before the change is KEEP_SECONDS old. Nothing needs to
+    An answer read before a change committed elsewhere is used only until ``keep`` after
+    its statement started, so before the change is ``keep`` old. Nothing needs to
     tell a node of changes, so no channel can break. A hot key's lookup costs the database
-    about two statements per KEEP_SECONDS per node instead of one per call, and a kept
+    about two statements per ``keep`` per node instead of one per call, and a kept
     answer is given without a thread or a connection: under
     :func:`keystead.blocking.no_waiting` a miss raises WouldWait, and the executor asks
     again on a thread. An answer past half its time is read again in the background
@@ -157,7 +157,10 @@ class KeptReader:
 
     LIMIT = 10_000  # answers kept at most; all are dropped when full
 
-    def __init__(self, connect: Callable[[], AbstractContextManager[Any]]) -> None:
+    def __init__(
+        self, connect: Callable[[], AbstractContextManager[Any]], keep: float = KEEP_SECONDS
+    ) -> None:
+        self.keep = keep
         self._connect = connect  # a pooled DBAPI connection, given back on exit
         self._generations = itertools.count()
         self._generation = next(self._generations)
@@ -173,8 +176,8 @@ class KeptReader:
         key = (query, *values.values())
         now = time.monotonic()
         kept = self._kept.get(key)
-        if kept is not None and kept[1] == self._generation and now - kept[0] < KEEP_SECONDS:
-            if now - kept[0] >= KEEP_SECONDS / 2 and key not in self._refreshing:
+        if kept is not None and kept[1] == self._generation and now - kept[0] < self.keep:
+            if now - kept[0] >= self.keep / 2 and key not in self._refreshing:
                 self._refreshing.add(key)
                 self._refresher.submit(self._refresh, key, query, dict(values))
             return cast(Row | None, kept[2])

@@ -18,7 +18,14 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from keystead.blocking import WouldWait, may_wait
-from keystead.storage.driver import DriverQuery, KeptReader, Reader, Row, SQLiteReader
+from keystead.storage.driver import (
+    KEEP_SECONDS,
+    DriverQuery,
+    KeptReader,
+    Reader,
+    Row,
+    SQLiteReader,
+)
 from keystead.storage.engine import BUSY_TIMEOUT_MS, NOWAIT, SQLITE_BEGIN_OPTION
 from keystead.storage.failures import translated
 
@@ -40,7 +47,7 @@ def _orm(unit: AbstractContextManager[Connection]) -> Iterator[Session]:
 class Database:
     """An engine plus the two kinds of unit of work Keystead uses."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, keep_seconds: float = KEEP_SECONDS) -> None:
         self.engine = engine
         self._reader = sessionmaker(bind=engine, expire_on_commit=False)
         self._writer = engine.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
@@ -70,7 +77,11 @@ class Database:
                 self._reader_args = (list(args), dict(kwargs))
         # Across a network (PostgreSQL) the process shares one reader that keeps answers
         # briefly; every commit of this process drops them (see transaction()).
-        self._kept = KeptReader(self._driver_connection) if self._writer_now is None else None
+        self._kept = (
+            KeptReader(self._driver_connection, keep_seconds)
+            if self._writer_now is None and keep_seconds > 0
+            else None
+        )
 
     def _waits_on_network(self) -> None:
         """On PostgreSQL every statement waits on the network: work on the event loop
@@ -181,8 +192,8 @@ class Database:
         """The data plane's reader for its lookups (``storage.driver``). On a SQLite file,
         this thread's own: a bare sqlite3 connection, never pooled, so a read costs no
         checkout, and answers kept while the database is unchanged. On PostgreSQL, the
-        process's :class:`KeptReader`. None for an in-memory SQLite database: use
-        :meth:`autocommit` and its driver connection."""
+        process's :class:`KeptReader`. None for an in-memory SQLite database, or PostgreSQL
+        with keeping turned off: use :meth:`autocommit` and its driver connection."""
         if self._kept is not None:
             return self._kept
         return self._thread_reader()
