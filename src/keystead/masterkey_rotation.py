@@ -27,6 +27,7 @@ does steps 2 and 3, and the operator then removes the old key.
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -237,8 +238,12 @@ class Rotation:
         stop_after_batches: int | None = None,
         progress: Callable[[int], None] = lambda total: None,
         advance: Callable[[int], None] = lambda n: None,
+        interrupted: threading.Event | None = None,
     ) -> None:
         self.db = db
+        # Set by the caller's Ctrl-C handler: the run stops between batches, never inside a
+        # statement (a driver interrupted mid-query may fail its rollback and hide the stop).
+        self.interrupted = interrupted or threading.Event()
         self.batch_size = batch_size
         self.settle_seconds = settle_seconds
         self.stop_after_batches = stop_after_batches
@@ -283,8 +288,8 @@ class Rotation:
             waited = time.monotonic() - since
             if moved == 0 and waited >= self.settle_seconds and self._record(keyring, target):
                 return rewrapped
-            if moved == 0:
-                time.sleep(max(0.0, self.settle_seconds - waited))
+            if moved == 0 and self.interrupted.wait(max(0.0, self.settle_seconds - waited)):
+                raise KeyboardInterrupt
 
     def _rewrap_pass(self, keyring: MasterKey, target: MasterKey) -> int:
         moved = 0
@@ -299,6 +304,8 @@ class Rotation:
                 moved += count
                 self.advance(count)
                 self._batches += 1
+                if self.interrupted.is_set():
+                    raise KeyboardInterrupt
                 if self.stop_after_batches is not None and self._batches >= self.stop_after_batches:
                     raise RotationStopped(
                         f"stopped after {self._batches} batches as asked; run the command "

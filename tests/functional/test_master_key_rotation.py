@@ -562,7 +562,7 @@ def test_ctrl_c_stops_with_a_message_and_a_rerun_finishes(installation: Installa
         time.sleep(0.05)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=30)
-    assert process.returncode == 130
+    assert process.returncode == 130, err
     assert "run `keystead master-key rotate` again" in " ".join(err.split())
     assert "Traceback" not in out + err
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import threading
+from types import FrameType
 from typing import Annotated, Any
 
 import typer
@@ -55,6 +58,13 @@ def rotate(
     from_env = cli.settings.master_key is not None
     if from_env and len(runtime.master.keks) < 2:
         raise ConfigurationError(ENV_REFUSAL)
+    interrupted = threading.Event()
+
+    def on_ctrl_c(signum: int, frame: FrameType | None) -> None:
+        if interrupted.is_set():  # a second Ctrl-C stops at once
+            raise KeyboardInterrupt
+        interrupted.set()  # the first stops after the batch under way
+
     show_bar = not as_json and err.is_terminal
     bar = Progress(
         TextColumn("re-wrapping secrets"),
@@ -72,7 +82,9 @@ def rotate(
         stop_after_batches=stop_after_batches,
         progress=lambda total: bar.update(task, total=total),
         advance=lambda n: bar.advance(task, n),
+        interrupted=interrupted,
     )
+    previous = signal.signal(signal.SIGINT, on_ctrl_c)
     try:
         with bar:
             if from_env:
@@ -85,6 +97,8 @@ def rotate(
             "`keystead master-key rotate` again to finish"
         )
         raise typer.Exit(130) from None
+    finally:
+        signal.signal(signal.SIGINT, previous)
     result: dict[str, Any] = {
         "key_source": _source(cli),
         "new_key_id": outcome.new_key_id,
