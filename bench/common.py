@@ -85,13 +85,8 @@ class Server:
 def start(
     cmd: list[str], env: dict[str, str], port: int, probe: str, log: Path | None = None
 ) -> Server:
-    if log is None:
-        process = subprocess.Popen(
-            cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-    else:
-        with log.open("wb") as sink:
-            process = subprocess.Popen(cmd, env=env, stdout=sink, stderr=subprocess.STDOUT)
+    with open(log or os.devnull, "wb") as sink:
+        process = subprocess.Popen(cmd, env=env, stdout=sink, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     wait_ready(url + probe, process)
     return Server(url, process)

@@ -169,13 +169,9 @@ class DataPlaneEndpoints:
             # A call naming its dataset is answered by the authentication lookup and the
             # plane's caches, which the process usually keeps; the others read on (a point
             # read each); a usage report is a batch.
-            cost = (
-                Cost.GROWS
-                if endpoint.writes
-                else Cost.KEPT
-                if endpoint.names_dataset
-                else Cost.READ
-            )
+            cost = Cost.KEPT if endpoint.names_dataset else Cost.READ
+            if endpoint.writes:
+                cost = Cost.GROWS
             handler = functools.partial(self._handle, endpoint)
             return Route((method,), path, UBIQ, handler, fixed(cost))
 
