@@ -130,7 +130,9 @@ def build_app(runtime: Runtime) -> ASGIApp:
         per_account_day=settings.usage_entries_per_account_day,
     )
     unverified = UnverifiedRefusals(runtime.db)
-    exchange = Exchange(runtime.master, keysets, dialect=runtime.db.engine.dialect)
+    exchange = Exchange(
+        runtime.master, keysets, runtime.sign_in_log, dialect=runtime.db.engine.dialect
+    )
     # One table for every non-admin surface; the SSO exchange's path comes before SCIM's
     # patterns (a path belongs to the first pattern that matches it).
     table = [

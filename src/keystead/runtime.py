@@ -20,6 +20,7 @@ from keystead.crypto.masterkey import MasterKey, UnwrapError, read_key_file, wri
 from keystead.errors import ConfigurationError, Conflict
 from keystead.idp.outbound import Fetcher, OutboundPolicy
 from keystead.masterkey_rotation import CHECK_CONTEXT, CHECK_NAME, CHECK_VALUE
+from keystead.scim import log as provisioning_log
 from keystead.settings import Settings
 from keystead.storage import migrate
 from keystead.storage.engine import make_engine
@@ -38,7 +39,14 @@ class Runtime:
         """Every fetch made on an account's behalf goes through this (``idp.outbound``)."""
         return outbound_fetcher(self.settings)
 
+    @functools.cached_property
+    def sign_in_log(self) -> provisioning_log.Batched:
+        """The sign-in exchanges' provisioning-log entries, written in batches."""
+        return provisioning_log.Batched(self.db)
+
     def close(self) -> None:
+        if "sign_in_log" in self.__dict__:
+            self.sign_in_log.close()  # what is still pending
         self.db.dispose()
 
 

@@ -34,7 +34,6 @@ from keystead.storage.models import (
     ApiKey,
     DirectoryUser,
     IdpSettings,
-    ProvisioningEvent,
     UsageCounter,
     UsageEvent,
 )
@@ -44,7 +43,13 @@ from tests.functional.test_dataplane_signatures import Signer
 from tests.support.accounts import FirstAccount, admin_token
 from tests.support.fake_entra import FakeEntra
 from tests.support.scim import Scim, create_group, create_user, entra_user
-from tests.support.signin import SignInAccount, csr_pem, provision, signin_account
+from tests.support.signin import (
+    SignInAccount,
+    csr_pem,
+    provision,
+    sign_in_entries,
+    signin_account,
+)
 
 USER = "dana.reyes@contoso.example"
 EVENTS = "/api/v3/tracking/events"
@@ -337,13 +342,8 @@ def test_garbage_sign_in_tokens_are_counted_not_logged_one_by_one(
         assert refused.status_code == 401, refused.text
     expired = signin.exchange(entra.mint(USER, claims={"exp": int(time.time()) - 3600}))
     assert expired.status_code == 401
+    logged = sign_in_entries(runtime, signin.account_id)
     with runtime.db.read() as s:
-        logged = s.scalars(
-            select(ProvisioningEvent).where(
-                ProvisioningEvent.account_id == signin.account_id,
-                ProvisioningEvent.operation == "sso",
-            )
-        ).all()
         settings = s.get(IdpSettings, signin.account_id)
         assert settings is not None
         counted, last = settings.unverified_refusals, settings.unverified_refusal_at

@@ -31,6 +31,7 @@ from tests.support.signin import (
     client_key,
     csr_pem,
     provision,
+    sign_in_entries,
     signin_account,
 )
 
@@ -64,20 +65,6 @@ def refused(response: httpx.Response, status: int, reason: str) -> None:
     assert "signing_value" not in body
 
 
-def log_entries(runtime: Runtime, account_id: uuid.UUID) -> list[ProvisioningEvent]:
-    with runtime.db.read() as s:
-        return list(
-            s.scalars(
-                select(ProvisioningEvent)
-                .where(
-                    ProvisioningEvent.account_id == account_id,
-                    ProvisioningEvent.operation == "sso",
-                )
-                .order_by(ProvisioningEvent.id)
-            )
-        )
-
-
 # --- a good exchange ----------------------------------------------------------------------
 
 
@@ -108,7 +95,7 @@ def test_exchange_returns_the_users_key_and_a_certificate_for_the_csr_key(
     lifetime = cert.not_valid_after_utc - before
     assert timedelta(minutes=58) < lifetime <= timedelta(hours=1, seconds=5)
 
-    [entry] = log_entries(signin.runtime, signin.account_id)
+    [entry] = sign_in_entries(signin.runtime, signin.account_id)
     assert (entry.outcome, entry.status, entry.resource_name) == ("success", 200, USER)
 
 
@@ -397,7 +384,7 @@ def test_refusals_reach_the_provisioning_log_with_their_reason(
     signin: SignInAccount, dana: Provisioned
 ) -> None:
     signin.exchange(signin.entra.mint(USER, claims={"aud": "api://someone-else"}))
-    [entry] = log_entries(signin.runtime, signin.account_id)
+    [entry] = sign_in_entries(signin.runtime, signin.account_id)
     assert (entry.outcome, entry.status, entry.scim_type) == ("failed", 401, "audience")
     assert "api://someone-else" in (entry.detail or "")
 
@@ -533,7 +520,7 @@ def test_user_name_claim_no_database_can_hold_is_401(
     response = signin.exchange(signin.entra.mint(USER, claims={"unique_name": name}))
     refused(response, 401, "missing_claim")
     assert "unique_name" in response.json()["message"]
-    assert log_entries(signin.runtime, signin.account_id)[-1].status == 401
+    assert sign_in_entries(signin.runtime, signin.account_id)[-1].status == 401
 
 
 def test_token_expiring_after_year_9999_gets_a_certificate_of_the_configured_lifetime(
@@ -602,7 +589,7 @@ def test_body_with_a_nul_is_a_refusal_with_its_reason(
     response = post_raw(signin, b'{"csr": "\\u0000"}')
     refused(response, 400, "bad_request")
     assert "NUL" in response.json()["message"]
-    assert log_entries(signin.runtime, signin.account_id)[-1].scim_type == "bad_request"
+    assert sign_in_entries(signin.runtime, signin.account_id)[-1].scim_type == "bad_request"
 
 
 def test_body_over_the_limit_is_413_with_its_reason(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import functools
 import os
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -14,6 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
+from sqlalchemy import select
 
 from keystead.accounts import service as accounts
 from keystead.apikeys.service import signing_key_context
@@ -21,7 +23,7 @@ from keystead.directory import service as directory
 from keystead.idp import service as idp
 from keystead.idp.config import SignInChanges
 from keystead.runtime import Runtime
-from keystead.storage.models import ApiKey
+from keystead.storage.models import ApiKey, ProvisioningEvent
 from tests import factories as f
 from tests.factories import ACTOR
 from tests.support.fake_entra import FakeEntra
@@ -134,3 +136,26 @@ def provision(
         assert isinstance(key, ApiKey)
         secret = runtime.master.unwrap(key.wrapped_signing_key, signing_key_context(key.id))
         return Provisioned(user.id, user.user_name, key.access_key_id, secret.decode())
+
+
+def sign_in_entries(
+    runtime: Runtime, account_id: uuid.UUID, *, at_least: int = 1
+) -> list[ProvisioningEvent]:
+    """The account's sign-in entries, once ``at_least`` are there (the server writes them
+    in batches, within moments of each exchange; see ``provisioning_log.Batched``)."""
+    deadline = time.monotonic() + 5
+    while True:
+        with runtime.db.read() as s:
+            entries = list(
+                s.scalars(
+                    select(ProvisioningEvent)
+                    .where(
+                        ProvisioningEvent.account_id == account_id,
+                        ProvisioningEvent.operation == "sso",
+                    )
+                    .order_by(ProvisioningEvent.id)
+                )
+            )
+        if len(entries) >= at_least or time.monotonic() > deadline:
+            return entries
+        time.sleep(0.02)

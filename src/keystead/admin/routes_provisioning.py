@@ -1,4 +1,5 @@
-"""The provisioning log: what each SCIM request from the identity provider did."""
+"""The provisioning log: what each SCIM request from the identity provider did, and each
+sign-in exchange."""
 
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ def provisioning_events(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     before: BeforeId = None,
 ) -> list[ProvisioningEventOut]:
+    runtime.sign_in_log.flush()  # this process's sign-ins, written before they are listed
     with runtime.db.read() as session:
         events = provisioning_log.list_events(
             session,

@@ -1,17 +1,27 @@
-"""The provisioning log: what each SCIM request did, for the admin reading Entra's log."""
+"""The provisioning log: what each SCIM request did, for the admin reading Entra's log,
+and each sign-in exchange."""
 
 from __future__ import annotations
 
+import contextlib
+import threading
+import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Connection, Table, bindparam, select
 from sqlalchemy.orm import Session
 
-from keystead.storage.driver import DriverStatement
+from keystead.blocking import WouldWait
+from keystead.errors import Conflict, KeysteadError
+from keystead.logs import get_logger
 from keystead.storage.models import ProvisioningEvent
+from keystead.storage.session import Database
 from keystead.storage.types import as_utc, utcnow
+
+log = get_logger("keystead.provisioning")
 
 # Every column but the serial id, bound by name (the time too): the statement also compiles
 # once for a driver connection (`storage.driver`), as the SSO exchange runs it.
@@ -32,12 +42,39 @@ def record(
     status: int,
     scim_type: str | None = None,
     detail: str | None = None,
-    compiled: DriverStatement | None = None,
 ) -> None:
     """Write the entry in the current transaction (one INSERT: it commits or rolls back
-    with the request's own writes); ``compiled``, :data:`INSERT` compiled for the unit's
-    dialect, runs it on the driver connection."""
-    entry = {
+    with the request's own writes)."""
+    unit.execute(
+        INSERT,
+        entry(
+            account_id=account_id,
+            method=method,
+            operation=operation,
+            resource_type=resource_type,
+            resource_id=resource_id,
+            resource_name=resource_name,
+            status=status,
+            scim_type=scim_type,
+            detail=detail,
+        ),
+    )
+
+
+def entry(
+    *,
+    account_id: uuid.UUID,
+    method: str,
+    operation: str,
+    resource_type: str | None,
+    resource_id: str | None,
+    resource_name: str | None,
+    status: int,
+    scim_type: str | None = None,
+    detail: str | None = None,
+) -> dict[str, Any]:
+    """A log row's values, timed now."""
+    return {
         "account_id": account_id,
         "at": utcnow(),
         "method": method,
@@ -50,11 +87,95 @@ def record(
         "scim_type": scim_type,
         "detail": (detail or "")[:2000] or None,
     }
-    if compiled is None:
-        unit.execute(INSERT, entry)
-    else:
-        connection = unit.connection() if isinstance(unit, Session) else unit
-        compiled.run(connection.connection.driver_connection, entry)
+
+
+class Batched:
+    """Entries written in batches, each within about ``every`` seconds of being added: for
+    the sign-in exchange, which changes nothing else in the common case, so that a
+    sign-in costs no transaction of its own (one INSERT of many rows instead of a commit
+    each, and the readers' kept answers stay valid between batches).
+
+    The request that finds the oldest entry due writes the batch, where it runs, if that
+    needs no wait (on the event loop: SQLite's write lock free); otherwise, and when no
+    request comes, a thread of its own does. A graceful stop writes what is pending
+    (:meth:`close`); a process killed loses at most the last ``every`` seconds of
+    entries. While the database cannot be reached the entries wait, up to ``KEEP`` of
+    them (the oldest are dropped first, and said so)."""
+
+    KEEP = 100_000
+
+    def __init__(
+        self, db: Database, *, every: float = 0.05, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.db, self.every, self.clock = db, every, clock
+        self._pending: list[dict[str, Any]] = []
+        self._since = 0.0  # when the oldest pending entry was added
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._writer: threading.Thread | None = None
+
+    def add(self, values: dict[str, Any]) -> None:
+        """Queue one entry (see :func:`entry`), and write the batch if it is due."""
+        now = self.clock()
+        with self._lock:
+            if not self._pending:
+                self._since = now
+            self._pending.append(values)
+            due = now - self._since >= self.every
+            if self._writer is None and not self._stop.is_set():
+                self._writer = threading.Thread(
+                    target=self._run, name="keystead-log-writer", daemon=True
+                )
+                self._writer.start()
+        if due:
+            self.flush()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            with self._lock:
+                due = bool(self._pending) and self.clock() - self._since >= self.every
+            if due:
+                self.flush()
+
+    def close(self) -> None:
+        """Stop the writer thread and write what is pending."""
+        self._stop.set()
+        if self._writer is not None:
+            self._writer.join()
+        self.flush()
+
+    def flush(self) -> None:
+        """Write every pending entry now, unless that would wait here (they stay for the
+        next request or the thread); kept for later if the database cannot be reached."""
+        with self._lock:
+            batch, self._pending, since = self._pending, [], self._since
+        if not batch:
+            return
+        try:
+            self._write(batch)
+        except WouldWait:
+            self._put_back(batch, since)
+        except Conflict:
+            # An account deleted since (its entries went with it) fails the whole batch
+            # on its foreign key: the others are written one by one.
+            for one in batch:
+                with contextlib.suppress(KeysteadError):
+                    self._write([one])
+        except KeysteadError as exc:
+            dropped = self._put_back(batch, since)
+            log.warning("log_entries_waiting", reason=exc.message, dropped=dropped)
+
+    def _put_back(self, batch: list[dict[str, Any]], since: float) -> int:
+        with self._lock:
+            self._pending[:0] = batch
+            self._since = since
+            dropped = max(len(self._pending) - self.KEEP, 0)
+            del self._pending[:dropped]
+        return dropped
+
+    def _write(self, batch: list[dict[str, Any]]) -> None:
+        with self.db.transaction() as connection:
+            connection.execute(INSERT, batch)
 
 
 def list_events(

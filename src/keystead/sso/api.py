@@ -10,6 +10,7 @@ refusals also to the service log with their reason.
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -84,24 +85,19 @@ def exchange_once(
             raise SignInRefused(400, "bad_csr", str(exc), user=user_name) from exc
         now = datetime.now(UTC)
         not_after = exchange.not_after(setup, token, now)
-        # Only the directory binding and its log entry hold the write lock; the certificate
-        # is signed after the commit.
-        with runtime.db.transaction() as connection:
-            key = exchange.bind(connection, setup, token)
-            exchange.apply_group_policy(connection, setup, key, token)
-            provisioning_log.record(
-                connection,
-                account_id=setup.account_id,
-                method="POST",
-                operation="sso",
-                resource_type="User",
-                resource_id=str(key.user_id),
-                resource_name=key.user_name,
-                status=200,
-                detail=f"signed in; certificate valid until {not_after.isoformat()}",
-                compiled=exchange.log_entry,
-            )
+        key = exchange.bind(runtime.db, setup, token)
+        exchange.settle(runtime.db, setup, key, token)
         pem = exchange.certificate(setup, key, public_key, not_after, now)
+        # Added last: a busy writer (WouldWait) above reruns the exchange on a thread.
+        exchange.entries.add(
+            _entry(
+                setup.account_id,
+                200,
+                key.user_name,
+                f"signed in; certificate valid until {not_after.isoformat()}",
+                user_id=str(key.user_id),
+            )
+        )
         # Granted exchanges are in the provisioning log; the service log keeps refusals.
         return 200, {
             "public_value": key.access_key_id,
@@ -114,21 +110,9 @@ def exchange_once(
             # Nobody's token (garbage, forged, unknown key): counted, never a log row each.
             unverified.note(setup.account_id)
         elif setup is not None:
-            with runtime.db.transaction() as connection:
-                provisioning_log.record(
-                    connection,
-                    account_id=setup.account_id,
-                    method="POST",
-                    operation="sso",
-                    resource_type="User",
-                    resource_id=None,
-                    resource_name=who,
-                    status=refused.status,
-                    scim_type=refused.reason,
-                    detail=refused.message,
-                    compiled=exchange.log_entry,
-                )
-        # Logged after the write: on the event loop a busy writer reruns all this on a thread.
+            exchange.entries.add(
+                _entry(setup.account_id, refused.status, who, refused.message, refused.reason)
+            )
         log.info(
             "sso_refused",
             customer_id=customer_id[:64],
@@ -138,6 +122,28 @@ def exchange_once(
             detail=refused.message,
         )
         return refused.status, {"message": refused.message, "reason": refused.reason}
+
+
+def _entry(
+    account_id: uuid.UUID,
+    status: int,
+    user_name: str | None,
+    detail: str,
+    reason: str | None = None,
+    *,
+    user_id: str | None = None,
+) -> dict[str, Any]:
+    return provisioning_log.entry(
+        account_id=account_id,
+        method="POST",
+        operation=provisioning_log.SIGN_IN,
+        resource_type="User",
+        resource_id=user_id,
+        resource_name=user_name,
+        status=status,
+        scim_type=reason,
+        detail=detail,
+    )
 
 
 class Sso:

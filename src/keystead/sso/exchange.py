@@ -33,7 +33,7 @@ from keystead.providers import PROVIDER
 from keystead.scim import log as provisioning_log
 from keystead.sso import certificates
 from keystead.storage.dialect import insert_ignoring_duplicates
-from keystead.storage.driver import DriverQuery, DriverStatement
+from keystead.storage.driver import DriverQuery
 from keystead.storage.models import (
     Account,
     ApiKey,
@@ -77,6 +77,21 @@ class Bound:
     access_key_id: str
     wrapped_signing_key: bytes
     token_groups_enforced: bool
+    pin: str | None  # the object id to bind the user to at its first sign-in, else None
+
+
+def _same_person(user_name: str, pinned: str, token: verify.VerifiedToken) -> None:
+    """Refuse a token whose oid is not the one the user's first sign-in bound."""
+    if (token.object_id or "").strip().lower() != pinned.lower():
+        raise SignInRefused(
+            403,
+            "object_id_mismatch",
+            f"user {user_name!r} signed in before as Entra object {pinned}, but "
+            f"this token's oid is {token.object_id!r}: the user name now belongs to someone "
+            "else. Remove the user from the enterprise application in Entra (or delete it "
+            "in Keystead's directory) and provision it again to bind the new person",
+            user=user_name,
+        )
 
 
 # Built once: constructing statements costs more than running them.
@@ -171,12 +186,19 @@ class _Setup:
 class Exchange:
     """Holds the process-wide pieces: signing-key caches and unwrapped CA keys."""
 
-    def __init__(self, master: MasterKey, keysets: KeySets, *, dialect: Dialect) -> None:
+    def __init__(
+        self,
+        master: MasterKey,
+        keysets: KeySets,
+        entries: provisioning_log.Batched,
+        *,
+        dialect: Dialect,
+    ) -> None:
         self.master = master
         self.keysets = keysets
+        self.entries = entries  # every exchange's provisioning-log entry, written in batches
         self._setup = DriverQuery(_SETUP, dialect, _SetupRow)
         self._bind = DriverQuery(_BIND, dialect, _BindRow)
-        self.log_entry = DriverStatement(provisioning_log.INSERT, dialect)
         # By account and CA certificate: a CA is never changed, only made (keyed by its
         # certificate, a new one is a new entry).
         self._authorities: Immutable[tuple[uuid.UUID, str], certificates.Authority] = Immutable(
@@ -263,11 +285,11 @@ class Exchange:
                 signed=False,
             ) from exc
 
-    def bind(self, connection: Connection, setup: _Setup, token: verify.VerifiedToken) -> Bound:
-        """The directory user the token names, active, with its enabled auto key (read on
-        the transaction's own driver connection)."""
-        row = self._bind.first(
-            connection.connection.driver_connection,
+    def bind(self, db: Database, setup: _Setup, token: verify.VerifiedToken) -> Bound:
+        """The directory user the token names, active, with its enabled auto key (one
+        prebuilt read, outside any transaction: see :meth:`settle` for what it writes)."""
+        row = db.first(
+            self._bind,
             {"account_id": setup.account_id, "name_key": names.name_key(token.username)},
         )
         who = token.username
@@ -292,7 +314,9 @@ class Exchange:
                 f"token's oid is {token.object_id!r} (a reused or renamed user name)",
                 user=row.user_name,
             )
-        self._pin(connection, row, token)
+        oid = (token.object_id or "").strip().lower()
+        if row.pinned_object_id:
+            _same_person(row.user_name, row.pinned_object_id, token)
         if not row.active:
             raise SignInRefused(
                 403,
@@ -321,32 +345,42 @@ class Exchange:
             access_key_id=row.access_key_id,
             wrapped_signing_key=row.wrapped_signing_key,
             token_groups_enforced=row.token_groups_enforced,
+            pin=oid if not row.pinned_object_id and PROVIDER.sign_in.is_object_id(oid) else None,
         )
 
+    def settle(self, db: Database, setup: _Setup, key: Bound, token: verify.VerifiedToken) -> None:
+        """What a sign-in changes, in one transaction, only when it changes something: the
+        user's first sign-in binds it to the token's object id, and under
+        "directory_and_token" the token's groups are kept for the access rule."""
+        token_groups = setup.group_policy == "directory_and_token"
+        if key.pin is None and not token_groups and not key.token_groups_enforced:
+            return
+        with db.transaction() as connection:
+            if key.pin is not None:
+                self._pin(connection, key, key.pin, token)
+            self.apply_group_policy(connection, setup, key, token)
+
     @staticmethod
-    def _pin(connection: Connection, row: _BindRow, token: verify.VerifiedToken) -> None:
+    def _pin(connection: Connection, key: Bound, oid: str, token: verify.VerifiedToken) -> None:
         """The first sign-in of a directory user binds it to the token's Entra object id;
         later tokens must carry the same one. A user name given to someone else (a
         recycled UPN) then signs nobody in as the old user's key until the directory user
-        is deleted and provisioned again, which starts a new binding."""
-        oid = (token.object_id or "").strip().lower()
-        pinned = (row.pinned_object_id or "").lower()
-        if pinned and oid != pinned:
-            raise SignInRefused(
-                403,
-                "object_id_mismatch",
-                f"user {row.user_name!r} signed in before as Entra object {pinned}, but this "
-                f"token's oid is {token.object_id!r}: the user name now belongs to someone "
-                "else. Remove the user from the enterprise application in Entra (or delete it "
-                "in Keystead's directory) and provision it again to bind the new person",
-                user=row.user_name,
-            )
-        if not pinned and PROVIDER.sign_in.is_object_id(oid):
-            connection.execute(
-                update(DirectoryUser)
-                .where(DirectoryUser.id == row.user_id, DirectoryUser.pinned_object_id.is_(None))
-                .values(pinned_object_id=oid)
-            )
+        is deleted and provisioned again, which starts a new binding. Of two first
+        sign-ins at once, the one that binds second is held to the first one's id."""
+        bound = connection.execute(
+            update(DirectoryUser)
+            .where(DirectoryUser.id == key.user_id, DirectoryUser.pinned_object_id.is_(None))
+            .values(pinned_object_id=oid)
+        )
+        if bound.rowcount == 0:
+            pinned = connection.execute(
+                select(DirectoryUser.pinned_object_id).where(DirectoryUser.id == key.user_id)
+            ).scalar_one_or_none()
+            if pinned is None:  # deleted since it was read
+                raise SignInRefused(
+                    403, "unknown_user", f"user {key.user_name!r} was deleted", user=key.user_name
+                )
+            _same_person(key.user_name, pinned, token)
 
     def apply_group_policy(
         self, connection: Connection, setup: _Setup, key: Bound, token: verify.VerifiedToken

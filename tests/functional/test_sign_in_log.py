@@ -1,0 +1,232 @@
+"""Sign-in exchanges' provisioning-log entries, written in batches (``provisioning_log.Batched``),
+and the one write a sign-in still makes itself: the first sign-in's object-id binding."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from sqlalchemy import delete, func, select
+
+from keystead.blocking import no_waiting
+from keystead.idp.keysets import KeySets
+from keystead.idp.verify import VerifiedToken
+from keystead.runtime import Runtime
+from keystead.scim import log as provisioning_log
+from keystead.sso.exchange import Exchange, SignInRefused
+from keystead.storage.engine import make_engine
+from keystead.storage.models import Account, DirectoryUser, ProvisioningEvent
+from keystead.storage.session import Database
+from tests import factories as f
+from tests.support.fake_entra import FakeEntra
+from tests.support.signin import provision, signin_account
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def entry(account_id: uuid.UUID, name: str = "dana@contoso.example") -> dict[str, Any]:
+    return provisioning_log.entry(
+        account_id=account_id,
+        method="POST",
+        operation=provisioning_log.SIGN_IN,
+        resource_type="User",
+        resource_id=None,
+        resource_name=name,
+        status=200,
+        detail="signed in",
+    )
+
+
+def logged(runtime: Runtime, account_id: uuid.UUID | None = None) -> list[str | None]:
+    with runtime.db.read() as s:
+        query = select(ProvisioningEvent.resource_name).order_by(ProvisioningEvent.id)
+        if account_id is not None:
+            query = query.where(ProvisioningEvent.account_id == account_id)
+        return list(s.scalars(query))
+
+
+def new_account(runtime: Runtime) -> uuid.UUID:
+    with runtime.db.write() as s:
+        return f.account(s)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def batched(runtime: Runtime, clock: Clock) -> Iterator[provisioning_log.Batched]:
+    # The writer thread wakes every `every` seconds of real time: an hour keeps it out.
+    log = provisioning_log.Batched(runtime.db, every=3600, clock=clock)
+    yield log
+    log.close()
+
+
+def test_entries_wait_until_the_oldest_is_due_then_go_in_one_batch(
+    runtime: Runtime, batched: provisioning_log.Batched, clock: Clock
+) -> None:
+    account = new_account(runtime)
+    for n in range(3):
+        batched.add(entry(account, f"user{n}"))
+        clock.now += 1000
+    assert logged(runtime) == []
+    clock.now = 3600  # the first entry's hour is up: the request that sees it writes all
+    batched.add(entry(account, "user3"))
+    assert logged(runtime) == ["user0", "user1", "user2", "user3"]
+    batched.add(entry(account, "user4"))  # a new batch, due an hour from now
+    assert logged(runtime) == ["user0", "user1", "user2", "user3"]
+
+
+def test_close_writes_what_is_pending(runtime: Runtime, clock: Clock) -> None:
+    account = new_account(runtime)
+    log = provisioning_log.Batched(runtime.db, every=3600, clock=clock)
+    log.add(entry(account))
+    log.close()
+    assert logged(runtime) == ["dana@contoso.example"]
+
+
+def test_the_writer_thread_writes_entries_no_request_came_for(runtime: Runtime) -> None:
+    account = new_account(runtime)
+    log = provisioning_log.Batched(runtime.db, every=0.05)
+    try:
+        log.add(entry(account))
+        for _ in range(250):  # written within moments; up to 5 s on a loaded machine
+            if logged(runtime):
+                break
+            time.sleep(0.02)
+        assert logged(runtime) == ["dana@contoso.example"]
+    finally:
+        log.close()
+
+
+@contextmanager
+def writer_held(db: Database) -> Iterator[None]:
+    """Another thread of this process inside a write transaction until the block ends."""
+    inside, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with db.transaction():
+            inside.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert inside.wait(10)
+    try:
+        yield
+    finally:
+        release.set()
+        holder.join()
+
+
+def test_a_due_batch_on_the_event_loop_waits_for_no_writer(
+    runtime: Runtime, batched: provisioning_log.Batched, clock: Clock
+) -> None:
+    """Where waiting is not allowed (the event loop), a due batch that would wait (SQLite's
+    write lock held, or any PostgreSQL statement) stays pending; nothing is lost or raised."""
+    account = new_account(runtime)
+    batched.add(entry(account, "first"))
+    clock.now = 3600
+    with writer_held(runtime.db), no_waiting():
+        batched.add(entry(account, "second"))
+    assert logged(runtime) == []
+    batched.flush()
+    assert logged(runtime) == ["first", "second"]
+
+
+def test_entries_of_a_deleted_account_do_not_keep_the_others_out(
+    runtime: Runtime, batched: provisioning_log.Batched
+) -> None:
+    gone, kept = new_account(runtime), new_account(runtime)
+    batched.add(entry(gone, "gone"))
+    batched.add(entry(kept, "kept"))
+    with runtime.db.write() as s:
+        s.execute(delete(Account).where(Account.id == gone))
+    batched.flush()
+    assert logged(runtime) == ["kept"]
+
+
+def test_entries_wait_while_the_database_cannot_be_reached(
+    runtime: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An unreachable database (a PostgreSQL port nobody listens on) keeps the entries for
+    the next round, at most KEEP of them, dropping the oldest and saying so."""
+    unreachable = Database(make_engine("postgresql+psycopg://keystead@127.0.0.1:9/none"))
+    log = provisioning_log.Batched(unreachable, every=3600)
+    log.KEEP = 2
+    try:
+        account = uuid.uuid4()
+        for name in ("a", "b", "c"):
+            log.add(entry(account, name))
+        log.flush()
+        log.flush()
+        assert [e["resource_name"] for e in log._pending] == ["b", "c"]
+    finally:
+        log._pending.clear()
+        log.close()
+        unreachable.dispose()
+
+
+# --- the first sign-in's binding ----------------------------------------------------------
+
+USER = "dana.reyes@contoso.example"
+
+
+def token(oid: str) -> VerifiedToken:
+    return VerifiedToken(
+        username=USER,
+        username_claim="upn",
+        object_id=oid,
+        tenant_id=str(uuid.uuid4()),
+        expires_at=2**40,
+        claims={},
+    )
+
+
+def test_of_two_first_sign_ins_at_once_the_later_binding_is_refused(runtime: Runtime) -> None:
+    """Both read the user unbound; the one that binds second finds the other's object id
+    and is refused (it used to overwrite nothing and sign in anyway on PostgreSQL)."""
+    with FakeEntra() as entra:
+        account = signin_account(runtime, "http://127.0.0.1:9", entra)
+        user = provision(runtime, account.account_id, USER)
+        exchange = Exchange(
+            runtime.master,
+            KeySets(runtime.outbound, ttl=60, cooldown=1),
+            runtime.sign_in_log,
+            dialect=runtime.db.engine.dialect,
+        )
+        setup = exchange.setup(runtime.db, str(account.account_id))
+        first, second = str(uuid.uuid4()), str(uuid.uuid4())
+        bound_first = exchange.bind(runtime.db, setup, token(first))
+        bound_second = exchange.bind(runtime.db, setup, token(second))
+        assert bound_first.pin == first
+        assert bound_second.pin == second
+        exchange.settle(runtime.db, setup, bound_first, token(first))
+        with pytest.raises(SignInRefused) as refused:
+            exchange.settle(runtime.db, setup, bound_second, token(second))
+        assert refused.value.reason == "object_id_mismatch"
+        exchange.settle(runtime.db, setup, bound_first, token(first))  # the same person again
+        with runtime.db.read() as s:
+            pinned = s.scalar(
+                select(DirectoryUser.pinned_object_id).where(DirectoryUser.id == user.user_id)
+            )
+            assert pinned == first
+        # A user bound since it was read and then deleted is unknown, not a mismatch.
+        with runtime.db.write() as s:
+            s.execute(delete(DirectoryUser).where(DirectoryUser.id == user.user_id))
+            assert s.scalar(select(func.count()).select_from(DirectoryUser)) == 0
+        with pytest.raises(SignInRefused) as gone:
+            exchange.settle(runtime.db, setup, bound_second, token(second))
+        assert gone.value.reason == "unknown_user"
