@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from keystead.blocking import WouldWait
 from keystead.errors import Conflict, KeysteadError
 from keystead.logs import get_logger
+from keystead.storage.driver import DriverStatement
 from keystead.storage.models import ProvisioningEvent
 from keystead.storage.session import Database
 from keystead.storage.types import as_utc, utcnow
@@ -113,6 +114,7 @@ class Batched:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._writer: threading.Thread | None = None
+        self._insert = DriverStatement(INSERT, db.engine.dialect)  # compiled once
 
     def add(self, values: dict[str, Any]) -> None:
         """Queue one entry (see :func:`entry`), and write the batch if it is due."""
@@ -175,7 +177,7 @@ class Batched:
 
     def _write(self, batch: list[dict[str, Any]]) -> None:
         with self.db.transaction() as connection:
-            connection.execute(INSERT, batch)
+            self._insert.run_many(connection.connection.driver_connection, batch)
 
 
 def list_events(

@@ -77,10 +77,11 @@ class DriverStatement:
             named[name] = value if process is None else process(value)
         return named
 
-    def run(self, connection: Any, values: Mapping[str, Any]) -> None:
+    def run_many(self, connection: Any, rows: list[dict[str, Any]]) -> None:
+        """Execute it once per row (one ``executemany``), in the caller's transaction."""
         cursor = connection.cursor()
         try:
-            cursor.execute(self.sql, self.parameters(values))
+            cursor.executemany(self.sql, [self.parameters(values) for values in rows])
         finally:
             cursor.close()
 
