@@ -49,18 +49,17 @@ class Authority:
     private_key: ec.EllipticCurvePrivateKey
 
     @functools.cached_property
-    def client_template(self) -> x509.CertificateBuilder:
+    def client_extensions(self) -> list[x509.Extension[x509.ExtensionType]]:
         """What every client certificate it signs has in common, built once (its public
         key hashed once for the key identifier)."""
         key_id = x509.AuthorityKeyIdentifier.from_issuer_public_key(self.private_key.public_key())
-        return (
-            x509.CertificateBuilder()
-            .issuer_name(self.certificate.subject)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(_usage(digital_signature=True, key_encipherment=True), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-            .add_extension(key_id, critical=False)
-        )
+        extensions: list[tuple[x509.ExtensionType, bool]] = [
+            (x509.BasicConstraints(ca=False, path_length=None), True),
+            (_usage(digital_signature=True, key_encipherment=True), True),
+            (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False),
+            (key_id, False),
+        ]
+        return [x509.Extension(value.oid, critical, value) for value, critical in extensions]
 
     @property
     def cert_pem(self) -> str:
@@ -160,14 +159,17 @@ def issue(
 ) -> str:
     """A client certificate for ``public_key``, bound to ``access_key_id``, as PEM."""
     moment = now or datetime.now(UTC)
-    certificate = (
-        authority.client_template.subject_name(_subject(access_key_id))
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(moment - BACKDATE)
-        .not_valid_after(not_after)
-        .sign(authority.private_key, hashes.SHA256())
-    )
+    # One builder made whole (each setter would copy it and check its argument again).
+    certificate = x509.CertificateBuilder(
+        issuer_name=authority.certificate.subject,
+        subject_name=_subject(access_key_id),
+        public_key=public_key,
+        serial_number=x509.random_serial_number(),
+        # As the setters would give them: naive, in UTC.
+        not_valid_before=(moment - BACKDATE).astimezone(UTC).replace(tzinfo=None),
+        not_valid_after=not_after.astimezone(UTC).replace(tzinfo=None),
+        extensions=authority.client_extensions,
+    ).sign(authority.private_key, hashes.SHA256())
     return certificate.public_bytes(serialization.Encoding.PEM).decode()
 
 
