@@ -17,6 +17,7 @@ from keystead.catalog import groups
 from keystead.directory import service as directory
 from keystead.directory.service import User, UserFields
 from keystead.errors import Conflict, FollowsDirectory, InvalidInput
+from keystead.providers import PROVIDER
 from keystead.runtime import Runtime
 from keystead.storage.models import ApiKey, DirectoryMembership, DirectoryUser
 from tests import factories as f
@@ -236,19 +237,25 @@ def test_unknown_member_ids_apply_nothing(runtime: Runtime) -> None:
         user = new_user(s, runtime, acct, "dana@x.io")
         stranger = str(uuid.uuid4())
         with pytest.raises(InvalidInput, match=stranger):
-            directory.resolve_members(s, acct, [str(user.id), stranger])
+            directory.resolve_members(s, acct, [str(user.id), stranger], ignore_group_ids=True)
         with pytest.raises(InvalidInput, match="not-an-id"):
-            directory.resolve_members(s, acct, ["not-an-id"])
+            directory.resolve_members(s, acct, ["not-an-id"], ignore_group_ids=True)
 
 
-def test_group_member_ids_are_accepted_and_ignored(runtime: Runtime) -> None:
-    """Entra adds nested groups as members: accepted, not flattened, no access effect."""
+def test_group_member_ids_are_accepted_and_ignored_where_the_provider_sends_them(
+    runtime: Runtime,
+) -> None:
+    """Entra adds nested groups as members: accepted, not flattened, no access effect. A
+    provider that lists no groups as members gets a group id refused like any unknown id."""
+    assert PROVIDER.nested_groups_as_members
     with runtime.db.write() as s:
         acct = f.account(s)
         nested = directory.create_group(
             s, account_id=acct, display_name="Nested", external_id=None, attributes={}
         )
-        assert directory.resolve_members(s, acct, [str(nested.id)]) == []
+        assert directory.resolve_members(s, acct, [str(nested.id)], ignore_group_ids=True) == []
+        with pytest.raises(InvalidInput, match=str(nested.id)):
+            directory.resolve_members(s, acct, [str(nested.id)], ignore_group_ids=False)
 
 
 def test_members_of_another_account_are_unknown(runtime: Runtime) -> None:
@@ -257,7 +264,7 @@ def test_members_of_another_account_are_unknown(runtime: Runtime) -> None:
         mine, theirs = f.account(s, "A"), f.account(s, "B")
         outsider = new_user(s, runtime, theirs, "eve@x.io")
         with pytest.raises(InvalidInput, match=str(outsider.id)):
-            directory.resolve_members(s, mine, [str(outsider.id)])
+            directory.resolve_members(s, mine, [str(outsider.id)], ignore_group_ids=True)
 
 
 def test_user_name_is_unique_per_account_case_insensitively(runtime: Runtime) -> None:

@@ -290,12 +290,13 @@ def create_group(
     members: Iterable[str] = (),
     displays: dict[str, str | None] | None = None,
     actor: Actor = SCIM,
+    ignore_group_ids: bool = False,
 ) -> Group:
     """Written at once (Core INSERTs); the returned group is a detached copy of its row."""
     name = _clean_group_name(display_name)
     if _taken(session, _GROUP_BY_NAME, None, account_id=account_id, display_name=name):
         raise Conflict(f"a group with displayName {name!r} already exists")
-    member_ids = resolve_members(session, account_id, members)
+    member_ids = resolve_members(session, account_id, members, ignore_group_ids=ignore_group_ids)
     now = utcnow()
     row: dict[str, Any] = {
         "id": uuid.uuid4(),
@@ -393,13 +394,11 @@ _GROUPS_BY_IDS = select(_GROUPS.c.id, _GROUPS.c.account_id).where(
 
 
 def resolve_members(
-    session: Session, account_id: uuid.UUID, member_ids: Iterable[str]
+    session: Session, account_id: uuid.UUID, member_ids: Iterable[str], *, ignore_group_ids: bool
 ) -> list[uuid.UUID]:
-    """Map member ids to users of this account.
-
-    Ids of groups (Entra adds nested groups as members) are accepted and ignored, since
-    nested groups' users are not provisioned. Any other id fails the whole request.
-    """
+    """Map member ids to users of this account. With ``ignore_group_ids`` (a provider that
+    lists nested groups as members) ids of this account's groups are accepted and left
+    out; any other id fails the whole request."""
     wanted: dict[uuid.UUID, str] = {}
     malformed = []
     for raw in member_ids:
@@ -422,11 +421,15 @@ def resolve_members(
     }
     rest = set(wanted) - users
     if rest:
-        groups = {
-            gid
-            for gid, owner in session.connection().execute(_GROUPS_BY_IDS, {"ids": list(rest)})
-            if owner == account_id
-        }
+        groups = (
+            {
+                gid
+                for gid, owner in session.connection().execute(_GROUPS_BY_IDS, {"ids": list(rest)})
+                if owner == account_id
+            }
+            if ignore_group_ids
+            else set()
+        )
         unknown = sorted(wanted[i] for i in rest - groups)
         if unknown:
             raise InvalidInput(

@@ -41,8 +41,8 @@ def check_discovery_url(value: str, *, allow_private: bool = False) -> str:
         scheme, host = "", None
     if scheme not in ("https", "http") or not host or any(c.isspace() for c in value):
         raise InvalidInput(
-            f"discovery URL {value!r} is not an absolute URL; Entra's is "
-            "https://login.microsoftonline.com/TENANT_ID/.well-known/openid-configuration"
+            f"discovery URL {value!r} is not an absolute URL; the identity provider's "
+            f"looks like {PROVIDER.sign_in.discovery_url_example}"
         )
     if scheme == "http" and not (allow_private and host in LOOPBACK_HOSTS):
         raise InvalidInput(f"discovery URL {value!r} must use https")

@@ -64,12 +64,20 @@ class SignIn:
     check_settings: Callable[[Findings, str, str], None]  # the issuer's and audience's forms
     check_discovery_url: Callable[[Findings, str], None]  # a fetchable URL's form
     issuer_mismatch_hint: Callable[[str, str], str]  # configured vs the document's issuer
+    discovery_url_example: str  # the form of a discovery URL, for a malformed one
+    # What an admin does, in the provider, for a user who signs in but was never
+    # provisioned; and to give a user name that now names someone else its new binding.
+    not_provisioned_fix: str
+    rebind_fix: str
 
 
 @dataclass(frozen=True)
 class Provider:
     name: str
     sign_in: SignIn
+    # Whether its SCIM requests list groups among a group's members (nested groups),
+    # which Keystead then accepts and ignores: their users are not provisioned.
+    nested_groups_as_members: bool
     # Built on first use: the SCIM models cost half a second to import, which sign-in and
     # the command line never need.
     scim_shapes: Callable[[], ScimShapes]

@@ -28,6 +28,7 @@ from keystead.crypto.masterkey import MasterKey
 from keystead.directory import service as directory
 from keystead.errors import KeysteadError, MethodNotAllowed, Unauthenticated
 from keystead.idp import service as idp
+from keystead.providers import PROVIDER
 from keystead.runtime import Runtime
 from keystead.scim import discovery, search, wire
 from keystead.scim import log as provisioning_log
@@ -93,6 +94,7 @@ class Call:
     account_id: uuid.UUID
     base: str
     request: Request
+    query: QueryParams  # parsed once, by the edge (the route's cost read it too)
     body: bytes
     master: MasterKey
 
@@ -110,7 +112,7 @@ def _by_body(incoming: Incoming) -> Cost:
 def _query(incoming: Incoming) -> tuple[QueryParams, wire.Shape | None] | None:
     """The request's query and the response shape it asks for; None when the shape is
     refused (the request then fails before any row is read: a point read)."""
-    query = QueryParams(incoming.raw_query)
+    query = incoming.query
     try:
         return query, wire.shape(query.get("attributes"), query.get("excludedAttributes"))
     except ScimError:
@@ -322,7 +324,7 @@ class Runner:
         # From the configured public URL, never the request's Host header: Location and
         # meta.location must not point wherever a caller claims the server lives.
         base = f"{self.runtime.settings.effective_public_url}/{customer_id}/api/v3/scim"
-        call = Call(account_id, base, request, incoming.body, self.runtime.master)
+        call = Call(account_id, base, request, incoming.query, incoming.body, self.runtime.master)
         try:
             if spec.write:
                 # A change and its log entry commit together.
@@ -449,7 +451,7 @@ def _attribute_names(body: dict[str, Any], key: str) -> str | None:
 
 
 def _int_param(call: Call, name: str, default: int) -> int:
-    raw = call.request.query_params.get(name)
+    raw = call.query.get(name)
     if raw is None or raw == "":
         return default
     try:
@@ -459,12 +461,12 @@ def _int_param(call: Call, name: str, default: int) -> int:
 
 
 def _shape(call: Call) -> wire.Shape | None:
-    query = call.request.query_params
+    query = call.query
     return wire.shape(query.get("attributes"), query.get("excludedAttributes"))
 
 
 def _search(session: Session, call: Call, kind: str) -> Outcome:
-    query = call.request.query_params
+    query = call.query
     page = search.search(
         session,
         account_id=call.account_id,
@@ -541,7 +543,12 @@ def _change_members(session: Session, group: directory.Group, change: wire.Membe
     if change.kind == "remove":  # an id that is not ours is no member: nothing to remove
         directory.remove_members(session, group, list(shown))
         return
-    ids = directory.resolve_members(session, group.account_id, change.members)
+    ids = directory.resolve_members(
+        session,
+        group.account_id,
+        change.members,
+        ignore_group_ids=PROVIDER.nested_groups_as_members,
+    )
     if change.kind == "add":
         directory.add_members(session, group, ids, shown)
     else:
@@ -668,6 +675,7 @@ def _create_group(session: Session, call: Call) -> Outcome:
         attributes=given.attributes,
         members=list(given.members),
         displays=given.members,
+        ignore_group_ids=PROVIDER.nested_groups_as_members,
     )
     return _group_outcome(session, group, call, 201, renamed=True)
 

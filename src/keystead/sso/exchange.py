@@ -86,10 +86,9 @@ def _same_person(user_name: str, pinned: str, token: verify.VerifiedToken) -> No
         raise SignInRefused(
             403,
             "object_id_mismatch",
-            f"user {user_name!r} signed in before as Entra object {pinned}, but "
-            f"this token's oid is {token.object_id!r}: the user name now belongs to someone "
-            "else. Remove the user from the enterprise application in Entra (or delete it "
-            "in Keystead's directory) and provision it again to bind the new person",
+            f"user {user_name!r} signed in before as the identity provider's object {pinned}, "
+            f"but this token's is {token.object_id!r}: the user name now belongs to someone "
+            f"else. To bind the new person, {PROVIDER.sign_in.rebind_fix}",
             user=user_name,
         )
 
@@ -298,8 +297,7 @@ class Exchange:
                 403,
                 "unknown_user",
                 f"user {who!r} (token claim {token.username_claim}) has not been provisioned "
-                "to Keystead; assign them to the enterprise application in Entra and let "
-                "provisioning run",
+                f"to Keystead; {PROVIDER.sign_in.not_provisioned_fix}",
                 user=who,
             )
         external = (row.external_id or "").strip()
@@ -362,7 +360,7 @@ class Exchange:
 
     @staticmethod
     def _pin(connection: Connection, key: Bound, oid: str, token: verify.VerifiedToken) -> None:
-        """The first sign-in of a directory user binds it to the token's Entra object id;
+        """The first sign-in of a directory user binds it to the token's object id;
         later tokens must carry the same one. A user name given to someone else (a
         recycled UPN) then signs nobody in as the old user's key until the directory user
         is deleted and provisioned again, which starts a new binding. Of two first

@@ -33,6 +33,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol
 
 from starlette.convertors import Convertor
+from starlette.datastructures import QueryParams
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -51,7 +52,7 @@ Headers = list[tuple[bytes, bytes]]
 UNMATCHED = "unmatched"  # the route a request no route matched is counted under
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Incoming:
     """One request as the edge read it."""
 
@@ -72,6 +73,11 @@ class Incoming:
     def raw_query(self) -> str:
         query: bytes = self.scope.get("query_string", b"")
         return query.decode("latin-1")
+
+    @cached_property
+    def query(self) -> QueryParams:
+        """The query parameters, parsed once for the route's cost and its handler."""
+        return QueryParams(self.raw_query)
 
     @property
     def target(self) -> str:

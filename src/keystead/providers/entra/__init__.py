@@ -14,4 +14,9 @@ def _scim_shapes() -> ScimShapes:
     return scim.SHAPES
 
 
-PROVIDER = Provider(name="Microsoft Entra ID", sign_in=SIGN_IN, scim_shapes=_scim_shapes)
+PROVIDER = Provider(
+    name="Microsoft Entra ID",
+    sign_in=SIGN_IN,
+    nested_groups_as_members=True,  # a nested group is assigned as a member
+    scim_shapes=_scim_shapes,
+)

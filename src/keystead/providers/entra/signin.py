@@ -231,4 +231,11 @@ SIGN_IN = SignIn(
     check_settings=check_settings,
     check_discovery_url=check_discovery_url,
     issuer_mismatch_hint=issuer_mismatch_hint,
+    discovery_url_example=(
+        "https://login.microsoftonline.com/TENANT_ID/.well-known/openid-configuration"
+    ),
+    not_provisioned_fix="assign them to the enterprise application in Entra and let "
+    "provisioning run",
+    rebind_fix="remove the user from the enterprise application in Entra (or delete it in "
+    "Keystead's directory) and provision it again to bind the new person",
 )
