@@ -3,7 +3,6 @@ and each sign-in exchange."""
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 import uuid
@@ -160,9 +159,14 @@ class Batched:
         except Conflict:
             # An account deleted since (its entries went with it) fails the whole batch
             # on its foreign key: the others are written one by one.
-            for one in batch:
-                with contextlib.suppress(KeysteadError):
+            for i, one in enumerate(batch):
+                try:
                     self._write([one])
+                except WouldWait:
+                    self._put_back(batch[i:], since)
+                    return
+                except KeysteadError:
+                    continue
         except KeysteadError as exc:
             dropped = self._put_back(batch, since)
             log.warning("log_entries_waiting", reason=exc.message, dropped=dropped)

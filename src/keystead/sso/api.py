@@ -88,6 +88,7 @@ def exchange_once(
         key = exchange.bind(runtime.db, setup, token)
         exchange.settle(runtime.db, setup, key, token)
         pem = exchange.certificate(setup, key, public_key, not_after, now)
+        signing_value = exchange.signing_value(key)
         # Added last: a busy writer (WouldWait) above reruns the exchange on a thread.
         exchange.entries.add(
             _entry(
@@ -101,7 +102,7 @@ def exchange_once(
         # Granted exchanges are in the provisioning log; the service log keeps refusals.
         return 200, {
             "public_value": key.access_key_id,
-            "signing_value": exchange.signing_value(key),
+            "signing_value": signing_value,
             "api_cert": pem,
         }
     except SignInRefused as refused:
