@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
+from keystead.blocking import WouldWait
 from keystead.errors import KeysteadError
 from keystead.logs import get_logger
 
@@ -49,7 +50,26 @@ class Tally(Generic[K]):
                 self._written_at = {
                     k: t for k, t in self._written_at.items() if now - t < self.every
                 }
-        self.write(key, sums)
+        try:
+            self.write(key, sums)
+        except BaseException as exc:
+            # Not written: the sums wait for the next write, due at once. A write that
+            # would wait did nothing, and its caller runs again on a thread, noting these
+            # amounts again: only what was waiting before them is kept.
+            self._restore(key, before if isinstance(exc, WouldWait) else sums, last)
+            raise
+
+    def _restore(self, key: K, sums: tuple[int, ...], last: float | None) -> None:
+        with self._lock:
+            waiting = self._pending.get(key)
+            if waiting is not None:  # noted meanwhile
+                sums = tuple(a + b for a, b in zip(sums, waiting, strict=True))
+            if any(sums):
+                self._pending[key] = sums
+            if last is None:
+                self._written_at.pop(key, None)
+            else:
+                self._written_at[key] = last
 
     def flush(self) -> None:
         """Write every pending sum (at shutdown, and in tests)."""

@@ -21,6 +21,7 @@ from starlette.testclient import TestClient
 from keystead.accounts import service as accounts
 from keystead.apikeys.service import signing_key_context
 from keystead.app import build_app
+from keystead.blocking import WouldWait, no_waiting
 from keystead.dataplane import usage_limits
 from keystead.directory import service as directory
 from keystead.errors import TooManyRequests
@@ -377,6 +378,43 @@ def test_unverified_refusals_reach_the_database_once_per_interval(runtime: Runti
     assert stored() == 6
     counter.flush()
     assert stored() == 8
+
+
+def test_unverified_refusals_waiting_survive_a_write_that_would_wait(runtime: Runtime) -> None:
+    """On SQLite the exchange runs on the event loop, where a due count's write that finds
+    the write lock held (the sign-in log's writer thread, any other write) raises WouldWait
+    and the exchange runs again on a thread, noting its refusal again: the sums waiting
+    until then are kept, and that refusal is counted once."""
+    with runtime.db.write() as s:
+        account = accounts.get_account(s, f.account(s))
+        idp.set_enabled(s, account, True, actor=f.ACTOR, master=runtime.master)
+        account_id = account.id
+    now = [0.0]
+    counter = UnverifiedRefusals(runtime.db, flush_seconds=10, clock=lambda: now[0])
+    for _ in range(5):
+        counter.note(account_id)  # the first at once, four waiting
+    now[0] = 11
+    inside, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with runtime.db.transaction():
+            inside.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert inside.wait(10)
+        with pytest.raises(WouldWait), no_waiting():
+            counter.note(account_id)
+    finally:
+        release.set()
+        holder.join()
+    counter.note(account_id)  # the exchange again, on a thread
+    with runtime.db.read() as s:
+        found = s.get(IdpSettings, account_id)
+        assert found is not None
+        assert found.unverified_refusals == 6
 
 
 def test_a_recycled_user_name_does_not_inherit_the_previous_users_key(

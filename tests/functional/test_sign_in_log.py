@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import delete, func, select
 
 from keystead.blocking import no_waiting
+from keystead.errors import Unavailable
 from keystead.idp.keysets import KeySets
 from keystead.idp.verify import VerifiedToken
 from keystead.runtime import Runtime
@@ -177,6 +178,101 @@ def test_entries_wait_while_the_database_cannot_be_reached(
         log._pending.clear()
         log.close()
         unreachable.dispose()
+
+
+def test_a_flush_returns_once_what_another_flush_is_writing_is_in(
+    runtime: Runtime, batched: provisioning_log.Batched, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The admin's listing flushes first: while another thread (the writer, a request) is
+    writing the batch it took, that flush waits for it instead of finding nothing pending
+    and listing without the entries being written."""
+    account = new_account(runtime)
+    batched.add(entry(account, "first"))
+    entered, go_on = threading.Event(), threading.Event()
+    write = batched._write
+
+    def slow(batch: list[dict[str, Any]]) -> None:
+        entered.set()
+        assert go_on.wait(10)
+        write(batch)
+
+    monkeypatch.setattr(batched, "_write", slow)
+    writing = threading.Thread(target=batched.flush)
+    writing.start()
+    assert entered.wait(10)
+    seen: list[str | None] = []
+
+    def list_log() -> None:  # as GET /provisioning/log does
+        batched.flush()
+        seen.extend(logged(runtime))
+
+    admin = threading.Thread(target=list_log)
+    admin.start()
+    admin.join(0.3)
+    go_on.set()
+    writing.join()
+    admin.join()
+    assert seen == ["first"]
+
+
+def test_a_flush_that_fails_unexpectedly_keeps_the_other_entries_and_raises_nothing(
+    runtime: Runtime,
+    batched: provisioning_log.Batched,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A failure that is no outage (a bug, an entry the database refuses) must not turn the
+    sign-in that found the batch due into a 500, nor lose the batch, nor end the writer
+    thread: the entries go in one by one, the refused one is left out."""
+    account = new_account(runtime)
+    write = batched._write
+
+    def refusing(batch: list[dict[str, Any]]) -> None:
+        if any(e["resource_name"] == "poison" for e in batch):
+            raise RuntimeError("refused by the database")
+        write(batch)
+
+    monkeypatch.setattr(batched, "_write", refusing)
+    batched.add(entry(account, "before"))
+    batched.add(entry(account, "poison"))
+    clock.now = 3600
+    batched.add(entry(account, "after"))  # due: written here, without raising
+    assert logged(runtime) == ["before", "after"]
+
+
+def test_an_outage_while_writing_one_by_one_keeps_the_rest(
+    runtime: Runtime, batched: provisioning_log.Batched, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a batch failed on a deleted account's entry, the database going away while
+    the rest are written one by one leaves them pending rather than dropping them."""
+    gone, kept = new_account(runtime), new_account(runtime)
+    batched.add(entry(gone, "gone"))
+    batched.add(entry(kept, "kept"))
+    with runtime.db.write() as s:
+        s.execute(delete(Account).where(Account.id == gone))
+    write = batched._write
+
+    def failing(batch: list[dict[str, Any]]) -> None:
+        if len(batch) == 1 and batch[0]["resource_name"] == "kept":
+            raise Unavailable("the database cannot be reached")
+        write(batch)
+
+    monkeypatch.setattr(batched, "_write", failing)
+    batched.flush()
+    assert [e["resource_name"] for e in batched._pending] == ["kept"]
+    monkeypatch.setattr(batched, "_write", write)
+    batched.flush()
+    assert logged(runtime) == ["kept"]
+
+
+def test_entries_added_after_close_are_written_at_once(runtime: Runtime, clock: Clock) -> None:
+    """A sign-in still finishing on a thread when the server stops: no writer thread is
+    left to write its entry later."""
+    account = new_account(runtime)
+    log = provisioning_log.Batched(runtime.db, every=3600, clock=clock)
+    log.close()
+    log.add(entry(account, "late"))
+    assert logged(runtime) == ["late"]
 
 
 # --- the first sign-in's binding ----------------------------------------------------------

@@ -13,8 +13,8 @@ from typing import Any, cast
 from sqlalchemy import Connection, Table, bindparam, select
 from sqlalchemy.orm import Session
 
-from keystead.blocking import WouldWait
-from keystead.errors import Conflict, KeysteadError
+from keystead.blocking import WouldWait, may_wait
+from keystead.errors import Conflict, Unavailable
 from keystead.logs import get_logger
 from keystead.storage.driver import DriverStatement
 from keystead.storage.models import ProvisioningEvent
@@ -111,32 +111,38 @@ class Batched:
         self._pending: list[dict[str, Any]] = []
         self._since = 0.0  # when the oldest pending entry was added
         self._lock = threading.Lock()
+        self._flushing = threading.Lock()  # one batch written at a time
         self._stop = threading.Event()
         self._writer: threading.Thread | None = None
         self._insert = DriverStatement(INSERT, db.engine.dialect)  # compiled once
 
     def add(self, values: dict[str, Any]) -> None:
-        """Queue one entry (see :func:`entry`), and write the batch if it is due."""
+        """Queue one entry (see :func:`entry`), and write the batch if it is due. After
+        :meth:`close` (a sign-in still finishing as the server stops) no thread is left to
+        write it later: it is written at once."""
         now = self.clock()
         with self._lock:
             if not self._pending:
                 self._since = now
             self._pending.append(values)
-            due = now - self._since >= self.every
-            if self._writer is None and not self._stop.is_set():
+            closed = self._stop.is_set()
+            due = closed or now - self._since >= self.every
+            if self._writer is None and not closed:
                 self._writer = threading.Thread(
                     target=self._run, name="keystead-log-writer", daemon=True
                 )
                 self._writer.start()
         if due:
-            self.flush()
+            # A request never queues behind another flush: the entries it leaves wait for
+            # the next one (or the thread).
+            self._flush(wait=closed and may_wait())
 
     def _run(self) -> None:
         while not self._stop.wait(self.every):
             with self._lock:
                 due = bool(self._pending) and self.clock() - self._since >= self.every
             if due:
-                self.flush()
+                self._flush(wait=True)
 
     def close(self) -> None:
         """Stop the writer thread and write what is pending."""
@@ -147,7 +153,21 @@ class Batched:
 
     def flush(self) -> None:
         """Write every pending entry now, unless that would wait here (they stay for the
-        next request or the thread); kept for later if the database cannot be reached."""
+        next request or the thread); kept for later if the database cannot be reached.
+        Where it may wait, a flush another thread is doing is waited for, so that what
+        was added before this call is in the database when it returns (the admin's
+        listing flushes first)."""
+        self._flush(wait=may_wait())
+
+    def _flush(self, *, wait: bool) -> None:
+        if not self._flushing.acquire(blocking=wait):
+            return  # another thread is writing a batch; these wait for the next round
+        try:
+            self._write_pending()
+        finally:
+            self._flushing.release()
+
+    def _write_pending(self) -> None:
         with self._lock:
             batch, self._pending, since = self._pending, [], self._since
         if not batch:
@@ -156,20 +176,30 @@ class Batched:
             self._write(batch)
         except WouldWait:
             self._put_back(batch, since)
-        except Conflict:
-            # An account deleted since (its entries went with it) fails the whole batch
-            # on its foreign key: the others are written one by one.
-            for i, one in enumerate(batch):
-                try:
-                    self._write([one])
-                except WouldWait:
-                    self._put_back(batch[i:], since)
-                    return
-                except KeysteadError:
-                    continue
-        except KeysteadError as exc:
+        except Unavailable as exc:
             dropped = self._put_back(batch, since)
             log.warning("log_entries_waiting", reason=exc.message, dropped=dropped)
+        except Exception:
+            # An account deleted since (its entries went with it) fails the whole batch on
+            # its foreign key (Conflict), and so would any one entry the database refuses:
+            # the others are written one by one.
+            self._one_by_one(batch, since)
+
+    def _one_by_one(self, batch: list[dict[str, Any]], since: float) -> None:
+        for i, one in enumerate(batch):
+            try:
+                self._write([one])
+            except WouldWait:
+                self._put_back(batch[i:], since)
+                return
+            except Unavailable as exc:
+                dropped = self._put_back(batch[i:], since)
+                log.warning("log_entries_waiting", reason=exc.message, dropped=dropped)
+                return
+            except Conflict:
+                continue  # its account is gone
+            except Exception as exc:  # one entry lost, never the others
+                log.error("log_entry_not_written", error=type(exc).__name__)
 
     def _put_back(self, batch: list[dict[str, Any]], since: float) -> int:
         with self._lock:
