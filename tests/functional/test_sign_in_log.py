@@ -326,3 +326,25 @@ def test_of_two_first_sign_ins_at_once_the_later_binding_is_refused(runtime: Run
         with pytest.raises(SignInRefused) as gone:
             exchange.settle(runtime.db, setup, bound_second, token(second))
         assert gone.value.reason == "unknown_user"
+
+
+def test_a_backlog_goes_in_a_chunk_per_flush_on_the_event_loop(
+    runtime: Runtime, batched: provisioning_log.Batched, clock: Clock
+) -> None:
+    """After an outage, a request on the event loop writes at most CHUNK entries, so that
+    it does not hold every other request while thousands go in; the rest follow with the
+    next requests, and a flush that may wait writes them all."""
+    account = new_account(runtime)
+    batched.CHUNK = 3
+    for n in range(7):
+        batched.add(entry(account, f"user{n}"))
+    clock.now = 3600
+    # On PostgreSQL every statement waits on the network: the loop writes none.
+    chunk = 3 if runtime.db.dialect == "sqlite" else 0
+    with no_waiting():
+        batched.flush()
+        assert len(logged(runtime)) == chunk
+        batched.add(entry(account, "user7"))  # due at once: the rest are as old
+        assert len(logged(runtime)) == 2 * chunk
+    batched.flush()
+    assert logged(runtime) == [f"user{n}" for n in range(8)]

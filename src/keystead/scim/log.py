@@ -100,9 +100,11 @@ class Batched:
     request comes, a thread of its own does. A graceful stop writes what is pending
     (:meth:`close`); a process killed loses at most the last ``every`` seconds of
     entries. While the database cannot be reached the entries wait, up to ``KEEP`` of
-    them (the oldest are dropped first, and said so)."""
+    them (the oldest are dropped first, and said so); the backlog then goes in ``CHUNK``
+    entries per flush on the event loop, so that no request stalls the others."""
 
-    KEEP = 100_000
+    KEEP = 10_000  # about 10 MB
+    CHUNK = 1_000
 
     def __init__(
         self, db: Database, *, every: float = 0.05, clock: Callable[[], float] = time.monotonic
@@ -169,7 +171,9 @@ class Batched:
 
     def _write_pending(self) -> None:
         with self._lock:
-            batch, self._pending, since = self._pending, [], self._since
+            take = len(self._pending) if may_wait() else self.CHUNK
+            batch, self._pending = self._pending[:take], self._pending[take:]
+            since = self._since  # the rest, if any, are as old: due at once
         if not batch:
             return
         try:
