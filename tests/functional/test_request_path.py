@@ -57,6 +57,7 @@ from tests.support.scim import (
     create_user,
     entra_user,
 )
+from tests.support.writers import writer_held
 from tests.unit.test_jwks_cache import FIRST, jwk
 
 # --- one error map ------------------------------------------------------------------------
@@ -298,16 +299,6 @@ def test_a_point_write_that_would_wait_is_run_once_on_a_thread(runtime: Runtime)
     """The lock held by another thread: the loop's attempt raises WriterBusy before doing
     anything, and the write is done once, on a thread, when the lock is free."""
     executor = Executor(runtime.db)
-    holding, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with runtime.db.write():
-            holding.set()
-            release.wait(10)
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    holding.wait(10)
     attempts: list[int] = []
 
     def write() -> None:
@@ -315,9 +306,9 @@ def test_a_point_write_that_would_wait_is_run_once_on_a_thread(runtime: Runtime)
         with runtime.db.write() as session:
             f.account(session, name="Written once")
 
-    threading.Timer(0.2, release.set).start()
-    assert _where(executor, Cost.WRITE, write) == "thread"
-    holder.join()
+    with writer_held(runtime.db) as release:
+        threading.Timer(0.2, release.set).start()
+        assert _where(executor, Cost.WRITE, write) == "thread"
     assert len(attempts) == 2  # the loop's attempt (nothing done), then the thread's write
     with runtime.db.read() as session:
         names = session.scalars(select(Account.name).where(Account.name == "Written once"))

@@ -51,6 +51,7 @@ from tests.support.signin import (
     sign_in_entries,
     signin_account,
 )
+from tests.support.writers import writer_held
 
 USER = "dana.reyes@contoso.example"
 EVENTS = "/api/v3/tracking/events"
@@ -353,13 +354,18 @@ def test_garbage_sign_in_tokens_are_counted_not_logged_one_by_one(
     assert last is not None
 
 
-def test_unverified_refusals_reach_the_database_once_per_interval(runtime: Runtime) -> None:
+def refusal_counter(runtime: Runtime) -> tuple[uuid.UUID, list[float], UnverifiedRefusals]:
+    """An account with sign-in enabled, and a refusal counter on a clock the test moves."""
     with runtime.db.write() as s:
         account = accounts.get_account(s, f.account(s))
         idp.set_enabled(s, account, True, actor=f.ACTOR, master=runtime.master)
         account_id = account.id
     now = [0.0]
-    counter = UnverifiedRefusals(runtime.db, flush_seconds=10, clock=lambda: now[0])
+    return account_id, now, UnverifiedRefusals(runtime.db, flush_seconds=10, clock=lambda: now[0])
+
+
+def test_unverified_refusals_reach_the_database_once_per_interval(runtime: Runtime) -> None:
+    account_id, now, counter = refusal_counter(runtime)
 
     def stored() -> int:
         with runtime.db.read() as s:
@@ -385,31 +391,12 @@ def test_unverified_refusals_waiting_survive_a_write_that_would_wait(runtime: Ru
     the write lock held (the sign-in log's writer thread, any other write) raises WouldWait
     and the exchange runs again on a thread, noting its refusal again: the sums waiting
     until then are kept, and that refusal is counted once."""
-    with runtime.db.write() as s:
-        account = accounts.get_account(s, f.account(s))
-        idp.set_enabled(s, account, True, actor=f.ACTOR, master=runtime.master)
-        account_id = account.id
-    now = [0.0]
-    counter = UnverifiedRefusals(runtime.db, flush_seconds=10, clock=lambda: now[0])
+    account_id, now, counter = refusal_counter(runtime)
     for _ in range(5):
         counter.note(account_id)  # the first at once, four waiting
     now[0] = 11
-    inside, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with runtime.db.transaction():
-            inside.set()
-            release.wait(10)
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    try:
-        assert inside.wait(10)
-        with pytest.raises(WouldWait), no_waiting():
-            counter.note(account_id)
-    finally:
-        release.set()
-        holder.join()
+    with writer_held(runtime.db), pytest.raises(WouldWait), no_waiting():
+        counter.note(account_id)
     counter.note(account_id)  # the exchange again, on a thread
     with runtime.db.read() as s:
         found = s.get(IdpSettings, account_id)

@@ -7,7 +7,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -26,6 +25,7 @@ from keystead.storage.session import Database
 from tests import factories as f
 from tests.support.fake_entra import FakeEntra
 from tests.support.signin import provision, signin_account
+from tests.support.writers import writer_held
 
 
 class Clock:
@@ -110,26 +110,6 @@ def test_the_writer_thread_writes_entries_no_request_came_for(runtime: Runtime) 
         assert logged(runtime) == ["dana@contoso.example"]
     finally:
         log.close()
-
-
-@contextmanager
-def writer_held(db: Database) -> Iterator[None]:
-    """Another thread of this process inside a write transaction until the block ends."""
-    inside, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with db.transaction():
-            inside.set()
-            release.wait(10)
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    assert inside.wait(10)
-    try:
-        yield
-    finally:
-        release.set()
-        holder.join()
 
 
 def test_a_due_batch_on_the_event_loop_waits_for_no_writer(
