@@ -401,13 +401,15 @@ def fuzzed(admin_api: httpx.Client, first_account: FirstAccount, runtime: Runtim
         for status, name in ((201, "ann@fabrikam.example"), (409, "HR")):
             provisioning_log.record(
                 session,
-                account_id=account_id,
-                method="POST",
-                operation="create",
-                resource_type="User" if "@" in name else "Group",
-                resource_id=str(uuid.uuid4()),
-                resource_name=name,
-                status=status,
+                provisioning_log.entry(
+                    account_id=account_id,
+                    method="POST",
+                    operation="create",
+                    resource_type="User" if "@" in name else "Group",
+                    resource_id=str(uuid.uuid4()),
+                    resource_name=name,
+                    status=status,
+                ),
             )
     return Fuzzed(admin_api, first_account, first_account.admin_password, tokens[0]["id"], runtime)
 

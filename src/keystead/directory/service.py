@@ -420,22 +420,18 @@ def resolve_members(
         if mine
     }
     rest = set(wanted) - users
+    if rest and ignore_group_ids:
+        rest -= {
+            gid
+            for gid, owner in session.connection().execute(_GROUPS_BY_IDS, {"ids": list(rest)})
+            if owner == account_id
+        }
     if rest:
-        groups = (
-            {
-                gid
-                for gid, owner in session.connection().execute(_GROUPS_BY_IDS, {"ids": list(rest)})
-                if owner == account_id
-            }
-            if ignore_group_ids
-            else set()
+        unknown = sorted(wanted[i] for i in rest)
+        raise InvalidInput(
+            f"unknown member ids (no such user in this directory): {', '.join(unknown[:10])}"
+            + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else "")
         )
-        unknown = sorted(wanted[i] for i in rest - groups)
-        if unknown:
-            raise InvalidInput(
-                f"unknown member ids (no such user in this directory): {', '.join(unknown[:10])}"
-                + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else "")
-            )
     return [i for i in wanted if i in users]
 
 

@@ -179,15 +179,17 @@ def _record(
 ) -> None:
     provisioning_log.record(
         session,
-        account_id=account_id,
-        method=method,
-        operation=name,
-        resource_type=outcome.resource_type if outcome else None,
-        resource_id=outcome.resource_id if outcome else None,
-        resource_name=outcome.resource_name if outcome else None,
-        status=error.status if error else outcome.status if outcome else 500,
-        scim_type=error.scim_type if error else None,
-        detail=error.message if error else outcome.note if outcome else None,
+        provisioning_log.entry(
+            account_id=account_id,
+            method=method,
+            operation=name,
+            resource_type=outcome.resource_type if outcome else None,
+            resource_id=outcome.resource_id if outcome else None,
+            resource_name=outcome.resource_name if outcome else None,
+            status=error.status if error else outcome.status if outcome else 500,
+            scim_type=error.scim_type if error else None,
+            detail=error.message if error else outcome.note if outcome else None,
+        ),
     )
 
 

@@ -24,41 +24,16 @@ from keystead.storage.types import as_utc, utcnow
 log = get_logger("keystead.provisioning")
 
 # Every column but the serial id, bound by name (the time too): the statement also compiles
-# once for a driver connection (`storage.driver`), as the SSO exchange runs it.
+# once for a driver connection (`storage.driver`), as the sign-in log's batches run it.
 _TABLE = cast(Table, ProvisioningEvent.__table__)
 INSERT = _TABLE.insert().values({c.name: bindparam(c.name) for c in _TABLE.c if not c.primary_key})
 SIGN_IN = "sso"  # the operation of sign-in exchanges; every other one is directory sync
 
 
-def record(
-    unit: Session | Connection,
-    *,
-    account_id: uuid.UUID,
-    method: str,
-    operation: str,
-    resource_type: str | None,
-    resource_id: str | None,
-    resource_name: str | None,
-    status: int,
-    scim_type: str | None = None,
-    detail: str | None = None,
-) -> None:
-    """Write the entry in the current transaction (one INSERT: it commits or rolls back
-    with the request's own writes)."""
-    unit.execute(
-        INSERT,
-        entry(
-            account_id=account_id,
-            method=method,
-            operation=operation,
-            resource_type=resource_type,
-            resource_id=resource_id,
-            resource_name=resource_name,
-            status=status,
-            scim_type=scim_type,
-            detail=detail,
-        ),
-    )
+def record(unit: Session | Connection, values: dict[str, Any]) -> None:
+    """Write an entry (:func:`entry`) in the current transaction (one INSERT: it commits or
+    rolls back with the request's own writes)."""
+    unit.execute(INSERT, values)
 
 
 def entry(
@@ -178,11 +153,8 @@ class Batched:
             return
         try:
             self._write(batch)
-        except WouldWait:
-            self._put_back(batch, since)
-        except Unavailable as exc:
-            dropped = self._put_back(batch, since)
-            log.warning("log_entries_waiting", reason=exc.message, dropped=dropped)
+        except (WouldWait, Unavailable) as exc:
+            self._wait_again(batch, since, exc)
         except Exception:
             # An account deleted since (its entries went with it) fails the whole batch on
             # its foreign key (Conflict), and so would any one entry the database refuses:
@@ -193,25 +165,26 @@ class Batched:
         for i, one in enumerate(batch):
             try:
                 self._write([one])
-            except WouldWait:
-                self._put_back(batch[i:], since)
-                return
-            except Unavailable as exc:
-                dropped = self._put_back(batch[i:], since)
-                log.warning("log_entries_waiting", reason=exc.message, dropped=dropped)
+            except (WouldWait, Unavailable) as exc:
+                self._wait_again(batch[i:], since, exc)
                 return
             except Conflict:
                 continue  # its account is gone
             except Exception as exc:  # one entry lost, never the others
                 log.error("log_entry_not_written", error=type(exc).__name__)
 
-    def _put_back(self, batch: list[dict[str, Any]], since: float) -> int:
+    def _wait_again(
+        self, batch: list[dict[str, Any]], since: float, exc: WouldWait | Unavailable
+    ) -> None:
+        """Entries not written because that would wait here, or the database cannot be
+        reached, go back before the others, at most ``KEEP`` in all."""
         with self._lock:
             self._pending[:0] = batch
             self._since = since
             dropped = max(len(self._pending) - self.KEEP, 0)
             del self._pending[:dropped]
-        return dropped
+        if isinstance(exc, Unavailable):
+            log.warning("log_entries_waiting", reason=exc.message, dropped=dropped)
 
     def _write(self, batch: list[dict[str, Any]]) -> None:
         with self.db.transaction() as connection:
