@@ -181,7 +181,8 @@ class KeptReader:
             if now - kept[0] >= self.keep / 2 and key not in self._refreshing:
                 self._refreshing.add(key)
                 self._refresher.submit(self._refresh, key, query, dict(values))
-            return cast(Row | None, kept[2])
+            row: Row | None = kept[2]
+            return row
         if not may_wait():
             raise WouldWait("the answer is not kept: the database must be asked")
         return self._read(key, query, values)
@@ -238,9 +239,9 @@ class SQLiteReader(ConnectionReader):
         version = self.data_version()
         key = (query, *values.values())
         if version == self._version:
-            kept = self._kept.get(key, _MISSING)
+            kept: Row | None = self._kept.get(key, _MISSING)
             if kept is not _MISSING:
-                return cast(Row | None, kept)
+                return kept
         else:
             self._kept.clear()
             self._version = version

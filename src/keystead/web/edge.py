@@ -52,7 +52,7 @@ Headers = list[tuple[bytes, bytes]]
 UNMATCHED = "unmatched"  # the route a request no route matched is counted under
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Incoming:
     """One request as the edge read it."""
 
@@ -60,24 +60,29 @@ class Incoming:
     params: dict[str, Any]  # the path pattern's parameters
     body: bytes
     refused: KeysteadError | None  # why the body or target broke the edge's rules, if it did
+    _query: QueryParams | None = field(default=None, init=False, repr=False)
 
     @property
     def method(self) -> str:
-        return str(self.scope["method"])
+        method: str = self.scope["method"]
+        return method
 
     @property
     def path(self) -> str:
-        return str(self.scope["path"])
+        path: str = self.scope["path"]
+        return path
 
     @property
     def raw_query(self) -> str:
         query: bytes = self.scope.get("query_string", b"")
         return query.decode("latin-1")
 
-    @cached_property
+    @property
     def query(self) -> QueryParams:
         """The query parameters, parsed once for the route's cost and its handler."""
-        return QueryParams(self.raw_query)
+        if self._query is None:
+            self._query = QueryParams(self.raw_query)
+        return self._query
 
     @property
     def target(self) -> str:

@@ -38,25 +38,40 @@ class Cost(enum.Enum):
     WRITE = "write"  # point writes (and their reads): constant time once the lock is held
     GROWS = "grows"  # grows with the data or the body, or is CPU-bound: never on the loop
 
+    # Members are singletons: hashed by identity, in C (Enum's own hash is Python code,
+    # paid on every request's lookup of where it runs).
+    __hash__ = object.__hash__
+
+
+class _Where(enum.Enum):
+    LOOP = "loop"  # on the event loop
+    LOOP_OR_THREAD = "loop or thread"  # on the loop unless it would wait, then on a thread
+    THREAD = "thread"
+
+
+# Where work of each cost runs: (on a SQLite file, on PostgreSQL).
+_RULE = {
+    Cost.READ: (_Where.LOOP, _Where.THREAD),
+    Cost.KEPT: (_Where.LOOP, _Where.LOOP_OR_THREAD),
+    Cost.WRITE: (_Where.LOOP_OR_THREAD, _Where.THREAD),
+    Cost.GROWS: (_Where.THREAD, _Where.THREAD),
+}
+
 
 class Executor:
     def __init__(self, db: Database) -> None:
         # A SQLite database is local and has one writer; PostgreSQL is across a network.
-        self.on_loop = db.writes_now
-
-    def inline(self, cost: Cost) -> bool:
-        """Whether work of this cost may start on the event loop."""
-        if cost is Cost.KEPT:
-            return True
-        return self.on_loop and cost is not Cost.GROWS
+        column = 0 if db.writes_now else 1
+        self._where = {cost: where[column] for cost, where in _RULE.items()}
 
     async def run(
         self, cost: Cost, work: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs
     ) -> _T:
-        if not self.inline(cost):
-            return await run_in_threadpool(work, *args, **kwargs)
-        if self.on_loop and cost in (Cost.READ, Cost.KEPT):
+        where = self._where[cost]
+        if where is _Where.LOOP:
             return work(*args, **kwargs)
+        if where is _Where.THREAD:
+            return await run_in_threadpool(work, *args, **kwargs)
         try:
             with no_waiting():
                 return work(*args, **kwargs)

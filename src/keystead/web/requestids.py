@@ -28,7 +28,7 @@ class _Fresh:
         self.bits = random.Random(os.urandom(32)).getrandbits  # noqa: S311 (not a secret)
 
     def __call__(self) -> str:
-        return f"{self.bits(128):032x}"
+        return self.bits(128).to_bytes(16).hex()
 
 
 fresh = _Fresh()
