@@ -39,7 +39,6 @@ def make_engine(url: str, *, pool_size: int = POOL_SIZE) -> Engine:
         # a connection attempt gives up after 5 s, a wait for a pooled connection after 10.
         connect_args={"connect_timeout": 5},
         pool_timeout=10,
-        future=True,
         hide_parameters=True,  # a failing statement never puts an attribute value in a log
     )
 
