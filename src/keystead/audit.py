@@ -141,11 +141,9 @@ def list_events(
     if action_prefix:
         query = query.where(AuditEvent.action.startswith(action_prefix, autoescape=True))
     if since is not None:
-        since = as_utc(since, what="since")
-        query = query.where(AuditEvent.at >= since)
+        query = query.where(AuditEvent.at >= as_utc(since, what="since"))
     if until is not None:
-        until = as_utc(until, what="until")
-        query = query.where(AuditEvent.at < until)
+        query = query.where(AuditEvent.at < as_utc(until, what="until"))
     if actor:
         query = query.where(AuditEvent.actor_label.icontains(actor, autoescape=True))
     return list(session.scalars(query.order_by(AuditEvent.id.desc()).limit(limit)))

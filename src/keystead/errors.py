@@ -51,14 +51,10 @@ class BadRequest(InvalidInput):
 
 
 class NotFound(KeysteadError):
-    """The named object does not exist in the caller's account."""
-
     status = 404
 
 
 class Conflict(KeysteadError):
-    """The change collides with existing state."""
-
     status = 409
 
 
@@ -67,14 +63,10 @@ class FollowsDirectory(Conflict):
 
 
 class Unauthenticated(KeysteadError):
-    """Missing or wrong credentials."""
-
     status = 401
 
 
 class Forbidden(KeysteadError):
-    """The caller may not do this."""
-
     status = 403
 
 
@@ -115,8 +107,6 @@ class Internal(KeysteadError):
 
 
 class ConfigurationError(KeysteadError):
-    """Keystead cannot run with the configuration it was given."""
-
     status = 500
 
 

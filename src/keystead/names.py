@@ -43,8 +43,7 @@ def name_key(name: str) -> str:
 
 def dataset_name(value: str) -> str:
     if not isinstance(value, str) or not _DATASET_NAME.fullmatch(value):
-        message = f"dataset name {value!r} is not valid: {DATASET_NAME_RULE}"
-        raise InvalidInput(message, fields={"name": message})
+        raise _refused(f"dataset name {value!r} is not valid: {DATASET_NAME_RULE}")
     return value
 
 
@@ -52,28 +51,26 @@ def display_name(value: str, *, what: str, max_length: int = 256) -> str:
     """Free-text names (dataset groups must match Entra group names, which allow almost
     anything): trimmed, 1..max_length characters (also as name_key), no control
     characters. A refusal names the form field ``name``."""
-    try:
-        return _display_name(value, what=what, max_length=max_length)
-    except InvalidInput as exc:
-        raise InvalidInput(exc.message, fields={"name": exc.message}) from None
-
-
-def _display_name(value: str, *, what: str, max_length: int) -> str:
     if not isinstance(value, str):
-        raise InvalidInput(f"{what} name must be a string")
+        raise _refused(f"{what} name must be a string")
     cleaned = value.strip()
     if not cleaned:
-        raise InvalidInput(f"{what} name must not be empty")
+        raise _refused(f"{what} name must not be empty")
     if len(cleaned) > max_length:
-        raise InvalidInput(f"{what} name is {len(cleaned)} characters; at most {max_length}")
+        raise _refused(f"{what} name is {len(cleaned)} characters; at most {max_length}")
     # Names are compared (and kept unique) in their name_key form, which Unicode can make
     # longer ('ß' folds to 'ss', 'ﷺ' to 18 characters); that form must fit its column too.
     compared = len(name_key(cleaned))
     if compared > max_length:
-        raise InvalidInput(
+        raise _refused(
             f"{what} name is {compared} characters once normalised for comparison "
             f"(NFKC, case-folded: 'ß' counts as 'ss'); at most {max_length}"
         )
     if any(unicodedata.category(ch) in {"Cc", "Cf", "Cs", "Co", "Cn"} for ch in cleaned):
-        raise InvalidInput(f"{what} name contains control or unassigned characters")
+        raise _refused(f"{what} name contains control or unassigned characters")
     return cleaned
+
+
+def _refused(message: str) -> InvalidInput:
+    """A refusal of a name, shown under the form's ``name`` field."""
+    return InvalidInput(message, fields={"name": message})

@@ -72,7 +72,7 @@ def test_migrations_produce_exactly_the_models(settings: Settings) -> None:
     engine = make_engine(settings.effective_database_url)
     try:
         migrate.upgrade(engine)
-        assert migrate.is_current(engine)
+        assert migrate.current_revision(engine) == migrate.HEAD
         with engine.connect() as conn:
             diffs = compare_metadata(MigrationContext.configure(conn), Base.metadata)
         assert diffs == []

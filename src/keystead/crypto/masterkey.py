@@ -144,11 +144,6 @@ class MasterKey:
     def keks(self) -> tuple[Kek, ...]:
         return self._ring.keks
 
-    @property
-    def source(self) -> Path | None:
-        """The key file this keyring follows, if it came from one."""
-        return self._source
-
     def wrap(self, plaintext: bytes, context: str) -> bytes:
         self._follow_file()
         kek = self._ring.keks[0]

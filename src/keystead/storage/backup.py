@@ -16,10 +16,10 @@ PostgreSQL has its own tools (pg_dump, pg_restore); both operations refuse and s
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import sqlite3
+from contextlib import closing, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -123,19 +123,17 @@ def _back_up(database: Path, target: Path, master: MasterKey, *, force: bool) ->
         summary = inspect_copy(partial, master)
         os.replace(partial, target)
     finally:
-        with contextlib.suppress(OSError):
+        with suppress(OSError):
             _remove_database(partial)
     return summary
 
 
 def _copy_online(database: Path, partial: Path) -> None:
     _remove_database(partial)
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # it holds secrets
-    os.close(fd)
+    os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))  # it holds secrets
     source = sqlite3.connect(database, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
     try:
-        copy = sqlite3.connect(partial, isolation_level=None)
-        try:
+        with closing(source), closing(sqlite3.connect(partial, isolation_level=None)) as copy:
             # One snapshot for every step: the read transaction stays open until the end.
             source.execute("BEGIN")
             source.execute("SELECT count(*) FROM sqlite_master").fetchone()
@@ -143,12 +141,8 @@ def _copy_online(database: Path, partial: Path) -> None:
             source.execute("COMMIT")
             # A single self-contained file, whatever the database's journal mode.
             copy.execute("PRAGMA journal_mode=DELETE").fetchone()
-        finally:
-            copy.close()
     except sqlite3.Error as exc:
         raise ConfigurationError(f"could not copy the database {database}: {exc}") from exc
-    finally:
-        source.close()
 
 
 def inspect_copy(path: Path, master: MasterKey) -> CopySummary:
@@ -275,16 +269,12 @@ def _set_aside(database: Path, now: datetime) -> Path | None:
 
 
 def _make_self_contained(database: Path) -> None:
-    try:
-        conn = sqlite3.connect(database, isolation_level=None, timeout=5)
-    except sqlite3.Error:
-        return
-    try:
+    # A damaged database is set aside as it is, with its WAL.
+    with (
+        suppress(sqlite3.Error),
+        closing(sqlite3.connect(database, isolation_level=None, timeout=5)) as conn,
+    ):
         conn.execute("PRAGMA journal_mode=DELETE").fetchone()
-    except sqlite3.Error:
-        pass  # a damaged database is set aside as it is, with its WAL
-    finally:
-        conn.close()
 
 
 def _sidecar(database: Path, suffix: str) -> Path:
@@ -305,5 +295,5 @@ def _database_files(database: Path) -> set[Path]:
 
 def _remove_database(path: Path) -> None:
     for each in (path, *(_sidecar(path, s) for s in ("-wal", "-shm", "-journal"))):
-        with contextlib.suppress(FileNotFoundError):
+        with suppress(FileNotFoundError):
             each.unlink()

@@ -39,7 +39,6 @@ def make_engine(url: str, *, pool_size: int = POOL_SIZE) -> Engine:
         # a connection attempt gives up after 5 s, a wait for a pooled connection after 10.
         connect_args={"connect_timeout": 5},
         pool_timeout=10,
-        future=True,
         hide_parameters=True,  # a failing statement never puts an attribute value in a log
     )
 
@@ -60,12 +59,10 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
         # Autocommit at the driver so that SQLAlchemy's "begin" event below owns BEGIN;
         # this is SQLAlchemy's documented recipe for correct SQLite transactions.
         dbapi_conn.isolation_level = None
-        cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        cursor.close()
+        dbapi_conn.execute("PRAGMA journal_mode=WAL")
+        dbapi_conn.execute("PRAGMA synchronous=NORMAL")
+        dbapi_conn.execute("PRAGMA foreign_keys=ON")
+        dbapi_conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:

@@ -44,17 +44,6 @@ def upgrade(engine: Engine) -> None:
     command.upgrade(alembic_config(engine), "head")
 
 
-def is_current(engine: Engine) -> bool:
-    """True when the database is at the newest migration."""
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
-
-    script = ScriptDirectory.from_config(alembic_config(engine))
-    with engine.connect() as conn:
-        current = MigrationContext.configure(conn).get_current_heads()
-    return set(current) == set(script.get_heads())
-
-
 def known_revisions() -> set[str]:
     """Every revision in this Keystead's migration history (a database at another one was
     made by a newer Keystead)."""

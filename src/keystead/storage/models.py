@@ -48,10 +48,6 @@ class Base(DeclarativeBase):
     }
 
 
-def _uuid() -> uuid.UUID:
-    return uuid.uuid4()
-
-
 def _cascading(target: str, **options: Any) -> Any:
     """A reference to ``target`` whose row goes when that row is deleted."""
     return mapped_column(ForeignKey(target, ondelete="CASCADE"), **options)
@@ -74,7 +70,7 @@ class Meta(Base):
 
 class Account(Base):
     __tablename__ = "accounts"
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_uuid)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     name: Mapped[str] = mapped_column(String(200))
     plan: Mapped[str] = mapped_column(String(20))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -85,7 +81,7 @@ class Admin(Base):
     # An email is unique within its account only: whether it exists in another account is
     # none of this account's business (and admins of two accounts may be one person).
     __table_args__ = (UniqueConstraint("account_id", "email"), Index(None, "email"))
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_uuid)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     account_id: Mapped[uuid.UUID] = _cascading("accounts.id")
     email: Mapped[str] = mapped_column(String(254))
     password_hash: Mapped[str] = mapped_column(String(200))
@@ -99,7 +95,7 @@ class AdminToken(Base):
     """Bearer tokens for scripts; only their SHA-256 is stored."""
 
     __tablename__ = "admin_tokens"
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_uuid)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     admin_id: Mapped[uuid.UUID] = _cascading("admins.id", index=True)
     name: Mapped[str] = mapped_column(String(200))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
@@ -114,7 +110,7 @@ class AdminSession(Base):
     is derived from the cookie, so it is stored nowhere)."""
 
     __tablename__ = "admin_sessions"
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_uuid)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     admin_id: Mapped[uuid.UUID] = _cascading("admins.id", index=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -135,7 +131,7 @@ class SignInFailure(Base):
 class Dataset(Base):
     __tablename__ = "datasets"
     __table_args__ = (UniqueConstraint("account_id", "name_key"),)
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_uuid)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     account_id: Mapped[uuid.UUID] = _cascading("accounts.id")
     name: Mapped[str] = mapped_column(String(64))
     name_key: Mapped[str] = mapped_column(String(64))
@@ -159,7 +155,7 @@ class DatasetKey(Base):
 class DatasetGroup(Base):
     __tablename__ = "dataset_groups"
     __table_args__ = (UniqueConstraint("account_id", "name_key"),)
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_uuid)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     account_id: Mapped[uuid.UUID] = _cascading("accounts.id")
     name: Mapped[str] = mapped_column(String(256))
     name_key: Mapped[str] = mapped_column(String(256))
@@ -186,7 +182,7 @@ class DirectoryUser(Base):
         UniqueConstraint("account_id", "user_name_key"),
         Index(None, "account_id", "external_id"),
     )
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_uuid)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     account_id: Mapped[uuid.UUID] = _cascading("accounts.id")
     user_name: Mapped[str] = mapped_column(String(256))
     user_name_key: Mapped[str] = mapped_column(String(256))
@@ -212,7 +208,7 @@ class DirectoryGroup(Base):
         Index(None, "account_id", "display_name_key"),
         Index(None, "account_id", "external_id"),
     )
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_uuid)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     account_id: Mapped[uuid.UUID] = _cascading("accounts.id")
     display_name: Mapped[str] = mapped_column(String(256))
     display_name_key: Mapped[str] = mapped_column(String(256))
@@ -234,7 +230,7 @@ class DirectoryMembership(Base):
 class ApiKey(Base):
     __tablename__ = "api_keys"
     __table_args__ = (Index(None, "account_id", "name"),)
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_uuid)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     account_id: Mapped[uuid.UUID] = _cascading("accounts.id")
     access_key_id: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(256))

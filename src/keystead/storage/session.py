@@ -49,28 +49,23 @@ class Database:
 
     def __init__(self, engine: Engine, *, keep_seconds: float = KEEP_SECONDS) -> None:
         self.engine = engine
+        sqlite = engine.dialect.name == "sqlite"
         self._reader = sessionmaker(bind=engine, expire_on_commit=False)
         self._writer = engine.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
         self._writer_now = (
-            engine.execution_options(**{SQLITE_BEGIN_OPTION: NOWAIT})
-            if engine.dialect.name == "sqlite"
-            else None
+            engine.execution_options(**{SQLITE_BEGIN_OPTION: NOWAIT}) if sqlite else None
         )
         self._write_lock: threading.RLock | contextlib.nullcontext[None] = (
-            threading.RLock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
+            threading.RLock() if sqlite else contextlib.nullcontext()
         )
         self._autocommit = engine.execution_options(
-            **(
-                {SQLITE_BEGIN_OPTION: "NONE"}
-                if engine.dialect.name == "sqlite"
-                else {"isolation_level": "AUTOCOMMIT"}
-            )
+            **({SQLITE_BEGIN_OPTION: "NONE"} if sqlite else {"isolation_level": "AUTOCOMMIT"})
         )
 
         self._readers = threading.local()
         self._reader_connections: list[sqlite3.Connection] = []
         self._reader_args: tuple[list[Any], dict[str, Any]] | None = None
-        if engine.dialect.name == "sqlite":
+        if sqlite:
             args, kwargs = engine.dialect.create_connect_args(engine.url)
             target = str(args[0]) if args else ":memory:"
             if target != ":memory:" and "mode=memory" not in target:
@@ -79,7 +74,7 @@ class Database:
         # briefly; every commit of this process drops them (see transaction()).
         self._kept = (
             KeptReader(self._driver_connection, keep_seconds)
-            if self._writer_now is None and keep_seconds > 0
+            if not sqlite and keep_seconds > 0
             else None
         )
 
@@ -201,20 +196,16 @@ class Database:
     def _thread_reader(self) -> SQLiteReader | None:
         reader: SQLiteReader | None = getattr(self._readers, "reader", None)
         if reader is None and self._reader_args is not None:
+            args, kwargs = self._reader_args
             with translated():
-                reader = self._open_reader(*self._reader_args)
-        return reader
-
-    def _open_reader(self, args: list[Any], kwargs: dict[str, Any]) -> SQLiteReader:
-        connection: sqlite3.Connection = sqlite3.connect(
-            *args, **{**kwargs, "check_same_thread": False, "isolation_level": None}
-        )
-        connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        connection.execute("PRAGMA query_only=1")
-        with self._write_lock:
-            self._reader_connections.append(connection)
-        reader = SQLiteReader(connection)
-        self._readers.reader = reader
+                connection = sqlite3.connect(
+                    *args, **{**kwargs, "check_same_thread": False, "isolation_level": None}
+                )
+                connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+                connection.execute("PRAGMA query_only=1")
+            with self._write_lock:
+                self._reader_connections.append(connection)
+            reader = self._readers.reader = SQLiteReader(connection)
         return reader
 
     def dispose(self) -> None:
