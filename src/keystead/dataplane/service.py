@@ -12,7 +12,6 @@ import secrets
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -37,8 +36,9 @@ Connect = Callable[[], Connection]
 _UNKNOWN_KEY_SECRET = secrets.token_urlsafe(32).encode()
 
 
-@dataclass(frozen=True)
-class Caller:
+# Values made on every data-plane request are NamedTuples: as immutable as a frozen
+# dataclass, and several times cheaper to make.
+class Caller(NamedTuple):
     """The API key a request was signed with."""
 
     key_id: uuid.UUID
@@ -51,8 +51,7 @@ class Caller:
     default_unstructured_dataset_id: uuid.UUID | None
 
 
-@dataclass(frozen=True)
-class DatasetRef:
+class DatasetRef(NamedTuple):
     id: uuid.UUID
     name: str
     type: str

@@ -19,7 +19,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from keystead.crypto import tokens
 from keystead.errors import Unauthenticated
@@ -48,8 +48,9 @@ class SignatureError(Unauthenticated):
         self.reason = reason
 
 
-@dataclass(frozen=True)
-class SignatureParams:
+# Values made on every data-plane request are NamedTuples: as immutable as a frozen
+# dataclass, and several times cheaper to make.
+class SignatureParams(NamedTuple):
     key_id: str
     algorithm: str
     created: int
@@ -134,8 +135,7 @@ def signing_string(
     return "".join(lines).encode()
 
 
-@dataclass(frozen=True)
-class SignedRequest:
+class SignedRequest(NamedTuple):
     """What a verifier needs from the HTTP request, raw."""
 
     method: str

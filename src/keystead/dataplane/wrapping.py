@@ -8,7 +8,7 @@ are wrapped to, and whether the response carries the server-held private key.
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -35,8 +35,7 @@ def _load_public_key(pem: str) -> rsa.RSAPublicKey:
     return _PUBLIC_KEYS.get_or_load(pem, parse)
 
 
-@dataclass(frozen=True)
-class Recipient:
+class Recipient(NamedTuple):
     """Whom a response's data keys are wrapped to.
 
     ``cache_id`` names the public key (same id, same key) so wrapped key versions can be
