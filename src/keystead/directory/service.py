@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import RowMapping, Select, Table, bindparam, func, select
+from sqlalchemy import RowMapping, Select, Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from keystead import audit, names
@@ -32,7 +32,6 @@ from keystead.crypto.masterkey import MasterKey
 from keystead.errors import Conflict, InvalidInput, NotFound
 from keystead.storage.dialect import insert_ignoring_duplicates
 from keystead.storage.models import (
-    ApiKey,
     DirectoryGroup,
     DirectoryMembership,
     DirectoryUser,
@@ -198,10 +197,6 @@ def create_user(
     detail = {"active": fields.active, "api_key": access_key_id}
     _audit(session, user, "directory.user_created", detail)
     return user
-
-
-def key_of(session: Session, user: User) -> ApiKey | None:
-    return session.scalar(select(ApiKey).where(ApiKey.directory_user_id == user.id))
 
 
 def update_user(
@@ -485,24 +480,3 @@ def replace_members(
 def displays_of(entries: Mapping[str, str | None]) -> dict[uuid.UUID, str | None]:
     """Member id (as sent) → its `display`, for the entries that have an id's form."""
     return {i: v for k, v in entries.items() if (i := names.as_id(k)) is not None}
-
-
-def member_ids(session: Session, group: Group) -> list[uuid.UUID]:
-    return list(
-        session.scalars(
-            select(DirectoryMembership.user_id)
-            .where(DirectoryMembership.group_id == group.id)
-            .order_by(DirectoryMembership.user_id)
-        )
-    )
-
-
-def member_count(session: Session, group: Group) -> int:
-    return int(
-        session.scalar(
-            select(func.count())
-            .select_from(DirectoryMembership)
-            .where(DirectoryMembership.group_id == group.id)
-        )
-        or 0
-    )

@@ -170,7 +170,7 @@ def _record(
     account_id: uuid.UUID,
     method: str,
     name: str,
-    about: Outcome | None,
+    about: Outcome,
     error: ScimError | None = None,
 ) -> None:
     """The provisioning-log entry of a change (``about``: its outcome) or of a failure
@@ -181,12 +181,12 @@ def _record(
             account_id=account_id,
             method=method,
             operation=name,
-            resource_type=about.resource_type if about else None,
-            resource_id=about.resource_id if about else None,
-            resource_name=about.resource_name if about else None,
-            status=error.status if error else about.status if about else 500,
+            resource_type=about.resource_type,
+            resource_id=about.resource_id,
+            resource_name=about.resource_name,
+            status=error.status if error else about.status,
             scim_type=error.scim_type if error else None,
-            detail=error.message if error else about.note if about else None,
+            detail=error.message if error else about.note,
         ),
     )
 
@@ -351,7 +351,8 @@ class Runner:
     ) -> None:
         # The failed request's own transaction rolled back; its log entry gets its own.
         with self.runtime.db.write() as session:
-            _record(session, account_id, request.method, spec.name, attempted, error)
+            about = attempted or Outcome(error.status)  # about nothing the log can name
+            _record(session, account_id, request.method, spec.name, about, error)
 
 
 def routes(runtime: Runtime) -> list[Route]:
