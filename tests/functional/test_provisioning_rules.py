@@ -37,7 +37,7 @@ def new_user(
 
 
 def key(s: Session, user: User) -> ApiKey:
-    found = directory.key_of(s, user)
+    found = s.scalar(select(ApiKey).where(ApiKey.directory_user_id == user.id))
     assert found is not None
     return found
 
@@ -108,7 +108,7 @@ def test_deleted_user_takes_its_key_and_memberships(runtime: Runtime) -> None:
         key_id = key(s, user).id
         directory.delete_user(s, user)
         assert s.get(ApiKey, key_id) is None
-        assert directory.member_count(s, group) == 0
+        assert s.scalar(select(func.count()).where(DirectoryMembership.group_id == group.id)) == 0
 
 
 def test_disabled_user_keeps_its_memberships(runtime: Runtime) -> None:
@@ -129,7 +129,10 @@ def test_disabled_user_keeps_its_memberships(runtime: Runtime) -> None:
         directory.update_user(
             s, user, fields=UserFields(user.user_name, False, None, None), attributes={}
         )
-        assert directory.member_ids(s, group) == [user.id]
+        members = select(DirectoryMembership.user_id).where(
+            DirectoryMembership.group_id == group.id
+        )
+        assert list(s.scalars(members)) == [user.id]
         directory.update_user(
             s, user, fields=UserFields(user.user_name, True, None, None), attributes={}
         )

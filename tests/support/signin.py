@@ -132,7 +132,7 @@ def provision(
             attributes={},
             master=runtime.master,
         )
-        key = directory.key_of(s, user)
+        key = s.scalar(select(ApiKey).where(ApiKey.directory_user_id == user.id))
         assert isinstance(key, ApiKey)
         secret = runtime.master.unwrap(key.wrapped_signing_key, signing_key_context(key.id))
         return Provisioned(user.id, user.user_name, key.access_key_id, secret.decode())

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import RowMapping, Select, Table, bindparam, func, select
+from sqlalchemy import RowMapping, Select, Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from keystead import audit, names
@@ -32,7 +32,6 @@ from keystead.crypto.masterkey import MasterKey
 from keystead.errors import Conflict, InvalidInput, NotFound
 from keystead.storage.dialect import insert_ignoring_duplicates
 from keystead.storage.models import (
-    ApiKey,
     DirectoryGroup,
     DirectoryMembership,
     DirectoryUser,
@@ -85,15 +84,11 @@ class UserFields:
     display_name: str | None
 
 
-def _bounded(value: str | None, what: str, limit: int = 256) -> str | None:
+def _bounded(value: str | None, what: str) -> str | None:
     """A free-text attribute Keystead keeps in a column of its own fits that column."""
-    if value is not None and len(value) > limit:
-        raise InvalidInput(f"{what} is {len(value)} characters long; at most {limit} are allowed")
+    if value is not None and len(value) > 256:
+        raise InvalidInput(f"{what} is {len(value)} characters long; at most 256 are allowed")
     return value
-
-
-def _clean_user_name(value: str) -> str:
-    return names.display_name(value, what="user", max_length=256)
 
 
 def _taken(session: Session, query: Select[Any], but: uuid.UUID | None, **name: Any) -> bool:
@@ -115,18 +110,14 @@ def _row(
 
 
 def _audit(
-    session: Session,
-    about: User | Group,
-    actor: Actor,
-    action: str,
-    detail: dict[str, Any] | None = None,
+    session: Session, about: User | Group, action: str, detail: dict[str, Any] | None = None
 ) -> None:
     """The audit event of a directory change, written at once like the change itself."""
     if isinstance(about, User):
         subject = audit.Subject(about.account_id, "directory_user", about.id, about.user_name)
     else:
         subject = audit.Subject(about.account_id, "directory_group", about.id, about.display_name)
-    audit.record_about(session, subject, actor, action, detail, immediate=True)
+    audit.record_about(session, subject, SCIM, action, detail, immediate=True)
 
 
 # --- users ----------------------------------------------------------------------------------
@@ -146,6 +137,28 @@ _USER_BY_ID_LOCKED = _USER_BY_ID.with_for_update()
 _DELETE_USER = _USERS.delete().where(_USERS.c.id == bindparam("user_id"))
 
 
+def _user_columns(
+    session: Session, account_id: uuid.UUID, fields: UserFields, user: User | None
+) -> dict[str, Any]:
+    """The columns Keystead reads from a user (``user``: as it was), checked: the userName
+    free in the account, free text that fits its column."""
+    user_name = names.display_name(fields.user_name, what="user")
+    name_key = names.name_key(user_name)
+    # (account, userName key) is unique: an unchanged key can belong to no other user.
+    unchanged = user is not None and name_key == user.user_name_key
+    if not unchanged and _taken(
+        session, _USER_BY_NAME, user.id if user else None, account_id=account_id, name_key=name_key
+    ):
+        raise Conflict(f"a user with userName {user_name!r} already exists")
+    return {
+        "user_name": user_name,
+        "user_name_key": name_key,
+        "external_id": _bounded(fields.external_id, "externalId"),
+        "display_name": _bounded(fields.display_name, "displayName"),
+        "active": fields.active,
+    }
+
+
 def create_user(
     session: Session,
     *,
@@ -153,24 +166,16 @@ def create_user(
     fields: UserFields,
     attributes: dict[str, Any],
     master: MasterKey,
-    actor: Actor = SCIM,
 ) -> User:
     """Rule: a created user gets an auto-provisioned key named after its userName.
 
     The rows are written at once (Core INSERTs, no unit of work)."""
-    user_name = _clean_user_name(fields.user_name)
-    name_key = names.name_key(user_name)
-    if _taken(session, _USER_BY_NAME, None, account_id=account_id, name_key=name_key):
-        raise Conflict(f"a user with userName {user_name!r} already exists")
+    columns = _user_columns(session, account_id, fields, None)
     now = utcnow()
     row: dict[str, Any] = {
         "id": uuid.uuid4(),
         "account_id": account_id,
-        "user_name": user_name,
-        "user_name_key": name_key,
-        "external_id": _bounded(fields.external_id, "externalId"),
-        "display_name": _bounded(fields.display_name, "displayName"),
-        "active": fields.active,
+        **columns,
         "attributes": attributes,
         "version": 1,
         "pinned_object_id": None,
@@ -183,19 +188,15 @@ def create_user(
         connection,
         account_id=account_id,
         user_id=row["id"],
-        name=user_name,
+        name=columns["user_name"],
         enabled=fields.active,
         master=master,
         now=now,
     )
     user = User(**row)
     detail = {"active": fields.active, "api_key": access_key_id}
-    _audit(session, user, actor, "directory.user_created", detail)
+    _audit(session, user, "directory.user_created", detail)
     return user
-
-
-def key_of(session: Session, user: User) -> ApiKey | None:
-    return session.scalar(select(ApiKey).where(ApiKey.directory_user_id == user.id))
 
 
 def update_user(
@@ -204,27 +205,17 @@ def update_user(
     *,
     fields: UserFields,
     attributes: dict[str, Any],
-    actor: Actor = SCIM,
 ) -> User:
     """Rules: a userName change renames the key; an active change enables/disables it.
 
     Written at once (UPDATEs, no unit of work); the user as it now is."""
-    user_name = _clean_user_name(fields.user_name)
-    name_key = names.name_key(user_name)
-    # (account, userName key) is unique: an unchanged key can belong to no other user.
-    if name_key != user.user_name_key and _taken(
-        session, _USER_BY_NAME, user.id, account_id=user.account_id, name_key=name_key
-    ):
-        raise Conflict(f"a user with userName {user_name!r} already exists")
+    columns = _user_columns(session, user.account_id, fields, user)
+    user_name = columns["user_name"]
     before = {"userName": user.user_name, "active": user.active}
     after = {"userName": user_name, "active": fields.active}
     now = utcnow()
     changes: dict[str, Any] = {
-        "user_name": user_name,
-        "user_name_key": name_key,
-        "external_id": _bounded(fields.external_id, "externalId"),
-        "display_name": _bounded(fields.display_name, "displayName"),
-        "active": fields.active,
+        **columns,
         "attributes": attributes,
         "version": user.version + 1,
         "updated_at": now,
@@ -238,17 +229,17 @@ def update_user(
             connection, user_id=user.id, name=user_name, enabled=fields.active, now=now
         )
         detail = {"before": before, "after": after}
-        _audit(session, updated, actor, "directory.user_updated", detail)
+        _audit(session, updated, "directory.user_updated", detail)
     return updated
 
 
-def delete_user(session: Session, user: User, *, actor: Actor = SCIM) -> None:
+def delete_user(session: Session, user: User) -> None:
     """Rule: a deleted user takes its key and its memberships with it."""
     connection = session.connection()
     connection.execute(_DELETE_USER_MEMBERSHIPS, {"user_id": user.id})
     access_key_id = auto_keys.delete(connection, user_id=user.id)
     connection.execute(_DELETE_USER, {"user_id": user.id})
-    _audit(session, user, actor, "directory.user_deleted", {"api_key": access_key_id})
+    _audit(session, user, "directory.user_deleted", {"api_key": access_key_id})
 
 
 def get_user(
@@ -262,10 +253,6 @@ def get_user(
 
 
 # --- groups ---------------------------------------------------------------------------------
-
-
-def _clean_group_name(value: str) -> str:
-    return names.display_name(value, what="group", max_length=256)
 
 
 _GROUPS = cast(Table, DirectoryGroup.__table__)
@@ -289,11 +276,10 @@ def create_group(
     attributes: dict[str, Any],
     members: Iterable[str] = (),
     displays: dict[str, str | None] | None = None,
-    actor: Actor = SCIM,
     ignore_group_ids: bool = False,
 ) -> Group:
     """Written at once (Core INSERTs); the returned group is a detached copy of its row."""
-    name = _clean_group_name(display_name)
+    name = names.display_name(display_name, what="group")
     if _taken(session, _GROUP_BY_NAME, None, account_id=account_id, display_name=name):
         raise Conflict(f"a group with displayName {name!r} already exists")
     member_ids = resolve_members(session, account_id, members, ignore_group_ids=ignore_group_ids)
@@ -312,7 +298,7 @@ def create_group(
     session.connection().execute(_INSERT_GROUP, row)
     group = Group(**row)
     add_members(session, group, member_ids, displays_of(displays or {}))
-    _audit(session, group, actor, "directory.group_created", {"members": len(member_ids)})
+    _audit(session, group, "directory.group_created", {"members": len(member_ids)})
     return group
 
 
@@ -323,12 +309,11 @@ def update_group(
     display_name: str,
     external_id: str | None,
     attributes: dict[str, Any],
-    actor: Actor = SCIM,
 ) -> Group:
     """A rename moves access by itself: matching is by name in the access rule.
 
     Written at once (an UPDATE); the group as it now is."""
-    name = _clean_group_name(display_name)
+    name = names.display_name(display_name, what="group")
     # (account, displayName) is unique: an unchanged name can belong to no other group.
     if name != group.display_name and _taken(
         session, _GROUP_BY_NAME, group.id, account_id=group.account_id, display_name=name
@@ -345,7 +330,7 @@ def update_group(
     )
     if before != name:
         detail = {"before": {"displayName": before}, "after": {"displayName": name}}
-        _audit(session, updated, actor, "directory.group_renamed", detail)
+        _audit(session, updated, "directory.group_renamed", detail)
     return updated
 
 
@@ -360,11 +345,11 @@ def _write_group(session: Session, group: Group, **changes: Any) -> Group:
     return dataclasses.replace(group, **changes)
 
 
-def delete_group(session: Session, group: Group, *, actor: Actor = SCIM) -> None:
+def delete_group(session: Session, group: Group) -> None:
     connection = session.connection()
     connection.execute(_DELETE_GROUP_MEMBERSHIPS, {"group_id": group.id})
     connection.execute(_DELETE_GROUP, {"group_id": group.id})
-    _audit(session, group, actor, "directory.group_deleted")
+    _audit(session, group, "directory.group_deleted")
 
 
 def get_group(
@@ -465,7 +450,7 @@ def _audit_members(session: Session, group: Group, *, added: int, removed: int) 
     with counts; the provisioning log holds the request itself)."""
     if added or removed:
         detail = {"added": added, "removed": removed}
-        _audit(session, group, SCIM, "directory.group_members_changed", detail)
+        _audit(session, group, "directory.group_members_changed", detail)
 
 
 def remove_members(session: Session, group: Group, user_ids: Iterable[uuid.UUID]) -> int:
@@ -494,30 +479,4 @@ def replace_members(
 
 def displays_of(entries: Mapping[str, str | None]) -> dict[uuid.UUID, str | None]:
     """Member id (as sent) → its `display`, for the entries that have an id's form."""
-    return {uuid.UUID(k): v for k, v in entries.items() if is_id(k)}
-
-
-def is_id(text: str) -> bool:
-    """True when ``text`` has the form of a directory id (a UUID)."""
-    return names.as_id(text) is not None
-
-
-def member_ids(session: Session, group: Group) -> list[uuid.UUID]:
-    return list(
-        session.scalars(
-            select(DirectoryMembership.user_id)
-            .where(DirectoryMembership.group_id == group.id)
-            .order_by(DirectoryMembership.user_id)
-        )
-    )
-
-
-def member_count(session: Session, group: Group) -> int:
-    return int(
-        session.scalar(
-            select(func.count())
-            .select_from(DirectoryMembership)
-            .where(DirectoryMembership.group_id == group.id)
-        )
-        or 0
-    )
+    return {i: v for k, v in entries.items() if (i := names.as_id(k)) is not None}

@@ -73,7 +73,6 @@ class SignIn:
 
 @dataclass(frozen=True)
 class Provider:
-    name: str
     sign_in: SignIn
     # Whether its SCIM requests list groups among a group's members (nested groups),
     # which Keystead then accepts and ignores: their users are not provisioned.

@@ -109,23 +109,17 @@ def _by_body(incoming: Incoming) -> Cost:
     return Cost.WRITE if len(incoming.body) <= LARGE_BODY else Cost.GROWS
 
 
-def _query(incoming: Incoming) -> tuple[QueryParams, wire.Shape | None] | None:
-    """The request's query and the response shape it asks for; None when the shape is
-    refused (the request then fails before any row is read: a point read)."""
-    query = incoming.query
-    try:
-        return query, wire.shape(query.get("attributes"), query.get("excludedAttributes"))
-    except ScimError:
-        return None
+def _shape(query: QueryParams) -> wire.Shape | None:
+    return wire.shape(query.get("attributes"), query.get("excludedAttributes"))
 
 
 def _listing(kind: str) -> Costing:
     def cost(incoming: Incoming) -> Cost:
-        asked = _query(incoming)
-        if asked is None:
+        try:
+            shape = _shape(incoming.query)
+        except ScimError:  # the request fails before any row is read: a point read
             return Cost.READ
-        query, shape = asked
-        point = search.is_point_lookup(kind, query.get("filter"), shape)
+        point = search.is_point_lookup(kind, incoming.query.get("filter"), shape)
         return Cost.READ if point else Cost.GROWS
 
     return cost
@@ -133,8 +127,10 @@ def _listing(kind: str) -> Costing:
 
 def _one_group(incoming: Incoming) -> Cost:
     """A group with its members grows with the group; without them it is a point read."""
-    asked = _query(incoming)
-    return Cost.GROWS if asked is not None and wire.wants_members(asked[1]) else Cost.READ
+    try:
+        return Cost.GROWS if wire.wants_members(_shape(incoming.query)) else Cost.READ
+    except ScimError:
+        return Cost.READ
 
 
 @dataclass(frozen=True)
@@ -174,21 +170,23 @@ def _record(
     account_id: uuid.UUID,
     method: str,
     name: str,
-    outcome: Outcome | None,
-    error: ScimError | None,
+    about: Outcome,
+    error: ScimError | None = None,
 ) -> None:
+    """The provisioning-log entry of a change (``about``: its outcome) or of a failure
+    (``about``: what the request was about, as far as it can be told)."""
     provisioning_log.record(
         session,
         provisioning_log.entry(
             account_id=account_id,
             method=method,
             operation=name,
-            resource_type=outcome.resource_type if outcome else None,
-            resource_id=outcome.resource_id if outcome else None,
-            resource_name=outcome.resource_name if outcome else None,
-            status=error.status if error else outcome.status if outcome else 500,
+            resource_type=about.resource_type,
+            resource_id=about.resource_id,
+            resource_name=about.resource_name,
+            status=error.status if error else about.status,
             scim_type=error.scim_type if error else None,
-            detail=error.message if error else outcome.note if outcome else None,
+            detail=error.message if error else about.note,
         ),
     )
 
@@ -218,17 +216,6 @@ class Scim:
 
 
 SCIM = Scim()
-
-
-@dataclass(frozen=True)
-class Failure:
-    """A failed request's provisioning-log entry, still to be written."""
-
-    account_id: uuid.UUID
-    method: str
-    name: str
-    error: ScimError
-    resource: Outcome | None = None  # what the request was about, as far as it can be told
 
 
 def _attempted(name: str, request: Request, body: bytes) -> Outcome:
@@ -291,10 +278,6 @@ class Runner:
             )
         return account_id, row.scim_last_seen_at
 
-    def note_contact(self, account_id: uuid.UUID, last_seen: datetime | None) -> None:
-        """Remember, to the minute, that a request with the current token arrived."""
-        self._note(account_id, last_seen, idp.note_scim_contact)
-
     def _note(
         self,
         account_id: uuid.UUID,
@@ -322,7 +305,7 @@ class Runner:
             self._log_refused_body(spec, request, from_domain(incoming.refused))
             raise incoming.refused
         account_id, last_seen = self.authorise(customer_id, request)
-        self.note_contact(account_id, last_seen)
+        self._note(account_id, last_seen, idp.note_scim_contact)
         # From the configured public URL, never the request's Host header: Location and
         # meta.location must not point wherever a caller claims the server lives.
         base = f"{self.runtime.settings.effective_public_url}/{customer_id}/api/v3/scim"
@@ -332,21 +315,20 @@ class Runner:
                 # A change and its log entry commit together.
                 with self.runtime.db.write() as session:
                     outcome = spec.operation(session, call)
-                    _record(session, account_id, request.method, spec.name, outcome, None)
+                    _record(session, account_id, request.method, spec.name, outcome)
             else:
                 # Successful reads change nothing, so they are not logged; failures are.
                 with self.runtime.db.read() as session:
                     outcome = spec.operation(session, call)
         except KeysteadError as exc:
             attempted = _attempted(spec.name, request, incoming.body)
-            failure = Failure(account_id, request.method, spec.name, from_domain(exc), attempted)
-            self.log_failure(failure)
+            self._log_failure(account_id, request, spec, from_domain(exc), attempted)
             raise
         except WriterBusy:
             raise
         except Exception as exc:
             error = internal(exc, request.url.path)
-            self.log_failure(Failure(account_id, request.method, spec.name, from_domain(error)))
+            self._log_failure(account_id, request, spec, from_domain(error))
             raise error from exc
         return _respond(outcome)
 
@@ -357,19 +339,20 @@ class Runner:
             account_id, _ = self.authorise(request.path_params["customer_id"], request)
         except KeysteadError:
             return
-        self.log_failure(Failure(account_id, request.method, spec.name, refused))
+        self._log_failure(account_id, request, spec, refused)
 
-    def log_failure(self, failure: Failure) -> None:
+    def _log_failure(
+        self,
+        account_id: uuid.UUID,
+        request: Request,
+        spec: Spec,
+        error: ScimError,
+        attempted: Outcome | None = None,
+    ) -> None:
         # The failed request's own transaction rolled back; its log entry gets its own.
         with self.runtime.db.write() as session:
-            _record(
-                session,
-                failure.account_id,
-                failure.method,
-                failure.name,
-                failure.resource,
-                failure.error,
-            )
+            about = attempted or Outcome(error.status)  # about nothing the log can name
+            _record(session, account_id, request.method, spec.name, about, error)
 
 
 def routes(runtime: Runtime) -> list[Route]:
@@ -395,17 +378,6 @@ def operations() -> dict[tuple[str, str], str]:
         for method in spec.methods:
             named.setdefault((PREFIX + spec.path, method), spec.name)
     return named
-
-
-def _one(items: list[dict[str, Any]], wanted: str, kind: str) -> dict[str, Any]:
-    for item in items:
-        if item.get("id") == wanted or item.get("name") == wanted:
-            return item
-    raise ScimError(404, f"no {kind} {wanted!r}")
-
-
-def _everything(items: list[dict[str, Any]]) -> dict[str, Any]:
-    return wire.listing(len(items), 1, items)
 
 
 def _search_post(session: Session, call: Call, kinds: tuple[str, ...]) -> Outcome:
@@ -462,25 +434,18 @@ def _int_param(call: Call, name: str, default: int) -> int:
         raise ScimError(400, f"{name} must be an integer", "invalidValue") from exc
 
 
-def _shape(call: Call) -> wire.Shape | None:
-    query = call.query
-    return wire.shape(query.get("attributes"), query.get("excludedAttributes"))
-
-
 def _search(session: Session, call: Call, kind: str) -> Outcome:
-    query = call.query
     page = search.search(
         session,
         account_id=call.account_id,
         kind=kind,
-        filter_text=query.get("filter"),
+        filter_text=call.query.get("filter"),
         start=_int_param(call, "startIndex", 1),
         count=_int_param(call, "count", 100),
         base=call.base,
-        shape=_shape(call),
+        shape=_shape(call.query),
     )
-    body = wire.listing(page.total, page.start, page.items)
-    return Outcome(200, body, kind[:-1], None, query.get("filter"))
+    return Outcome(200, wire.listing(page.total, page.start, page.items))
 
 
 def _resource_id(call: Call) -> str:
@@ -499,7 +464,7 @@ def _resource(session: Session, call: Call, get: Callable[..., Stored]) -> Store
 
 
 def _user_outcome(user: directory.User, call: Call, status: int) -> Outcome:
-    body = wire.render(UserResource, wire.user_document(user, call.base), _shape(call))
+    body = wire.render(UserResource, wire.user_document(user, call.base), _shape(call.query))
     headers = {"ETag": f'W/"{user.version}"'}
     if status == 201:
         headers["Location"] = f"{call.base}/Users/{user.id}"
@@ -518,7 +483,7 @@ def _group_outcome(
         )
     if status == 204:
         return outcome
-    asked = _shape(call)
+    asked = _shape(call.query)
     members = search.members_of(session, [group.id]) if wire.wants_members(asked) else {}
     document = wire.group_document(group, call.base, members.get(group.id))
     outcome.body = wire.render(GroupResource, document, asked)
@@ -565,26 +530,27 @@ def _spc(session: Session, call: Call) -> Outcome:
     return Outcome(200, discovery.service_provider_config(call.base))
 
 
-@route("/ResourceTypes", ["GET"], "read resource types", write=False)
-def _resource_types(session: Session, call: Call) -> Outcome:
-    return Outcome(200, _everything(discovery.resource_types(call.base)))
+def _discovery(
+    path: str, name: str, kind: str, documents: Callable[[str], list[dict[str, Any]]]
+) -> None:
+    """A discovery listing, and each of its documents by id or name."""
+
+    @route(path, ["GET"], f"read {name}s", write=False)
+    def listed(session: Session, call: Call) -> Outcome:
+        items = documents(call.base)
+        return Outcome(200, wire.listing(len(items), 1, items))
+
+    @route(f"{path}/{{resource_id}}", ["GET"], f"read {name}", write=False)
+    def one(session: Session, call: Call) -> Outcome:
+        wanted = _resource_id(call)
+        for item in documents(call.base):
+            if item.get("id") == wanted or item.get("name") == wanted:
+                return Outcome(200, item)
+        raise ScimError(404, f"no {kind} {wanted!r}")
 
 
-@route("/ResourceTypes/{resource_id}", ["GET"], "read resource type", write=False)
-def _resource_type(session: Session, call: Call) -> Outcome:
-    return Outcome(
-        200, _one(discovery.resource_types(call.base), _resource_id(call), "ResourceType")
-    )
-
-
-@route("/Schemas", ["GET"], "read schemas", write=False)
-def _schemas(session: Session, call: Call) -> Outcome:
-    return Outcome(200, _everything(discovery.schemas(call.base)))
-
-
-@route("/Schemas/{resource_id}", ["GET"], "read schema", write=False)
-def _schema(session: Session, call: Call) -> Outcome:
-    return Outcome(200, _one(discovery.schemas(call.base), _resource_id(call), "Schema"))
+_discovery("/ResourceTypes", "resource type", "ResourceType", discovery.resource_types)
+_discovery("/Schemas", "schema", "Schema", discovery.schemas)
 
 
 @route("/ServiceProviderConfig", ["POST", "PUT", "PATCH", "DELETE"], "refused", write=False)
@@ -594,19 +560,14 @@ def _read_only(session: Session, call: Call) -> Outcome:
     raise ScimError(405, f"{call.request.url.path} is read-only: only GET is allowed")
 
 
-@route("/.search", ["POST"], "search", write=False, cost=fixed(Cost.GROWS))
-def _search_all(session: Session, call: Call) -> Outcome:
-    return _search_post(session, call, ("Users", "Groups"))
-
-
-@route("/Users/.search", ["POST"], "search users", write=False, cost=fixed(Cost.GROWS))
-def _search_users(session: Session, call: Call) -> Outcome:
-    return _search_post(session, call, ("Users",))
-
-
-@route("/Groups/.search", ["POST"], "search groups", write=False, cost=fixed(Cost.GROWS))
-def _search_groups(session: Session, call: Call) -> Outcome:
-    return _search_post(session, call, ("Groups",))
+for _path, _name, _kinds in (
+    ("/.search", "search", ("Users", "Groups")),
+    ("/Users/.search", "search users", ("Users",)),
+    ("/Groups/.search", "search groups", ("Groups",)),
+):
+    route(_path, ["POST"], _name, write=False, cost=fixed(Cost.GROWS))(
+        functools.partial(_search_post, kinds=_kinds)
+    )
 
 
 # --- users: read the body (wire) → the directory's rules → render (wire) -----------------

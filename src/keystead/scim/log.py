@@ -219,11 +219,9 @@ def list_events(
     if outcome:
         query = query.where(ProvisioningEvent.outcome == outcome)
     if since is not None:
-        since = as_utc(since, what="since")
-        query = query.where(ProvisioningEvent.at >= since)
+        query = query.where(ProvisioningEvent.at >= as_utc(since, what="since"))
     if until is not None:
-        until = as_utc(until, what="until")
-        query = query.where(ProvisioningEvent.at < until)
+        query = query.where(ProvisioningEvent.at < as_utc(until, what="until"))
     if kind == SIGN_IN:
         query = query.where(ProvisioningEvent.operation == SIGN_IN)
     elif kind == "scim":

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from scim2_models import Context, SCIMException, ScimFilter
-from scim2_models.path.expressions import AttrPath, CompareOperator, Comparison
+from scim2_models.path.expressions import CompareOperator, Comparison
 from sqlalchemy import Row, func, select
 from sqlalchemy.orm import Session
 
@@ -39,23 +39,27 @@ _GROUP_COLUMNS = {
 }
 
 
-def _fast_condition(ast: Any, columns: dict[str, Any]) -> Any:
+def _eq_condition(attr: str, value: str, columns: dict[str, Any]) -> Any:
     """An indexed SQL condition for `attr eq "value"` on a column we keep, else None."""
-    if not isinstance(ast, Comparison) or ast.op != CompareOperator.eq:
-        return None
-    path = ast.attr_path
-    if path.sub_attr is not None or not isinstance(ast.value, str):
-        return None
-    column = columns.get(path.attr.lower())
+    column = columns.get(attr)
     if column is None:
         return None
-    if path.attr.lower() == "id":
-        wanted = names.as_id(ast.value)
+    if attr == "id":
+        wanted = names.as_id(value)
         # No row has a null id: a value without an id's form finds nothing.
         return column.is_(None) if wanted is None else column == wanted
-    if path.attr.lower() in ("username", "displayname"):
-        return column == names.name_key(ast.value)
-    return column == ast.value
+    if attr in ("username", "displayname"):
+        return column == names.name_key(value)
+    return column == value
+
+
+def _fast_condition(ast: Any, columns: dict[str, Any]) -> Any:
+    """The indexed condition for a parsed filter that is such a comparison, else None."""
+    if not isinstance(ast, Comparison) or ast.op != CompareOperator.eq:
+        return None
+    if ast.attr_path.sub_attr is not None or not isinstance(ast.value, str):
+        return None
+    return _eq_condition(ast.attr_path.attr.lower(), ast.value, columns)
 
 
 # `attr eq "value"` without escapes: what Entra's lookups send. Parsed here in one match;
@@ -65,12 +69,7 @@ _SIMPLE_EQ = re.compile(r' *([A-Za-z]+) +[eE][qQ] +"([^"\\]*)" *')
 
 def _simple_condition(filter_text: str, columns: dict[str, Any]) -> Any:
     found = _SIMPLE_EQ.fullmatch(filter_text)
-    if found is None or found.group(1).lower() not in columns:
-        return None
-    attr, value = found.group(1), found.group(2)
-    return _fast_condition(
-        Comparison(attr_path=AttrPath(attr=attr), op=CompareOperator.eq, value=value), columns
-    )
+    return found and _eq_condition(found.group(1).lower(), found.group(2), columns)
 
 
 def is_point_lookup(kind: str, filter_text: str | None, shape: Shape | None) -> bool:
@@ -116,11 +115,10 @@ def search(
             compiled = None
     if fast is not None:
         condition = condition & fast
-    order = (table.created_at, table.id)
+    # Plain rows (no ORM objects): the documents need only their columns.
+    query = select(*table.__table__.c).where(condition).order_by(table.created_at, table.id)
     rows: list[Any]
     if compiled is None:
-        # Plain rows (no ORM objects): the documents need only their columns.
-        query = select(*table.__table__.c).where(condition).order_by(*order)
         rows = list(session.execute(query.offset(start - 1).limit(count)))
         if start == 1 and len(rows) < count:
             total = len(rows)  # the whole result is on this page
@@ -132,35 +130,29 @@ def search(
         # rare in directory sync (Entra looks up by userName/externalId/displayName). Rows
         # are streamed in batches and only matches kept, so what a scan makes dies young:
         # a full collection, which holds every thread, would otherwise scan it all.
-        query = select(*table.__table__.c).where(condition).order_by(*order)
         streamed = session.execute(query.execution_options(yield_per=_SCAN_BATCH))
-        matched = [row for row in streamed if compiled.match(_as_model(row, base, model))]
+        matched = [row for row in streamed if compiled.match(_as_model(row, base, is_user, model))]
         total, rows = len(matched), matched[start - 1 : start - 1 + count]
     wanted = not is_user and wire.wants_members(shape)
     members = members_of(session, [row.id for row in rows]) if wanted else {}
-    items = [
-        wire.render(
-            model,
-            wire.user_document(row, base)
-            if is_user
-            else wire.group_document(row, base, members.get(row.id)),
-            shape,
-        )
-        for row in rows
-    ]
+    items = [wire.render(model, _document(row, base, is_user, members), shape) for row in rows]
     return Page(total, start, items)
 
 
 _SCAN_BATCH = 500
 
 
-def _as_model(row: Row[Any], base: str, model: Any) -> Any:
-    document = (
-        wire.user_document(row, base)
-        if model is UserResource
-        else wire.group_document(row, base, None)
-    )
-    return wire.validate(model, document, Context.DEFAULT)
+def _document(
+    row: Row[Any], base: str, is_user: bool, members: dict[uuid.UUID, list[Member]]
+) -> dict[str, Any]:
+    """A user's or group's document (a group's with its members, when they are given)."""
+    if is_user:
+        return wire.user_document(row, base)
+    return wire.group_document(row, base, members.get(row.id))
+
+
+def _as_model(row: Row[Any], base: str, is_user: bool, model: Any) -> Any:
+    return wire.validate(model, _document(row, base, is_user, {}), Context.DEFAULT)
 
 
 def members_of(session: Session, group_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Member]]:

@@ -451,8 +451,7 @@ def _render_stored(
     for key, value in document.items():
         if key not in out and key not in dropped:
             out[key] = value
-    out["schemas"] = [s for s in out.get("schemas", []) if s in _KNOWN_SCHEMAS or s in out]
-    return out
+    return _known_schemas(out)
 
 
 def render(model: type[Any], document: dict[str, Any], asked: Shape | None) -> dict[str, Any]:
@@ -465,13 +464,14 @@ def render_validated(
 ) -> dict[str, Any]:
     """The response as scim2-models renders it (validation, then the response dump)."""
     resource = validate(model, document, Context.DEFAULT)
-    out = dict(
-        resource.model_dump(
-            scim_ctx=Context.RESOURCE_QUERY_RESPONSE, response_parameters=asked, scim_policy=POLICY
-        )
-    )
-    # Schema URNs the request carried but no attribute uses (Entra's Microsoft group URN)
-    # are not echoed: strict clients reject schemas they cannot resolve.
+    context = Context.RESOURCE_QUERY_RESPONSE
+    out = resource.model_dump(scim_ctx=context, response_parameters=asked, scim_policy=POLICY)
+    return _known_schemas(dict(out))
+
+
+def _known_schemas(out: dict[str, Any]) -> dict[str, Any]:
+    """Schema URNs the request carried but no attribute uses (Entra's Microsoft group URN)
+    are not echoed: strict clients reject schemas they cannot resolve."""
     out["schemas"] = [s for s in out.get("schemas", []) if s in _KNOWN_SCHEMAS or s in out]
     return out
 

@@ -15,7 +15,6 @@ def _scim_shapes() -> ScimShapes:
 
 
 PROVIDER = Provider(
-    name="Microsoft Entra ID",
     sign_in=SIGN_IN,
     nested_groups_as_members=True,  # a nested group is assigned as a member
     scim_shapes=_scim_shapes,
