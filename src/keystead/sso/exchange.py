@@ -9,9 +9,7 @@ adapter logs it (never the token) and records it in the provisioning log.
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
@@ -67,8 +65,7 @@ class SignInRefused(KeysteadError):
         self.signed = signed
 
 
-@dataclass(frozen=True)
-class Bound:
+class Bound(NamedTuple):
     """The directory user a token named and its auto-provisioned key."""
 
     user_id: uuid.UUID
@@ -171,8 +168,7 @@ class _BindRow(NamedTuple):
     token_groups_enforced: bool
 
 
-@dataclass(frozen=True)
-class _Setup:
+class _Setup(NamedTuple):
     account_id: uuid.UUID
     policy: verify.TokenPolicy
     discovery_url: str
@@ -180,6 +176,37 @@ class _Setup:
     group_policy: str
     ca_cert_pem: str | None
     ca_key_wrapped: bytes | None
+
+
+def _setup(account_id: uuid.UUID, row: _SetupRow) -> _Setup:
+    """The settings a sign-in uses, or the refusal of every sign-in to the account."""
+    if not idp.integration_active(row.plan, row.enabled):
+        raise SignInRefused(
+            403,
+            "integration_disabled",
+            "IDP integration is not enabled for this account (`keystead idp enable`)",
+        )
+    if not (row.discovery_url and row.issuer and row.audience):
+        raise SignInRefused(
+            403,
+            "not_configured",
+            "sign-in is not configured for this account: set the discovery URL, issuer "
+            "and audience (`keystead idp configure`)",
+        )
+    return _Setup(
+        account_id=account_id,
+        policy=verify.TokenPolicy(
+            issuer=row.issuer,
+            audiences=frozenset({row.audience}),
+            leeway_seconds=row.leeway_seconds,
+            username_claims=config.username_claims(row.username_claim),
+        ),
+        discovery_url=row.discovery_url,
+        cert_ttl=row.cert_ttl_seconds,
+        group_policy=row.group_policy,
+        ca_cert_pem=row.ca_cert_pem,
+        ca_key_wrapped=row.ca_key_wrapped,
+    )
 
 
 class Exchange:
@@ -203,6 +230,7 @@ class Exchange:
         self._authorities: Immutable[tuple[uuid.UUID, str], certificates.Authority] = Immutable(
             10_000
         )
+        self._setups: Immutable[tuple[uuid.UUID, _SetupRow], _Setup] = Immutable(10_000)
         # A key's signing secret never changes (the data plane keeps it the same way).
         self._signing_values: Immutable[uuid.UUID, str] = Immutable(100_000)
 
@@ -219,33 +247,8 @@ class Exchange:
         row = db.first(self._setup, {"account_id": account_id})
         if row is None:
             raise SignInRefused(404, "unknown_account", f"no account has customer id {customer_id}")
-        if not idp.integration_active(row.plan, row.enabled):
-            raise SignInRefused(
-                403,
-                "integration_disabled",
-                "IDP integration is not enabled for this account (`keystead idp enable`)",
-            )
-        if not (row.discovery_url and row.issuer and row.audience):
-            raise SignInRefused(
-                403,
-                "not_configured",
-                "sign-in is not configured for this account: set the discovery URL, issuer "
-                "and audience (`keystead idp configure`)",
-            )
-        return _Setup(
-            account_id=account_id,
-            policy=verify.TokenPolicy(
-                issuer=row.issuer,
-                audiences=frozenset({row.audience}),
-                leeway_seconds=row.leeway_seconds,
-                username_claims=config.username_claims(row.username_claim),
-            ),
-            discovery_url=row.discovery_url,
-            cert_ttl=row.cert_ttl_seconds,
-            group_policy=row.group_policy,
-            ca_cert_pem=row.ca_cert_pem,
-            ca_key_wrapped=row.ca_key_wrapped,
-        )
+        # A pure function of the row: made once per version of it (a refusal is not kept).
+        return self._setups.get_or_load((account_id, row), lambda: _setup(account_id, row))
 
     def ensure_authority(self, session: Session, setup: _Setup) -> _Setup:
         """The CA of an account enabled before certificate authorities existed, made now."""
@@ -255,8 +258,8 @@ class Exchange:
                 403, "integration_disabled", "IDP integration is not enabled for this account"
             )
         idp.ensure_authority(session, settings, self.master)
-        return dataclasses.replace(
-            setup, ca_cert_pem=settings.ca_cert_pem, ca_key_wrapped=settings.ca_key_wrapped
+        return setup._replace(
+            ca_cert_pem=settings.ca_cert_pem, ca_key_wrapped=settings.ca_key_wrapped
         )
 
     def verify_token(self, setup: _Setup, authorization: str | None) -> verify.VerifiedToken:
