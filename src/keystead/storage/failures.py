@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import NoReturn
 
 import psycopg
@@ -75,12 +73,16 @@ def reraise_as_domain(exc: Exception) -> NoReturn:
     raise domain from exc
 
 
-@contextmanager
-def translated() -> Iterator[None]:
-    """Database failures inside the block leave it as domain errors."""
-    try:
-        yield
-    except KeysteadError:
-        raise
-    except Exception as exc:
-        reraise_as_domain(exc)
+class _Translated:
+    """Database failures inside the block leave it as domain errors. A class rather than
+    a generator-based context manager: it is entered on every database call."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, exc: BaseException | None, trace: object) -> None:
+        if isinstance(exc, Exception) and not isinstance(exc, KeysteadError):
+            reraise_as_domain(exc)
+
+
+TRANSLATED = _Translated()

@@ -27,7 +27,7 @@ from keystead.storage.driver import (
     SQLiteReader,
 )
 from keystead.storage.engine import BUSY_TIMEOUT_MS, NOWAIT, SQLITE_BEGIN_OPTION
-from keystead.storage.failures import translated
+from keystead.storage.failures import TRANSLATED
 
 
 class WriterBusy(WouldWait):
@@ -87,7 +87,7 @@ class Database:
 
     @contextmanager
     def _driver_connection(self) -> Iterator[Any]:
-        with translated(), self._autocommit.connect() as connection:
+        with TRANSLATED, self._autocommit.connect() as connection:
             yield connection.connection.driver_connection
 
     @property
@@ -115,7 +115,7 @@ class Database:
         # growing sleeps and turns contention into long tail latency. Other processes are
         # still ordered by BEGIN IMMEDIATE and the busy timeout.
         try:
-            with translated(), self._write_lock, self._writer.begin() as connection:
+            with TRANSLATED, self._write_lock, self._writer.begin() as connection:
                 yield connection
         finally:
             if self._kept is not None:
@@ -142,7 +142,7 @@ class Database:
         if not lock.acquire(blocking=False):
             raise WriterBusy("another thread of this process is writing")
         try:
-            with translated(), self._writer_now.connect() as connection:
+            with TRANSLATED, self._writer_now.connect() as connection:
                 try:
                     transaction = connection.begin()  # BEGIN IMMEDIATE, without waiting
                 except (sqlite3.OperationalError, OperationalError) as exc:
@@ -160,7 +160,7 @@ class Database:
         """A transaction that is never committed (closing the session rolls it back,
         leaving the rows already read usable, unlike an explicit rollback)."""
         self._waits_on_network()
-        with translated(), self._reader() as session:
+        with TRANSLATED, self._reader() as session:
             yield session
 
     @contextmanager
@@ -168,14 +168,14 @@ class Database:
         """A bare connection without a transaction: for hot read paths whose every answer
         comes from a single statement (no ORM, no BEGIN/ROLLBACK round trips)."""
         self._waits_on_network()
-        with translated(), self._autocommit.connect() as connection:
+        with TRANSLATED, self._autocommit.connect() as connection:
             yield connection
 
     def first(self, query: DriverQuery[Row], values: Mapping[str, Any]) -> Row | None:
         """One prebuilt single-statement read, outside any transaction: on a SQLite file
         this thread's reader answers, else a pooled connection's driver (never a kept
         answer: only the data plane's lookups take those, through :meth:`reader`)."""
-        with translated():
+        with TRANSLATED:
             reader = self._thread_reader()
             if reader is not None:
                 return reader.first(query, values)
@@ -197,7 +197,7 @@ class Database:
         reader: SQLiteReader | None = getattr(self._readers, "reader", None)
         if reader is None and self._reader_args is not None:
             args, kwargs = self._reader_args
-            with translated():
+            with TRANSLATED:
                 connection = sqlite3.connect(
                     *args, **{**kwargs, "check_same_thread": False, "isolation_level": None}
                 )
