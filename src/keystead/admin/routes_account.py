@@ -47,9 +47,8 @@ def update_account(body: AccountUpdateIn, principal: Writer, runtime: RuntimeDep
 @router.get("/me", tags=["session"])
 def me(principal: SignedIn, runtime: RuntimeDep) -> AdminOut:
     with runtime.db.read() as session:
-        return AdminOut.of(
-            accounts.get_admin(session, principal.account_id, str(principal.admin_id))
-        )
+        admin = accounts.get_admin(session, principal.account_id, str(principal.admin_id))
+        return AdminOut.of(admin)
 
 
 @router.post("/me/password", status_code=status.HTTP_204_NO_CONTENT, tags=["session"])

@@ -62,9 +62,8 @@ def create_dataset(
 @router.get("/datasets/{ref}", tags=["datasets"])
 def get_dataset(ref: str, principal: Reader, runtime: RuntimeDep) -> DatasetDetailOut:
     with runtime.db.read() as session:
-        return views.dataset_detail(
-            session, catalog.find_dataset(session, principal.account_id, ref)
-        )
+        dataset = catalog.find_dataset(session, principal.account_id, ref)
+        return views.dataset_detail(session, dataset)
 
 
 @router.post("/datasets/{ref}/rotate-key", tags=["datasets"])

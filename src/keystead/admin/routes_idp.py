@@ -3,7 +3,7 @@ settings and their "test configuration" check."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
 from keystead.accounts import service as accounts
 from keystead.admin.auth import Reader, RuntimeDep, Writer
@@ -50,7 +50,7 @@ def update_idp(body: IdpUpdateIn, principal: Writer, runtime: RuntimeDep) -> Idp
 
 
 @router.post("/idp/scim-token")
-def rotate_scim_token(request: Request, principal: Writer, runtime: RuntimeDep) -> ScimTokenOut:
+def rotate_scim_token(principal: Writer, runtime: RuntimeDep) -> ScimTokenOut:
     with runtime.db.write() as session:
         account = accounts.get_account(session, principal.account_id)
         new = idp.rotate_scim_token(session, account, actor=principal.actor)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 
 from keystead.admin.auth import Reader, RuntimeDep
 from keystead.admin.schemas import UsageRefusedOut, UsageRowOut
@@ -17,65 +18,51 @@ from keystead.errors import InvalidInput
 router = APIRouter(tags=["usage"])
 
 
-Since = Annotated[date | None, Query(description="First day (UTC) to include")]
-Until = Annotated[date | None, Query(description="Last day (UTC) to include")]
-DatasetName = Annotated[str | None, Query(max_length=256)]
-AccessKeyId = Annotated[str | None, Query(max_length=64, description="Access key id")]
 CSV_COLUMNS = ("day", "dataset", "dataset_type", "api_key", "api_key_name", "action", "count")
 
 
-def _rows(
-    runtime: RuntimeDep,
-    principal: Reader,
-    since: date | None,
-    until: date | None,
-    dataset: str | None,
-    api_key: str | None,
-) -> list[UsageRowOut]:
-    if since is not None and until is not None and until < since:
-        raise InvalidInput(f"until ({until}) is before since ({since})")
+@dataclass(frozen=True)
+class Days:
+    """The days (UTC, both included) a usage listing covers."""
+
+    since: Annotated[date | None, Query(description="First day (UTC) to include")] = None
+    until: Annotated[date | None, Query(description="Last day (UTC) to include")] = None
+
+    def __post_init__(self) -> None:
+        if self.since is not None and self.until is not None and self.until < self.since:
+            raise InvalidInput(f"until ({self.until}) is before since ({self.since})")
+
+
+@dataclass(frozen=True)
+class Filter(Days):
+    """The days, dataset and key whose usage is listed."""
+
+    dataset: Annotated[str | None, Query(max_length=256)] = None
+    api_key: Annotated[str | None, Query(max_length=64, description="Access key id")] = None
+
+
+def _rows(runtime: RuntimeDep, principal: Reader, wanted: Filter) -> list[UsageRowOut]:
     with runtime.db.read() as session:
-        rows = events.summary(
-            session,
-            account_id=principal.account_id,
-            since=since,
-            until=until,
-            dataset=dataset,
-            api_key=api_key,
-        )
+        rows = events.summary(session, account_id=principal.account_id, **asdict(wanted))
     return [UsageRowOut(**row.model_dump()) for row in rows]
 
 
 @router.get("/usage")
 def usage_summary(
-    principal: Reader,
-    runtime: RuntimeDep,
-    *,
-    since: Since = None,
-    until: Until = None,
-    dataset: DatasetName = None,
-    api_key: AccessKeyId = None,
+    principal: Reader, runtime: RuntimeDep, wanted: Annotated[Filter, Depends()]
 ) -> list[UsageRowOut]:
     """Operations reported by the clients, per day, dataset, key and action."""
-    return _rows(runtime, principal, since, until, dataset, api_key)
+    return _rows(runtime, principal, wanted)
 
 
 @router.get("/usage/refused")
 def usage_refused(
-    principal: Reader,
-    runtime: RuntimeDep,
-    *,
-    since: Since = None,
-    until: Until = None,
+    principal: Reader, runtime: RuntimeDep, days: Annotated[Days, Depends()]
 ) -> list[UsageRefusedOut]:
     """Usage reports refused because their key passed its limits (entries per minute or
     per day), per day and reporting key: those entries were not stored."""
-    if since is not None and until is not None and until < since:
-        raise InvalidInput(f"until ({until}) is before since ({since})")
     with runtime.db.read() as session:
-        rows = usage_limits.refusals(
-            session, account_id=principal.account_id, since=since, until=until
-        )
+        rows = usage_limits.refusals(session, account_id=principal.account_id, **asdict(days))
     return [UsageRefusedOut(**row.model_dump()) for row in rows]
 
 
@@ -85,16 +72,10 @@ def usage_refused(
     responses={200: {"content": {"text/csv": {}}, "description": "The same rows as CSV"}},
 )
 def usage_csv(
-    principal: Reader,
-    runtime: RuntimeDep,
-    *,
-    since: Since = None,
-    until: Until = None,
-    dataset: DatasetName = None,
-    api_key: AccessKeyId = None,
+    principal: Reader, runtime: RuntimeDep, wanted: Annotated[Filter, Depends()]
 ) -> Response:
     """``GET /usage`` as a CSV file (one header line, then one line per row)."""
-    rows = _rows(runtime, principal, since, until, dataset, api_key)
+    rows = _rows(runtime, principal, wanted)
     buffer = io.StringIO()
     # Every cell quoted: a spreadsheet whose list separator is ';' must not split a name
     # that holds one (and start a formula mid-name).
@@ -103,7 +84,7 @@ def usage_csv(
     for row in rows:
         values = row.model_dump()
         writer.writerow([_cell(values[c]) for c in CSV_COLUMNS])
-    name = f"keystead-usage-{since or 'start'}-to-{until or 'today'}.csv"
+    name = f"keystead-usage-{wanted.since or 'start'}-to-{wanted.until or 'today'}.csv"
     return Response(
         buffer.getvalue(),
         media_type="text/csv; charset=utf-8",

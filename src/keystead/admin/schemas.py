@@ -47,14 +47,9 @@ def fields_of(source: object, model: type[BaseModel], **given: Any) -> dict[str,
 
 # Event ids are 64-bit integers on both engines; a bound outside that range cannot even be
 # compared with them (SQLite cannot bind it, PostgreSQL refuses it), so it is a 422.
-EVENT_ID_RANGE = (-(2**63), 2**63 - 1)
 BeforeId = Annotated[
     int | None,
-    Query(
-        ge=EVENT_ID_RANGE[0],
-        le=EVENT_ID_RANGE[1],
-        description="Events with a smaller id (paging)",
-    ),
+    Query(ge=-(2**63), le=2**63 - 1, description="Events with a smaller id (paging)"),
 ]
 
 
@@ -264,12 +259,12 @@ class DatasetGroupOut(BaseModel):
         cls,
         group: DatasetGroup,
         datasets: list[str],
-        directory_groups: list[str] | None = None,
+        directory_groups: list[str],
         *,
-        ambiguous: bool = False,
+        ambiguous: bool,
     ) -> DatasetGroupOut:
         given = {"id": str(group.id), "pinned": group.pinned_group_id is not None}
-        found = {"datasets": datasets, "directory_groups": directory_groups or []}
+        found = {"datasets": datasets, "directory_groups": directory_groups}
         return cls(**fields_of(group, DatasetGroupOut, ambiguous=ambiguous, **given, **found))
 
 
@@ -338,8 +333,8 @@ class ApiKeyOut(BaseModel):
         cls,
         key: ApiKey,
         grants: GrantsOut,
-        default_dataset: str | None = None,
-        directory_user: str | None = None,
+        default_dataset: str | None,
+        directory_user: str | None,
     ) -> ApiKeyOut:
         user_id = str(key.directory_user_id) if key.directory_user_id else None
         given = {"directory_user_id": user_id, "directory_user": directory_user, "grants": grants}

@@ -46,23 +46,39 @@ from keystead.storage.models import (
     DirectoryUser,
 )
 
-# A key's default unstructured dataset and directory user, by name (``ApiKeyOut.of``).
-Names = tuple[str | None, str | None]
 
-
-def _names(session: Session, key_ids: list[uuid.UUID]) -> dict[uuid.UUID, Names]:
-    rows = session.execute(
-        select(ApiKey.id, Dataset.name, DirectoryUser.user_name)
-        .outerjoin(Dataset, Dataset.id == ApiKey.default_unstructured_dataset_id)
-        .outerjoin(DirectoryUser, DirectoryUser.id == ApiKey.directory_user_id)
-        .where(ApiKey.id.in_(key_ids))
-    )
-    return {key_id: (default, user) for key_id, default, user in rows}
+def _described(session: Session, keys: list[ApiKey]) -> list[ApiKeyOut]:
+    """``keys`` with their grants, default unstructured datasets and directory users: a
+    fixed number of queries per 500 keys, whatever the number of keys."""
+    grants = {k.id: GrantsOut(datasets=[], dataset_groups=[]) for k in keys}
+    names: dict[uuid.UUID, tuple[str | None, str | None]] = {}
+    for chunk in _chunks([k.id for k in keys]):
+        for key_id, name in session.execute(
+            select(DatasetGrant.api_key_id, Dataset.name)
+            .join(Dataset, Dataset.id == DatasetGrant.dataset_id)
+            .where(DatasetGrant.api_key_id.in_(chunk))
+            .order_by(Dataset.name_key)
+        ):
+            grants[key_id].datasets.append(name)
+        for key_id, name in session.execute(
+            select(DatasetGroupGrant.api_key_id, DatasetGroup.name)
+            .join(DatasetGroup, DatasetGroup.id == DatasetGroupGrant.dataset_group_id)
+            .where(DatasetGroupGrant.api_key_id.in_(chunk))
+            .order_by(DatasetGroup.name_key)
+        ):
+            grants[key_id].dataset_groups.append(name)
+        for key_id, default, user in session.execute(
+            select(ApiKey.id, Dataset.name, DirectoryUser.user_name)
+            .outerjoin(Dataset, Dataset.id == ApiKey.default_unstructured_dataset_id)
+            .outerjoin(DirectoryUser, DirectoryUser.id == ApiKey.directory_user_id)
+            .where(ApiKey.id.in_(chunk))
+        ):
+            names[key_id] = (default, user)
+    return [ApiKeyOut.of(k, grants[k.id], *names[k.id]) for k in keys]
 
 
 def api_key(session: Session, key: ApiKey) -> ApiKeyOut:
-    grants = GrantsOut(**apikeys.grants_of(session, key).names())
-    return ApiKeyOut.of(key, grants, *_names(session, [key.id]).get(key.id, (None, None)))
+    return _described(session, [key])[0]
 
 
 def api_key_created(session: Session, created: apikeys.CreatedKey, server: str) -> ApiKeyCreatedOut:
@@ -82,49 +98,19 @@ def api_key_created(session: Session, created: apikeys.CreatedKey, server: str) 
 
 
 def api_keys(
-    session: Session, account_id: uuid.UUID, search: apikeys.KeySearch | None = None
+    session: Session, account_id: uuid.UUID, search: apikeys.KeySearch
 ) -> Page[ApiKeyListedOut]:
-    """The keys ``search`` asks for, with their grants, directory users and how many
-    datasets each may use: a fixed number of queries per key listed, whatever the
-    number of keys in the account."""
+    """The keys ``search`` asks for, described, with how many datasets each may use."""
     keys, total = apikeys.list_api_keys(session, account_id, search)
-    ids = [k.id for k in keys]
     counts: dict[uuid.UUID, int] = {}
-    ds: dict[uuid.UUID, list[str]] = {}
-    gr: dict[uuid.UUID, list[str]] = {}
-    names: dict[uuid.UUID, Names] = {}
-    for chunk in _chunks(ids):
+    for chunk in _chunks([k.id for k in keys]):
         counts.update(access.usable_counts(session, chunk))
-        for key_id, name in session.execute(
-            select(DatasetGrant.api_key_id, Dataset.name)
-            .join(Dataset, Dataset.id == DatasetGrant.dataset_id)
-            .where(DatasetGrant.api_key_id.in_(chunk))
-            .order_by(Dataset.name_key)
-        ):
-            ds.setdefault(key_id, []).append(name)
-        for key_id, name in session.execute(
-            select(DatasetGroupGrant.api_key_id, DatasetGroup.name)
-            .join(DatasetGroup, DatasetGroup.id == DatasetGroupGrant.dataset_group_id)
-            .where(DatasetGroupGrant.api_key_id.in_(chunk))
-            .order_by(DatasetGroup.name_key)
-        ):
-            gr.setdefault(key_id, []).append(name)
-        names.update(_names(session, chunk))
     items = [
-        ApiKeyListedOut(
-            **ApiKeyOut.of(
-                k,
-                GrantsOut(datasets=ds.get(k.id, []), dataset_groups=gr.get(k.id, [])),
-                *names.get(k.id, (None, None)),
-            ).model_dump(),
-            datasets_count=counts.get(k.id, 0),
-        )
-        for k in keys
+        ApiKeyListedOut(**out.model_dump(), datasets_count=counts.get(k.id, 0))
+        for k, out in zip(keys, _described(session, keys), strict=True)
     ]
-    limit = search.limit if search is not None and search.limit is not None else len(items)
-    return Page[ApiKeyListedOut](
-        items=items, total=total, limit=limit, offset=search.offset if search else 0
-    )
+    limit = len(items) if search.limit is None else search.limit
+    return Page[ApiKeyListedOut](items=items, total=total, limit=limit, offset=search.offset)
 
 
 def _chunks(ids: list[uuid.UUID], size: int = 500) -> list[list[uuid.UUID]]:

@@ -18,29 +18,27 @@ from starlette.datastructures import MutableHeaders
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-HERE = Path(__file__).parent
-CONSOLE = HERE / "static"
-APIDOCS = HERE / "apidocs"
+CONSOLE = Path(__file__).with_name("static")
+APIDOCS = Path(__file__).with_name("apidocs")
 
 CONSOLE_PATH = "/console"  # the console's assets
 APIDOCS_PATH = "/docs"
 
-_COMMON = (
+CONSOLE_CSP = (
     "default-src 'self'; base-uri 'none'; object-src 'none'; frame-ancestors 'none'; "
     "form-action 'self'"
 )
-CONSOLE_CSP = _COMMON
 # Swagger UI draws its icons from data: URIs in its stylesheet and sets style attributes.
-APIDOCS_CSP = _COMMON + "; img-src 'self' data:; style-src 'self' 'unsafe-inline'"
+APIDOCS_CSP = CONSOLE_CSP + "; img-src 'self' data:; style-src 'self' 'unsafe-inline'"
 
-SECURITY_HEADERS = (
-    (b"x-content-type-options", b"nosniff"),
-    (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"no-referrer"),
-    (b"cross-origin-opener-policy", b"same-origin"),
-    (b"cross-origin-resource-policy", b"same-origin"),
-    (b"permissions-policy", b"camera=(), microphone=(), geolocation=(), payment=()"),
-)
+SECURITY_HEADERS = {
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+    "cross-origin-opener-policy": "same-origin",
+    "cross-origin-resource-policy": "same-origin",
+    "permissions-policy": "camera=(), microphone=(), geolocation=(), payment=()",
+}
 
 
 class SecurityHeaders:
@@ -60,8 +58,8 @@ class SecurityHeaders:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
-                for name, value in SECURITY_HEADERS:
-                    headers.setdefault(name.decode(), value.decode())
+                for name, value in SECURITY_HEADERS.items():
+                    headers.setdefault(name, value)
                 headers.setdefault("content-security-policy", csp)
                 if no_store:
                     headers["cache-control"] = "no-store"
