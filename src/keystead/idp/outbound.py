@@ -293,10 +293,8 @@ class Fetcher:
             body = bytearray()
             for chunk in response.iter_stream():
                 body += chunk
-                if len(body) > self.policy.max_bytes:
-                    raise FetchFailed(
-                        "too_large", f"it is larger than {self.policy.max_bytes} bytes"
-                    )
+                if len(body) > limit:
+                    raise FetchFailed("too_large", f"it is larger than {limit} bytes")
                 deadline.remaining()
             return Fetched(response.status, bytes(body))
 
