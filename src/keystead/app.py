@@ -99,7 +99,6 @@ def build_app(runtime: Runtime) -> ASGIApp:
         for chore in chores:
             chore.cancel()
         flush_counts()  # counts not written yet
-        keysets.close()
         runtime.close()
 
     app = FastAPI(

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from keystead import audit, names
@@ -171,7 +171,7 @@ def get_admin(session: Session, account_id: uuid.UUID, ref: str) -> Admin:
 
 
 def delete_admin(session: Session, admin: Admin, *, actor: Actor) -> None:
-    if admin.role == "admin" and not _other_admins(session, admin):
+    if admin.role == "admin" and not _another_admin(session, admin):
         raise Conflict("cannot delete the account's last admin; add another admin first")
     session.delete(admin)
     audit.record_about(session, _admin(admin), actor, "admin.deleted")
@@ -253,7 +253,7 @@ def set_role(session: Session, admin: Admin, role: str, *, actor: Actor) -> None
         raise InvalidInput(f"role must be one of {', '.join(ROLES)}; got {role!r}")
     if role == admin.role:
         return
-    if admin.role == "admin" and not _other_admins(session, admin):
+    if admin.role == "admin" and not _another_admin(session, admin):
         raise Conflict("cannot make the account's last admin a viewer; add another admin first")
     before, admin.role = admin.role, role
     audit.record_about(
@@ -261,17 +261,11 @@ def set_role(session: Session, admin: Admin, role: str, *, actor: Actor) -> None
     )
 
 
-def _other_admins(session: Session, admin: Admin) -> int:
-    return int(
-        session.scalar(
-            select(func.count())
-            .select_from(Admin)
-            .where(
-                Admin.account_id == admin.account_id, Admin.role == "admin", Admin.id != admin.id
-            )
-        )
-        or 0
+def _another_admin(session: Session, admin: Admin) -> bool:
+    others = select(Admin.id).where(
+        Admin.account_id == admin.account_id, Admin.role == "admin", Admin.id != admin.id
     )
+    return session.scalar(others.limit(1)) is not None
 
 
 def _principal(admin: Admin, via: Literal["token", "session"], sid: uuid.UUID | None) -> Principal:
@@ -323,7 +317,7 @@ def create_token(
 
 def list_tokens(session: Session, account_id: uuid.UUID) -> list[tuple[AdminToken, Admin]]:
     query = _TOKENS.where(Admin.account_id == account_id).order_by(AdminToken.created_at)
-    return list(session.execute(query).tuples())
+    return list(session.execute(query).all())
 
 
 def revoke_token(session: Session, account_id: uuid.UUID, token_id: str, *, actor: Actor) -> None:
@@ -346,11 +340,9 @@ def authenticate_token(session: Session, secret: str) -> Principal:
         raise Unauthenticated("the admin API token is not valid")
     digest = tokens.token_hash(secret)
     row = session.execute(_TOKENS.where(AdminToken.token_hash == digest)).first()
-    if row is None:
+    if row is None or not tokens.same(row.AdminToken.token_hash, digest):
         raise Unauthenticated("the admin API token is not valid")
     token, admin = row
-    if not tokens.same(token.token_hash, digest):
-        raise Unauthenticated("the admin API token is not valid")
     if token.expires_at is not None and token.expires_at <= utcnow():
         raise Unauthenticated("the admin API token has expired; create a new one")
     return _principal(admin, "token", None)

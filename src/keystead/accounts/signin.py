@@ -20,7 +20,7 @@ checked, so an attempt's answer and timing say nothing about other accounts' adm
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -79,9 +79,7 @@ def _load(session: Session, scope: Scope, subject: str) -> SignInFailure | None:
 
 
 def _state(row: SignInFailure | None) -> Failures | None:
-    if row is None:
-        return None
-    return Failures(row.count, row.window_started_at, row.locked_until)
+    return None if row is None else Failures(row.count, row.window_started_at, row.locked_until)
 
 
 def _store(session: Session, scope: Scope, subject: str, state: Failures | None) -> None:
@@ -93,11 +91,7 @@ def _store(session: Session, scope: Scope, subject: str, state: Failures | None)
     if row is None:
         row = SignInFailure(scope=scope, subject=subject)
         session.add(row)
-    row.count, row.window_started_at, row.locked_until = (
-        state.count,
-        state.window_started_at,
-        state.locked_until,
-    )
+    row.count, row.window_started_at, row.locked_until = astuple(state)
 
 
 def _begin(

@@ -170,10 +170,6 @@ def grants_of(session: Session, key: ApiKey) -> Grants:
     return Grants(list(datasets), list(groups))
 
 
-def _touch(key: ApiKey) -> None:
-    key.updated_at = utcnow()
-
-
 def _by_hand(key: ApiKey, change: str) -> None:
     ensure_editable_by_hand(name=key.name, auto_provisioned=key.auto_provisioned, change=change)
 
@@ -185,7 +181,7 @@ def _subject(key: ApiKey) -> audit.Subject:
 def rename(session: Session, key: ApiKey, new_name: str, *, actor: Actor) -> None:
     _by_hand(key, "renamed")
     before, key.name = key.name, names.display_name(new_name, what="API key")
-    _touch(key)
+    key.updated_at = utcnow()
     detail = {"before": {"name": before}, "after": {"name": key.name}}
     audit.record_about(session, _subject(key), actor, "api_key.renamed", detail)
 
@@ -220,7 +216,7 @@ def set_enabled(session: Session, key: ApiKey, enabled: bool, *, actor: Actor) -
     if key.enabled == enabled:
         return
     key.enabled = enabled
-    _touch(key)
+    key.updated_at = utcnow()
     detail = {"before": {"enabled": not enabled}, "after": {"enabled": enabled}}
     audit.record_about(
         session, _subject(key), actor, "api_key.enabled" if enabled else "api_key.disabled", detail
@@ -257,7 +253,7 @@ def grant(
     session.flush()
     added = Grants(added_ds, added_gr)
     if added_ds or added_gr:
-        _touch(key)
+        key.updated_at = utcnow()
         audit.record_about(session, _subject(key), actor, "api_key.granted", added.names())
     return added
 
@@ -298,7 +294,7 @@ def revoke(
         )
     dropped = Grants(drop_ds, drop_gr)
     if drop_ds or drop_gr:
-        _touch(key)
+        key.updated_at = utcnow()
         audit.record_about(session, _subject(key), actor, "api_key.revoked", dropped.names())
     return dropped
 
@@ -321,7 +317,7 @@ def set_default_dataset(
             )
         key.default_unstructured_dataset_id, label = dataset.id, dataset.name
     if key.default_unstructured_dataset_id != before:
-        _touch(key)
+        key.updated_at = utcnow()
         detail = {"after": {"default_unstructured_dataset": label}}
         audit.record_about(session, _subject(key), actor, "api_key.default_dataset_set", detail)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -25,8 +25,6 @@ from keystead.storage.models import (
     DatasetKey,
 )
 
-DatasetType = Literal["structured", "unstructured"]
-DATASET_TYPES: tuple[DatasetType, ...] = ("structured", "unstructured")
 KEY_BYTES = 32  # AES-256 for FF1 keys and for unstructured key-encryption keys
 # Datasets and dataset groups: each named uniquely (case-insensitively) in its account.
 Named = TypeVar("Named", Dataset, DatasetGroup)
@@ -52,7 +50,7 @@ class DatasetSpec:
 
 
 def _resolve_definition(spec: DatasetSpec) -> tuple[str | None, dict[str, Any] | None]:
-    if spec.type not in DATASET_TYPES:
+    if spec.type not in ("structured", "unstructured"):
         raise InvalidInput(
             f"dataset type must be 'structured' or 'unstructured'; got {spec.type!r}"
         )

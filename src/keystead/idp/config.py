@@ -6,7 +6,6 @@ same issuer, RS256 keys) is the "test configuration" check in :mod:`keystead.idp
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 import urllib.parse
 from collections.abc import Callable
@@ -132,7 +131,3 @@ class SignInChanges:
         if problems:
             raise InvalidInput("; ".join(problems.values()), fields=problems)
         return SignInChanges(**checked)
-
-    def names(self) -> list[str]:
-        """The settings, in order."""
-        return [field.name for field in dataclasses.fields(self)]

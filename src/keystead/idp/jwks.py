@@ -17,7 +17,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from joserfc.errors import JoseError, SecurityWarning
@@ -171,7 +171,7 @@ class JwksCache:
 MIN_RSA_BITS, MAX_RSA_BITS, RSA_EXPONENT = 2048, 4096, 65537
 
 
-def _meant_for_rs256(entry: object) -> bool:
+def _meant_for_rs256(entry: object) -> TypeGuard[dict[str, Any]]:
     if not isinstance(entry, dict) or entry.get("kty") != "RSA":
         return False
     if entry.get("use", "sig") != "sig" or entry.get("alg", "RS256") != "RS256":
@@ -187,7 +187,7 @@ def signing_key(entry: object) -> RSAPublicKey | None:
     for something else, malformed, or a size or exponent outside what identity providers
     use (2048-4096 bits, e = 65537; a huge exponent makes every verification dearer, and
     anyone can send tokens naming its key id)."""
-    if not isinstance(entry, dict) or not _meant_for_rs256(entry):
+    if not _meant_for_rs256(entry):
         return None
     n, e = entry.get("n"), entry.get("e")
     if not isinstance(n, str) or not isinstance(e, str):

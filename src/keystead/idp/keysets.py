@@ -33,6 +33,3 @@ class KeySets:
                         del self._caches[old]
                     cache = self._caches[key] = self._new(discovery_url)
         return cache
-
-    def close(self) -> None:
-        """Nothing to release: each fetch opens and closes its own connection."""

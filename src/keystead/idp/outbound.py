@@ -247,20 +247,9 @@ class Fetcher:
 
     def _checked_address(self, host: str, port: int, deadline: _Deadline) -> IPAddress:
         try:
-            literal: IPAddress | None = ipaddress.ip_address(host.strip("[]"))
-        except ValueError:
-            literal = None
-        if literal is not None:
-            addresses = [literal]
-        else:
-            try:
-                addresses = _RESOLVER.submit(self.resolve, host, port).result(
-                    timeout=deadline.remaining()
-                )
-            except (FutureTimeout, httpcore.ReadTimeout):
-                raise FetchFailed("timeout", f"resolving {host} took too long") from None
-            except (OSError, ValueError, UnicodeError):
-                raise FetchFailed("unreachable", f"{host} does not resolve") from None
+            addresses = [ipaddress.ip_address(host.strip("[]"))]
+        except ValueError:  # a name, resolved once within the deadline
+            addresses = self._resolved(host, port, deadline)
         if not addresses:
             raise FetchFailed("unreachable", f"{host} does not resolve")
         for address in addresses:
@@ -272,6 +261,14 @@ class Fetcher:
                     "addresses with KEYSTEAD_IDP_ALLOW_PRIVATE_ADDRESSES",
                 )
         return addresses[0]
+
+    def _resolved(self, host: str, port: int, deadline: _Deadline) -> list[IPAddress]:
+        try:
+            return _RESOLVER.submit(self.resolve, host, port).result(timeout=deadline.remaining())
+        except (FutureTimeout, httpcore.ReadTimeout):
+            raise FetchFailed("timeout", f"resolving {host} took too long") from None
+        except (OSError, ValueError, UnicodeError):
+            raise FetchFailed("unreachable", f"{host} does not resolve") from None
 
     def _get(self, pool: httpcore.ConnectionPool, url: str, deadline: _Deadline) -> Fetched:
         timeout = deadline.remaining()
@@ -293,10 +290,8 @@ class Fetcher:
             body = bytearray()
             for chunk in response.iter_stream():
                 body += chunk
-                if len(body) > self.policy.max_bytes:
-                    raise FetchFailed(
-                        "too_large", f"it is larger than {self.policy.max_bytes} bytes"
-                    )
+                if len(body) > limit:
+                    raise FetchFailed("too_large", f"it is larger than {limit} bytes")
                 deadline.remaining()
             return Fetched(response.status, bytes(body))
 

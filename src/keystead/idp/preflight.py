@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from keystead.errors import BadRequest
 from keystead.idp import jwks
+from keystead.idp.config import LOOPBACK_HOSTS
 from keystead.idp.outbound import Fetch, FetchFailed
 from keystead.providers import PROVIDER
 from keystead.providers import base as provider_checks
@@ -56,8 +57,6 @@ JWKS_TOO_LARGE = "jwks_too_large"
 JWKS_NOT_JSON = "jwks_not_json"
 JWKS_NO_KEYS = "jwks_no_keys"
 JWKS_NO_RS256_KEYS = "jwks_no_rs256_keys"
-
-_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 @dataclass(frozen=True)
@@ -136,20 +135,15 @@ def lines(report: PreflightReport) -> list[CheckLine]:
     out = []
     for name, prefix in _CHECKS:
         found = [p for p in report.problems if p.code.startswith(prefix)]
-        if any(p.severity == "error" for p in found):
-            status: CheckStatus = "fail"
-        elif found:
-            status = "warning"
+        status: CheckStatus
+        if found:
+            status = "fail" if any(p.severity == "error" for p in found) else "warning"
+            message = " ".join(p.message for p in found)
         elif _not_reached(name, report):
             status = "skipped"
-        else:
-            status = "pass"
-        if status == "skipped":
             message = "Not checked: the discovery document could not be read (see above)."
-        elif found:
-            message = " ".join(p.message for p in found)
         else:
-            message = passed[name]
+            status, message = "pass", passed[name]
         out.append(CheckLine(name, status, message))
     return out
 
@@ -199,7 +193,7 @@ def _check_url(
     if parts is None or parts.scheme not in {"http", "https"} or not host:
         report.add(invalid_code, f"The {what} URL {url!r} is not an absolute http(s) URL.")
         return False
-    if parts.scheme != "https" and host not in _LOOPBACK:
+    if parts.scheme != "https" and host not in LOOPBACK_HOSTS:
         report.add(
             http_code,
             f"The {what} URL {url} does not use https. Signing keys fetched over plain http "
@@ -262,10 +256,8 @@ def _check_key_set(report: PreflightReport, key_set: Any) -> None:
             "token could be verified.",
         )
         return
-    for entry in keys:
-        kid = _rs256_kid(entry)
-        if kid is not None:
-            report.key_ids.append(kid)
+    # The key set's own rule decides which entries sign-in would use.
+    report.key_ids = [entry["kid"] for entry in keys if jwks.signing_key(entry) is not None]
     report.rs256_key_count = len(report.key_ids)
     if not report.key_ids:
         report.add(
@@ -274,11 +266,6 @@ def _check_key_set(report: PreflightReport, key_set: Any) -> None:
             "RSA signing key usable with RS256 (kty RSA, use sig, a kid, n and e). Entra "
             "signs access tokens with RS256; check that the discovery URL is Entra's.",
         )
-
-
-def _rs256_kid(entry: Any) -> str | None:
-    """The key id if this entry is a key sign-in would use (the key set's own rule)."""
-    return entry["kid"] if jwks.signing_key(entry) is not None else None
 
 
 # --------------------------------------------------------------------- bounded fetching
@@ -290,16 +277,19 @@ class _Failed:
 
 _FAILED = _Failed()
 
-_CODES = {
+# What is fetched: its name in messages and its problem codes.
+_FETCHES = {
     "discovery": (
-        DISCOVERY_UNREACHABLE,
-        DISCOVERY_HTTP_STATUS,
-        DISCOVERY_TOO_LARGE,
-        DISCOVERY_NOT_JSON,
+        "discovery document",
+        (DISCOVERY_REFUSED, DISCOVERY_UNREACHABLE, DISCOVERY_HTTP_STATUS),
+        (DISCOVERY_TOO_LARGE, DISCOVERY_NOT_JSON),
     ),
-    "jwks": (JWKS_UNREACHABLE, JWKS_HTTP_STATUS, JWKS_TOO_LARGE, JWKS_NOT_JSON),
+    "jwks": (
+        "key set (jwks_uri)",
+        (JWKS_REFUSED, JWKS_UNREACHABLE, JWKS_HTTP_STATUS),
+        (JWKS_TOO_LARGE, JWKS_NOT_JSON),
+    ),
 }
-_NAMES = {"discovery": "discovery document", "jwks": "key set (jwks_uri)"}
 
 
 def _fetch_json(
@@ -307,9 +297,7 @@ def _fetch_json(
 ) -> Any:
     """GET ``url`` under the outbound policy and parse JSON; report and return _FAILED on any
     failure. Nothing the other side answered is ever quoted back."""
-    unreachable, bad_status, too_large, not_json = _CODES[what]
-    refused = DISCOVERY_REFUSED if what == "discovery" else JWKS_REFUSED
-    name = _NAMES[what]
+    name, (refused, unreachable, bad_status), (too_large, not_json) = _FETCHES[what]
     try:
         fetched = fetch(url)
     except FetchFailed as exc:
@@ -351,12 +339,6 @@ def _fetch_json(
 
 
 def _json_type(value: Any) -> str:
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, str):
-        return "a string"
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    return "a number"
+    """What a parsed JSON value other than an object is."""
+    names = {list: "an array", str: "a string", type(None): "null", bool: "a boolean"}
+    return names.get(type(value), "a number")

@@ -10,7 +10,7 @@ the account.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 
 from sqlalchemy import update
@@ -150,8 +150,7 @@ def configure(
     checked = changes.checked(allow_private=allow_private)
     settings = _stored(session, account)
     changed = []
-    for name in checked.names():
-        value = getattr(checked, name)
+    for name, value in asdict(checked).items():
         if value is not None and getattr(settings, name) != value:
             setattr(settings, name, value)
             changed.append(name)
@@ -202,17 +201,13 @@ def seen_is_stale(last_seen: datetime | None, now: datetime) -> bool:
 
 def note_scim_refusal(session: Session, account_id: uuid.UUID, now: datetime) -> None:
     """A SCIM request with a missing or wrong token arrived for the account."""
-    session.execute(
-        update(IdpSettings)
-        .where(IdpSettings.account_id == account_id)
-        .values(scim_last_refused_at=now)
-    )
+    _note(session, account_id, scim_last_refused_at=now)
 
 
 def note_scim_contact(session: Session, account_id: uuid.UUID, now: datetime) -> None:
     """Entra reached the account with the current token (for the setup guide)."""
-    session.execute(
-        update(IdpSettings)
-        .where(IdpSettings.account_id == account_id)
-        .values(scim_last_seen_at=now)
-    )
+    _note(session, account_id, scim_last_seen_at=now)
+
+
+def _note(session: Session, account_id: uuid.UUID, **moments: datetime) -> None:
+    session.execute(update(IdpSettings).where(IdpSettings.account_id == account_id).values(moments))

@@ -80,17 +80,14 @@ def of(session: Session, account_id: uuid.UUID, *, now: datetime | None = None) 
                 ProvisioningEvent.at >= start,
             )
             .group_by(is_sign_in)
-        )
-        .tuples()
-        .all()
-    )
-    successes = select(ProvisioningEvent.at).where(
-        ProvisioningEvent.account_id == account_id, ProvisioningEvent.outcome == "success"
+        ).all()
     )
     last_sign_in_at = session.scalar(
-        successes.where(ProvisioningEvent.operation == SIGN_IN)
-        .order_by(ProvisioningEvent.at.desc())
-        .limit(1)
+        select(func.max(ProvisioningEvent.at)).where(
+            ProvisioningEvent.account_id == account_id,
+            ProvisioningEvent.outcome == "success",
+            ProvisioningEvent.operation == SIGN_IN,
+        )
     )
     users, groups = listing.totals(session, account_id)
     return Status(
