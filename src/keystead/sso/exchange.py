@@ -230,7 +230,11 @@ class Exchange:
         self._authorities: Immutable[tuple[uuid.UUID, str], certificates.Authority] = Immutable(
             10_000
         )
-        self._setups: Immutable[tuple[uuid.UUID, _SetupRow], _Setup] = Immutable(10_000)
+        # Keyed by the whole settings row, so a changed setting (switched off, another
+        # issuer or audience) is another entry, never an old answer; refusals are not kept.
+        self._setups: Immutable[tuple[uuid.UUID, _SetupRow], _Setup] = Immutable(
+            10_000, name="sso.settings"
+        )
         # A key's signing secret never changes (the data plane keeps it the same way).
         self._signing_values: Immutable[uuid.UUID, str] = Immutable(100_000)
 
@@ -247,7 +251,6 @@ class Exchange:
         row = db.first(self._setup, {"account_id": account_id})
         if row is None:
             raise SignInRefused(404, "unknown_account", f"no account has customer id {customer_id}")
-        # A pure function of the row: made once per version of it (a refusal is not kept).
         return self._setups.get_or_load((account_id, row), lambda: _setup(account_id, row))
 
     def ensure_authority(self, session: Session, setup: _Setup) -> _Setup:

@@ -81,8 +81,11 @@ class _Translated:
         return None
 
     def __exit__(self, kind: object, exc: BaseException | None, trace: object) -> None:
+        # Anything else leaves untouched, with its own traceback.
         if isinstance(exc, Exception) and not isinstance(exc, KeysteadError):
-            reraise_as_domain(exc)
+            domain = as_domain(exc)
+            if domain is not None:
+                raise domain from exc
 
 
 TRANSLATED = _Translated()
