@@ -23,6 +23,7 @@ from keystead.settings import Settings
 from keystead.storage.models import (
     AdminSession,
     AuditEvent,
+    Base,
     ProvisioningEvent,
     SignInFailure,
     UsageEvent,
@@ -39,47 +40,42 @@ class Kind:
 
     name: str
     setting: str  # the Settings field holding its retention in days
-    table: Table
+    model: type[Base]
     column: str
     # Logs whose serial id grows with ``column``: a batch looks at the oldest ids only, so
     # finding nothing to prune costs an index read, not a scan under the write lock. The
     # other kinds are small tables (a row per email, session or key and day).
     serial: bool = False
 
+    @property
+    def table(self) -> Table:
+        return cast(Table, self.model.__table__)
+
     def older_than(self, cutoff: datetime) -> ColumnElement[bool]:
         bound: date | datetime = cutoff.date() if self.column == "day" else cutoff
         return self.table.c[self.column] < bound
-
-
-def _table(model: type) -> Table:
-    return cast(Table, model.__table__)  # type: ignore[attr-defined]
 
 
 KINDS = (
     Kind(
         "provisioning log entries",
         "retention_provisioning_days",
-        _table(ProvisioningEvent),
+        ProvisioningEvent,
         "at",
         serial=True,
     ),
     # By arrival: a client reports its own day, which need not grow with the id.
-    Kind("usage events", "retention_usage_days", _table(UsageEvent), "received_at", serial=True),
-    Kind("refused usage reports", "retention_usage_days", _table(UsageRefusal), "day"),
+    Kind("usage events", "retention_usage_days", UsageEvent, "received_at", serial=True),
+    Kind("refused usage reports", "retention_usage_days", UsageRefusal, "day"),
     # A sign-in throttling window lasts minutes: a week-old one is over.
     Kind(
         "refused sign-in counts",
         "retention_sign_in_failures_days",
-        _table(SignInFailure),
+        SignInFailure,
         "window_started_at",
     ),
-    Kind(
-        "expired console sessions",
-        "retention_sign_in_failures_days",
-        _table(AdminSession),
-        "expires_at",
-    ),
-    Kind("audit events", "retention_audit_days", _table(AuditEvent), "at", serial=True),
+    Kind("expired console sessions", "retention_sign_in_failures_days", AdminSession, "expires_at"),
+    Kind("audit events", "retention_audit_days", AuditEvent, "at", serial=True),
 )
 
 
