@@ -86,18 +86,18 @@ class Due:
     rows: int
 
 
-def _cutoffs(settings: Settings, now: datetime | None) -> Iterator[tuple[Kind, int, datetime]]:
+def _cutoffs(settings: Settings) -> Iterator[tuple[Kind, int, datetime]]:
     """Each kind, its retention in days and the moment before which its rows go."""
-    moment = now or datetime.now(UTC)
+    moment = datetime.now(UTC)
     for kind in KINDS:
         days = int(getattr(settings, kind.setting))
         yield kind, days, moment - timedelta(days=days)
 
 
-def due(db: Database, settings: Settings, now: datetime | None = None) -> list[Due]:
+def due(db: Database, settings: Settings) -> list[Due]:
     """What pruning would delete now, per kind."""
     found = []
-    for kind, days, cutoff in _cutoffs(settings, now):
+    for kind, days, cutoff in _cutoffs(settings):
         rows = 0
         if days > 0:
             with db.read() as session:
@@ -107,19 +107,12 @@ def due(db: Database, settings: Settings, now: datetime | None = None) -> list[D
     return found
 
 
-def prune(
-    db: Database,
-    settings: Settings,
-    *,
-    actor: Actor,
-    now: datetime | None = None,
-    pause: float = 0.0,
-) -> dict[str, int]:
+def prune(db: Database, settings: Settings, *, actor: Actor, pause: float = 0.0) -> dict[str, int]:
     """Delete what retention lets go, oldest first, ``BATCH`` rows per transaction with
     ``pause`` seconds between batches; rows deleted per kind. A run that deleted anything
     is audited."""
     deleted: dict[str, int] = {}
-    for kind, days, cutoff in _cutoffs(settings, now):
+    for kind, days, cutoff in _cutoffs(settings):
         while days > 0:
             count = _prune_batch(db, kind, cutoff)
             if count:
