@@ -71,10 +71,10 @@ class Report:
         self.findings.append(Finding(check, status, message, fix))
 
 
-def examine(settings: Settings, *, now: datetime | None = None) -> Report:
+def examine(settings: Settings) -> Report:
     """Run every check against ``settings``; never raises."""
     report = Report()
-    now = now or datetime.now(UTC)
+    now = datetime.now(UTC)
     master = _guarded(report, "master key", lambda: _master_key(settings, report))
     if settings.is_embedded and not settings.database_url:
         _guarded(report, "data directory", lambda: _data_dir(settings, report))

@@ -29,12 +29,14 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import LargeBinary, Table, and_, bindparam, func, literal, select, tuple_, update
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement, KeyedColumnElement
 
 from keystead.apikeys.service import signing_key_context
@@ -142,11 +144,7 @@ class Census:
     bound_to: str | None  # the key id the check value is under: the one the database records
 
     def by_key(self) -> dict[str, int]:
-        totals: dict[str, int] = {}
-        for counts in self.rows.values():
-            for key_id, count in counts.items():
-                totals[key_id] = totals.get(key_id, 0) + count
-        return totals
+        return dict(sum(map(Counter, self.rows.values()), Counter()))
 
 
 def census(db: Database) -> Census:
@@ -160,13 +158,12 @@ def census(db: Database) -> Census:
     return Census(rows, next(iter(checked), None))
 
 
-def left_under_others(db: Database, key_id: bytes) -> int:
+def _left_under_others(session: Session, key_id: bytes) -> int:
     """Rows of secrets (not the check value) wrapped under any key but ``key_id``."""
-    with db.read() as session:
-        return sum(
-            session.scalar(select(func.count()).where(_not_under(column, key_id))) or 0
-            for column in SECRETS
-        )
+    return sum(
+        session.scalar(select(func.count()).where(_not_under(column, key_id))) or 0
+        for column in SECRETS
+    )
 
 
 # --- re-wrapping ----------------------------------------------------------------------------
@@ -225,31 +222,22 @@ class Outcome:
     started: bool  # whether this run began the rotation (False: it continued one)
 
 
+@dataclass
 class Rotation:
     """One run of the rotation. ``progress(total)`` is called when the amount of work is
     known and ``advance(n)`` after each committed batch."""
 
-    def __init__(
-        self,
-        db: Database,
-        *,
-        batch_size: int = DEFAULT_BATCH_SIZE,
-        settle_seconds: float = DEFAULT_SETTLE_SECONDS,
-        stop_after_batches: int | None = None,
-        progress: Callable[[int], None] = lambda total: None,
-        advance: Callable[[int], None] = lambda n: None,
-        interrupted: threading.Event | None = None,
-    ) -> None:
-        self.db = db
-        # Set by the caller's Ctrl-C handler: the run stops between batches, never inside a
-        # statement (a driver interrupted mid-query may fail its rollback and hide the stop).
-        self.interrupted = interrupted or threading.Event()
-        self.batch_size = batch_size
-        self.settle_seconds = settle_seconds
-        self.stop_after_batches = stop_after_batches
-        self.progress = progress
-        self.advance = advance
-        self._batches = 0
+    db: Database
+    _: KW_ONLY
+    batch_size: int = DEFAULT_BATCH_SIZE
+    settle_seconds: float = DEFAULT_SETTLE_SECONDS
+    stop_after_batches: int | None = None
+    progress: Callable[[int], None] = lambda total: None
+    advance: Callable[[int], None] = lambda n: None
+    # Set by the caller's Ctrl-C handler: the run stops between batches, never inside a
+    # statement (a driver interrupted mid-query may fail its rollback and hide the stop).
+    interrupted: threading.Event = field(default_factory=threading.Event)
+    _batches: int = field(default=0, init=False)
 
     # --- with a key file (steps 1-4) ------------------------------------------------------
 
@@ -260,34 +248,30 @@ class Rotation:
             if started:  # step 1
                 replace_key_file(path, (Kek.generate(), *keyring.keks))
                 keyring = read_key_file(path)
-            rewrapped = self._rewrap_and_record(keyring)  # steps 2 and 3
-            target = keyring.keks[0]
-            replace_key_file(path, (target,))  # step 4
-        return Outcome(
-            target.key_id.hex(), [k.key_id.hex() for k in keyring.keks[1:]], rewrapped, started
-        )
+            outcome = self._rewrap_and_record(keyring, started)  # steps 2 and 3
+            replace_key_file(path, keyring.keks[:1])  # step 4
+        return outcome
 
     # --- with the keys in the environment (steps 2-3) -------------------------------------
 
     def rotate_given(self, keyring: MasterKey) -> Outcome:
-        rewrapped = self._rewrap_and_record(keyring)
-        return Outcome(
-            keyring.fingerprint, [k.key_id.hex() for k in keyring.keks[1:]], rewrapped, False
-        )
+        return self._rewrap_and_record(keyring, started=False)
 
     # --- steps 2 and 3 --------------------------------------------------------------------
 
-    def _rewrap_and_record(self, keyring: MasterKey) -> int:
+    def _rewrap_and_record(self, keyring: MasterKey, started: bool) -> Outcome:
         target = MasterKey(keyring.key)  # wraps under the target only, whatever the file says
         since = time.monotonic()
-        self.progress(left_under_others(self.db, target.key_id))
+        with self.db.read() as session:
+            left = _left_under_others(session, target.key_id)
+        self.progress(left)
         rewrapped = 0
         while True:
             moved = self._rewrap_pass(keyring, target)
             rewrapped += moved
             waited = time.monotonic() - since
             if moved == 0 and waited >= self.settle_seconds and self._record(keyring, target):
-                return rewrapped
+                return Outcome(keyring.fingerprint, keyring.fingerprints[1:], rewrapped, started)
             if moved == 0 and self.interrupted.wait(max(0.0, self.settle_seconds - waited)):
                 raise KeyboardInterrupt
 
@@ -317,9 +301,8 @@ class Rotation:
         """Step 3: the check value under the target key, if no secret is under another key
         (checked in the same transaction). False: a secret arrived meanwhile; go round."""
         with self.db.write() as session:
-            for column in SECRETS:
-                if session.scalar(select(func.count()).where(_not_under(column, target.key_id))):
-                    return False
+            if _left_under_others(session, target.key_id):
+                return False
             stored = session.scalar(select(Meta.value).where(Meta.name == CHECK_NAME))
             if stored is None:
                 raise ConfigurationError("the database has no master key check value")

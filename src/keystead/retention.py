@@ -23,6 +23,7 @@ from keystead.settings import Settings
 from keystead.storage.models import (
     AdminSession,
     AuditEvent,
+    Base,
     ProvisioningEvent,
     SignInFailure,
     UsageEvent,
@@ -39,47 +40,42 @@ class Kind:
 
     name: str
     setting: str  # the Settings field holding its retention in days
-    table: Table
+    model: type[Base]
     column: str
     # Logs whose serial id grows with ``column``: a batch looks at the oldest ids only, so
     # finding nothing to prune costs an index read, not a scan under the write lock. The
     # other kinds are small tables (a row per email, session or key and day).
     serial: bool = False
 
+    @property
+    def table(self) -> Table:
+        return cast(Table, self.model.__table__)
+
     def older_than(self, cutoff: datetime) -> ColumnElement[bool]:
         bound: date | datetime = cutoff.date() if self.column == "day" else cutoff
         return self.table.c[self.column] < bound
-
-
-def _table(model: type) -> Table:
-    return cast(Table, model.__table__)  # type: ignore[attr-defined]
 
 
 KINDS = (
     Kind(
         "provisioning log entries",
         "retention_provisioning_days",
-        _table(ProvisioningEvent),
+        ProvisioningEvent,
         "at",
         serial=True,
     ),
     # By arrival: a client reports its own day, which need not grow with the id.
-    Kind("usage events", "retention_usage_days", _table(UsageEvent), "received_at", serial=True),
-    Kind("refused usage reports", "retention_usage_days", _table(UsageRefusal), "day"),
+    Kind("usage events", "retention_usage_days", UsageEvent, "received_at", serial=True),
+    Kind("refused usage reports", "retention_usage_days", UsageRefusal, "day"),
     # A sign-in throttling window lasts minutes: a week-old one is over.
     Kind(
         "refused sign-in counts",
         "retention_sign_in_failures_days",
-        _table(SignInFailure),
+        SignInFailure,
         "window_started_at",
     ),
-    Kind(
-        "expired console sessions",
-        "retention_sign_in_failures_days",
-        _table(AdminSession),
-        "expires_at",
-    ),
-    Kind("audit events", "retention_audit_days", _table(AuditEvent), "at", serial=True),
+    Kind("expired console sessions", "retention_sign_in_failures_days", AdminSession, "expires_at"),
+    Kind("audit events", "retention_audit_days", AuditEvent, "at", serial=True),
 )
 
 
@@ -90,18 +86,18 @@ class Due:
     rows: int
 
 
-def _cutoffs(settings: Settings, now: datetime | None) -> Iterator[tuple[Kind, int, datetime]]:
+def _cutoffs(settings: Settings) -> Iterator[tuple[Kind, int, datetime]]:
     """Each kind, its retention in days and the moment before which its rows go."""
-    moment = now or datetime.now(UTC)
+    moment = datetime.now(UTC)
     for kind in KINDS:
         days = int(getattr(settings, kind.setting))
         yield kind, days, moment - timedelta(days=days)
 
 
-def due(db: Database, settings: Settings, now: datetime | None = None) -> list[Due]:
+def due(db: Database, settings: Settings) -> list[Due]:
     """What pruning would delete now, per kind."""
     found = []
-    for kind, days, cutoff in _cutoffs(settings, now):
+    for kind, days, cutoff in _cutoffs(settings):
         rows = 0
         if days > 0:
             with db.read() as session:
@@ -111,19 +107,12 @@ def due(db: Database, settings: Settings, now: datetime | None = None) -> list[D
     return found
 
 
-def prune(
-    db: Database,
-    settings: Settings,
-    *,
-    actor: Actor,
-    now: datetime | None = None,
-    pause: float = 0.0,
-) -> dict[str, int]:
+def prune(db: Database, settings: Settings, *, actor: Actor, pause: float = 0.0) -> dict[str, int]:
     """Delete what retention lets go, oldest first, ``BATCH`` rows per transaction with
     ``pause`` seconds between batches; rows deleted per kind. A run that deleted anything
     is audited."""
     deleted: dict[str, int] = {}
-    for kind, days, cutoff in _cutoffs(settings, now):
+    for kind, days, cutoff in _cutoffs(settings):
         while days > 0:
             count = _prune_batch(db, kind, cutoff)
             if count:

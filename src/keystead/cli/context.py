@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
 
 import typer
-from pydantic import BaseModel
+from pydantic_core import to_jsonable_python
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -99,19 +99,11 @@ def ctx_of(ctx: typer.Context) -> CliContext:
     return obj
 
 
-def to_jsonable(data: Any) -> Any:
-    if isinstance(data, BaseModel):
-        return data.model_dump(mode="json")
-    if isinstance(data, list | tuple):
-        return [to_jsonable(item) for item in data]
-    if isinstance(data, dict):
-        return {k: to_jsonable(v) for k, v in data.items()}
-    return data
-
-
 def emit(data: Any, as_json: bool, human: Callable[[], None]) -> None:
     if as_json:
-        sys.stdout.write(json.dumps(to_jsonable(data), indent=2) + "\n")
+        # Models as model_dump(mode="json") gives them, wherever they are in ``data``.
+        jsonable = to_jsonable_python(data, by_alias=False)
+        sys.stdout.write(json.dumps(jsonable, indent=2) + "\n")
     else:
         human()
 

@@ -19,21 +19,19 @@ app = typer.Typer(
 DatasetOpt = Annotated[list[str] | None, typer.Option("--dataset", help="Dataset (repeatable)")]
 
 
-def _show(group: DatasetGroupOut, heading: str | None = None) -> None:
+def _show(group: DatasetGroupDetailOut, heading: str | None = None) -> None:
     if heading:
         out.print(heading)
     rows: list[tuple[str, object]] = [
         ("name", group.name),
         ("id", group.id),
         ("datasets", group.datasets),
+        ("directory groups named alike", [_matched(g) for g in group.matching_directory_groups]),
     ]
-    if isinstance(group, DatasetGroupDetailOut):
-        alike = [_matched(g) for g in group.matching_directory_groups]
-        rows.append(("directory groups named alike", alike))
-        if group.pinned_to is not None:
-            gone = " (gone from the directory: nothing matches)"
-            where = "" if group.pinned_to.present else gone
-            rows.append(("pinned to", f"{group.pinned_to.directory_group_id}{where}"))
+    if group.pinned_to is not None:
+        gone = " (gone from the directory: nothing matches)"
+        where = "" if group.pinned_to.present else gone
+        rows.append(("pinned to", f"{group.pinned_to.directory_group_id}{where}"))
     pairs(rows)
     if group.ambiguous and not group.pinned:
         err.print(

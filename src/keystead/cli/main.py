@@ -55,7 +55,9 @@ app.add_typer(directory.app, name="directory")
 app.add_typer(admins.account_app, name="account")
 app.add_typer(admins.admin_app, name="admin")
 app.command("prune")(retention.prune)
-operations.register(app)
+app.command("backup")(operations.backup)
+app.command("restore")(operations.restore)
+app.command("doctor")(operations.doctor)
 app.add_typer(masterkey.app, name="master-key")
 
 

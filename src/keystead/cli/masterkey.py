@@ -65,14 +65,13 @@ def rotate(
             raise KeyboardInterrupt
         interrupted.set()  # the first stops after the batch under way
 
-    show_bar = not as_json and err.is_terminal
     bar = Progress(
         TextColumn("re-wrapping secrets"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=err,
-        disable=not show_bar,
+        disable=as_json or not err.is_terminal,
     )
     task = bar.add_task("re-wrap", total=None)
     work = rotation.Rotation(

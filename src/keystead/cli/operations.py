@@ -21,12 +21,6 @@ KEY_REMINDER = (
 )
 
 
-def register(app: typer.Typer) -> None:
-    app.command("backup")(backup)
-    app.command("restore")(restore)
-    app.command("doctor")(doctor)
-
-
 def _key_source(settings: Settings) -> str:
     if settings.master_key is not None:
         return "KEYSTEAD_MASTER_KEY"
