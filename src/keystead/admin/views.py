@@ -52,21 +52,19 @@ def _described(session: Session, keys: list[ApiKey]) -> list[ApiKeyOut]:
     fixed number of queries per 500 keys, whatever the number of keys."""
     grants = {k.id: GrantsOut(datasets=[], dataset_groups=[]) for k in keys}
     names: dict[uuid.UUID, tuple[str | None, str | None]] = {}
+    granted = (  # what a grant names, and the list of each key's grants it goes to
+        (DatasetGrant, Dataset, DatasetGrant.dataset_id, "datasets"),
+        (DatasetGroupGrant, DatasetGroup, DatasetGroupGrant.dataset_group_id, "dataset_groups"),
+    )
     for chunk in _chunks([k.id for k in keys]):
-        for key_id, name in session.execute(
-            select(DatasetGrant.api_key_id, Dataset.name)
-            .join(Dataset, Dataset.id == DatasetGrant.dataset_id)
-            .where(DatasetGrant.api_key_id.in_(chunk))
-            .order_by(Dataset.name_key)
-        ):
-            grants[key_id].datasets.append(name)
-        for key_id, name in session.execute(
-            select(DatasetGroupGrant.api_key_id, DatasetGroup.name)
-            .join(DatasetGroup, DatasetGroup.id == DatasetGroupGrant.dataset_group_id)
-            .where(DatasetGroupGrant.api_key_id.in_(chunk))
-            .order_by(DatasetGroup.name_key)
-        ):
-            grants[key_id].dataset_groups.append(name)
+        for grant, target, target_id, into in granted:
+            for key_id, name in session.execute(
+                select(grant.api_key_id, target.name)
+                .join(target, target.id == target_id)
+                .where(grant.api_key_id.in_(chunk))
+                .order_by(target.name_key)
+            ):
+                getattr(grants[key_id], into).append(name)
         for key_id, default, user in session.execute(
             select(ApiKey.id, Dataset.name, DirectoryUser.user_name)
             .outerjoin(Dataset, Dataset.id == ApiKey.default_unstructured_dataset_id)
