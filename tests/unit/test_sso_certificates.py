@@ -15,6 +15,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from keystead.errors import InvalidInput
 from keystead.idp import config
@@ -271,6 +273,77 @@ def test_issue_binds_the_key_id_and_the_csr_key(authority: certs.Authority) -> N
     # Two certificates for the same key are distinct (serials).
     again = x509.load_pem_x509_certificate(client_cert(authority, not_after=not_after).encode())
     assert again.serial_number != cert.serial_number
+
+
+def _builder_twin(
+    authority: certs.Authority, issued: x509.Certificate, public_key: rsa.RSAPublicKey
+) -> x509.Certificate:
+    """The certificate cryptography's own builder makes from what ``issued`` says."""
+    builder = (
+        x509.CertificateBuilder()
+        .issuer_name(authority.certificate.subject)
+        .subject_name(issued.subject)
+        .public_key(public_key)
+        .serial_number(issued.serial_number)
+        .not_valid_before(issued.not_valid_before_utc)
+        .not_valid_after(issued.not_valid_after_utc)
+    )
+    key_id = x509.AuthorityKeyIdentifier.from_issuer_public_key(authority.private_key.public_key())
+    for value, critical in [
+        (x509.BasicConstraints(ca=False, path_length=None), True),
+        (
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=True,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            True,
+        ),
+        (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False),
+        (key_id, False),
+    ]:
+        builder = builder.add_extension(value, critical=critical)
+    return builder.sign(authority.private_key, hashes.SHA256())
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    now=st.datetimes(min_value=datetime(1950, 1, 2), max_value=datetime(9000, 1, 1)),
+    lifetime=st.integers(min_value=1, max_value=10 * 365 * 86_400),
+    key_id=st.text(alphabet="0123456789abcdefABCDEF-_", min_size=1, max_size=64),
+)
+@example(now=datetime(2050, 1, 1, 0, 0, 30), lifetime=1, key_id=KEY_ID)  # before: UTCTime
+@example(now=datetime(2055, 6, 1), lifetime=3600, key_id=KEY_ID)
+@example(now=datetime(2049, 12, 31, 23), lifetime=3600, key_id="k" * 64)
+def test_issued_der_is_what_the_builder_makes(
+    authority: certs.Authority, now: datetime, lifetime: int, key_id: str
+) -> None:
+    # The certificate is encoded by Keystead (for speed); every byte it signs must be what
+    # cryptography's builder encodes for the same serial, times, names, key and extensions,
+    # across the UTCTime/GeneralizedTime switch of 2050.
+    moment = now.replace(tzinfo=UTC, microsecond=0)
+    public_key = client_key().public_key()
+    pem = certs.issue(
+        authority,
+        public_key,
+        access_key_id=key_id,
+        not_after=moment + timedelta(seconds=lifetime),
+        now=moment,
+    )
+    issued = x509.load_pem_x509_certificate(pem.encode())
+    issued.verify_directly_issued_by(authority.certificate)
+    assert issued.public_bytes(serialization.Encoding.PEM).decode() == pem
+    twin = _builder_twin(authority, issued, public_key)
+    assert issued.tbs_certificate_bytes == twin.tbs_certificate_bytes
+    assert issued.signature_algorithm_oid == twin.signature_algorithm_oid
+    assert issued.not_valid_before_utc == moment - certs.BACKDATE
+    assert issued.not_valid_after_utc == moment + timedelta(seconds=lifetime)
 
 
 def test_issued_certificate_does_not_verify_with_another_ca(authority: certs.Authority) -> None:

@@ -12,11 +12,13 @@ client's own key must be RSA (it unwraps RSA-OAEP), 2048 to 4096 bits, exponent 
 
 from __future__ import annotations
 
+import base64
 import functools
 import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -49,8 +51,8 @@ class Authority:
     private_key: ec.EllipticCurvePrivateKey
 
     @functools.cached_property
-    def client_extensions(self) -> list[x509.Extension[x509.ExtensionType]]:
-        """What every client certificate it signs has in common, built once (its public
+    def client_template(self) -> ClientTemplate:
+        """What every client certificate it signs has in common, encoded once (its public
         key hashed once for the key identifier)."""
         key_id = x509.AuthorityKeyIdentifier.from_issuer_public_key(self.private_key.public_key())
         extensions: list[tuple[x509.ExtensionType, bool]] = [
@@ -59,7 +61,13 @@ class Authority:
             (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False),
             (key_id, False),
         ]
-        return [x509.Extension(value.oid, critical, value) for value, critical in extensions]
+        encoded = b"".join(
+            _extension(x509.Extension(value.oid, critical, value)) for value, critical in extensions
+        )
+        return ClientTemplate(
+            issuer=self.certificate.subject.public_bytes(),
+            extensions=_der(0xA3, _der(0x30, encoded)),
+        )
 
     @property
     def cert_pem(self) -> str:
@@ -159,25 +167,33 @@ def issue(
 ) -> str:
     """A client certificate for ``public_key``, bound to ``access_key_id``, as PEM."""
     moment = now or datetime.now(UTC)
-    # One builder made whole (each setter would copy it and check its argument again).
-    certificate = x509.CertificateBuilder(
-        issuer_name=authority.certificate.subject,
-        subject_name=_subject(access_key_id),
-        public_key=public_key,
-        serial_number=x509.random_serial_number(),
-        # As the setters would give them: naive, in UTC.
-        not_valid_before=(moment - BACKDATE).astimezone(UTC).replace(tzinfo=None),
-        not_valid_after=not_after.astimezone(UTC).replace(tzinfo=None),
-        extensions=authority.client_extensions,
-    ).sign(authority.private_key, hashes.SHA256())
-    return certificate.public_bytes(serialization.Encoding.PEM).decode()
+    template = authority.client_template
+    tbs = _der(
+        0x30,
+        b"".join(
+            (
+                _V3,
+                _integer(x509.random_serial_number()),
+                _ECDSA_WITH_SHA256,
+                template.issuer,
+                _der(0x30, _time(moment - BACKDATE) + _time(not_after)),
+                _subject(access_key_id),
+                public_key.public_bytes(
+                    serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+                ),
+                template.extensions,
+            )
+        ),
+    )
+    signature = authority.private_key.sign(tbs, _SIGNATURE)
+    return _pem(_der(0x30, tbs + _ECDSA_WITH_SHA256 + _der(0x03, b"\x00" + signature)))
 
 
-# A client certificate's subject, made once per API key (a Name checks every attribute).
-_SUBJECTS: Immutable[str, x509.Name] = Immutable(10_000)
+# A client certificate's subject, encoded once per API key.
+_SUBJECTS: Immutable[str, bytes] = Immutable(10_000)
 
 
-def _subject(access_key_id: str) -> x509.Name:
+def _subject(access_key_id: str) -> bytes:
     return _SUBJECTS.get_or_load(
         access_key_id,
         lambda: x509.Name(
@@ -185,8 +201,71 @@ def _subject(access_key_id: str) -> x509.Name:
                 x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Keystead"),
                 x509.NameAttribute(NameOID.COMMON_NAME, access_key_id),
             ]
-        ),
+        ).public_bytes(),
     )
+
+
+# --- the DER of a client certificate ------------------------------------------------------
+# cryptography's CertificateBuilder converts and encodes every name and extension again on
+# each call, which cost twice the signature itself. A client certificate differs from the
+# next only in serial, validity, subject and key, so the rest is encoded once per CA, and
+# the few shapes left are written here (tests compare every byte with the builder's).
+
+
+class ClientTemplate(NamedTuple):
+    """The parts every client certificate of one CA shares, as DER."""
+
+    issuer: bytes
+    extensions: bytes
+
+
+def _der(tag: int, content: bytes) -> bytes:
+    length = len(content)
+    if length < 0x80:
+        return bytes((tag, length)) + content
+    size = length.to_bytes((length.bit_length() + 7) // 8, "big")
+    return bytes((tag, 0x80 | len(size))) + size + content
+
+
+def _integer(value: int) -> bytes:
+    """A non-negative INTEGER (a leading zero byte keeps the top bit clear)."""
+    return _der(0x02, value.to_bytes(value.bit_length() // 8 + 1, "big"))
+
+
+def _time(moment: datetime) -> bytes:
+    """UTCTime through 2049, GeneralizedTime from 2050 (RFC 5280, 4.1.2.5)."""
+    utc = moment.astimezone(UTC)
+    if utc.year < 2050:
+        return _der(0x17, utc.strftime("%y%m%d%H%M%SZ").encode())
+    return _der(0x18, utc.strftime("%Y%m%d%H%M%SZ").encode())
+
+
+def _oid(dotted: str) -> bytes:
+    first, second, *rest = (int(arc) for arc in dotted.split("."))
+    body = bytearray()
+    for arc in (40 * first + second, *rest):
+        digits = [arc & 0x7F]
+        while arc := arc >> 7:
+            digits.append(0x80 | (arc & 0x7F))
+        body += bytes(reversed(digits))
+    return _der(0x06, bytes(body))
+
+
+def _extension(extension: x509.Extension[x509.ExtensionType]) -> bytes:
+    critical = b"\x01\x01\xff" if extension.critical else b""  # DER leaves out FALSE
+    value = _der(0x04, extension.value.public_bytes())
+    return _der(0x30, _oid(extension.oid.dotted_string) + critical + value)
+
+
+def _pem(der: bytes) -> str:
+    text = base64.b64encode(der).decode()
+    lines = "\n".join(text[i : i + 64] for i in range(0, len(text), 64))
+    return f"-----BEGIN CERTIFICATE-----\n{lines}\n-----END CERTIFICATE-----\n"
+
+
+_V3 = b"\xa0\x03\x02\x01\x02"  # [0] EXPLICIT INTEGER 2
+_ECDSA_WITH_SHA256 = _der(0x30, _oid("1.2.840.10045.4.3.2"))
+_SIGNATURE = ec.ECDSA(hashes.SHA256())
 
 
 def _usage(
