@@ -176,8 +176,16 @@ def authority_of(settings: IdpSettings, master: MasterKey) -> certificates.Autho
     """The account's CA with its key unwrapped (only the SSO exchange needs the key)."""
     if settings.ca_cert_pem is None or settings.ca_key_wrapped is None:
         raise Forbidden("IDP integration has never been enabled for this account")
-    key = master.unwrap(settings.ca_key_wrapped, ca_key_context(settings.account_id))
-    return certificates.load_authority(settings.ca_cert_pem, key)
+    return unwrapped_authority(
+        settings.account_id, settings.ca_cert_pem, settings.ca_key_wrapped, master
+    )
+
+
+def unwrapped_authority(
+    account_id: uuid.UUID, cert_pem: str, key_wrapped: bytes, master: MasterKey
+) -> certificates.Authority:
+    key = master.unwrap(key_wrapped, ca_key_context(account_id))
+    return certificates.load_authority(cert_pem, key)
 
 
 def check_configuration(settings: IdpSettings, *, fetch: Fetch) -> preflight.PreflightReport:

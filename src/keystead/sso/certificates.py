@@ -234,10 +234,11 @@ def _integer(value: int) -> bytes:
 
 def _time(moment: datetime) -> bytes:
     """UTCTime through 2049, GeneralizedTime from 2050 (RFC 5280, 4.1.2.5)."""
-    utc = moment.astimezone(UTC)
-    if utc.year < 2050:
-        return _der(0x17, utc.strftime("%y%m%d%H%M%SZ").encode())
-    return _der(0x18, utc.strftime("%Y%m%d%H%M%SZ").encode())
+    t = moment.astimezone(UTC)
+    rest = f"{t.month:02}{t.day:02}{t.hour:02}{t.minute:02}{t.second:02}Z"
+    if t.year < 2050:
+        return _der(0x17, f"{t.year % 100:02}{rest}".encode())
+    return _der(0x18, f"{t.year:04}{rest}".encode())
 
 
 def _oid(dotted: str) -> bytes:

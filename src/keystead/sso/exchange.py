@@ -464,12 +464,10 @@ class Exchange:
         if setup.ca_cert_pem is None or setup.ca_key_wrapped is None:
             raise ConfigurationError(f"account {setup.account_id} has no certificate authority")
         cert_pem, wrapped = setup.ca_cert_pem, setup.ca_key_wrapped
-
-        def load() -> certificates.Authority:
-            key_der = self.master.unwrap(wrapped, idp.ca_key_context(setup.account_id))
-            return certificates.load_authority(cert_pem, key_der)
-
-        return self._authorities.get_or_load((setup.account_id, cert_pem), load)
+        return self._authorities.get_or_load(
+            (setup.account_id, cert_pem),
+            lambda: idp.unwrapped_authority(setup.account_id, cert_pem, wrapped, self.master),
+        )
 
     def signing_value(self, key: Bound) -> str:
         return self._signing_values.get_or_load(
