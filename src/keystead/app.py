@@ -78,14 +78,10 @@ def build_app(runtime: Runtime) -> ASGIApp:
         # Counts written in batches (refused sign-in tokens, refused usage reports) reach
         # the database within 10 s even when no further refusal comes to carry them.
         chores = [asyncio.create_task(every(10.0, flush_counts, "count_flush_failed"))]
-        if settings.prune_interval_seconds:
+        if interval := settings.prune_interval_seconds:
             # Nodes started together prune at different moments; pruning twice is harmless.
-            first = settings.prune_interval_seconds * random.uniform(0.1, 1.0)  # noqa: S311
-            chores.append(
-                asyncio.create_task(
-                    every(settings.prune_interval_seconds, prune, "prune_failed", first=first)
-                )
-            )
+            first = interval * random.uniform(0.1, 1.0)  # noqa: S311
+            chores.append(asyncio.create_task(every(interval, prune, "prune_failed", first=first)))
         # What exists at start-up (modules, the app, compiled statements) lives as long as
         # the process: out of the collector's sight, a full collection, which holds every
         # thread, scans only what requests made since.
@@ -115,13 +111,10 @@ def build_app(runtime: Runtime) -> ASGIApp:
     app.include_router(health.router)
     app.include_router(build_router())
     console.install(app)
-    app.add_middleware(AdminRequests, limit=runtime.settings.max_body_bytes)
+    app.add_middleware(AdminRequests, limit=settings.max_body_bytes)
     app.add_middleware(console.SecurityHeaders)  # outermost: on every answer, refusals too
-    plane = DataPlane(
-        runtime.master,
-        skew_seconds=runtime.settings.signature_skew_seconds,
-        dialect=runtime.db.engine.dialect,
-    )
+    dialect = runtime.db.engine.dialect
+    plane = DataPlane(runtime.master, skew_seconds=settings.signature_skew_seconds, dialect=dialect)
     usage_limits = UsageLimits(
         runtime.db,
         per_minute=settings.usage_entries_per_minute,
@@ -129,9 +122,7 @@ def build_app(runtime: Runtime) -> ASGIApp:
         per_account_day=settings.usage_entries_per_account_day,
     )
     unverified = UnverifiedRefusals(runtime.db)
-    exchange = Exchange(
-        runtime.master, keysets, runtime.sign_in_log, dialect=runtime.db.engine.dialect
-    )
+    exchange = Exchange(runtime.master, keysets, runtime.sign_in_log, dialect=dialect)
     # One table for every non-admin surface; the SSO exchange's path comes before SCIM's
     # patterns (a path belongs to the first pattern that matches it).
     table = [
@@ -149,8 +140,7 @@ def build_app(runtime: Runtime) -> ASGIApp:
         metrics.watch(prometheus.KeySetFetches(keysets.stats))
         metrics.watch(prometheus.DatabasePool(runtime.db.engine))
         table.append(prometheus.scrape_route(metrics, settings.metrics_token))
-    executor = Executor(runtime.db)
-    return Edge(app, table, executor, limit=settings.max_body_bytes, metrics=metrics)
+    return Edge(app, table, Executor(runtime.db), limit=settings.max_body_bytes, metrics=metrics)
 
 
 def create_app() -> ASGIApp:

@@ -14,33 +14,36 @@ the metrics to read when they are scraped.
 
 from __future__ import annotations
 
-import abc
 import sys
 import threading
 import weakref
 from collections.abc import Callable, Hashable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 _MISSING = object()
 
 
-class _Counted(abc.ABC):
-    """A cache's name and its counts, read by the metrics at scrape time."""
+class _Counted:
+    """A bounded cache's entries, its name and its counts, read by the metrics at scrape time."""
 
     kind = ""
+    _data: dict[Any, Any]
 
-    def __init__(self, name: str | None) -> None:
+    def __init__(self, maxsize: int, name: str | None) -> None:
         self.name = name or _maker()
         self.hits = 0
         self.misses = 0
+        self._data = {}
+        self._lock = threading.Lock()
+        self._maxsize = maxsize
         with _registry_lock:
             _registry.add(self)
 
-    @abc.abstractmethod
     def size(self) -> int:
         """How many entries it holds now."""
+        return len(self._data)
 
 
 _registry: weakref.WeakSet[_Counted] = weakref.WeakSet()
@@ -67,14 +70,10 @@ class Immutable(_Counted, Generic[K, V]):
 
     kind = "immutable"
 
-    def __init__(self, maxsize: int, *, name: str | None = None) -> None:
-        super().__init__(name)
-        self._data: dict[K, V] = {}
-        self._lock = threading.Lock()
-        self._maxsize = maxsize
+    _data: dict[K, V]
 
-    def size(self) -> int:
-        return len(self._data)
+    def __init__(self, maxsize: int, *, name: str | None = None) -> None:
+        super().__init__(maxsize, name)
 
     def get_or_load(self, key: K, load: Callable[[], V]) -> V:
         value = self._data.get(key, _MISSING)
@@ -96,17 +95,13 @@ class Expiring(_Counted, Generic[K, V]):
 
     kind = "expiring"
 
+    _data: dict[K, tuple[float, V]]
+
     def __init__(
         self, maxsize: int, clock: Callable[[], float], *, name: str | None = None
     ) -> None:
-        super().__init__(name)
-        self._data: dict[K, tuple[float, V]] = {}
-        self._lock = threading.Lock()
-        self._maxsize = maxsize
+        super().__init__(maxsize, name)
         self._clock = clock
-
-    def size(self) -> int:
-        return len(self._data)
 
     def get(self, key: K) -> V | None:
         with self._lock:

@@ -132,7 +132,7 @@ def _master_key(settings: Settings, report: Report) -> MasterKey | None:
                 )
                 return None
     try:
-        master, _ = load_master_key(settings, create=False)
+        master = load_master_key(settings, create=False)
     except KeysteadError as exc:
         report.add(
             name,

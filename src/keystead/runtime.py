@@ -60,20 +60,19 @@ def outbound_fetcher(settings: Settings) -> Fetcher:
     )
 
 
-def load_master_key(settings: Settings, *, create: bool) -> tuple[MasterKey, bool]:
+def load_master_key(settings: Settings, *, create: bool) -> MasterKey:
     """The configured master key; generates a key file on the embedded default.
 
-    Returns the key and whether it was generated just now. Several keys (a rotation under
-    way) are held when the file or the variable lists several; one read from a file follows
-    the file (``MasterKey``), so a rotation's new key reaches a running process.
+    Several keys (a rotation under way) are held when the file or the variable lists
+    several; one read from a file follows the file (``MasterKey``), so a rotation's new key
+    reaches a running process.
     """
     if settings.master_key is not None:
-        return MasterKey.from_base64(
-            settings.master_key.get_secret_value(), source="KEYSTEAD_MASTER_KEY"
-        ), False
+        secret = settings.master_key.get_secret_value()
+        return MasterKey.from_base64(secret, source="KEYSTEAD_MASTER_KEY")
     path = settings.effective_master_key_file
     if path.exists() or settings.master_key_file is not None:
-        return read_key_file(path), False
+        return read_key_file(path)
     if not (create and settings.is_embedded):
         raise ConfigurationError(
             "no master key: set KEYSTEAD_MASTER_KEY (base64 of 32 random bytes) or "
@@ -88,7 +87,7 @@ def load_master_key(settings: Settings, *, create: bool) -> tuple[MasterKey, boo
         "!!! from the database: without it the data cannot be decrypted.\n",
         file=sys.stderr,
     )
-    return key, True
+    return key
 
 
 def _check_master_key(db: Database, master: MasterKey) -> None:
@@ -96,11 +95,10 @@ def _check_master_key(db: Database, master: MasterKey) -> None:
     rotation the keyring holds both keys and either may be the bound one."""
     try:
         with db.write() as session:
-            row = session.get(Meta, CHECK_NAME)
-            if row is None:
+            stored = stored_check_value(session)
+            if stored is None:
                 session.add(Meta(name=CHECK_NAME, value=master.wrap(CHECK_VALUE, CHECK_CONTEXT)))
                 return
-            stored = row.value
     except Conflict:  # another process initialised it at the same moment
         with db.read() as session:
             stored = session.scalars(select(Meta.value).where(Meta.name == CHECK_NAME)).one()
@@ -131,7 +129,7 @@ def open_runtime(settings: Settings, *, create: bool = True) -> Runtime:
     """Open (and on the embedded default, create) the installation ``settings`` describe."""
     if settings.is_embedded and create:
         settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    master, _ = load_master_key(settings, create=create)
+    master = load_master_key(settings, create=create)
     engine = make_engine(settings.effective_database_url)
     try:
         migrate.upgrade(engine)

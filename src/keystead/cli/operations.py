@@ -64,7 +64,7 @@ def backup(
     """
     settings = ctx_of(ctx).settings
     database = backups.database_file(settings, "backup")
-    master, _ = load_master_key(settings, create=False)
+    master = load_master_key(settings, create=False)
     summary = backups.back_up(database, file, master, force=force)
     written = file.absolute()
     result = {
@@ -97,7 +97,7 @@ def restore(
     """
     settings = ctx_of(ctx).settings
     database = backups.database_file(settings, "restore")
-    master, _ = load_master_key(settings, create=False)
+    master = load_master_key(settings, create=False)
     done = backups.restore(database, file, master, now=datetime.now(UTC))
     result = {
         "file": str(file.absolute()),

@@ -4,22 +4,11 @@ The Ubiq data plane, SCIM and the SSO exchange are protocols with fixed wire for
 customers' hot paths, so they are answered here, in front of FastAPI (which keeps the admin
 API, OpenAPI, health and the console). One table maps ``(method, path pattern)`` to an
 endpoint with its flavour (how its protocol renders errors) and its cost (where the
-executor runs it). This module alone owns, for all of them:
-
-- matching: a path belongs to the first pattern that matches it (exact paths first); a
-  method its routes do not take is a 405 in that route's flavour; patterns match the
-  decoded path, and the endpoint sees the raw target exactly as sent (the data plane's
-  signatures cover it);
-- reading the body: the size limit, declared or streamed, and the NUL and lone-surrogate
-  rules (a refused body is handed to the endpoint, whose protocol decides what a refusal
-  means: the SSO exchange judges it with the CSR, SCIM logs it for the account);
-- where the work runs (``web/executor.py``);
-- the request id (``web/requestids.py``) of every request, its own and the admin
-  application's: in ``X-Request-Id`` on every answer, in the access-log line, and the
-  reference of a 500;
-- the access-log line, and the ``denied`` line for 401 and 403 with their reason;
-- the 500 with a reference id: the details to the log, the reference to the caller;
-- the metrics of every request, when they are on (``web/metrics.py``).
+executor runs it). Patterns match the decoded path; the endpoint sees the raw target
+exactly as sent (the data plane's signatures cover it). A refused body is handed to the
+endpoint, whose protocol decides what a refusal means (the SSO exchange judges it with the
+CSR, SCIM logs it for the account). For every request, the admin application's too, this
+module owns the request id (``web/requestids.py``), the access-log line and the metrics.
 """
 
 from __future__ import annotations
@@ -29,7 +18,6 @@ import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol
 
 from starlette.convertors import Convertor
@@ -39,7 +27,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from keystead import logs
 from keystead.errors import Internal, KeysteadError, MethodNotAllowed, is_internal
-from keystead.logs import get_logger
 from keystead.web import requestids
 from keystead.web.executor import Cost, Executor
 from keystead.web.middleware import ClientGone, read_body
@@ -47,7 +34,7 @@ from keystead.web.middleware import ClientGone, read_body
 if TYPE_CHECKING:
     from keystead.web.metrics import Metrics
 
-log = get_logger("keystead.edge")
+log = logs.get_logger("keystead.edge")
 Headers = list[tuple[bytes, bytes]]
 UNMATCHED = "unmatched"  # the route a request no route matched is counted under
 
@@ -66,11 +53,6 @@ class Incoming:
     def method(self) -> str:
         method: str = self.scope["method"]
         return method
-
-    @property
-    def path(self) -> str:
-        path: str = self.scope["path"]
-        return path
 
     @property
     def raw_query(self) -> str:
@@ -121,6 +103,9 @@ class Answer:
     caller: str | None = None  # the calling key's public id once verified (for the access log)
 
 
+_GONE = Answer(499)  # the client left: nobody to answer (499 in the access line)
+
+
 class Flavour(Protocol):
     """How one protocol renders a refusal (every domain error, a 500's reference included)."""
 
@@ -154,6 +139,9 @@ def internal(exc: BaseException, path: str) -> Internal:
 
 @dataclass(frozen=True)
 class _Pattern:
+    """A path pattern (or exact path) and its routes; matched with a method none of them
+    take, it is the match (a 405)."""
+
     path: str
     regex: re.Pattern[str]
     convertors: dict[str, Convertor[Any]]
@@ -161,51 +149,32 @@ class _Pattern:
     flavour: Flavour  # the first route's: it renders the 405
 
 
-@dataclass(frozen=True)
-class NotAllowed:
-    """A path the table knows, asked with a method none of its routes take."""
-
-    flavour: Flavour
-    allowed: tuple[str, ...]
-    path: str  # the pattern (or exact path) matched
-
-
-Match = tuple[Route, dict[str, Any]] | NotAllowed
+Match = tuple[Route, dict[str, Any]] | _Pattern
 
 
 class Table:
-    """The routing table: exact paths in a dict, patterns in order."""
+    """The routing table: exact paths in a dict, patterns in order. A path belongs to the
+    first pattern that matches it (exact paths first)."""
 
     def __init__(self, routes: Sequence[Route]) -> None:
-        self.exact: dict[str, dict[str, Route]] = {}
-        patterns: dict[str, _Pattern] = {}
+        self._known: dict[str, _Pattern] = {}
         for route in routes:
-            if "{" not in route.path:
-                by_method = self.exact.setdefault(route.path, {})
-            else:
-                if route.path not in patterns:
-                    regex, _, convertors = compile_path(route.path)
-                    pattern = _Pattern(route.path, regex, convertors, {}, route.flavour)
-                    patterns[route.path] = pattern
-                by_method = patterns[route.path].routes
-            for method in route.methods:
-                by_method.setdefault(method, route)  # the first route for a method wins
-        self.patterns = list(patterns.values())
+            if route.path not in self._known:
+                regex, _, convertors = compile_path(route.path)
+                self._known[route.path] = _Pattern(route.path, regex, convertors, {}, route.flavour)
+            for method in route.methods:  # the first route for a method wins
+                self._known[route.path].routes.setdefault(method, route)
+        self.exact = {path: p.routes for path, p in self._known.items() if "{" not in path}
+        self.patterns = [p for p in self._known.values() if "{" in p.path]
         # A path no pattern's longest literal part occurs in is matched by none of them:
         # the admin API's and the console's requests pass with a few substring checks.
-        self.anchors = sorted({_anchor(path) for path in patterns})
-
-    @cached_property
-    def _exact_flavours(self) -> dict[str, Flavour]:
-        return {path: next(iter(routes.values())).flavour for path, routes in self.exact.items()}
+        self.anchors = sorted({max(re.split(r"\{[^}]*\}", p.path), key=len) for p in self.patterns})
 
     def match(self, method: str, path: str) -> Match | None:
         routes = self.exact.get(path)
         if routes is not None:
             route = routes.get(method)
-            if route is not None:
-                return route, {}
-            return NotAllowed(self._exact_flavours[path], tuple(sorted(routes)), path)
+            return (route, {}) if route is not None else self._known[path]
         if not any(anchor in path for anchor in self.anchors):
             return None
         for pattern in self.patterns:
@@ -214,17 +183,10 @@ class Table:
                 continue
             route = pattern.routes.get(method)
             if route is None:
-                return NotAllowed(pattern.flavour, tuple(sorted(pattern.routes)), pattern.path)
-            params = {
-                name: pattern.convertors[name].convert(value)
-                for name, value in found.groupdict().items()
-            }
-            return route, params
+                return pattern
+            convertors = pattern.convertors
+            return route, {k: convertors[k].convert(v) for k, v in found.groupdict().items()}
         return None
-
-
-def _anchor(pattern: str) -> str:
-    return max(re.split(r"\{[^}]*\}", pattern), key=len)
 
 
 class Edge:
@@ -258,22 +220,20 @@ class Edge:
                 return
             started = time.perf_counter()
             answer = await self._answer(match, scope, receive)
-            if answer is not None:
+            if answer is not _GONE:
                 await _send(send, answer, request_id)
             seconds = time.perf_counter() - started
-            status = answer.status if answer is not None else 499  # 499: the client left
             logs.access(
                 method=scope["method"],
                 path=scope["path"],
-                status=status,
+                status=answer.status,
                 ms=round(seconds * 1000, 2),
-                access_key_id=answer.caller if answer is not None else None,
+                access_key_id=answer.caller,
                 request_id=request_id,
             )
             if self.metrics is not None:
-                route = match.path if isinstance(match, NotAllowed) else match[0].path
-                body = answer.body if answer is not None else b""
-                self.metrics.observe(route, scope["method"], status, seconds, body)
+                route = match.path if isinstance(match, _Pattern) else match[0].path
+                self.metrics.observe(route, scope["method"], answer.status, seconds, answer.body)
         finally:
             logs.REQUEST_ID.reset(current)
 
@@ -297,24 +257,21 @@ class Edge:
         try:
             await self.fallback(scope, receive, send_with_id)
         finally:
-            self.metrics.observe(
-                self.metrics.route_of(scope.get("route")),
-                scope["method"],
-                status,
-                time.perf_counter() - started,
-                b"",
-            )
+            seconds = time.perf_counter() - started
+            route = self.metrics.route_of(scope.get("route"))
+            self.metrics.observe(route, scope["method"], status, seconds, b"")
 
-    async def _answer(self, match: Match, scope: Scope, receive: Receive) -> Answer | None:
-        if isinstance(match, NotAllowed):
+    async def _answer(self, match: Match, scope: Scope, receive: Receive) -> Answer:
+        if isinstance(match, _Pattern):
             message = f"method {scope['method']} is not allowed on {scope['path']}"
-            return match.flavour.refusal(MethodNotAllowed(message, allowed=match.allowed))
+            allowed = tuple(sorted(match.routes))
+            return match.flavour.refusal(MethodNotAllowed(message, allowed=allowed))
         route, params = match
         try:
             try:
                 body, refused = await read_body(scope, receive, self.limit), None
             except ClientGone:
-                return None  # nobody to answer
+                return _GONE
             except KeysteadError as exc:  # too large, NUL, half a surrogate pair
                 body, refused = b"", exc
             incoming = Incoming(scope, params, body, refused)
@@ -333,10 +290,15 @@ def _refusal(exc: KeysteadError, path: str) -> KeysteadError:
         return exc  # logged where it was made
     if is_internal(exc):
         return internal(exc, path)
+    denied(log, exc, path)
+    return exc
+
+
+def denied(logger: Any, exc: KeysteadError, path: str) -> None:
+    """A 401 or 403 and its reason, to the service log."""
     if exc.status in (401, 403):
         reason = getattr(exc, "reason", None) or exc.message
-        log.info("denied", path=path, status=exc.status, reason=reason)
-    return exc
+        logger.info("denied", path=path, status=exc.status, reason=reason)
 
 
 async def _send(send: Send, answer: Answer, request_id: str) -> None:

@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 from keystead.errors import InvalidInput, KeysteadError, TooManyRequests, is_internal
 from keystead.logs import get_logger
 from keystead.storage.failures import as_domain
-from keystead.web.edge import internal
+from keystead.web.edge import denied, internal
 
 log = get_logger("keystead.errors")
 
@@ -33,15 +33,11 @@ def _location(loc: tuple[Any, ...] | list[Any]) -> str:
 
 
 async def _keystead_error(request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, DBAPIError):  # outside a unit of work: the same map as inside one
+        exc = as_domain(exc) or exc
     if not isinstance(exc, KeysteadError) or is_internal(exc):
         return await _unexpected(request, exc)
-    if exc.status in (401, 403):
-        log.info(
-            "denied",
-            path=request.url.path,
-            status=exc.status,
-            reason=getattr(exc, "reason", None) or exc.message,
-        )
+    denied(log, exc, request.url.path)
     if isinstance(exc, TooManyRequests):
         return error_response(exc.status, exc.message, retry_after=exc.retry_after)
     if isinstance(exc, InvalidInput) and exc.fields:
@@ -72,14 +68,6 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, message)
 
 
-async def _database_error(request: Request, exc: Exception) -> JSONResponse:
-    """A database failure outside a unit of work: the same map as inside one."""
-    domain = as_domain(exc)
-    if domain is None:
-        return await _unexpected(request, exc)
-    return await _keystead_error(request, domain)
-
-
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return error_response(500, internal(exc, request.url.path).message)
 
@@ -88,5 +76,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(KeysteadError, _keystead_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
-    app.add_exception_handler(DBAPIError, _database_error)
+    app.add_exception_handler(DBAPIError, _keystead_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -19,7 +19,6 @@ Endpoints declare a :class:`Cost`; they never choose for themselves.
 from __future__ import annotations
 
 import enum
-import functools
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
@@ -77,4 +76,4 @@ class Executor:
                 return work(*args, **kwargs)
         except WouldWait:
             # Nothing was done: the work would have waited. Wait on a thread.
-            return await run_in_threadpool(functools.partial(work, *args, **kwargs))
+            return await run_in_threadpool(work, *args, **kwargs)

@@ -1,19 +1,9 @@
 """Prometheus metrics at ``/metrics`` (``KEYSTEAD_METRICS=true``; off, the path is unknown).
 
-What a scrape shows, all of it this process's own (each uvicorn worker has its registry):
-
-- ``keystead_http_requests_total{surface, route, method, status}`` and
-  ``keystead_http_request_duration_seconds{surface, route, method}``: every request, by the
-  route's *pattern* (``/{customer_id}/api/v3/scim/Users/{resource_id}``), never the path
-  asked, so no id becomes a label value; a path no route knows is ``unmatched``, a method
-  outside the usual few ``other``;
-- ``keystead_scim_operations_total{operation, outcome}``: SCIM operations as the
-  provisioning log names them, ``succeeded``, ``refused`` (4xx) or ``failed`` (5xx);
-- ``keystead_sso_exchanges_total{outcome, reason}``: sign-ins, ``granted`` or refused with
-  the reason the client was given;
-- read when scraped, from counts kept as plain numbers where they happen: the identity
-  providers' key-set fetches and failures, the database pool, each cache's hits, misses
-  and size, and the process's CPU, memory and file descriptors.
+The series are listed in the README (Metrics); all of them are this process's own (each
+uvicorn worker has its registry). Requests are counted by the route's *pattern*, never the
+path asked, so no id becomes a label value. Counts kept as plain numbers where they happen
+(key-set fetches, the pool, caches) are read only when scraped.
 
 The edge (``web/edge.py``) is the one place requests are counted; it calls
 :meth:`Metrics.observe` on the event loop only, so the per-route series it keeps need no lock.
@@ -25,6 +15,7 @@ import json
 import re
 from bisect import bisect_left
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from itertools import accumulate
 
 from prometheus_client import (
@@ -77,27 +68,24 @@ def outcome(status: int) -> str:
     return "succeeded" if status < 400 else "refused" if status < 500 else "failed"
 
 
+@dataclass(slots=True)
 class _Latency:
     """One (route, method)'s histogram: a count per bucket (not cumulative) and their sum."""
 
-    __slots__ = ("buckets", "total")
-
-    def __init__(self) -> None:
-        self.buckets = [0] * (len(BUCKETS) + 1)  # the last: above every bound
-        self.total = 0.0
+    # The last bucket: above every bound.
+    buckets: list[int] = field(default_factory=lambda: [0] * (len(BUCKETS) + 1))
+    total: float = 0.0
 
 
+@dataclass(slots=True)
 class _Series:
     """One (route, method, status): its count, its histogram, what else it counts."""
 
-    __slots__ = ("count", "latency", "scim", "sso", "surface")
-
-    def __init__(self, surface: str, latency: _Latency, scim: tuple[str, str] | None) -> None:
-        self.surface = surface
-        self.count = 0
-        self.latency = latency
-        self.scim = scim  # (operation, outcome) when a SCIM operation
-        self.sso = False  # an SSO exchange (its outcome read from the answer)
+    surface: str
+    latency: _Latency
+    scim: tuple[str, str] | None  # (operation, outcome) when a SCIM operation
+    sso: bool  # an SSO exchange (its outcome read from the answer)
+    count: int = 0
 
 
 class Metrics(Collector):
@@ -163,22 +151,17 @@ class Metrics(Collector):
     def _new_series(self, key: tuple[str, str, int]) -> _Series:
         route, method, status = key
         where = surface(route)
-        latency = self._latencies.get((route, method))
-        if latency is None:
-            latency = self._latencies[(route, method)] = _Latency()
+        latency = self._latencies.setdefault((route, method), _Latency())
         operation = self._scim_operations.get((route, method)) if where == "scim" else None
         scim = None if operation is None else (operation, outcome(status))
         if scim is not None:
             self._scim.setdefault(scim, 0)
-        series = self._series[key] = _Series(where, latency, scim)
-        series.sso = where == "sso" and method == "POST"
+        sso = where == "sso" and method == "POST"
+        series = self._series[key] = _Series(where, latency, scim, sso)
         return series
 
     def _exchange(self, status: int, body: bytes) -> None:
-        if status < 400:
-            key = ("granted", "none")
-        else:
-            key = ("refused" if status < 500 else "failed", _reason(body))
+        key = ("granted", "none") if status < 400 else (outcome(status), _reason(body))
         self._sso[key] = self._sso.get(key, 0) + 1
 
     def collect(self) -> Iterator[Metric]:
@@ -196,8 +179,8 @@ class Metrics(Collector):
             labels=["surface", "route", "method"],
         )
         for (route, method), found in self._latencies.copy().items():
-            cumulative = list(accumulate(found.buckets.copy()))
-            buckets = [(_BOUNDS[i], float(n)) for i, n in enumerate(cumulative)]
+            cumulative = accumulate(found.buckets.copy())
+            buckets = [(bound, float(n)) for bound, n in zip(_BOUNDS, cumulative, strict=True)]
             latency.add_metric([surface(route), route, method], buckets, found.total)
         yield latency
         yield _counted(

@@ -14,10 +14,6 @@ from keystead import logs
 from keystead.errors import BadRequest, KeysteadError
 
 
-class _BodyTooLarge(Exception):
-    pass
-
-
 class PayloadTooLarge(KeysteadError):
     """The request body is over the configured limit."""
 
@@ -40,10 +36,8 @@ def too_large(limit: int) -> str:
 
 
 async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
-    """The whole body of a request that an adapter answers itself (not through the
-    middleware below): over ``limit`` — declared or streamed — is 413, a NUL character
-    anywhere in the target or body or a lone surrogate escape in the body is 400, the same
-    rules the middleware applies."""
+    """The whole body: over ``limit`` (declared or streamed) is 413; a NUL character
+    anywhere in the target or body, or a lone surrogate escape in the body, is 400."""
     for name, value in scope["headers"]:
         if name == b"content-length":
             try:
@@ -68,34 +62,21 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
         body = bytes(received)
     if len(body) > limit:
         raise PayloadTooLarge(too_large(limit))
-    raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
-    refused = refused_text(path=raw_path, query=scope.get("query_string", b""), body=body)
-    if refused is not None:
-        raise BadRequest(refused)
+    # A NUL character raw or percent-encoded in the target, or raw or JSON-escaped in the
+    # body: no Keystead text may hold one, and PostgreSQL cannot even compare such text.
+    target = (scope.get("raw_path") or scope["path"].encode(), scope.get("query_string", b""))
+    if b"\x00" in body or b"\\u0000" in body or any(b"\x00" in p or b"%00" in p for p in target):
+        raise BadRequest(NUL_REFUSED)
+    if has_lone_surrogate(body):
+        raise BadRequest(SURROGATE_REFUSED)
     return body
 
 
-async def send_json(send: Send, status: int, body: dict[str, Any]) -> None:
+async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
     payload = json.dumps(body).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(payload)).encode()),
-            ],
-        }
-    )
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(payload))]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
-
-
-def contains_nul(*, path: bytes, query: bytes, body: bytes) -> bool:
-    """A NUL character raw or percent-encoded in the target, or raw or JSON-escaped in the
-    body. No Keystead text may hold one, and PostgreSQL cannot even compare such text."""
-    return any(b"\x00" in part or b"%00" in part for part in (path, query)) or (
-        b"\x00" in body or b"\\u0000" in body
-    )
 
 
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
@@ -123,15 +104,6 @@ def has_lone_surrogate(body: bytes) -> bool:
         elif low:
             return True
     return high_ends_at is not None
-
-
-def refused_text(*, path: bytes, query: bytes, body: bytes) -> str | None:
-    """Why the target or body holds text that no Keystead field accepts, or None."""
-    if contains_nul(path=path, query=query, body=body):
-        return NUL_REFUSED
-    if has_lone_surrogate(body):
-        return SURROGATE_REFUSED
-    return None
 
 
 class AdminRequests:
@@ -163,16 +135,12 @@ class AdminRequests:
                 status = 499  # nobody to answer
                 return
             except KeysteadError as exc:
-                await send_json(capture, exc.status, {"message": exc.message})
+                await _send_json(capture, exc.status, {"message": exc.message})
                 return
-            delivered = False
+            pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
 
-            async def replay() -> Message:
-                nonlocal delivered
-                if delivered:
-                    return await receive()
-                delivered = True
-                return {"type": "http.request", "body": body, "more_body": False}
+            async def replay() -> Message:  # the body read, then whatever the client sends
+                return pending.pop() if pending else await receive()
 
             await self.app(scope, replay, capture)
         finally:

@@ -20,19 +20,13 @@ HEADER = b"x-request-id"
 _SAFE = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 
 
-class _Fresh:
-    def __init__(self) -> None:
-        self.renew()
-
-    def renew(self) -> None:
-        self.bits = random.Random(os.urandom(32)).getrandbits  # noqa: S311 (not a secret)
-
-    def __call__(self) -> str:
-        return self.bits(128).to_bytes(16).hex()
+_random = random.Random(os.urandom(32))  # noqa: S311 (not a secret)
+# A forked worker must not repeat its parent.
+os.register_at_fork(after_in_child=lambda: _random.seed(os.urandom(32)))
 
 
-fresh = _Fresh()
-os.register_at_fork(after_in_child=fresh.renew)  # a forked worker must not repeat its parent
+def fresh() -> str:
+    return _random.getrandbits(128).to_bytes(16).hex()
 
 
 def choose(headers: Iterable[tuple[bytes, bytes]]) -> str:
