@@ -10,13 +10,12 @@ finding, never an exception.
 from __future__ import annotations
 
 import ipaddress
-import os
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Concatenate, Literal, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
 from sqlalchemy import Engine, select, text
@@ -41,6 +40,7 @@ from keystead.storage.models import Account, IdpSettings
 
 Status = Literal["ok", "warning", "problem", "skipped"]
 T = TypeVar("T")
+P = ParamSpec("P")
 
 # How far this machine's clock may be from the database server's.
 CLOCK_WARNING_SECONDS = 5
@@ -49,6 +49,7 @@ CLOCK_PROBLEM_SECONDS = 60
 PLAUSIBLE_YEARS = range(2025, 2100)
 CERTIFICATE_WARNING_DAYS = 14
 CONNECT_TIMEOUT_SECONDS = 5
+NTP = "(NTP: chrony or systemd-timesyncd)"
 
 
 @dataclass(frozen=True)
@@ -68,36 +69,39 @@ class Report:
         return not any(f.status == "problem" for f in self.findings)
 
     def add(self, check: str, status: Status, message: str, fix: str | None = None) -> None:
-        self.findings.append(Finding(check, status, message, fix))
+        """A finding; one that is ``ok`` needs no fix."""
+        self.findings.append(Finding(check, status, message, None if status == "ok" else fix))
 
 
 def examine(settings: Settings) -> Report:
     """Run every check against ``settings``; never raises."""
     report = Report()
     now = datetime.now(UTC)
-    master = _guarded(report, "master key", lambda: _master_key(settings, report))
+    master = _guarded(report, "master key", _master_key, settings)
     if settings.is_embedded and not settings.database_url:
-        _guarded(report, "data directory", lambda: _data_dir(settings, report))
-    engine = _guarded(report, "database", lambda: _database(settings, report))
+        _guarded(report, "data directory", _data_dir, settings)
+    engine = _guarded(report, "database", _database, settings)
     try:
-        _guarded(
-            report, "master key opens the database", lambda: _key_opens(engine, master, report)
-        )
-        _guarded(report, "clock", lambda: _clock(engine, now, report))
-        _guarded(report, "public URL", lambda: _public_url(settings, report))
-        _guarded(report, "TLS", lambda: _tls(settings, now, report))
-        _guarded(
-            report, "identity providers", lambda: _identity_providers(settings, engine, report)
-        )
+        _guarded(report, "master key opens the database", _key_opens, engine, master)
+        _guarded(report, "clock", _clock, engine, now)
+        _guarded(report, "public URL", _public_url, settings)
+        _guarded(report, "TLS", _tls, settings, now)
+        _guarded(report, "identity providers", _identity_providers, settings, engine)
     finally:
         if engine is not None:
             engine.dispose()
     return report
 
 
-def _guarded(report: Report, check: str, run: Callable[[], T | None]) -> T | None:
+def _guarded(
+    report: Report,
+    check: str,
+    run: Callable[Concatenate[Report, P], T | None],
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> T | None:
     try:
-        return run()
+        return run(report, *args, **kwargs)
     except Exception as exc:  # a check must report, never end the command
         report.add(
             check,
@@ -109,100 +113,66 @@ def _guarded(report: Report, check: str, run: Callable[[], T | None]) -> T | Non
         return None
 
 
-# --- files -----------------------------------------------------------------------------------
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
 
 
-def _master_key(settings: Settings, report: Report) -> MasterKey | None:
-    name = "master key"
+def _master_key(report: Report, settings: Settings) -> MasterKey | None:
+    name, where = "master key", "KEYSTEAD_MASTER_KEY"
     if settings.master_key is None:
         path = settings.effective_master_key_file.resolve()
+        where = f"key file {path}, no other user may read it"
         if not path.exists() and settings.master_key_file is None and settings.is_embedded:
             database = sqlite_file(settings.effective_database_url)
             if database is None or not database.exists():
                 report.add(name, "warning", f"no key file at {path} yet: `keystead init` makes one")
                 return None
-        if path.exists():
-            mode = stat.S_IMODE(path.stat().st_mode)
-            if mode & 0o077:
-                report.add(
-                    name,
-                    "problem",
-                    f"key file {path} is readable by other users (mode {mode:04o})",
-                    f"chmod 600 {path}",
-                )
-                return None
+        if path.exists() and (mode := _mode(path)) & 0o077:
+            message = f"key file {path} is readable by other users (mode {mode:04o})"
+            report.add(name, "problem", message, f"chmod 600 {path}")
+            return None
     try:
         master = load_master_key(settings, create=False)
     except KeysteadError as exc:
-        report.add(
-            name,
-            "problem",
-            exc.message,
-            "restore the key file from its backup (mode 0600), or set KEYSTEAD_MASTER_KEY",
-        )
+        fix = "restore the key file from its backup (mode 0600), or set KEYSTEAD_MASTER_KEY"
+        report.add(name, "problem", exc.message, fix)
         return None
-    where = (
-        "KEYSTEAD_MASTER_KEY"
-        if settings.master_key is not None
-        else f"key file {settings.effective_master_key_file.resolve()}, no other user may read it"
-    )
     report.add(name, "ok", f"master key id {master.fingerprint}, from {where}")
     return master
 
 
-def _data_dir(settings: Settings, report: Report) -> None:
-    name = "data directory"
-    path = settings.data_dir.resolve()
+def _data_dir(report: Report, settings: Settings) -> None:
+    name, path = "data directory", settings.data_dir.resolve()
     if not path.exists():
         report.add(name, "warning", f"{path} does not exist yet: `keystead init` makes it")
-        return
-    mode = stat.S_IMODE(path.stat().st_mode)
-    if mode & 0o077:
-        report.add(
-            name,
-            "problem",
-            f"{path} is open to other users (mode {mode:04o}); it holds the database "
-            "and the key file",
-            f"chmod 700 {path}",
-        )
-        return
-    report.add(name, "ok", f"{path}, mode {mode:04o}")
+    elif (mode := _mode(path)) & 0o077:
+        message = f"{path} is open to other users (mode {mode:04o}); it holds the database"
+        report.add(name, "problem", f"{message} and the key file", f"chmod 700 {path}")
+    else:
+        report.add(name, "ok", f"{path}, mode {mode:04o}")
 
 
-# --- the database ----------------------------------------------------------------------------
-
-
-def _database(settings: Settings, report: Report) -> Engine | None:
+def _database(report: Report, settings: Settings) -> Engine | None:
     name = "database"
     url = settings.effective_database_url
     database = sqlite_file(url)
     if settings.is_embedded and (database is None or not database.exists()):
-        report.add(
-            name,
-            "problem",
-            f"no database at {database}",
-            "run `keystead init` (or restore a backup with `keystead restore FILE`)",
-        )
+        fix = "run `keystead init` (or restore a backup with `keystead restore FILE`)"
+        report.add(name, "problem", f"no database at {database}", fix)
         return None
-    if database is None:
-        parsed = make_url(url)
-        if "connect_timeout" not in parsed.query:
-            url = parsed.update_query_dict(
-                {"connect_timeout": str(CONNECT_TIMEOUT_SECONDS)}
-            ).render_as_string(hide_password=False)
+    parsed = make_url(url)
+    if database is None and "connect_timeout" not in parsed.query:
+        parsed = parsed.update_query_dict({"connect_timeout": str(CONNECT_TIMEOUT_SECONDS)})
+        url = parsed.render_as_string(hide_password=False)
     engine = make_engine(url, pool_size=1)
-    shown = make_url(url).render_as_string(hide_password=True).split("?", 1)[0]
+    shown = parsed.render_as_string(hide_password=True).split("?", 1)[0]
     try:
         revision = migrate.current_revision(engine)
     except DBAPIError as exc:
         engine.dispose()
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "unknown error"
-        report.add(
-            name,
-            "problem",
-            f"cannot reach {shown}: {reason}",
-            "start the database server or correct KEYSTEAD_DATABASE_URL",
-        )
+        fix = "start the database server or correct KEYSTEAD_DATABASE_URL"
+        report.add(name, "problem", f"cannot reach {shown}: {reason}", fix)
         return None
     report.add(name, "ok", f"reached {shown}")
     name = "migrations"
@@ -229,7 +199,7 @@ def _database(settings: Settings, report: Report) -> Engine | None:
     return engine
 
 
-def _key_opens(engine: Engine | None, master: MasterKey | None, report: Report) -> None:
+def _key_opens(report: Report, engine: Engine | None, master: MasterKey | None) -> None:
     name = "master key opens the database"
     if engine is None or master is None:
         report.add(name, "skipped", "needs both the master key and the database (see above)")
@@ -245,88 +215,69 @@ def _key_opens(engine: Engine | None, master: MasterKey | None, report: Report) 
     try:
         check_value_opens(stored, master)
     except KeysteadError as exc:
-        report.add(
-            name, "problem", exc.message, "supply the master key this database was set up with"
-        )
+        fix = "supply the master key this database was set up with"
+        report.add(name, "problem", exc.message, fix)
         return
     report.add(name, "ok", f"master key id {master.fingerprint} opens the database")
 
 
-def _clock(engine: Engine | None, now: datetime, report: Report) -> None:
-    name = "clock"
+def _clock(report: Report, engine: Engine | None, now: datetime) -> None:
     if engine is not None and engine.dialect.name == "postgresql":
         before = datetime.now(UTC)
         with engine.connect() as conn:
             theirs = conn.execute(text("SELECT now()")).scalar_one()
-        after = datetime.now(UTC)
-        ours = before + (after - before) / 2
-        skew = (theirs - ours).total_seconds()
-        message = f"this machine's clock is {abs(skew):.1f} s from the database server's"
-        fix = "keep both clocks synchronised (NTP: chrony or systemd-timesyncd)"
-        if abs(skew) > CLOCK_PROBLEM_SECONDS:
-            report.add(name, "problem", message, fix)
-        elif abs(skew) > CLOCK_WARNING_SECONDS:
-            report.add(name, "warning", message, fix)
-        else:
-            report.add(name, "ok", message)
+        skew = abs((theirs - (before + (datetime.now(UTC) - before) / 2)).total_seconds())
+        status: Status = "ok"
+        if skew > CLOCK_WARNING_SECONDS:
+            status = "problem" if skew > CLOCK_PROBLEM_SECONDS else "warning"
+        message = f"this machine's clock is {skew:.1f} s from the database server's"
+        report.add("clock", status, message, f"keep both clocks synchronised {NTP}")
         return
     # SQLite has no clock of its own to compare with: only whether this one is plausible.
-    shown = f"{now:%Y-%m-%d %H:%M} UTC"
-    if now.year not in PLAUSIBLE_YEARS:
-        report.add(
-            name,
-            "problem",
-            f"this machine's clock reads {shown}, which cannot be right (checked: the year)",
-            "set the clock and keep it synchronised (NTP: chrony or systemd-timesyncd)",
-        )
+    shown = f"this machine's clock reads {now:%Y-%m-%d %H:%M} UTC"
+    if now.year in PLAUSIBLE_YEARS:
+        report.add("clock", "ok", f"{shown} (checked: the year)")
     else:
-        report.add(name, "ok", f"this machine's clock reads {shown} (checked: the year)")
-
-
-# --- what clients see ------------------------------------------------------------------------
+        message = f"{shown}, which cannot be right (checked: the year)"
+        report.add("clock", "problem", message, f"set the clock and keep it synchronised {NTP}")
 
 
 def is_loopback(host: str | None) -> bool:
     if not host:
         return False
-    if host.lower() == "localhost":
-        return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return host.lower() == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
 
 
-def _public_url(settings: Settings, report: Report) -> None:
-    name = "public URL"
-    url = settings.effective_public_url
+def _public_url(report: Report, settings: Settings) -> None:
+    name, url = "public URL", settings.effective_public_url
     parts = urlsplit(url)
     fix = "set KEYSTEAD_PUBLIC_URL to the https:// address clients use to reach Keystead"
     if settings.public_url is None and not is_loopback(settings.host):
-        report.add(
-            name,
-            "problem",
+        problem = (
             f"not set while serving on {settings.host}: credentials files and the SCIM URL "
-            f"would name {url}",
-            fix,
+            f"would name {url}"
         )
     elif parts.scheme not in ("http", "https") or not parts.hostname:
-        report.add(name, "problem", f"{url} is not an http(s) URL with a host", fix)
+        problem = f"{url} is not an http(s) URL with a host"
     elif parts.scheme != "https" and not is_loopback(parts.hostname):
-        report.add(
-            name,
-            "problem",
+        problem = (
             f"{url} is plain http on a non-loopback address: keys and secrets would cross "
-            "the network unencrypted",
-            fix + " (serve HTTPS with tls_cert_file/tls_key_file, or behind a TLS proxy)",
+            "the network unencrypted"
         )
-    elif settings.public_url is None:
-        report.add(name, "ok", f"not set: {url}, reachable from this machine only")
+        fix += " (serve HTTPS with tls_cert_file/tls_key_file, or behind a TLS proxy)"
     else:
-        report.add(name, "ok", url)
+        unset = settings.public_url is None
+        report.add(
+            name, "ok", f"not set: {url}, reachable from this machine only" if unset else url
+        )
+        return
+    report.add(name, "problem", problem, fix)
 
 
-def _tls(settings: Settings, now: datetime, report: Report) -> None:
+def _tls(report: Report, settings: Settings, now: datetime) -> None:
     try:
         pair = tls.configured_pair(settings)
         if pair is None:
@@ -338,50 +289,30 @@ def _tls(settings: Settings, now: datetime, report: Report) -> None:
         report.add("TLS files", "problem", exc.problem, exc.fix)
         return
     report.add("TLS files", "ok", f"{cert_file} with its key {key_file}")
-    _tls_key_mode(key_file, report)
-    ends = certificate.not_valid_after_utc
-    if (ends - now).days < CERTIFICATE_WARNING_DAYS:
-        report.add(
-            "TLS certificate validity",
-            "warning",
-            f"the certificate expires on {ends:%Y-%m-%d %H:%M} UTC",
-            f"renew the certificate and replace {cert_file} (and its key)",
-        )
-    else:
-        report.add("TLS certificate validity", "ok", f"valid until {ends:%Y-%m-%d} UTC")
-
-
-def _tls_key_mode(key_file: Path, report: Report) -> None:
-    name = "TLS key file permissions"
-    mode = stat.S_IMODE(os.stat(key_file).st_mode)
-    if mode & 0o007:
-        report.add(
-            name,
-            "problem",
-            f"{key_file} is readable by every user (mode {mode:04o})",
-            f"chmod 600 {key_file}",
-        )
-    elif mode & 0o070:
-        report.add(
-            name,
-            "warning",
-            f"{key_file} is readable by its group (mode {mode:04o})",
-            f"chmod 600 {key_file}",
-        )
+    name, mode = "TLS key file permissions", _mode(key_file)
+    if mode & 0o077:
+        status: Status = "problem" if mode & 0o007 else "warning"
+        whom = "every user" if mode & 0o007 else "its group"
+        message = f"{key_file} is readable by {whom} (mode {mode:04o})"
+        report.add(name, status, message, f"chmod 600 {key_file}")
     else:
         report.add(name, "ok", f"{key_file}, mode {mode:04o}")
+    name, ends = "TLS certificate validity", certificate.not_valid_after_utc
+    if (ends - now).days < CERTIFICATE_WARNING_DAYS:
+        fix = f"renew the certificate and replace {cert_file} (and its key)"
+        report.add(name, "warning", f"the certificate expires on {ends:%Y-%m-%d %H:%M} UTC", fix)
+    else:
+        report.add(name, "ok", f"valid until {ends:%Y-%m-%d} UTC")
 
 
-# --- identity providers ----------------------------------------------------------------------
-
-
-def _identity_providers(settings: Settings, engine: Engine | None, report: Report) -> None:
+def _identity_providers(report: Report, settings: Settings, engine: Engine | None) -> None:
+    name = "identity providers"
     if engine is None:
-        report.add("identity providers", "skipped", "needs the database (see above)")
+        report.add(name, "skipped", "needs the database (see above)")
         return
     with Session(engine) as session:
         if not engine.dialect.has_table(session.connection(), "idp_settings"):
-            report.add("identity providers", "skipped", "the database has no Keystead schema yet")
+            report.add(name, "skipped", "the database has no Keystead schema yet")
             return
         enabled = session.execute(
             select(Account.id, Account.name, IdpSettings)
@@ -390,35 +321,27 @@ def _identity_providers(settings: Settings, engine: Engine | None, report: Repor
             .order_by(Account.created_at)
         ).all()
     if not enabled:
-        report.add("identity providers", "ok", "no account has the IDP integration enabled")
+        report.add(name, "ok", "no account has the IDP integration enabled")
         return
     fetch = outbound_fetcher(settings)
     for account_id, account_name, idp_settings in enabled:
         name = f"identity provider of {account_name}"
-        test = f"`keystead --account {account_id} idp test`"
+        command = f"`keystead --account {account_id} idp"
         try:
             # The same checks as `keystead idp test`, against the provider itself.
             found = idp.check_configuration(idp_settings, fetch=fetch)
         except KeysteadError as exc:
-            report.add(
-                name,
-                "warning",
-                exc.message,
-                f"if its users sign in through it: `keystead --account {account_id} idp "
-                "configure --discovery-url … --issuer … --audience …`",
-            )
+            fix = f"{command} configure --discovery-url … --issuer … --audience …`"
+            report.add(name, "warning", exc.message, f"if its users sign in through it: {fix}")
             continue
         fix = (
-            f"correct the sign-in settings (`keystead --account {account_id} idp configure`) "
-            f"or the network path to the provider, then run {test}"
+            f"correct the sign-in settings ({command} configure`) "
+            f"or the network path to the provider, then run {command} test`"
         )
         if found.errors:
             report.add(name, "problem", " ".join(p.message for p in found.errors), fix)
         elif found.warnings:
             report.add(name, "warning", " ".join(p.message for p in found.warnings), fix)
         else:
-            report.add(
-                name,
-                "ok",
-                f"{found.discovery_url} answered with {found.rs256_key_count} signing key(s)",
-            )
+            keys = f"{found.rs256_key_count} signing key(s)"
+            report.add(name, "ok", f"{found.discovery_url} answered with {keys}")

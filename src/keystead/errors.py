@@ -71,8 +71,6 @@ class Forbidden(KeysteadError):
 
 
 class TooManyRequests(KeysteadError):
-    """The caller has to wait ``retry_after`` seconds before trying again."""
-
     status = 429
 
     def __init__(self, message: str, *, retry_after: int) -> None:
@@ -81,8 +79,6 @@ class TooManyRequests(KeysteadError):
 
 
 class MethodNotAllowed(KeysteadError):
-    """The path exists but does not take this method."""
-
     status = 405
 
     def __init__(self, message: str, *, allowed: tuple[str, ...]) -> None:
@@ -103,7 +99,6 @@ class Internal(KeysteadError):
 
     def __init__(self, reference: str) -> None:
         super().__init__(f"internal error (reference {reference})")
-        self.reference = reference
 
 
 class ConfigurationError(KeysteadError):

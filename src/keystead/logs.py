@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import MutableMapping
 from contextvars import ContextVar
-from json.encoder import encode_basestring_ascii
+from json.encoder import encode_basestring_ascii as _json_string
 from typing import Any
 
 import structlog
@@ -126,24 +126,17 @@ def access(
     no secret."""
     handler = _json_access.handler
     if handler is None:
-        fields: dict[str, Any] = {"method": method, "path": path, "status": status, "ms": ms}
-        if access_key_id is not None:
-            fields["access_key_id"] = access_key_id
-        if request_id is not None:
-            fields["request_id"] = request_id
-        _access_structured.info("request", **fields)
+        fields = {"access_key_id": access_key_id, "request_id": request_id}
+        fields = {k: v for k, v in fields.items() if v is not None}
+        _access_structured.info("request", method=method, path=path, status=status, ms=ms, **fields)
         return
     if not _access.isEnabledFor(logging.INFO):
         return
-    key = (
-        ""
-        if access_key_id is None
-        else f', "access_key_id": {encode_basestring_ascii(access_key_id)}'
-    )
+    key = "" if access_key_id is None else f', "access_key_id": {_json_string(access_key_id)}'
     # A request id is made of characters JSON writes as they are (web/requestids.py).
     rid = "" if request_id is None else f', "request_id": "{request_id}"'
     line = (
-        f'{{"method": {encode_basestring_ascii(method)}, "path": {encode_basestring_ascii(path)}, '
+        f'{{"method": {_json_string(method)}, "path": {_json_string(path)}, '
         f'"status": {status}, "ms": {ms!r}{key}{rid}, "event": "request", "level": "info", '
         f'"logger": "keystead.access", "timestamp": "{_json_access.timestamp(time.time())}"}}\n'
     )

@@ -24,127 +24,49 @@ from sqlalchemy.exc import ArgumentError
 
 from keystead.errors import ConfigurationError
 
-DEFAULT_DATA_DIR = Path("keystead-data")
 
-
-def _days(default: int, what: str) -> Any:
-    return Field(default=default, ge=0, le=36500, description=f"Days {what} are kept.")
+def _days(default: int) -> Any:
+    return Field(default=default, ge=0, le=36500)
 
 
 class Settings(BaseSettings):
-    """Everything Keystead reads from its environment."""
+    """Everything Keystead reads from its environment; the README's configuration table
+    says what each setting means (``KEYSTEAD_`` and the name in capitals)."""
 
     model_config = SettingsConfigDict(env_prefix="KEYSTEAD_", frozen=True, extra="forbid")
 
-    data_dir: Path = Field(
-        default=DEFAULT_DATA_DIR,
-        description="Directory for the embedded SQLite database and the generated master key file.",
-    )
-    database_url: str | None = Field(
-        default=None,
-        description="SQLAlchemy URL; postgresql://… selects PostgreSQL (default: SQLite).",
-    )
-    master_key: SecretStr | None = Field(
-        default=None, description="Master key-encryption key, 32 bytes in base64."
-    )
-    master_key_file: Path | None = Field(
-        default=None,
-        description="Master key file (base64); default data_dir/master.key.",
-    )
-    host: str = Field(default="127.0.0.1", description="Address `keystead serve` binds.")
-    port: int = Field(default=8080, ge=0, le=65535, description="Port `keystead serve` binds.")
-    workers: int = Field(default=1, ge=1, le=64, description="uvicorn worker processes.")
-    public_url: str | None = Field(
-        default=None,
-        description="Base URL clients use to reach Keystead (written into credentials files).",
-    )
-    trusted_proxies: str = Field(
-        default="",
-        description="Comma-separated addresses (or CIDRs) of reverse proxies whose "
-        "X-Forwarded-For / X-Forwarded-Proto are believed; empty: none, the client address "
-        "is the connection's.",
-    )
-    tls_cert_file: Path | None = Field(
-        default=None,
-        description="PEM certificate chain `keystead serve` answers HTTPS with (with "
-        "tls_key_file); unset: plain HTTP, for a TLS-terminating proxy in front.",
-    )
-    tls_key_file: Path | None = Field(
-        default=None, description="PEM private key of tls_cert_file (readable by Keystead only)."
-    )
+    data_dir: Path = Path("keystead-data")
+    database_url: str | None = None  # postgresql://… selects PostgreSQL; default: SQLite
+    master_key: SecretStr | None = None  # 32 bytes in base64
+    master_key_file: Path | None = None  # default: data_dir/master.key
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    public_url: str | None = None
+    trusted_proxies: str = ""  # comma-separated addresses or networks; empty: none
+    tls_cert_file: Path | None = None  # unset: plain HTTP, for a TLS-terminating proxy
+    tls_key_file: Path | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
-    max_body_bytes: int = Field(
-        default=1_048_576, ge=1024, description="Largest request body accepted (bytes)."
-    )
-    signature_skew_seconds: int = Field(
-        default=300, ge=1, le=86400, description="Allowed clock skew of signed requests."
-    )
-    session_ttl_seconds: int = Field(default=8 * 3600, ge=60, description="Console session life.")
-    jwks_cache_seconds: int = Field(
-        default=3600, ge=1, description="How long an identity provider's signing keys are kept."
-    )
-    jwks_refetch_cooldown_seconds: int = Field(
-        default=300,
-        ge=0,
-        description="Least time between key refetches triggered by an unknown key id.",
-    )
-    idp_http_timeout_seconds: float = Field(
-        default=5.0,
-        gt=0,
-        le=60,
-        description="Deadline of one whole fetch from the identity provider.",
-    )
-    usage_entries_per_minute: int = Field(
-        default=1000,
-        ge=1,
-        description="Usage entries one API key may store in a clock minute (beyond: 429).",
-    )
-    usage_entries_per_day: int = Field(
-        default=50_000,
-        ge=1,
-        description="Usage entries one API key may store in a UTC day (beyond: 429).",
-    )
-    usage_entries_per_account_day: int = Field(
-        default=1_000_000,
-        ge=1,
-        description="Usage entries one account's keys together may store in a UTC day.",
-    )
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    signature_skew_seconds: int = Field(default=300, ge=1, le=86400)
+    session_ttl_seconds: int = Field(default=8 * 3600, ge=60)
+    jwks_cache_seconds: int = Field(default=3600, ge=1)
+    jwks_refetch_cooldown_seconds: int = Field(default=300, ge=0)
+    idp_http_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    usage_entries_per_minute: int = Field(default=1000, ge=1)
+    usage_entries_per_day: int = Field(default=50_000, ge=1)
+    usage_entries_per_account_day: int = Field(default=1_000_000, ge=1)
     # Days each kind of record is kept (0: forever); pruning is `retention.py`.
-    retention_provisioning_days: int = _days(90, "provisioning-log entries")
-    retention_usage_days: int = _days(400, "usage events and refused usage reports")
-    retention_sign_in_failures_days: int = _days(
-        7, "refused console sign-in counts and expired console sessions"
-    )
-    retention_audit_days: int = _days(0, "audit events (the default keeps them forever)")
-    lookup_keep_ms: int = Field(
-        default=50,
-        ge=0,
-        le=100,
-        description="On PostgreSQL, how long a node may answer the data plane's key lookup "
-        "from what it read (a change made through another node is obeyed after at most this "
-        "long; 0: ask the database on every call).",
-    )
-    prune_interval_seconds: int = Field(
-        default=3600,
-        ge=0,
-        description="How often `keystead serve` prunes what retention lets go (0: never; "
-        "`keystead prune` then does it).",
-    )
-    idp_allow_private_addresses: bool = Field(
-        default=False,
-        description="Let accounts' identity providers live on loopback, private or "
-        "link-local addresses (and on plain http on loopback): for a test or air-gapped IdP.",
-    )
-
-    metrics: bool = Field(
-        default=False,
-        description="Serve Prometheus metrics at /metrics (off: /metrics is an unknown path).",
-    )
-    metrics_token: SecretStr | None = Field(
-        default=None,
-        description="When set, a scrape of /metrics must carry it as `Authorization: Bearer …`.",
-    )
+    retention_provisioning_days: int = _days(90)
+    retention_usage_days: int = _days(400)
+    retention_sign_in_failures_days: int = _days(7)
+    retention_audit_days: int = _days(0)
+    lookup_keep_ms: int = Field(default=50, ge=0, le=100)  # PostgreSQL only; 0: never kept
+    prune_interval_seconds: int = Field(default=3600, ge=0)  # 0: never (`keystead prune`)
+    idp_allow_private_addresses: bool = False
+    metrics: bool = False
+    metrics_token: SecretStr | None = None
 
     @field_validator("metrics_token")
     @classmethod

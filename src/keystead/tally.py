@@ -76,13 +76,9 @@ class Tally(Generic[K]):
         with self._lock:
             pending, self._pending = self._pending, {}
         for key, sums in pending.items():
-            self._write(key, sums)
-
-    def _write(self, key: K, sums: tuple[int, ...]) -> None:
-        """One key's sums; a refusal (the account was deleted meanwhile, so its counts went
-        with it) is said in the log and does not keep the other keys' sums from the
-        database."""
-        try:
-            self.write(key, sums)
-        except KeysteadError as exc:
-            log.warning("count_not_written", reason=exc.message)
+            # A refusal (the account was deleted meanwhile, so its counts went with it) is
+            # said in the log and does not keep the other keys' sums from the database.
+            try:
+                self.write(key, sums)
+            except KeysteadError as exc:
+                log.warning("count_not_written", reason=exc.message)
