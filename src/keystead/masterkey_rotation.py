@@ -26,11 +26,11 @@ does steps 2 and 3, and the operator then removes the old key.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -42,10 +42,10 @@ from sqlalchemy.sql.elements import ColumnElement, KeyedColumnElement
 from keystead.apikeys.service import signing_key_context
 from keystead.catalog.datasets import key_context
 from keystead.crypto.masterkey import (
+    KEY_ID_POSITION,
     Kek,
     MasterKey,
     UnwrapError,
-    key_id_position,
     read_key_file,
     replace_key_file,
 )
@@ -82,7 +82,6 @@ class WrappedColumn:
     """A column of wrapped secrets, the row's key columns and the context each is bound to."""
 
     label: str
-    entity: type[Base]
     column: KeyedColumnElement[Any]
     keys: tuple[KeyedColumnElement[Any], ...]
     context: Callable[[Any], str]  # of a row holding the key columns
@@ -101,7 +100,7 @@ class WrappedColumn:
         """From column names; ``where``, of the table's columns, picks rows."""
         table = entity.__table__.c
         picked = where(table) if where else None
-        return cls(label, entity, table[column], tuple(table[k] for k in keys), context, picked)
+        return cls(label, table[column], tuple(table[k] for k in keys), context, picked)
 
 
 # Every wrapped secret Keystead stores. The check value comes last: re-wrapping it records
@@ -120,8 +119,7 @@ EVERY_WRAPPED: tuple[WrappedColumn, ...] = (*SECRETS, CHECK)
 
 
 def _key_id(column: KeyedColumnElement[Any]) -> ColumnElement[Any]:
-    start, length = key_id_position()
-    return func.substr(column, start, length, type_=LargeBinary)
+    return func.substr(column, *KEY_ID_POSITION, type_=LargeBinary)
 
 
 def _rows(column: WrappedColumn) -> ColumnElement[bool]:
@@ -131,9 +129,6 @@ def _rows(column: WrappedColumn) -> ColumnElement[bool]:
 
 def _not_under(column: WrappedColumn, key_id: bytes) -> ColumnElement[bool]:
     return and_(_rows(column), _key_id(column.column) != literal(key_id, LargeBinary))
-
-
-# --- counting -------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -154,8 +149,7 @@ def census(db: Database) -> Census:
             key_id = _key_id(column.column)
             query = select(key_id, func.count()).where(_rows(column)).group_by(key_id)
             rows[column.label] = {bytes(k).hex(): n for k, n in session.execute(query)}
-    checked = rows[CHECK.label]
-    return Census(rows, next(iter(checked), None))
+    return Census(rows, next(iter(rows[CHECK.label]), None))
 
 
 def _left_under_others(session: Session, key_id: bytes) -> int:
@@ -166,52 +160,7 @@ def _left_under_others(session: Session, key_id: bytes) -> int:
     )
 
 
-# --- re-wrapping ----------------------------------------------------------------------------
-
-
-def _rewrap_batch(
-    db: Database,
-    column: WrappedColumn,
-    keyring: MasterKey,
-    target: MasterKey,
-    size: int,
-    after: tuple[Any, ...] | None,
-) -> tuple[int, tuple[Any, ...] | None]:
-    """Re-wrap up to ``size`` rows under another key than ``target``'s, in one transaction,
-    walking the rows in key order past ``after`` (so a batch never scans the rows done
-    before it). Returns how many rows were read (0: none left) and the last one's key."""
-    keys = tuple_(*column.keys)
-    query = select(*column.keys, column.column).where(_not_under(column, target.key_id))
-    if after is not None:
-        bound = (literal(value, key.type) for key, value in zip(column.keys, after, strict=True))
-        query = query.where(keys > tuple_(*bound))
-    # One statement for the batch, run with every row's values (executemany): the row
-    # still holds what was read, or it is left for the next pass.
-    change = (
-        update(cast(Table, column.entity.__table__))
-        .where(*(key == bindparam(f"k{i}") for i, key in enumerate(column.keys)))
-        .where(column.column == bindparam("old"))
-        .values({column.column.key: bindparam("new")})
-    )
-    with db.write() as session:
-        found = session.execute(query.order_by(*column.keys).limit(size)).all()
-        values = []
-        for row in found:
-            context = column.context(row)
-            old = bytes(row[-1])
-            try:
-                plaintext = keyring.unwrap(old, context)
-            except UnwrapError as exc:
-                where = ", ".join(f"{k.key}={v}" for k, v in zip(column.keys, row, strict=False))
-                raise ConfigurationError(
-                    f"a stored secret cannot be read with the keys held ({column.label}, "
-                    f"{where}): {exc.message}"
-                ) from exc
-            keys_of = {f"k{i}": row[i] for i in range(len(column.keys))}
-            values.append({**keys_of, "old": old, "new": target.wrap(plaintext, context)})
-        if values:
-            session.connection().execute(change, values)
-    return len(found), (tuple(found[-1][: len(column.keys)]) if found else after)
+_After = tuple[Any, ...] | None  # a batch's last row's key columns; None: before the first
 
 
 @dataclass
@@ -239,8 +188,6 @@ class Rotation:
     interrupted: threading.Event = field(default_factory=threading.Event)
     _batches: int = field(default=0, init=False)
 
-    # --- with a key file (steps 1-4) ------------------------------------------------------
-
     def rotate_file(self, path: Path) -> Outcome:
         with _exclusive(path):
             keyring = read_key_file(path)
@@ -252,12 +199,9 @@ class Rotation:
             replace_key_file(path, keyring.keks[:1])  # step 4
         return outcome
 
-    # --- with the keys in the environment (steps 2-3) -------------------------------------
-
     def rotate_given(self, keyring: MasterKey) -> Outcome:
+        """With the keys in the environment: steps 2 and 3."""
         return self._rewrap_and_record(keyring, started=False)
-
-    # --- steps 2 and 3 --------------------------------------------------------------------
 
     def _rewrap_and_record(self, keyring: MasterKey, started: bool) -> Outcome:
         target = MasterKey(keyring.key)  # wraps under the target only, whatever the file says
@@ -278,11 +222,9 @@ class Rotation:
     def _rewrap_pass(self, keyring: MasterKey, target: MasterKey) -> int:
         moved = 0
         for column in SECRETS:
-            after: tuple[Any, ...] | None = None
+            after: _After = None
             while True:
-                count, after = _rewrap_batch(
-                    self.db, column, keyring, target, self.batch_size, after
-                )
+                count, after = self._rewrap_batch(column, keyring, target, after)
                 if count == 0:
                     break
                 moved += count
@@ -297,33 +239,66 @@ class Rotation:
                     )
         return moved
 
+    def _rewrap_batch(
+        self, column: WrappedColumn, keyring: MasterKey, target: MasterKey, after: _After
+    ) -> tuple[int, _After]:
+        """Re-wrap up to ``batch_size`` rows under another key than ``target``'s, in one
+        transaction, walking the rows in key order past the key ``after`` (so a batch never
+        scans the rows done before it). Returns how many rows were read (0: none left) and
+        the last one's key."""
+        query = select(*column.keys, column.column).where(_not_under(column, target.key_id))
+        if after is not None:
+            bound = (literal(v, key.type) for key, v in zip(column.keys, after, strict=True))
+            query = query.where(tuple_(*column.keys) > tuple_(*bound))
+        # One statement for the batch, run with every row's values (executemany): the row
+        # still holds what was read, or it is left for the next pass.
+        change = (
+            update(cast(Table, column.column.table))
+            .where(*(key == bindparam(f"k{i}") for i, key in enumerate(column.keys)))
+            .where(column.column == bindparam("old"))
+            .values({column.column.key: bindparam("new")})
+        )
+        with self.db.write() as session:
+            found = session.execute(query.order_by(*column.keys).limit(self.batch_size)).all()
+            values = []
+            for row in found:
+                context, old = column.context(row), bytes(row[-1])
+                try:
+                    plaintext = keyring.unwrap(old, context)
+                except UnwrapError as exc:
+                    where = ", ".join(
+                        f"{k.key}={v}" for k, v in zip(column.keys, row, strict=False)
+                    )
+                    raise ConfigurationError(
+                        f"a stored secret cannot be read with the keys held ({column.label}, "
+                        f"{where}): {exc.message}"
+                    ) from exc
+                keys_of = {f"k{i}": v for i, v in enumerate(row[:-1])}
+                values.append({**keys_of, "old": old, "new": target.wrap(plaintext, context)})
+            if values:
+                session.connection().execute(change, values)
+        return len(found), (tuple(found[-1][:-1]) if found else after)
+
     def _record(self, keyring: MasterKey, target: MasterKey) -> bool:
         """Step 3: the check value under the target key, if no secret is under another key
         (checked in the same transaction). False: a secret arrived meanwhile; go round."""
         with self.db.write() as session:
             if _left_under_others(session, target.key_id):
                 return False
-            stored = session.scalar(select(Meta.value).where(Meta.name == CHECK_NAME))
-            if stored is None:
+            check = session.get(Meta, CHECK_NAME)
+            if check is None:
                 raise ConfigurationError("the database has no master key check value")
-            if keyring.unwrap(bytes(stored), CHECK_CONTEXT) != CHECK_VALUE:
+            if keyring.unwrap(bytes(check.value), CHECK_CONTEXT) != CHECK_VALUE:
                 raise ConfigurationError("the database's master key check value is wrong")
-            session.execute(
-                update(Meta)
-                .where(Meta.name == CHECK_NAME)
-                .values(value=target.wrap(CHECK_VALUE, CHECK_CONTEXT))
-            )
+            check.value = target.wrap(CHECK_VALUE, CHECK_CONTEXT)
         return True
 
 
-@contextlib.contextmanager
-def _exclusive(path: Path) -> Iterator[None]:
+def _exclusive(path: Path) -> AbstractContextManager[int]:
     """One rotation of a key file at a time (two would each add a key, and the second
     rename would drop the first one's key while rows may use it)."""
-    lock = path.with_name(f".{path.name}.lock")
     busy = RotationBusy(f"another `keystead master-key rotate` is running on {path}; wait for it")
-    with flocked(lock, shared=False, refusal=lambda fd: busy):
-        yield
+    return flocked(path.with_name(f".{path.name}.lock"), shared=False, refusal=lambda fd: busy)
 
 
 def generated_key() -> str:

@@ -17,7 +17,6 @@ a rotation's new key without a restart, and never wraps under a key the file has
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import logging
 import os
@@ -25,6 +24,7 @@ import re
 import secrets
 import stat
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,9 +57,8 @@ def key_id_of(blob: bytes) -> bytes | None:
     return blob[len(_MAGIC) : len(_MAGIC) + _KEY_ID_LEN]
 
 
-def key_id_position() -> tuple[int, int]:
-    """Where the key id sits in a blob: (1-based start, length), as SQL ``substr`` takes it."""
-    return len(_MAGIC) + 1, _KEY_ID_LEN
+# Where the key id sits in a blob: (1-based start, length), as SQL ``substr`` takes it.
+KEY_ID_POSITION = (len(_MAGIC) + 1, _KEY_ID_LEN)
 
 
 @dataclass(frozen=True)
@@ -89,24 +88,19 @@ class Kek:
         return cls(secrets.token_bytes(_KEY_LEN))
 
 
-@dataclass(frozen=True)
-class _Ring:
-    keks: tuple[Kek, ...]
-    by_id: dict[bytes, Kek]
-
-    @classmethod
-    def of(cls, keks: tuple[Kek, ...]) -> _Ring:
-        by_id: dict[bytes, Kek] = {}
-        for kek in keks:
-            by_id.setdefault(kek.key_id, kek)
-        return cls(tuple(by_id.values()), by_id)
+def _ring(keks: Iterable[Kek]) -> dict[bytes, Kek]:
+    """The keys by id, each once, in order (the first wraps)."""
+    ring: dict[bytes, Kek] = {}
+    for kek in keks:
+        ring.setdefault(kek.key_id, kek)
+    return ring
 
 
 class MasterKey:
     """The master keys: the first wraps, each unwraps what was wrapped under it."""
 
     def __init__(self, key: bytes, *others: bytes, source: Path | None = None) -> None:
-        self._ring = _Ring.of(tuple(Kek(k) for k in (key, *others)))
+        self._ring = _ring(Kek(k) for k in (key, *others))
         self._source = source
         self._seen = _signature(source) if source is not None else None
         self._lock = threading.Lock()
@@ -123,12 +117,12 @@ class MasterKey:
     @property
     def key(self) -> bytes:
         """The bytes of the key that wraps."""
-        return self._ring.keks[0].key
+        return self.keks[0].key
 
     @property
     def key_id(self) -> bytes:
         """The id of the key that wraps."""
-        return self._ring.keks[0].key_id
+        return next(iter(self._ring))
 
     @property
     def fingerprint(self) -> str:
@@ -138,26 +132,26 @@ class MasterKey:
     @property
     def fingerprints(self) -> list[str]:
         """The ids of every key held, the wrapping one first."""
-        return [k.key_id.hex() for k in self._ring.keks]
+        return [key_id.hex() for key_id in self._ring]
 
     @property
     def keks(self) -> tuple[Kek, ...]:
-        return self._ring.keks
+        return tuple(self._ring.values())
 
     def wrap(self, plaintext: bytes, context: str) -> bytes:
         self._follow_file()
-        kek = self._ring.keks[0]
+        key_id, kek = next(iter(self._ring.items()))
         nonce = os.urandom(_NONCE_LEN)
-        return _MAGIC + kek.key_id + nonce + kek.aead.encrypt(nonce, plaintext, context.encode())
+        return _MAGIC + key_id + nonce + kek.aead.encrypt(nonce, plaintext, context.encode())
 
     def unwrap(self, blob: bytes, context: str) -> bytes:
         key_id = key_id_of(blob)
         if key_id is None:
             raise UnwrapError("wrapped secret is malformed")
-        kek = self._ring.by_id.get(key_id)
+        kek = self._ring.get(key_id)
         if kek is None:
             self._follow_file()
-            kek = self._ring.by_id.get(key_id)
+            kek = self._ring.get(key_id)
         if kek is None:
             raise UnwrapError(
                 f"secret was wrapped under master key {key_id.hex()}, not {self.fingerprint}"
@@ -184,7 +178,7 @@ class MasterKey:
             except ConfigurationError as exc:  # keep serving with the keys already held
                 log.warning("master key file not reloaded: %s", exc.message)
             else:
-                self._ring = _Ring.of(found.keks + self._ring.keks)
+                self._ring = _ring((*found.keks, *self.keks))
             self._seen = now
 
     @classmethod
@@ -201,7 +195,7 @@ class MasterKey:
         for part in parts:
             try:
                 key = base64.b64decode(part, validate=True)
-            except (binascii.Error, ValueError) as exc:
+            except ValueError as exc:  # binascii.Error too
                 raise ConfigurationError(
                     f"the master key from {source} is not valid base64"
                 ) from exc
@@ -213,7 +207,7 @@ class MasterKey:
         return cls(*raw, source=path)
 
     def to_base64(self) -> str:
-        return self._ring.keks[0].to_base64()
+        return self.keks[0].to_base64()
 
 
 def _signature(path: Path) -> tuple[int, int, int, int] | None:

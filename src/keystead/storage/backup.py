@@ -254,7 +254,11 @@ def _set_aside(database: Path, now: datetime) -> Path | None:
         for stale in (wal, journal, shm):
             stale.unlink(missing_ok=True)
         return None
-    _make_self_contained(database)
+    with (  # a damaged database is set aside as it is, with its WAL
+        suppress(sqlite3.Error),
+        closing(sqlite3.connect(database, isolation_level=None, timeout=5)) as conn,
+    ):
+        conn.execute("PRAGMA journal_mode=DELETE").fetchone()
     stamp = f"{database.name}.before-restore-{now:%Y%m%dT%H%M%SZ}"
     aside, n = database.with_name(stamp), 1
     while aside.exists():  # two restores within a second keep both databases
@@ -266,15 +270,6 @@ def _set_aside(database: Path, now: datetime) -> Path | None:
             os.replace(kept, _sidecar(aside, kept.name[len(database.name) :]))
     shm.unlink(missing_ok=True)  # an index of the WAL, rebuilt from it when needed
     return aside
-
-
-def _make_self_contained(database: Path) -> None:
-    # A damaged database is set aside as it is, with its WAL.
-    with (
-        suppress(sqlite3.Error),
-        closing(sqlite3.connect(database, isolation_level=None, timeout=5)) as conn,
-    ):
-        conn.execute("PRAGMA journal_mode=DELETE").fetchone()
 
 
 def _sidecar(database: Path, suffix: str) -> Path:
@@ -295,5 +290,4 @@ def _database_files(database: Path) -> set[Path]:
 
 def _remove_database(path: Path) -> None:
     for each in (path, *(_sidecar(path, s) for s in ("-wal", "-shm", "-journal"))):
-        with suppress(FileNotFoundError):
-            each.unlink()
+        each.unlink(missing_ok=True)

@@ -4,12 +4,9 @@ A Core statement is compiled once for the engine's dialect, so the SQL still com
 one SQLAlchemy expression that defines it (the access rule stays in ``access.py``), and is
 then executed without SQLAlchemy's per-execution machinery: parameters are bound the way
 the driver wants them (positionally for sqlite3, by name for psycopg) and the row is
-converted with the dialect's own result processors (UUIDs and booleans on SQLite).
-
-A :class:`Reader` runs such statements. On a SQLite file each thread has its own
-:class:`SQLiteReader` (``Database.reader()``), which keeps an answer for as long as the
-database has not changed; on PostgreSQL the process shares one :class:`KeptReader`, which
-keeps an answer for at most :data:`KEEP_SECONDS`.
+converted with the dialect's own result processors (UUIDs and booleans on SQLite). A
+:class:`Reader` runs such statements: a thread's :class:`SQLiteReader` on a SQLite file, the
+process's :class:`KeptReader` on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -20,7 +17,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, closing
 from typing import Any, Generic, Protocol, TypeVar, cast
 
 from sqlalchemy import Dialect, Select
@@ -32,13 +29,11 @@ from keystead.blocking import WouldWait, may_wait
 logger = logging.getLogger(__name__)
 
 Processor = Callable[[Any], Any] | None
-
-
 Row = TypeVar("Row", bound=tuple[Any, ...])  # a NamedTuple class, one field per column
 
 
 class DriverStatement:
-    """``statement`` compiled for ``dialect``; :meth:`run` executes it on a DBAPI
+    """``statement`` compiled for ``dialect``; :meth:`run_many` executes it on a DBAPI
     connection (a write, in the caller's transaction)."""
 
     def __init__(self, statement: ClauseElement, dialect: Dialect) -> None:
@@ -46,44 +41,36 @@ class DriverStatement:
         if compiled.insert_prefetch or compiled.update_prefetch:
             raise TypeError("a column default would be computed per execution: bind its value")
         self.sql = compiled.string
-        self.variables = frozenset(name for name, bind in compiled.binds.items() if bind.required)
-        values = compiled.construct_params(dict.fromkeys(self.variables))
+        variables = {name for name, bind in compiled.binds.items() if bind.required}
+        values = compiled.construct_params(dict.fromkeys(variables))
         processors: dict[str, Processor] = {
             name: bind.type.dialect_impl(dialect).bind_processor(dialect)
             for name, bind in compiled.binds.items()
         }
         for name, value in values.items():  # the statement's own literals, bound once
-            process = processors.get(name)
-            if name not in self.variables and process is not None:
+            if name not in variables and (process := processors.get(name)) is not None:
                 values[name] = process(value)
-        self._positional = compiled.positiontup is not None
-        names = list(compiled.positiontup) if compiled.positiontup is not None else list(values)
-        self._template: list[Any] = [values[name] for name in names]
-        self._named: dict[str, Any] = dict(values)
-        self._slots = [(i, name, processors.get(name)) for i, name in enumerate(names)]
-        self._slots = [slot for slot in self._slots if slot[1] in self.variables]
+        positional = compiled.positiontup is not None
+        names = list(compiled.positiontup if compiled.positiontup is not None else values)
+        self._template: Any = [values[name] for name in names] if positional else values
+        self._slots = [
+            (i if positional else name, name, processors.get(name))
+            for i, name in enumerate(names)
+            if name in variables
+        ]
 
-    def parameters(self, values: Mapping[str, Any]) -> list[Any] | dict[str, Any]:
+    def parameters(self, values: Mapping[str, Any]) -> Any:
         """The driver's parameters for one execution (``values`` holds every variable)."""
-        if self._positional:
-            bound = self._template.copy()
-            for i, name, process in self._slots:
-                value = values[name]
-                bound[i] = value if process is None else process(value)
-            return bound
-        named = self._named.copy()
-        for _, name, process in self._slots:
+        bound = self._template.copy()
+        for slot, name, process in self._slots:
             value = values[name]
-            named[name] = value if process is None else process(value)
-        return named
+            bound[slot] = value if process is None else process(value)
+        return bound
 
     def run_many(self, connection: Any, rows: list[dict[str, Any]]) -> None:
         """Execute it once per row (one ``executemany``), in the caller's transaction."""
-        cursor = connection.cursor()
-        try:
+        with closing(connection.cursor()) as cursor:
             cursor.executemany(self.sql, [self.parameters(values) for values in rows])
-        finally:
-            cursor.close()
 
 
 class DriverQuery(DriverStatement, Generic[Row]):
@@ -135,10 +122,9 @@ class ConnectionReader:
 
 
 # How long a node may answer from what it read, on a database other nodes write to, unless
-# the operator says otherwise (KEYSTEAD_LOOKUP_KEEP_MS, at most 100 ms). Every change made
-# through another node is obeyed here by any call that starts this long after it committed;
-# a change made through this process is obeyed at once.
+# the operator says otherwise (KEYSTEAD_LOOKUP_KEEP_MS, at most 100 ms).
 KEEP_SECONDS = 0.05
+LIMIT = 10_000  # answers a reader keeps at most; all are dropped when full
 
 
 class KeptReader:
@@ -146,21 +132,17 @@ class KeptReader:
     (:data:`KEEP_SECONDS` unless configured), counted from before its statement was sent,
     and drops every kept answer whenever this process commits (:meth:`changed`).
 
-    An answer read before a change committed elsewhere is used only until ``keep`` after
-    its statement started, so before the change is ``keep`` old. Nothing needs to
-    tell a node of changes, so no channel can break. A hot key's lookup costs the database
-    about two statements per ``keep`` per node instead of one per call, and a kept
-    answer is given without a thread or a connection: under
-    :func:`keystead.blocking.no_waiting` a miss raises WouldWait, and the executor asks
-    again on a thread. An answer past half its time is read again in the background
-    (one thread) while it is still given, so a key in steady use never misses: misses
-    would send every caller of that moment to a thread at once."""
+    An answer is given only until ``keep`` after its statement started, so a change committed
+    through another node is obeyed by every call that starts ``keep`` after it, and one made
+    through this process at once; nothing needs to tell a node of changes, so no channel can
+    break. A hot key's lookup costs the database about two statements per ``keep`` per node
+    instead of one per call, and a kept answer is given without a thread or a connection: under
+    :func:`keystead.blocking.no_waiting` a miss raises WouldWait, and the executor asks again on
+    a thread. An answer past half its time is read again in the background (one thread) while it
+    is still given, so a key in steady use never misses: misses would send every caller of that
+    moment to a thread at once."""
 
-    LIMIT = 10_000  # answers kept at most; all are dropped when full
-
-    def __init__(
-        self, connect: Callable[[], AbstractContextManager[Any]], keep: float = KEEP_SECONDS
-    ) -> None:
+    def __init__(self, connect: Callable[[], AbstractContextManager[Any]], keep: float) -> None:
         self.keep = keep
         self._connect = connect  # a pooled DBAPI connection, given back on exit
         self._generations = itertools.count()
@@ -193,7 +175,7 @@ class KeptReader:
         started, generation = time.monotonic(), self._generation
         with self._connect() as connection:
             row = query.first(connection, values)
-        if len(self._kept) >= self.LIMIT:
+        if len(self._kept) >= LIMIT:
             self._kept.clear()
         self._kept[key] = (started, generation, row)
         return row
@@ -221,22 +203,17 @@ class SQLiteReader(ConnectionReader):
     cannot write, so every commit is another connection's. A kept answer is therefore
     exactly what the statement would return now, and the first read after any commit (a
     revoked grant, a disabled key, anything else) runs the statement again. No statement
-    is left open between calls, so no read transaction pins an old snapshot.
+    is left open between calls (the PRAGMA's rows are fetched to the end), so no read
+    transaction pins an old snapshot.
     """
-
-    LIMIT = 10_000  # answers kept at most; all are dropped when full or on any change
 
     def __init__(self, connection: sqlite3.Connection) -> None:
         super().__init__(connection)
         self._version: int | None = None
         self._kept: dict[tuple[Any, ...], Any] = {}
 
-    def data_version(self) -> int:
-        rows = self.connection.execute("PRAGMA data_version").fetchall()
-        return int(rows[0][0])
-
     def first(self, query: DriverQuery[Row], values: Mapping[str, Any]) -> Row | None:
-        version = self.data_version()
+        version = self.connection.execute("PRAGMA data_version").fetchall()[0][0]
         key = (query, *values.values())
         if version == self._version:
             kept: Row | None = self._kept.get(key, _MISSING)
@@ -246,7 +223,7 @@ class SQLiteReader(ConnectionReader):
             self._kept.clear()
             self._version = version
         row = query.first(self.connection, values)
-        if len(self._kept) >= self.LIMIT:
+        if len(self._kept) >= LIMIT:
             self._kept.clear()
         self._kept[key] = row
         return row

@@ -77,8 +77,7 @@ class _Translated:
     """Database failures inside the block leave it as domain errors. A class rather than
     a generator-based context manager: it is entered on every database call."""
 
-    def __enter__(self) -> None:
-        return None
+    def __enter__(self) -> None: ...
 
     def __exit__(self, kind: object, exc: BaseException | None, trace: object) -> None:
         # Anything else leaves untouched, with its own traceback.

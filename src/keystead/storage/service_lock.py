@@ -44,22 +44,18 @@ def serving(database: Path | None) -> Iterator[None]:
     if database is None:
         yield
         return
-
-    def restoring(fd: int) -> Exception:
-        return Conflict(
-            f"`keystead restore` is replacing the database {database}; start the service "
-            "again when it has finished"
-        )
-
-    with flocked(lock_file(database), shared=True, refusal=restoring) as fd:
+    restoring = Conflict(
+        f"`keystead restore` is replacing the database {database}; start the service "
+        "again when it has finished"
+    )
+    with flocked(lock_file(database), shared=True, refusal=lambda fd: restoring) as fd:
         # Which process holds it, for restore's refusal (the last of several services).
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield
 
 
-@contextlib.contextmanager
-def exclusive(database: Path) -> Iterator[None]:
+def exclusive(database: Path) -> contextlib.AbstractContextManager[int]:
     """Hold the lock alone, or refuse at once when a service holds it."""
 
     def in_use(fd: int) -> Exception:
@@ -71,5 +67,4 @@ def exclusive(database: Path) -> Iterator[None]:
             "command again"
         )
 
-    with flocked(lock_file(database), shared=False, refusal=in_use):
-        yield
+    return flocked(lock_file(database), shared=False, refusal=in_use)

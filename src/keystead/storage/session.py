@@ -18,14 +18,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from keystead.blocking import WouldWait, may_wait
-from keystead.storage.driver import (
-    KEEP_SECONDS,
-    DriverQuery,
-    KeptReader,
-    Reader,
-    Row,
-    SQLiteReader,
-)
+from keystead.storage.driver import KEEP_SECONDS, DriverQuery, KeptReader, Reader, Row, SQLiteReader
 from keystead.storage.engine import BUSY_TIMEOUT_MS, NOWAIT, SQLITE_BEGIN_OPTION
 from keystead.storage.failures import TRANSLATED
 
@@ -61,11 +54,10 @@ class Database:
         self._autocommit = engine.execution_options(
             **({SQLITE_BEGIN_OPTION: "NONE"} if sqlite else {"isolation_level": "AUTOCOMMIT"})
         )
-
         self._readers = threading.local()
         self._reader_connections: list[sqlite3.Connection] = []
         self._reader_args: tuple[list[Any], dict[str, Any]] | None = None
-        if sqlite:
+        if sqlite:  # a reader of its own per thread, on a file (not in memory)
             args, kwargs = engine.dialect.create_connect_args(engine.url)
             target = str(args[0]) if args else ":memory:"
             if target != ":memory:" and "mode=memory" not in target:
@@ -189,9 +181,7 @@ class Database:
         checkout, and answers kept while the database is unchanged. On PostgreSQL, the
         process's :class:`KeptReader`. None for an in-memory SQLite database, or PostgreSQL
         with keeping turned off: use :meth:`autocommit` and its driver connection."""
-        if self._kept is not None:
-            return self._kept
-        return self._thread_reader()
+        return self._kept or self._thread_reader()
 
     def _thread_reader(self) -> SQLiteReader | None:
         reader: SQLiteReader | None = getattr(self._readers, "reader", None)
