@@ -165,7 +165,7 @@ def summary(
         totals = totals.where(UsageEvent.api_key == api_key)
     grouped = totals.group_by(*per).subquery()
     query = (
-        select(grouped, ApiKey.name)
+        select(grouped, ApiKey.name.label("api_key_name"))
         .outerjoin(
             ApiKey,
             (ApiKey.access_key_id == grouped.c.api_key) & (ApiKey.account_id == account_id),
@@ -173,14 +173,8 @@ def summary(
         .order_by(grouped.c.day.desc(), grouped.c.dataset, grouped.c.api_key, grouped.c.action)
     )
     return [
-        UsageSummaryRow(
-            day=d,
-            dataset=ds,
-            dataset_type=t,
-            api_key=k,
-            api_key_name=name,
-            action=a,
-            count=min(int(total or 0), 2**63 - 1),
+        UsageSummaryRow.model_validate(
+            {**row._mapping, "count": min(int(row.total or 0), 2**63 - 1)}
         )
-        for d, ds, t, k, a, total, name in session.execute(query)
+        for row in session.execute(query)
     ]

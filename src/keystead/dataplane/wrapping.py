@@ -1,9 +1,5 @@
 """Wrapping data keys for the client: RSA-OAEP with SHA-1 and MGF1-SHA-1, empty label,
-standard padded base64 — what the Ubiq client unwraps (no web, no database).
-
-:func:`recipient` is the one place that decides which public key a response's data keys
-are wrapped to, and whether the response carries the server-held private key.
-"""
+standard padded base64 — what the Ubiq client unwraps (no web, no database)."""
 
 from __future__ import annotations
 
@@ -19,7 +15,6 @@ from keystead.sso.certificates import ClientCertificate
 
 # SHA-1 here is OAEP's mask and label hash, which the client fixes; it is not a signature.
 _OAEP = padding.OAEP(mgf=padding.MGF1(hashes.SHA1()), algorithm=hashes.SHA1(), label=None)  # noqa: S303
-
 
 # Parsed public keys by their PEM: a PEM always parses to the same key.
 _PUBLIC_KEYS: Immutable[str, rsa.RSAPublicKey] = Immutable(65536)
@@ -56,7 +51,8 @@ def recipient(
     encrypted_private_key_pem: str | None,
     certificate: ClientCertificate | None,
 ) -> Recipient:
-    """The public key to wrap data keys to for this caller.
+    """The one place that decides which public key a response's data keys are wrapped to,
+    and whether the response carries the server-held private key.
 
     A verified certificate from the SSO exchange wins: its key is the client's own, so no
     private key is returned. Otherwise a manual API key wraps to its own key pair; keys
