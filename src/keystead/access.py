@@ -159,11 +159,7 @@ def _branches(
         .join(DirectoryGroup, DirectoryGroup.id == DirectoryMembership.group_id)
         .join(DatasetGroup, matches())
         .join(DatasetGroupMember, DatasetGroupMember.group_id == DatasetGroup.id)
-        .where(
-            owner.id == key_id,
-            owner.auto_provisioned.is_(True),
-            _directory_group_counts(owner),
-        )
+        .where(owner.id == key_id, owner.auto_provisioned.is_(True), _directory_group_counts(owner))
     )
 
     if dataset_id is not None:
@@ -200,10 +196,7 @@ _USABLE_ROWS = _USABLE.with_only_columns(
 _USABLE_COUNTS = (
     select(ApiKey.id, func.count(Dataset.id))
     .select_from(ApiKey)
-    .outerjoin(
-        Dataset,
-        (Dataset.account_id == ApiKey.account_id) & allows(ApiKey.id, Dataset.id),
-    )
+    .outerjoin(Dataset, (Dataset.account_id == ApiKey.account_id) & allows(ApiKey.id, Dataset.id))
     .where(ApiKey.id.in_(bindparam("key_ids", expanding=True)))
     .group_by(ApiKey.id)
 )

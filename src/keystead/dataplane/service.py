@@ -250,12 +250,6 @@ class DataPlane:
             lambda: wrapping.wrap(self._dataset_key(connect(), dataset_id, number), to.public_key),
         )
 
-    @staticmethod
-    def _private_key_field(to: wrapping.Recipient) -> dict[str, str]:
-        if to.private_key_pem is None:
-            return {}
-        return {"encrypted_private_key": to.private_key_pem}
-
     # --- structured -----------------------------------------------------------------------
 
     @staticmethod
@@ -290,7 +284,7 @@ class DataPlane:
             raise NotFound(f"dataset {name} has no key number {number}")
         to = self._recipient(connect, caller, payload_cert)
         return {
-            **self._private_key_field(to),
+            **to.carried,
             "wrapped_data_key": self._wrapped_version(connect, to, dataset.id, number),
             "key_number": str(number),
         }
@@ -315,7 +309,7 @@ class DataPlane:
                 for n in range(dataset.current_key_number + 1)
             ]
             entry = {
-                **self._private_key_field(to),
+                **to.carried,
                 "keys": keys,
                 "current_key_number": dataset.current_key_number,
                 "ffs": {**self._definition(connect, dataset), "name": name},
@@ -369,7 +363,7 @@ class DataPlane:
         header = edk.EdkHeader(dataset.id, dataset.current_key_number, caller.key_id)
         blob = edk.seal(data_key, header, self._dataset_key(db, dataset.id, header.key_number))
         return {
-            **self._private_key_field(to),
+            **to.carried,
             "wrapped_data_key": wrapping.wrap(data_key, to.public_key),
             "encrypted_data_key": base64.b64encode(blob).decode(),
             "key_fingerprint": hashlib.sha256(blob).hexdigest()[:32],
@@ -399,7 +393,7 @@ class DataPlane:
             blob, self._dataset_key(db, header.dataset_id, header.key_number)
         )
         return {
-            **self._private_key_field(to),
+            **to.carried,
             "wrapped_data_key": wrapping.wrap(data_key, to.public_key),
             "key_fingerprint": hashlib.sha256(blob).hexdigest()[:32],
             "encryption_session": secrets.token_hex(16),

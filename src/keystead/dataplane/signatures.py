@@ -106,11 +106,7 @@ _EMPTY_BODY_DIGEST = "SHA-512=" + base64.b64encode(hashlib.sha512(b"").digest())
 
 
 def signing_string(
-    params: SignatureParams,
-    *,
-    method: str,
-    target: str,
-    header: Callable[[str], str | None],
+    params: SignatureParams, *, method: str, target: str, header: Callable[[str], str | None]
 ) -> bytes:
     """The exact bytes the client signed, rebuilt from what was received."""
     lines = []

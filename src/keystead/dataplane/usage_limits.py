@@ -70,31 +70,24 @@ class UsageLimits:
         self.per_minute, self.per_day, self.per_account_day = per_minute, per_day, per_account_day
         # Window -> entries it still has room for, until the window ends (a room only shrinks
         # within a window, so a remembered one can refuse early, never wrongly).
-        self._room: Expiring[str, tuple[int, float]] = Expiring(100_000, clock)
+        self._room: Expiring[_Window, tuple[int, float]] = Expiring(100_000, clock)
         self._refusals: Tally[tuple[uuid.UUID, str, date]] = Tally(
             self._write_refusals, every=10.0, clock=clock
         )
 
-    def _windows(self, account_id: uuid.UUID, reported_by: str) -> list[_Window]:
-        key = f"key:{reported_by}"
-        return [
-            _Window(key, MINUTE, self.per_minute),
-            _Window(key, DAY, self.per_day),
-            _Window(f"account:{account_id}", DAY, self.per_account_day),
-        ]
-
     def store(
-        self,
-        account_id: uuid.UUID,
-        reported_by: str,
-        entries: int,
-        write: Callable[[Session], T],
+        self, account_id: uuid.UUID, reported_by: str, entries: int, write: Callable[[Session], T]
     ) -> T:
         """Run ``write`` (which stores ``entries`` rows reported by ``reported_by``) in a
         write transaction if every limit has room for them; else raise TooManyRequests."""
-        windows = self._windows(account_id, reported_by)
+        key = f"key:{reported_by}"
+        windows = (
+            _Window(key, MINUTE, self.per_minute),
+            _Window(key, DAY, self.per_day),
+            _Window(f"account:{account_id}", DAY, self.per_account_day),
+        )
         for window in windows:
-            remembered = self._room.get(window.subject + str(window.seconds))
+            remembered = self._room.get(window)
             if remembered is not None and entries > remembered[0]:
                 room, until = remembered
                 over = _OverLimit(window, room, until - self.clock())
@@ -107,9 +100,7 @@ class UsageLimits:
                 return write(session)
         except _OverLimit as over:  # the transaction rolled back: nothing was counted
             until = self.clock() + over.wait
-            self._room.put(
-                over.window.subject + str(over.window.seconds), (over.room, until), until=until
-            )
+            self._room.put(over.window, (over.room, until), until=until)
             self._refuse(account_id, reported_by, entries, over)
 
     def flush(self) -> None:
@@ -124,10 +115,7 @@ class UsageLimits:
         stmt = self._insert(UsageCounter).values(
             subject=window.subject, span=window.seconds, bucket=bucket, entries=entries
         )
-        after = case(
-            (table.c.bucket == bucket, table.c.entries + entries),
-            else_=entries,
-        )
+        after = case((table.c.bucket == bucket, table.c.entries + entries), else_=entries)
         counted_in = stmt.on_conflict_do_update(
             index_elements=["subject", "span"],
             set_={"bucket": bucket, "entries": after},
@@ -193,11 +181,7 @@ class RefusalRow(BaseModel):
 
 
 def refusals(
-    session: Session,
-    *,
-    account_id: uuid.UUID,
-    since: date | None = None,
-    until: date | None = None,
+    session: Session, *, account_id: uuid.UUID, since: date | None = None, until: date | None = None
 ) -> list[RefusalRow]:
     """Reports refused over a key's limits, per day and reporting key (newest day first)."""
     query = (
