@@ -53,14 +53,12 @@ from keystead.storage.models import (
     SsoTokenGroup,
 )
 
-Via = Literal["direct", "dataset_group", "directory"]
-
 
 @dataclass(frozen=True)
 class Reason:
     """One path by which a key may use a dataset."""
 
-    via: Via
+    via: Literal["direct", "dataset_group", "directory"]
     dataset_id: uuid.UUID
     dataset_group_id: uuid.UUID | None = None
     dataset_group: str | None = None
@@ -161,11 +159,7 @@ def _branches(
         .join(DirectoryGroup, DirectoryGroup.id == DirectoryMembership.group_id)
         .join(DatasetGroup, matches())
         .join(DatasetGroupMember, DatasetGroupMember.group_id == DatasetGroup.id)
-        .where(
-            owner.id == key_id,
-            owner.auto_provisioned.is_(True),
-            _directory_group_counts(owner),
-        )
+        .where(owner.id == key_id, owner.auto_provisioned.is_(True), _directory_group_counts(owner))
     )
 
     if dataset_id is not None:
@@ -196,22 +190,13 @@ _USABLE = (
     .where(Dataset.id.in_(select(_REACHABLE.c.dataset_id)))
     .order_by(Dataset.name_key)
 )
-
-
-_USABLE_ROWS = (
-    select(Dataset.id, Dataset.name, Dataset.type, Dataset.current_key_number)
-    .where(Dataset.id.in_(select(_REACHABLE.c.dataset_id)))
-    .order_by(Dataset.name_key)
+_USABLE_ROWS = _USABLE.with_only_columns(
+    Dataset.id, Dataset.name, Dataset.type, Dataset.current_key_number
 )
-
-
 _USABLE_COUNTS = (
     select(ApiKey.id, func.count(Dataset.id))
     .select_from(ApiKey)
-    .outerjoin(
-        Dataset,
-        (Dataset.account_id == ApiKey.account_id) & allows(ApiKey.id, Dataset.id),
-    )
+    .outerjoin(Dataset, (Dataset.account_id == ApiKey.account_id) & allows(ApiKey.id, Dataset.id))
     .where(ApiKey.id.in_(bindparam("key_ids", expanding=True)))
     .group_by(ApiKey.id)
 )
@@ -258,19 +243,11 @@ def explain(
         .outerjoin(DirectoryGroup, DirectoryGroup.id == reachable.c.directory_group_id)
     )
     order = {"direct": 0, "dataset_group": 1, "directory": 2}
-    reasons = [
-        Reason(via, ds, dg_id, dg_name, dir_id, dir_name)
-        for via, ds, dg_id, dg_name, dir_id, dir_name in rows
-    ]
-    return sorted(
-        reasons,
-        key=lambda r: (
-            str(r.dataset_id),
-            order[r.via],
-            r.dataset_group or "",
-            r.directory_group or "",
-        ),
-    )
+
+    def rank(r: Reason) -> tuple[str, int, str, str]:
+        return str(r.dataset_id), order[r.via], r.dataset_group or "", r.directory_group or ""
+
+    return sorted((Reason(*row) for row in rows), key=rank)
 
 
 def keys_through_dataset_group(db: Session | Connection, dataset_group_id: uuid.UUID) -> int:

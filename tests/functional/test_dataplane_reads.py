@@ -19,7 +19,7 @@ import pytest
 
 from keystead.apikeys import service as apikeys
 from keystead.blocking import WouldWait, no_waiting
-from keystead.dataplane.service import _LOOKUP, _LookupRow
+from keystead.dataplane.service import _LOOKUP, Caller
 from keystead.runtime import Runtime
 from keystead.storage import driver
 from keystead.storage.driver import (
@@ -34,7 +34,7 @@ from tests import factories
 from tests.factories import ACTOR
 
 
-def _first(reader: Reader, query: DriverQuery[_LookupRow], values: dict[str, Any]) -> _LookupRow:
+def _first(reader: Reader, query: DriverQuery[Caller], values: dict[str, Any]) -> Caller:
     row = reader.first(query, values)
     assert row is not None, "the key was looked up and found"
     return row
@@ -64,7 +64,7 @@ def via_sqlalchemy(runtime: Runtime, values: dict[str, str]) -> tuple[Any, ...] 
 
 def test_driver_lookup_answers_as_sqlalchemy_does(runtime: Runtime) -> None:
     _, papi = setup_key(runtime)
-    query = DriverQuery(_LOOKUP, runtime.db.engine.dialect, _LookupRow)
+    query = DriverQuery(_LOOKUP, runtime.db.engine.dialect, Caller)
     cases = [
         {"papi": papi, "name_key": "ssn"},  # granted
         {"papi": papi, "name_key": "cards"},  # not granted
@@ -83,7 +83,7 @@ def test_driver_lookup_answers_as_sqlalchemy_does(runtime: Runtime) -> None:
     assert refused is not None
     assert missing is not None
     assert unnamed is not None
-    assert isinstance(granted.id, uuid.UUID)
+    assert isinstance(granted.key_id, uuid.UUID)
     assert isinstance(granted.dataset_id, uuid.UUID)
     assert granted.allowed is True
     assert granted.enabled is True
@@ -111,7 +111,7 @@ def test_revocation_in_this_process_holds_for_the_very_next_read(
     runtime: Runtime, sqlite_reader: SQLiteReader
 ) -> None:
     account_id, papi = setup_key(runtime)
-    query = DriverQuery(_LOOKUP, runtime.db.engine.dialect, _LookupRow)
+    query = DriverQuery(_LOOKUP, runtime.db.engine.dialect, Caller)
     values = {"papi": papi, "name_key": "ssn"}
     assert _first(sqlite_reader, query, values).allowed is True
     assert _first(sqlite_reader, query, values).allowed is True  # kept
@@ -124,7 +124,7 @@ def test_a_commit_of_another_process_holds_for_the_very_next_read(
     runtime: Runtime, sqlite_reader: SQLiteReader
 ) -> None:
     _, papi = setup_key(runtime)
-    query = DriverQuery(_LOOKUP, runtime.db.engine.dialect, _LookupRow)
+    query = DriverQuery(_LOOKUP, runtime.db.engine.dialect, Caller)
     values = {"papi": papi, "name_key": "ssn"}
     assert _first(sqlite_reader, query, values).enabled is True
     database = runtime.db.engine.url.database
@@ -145,13 +145,13 @@ class Kept:
     reader: KeptReader
     account_id: uuid.UUID
     papi: str
-    query: DriverQuery[_LookupRow]  # one statement: answers are kept per statement
+    query: DriverQuery[Caller]  # one statement: answers are kept per statement
     now: float = 0.0
 
     def monotonic(self) -> float:  # the reader's clock (it stands in for its time module)
         return self.now
 
-    def ask(self) -> _LookupRow:
+    def ask(self) -> Caller:
         return _first(self.reader, self.query, {"papi": self.papi, "name_key": "ssn"})
 
     def elsewhere(self, sql: str) -> None:
@@ -167,7 +167,7 @@ def kept(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> Kept:
     reader = runtime.db.reader()
     assert isinstance(reader, KeptReader)
     account_id, papi = setup_key(runtime)
-    query = DriverQuery(_LOOKUP, runtime.db.engine.dialect, _LookupRow)
+    query = DriverQuery(_LOOKUP, runtime.db.engine.dialect, Caller)
     case = Kept(runtime, reader, account_id, papi, query)
     monkeypatch.setattr(driver, "time", case)
     return case

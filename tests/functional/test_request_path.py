@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import func, insert, select
 
 from keystead.app import build_app
-from keystead.dataplane.service import _LOOKUP, _LookupRow
+from keystead.dataplane.service import _LOOKUP, Caller
 from keystead.errors import Conflict
 from keystead.idp.jwks import JwksCache
 from keystead.idp.outbound import Fetched
@@ -284,7 +284,7 @@ def test_a_kept_lookup_starts_on_the_loop_and_asks_the_database_on_a_thread(
         papi = f.manual_key(session, account_id, runtime.master).key.access_key_id
     reader = runtime.db.reader()
     assert reader is not None
-    query = DriverQuery(_LOOKUP, runtime.db.engine.dialect, _LookupRow)
+    query = DriverQuery(_LOOKUP, runtime.db.engine.dialect, Caller)
 
     def lookup() -> None:
         assert reader.first(query, {"papi": papi, "name_key": ""}) is not None

@@ -190,20 +190,13 @@ class DataPlaneEndpoints:
         ]
 
     def _handle(self, endpoint: Endpoint, incoming: Incoming) -> Answer:
+        """Authenticate (one query, through the database's reader), then do the call's work;
+        a connection for the work is opened only if it reads."""
         body = incoming.accepted_body()
         call = Call(
             SignedRequest(incoming.method, incoming.target, incoming.headers(), body),
             incoming.raw_query,
         )
-        result, caller = self._run(endpoint, call)
-        if endpoint.status == 204:
-            return Answer(204, content_type=None, caller=caller.access_key_id)
-        payload = result if isinstance(result, bytes) else json.dumps(result).encode()
-        return Answer(endpoint.status, payload, caller=caller.access_key_id)
-
-    def _run(self, endpoint: Endpoint, call: Call) -> tuple[Any, Caller]:
-        """Authenticate (one query, through the database's reader), then do the call's work;
-        a connection for the work is opened only if it reads."""
         dataset_name = call.named_dataset() if endpoint.names_dataset else None
         db = self.runtime.db
         reads = Reads(db)
@@ -216,13 +209,17 @@ class DataPlaneEndpoints:
                 # A write takes a connection of its own: holding the lookup's while waiting
                 # for it would let enough concurrent writes exhaust the pool (PostgreSQL).
                 reads.close()
-            return endpoint.work(reads, caller, dataset, call), caller
+            result = endpoint.work(reads, caller, dataset, call)
         except KeysteadError:
             raise
         except Exception as exc:  # the lookups hold a bare connection: map its failures here
             reraise_as_domain(exc)
         finally:
             reads.close()
+        if endpoint.status == 204:
+            return Answer(204, content_type=None, caller=caller.access_key_id)
+        payload = result if isinstance(result, bytes) else json.dumps(result).encode()
+        return Answer(endpoint.status, payload, caller=caller.access_key_id)
 
     # --- the client's calls ---------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import struct
 import uuid
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -35,8 +35,7 @@ class EdkError(BadRequest):
     """The encrypted data key is not one Keystead issued, or was altered."""
 
 
-@dataclass(frozen=True)
-class EdkHeader:
+class EdkHeader(NamedTuple):  # made on every encryption and decryption: a NamedTuple
     dataset_id: uuid.UUID
     key_number: int
     creator_key_id: uuid.UUID

@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 from sqlalchemy import Float, cast, func, select
 from sqlalchemy.orm import Session
 
@@ -19,9 +19,8 @@ MAX_USER_DEFINED_BYTES = 1024  # what an application tags its usage with; stored
 
 
 class UsageEntry(BaseModel):
-    """One aggregated entry as the client sends it; unknown fields are tolerated."""
-
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    """One aggregated entry as the client sends it; unknown fields are tolerated (pydantic's
+    default, as in the report)."""
 
     datasets: str = Field(max_length=256)
     dataset_type: Literal["structured", "unstructured"]
@@ -68,7 +67,6 @@ class UsageEntry(BaseModel):
 
 
 class UsageReport(BaseModel):
-    model_config = ConfigDict(extra="ignore")
     usage: list[UsageEntry] = Field(max_length=MAX_ENTRIES)
 
 
@@ -86,13 +84,8 @@ def record(
 ) -> tuple[int, int]:
     """Store the entries that name keys of this account; returns (stored, ignored)."""
     named = {entry.api_key for entry in report.usage}
-    ours = set(
-        session.scalars(
-            select(ApiKey.access_key_id).where(
-                ApiKey.account_id == account_id, ApiKey.access_key_id.in_(named)
-            )
-        )
-    )
+    accounts_keys = select(ApiKey.access_key_id).where(ApiKey.account_id == account_id)
+    ours = set(session.scalars(accounts_keys.where(ApiKey.access_key_id.in_(named))))
     stored = 0
     for entry in report.usage:
         if entry.api_key not in ours:
@@ -165,7 +158,7 @@ def summary(
         totals = totals.where(UsageEvent.api_key == api_key)
     grouped = totals.group_by(*per).subquery()
     query = (
-        select(grouped, ApiKey.name)
+        select(grouped, ApiKey.name.label("api_key_name"))
         .outerjoin(
             ApiKey,
             (ApiKey.access_key_id == grouped.c.api_key) & (ApiKey.account_id == account_id),
@@ -173,14 +166,8 @@ def summary(
         .order_by(grouped.c.day.desc(), grouped.c.dataset, grouped.c.api_key, grouped.c.action)
     )
     return [
-        UsageSummaryRow(
-            day=d,
-            dataset=ds,
-            dataset_type=t,
-            api_key=k,
-            api_key_name=name,
-            action=a,
-            count=min(int(total or 0), 2**63 - 1),
+        UsageSummaryRow.model_validate(
+            {**row._mapping, "count": min(int(row.total or 0), 2**63 - 1)}
         )
-        for d, ds, t, k, a, total, name in session.execute(query)
+        for row in session.execute(query)
     ]

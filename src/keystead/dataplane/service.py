@@ -38,19 +38,6 @@ _UNKNOWN_KEY_SECRET = secrets.token_urlsafe(32).encode()
 
 # Values made on every data-plane request are NamedTuples: as immutable as a frozen
 # dataclass, and several times cheaper to make.
-class Caller(NamedTuple):
-    """The API key a request was signed with."""
-
-    key_id: uuid.UUID
-    access_key_id: str
-    account_id: uuid.UUID
-    name: str
-    auto_provisioned: bool
-    public_key_pem: str | None
-    encrypted_private_key_pem: str | None
-    default_unstructured_dataset_id: uuid.UUID | None
-
-
 class DatasetRef(NamedTuple):
     id: uuid.UUID
     name: str
@@ -74,7 +61,8 @@ def no_access(caller: Caller, dataset_name: str) -> Forbidden:
 # once for the engine's dialect and runs it on the bare driver connection.
 _LOOKUP = (
     select(
-        ApiKey.id,
+        ApiKey.id.label("key_id"),
+        ApiKey.access_key_id,
         ApiKey.account_id,
         ApiKey.name,
         ApiKey.enabled,
@@ -100,10 +88,12 @@ _LOOKUP = (
 )
 
 
-class _LookupRow(NamedTuple):
-    """The calling key; the dataset columns are None when no dataset has the name asked."""
+class Caller(NamedTuple):
+    """The API key a request was signed with, as the lookup reads it (the caller is the
+    lookup's row itself); the dataset columns are None when no dataset has the name asked."""
 
-    id: uuid.UUID
+    key_id: uuid.UUID
+    access_key_id: str
     account_id: uuid.UUID
     name: str
     enabled: bool
@@ -138,9 +128,8 @@ class DataPlane:
     """Stateless per request; holds only caches of values that never change."""
 
     def __init__(self, master: MasterKey, *, skew_seconds: int, dialect: Dialect) -> None:
-        self.master = master
-        self.skew = skew_seconds
-        self._lookup = DriverQuery(_LOOKUP, dialect, _LookupRow)
+        self.master, self.skew = master, skew_seconds
+        self._lookup = DriverQuery(_LOOKUP, dialect, Caller)
         self._secrets: Immutable[uuid.UUID, bytes] = Immutable(100_000)
         self._keys: Immutable[tuple[uuid.UUID, int], bytes] = Immutable(100_000)
         self._definitions: Immutable[uuid.UUID, dict[str, Any]] = Immutable(10_000)
@@ -149,7 +138,6 @@ class DataPlane:
         self._wrapped: Immutable[tuple[str, uuid.UUID, int], str] = Immutable(200_000)
         # The serialised def_keys answer up to its "retrieved" time, per (recipient, dataset,
         # current key number, name as asked): every part of it is one of the values above.
-        # The recipient (the key a response is wrapped to) is part of this cache key.
         self._def_keys: Immutable[tuple[str, uuid.UUID, int, str], bytes] = Immutable(10_000)
         # A CA never changes once made; a certificate's signature check is done once per
         # account (the check holds only for the account whose CA was checked).
@@ -179,29 +167,19 @@ class DataPlane:
                 signatures.verify_mac(params, request, _UNKNOWN_KEY_SECRET)
             raise signatures.SignatureError(f"unknown key id {params.key_id!r}")
         secret = self._secrets.get_or_load(
-            row.id,
-            lambda: self.master.unwrap(row.wrapped_signing_key, signing_key_context(row.id)),
+            row.key_id,
+            lambda: self.master.unwrap(row.wrapped_signing_key, signing_key_context(row.key_id)),
         )
         signatures.verify_mac(params, request, secret)
         if not row.enabled:
             raise Unauthenticated(f"API key {params.key_id} is disabled")
         if row.suspended:
             raise Unauthenticated(f"API key {params.key_id} is suspended by an admin")
-        caller = Caller(
-            key_id=row.id,
-            access_key_id=params.key_id,
-            account_id=row.account_id,
-            name=row.name,
-            auto_provisioned=row.auto_provisioned,
-            public_key_pem=row.public_key_pem,
-            encrypted_private_key_pem=row.encrypted_private_key_pem,
-            default_unstructured_dataset_id=row.default_unstructured_dataset_id,
-        )
         if dataset_name is None:
-            return caller, None
+            return row, None
         if row.dataset_id is None or not row.allowed:
-            raise no_access(caller, dataset_name)
-        return caller, DatasetRef(
+            raise no_access(row, dataset_name)
+        return row, DatasetRef(
             row.dataset_id, row.dataset_name, row.dataset_type, row.current_key_number
         )
 
@@ -218,8 +196,7 @@ class DataPlane:
 
     def _definition(self, connect: Connect, dataset: DatasetRef) -> dict[str, Any]:
         def load() -> dict[str, Any]:
-            stored = connect().scalar(_DEFINITION, {"dataset_id": dataset.id})
-            return dict(stored or {})
+            return dict(connect().scalar(_DEFINITION, {"dataset_id": dataset.id}) or {})
 
         return self._definitions.get_or_load(dataset.id, load)
 
@@ -273,12 +250,6 @@ class DataPlane:
             lambda: wrapping.wrap(self._dataset_key(connect(), dataset_id, number), to.public_key),
         )
 
-    @staticmethod
-    def _private_key_field(to: wrapping.Recipient) -> dict[str, str]:
-        if to.private_key_pem is None:
-            return {}
-        return {"encrypted_private_key": to.private_key_pem}
-
     # --- structured -----------------------------------------------------------------------
 
     @staticmethod
@@ -313,7 +284,7 @@ class DataPlane:
             raise NotFound(f"dataset {name} has no key number {number}")
         to = self._recipient(connect, caller, payload_cert)
         return {
-            **self._private_key_field(to),
+            **to.carried,
             "wrapped_data_key": self._wrapped_version(connect, to, dataset.id, number),
             "key_number": str(number),
         }
@@ -338,7 +309,7 @@ class DataPlane:
                 for n in range(dataset.current_key_number + 1)
             ]
             entry = {
-                **self._private_key_field(to),
+                **to.carried,
                 "keys": keys,
                 "current_key_number": dataset.current_key_number,
                 "ffs": {**self._definition(connect, dataset), "name": name},
@@ -392,7 +363,7 @@ class DataPlane:
         header = edk.EdkHeader(dataset.id, dataset.current_key_number, caller.key_id)
         blob = edk.seal(data_key, header, self._dataset_key(db, dataset.id, header.key_number))
         return {
-            **self._private_key_field(to),
+            **to.carried,
             "wrapped_data_key": wrapping.wrap(data_key, to.public_key),
             "encrypted_data_key": base64.b64encode(blob).decode(),
             "key_fingerprint": hashlib.sha256(blob).hexdigest()[:32],
@@ -422,7 +393,7 @@ class DataPlane:
             blob, self._dataset_key(db, header.dataset_id, header.key_number)
         )
         return {
-            **self._private_key_field(to),
+            **to.carried,
             "wrapped_data_key": wrapping.wrap(data_key, to.public_key),
             "key_fingerprint": hashlib.sha256(blob).hexdigest()[:32],
             "encryption_session": secrets.token_hex(16),

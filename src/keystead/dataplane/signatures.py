@@ -28,7 +28,8 @@ ALGORITHM = "hmac-sha512"
 REQUIRED_COMPONENTS = frozenset({"(created)", "(request-target)", "digest", "host"})
 MAX_HEADER_LENGTH = 4096
 _PARAM = re.compile(r'\s*([A-Za-z]+)=(?:"([^"]*)"|([^",\s]*))\s*(?:,|$)')
-_KNOWN_PARAMS = frozenset({"keyId", "algorithm", "created", "headers", "signature"})
+_FIELDS = ("keyId", "algorithm", "created", "headers", "signature")  # in SignatureParams' order
+_KNOWN_PARAMS = frozenset(_FIELDS)
 # The exact shape every Ubiq client writes (§3.4). A header of this shape is read in one
 # match with the same values the general parser would find; any other goes to that parser.
 _CLIENT_SHAPE = re.compile(
@@ -41,10 +42,8 @@ class SignatureError(Unauthenticated):
     """The request's signature does not verify. ``reason`` is for logs, never for clients:
     every failure answers with the same message so that the response is no key-id oracle."""
 
-    PUBLIC_MESSAGE = "the request signature is not valid"
-
     def __init__(self, reason: str) -> None:
-        super().__init__(self.PUBLIC_MESSAGE)
+        super().__init__("the request signature is not valid")
         self.reason = reason
 
 
@@ -65,36 +64,29 @@ def parse_signature_header(value: str) -> SignatureParams:
     shape = _CLIENT_SHAPE.fullmatch(value)
     if shape is not None:
         key_id, algorithm, created, headers, signature = shape.groups()
-        return SignatureParams(
-            key_id, algorithm, int(created), tuple(headers.split()), _mac(signature)
-        )
-    params: dict[str, str] = {}
-    position = 0
-    while position < len(value):
-        match = _PARAM.match(value, position)
-        if match is None or match.end() == position:
-            raise SignatureError("Signature header is malformed")
-        name = match.group(1)
-        if name in params:
-            raise SignatureError(f"Signature parameter {name} repeated")
-        params[name] = match.group(2) if match.group(2) is not None else match.group(3)
-        position = match.end()
-    unknown = set(params) - _KNOWN_PARAMS
-    missing = _KNOWN_PARAMS - set(params)
-    if unknown or missing:
-        raise SignatureError(
-            f"Signature parameters unknown {sorted(unknown)} missing {sorted(missing)}"
-        )
-    # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
-    if not (params["created"].isascii() and params["created"].isdigit()):
-        raise SignatureError("Signature created is not a Unix time")
-    return SignatureParams(
-        key_id=params["keyId"],
-        algorithm=params["algorithm"],
-        created=int(params["created"]),
-        headers=tuple(params["headers"].split()),
-        signature=_mac(params["signature"]),
-    )
+    else:
+        params: dict[str, str] = {}
+        position = 0
+        while position < len(value):
+            match = _PARAM.match(value, position)
+            if match is None or match.end() == position:
+                raise SignatureError("Signature header is malformed")
+            name = match.group(1)
+            if name in params:
+                raise SignatureError(f"Signature parameter {name} repeated")
+            params[name] = match.group(2) if match.group(2) is not None else match.group(3)
+            position = match.end()
+        unknown = set(params) - _KNOWN_PARAMS
+        missing = _KNOWN_PARAMS - set(params)
+        if unknown or missing:
+            raise SignatureError(
+                f"Signature parameters unknown {sorted(unknown)} missing {sorted(missing)}"
+            )
+        key_id, algorithm, created, headers, signature = (params[n] for n in _FIELDS)
+        # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+        if not (created.isascii() and created.isdigit()):
+            raise SignatureError("Signature created is not a Unix time")
+    return SignatureParams(key_id, algorithm, int(created), tuple(headers.split()), _mac(signature))
 
 
 def _mac(value: str) -> bytes:
@@ -114,11 +106,7 @@ _EMPTY_BODY_DIGEST = "SHA-512=" + base64.b64encode(hashlib.sha512(b"").digest())
 
 
 def signing_string(
-    params: SignatureParams,
-    *,
-    method: str,
-    target: str,
-    header: Callable[[str], str | None],
+    params: SignatureParams, *, method: str, target: str, header: Callable[[str], str | None]
 ) -> bytes:
     """The exact bytes the client signed, rebuilt from what was received."""
     lines = []

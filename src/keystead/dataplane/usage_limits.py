@@ -21,9 +21,8 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import date, datetime
-from typing import NoReturn, TypeVar
+from typing import NamedTuple, NoReturn, TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy import case, select
@@ -41,15 +40,10 @@ T = TypeVar("T")
 MINUTE, DAY = 60, 86400
 
 
-@dataclass(frozen=True)
-class _Window:
+class _Window(NamedTuple):
     subject: str  # "key:<access key id>" or "account:<uuid>"
     seconds: int  # MINUTE or DAY
     limit: int
-    what: str  # for the message: "this key … a minute"
-
-    def bucket(self, now: float) -> int:
-        return int(now // self.seconds)
 
     def ends_in(self, now: float) -> float:
         return self.seconds - now % self.seconds
@@ -68,43 +62,36 @@ class UsageLimits:
         per_minute: int,
         per_day: int,
         per_account_day: int,
-        flush_seconds: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
     ) -> None:
         self.db, self.clock, self.wall = db, clock, wall
+        self._insert = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
         self.per_minute, self.per_day, self.per_account_day = per_minute, per_day, per_account_day
         # Window -> entries it still has room for, until the window ends (a room only shrinks
         # within a window, so a remembered one can refuse early, never wrongly).
-        self._room: Expiring[str, tuple[int, float]] = Expiring(100_000, clock)
+        self._room: Expiring[_Window, tuple[int, float]] = Expiring(100_000, clock)
         self._refusals: Tally[tuple[uuid.UUID, str, date]] = Tally(
-            self._write_refusals, every=flush_seconds, clock=clock
+            self._write_refusals, every=10.0, clock=clock
         )
 
-    def _windows(self, account_id: uuid.UUID, reported_by: str) -> list[_Window]:
-        key = f"key:{reported_by}"
-        return [
-            _Window(key, MINUTE, self.per_minute, f"a key may store {self.per_minute} a minute"),
-            _Window(key, DAY, self.per_day, f"a key may store {self.per_day} a day"),
-            _Window(
-                f"account:{account_id}",
-                DAY,
-                self.per_account_day,
-                f"this account may store {self.per_account_day} a day",
-            ),
-        ]
-
     def store(
-        self,
-        account_id: uuid.UUID,
-        reported_by: str,
-        entries: int,
-        write: Callable[[Session], T],
+        self, account_id: uuid.UUID, reported_by: str, entries: int, write: Callable[[Session], T]
     ) -> T:
         """Run ``write`` (which stores ``entries`` rows reported by ``reported_by``) in a
         write transaction if every limit has room for them; else raise TooManyRequests."""
-        windows = self._windows(account_id, reported_by)
-        self._check_remembered(account_id, reported_by, entries, windows)
+        key = f"key:{reported_by}"
+        windows = (
+            _Window(key, MINUTE, self.per_minute),
+            _Window(key, DAY, self.per_day),
+            _Window(f"account:{account_id}", DAY, self.per_account_day),
+        )
+        for window in windows:
+            remembered = self._room.get(window)
+            if remembered is not None and entries > remembered[0]:
+                room, until = remembered
+                over = _OverLimit(window, room, until - self.clock())
+                self._refuse(account_id, reported_by, entries, over)
         try:
             with self.db.write() as session:
                 now = self.wall()
@@ -112,38 +99,23 @@ class UsageLimits:
                     self._take(session, window, entries, now)
                 return write(session)
         except _OverLimit as over:  # the transaction rolled back: nothing was counted
-            self._remember(over)
+            until = self.clock() + over.wait
+            self._room.put(over.window, (over.room, until), until=until)
             self._refuse(account_id, reported_by, entries, over)
 
     def flush(self) -> None:
         self._refusals.flush()
 
-    def _check_remembered(
-        self, account_id: uuid.UUID, reported_by: str, entries: int, windows: list[_Window]
-    ) -> None:
-        now = self.clock()
-        for window in windows:
-            remembered = self._room.get(window.subject + str(window.seconds))
-            if remembered is not None and entries > remembered[0]:
-                room, until = remembered
-                self._refuse(
-                    account_id, reported_by, entries, _OverLimit(window, room, until - now)
-                )
-
     def _take(self, session: Session, window: _Window, entries: int, now: float) -> None:
         """Add ``entries`` to the window's count if it stays within the limit."""
-        bucket = window.bucket(now)
+        bucket = int(now // window.seconds)
         if entries > window.limit:
             raise _OverLimit(window, window.limit, window.ends_in(now))
-        insert = postgresql.insert if self.db.dialect == "postgresql" else sqlite.insert
         table = UsageCounter.__table__
-        stmt = insert(UsageCounter).values(
+        stmt = self._insert(UsageCounter).values(
             subject=window.subject, span=window.seconds, bucket=bucket, entries=entries
         )
-        after = case(
-            (table.c.bucket == bucket, table.c.entries + entries),
-            else_=entries,
-        )
+        after = case((table.c.bucket == bucket, table.c.entries + entries), else_=entries)
         counted_in = stmt.on_conflict_do_update(
             index_elements=["subject", "span"],
             set_={"bucket": bucket, "entries": after},
@@ -160,18 +132,16 @@ class UsageLimits:
             room = max(0, window.limit - int(counted or 0))
             raise _OverLimit(window, room, window.ends_in(now))
 
-    def _remember(self, over: _OverLimit) -> None:
-        key = over.window.subject + str(over.window.seconds)
-        until = self.clock() + over.wait
-        self._room.put(key, (over.room, until), until=until)
-
     def _refuse(
         self, account_id: uuid.UUID, reported_by: str, entries: int, over: _OverLimit
     ) -> NoReturn:
         self._refusals.note((account_id, reported_by, utcnow().date()), 1, entries)
         seconds = max(1, int(over.wait + 0.999))
+        subject, span, limit = over.window
+        who = "this account" if subject.startswith("account:") else "a key"
+        per = "a minute" if span == MINUTE else "a day"
         raise TooManyRequests(
-            f"usage report of {entries} entries refused: {over.window.what}, and "
+            f"usage report of {entries} entries refused: {who} may store {limit} {per}, and "
             f"{over.room} more fit until that window ends; try again in {seconds} s",
             retry_after=seconds,
         )
@@ -181,8 +151,7 @@ class UsageLimits:
         reports, entries = sums
         now: datetime = utcnow()
         with self.db.write() as session:
-            insert = postgresql.insert if self.db.dialect == "postgresql" else sqlite.insert
-            statement = insert(UsageRefusal).values(
+            statement = self._insert(UsageRefusal).values(
                 account_id=account_id,
                 reported_by=reported_by,
                 day=day,
@@ -212,11 +181,7 @@ class RefusalRow(BaseModel):
 
 
 def refusals(
-    session: Session,
-    *,
-    account_id: uuid.UUID,
-    since: date | None = None,
-    until: date | None = None,
+    session: Session, *, account_id: uuid.UUID, since: date | None = None, until: date | None = None
 ) -> list[RefusalRow]:
     """Reports refused over a key's limits, per day and reporting key (newest day first)."""
     query = (

@@ -1,9 +1,5 @@
 """Wrapping data keys for the client: RSA-OAEP with SHA-1 and MGF1-SHA-1, empty label,
-standard padded base64 — what the Ubiq client unwraps (no web, no database).
-
-:func:`recipient` is the one place that decides which public key a response's data keys
-are wrapped to, and whether the response carries the server-held private key.
-"""
+standard padded base64 — what the Ubiq client unwraps (no web, no database)."""
 
 from __future__ import annotations
 
@@ -19,7 +15,6 @@ from keystead.sso.certificates import ClientCertificate
 
 # SHA-1 here is OAEP's mask and label hash, which the client fixes; it is not a signature.
 _OAEP = padding.OAEP(mgf=padding.MGF1(hashes.SHA1()), algorithm=hashes.SHA1(), label=None)  # noqa: S303
-
 
 # Parsed public keys by their PEM: a PEM always parses to the same key.
 _PUBLIC_KEYS: Immutable[str, rsa.RSAPublicKey] = Immutable(65536)
@@ -39,13 +34,14 @@ class Recipient(NamedTuple):
     """Whom a response's data keys are wrapped to.
 
     ``cache_id`` names the public key (same id, same key) so wrapped key versions can be
-    handed out again; ``private_key_pem`` is the encrypted private key the response
-    carries, or None when the client holds its own (the certificate case).
+    handed out again; ``carried`` is what the response adds for it: the encrypted private
+    key (``encrypted_private_key``), or nothing when the client holds its own (the
+    certificate case).
     """
 
     public_key: rsa.RSAPublicKey
     cache_id: str
-    private_key_pem: str | None
+    carried: dict[str, str]
 
 
 def recipient(
@@ -56,20 +52,23 @@ def recipient(
     encrypted_private_key_pem: str | None,
     certificate: ClientCertificate | None,
 ) -> Recipient:
-    """The public key to wrap data keys to for this caller.
+    """The one place that decides which public key a response's data keys are wrapped to,
+    and whether the response carries the server-held private key.
 
     A verified certificate from the SSO exchange wins: its key is the client's own, so no
     private key is returned. Otherwise a manual API key wraps to its own key pair; keys
     without one (auto-provisioned keys) work only with a certificate.
     """
     if certificate is not None:
-        return Recipient(certificate.public_key, f"cert:{certificate.fingerprint}", None)
+        return Recipient(certificate.public_key, f"cert:{certificate.fingerprint}", {})
     if public_key_pem is None:
         raise Unauthenticated(
             f"API key {key_name!r} has no key pair of its own: it works only with a "
             "certificate from the SSO exchange (payload_cert, IDP mode)"
         )
-    return Recipient(_load_public_key(public_key_pem), f"key:{key_id}", encrypted_private_key_pem)
+    pem = encrypted_private_key_pem
+    carried = {} if pem is None else {"encrypted_private_key": pem}
+    return Recipient(_load_public_key(public_key_pem), f"key:{key_id}", carried)
 
 
 def wrap(data_key: bytes, public_key: rsa.RSAPublicKey) -> str:
