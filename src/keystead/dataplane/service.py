@@ -56,6 +56,11 @@ def no_access(caller: Caller, dataset_name: str) -> Forbidden:
     return Forbidden(f"API key {caller.access_key_id} has no access to dataset {dataset_name}")
 
 
+def _private_key_field(to: wrapping.Recipient) -> dict[str, str]:
+    """The answer's ``encrypted_private_key``, when the server holds the caller's key pair."""
+    return {} if to.private_key_pem is None else {"encrypted_private_key": to.private_key_pem}
+
+
 # Built once (statement construction costs more than execution): the calling key, and the
 # dataset it names with the access rule's verdict, in one round trip. DataPlane compiles it
 # once for the engine's dialect and runs it on the bare driver connection.
@@ -284,7 +289,7 @@ class DataPlane:
             raise NotFound(f"dataset {name} has no key number {number}")
         to = self._recipient(connect, caller, payload_cert)
         return {
-            **to.carried,
+            **_private_key_field(to),
             "wrapped_data_key": self._wrapped_version(connect, to, dataset.id, number),
             "key_number": str(number),
         }
@@ -309,7 +314,7 @@ class DataPlane:
                 for n in range(dataset.current_key_number + 1)
             ]
             entry = {
-                **to.carried,
+                **_private_key_field(to),
                 "keys": keys,
                 "current_key_number": dataset.current_key_number,
                 "ffs": {**self._definition(connect, dataset), "name": name},
@@ -363,7 +368,7 @@ class DataPlane:
         header = edk.EdkHeader(dataset.id, dataset.current_key_number, caller.key_id)
         blob = edk.seal(data_key, header, self._dataset_key(db, dataset.id, header.key_number))
         return {
-            **to.carried,
+            **_private_key_field(to),
             "wrapped_data_key": wrapping.wrap(data_key, to.public_key),
             "encrypted_data_key": base64.b64encode(blob).decode(),
             "key_fingerprint": hashlib.sha256(blob).hexdigest()[:32],
@@ -393,7 +398,7 @@ class DataPlane:
             blob, self._dataset_key(db, header.dataset_id, header.key_number)
         )
         return {
-            **to.carried,
+            **_private_key_field(to),
             "wrapped_data_key": wrapping.wrap(data_key, to.public_key),
             "key_fingerprint": hashlib.sha256(blob).hexdigest()[:32],
             "encryption_session": secrets.token_hex(16),

@@ -34,14 +34,13 @@ class Recipient(NamedTuple):
     """Whom a response's data keys are wrapped to.
 
     ``cache_id`` names the public key (same id, same key) so wrapped key versions can be
-    handed out again; ``carried`` is what the response adds for it: the encrypted private
-    key (``encrypted_private_key``), or nothing when the client holds its own (the
-    certificate case).
+    handed out again; ``private_key_pem`` is the encrypted private key the response
+    carries, or None when the client holds its own (the certificate case).
     """
 
     public_key: rsa.RSAPublicKey
     cache_id: str
-    carried: dict[str, str]
+    private_key_pem: str | None
 
 
 def recipient(
@@ -60,15 +59,13 @@ def recipient(
     without one (auto-provisioned keys) work only with a certificate.
     """
     if certificate is not None:
-        return Recipient(certificate.public_key, f"cert:{certificate.fingerprint}", {})
+        return Recipient(certificate.public_key, f"cert:{certificate.fingerprint}", None)
     if public_key_pem is None:
         raise Unauthenticated(
             f"API key {key_name!r} has no key pair of its own: it works only with a "
             "certificate from the SSO exchange (payload_cert, IDP mode)"
         )
-    pem = encrypted_private_key_pem
-    carried = {} if pem is None else {"encrypted_private_key": pem}
-    return Recipient(_load_public_key(public_key_pem), f"key:{key_id}", carried)
+    return Recipient(_load_public_key(public_key_pem), f"key:{key_id}", encrypted_private_key_pem)
 
 
 def wrap(data_key: bytes, public_key: rsa.RSAPublicKey) -> str:
