@@ -8,6 +8,7 @@ is written to the provisioning log (successful reads change nothing and are not)
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import uuid
@@ -72,8 +73,10 @@ class _AccountState(NamedTuple):
 
 PREFIX = "/{customer_id}/api/v3/scim"
 # A write with a body up to this size is a point write (Entra's batches of 100 members
-# are about 5 KiB); a larger one grows with its body.
+# are about 5 KiB); a larger one (a full member list replaced, thousands of members
+# added) grows with its body.
 LARGE_BODY = 16 * 1024
+_MEDIA_TYPE = MEDIA_TYPE.encode()
 
 
 @dataclass
@@ -104,8 +107,6 @@ Stored = TypeVar("Stored", directory.User, directory.Group)
 
 
 def _by_body(incoming: Incoming) -> Cost:
-    """A write's cost: a point write, unless its body is large (a full member list
-    replaced, thousands of members added), when it grows with the body."""
     return Cost.WRITE if len(incoming.body) <= LARGE_BODY else Cost.GROWS
 
 
@@ -198,9 +199,6 @@ def _respond(outcome: Outcome) -> Answer:
     return Answer(outcome.status, json.dumps(outcome.body).encode(), _MEDIA_TYPE, headers)
 
 
-_MEDIA_TYPE = MEDIA_TYPE.encode()
-
-
 class Scim:
     """SCIM's error format (RFC 7644 §3.12): the Error schema, ``scimType`` where one
     applies, ``application/scim+json``."""
@@ -230,18 +228,11 @@ def _attempted(name: str, request: Request, body: bytes) -> Outcome:
         except KeysteadError:
             document = None  # unreadable: the entry names no resource
         if isinstance(document, dict):
-            for field in ("userName", "displayName"):
-                value = document.get(field)
-                if isinstance(value, str) and value.strip():
-                    named = value.strip()[:256]
-                    break
-    resource_id = request.path_params.get("resource_id")
-    return Outcome(
-        status=0,
-        resource_type=kind,
-        resource_id=str(resource_id)[:64] if resource_id else None,
-        resource_name=named,
-    )
+            given = (document.get(key) for key in ("userName", "displayName"))
+            named = next((v.strip()[:256] for v in given if isinstance(v, str) and v.strip()), None)
+    in_path = request.path_params.get("resource_id")
+    resource_id = str(in_path)[:64] if in_path else None
+    return Outcome(0, resource_type=kind, resource_id=resource_id, resource_name=named)
 
 
 class Runner:
@@ -255,8 +246,7 @@ class Runner:
         """The account the token is for, and when it last saw a SCIM request. A wrong token
         for an existing account is remembered (to the minute) for the setup guide: pasting
         an old or wrong token into Entra is the likeliest setup mistake."""
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
         presented = token.strip() if scheme.lower() == "bearer" else None
         account_id = names.as_id(customer_id)
         row = None
@@ -287,13 +277,9 @@ class Runner:
         """Write an observation at most once a minute. Never makes the request wait: on the
         event loop a busy writer means a later request will note it."""
         moment = utcnow()
-        if not idp.seen_is_stale(last, moment):
-            return
-        try:
-            with self.runtime.db.write() as session:
+        if idp.seen_is_stale(last, moment):
+            with contextlib.suppress(WriterBusy), self.runtime.db.write() as session:
                 note(session, account_id, moment)
-        except WriterBusy:
-            return
 
     def handle(self, spec: Spec, incoming: Incoming) -> Answer:
         """The answer; a refusal is raised for the edge to render, after its provisioning-log
@@ -301,8 +287,16 @@ class Runner:
         event loop a write that would wait raises WriterBusy before anything was done."""
         request = Request({**incoming.scope, "path_params": incoming.params})
         customer_id = str(incoming.params["customer_id"])
-        if incoming.refused is not None:  # too large, NUL: logged if the token is the account's
-            self._log_refused_body(spec, request, from_domain(incoming.refused))
+        if incoming.refused is not None:
+            # Too large, NUL: refused before the request was authorised, so logged for its
+            # account only if the token is that account's (an unauthenticated caller writes
+            # nothing).
+            try:
+                account_id, _ = self.authorise(customer_id, request)
+            except KeysteadError:
+                pass
+            else:
+                self._log_failure(account_id, request, spec, from_domain(incoming.refused))
             raise incoming.refused
         account_id, last_seen = self.authorise(customer_id, request)
         self._note(account_id, last_seen, idp.note_scim_contact)
@@ -332,15 +326,6 @@ class Runner:
             raise error from exc
         return _respond(outcome)
 
-    def _log_refused_body(self, spec: Spec, request: Request, refused: ScimError) -> None:
-        """A body refused before the request was authorised: logged for its account only if
-        the token is that account's (an unauthenticated caller writes nothing)."""
-        try:
-            account_id, _ = self.authorise(request.path_params["customer_id"], request)
-        except KeysteadError:
-            return
-        self._log_failure(account_id, request, spec, refused)
-
     def _log_failure(
         self,
         account_id: uuid.UUID,
@@ -356,7 +341,6 @@ class Runner:
 
 
 def routes(runtime: Runtime) -> list[Route]:
-    """Every SCIM operation as a route of the edge."""
     run = Runner(runtime)
     return [
         Route(
@@ -426,7 +410,7 @@ def _attribute_names(body: dict[str, Any], key: str) -> str | None:
 
 def _int_param(call: Call, name: str, default: int) -> int:
     raw = call.query.get(name)
-    if raw is None or raw == "":
+    if not raw:
         return default
     try:
         return int(raw)

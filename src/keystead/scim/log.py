@@ -140,19 +140,12 @@ class Batched:
         if not self._flushing.acquire(blocking=wait):
             return  # another thread is writing a batch; these wait for the next round
         try:
-            self._write_pending()
-        finally:
-            self._flushing.release()
-
-    def _write_pending(self) -> None:
-        with self._lock:
-            take = len(self._pending) if may_wait() else self.CHUNK
-            batch, self._pending = self._pending[:take], self._pending[take:]
-            since = self._since  # the rest, if any, are as old: due at once
-        if not batch:
-            return
-        try:
-            self._write(batch)
+            with self._lock:
+                take = len(self._pending) if may_wait() else self.CHUNK
+                batch, self._pending = self._pending[:take], self._pending[take:]
+                since = self._since  # the rest, if any, are as old: due at once
+            if batch:
+                self._write(batch)
         except (WouldWait, Unavailable) as exc:
             self._wait_again(batch, since, exc)
         except Exception:
@@ -160,6 +153,8 @@ class Batched:
             # its foreign key (Conflict), and so would any one entry the database refuses:
             # the others are written one by one.
             self._one_by_one(batch, since)
+        finally:
+            self._flushing.release()
 
     def _one_by_one(self, batch: list[dict[str, Any]], since: float) -> None:
         for i, one in enumerate(batch):
@@ -205,9 +200,8 @@ def list_events(
     before_id: int | None = None,
 ) -> list[ProvisioningEvent]:
     """Newest first. ``user``/``group`` match part of the resource's name (case-insensitive)
-    or its whole id; ``kind`` is
-    ``scim`` (directory sync) or ``sso`` (sign-in exchanges); ``since`` is inclusive,
-    ``until`` exclusive."""
+    or its whole id; ``kind`` is ``scim`` (directory sync) or ``sso`` (sign-in exchanges);
+    ``since`` is inclusive, ``until`` exclusive."""
     query = select(ProvisioningEvent).where(ProvisioningEvent.account_id == account_id)
     for resource_type, wanted in (("User", user), ("Group", group)):
         if wanted:

@@ -65,6 +65,7 @@ def _fast_condition(ast: Any, columns: dict[str, Any]) -> Any:
 # `attr eq "value"` without escapes: what Entra's lookups send. Parsed here in one match;
 # scim2-models parses the same text to the same comparison (anything else goes to it).
 _SIMPLE_EQ = re.compile(r' *([A-Za-z]+) +[eE][qQ] +"([^"\\]*)" *')
+_SCAN_BATCH = 500  # rows per fetch of a filter evaluated per resource
 
 
 def _simple_condition(filter_text: str, columns: dict[str, Any]) -> Any:
@@ -76,10 +77,8 @@ def is_point_lookup(kind: str, filter_text: str | None, shape: Shape | None) -> 
     """Whether a list request is answered through an index and renders at most a bounded
     amount: an `eq` on userName/displayName, externalId or id (how Entra looks things up),
     and, for groups, without their members. Anything else grows with the directory."""
-    if not filter_text:
-        return False
     columns = _USER_COLUMNS if kind == "Users" else _GROUP_COLUMNS
-    if _simple_condition(filter_text, columns) is None:
+    if not filter_text or _simple_condition(filter_text, columns) is None:
         return False
     return kind == "Users" or not wire.wants_members(shape)
 
@@ -137,9 +136,6 @@ def search(
     members = members_of(session, [row.id for row in rows]) if wanted else {}
     items = [wire.render(model, _document(row, base, is_user, members), shape) for row in rows]
     return Page(total, start, items)
-
-
-_SCAN_BATCH = 500
 
 
 def _document(

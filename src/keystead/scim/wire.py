@@ -10,7 +10,7 @@ The identity provider's own request shapes (Entra's) are tolerated as
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -122,9 +122,8 @@ def shape(attributes: str | None, excluded: str | None) -> Shape | None:
     except ValidationError as exc:  # an attribute that is no attribute path
         given = wanted or unwanted or []
         first = exc.errors()[0]
-        where = list(first["loc"])
-        index = where[1] if len(where) > 1 and isinstance(where[1], int) else None
-        named = f" {given[index]!r}" if index is not None and index < len(given) else ""
+        index = first["loc"][1] if len(first["loc"]) > 1 else None
+        named = f" {given[index]!r}" if isinstance(index, int) and index < len(given) else ""
         raise ScimError(
             400,
             f"{'attributes' if wanted else 'excludedAttributes'}{named} is not an attribute "
@@ -140,7 +139,7 @@ def _split(text: str | None) -> list[str] | None:
 def wants_members(asked: Shape | None) -> bool:
     if asked is None:
         return True
-    if asked.excluded_attributes and any(a.lower() == "members" for a in asked.excluded_attributes):
+    if any(a.lower() == "members" for a in asked.excluded_attributes or ()):
         return False
     if asked.attributes:
         return any(a.lower().split(".")[0] == "members" for a in asked.attributes)
@@ -170,12 +169,10 @@ def _attributes(model: type[Any]) -> _Attributes:
     for name, info in model.model_fields.items():
         key = info.serialization_alias or info.alias or name
         known.add(key)
-        returned = model.get_field_annotation(name, Returned)
-        if returned == Returned.never:
+        if model.get_field_annotation(name, Returned) == Returned.never:
             never.add(key)
-        if returned == Returned.never or (
-            model.get_field_annotation(name, Mutability) == Mutability.write_only
-        ):
+            secret.add(key)
+        elif model.get_field_annotation(name, Mutability) == Mutability.write_only:
             secret.add(key)
     return _Attributes(frozenset(known), frozenset(never), frozenset(secret))
 
@@ -192,10 +189,8 @@ def _stored(resource: Any) -> dict[str, Any]:
     no attribute the schema marks write-only or never returned (a user's ``password``,
     which Entra may send): it is not stored, so it cannot be read, filtered or leaked."""
     data = dict(resource.model_dump(scim_ctx=Context.RESOURCE_CREATION_REQUEST, scim_policy=POLICY))
-    for read_only in ("id", "meta", "members"):
-        data.pop(read_only, None)
-    for secret in _ATTRIBUTES[type(resource)].secret:
-        data.pop(secret, None)
+    for dropped in ("id", "meta", "members", *_ATTRIBUTES[type(resource)].secret):
+        data.pop(dropped, None)
     return data
 
 
@@ -213,7 +208,7 @@ class GroupInput:
     display_name: str
     external_id: str | None
     attributes: dict[str, Any]
-    members: dict[str, str | None] = field(default_factory=dict)  # id → `display` as sent
+    members: dict[str, str | None]  # id → `display` as sent
 
 
 @dataclass(frozen=True)

@@ -86,11 +86,6 @@ def issuer_hint(issuer: object) -> str:
     return ""
 
 
-def object_id(claims: Mapping[str, Any]) -> str | None:
-    oid = claims.get("oid")
-    return oid if isinstance(oid, str) else None
-
-
 def groups(claims: Mapping[str, Any]) -> TokenGroups:
     listed = claims.get("_claim_names")  # claims moved elsewhere: the groups overage
     return TokenGroups(claims.get("groups"), isinstance(listed, dict) and "groups" in listed)
@@ -142,27 +137,19 @@ def _audience_form(findings: Findings, configured: str) -> None:
         )
         return
     parts = urlsplit(audience)
-    if parts.scheme == "api" and parts.netloc:
-        if not DEFAULT_APP_ID_URI.fullmatch(audience):
+    if parts.scheme in ("api", "https") and parts.netloc:
+        if not DEFAULT_APP_ID_URI.fullmatch(audience):  # an https URI never is the default
+            custom = parts.scheme == "api"
             findings.add(
                 AUDIENCE_NOT_DEFAULT_URI,
-                f"The configured audience {audience!r} is a custom Application ID URI. Ubiq "
-                "clients always request the scope 'api://<idp_tenant_id>/.default' (their "
-                "idp_tenant_id setting carries the client id), so they obtain tokens for "
-                "api://<client-id>; keep the default Application ID URI unless every client "
-                "is configured otherwise.",
+                f"The configured audience {audience!r} is "
+                f"{'a custom' if custom else 'an https'} Application ID URI. Ubiq clients "
+                "always request the scope 'api://<idp_tenant_id>/.default'"
+                f"{' (their idp_tenant_id setting carries the client id)' if custom else ''}, "
+                "so they obtain tokens for api://<client-id>; keep the default Application "
+                "ID URI unless every client is configured otherwise.",
                 "warning",
             )
-        return
-    if parts.scheme == "https" and parts.netloc:
-        findings.add(
-            AUDIENCE_NOT_DEFAULT_URI,
-            f"The configured audience {audience!r} is an https Application ID URI. Ubiq "
-            "clients always request the scope 'api://<idp_tenant_id>/.default', so they "
-            "obtain tokens for api://<client-id>; keep the default Application ID URI "
-            "unless every client is configured otherwise.",
-            "warning",
-        )
         return
     findings.add(
         AUDIENCE_NOT_APP_ID_URI,
@@ -225,7 +212,7 @@ SIGN_IN = SignIn(
     token_problem=token_problem,
     issuer_hint=issuer_hint,
     tenant=lambda claims: claims.get("tid"),
-    object_id=object_id,
+    object_id=lambda claims: claims["oid"] if isinstance(claims.get("oid"), str) else None,
     is_object_id=lambda value: BARE_GUID.fullmatch(value) is not None,
     groups=groups,
     check_settings=check_settings,
