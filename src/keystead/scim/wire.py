@@ -293,9 +293,8 @@ def group_patch(body: bytes) -> GroupPatch:
     for raw, op in zip(document["Operations"], parsed.operations or [], strict=True):
         kind = str(getattr(op.op, "value", op.op)).lower()
         binding = op.path.resolve() if op.path is not None else None
-        if binding is not None and binding.field_name == "members":
-            value_filter = op.path.value_filter if op.path is not None else None
-            changes.append(_member_change(kind, value_filter, op.value))
+        if op.path is not None and binding is not None and binding.field_name == "members":
+            changes.append(_member_change(kind, op.path.value_filter, op.value))
         elif op.path is None and isinstance(raw.get("value"), dict) and _members_key(raw["value"]):
             value = dict(raw["value"])
             changes.append(_member_change(kind, None, value.pop(_members_key(value))))
