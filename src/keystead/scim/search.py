@@ -77,8 +77,11 @@ def is_point_lookup(kind: str, filter_text: str | None, shape: Shape | None) -> 
     """Whether a list request is answered through an index and renders at most a bounded
     amount: an `eq` on userName/displayName, externalId or id (how Entra looks things up),
     and, for groups, without their members. Anything else grows with the directory."""
+    # Decided from the text alone (the route's cost asks before any work): the condition
+    # `_simple_condition` would build exists exactly for such a match on a kept column.
+    found = _SIMPLE_EQ.fullmatch(filter_text or "")
     columns = _USER_COLUMNS if kind == "Users" else _GROUP_COLUMNS
-    if not filter_text or _simple_condition(filter_text, columns) is None:
+    if found is None or found.group(1).lower() not in columns:
         return False
     return kind == "Users" or not wire.wants_members(shape)
 

@@ -27,6 +27,7 @@ from scim2_models import (
 )
 from scim2_models.path.expressions import CompareOperator, Comparison, LogicalExpr, LogicalOperator
 
+from keystead.caching import Immutable
 from keystead.directory.service import UserFields
 from keystead.errors import BadRequest, KeysteadError
 from keystead.providers import PROVIDER
@@ -108,10 +109,20 @@ def parse_json(body: bytes) -> dict[str, Any]:
 # --- the response shape -----------------------------------------------------------------
 
 
+# Parsed once per distinct pair: the route's cost reads a list's shape before the operation
+# does, and Entra asks the same few on every lookup. A shape is never changed once made.
+_SHAPES: Immutable[tuple[str, str], Shape] = Immutable(256)
+
+
 def shape(attributes: str | None, excluded: str | None) -> Shape | None:
     """``attributes`` / ``excludedAttributes`` as given in a query (comma-separated)."""
     if not attributes and not excluded:
         return None
+    given = (attributes or "", excluded or "")
+    return _SHAPES.get_or_load(given, lambda: _parse_shape(attributes, excluded))
+
+
+def _parse_shape(attributes: str | None, excluded: str | None) -> Shape:
     wanted, unwanted = _split(attributes), _split(excluded)
     if wanted and unwanted:
         raise ScimError(

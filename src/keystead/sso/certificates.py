@@ -12,7 +12,7 @@ client's own key must be RSA (it unwraps RSA-OAEP), 2048 to 4096 bits, exponent 
 
 from __future__ import annotations
 
-import base64
+import binascii
 import functools
 import hashlib
 import uuid
@@ -259,9 +259,9 @@ def _extension(extension: x509.Extension[x509.ExtensionType]) -> bytes:
 
 
 def _pem(der: bytes) -> str:
-    text = base64.b64encode(der).decode()
-    lines = "\n".join(text[i : i + 64] for i in range(0, len(text), 64))
-    return f"-----BEGIN CERTIFICATE-----\n{lines}\n-----END CERTIFICATE-----\n"
+    # 48 bytes are one 64-character line, and b2a_base64 ends each with its newline.
+    lines = b"".join(binascii.b2a_base64(der[i : i + 48]) for i in range(0, len(der), 48))
+    return f"-----BEGIN CERTIFICATE-----\n{lines.decode()}-----END CERTIFICATE-----\n"
 
 
 _V3 = b"\xa0\x03\x02\x01\x02"  # [0] EXPLICIT INTEGER 2
