@@ -71,12 +71,16 @@ def _token(token: AdminToken, admin: Admin) -> audit.Subject:
     return audit.Subject(admin.account_id, "admin_token", token.id, f"{admin.email}: {token.name}")
 
 
+def _check_one_of(what: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise InvalidInput(f"{what} must be one of {', '.join(allowed)}; got {value!r}")
+
+
 # --- accounts ---------------------------------------------------------------------------
 
 
 def create_account(session: Session, *, name: str, plan: str, actor: Actor) -> Account:
-    if plan not in PLANS:
-        raise InvalidInput(f"plan must be one of {', '.join(PLANS)}; got {plan!r}")
+    _check_one_of("plan", plan, PLANS)
     account = Account(name=names.display_name(name, what="account", max_length=200), plan=plan)
     session.add(account)
     session.flush()
@@ -102,8 +106,7 @@ def update_account(
     if name is not None:
         account.name = names.display_name(name, what="account", max_length=200)
     if plan is not None:
-        if plan not in PLANS:
-            raise InvalidInput(f"plan must be one of {', '.join(PLANS)}; got {plan!r}")
+        _check_one_of("plan", plan, PLANS)
         account.plan = plan
     after = {"name": account.name, "plan": account.plan}
     if after != before:
@@ -116,14 +119,6 @@ def update_account(
 # --- admins -----------------------------------------------------------------------------
 
 
-def _valid_email(email: str) -> str:
-    cleaned = email.strip()
-    if not _EMAIL.fullmatch(cleaned):
-        message = f"{email!r} is not an email address"
-        raise InvalidInput(message, fields={"email": message})
-    return cleaned.lower()
-
-
 def create_admin(
     session: Session,
     *,
@@ -134,9 +129,12 @@ def create_admin(
     password: HashedPassword | None = None,
 ) -> NewAdmin:
     """Create an admin with a one-time password (they must change it at first sign-in)."""
-    if role not in ROLES:
-        raise InvalidInput(f"role must be one of {', '.join(ROLES)}; got {role!r}")
-    address = _valid_email(email)
+    _check_one_of("role", role, ROLES)
+    address = email.strip()
+    if not _EMAIL.fullmatch(address):
+        message = f"{email!r} is not an email address"
+        raise InvalidInput(message, fields={"email": message})
+    address = address.lower()
     # Unique within the account only: another account's admins are not this one's business.
     taken = select(Admin.id).where(Admin.account_id == account_id, Admin.email == address)
     if session.scalar(taken) is not None:
@@ -249,8 +247,7 @@ def reset_password(
 
 
 def set_role(session: Session, admin: Admin, role: str, *, actor: Actor) -> None:
-    if role not in ROLES:
-        raise InvalidInput(f"role must be one of {', '.join(ROLES)}; got {role!r}")
+    _check_one_of("role", role, ROLES)
     if role == admin.role:
         return
     if admin.role == "admin" and not _another_admin(session, admin):
@@ -294,12 +291,7 @@ class NewToken:
 
 
 def create_token(
-    session: Session,
-    admin: Admin,
-    *,
-    name: str,
-    actor: Actor,
-    expires_in: timedelta | None = None,
+    session: Session, admin: Admin, *, name: str, actor: Actor, expires_in: timedelta | None = None
 ) -> NewToken:
     secret = TOKEN_PREFIX + tokens.random_secret(32)
     token = AdminToken(
@@ -335,7 +327,6 @@ def revoke_token(session: Session, account_id: uuid.UUID, token_id: str, *, acto
 
 
 def authenticate_token(session: Session, secret: str) -> Principal:
-    """Resolve a bearer token; raises Unauthenticated for anything that is not valid."""
     if not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
         raise Unauthenticated("the admin API token is not valid")
     digest = tokens.token_hash(secret)

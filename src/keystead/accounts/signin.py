@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import astuple, dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -38,24 +38,21 @@ from keystead.storage.session import Database
 from keystead.storage.types import utcnow
 
 WRONG = "email or password is wrong"
-
-
-@dataclass(frozen=True)
-class _Attempt:
-    admin_id: uuid.UUID | None
-    account_id: uuid.UUID | None
-    password_hash: str | None
-    locked_now: tuple[Scope, ...]  # scopes this very attempt locked
-
-
 ACCOUNT_NEEDED = (
     "this Keystead holds several accounts: enter your account's customer id "
     "(on the account page, and printed when the account was made)"
 )
 
 
-def _subjects(account_id: uuid.UUID | None, email: str, address: str) -> dict[Scope, str]:
-    return {"email": f"{account_id}/{email}"[:256], "address": address[:256]}
+@dataclass(frozen=True)
+class _Attempt:
+    account_id: uuid.UUID | None
+    email: str
+    address: str
+    subjects: dict[Scope, str]  # what the attempt is counted against, per scope
+    admin_id: uuid.UUID | None
+    password_hash: str | None
+    locked_now: list[Scope]  # scopes this very attempt locked
 
 
 def _account_of(session: Session, account: str | None) -> uuid.UUID | None:
@@ -74,16 +71,13 @@ def _account_of(session: Session, account: str | None) -> uuid.UUID | None:
     return only[0] if only else None
 
 
-def _load(session: Session, scope: Scope, subject: str) -> SignInFailure | None:
-    return session.get(SignInFailure, (scope, subject))
-
-
-def _state(row: SignInFailure | None) -> Failures | None:
+def _state(session: Session, scope: Scope, subject: str) -> Failures | None:
+    row = session.get(SignInFailure, (scope, subject))
     return None if row is None else Failures(row.count, row.window_started_at, row.locked_until)
 
 
 def _store(session: Session, scope: Scope, subject: str, state: Failures | None) -> None:
-    row = _load(session, scope, subject)
+    row = session.get(SignInFailure, (scope, subject))
     if state is None:
         if row is not None:
             session.delete(row)
@@ -94,19 +88,16 @@ def _store(session: Session, scope: Scope, subject: str, state: Failures | None)
     row.count, row.window_started_at, row.locked_until = astuple(state)
 
 
-def _begin(
-    session: Session,
-    account_id: uuid.UUID | None,
-    email: str,
-    subjects: dict[Scope, str],
-    now: datetime,
-) -> _Attempt:
-    states = {scope: _state(_load(session, scope, subject)) for scope, subject in subjects.items()}
+def _begin(session: Session, account_id: uuid.UUID | None, email: str, address: str) -> _Attempt:
+    """Step 1: refuse a locked email or address, else count the attempt as failed in
+    advance and read the admin's hash."""
+    now = utcnow()
+    subjects: dict[Scope, str] = {"email": f"{account_id}/{email}"[:256], "address": address[:256]}
+    states = {scope: _state(session, scope, subject) for scope, subject in subjects.items()}
     wait = max(throttle.wait_seconds(state, now) for state in states.values())
     if wait:
         raise TooManyRequests(
-            f"too many failed sign-ins; try again in {throttle.in_words(wait)}",
-            retry_after=wait,
+            f"too many failed sign-ins; try again in {throttle.in_words(wait)}", retry_after=wait
         )
     locked_now: list[Scope] = []
     for scope, subject in subjects.items():
@@ -115,22 +106,44 @@ def _begin(
             locked_now.append(scope)
         _store(session, scope, subject, after)
     admin = session.execute(
-        select(Admin.id, Admin.account_id, Admin.password_hash).where(
+        select(Admin.id, Admin.password_hash).where(
             Admin.account_id == account_id, Admin.email == email
         )
     ).first()
-    if admin is None:
-        return _Attempt(None, account_id, None, tuple(locked_now))
-    return _Attempt(admin.id, admin.account_id, admin.password_hash, tuple(locked_now))
+    admin_id, password_hash = (None, None) if admin is None else admin
+    return _Attempt(account_id, email, address, subjects, admin_id, password_hash, locked_now)
 
 
-def _take_back(session: Session, subjects: dict[Scope, str]) -> None:
-    for scope, subject in subjects.items():
-        if scope == "email":
-            _store(session, scope, subject, None)  # the right password clears its email
-        else:
-            state = _state(_load(session, scope, subject))
-            _store(session, scope, subject, throttle.after_success(state, throttle.LIMITS[scope]))
+def _settle(session: Session, attempt: _Attempt, ok: bool, failed_action: str) -> Admin | None:
+    """Step 3: the admin when the password was right (the advance count taken back), else
+    None with the failure audited."""
+    admin = session.get(Admin, attempt.admin_id) if ok and attempt.admin_id else None
+    if admin is not None and admin.password_hash == attempt.password_hash:
+        # The advance count taken back: the right password clears its email entirely.
+        _store(session, "email", attempt.subjects["email"], None)
+        address = attempt.subjects["address"]
+        after = throttle.after_success(
+            _state(session, "address", address), throttle.LIMITS["address"]
+        )
+        _store(session, "address", address, after)
+        return admin
+    detail: dict[str, object] = {
+        "reason": "wrong password" if attempt.admin_id else "unknown email",
+        "address": attempt.address,
+    }
+    if attempt.locked_now:
+        detail["locked"] = attempt.locked_now
+    audit.record(
+        session,
+        account_id=attempt.account_id,
+        actor=Actor("anonymous", None, attempt.address),
+        action=failed_action,
+        subject_type="admin",
+        subject_id=attempt.admin_id,
+        subject_label=attempt.email,
+        detail=detail,
+    )
+    return None
 
 
 def sign_in(
@@ -145,15 +158,11 @@ def sign_in(
     """Open a console session, or raise Unauthenticated (wrong email or password, in the
     same words either way), TooManyRequests (with the wait in words), or InvalidInput
     (the installation holds several accounts and ``account`` names none)."""
-    email = email.strip().lower()
     with db.write() as session:
-        account_id = _account_of(session, account)
-        subjects = _subjects(account_id, email, address)
-        attempt = _begin(session, account_id, email, subjects, utcnow())
+        attempt = _begin(session, _account_of(session, account), email.strip().lower(), address)
     ok = passwords.verify_password(attempt.password_hash, password)
     with db.write() as session:
-        admin = _settle(session, attempt, ok, subjects, email, address, "admin.sign_in_failed")
-        if admin is not None:
+        if (admin := _settle(session, attempt, ok, "admin.sign_in_failed")) is not None:
             return open_session(session, admin, ttl=ttl)
     raise Unauthenticated(WRONG)
 
@@ -165,50 +174,11 @@ def check_current_password(
     (throttled per email and address, each failure audited), so that a stolen session or
     token cannot be used to guess it. Returns the hash that was verified; raises
     InvalidInput (wrong) or TooManyRequests."""
-    email = email.strip().lower()
-    subjects = _subjects(account_id, email, address)
     with db.write() as session:
-        attempt = _begin(session, account_id, email, subjects, utcnow())
+        attempt = _begin(session, account_id, email.strip().lower(), address)
     ok = passwords.verify_password(attempt.password_hash, password)
     with db.write() as session:
-        admin = _settle(
-            session, attempt, ok, subjects, email, address, "admin.password_change_failed"
-        )
-        if admin is not None:
+        if (admin := _settle(session, attempt, ok, "admin.password_change_failed")) is not None:
             return admin.password_hash
     wrong = "the current password is wrong"
     raise InvalidInput(wrong, fields={"current_password": wrong})
-
-
-def _settle(
-    session: Session,
-    attempt: _Attempt,
-    ok: bool,
-    subjects: dict[Scope, str],
-    email: str,
-    address: str,
-    failed_action: str,
-) -> Admin | None:
-    """After the check: the admin when the password was right (the advance count taken
-    back), else None with the failure audited."""
-    admin = session.get(Admin, attempt.admin_id) if ok and attempt.admin_id else None
-    if admin is not None and admin.password_hash == attempt.password_hash:
-        _take_back(session, subjects)
-        return admin
-    detail: dict[str, object] = {
-        "reason": "wrong password" if attempt.admin_id else "unknown email",
-        "address": address,
-    }
-    if attempt.locked_now:
-        detail["locked"] = list(attempt.locked_now)
-    audit.record(
-        session,
-        account_id=attempt.account_id,
-        actor=Actor("anonymous", None, address),
-        action=failed_action,
-        subject_type="admin",
-        subject_id=attempt.admin_id,
-        subject_label=email,
-        detail=detail,
-    )
-    return None

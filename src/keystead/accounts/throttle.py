@@ -50,7 +50,6 @@ def wait_seconds(state: Failures | None, now: datetime) -> int:
 
 
 def after_failure(state: Failures | None, now: datetime, limit: Limit) -> Failures:
-    """The state once one more attempt has failed."""
     if state is None or now - state.window_started_at > limit.window:
         state = Failures(0, now, None)
     count = state.count + 1
@@ -74,9 +73,5 @@ def after_success(state: Failures | None, limit: Limit) -> Failures | None:
 def in_words(seconds: int) -> str:
     """'45 seconds', '1 minute', '2 minutes 30 seconds'."""
     minutes, rest = divmod(max(seconds, 1), 60)
-    parts = []
-    if minutes:
-        parts.append(f"{minutes} minute{'s' if minutes != 1 else ''}")
-    if rest:
-        parts.append(f"{rest} second{'s' if rest != 1 else ''}")
-    return " ".join(parts)
+    counts = ((minutes, "minute"), (rest, "second"))
+    return " ".join(f"{n} {unit}{'s' if n != 1 else ''}" for n, unit in counts if n)

@@ -23,8 +23,7 @@ from keystead.directory import listing
 router = APIRouter(tags=["directory"])
 
 DirectorySearch = Annotated[
-    str | None,
-    Query(max_length=256, description="Case-insensitive part of the name or externalId"),
+    str | None, Query(max_length=256, description="Case-insensitive part of the name or externalId")
 ]
 
 

@@ -75,15 +75,13 @@ def usage_csv(
     principal: Reader, runtime: RuntimeDep, wanted: Annotated[Filter, Depends()]
 ) -> Response:
     """``GET /usage`` as a CSV file (one header line, then one line per row)."""
-    rows = _rows(runtime, principal, wanted)
     buffer = io.StringIO()
     # Every cell quoted: a spreadsheet whose list separator is ';' must not split a name
     # that holds one (and start a formula mid-name).
     writer = csv.writer(buffer, lineterminator="\r\n", quoting=csv.QUOTE_ALL)
     writer.writerow(CSV_COLUMNS)
-    for row in rows:
-        values = row.model_dump()
-        writer.writerow([_cell(values[c]) for c in CSV_COLUMNS])
+    for row in _rows(runtime, principal, wanted):
+        writer.writerow([_cell(getattr(row, column)) for column in CSV_COLUMNS])
     name = f"keystead-usage-{wanted.since or 'start'}-to-{wanted.until or 'today'}.csv"
     return Response(
         buffer.getvalue(),
@@ -96,6 +94,5 @@ def _cell(value: object) -> str:
     """A CSV cell that a spreadsheet will not run as a formula (names come from clients
     and admins)."""
     text = "" if value is None else str(value)
-    first = text.lstrip(" \t\r\n")[:1]
-    starts_oddly = text[:1] in ("\t", "\r", "\n", " ")
-    return "'" + text if first in ("=", "+", "-", "@") or starts_oddly else text
+    formula = text.lstrip(" \t\r\n")[:1] in ("=", "+", "-", "@")
+    return "'" + text if formula or text[:1] in ("\t", "\r", "\n", " ") else text

@@ -48,8 +48,7 @@ def fields_of(source: object, model: type[BaseModel], **given: Any) -> dict[str,
 # Event ids are 64-bit integers on both engines; a bound outside that range cannot even be
 # compared with them (SQLite cannot bind it, PostgreSQL refuses it), so it is a 422.
 BeforeId = Annotated[
-    int | None,
-    Query(ge=-(2**63), le=2**63 - 1, description="Events with a smaller id (paging)"),
+    int | None, Query(ge=-(2**63), le=2**63 - 1, description="Events with a smaller id (paging)")
 ]
 
 
@@ -330,11 +329,7 @@ class ApiKeyOut(BaseModel):
 
     @classmethod
     def of(
-        cls,
-        key: ApiKey,
-        grants: GrantsOut,
-        default_dataset: str | None,
-        directory_user: str | None,
+        cls, key: ApiKey, grants: GrantsOut, default_dataset: str | None, directory_user: str | None
     ) -> ApiKeyOut:
         user_id = str(key.directory_user_id) if key.directory_user_id else None
         given = {"directory_user_id": user_id, "directory_user": directory_user, "grants": grants}

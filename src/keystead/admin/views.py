@@ -191,22 +191,20 @@ def access_of(session: Session, key: ApiKey) -> AccessOut:
 
 def explain(session: Session, key: ApiKey, dataset: Dataset) -> ExplainOut:
     reasons = [ReasonOut.of(r) for r in access.explain(session, key.id, dataset.id)]
-    allowed = bool(reasons)
-    if not allowed:
+    if reasons:
+        why = "; ".join(r.description for r in reasons)
+        summary = f"API key {key.name!r} may use dataset {dataset.name!r}: {why}"
+    else:
         summary = (
             f"API key {key.name!r} has no access to dataset {dataset.name!r}: it is not granted "
             "directly, through a granted dataset group, or through a directory group"
-        )
-    else:
-        summary = f"API key {key.name!r} may use dataset {dataset.name!r}: " + "; ".join(
-            r.description for r in reasons
         )
     if not key.enabled:
         summary += " (but the key is disabled, so every request with it is refused)"
     return ExplainOut(
         access_key_id=key.access_key_id,
         dataset=dataset.name,
-        allowed=allowed,
+        allowed=bool(reasons),
         key_enabled=key.enabled,
         reasons=reasons,
         summary=summary,
