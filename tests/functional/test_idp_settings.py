@@ -26,11 +26,11 @@ def test_scim_token_is_stored_hashed_and_rotation_invalidates_the_old_one(
         stored = s.get(IdpSettings, account.id)
         assert stored is not None
         assert first.token not in (stored.scim_token_hash, stored.scim_token_hint)
-        idp.check_scim_token(stored, first.token)
+        idp.check_scim_token_hash(stored.scim_token_hash, first.token)
         second = idp.rotate_scim_token(s, account, actor=ACTOR)
         with pytest.raises(Unauthenticated):
-            idp.check_scim_token(stored, first.token)
-        idp.check_scim_token(stored, second.token)
+            idp.check_scim_token_hash(stored.scim_token_hash, first.token)
+        idp.check_scim_token_hash(stored.scim_token_hash, second.token)
         actions = set(s.scalars(select(AuditEvent.action)))
         assert {"idp.scim_token_created", "idp.scim_token_rotated"} <= actions
 
@@ -42,7 +42,7 @@ def test_missing_or_wrong_scim_tokens_are_refused(runtime: Runtime, presented: s
         account = accounts.get_account(s, f.account(s))
         idp.rotate_scim_token(s, account, actor=ACTOR)
         with pytest.raises(Unauthenticated):
-            idp.check_scim_token(s.get(IdpSettings, account.id), presented)
+            idp.check_scim_token_hash(idp.settings_of(s, account.id).scim_token_hash, presented)
 
 
 def test_account_a_token_does_not_open_account_b(runtime: Runtime) -> None:
@@ -53,7 +53,7 @@ def test_account_a_token_does_not_open_account_b(runtime: Runtime) -> None:
         token_a = idp.rotate_scim_token(s, a, actor=ACTOR).token
         idp.rotate_scim_token(s, b, actor=ACTOR)
         with pytest.raises(Unauthenticated):
-            idp.check_scim_token(s.get(IdpSettings, b.id), token_a)
+            idp.check_scim_token_hash(idp.settings_of(s, b.id).scim_token_hash, token_a)
 
 
 def test_idp_integration_needs_the_enterprise_plan(runtime: Runtime) -> None:

@@ -293,8 +293,6 @@ def matching_groups(session: Session, dataset_group: DatasetGroup) -> list[tuple
 
 
 def totals(session: Session, account_id: uuid.UUID) -> tuple[int, int]:
-    """How many users and groups are synced."""
-
     def count(table: type[DirectoryUser] | type[DirectoryGroup]) -> int:
         query = select(func.count()).select_from(table).where(table.account_id == account_id)
         return int(session.scalar(query) or 0)

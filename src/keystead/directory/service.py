@@ -20,9 +20,9 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import RowMapping, Select, Table, bindparam, select
+from sqlalchemy import RowMapping, Select, Table, Update, bindparam, select
 from sqlalchemy.orm import Session
 
 from keystead import audit, names
@@ -109,6 +109,16 @@ def _row(
     return row._mapping
 
 
+_Stored = TypeVar("_Stored", User, Group)
+
+
+def _write(session: Session, statement: Update, row: _Stored, **changes: Any) -> _Stored:
+    """The row's next version, written at once (``statement``: its table's UPDATE)."""
+    changes.update(version=row.version + 1, updated_at=utcnow())
+    session.connection().execute(statement, {**changes, "row_id": row.id})
+    return dataclasses.replace(row, **changes)
+
+
 def _audit(
     session: Session, about: User | Group, action: str, detail: dict[str, Any] | None = None
 ) -> None:
@@ -125,7 +135,7 @@ def _audit(
 
 _USERS = cast(Table, DirectoryUser.__table__)
 _INSERT_USER = _USERS.insert()
-_UPDATE_USER = _USERS.update().where(_USERS.c.id == bindparam("user_id"))  # SET: the params
+_UPDATE_USER = _USERS.update().where(_USERS.c.id == bindparam("row_id"))  # SET: the params
 _USER_BY_NAME = select(_USERS.c.id).where(
     _USERS.c.account_id == bindparam("account_id"), _USERS.c.user_name_key == bindparam("name_key")
 )
@@ -210,26 +220,19 @@ def update_user(
 
     Written at once (UPDATEs, no unit of work); the user as it now is."""
     columns = _user_columns(session, user.account_id, fields, user)
-    user_name = columns["user_name"]
+    updated = _write(session, _UPDATE_USER, user, **columns, attributes=attributes)
     before = {"userName": user.user_name, "active": user.active}
-    after = {"userName": user_name, "active": fields.active}
-    now = utcnow()
-    changes: dict[str, Any] = {
-        **columns,
-        "attributes": attributes,
-        "version": user.version + 1,
-        "updated_at": now,
-    }
-    connection = session.connection()
-    connection.execute(_UPDATE_USER, {**changes, "user_id": user.id})
-    updated = dataclasses.replace(user, **changes)
+    after = {"userName": updated.user_name, "active": updated.active}
     if after != before:
         # The key's name and state follow the user's and change only with them.
         auto_keys.follow(
-            connection, user_id=user.id, name=user_name, enabled=fields.active, now=now
+            session.connection(),
+            user_id=user.id,
+            name=updated.user_name,
+            enabled=updated.active,
+            now=updated.updated_at,
         )
-        detail = {"before": before, "after": after}
-        _audit(session, updated, "directory.user_updated", detail)
+        _audit(session, updated, "directory.user_updated", {"before": before, "after": after})
     return updated
 
 
@@ -257,7 +260,7 @@ def get_user(
 
 _GROUPS = cast(Table, DirectoryGroup.__table__)
 _INSERT_GROUP = _GROUPS.insert()
-_UPDATE_GROUP = _GROUPS.update().where(_GROUPS.c.id == bindparam("group_id"))  # SET: the params
+_UPDATE_GROUP = _GROUPS.update().where(_GROUPS.c.id == bindparam("row_id"))  # SET: the params
 _GROUP_BY_ID = select(_GROUPS).where(_GROUPS.c.id == bindparam("id"))
 _GROUP_BY_ID_LOCKED = _GROUP_BY_ID.with_for_update()
 _DELETE_GROUP = _GROUPS.delete().where(_GROUPS.c.id == bindparam("group_id"))
@@ -320,8 +323,9 @@ def update_group(
     ):
         raise Conflict(f"a group with displayName {name!r} already exists")
     before = group.display_name
-    updated = _write_group(
+    updated = _write(
         session,
+        _UPDATE_GROUP,
         group,
         display_name=name,
         display_name_key=names.name_key(name),
@@ -336,13 +340,7 @@ def update_group(
 
 def touch_group(session: Session, group: Group) -> Group:
     """A new version (and lastModified) for a group whose members changed."""
-    return _write_group(session, group)
-
-
-def _write_group(session: Session, group: Group, **changes: Any) -> Group:
-    changes.update(version=group.version + 1, updated_at=utcnow())
-    session.connection().execute(_UPDATE_GROUP, {**changes, "group_id": group.id})
-    return dataclasses.replace(group, **changes)
+    return _write(session, _UPDATE_GROUP, group)
 
 
 def delete_group(session: Session, group: Group) -> None:

@@ -17,7 +17,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeGuard
+from typing import Any, Literal, TypeGuard
 
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from joserfc.errors import JoseError, SecurityWarning
@@ -29,6 +29,7 @@ from keystead.logs import get_logger
 from keystead.web import jsonbody
 
 log = get_logger("keystead.idp")
+Reason = Literal["ttl", "unknown kid"]
 
 
 class KeysUnavailable(Exception):
@@ -72,15 +73,15 @@ class JwksCache:
     def key_for(self, kid: str) -> RSAPublicKey | None:
         now = self.clock()
         if self._fetched_at is None or now - self._fetched_at >= self.ttl:
-            self._refresh(now, reason="ttl", rate_limited=False)
+            self._refresh(now, reason="ttl")
         if not self._keys:
             raise KeysUnavailable("the identity provider's signing keys could not be fetched")
         key = self._keys.get(kid)
-        if key is None and self._refresh(now, reason="unknown kid", rate_limited=True):
+        if key is None and self._refresh(now, reason="unknown kid"):
             key = self._keys.get(kid)
         return key
 
-    def _refresh(self, requested_at: float, *, reason: str, rate_limited: bool) -> bool:
+    def _refresh(self, requested_at: float, *, reason: Reason) -> bool:
         """Fetch unless a fetch finished after ``requested_at`` (then use it) or the limits
         forbid one; True when the keys are at least as new as the request."""
         seen = self._attempts
@@ -91,7 +92,7 @@ class JwksCache:
                 # Waited for another caller's fetch: its outcome is this caller's too (a
                 # failed one is not tried again at once by every waiter in turn).
                 return self._fetched_at is not None and self._fetched_at >= requested_at
-            return self._refresh_locked(requested_at, reason=reason, rate_limited=rate_limited)
+            return self._refresh_locked(requested_at, reason=reason)
         finally:
             self._lock.release()
 
@@ -116,11 +117,11 @@ class JwksCache:
             with self._waiting_lock:
                 self._waiting -= 1
 
-    def _refresh_locked(self, requested_at: float, *, reason: str, rate_limited: bool) -> bool:
+    def _refresh_locked(self, requested_at: float, *, reason: Reason) -> bool:
         if self._fetched_at is not None and self._fetched_at >= requested_at:
             return True
         now = self.clock()
-        if rate_limited and self._within(self._last_attempt, now, self.cooldown):
+        if reason == "unknown kid" and self._within(self._last_attempt, now, self.cooldown):
             return False
         if self._within(self._last_failure, now, min(self.retry_after_failure, self.cooldown)):
             return False

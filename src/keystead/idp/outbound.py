@@ -35,7 +35,6 @@ import httpcore
 import httpx
 
 FailureKind = Literal["refused", "unreachable", "timeout", "too_large", "redirect"]
-LOOPBACK_NAMES = frozenset({"localhost"})
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolve = Callable[[str, int], list[IPAddress]]
 
@@ -110,7 +109,6 @@ _NEVER_PUBLIC = tuple(
 
 
 def address_allowed(address: IPAddress, *, allow_private: bool) -> bool:
-    """Whether a fetch may connect to ``address``."""
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
     if address.is_multicast or address.is_unspecified:
@@ -167,7 +165,8 @@ class _Stream(httpcore.NetworkStream):
 
 class _PinnedBackend(httpcore.NetworkBackend):
     """Connects to the one address that was checked, whatever name the URL holds (TLS
-    still verifies the certificate against that name)."""
+    still verifies the certificate against that name). Its pool has no unix socket and
+    no retries, so httpcore never asks it for a unix connection or a sleep."""
 
     def __init__(self, host: str, address: IPAddress, deadline: _Deadline) -> None:
         self.host, self.address, self.deadline = host, address, deadline
@@ -187,17 +186,6 @@ class _PinnedBackend(httpcore.NetworkBackend):
             str(self.address), port, self.deadline.clamp(timeout), local_address, socket_options
         )
         return _Stream(stream, self.deadline)
-
-    def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.NetworkStream:
-        raise httpcore.ConnectError("unix sockets are not fetched")
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(seconds)
 
 
 class Fetcher:
@@ -297,7 +285,7 @@ class Fetcher:
 
 
 def _is_loopback_name(host: str) -> bool:
-    if host in LOOPBACK_NAMES:
+    if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host.strip("[]")).is_loopback

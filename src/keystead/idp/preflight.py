@@ -271,25 +271,11 @@ def _check_key_set(report: PreflightReport, key_set: Any) -> None:
 # --------------------------------------------------------------------- bounded fetching
 
 
-class _Failed:
-    """Marker: the fetch failed and a problem was already reported."""
+# Returned when a fetch failed (its problem already reported); a document may be null.
+_FAILED = object()
 
-
-_FAILED = _Failed()
-
-# What is fetched: its name in messages and its problem codes.
-_FETCHES = {
-    "discovery": (
-        "discovery document",
-        (DISCOVERY_REFUSED, DISCOVERY_UNREACHABLE, DISCOVERY_HTTP_STATUS),
-        (DISCOVERY_TOO_LARGE, DISCOVERY_NOT_JSON),
-    ),
-    "jwks": (
-        "key set (jwks_uri)",
-        (JWKS_REFUSED, JWKS_UNREACHABLE, JWKS_HTTP_STATUS),
-        (JWKS_TOO_LARGE, JWKS_NOT_JSON),
-    ),
-}
+# What is fetched: its name in messages; _fetch_json's problem codes start with its key.
+_NAMES = {"discovery": "discovery document", "jwks": "key set (jwks_uri)"}
 
 
 def _fetch_json(
@@ -297,21 +283,23 @@ def _fetch_json(
 ) -> Any:
     """GET ``url`` under the outbound policy and parse JSON; report and return _FAILED on any
     failure. Nothing the other side answered is ever quoted back."""
-    name, (refused, unreachable, bad_status), (too_large, not_json) = _FETCHES[what]
+    name = _NAMES[what]
     try:
         fetched = fetch(url)
     except FetchFailed as exc:
         if exc.kind == "too_large":
             report.add(
-                too_large,
+                f"{what}_too_large",
                 f"The {name} at {url} is larger than {MAX_BYTES} bytes; Entra's are a few "
                 "kilobytes, so this is not the right URL.",
             )
         elif exc.kind in ("refused", "redirect"):
-            report.add(refused, f"Keystead did not fetch the {name} from {url}: {exc.message}.")
+            report.add(
+                f"{what}_refused", f"Keystead did not fetch the {name} from {url}: {exc.message}."
+            )
         else:
             report.add(
-                unreachable,
+                f"{what}_unreachable",
                 f"Cannot fetch the {name} from {url} ({exc.message}). Check the URL and that "
                 "Keystead's server can reach the host (proxy, firewall, DNS, TLS).",
             )
@@ -324,14 +312,15 @@ def _fetch_json(
                 "https://login.microsoftonline.com/<tenant-id>/.well-known/openid-configuration."
             )
         report.add(
-            bad_status, f"The {name} at {url} answered HTTP {fetched.status}, not 200.{hint}"
+            f"{what}_http_status",
+            f"The {name} at {url} answered HTTP {fetched.status}, not 200.{hint}",
         )
         return _FAILED
     try:
         return jsonbody.loads(fetched.body, what="the answer")
     except BadRequest:
         report.add(
-            not_json,
+            f"{what}_not_json",
             f"The {name} at {url} is not JSON; the URL probably points at a web page or a "
             "proxy's error page.",
         )

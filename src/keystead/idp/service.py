@@ -121,13 +121,9 @@ def rotate_scim_token(session: Session, account: Account, *, actor: Actor) -> Ne
     return NewScimToken(secret, settings.scim_token_hint)
 
 
-def check_scim_token(settings: IdpSettings | None, presented: str | None) -> None:
-    """Raise Unauthenticated unless ``presented`` is this account's current SCIM token."""
-    check_scim_token_hash(settings.scim_token_hash if settings is not None else None, presented)
-
-
 def check_scim_token_hash(expected: str | None, presented: str | None) -> None:
-    """The same check against the stored hash itself (the SCIM hot path reads only it)."""
+    """Raise Unauthenticated unless ``presented`` is the SCIM token whose hash the account
+    stores (the SCIM hot path reads only the hash)."""
     if not presented:
         raise Unauthenticated("a SCIM secret token is required (Authorization: Bearer …)")
     digest = tokens.token_hash(presented)

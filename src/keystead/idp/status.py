@@ -63,7 +63,7 @@ def _last(row: ProvisioningEvent | None) -> LastRequest | None:
 def of(session: Session, account_id: uuid.UUID, *, now: datetime | None = None) -> Status:
     now = now or utcnow()
     start = now - WINDOW
-    settings: IdpSettings = settings_of(session, account_id)
+    settings = settings_of(session, account_id)
     events = select(ProvisioningEvent).where(ProvisioningEvent.account_id == account_id)
     last_scim = session.scalar(
         events.where(ProvisioningEvent.operation != SIGN_IN)

@@ -67,77 +67,54 @@ class TokenRejected(Exception):
         self.message = message
 
 
-class MalformedToken(TokenRejected):
-    """Not a compact JWS of acceptable size and shape."""
+class _AfterSignature(TokenRejected):
+    """A rejection of a token whose signature verified: the identity provider made it."""
 
-    reason = "malformed"
+    signed = True
+
+
+class MalformedToken(TokenRejected):
+    reason = "malformed"  # not a compact JWS of acceptable size and shape
 
 
 class WrongAlgorithm(TokenRejected):
-    """Any algorithm but RS256 (none, HS*, PS*, RS384/512)."""
-
-    reason = "algorithm"
+    reason = "algorithm"  # any algorithm but RS256 (none, HS*, PS*, RS384/512)
 
 
 class UnknownKey(TokenRejected):
-    """No ``kid``, or a ``kid`` the configured key set does not publish."""
-
-    reason = "unknown_key"
+    reason = "unknown_key"  # no kid, or a kid the configured key set does not publish
 
 
 class BadSignature(TokenRejected):
-    """The signature does not verify with the selected key."""
-
     reason = "signature"
 
 
-class Expired(TokenRejected):
-    """``exp`` has passed (beyond leeway)."""
-
-    reason = "expired"
-    signed = True
+class Expired(_AfterSignature):
+    reason = "expired"  # exp has passed (beyond leeway)
 
 
-class NotYetValid(TokenRejected):
-    """``nbf`` or ``iat`` lies in the future (beyond leeway)."""
-
-    reason = "not_yet_valid"
-    signed = True
+class NotYetValid(_AfterSignature):
+    reason = "not_yet_valid"  # nbf or iat lies in the future (beyond leeway)
 
 
-class MissingClaim(TokenRejected):
-    """A required claim is absent or of the wrong type."""
-
-    reason = "missing_claim"
-    signed = True
+class MissingClaim(_AfterSignature):
+    reason = "missing_claim"  # a required claim is absent or of the wrong type
 
 
-class WrongIssuer(TokenRejected):
-    """``iss`` differs from the configured issuer."""
-
+class WrongIssuer(_AfterSignature):
     reason = "issuer"
-    signed = True
 
 
-class WrongTenant(TokenRejected):
-    """``tid`` differs from the tenant of the configured issuer."""
-
-    reason = "tenant"
-    signed = True
+class WrongTenant(_AfterSignature):
+    reason = "tenant"  # the tenant the token names is not the configured issuer's
 
 
-class WrongAudience(TokenRejected):
-    """``aud`` is not exactly one of the accepted audiences."""
-
-    reason = "audience"
-    signed = True
+class WrongAudience(_AfterSignature):
+    reason = "audience"  # aud is not exactly one of the accepted audiences
 
 
-class WrongTokenKind(TokenRejected):
-    """A v2.0 token, an app-only token, or one without a user name."""
-
-    reason = "token_kind"
-    signed = True
+class WrongTokenKind(_AfterSignature):
+    reason = "token_kind"  # a v2.0 or app-only token, or one without a user name
 
 
 class KeySource(Protocol):
