@@ -274,8 +274,19 @@ def _check_key_set(report: PreflightReport, key_set: Any) -> None:
 # Returned when a fetch failed (its problem already reported); a document may be null.
 _FAILED = object()
 
-# What is fetched: its name in messages; _fetch_json's problem codes start with its key.
-_NAMES = {"discovery": "discovery document", "jwks": "key set (jwks_uri)"}
+# What is fetched: its name in messages and its problem codes.
+_FETCHES = {
+    "discovery": (
+        "discovery document",
+        (DISCOVERY_REFUSED, DISCOVERY_UNREACHABLE, DISCOVERY_HTTP_STATUS),
+        (DISCOVERY_TOO_LARGE, DISCOVERY_NOT_JSON),
+    ),
+    "jwks": (
+        "key set (jwks_uri)",
+        (JWKS_REFUSED, JWKS_UNREACHABLE, JWKS_HTTP_STATUS),
+        (JWKS_TOO_LARGE, JWKS_NOT_JSON),
+    ),
+}
 
 
 def _fetch_json(
@@ -283,23 +294,21 @@ def _fetch_json(
 ) -> Any:
     """GET ``url`` under the outbound policy and parse JSON; report and return _FAILED on any
     failure. Nothing the other side answered is ever quoted back."""
-    name = _NAMES[what]
+    name, (refused, unreachable, bad_status), (too_large, not_json) = _FETCHES[what]
     try:
         fetched = fetch(url)
     except FetchFailed as exc:
         if exc.kind == "too_large":
             report.add(
-                f"{what}_too_large",
+                too_large,
                 f"The {name} at {url} is larger than {MAX_BYTES} bytes; Entra's are a few "
                 "kilobytes, so this is not the right URL.",
             )
         elif exc.kind in ("refused", "redirect"):
-            report.add(
-                f"{what}_refused", f"Keystead did not fetch the {name} from {url}: {exc.message}."
-            )
+            report.add(refused, f"Keystead did not fetch the {name} from {url}: {exc.message}.")
         else:
             report.add(
-                f"{what}_unreachable",
+                unreachable,
                 f"Cannot fetch the {name} from {url} ({exc.message}). Check the URL and that "
                 "Keystead's server can reach the host (proxy, firewall, DNS, TLS).",
             )
@@ -312,15 +321,14 @@ def _fetch_json(
                 "https://login.microsoftonline.com/<tenant-id>/.well-known/openid-configuration."
             )
         report.add(
-            f"{what}_http_status",
-            f"The {name} at {url} answered HTTP {fetched.status}, not 200.{hint}",
+            bad_status, f"The {name} at {url} answered HTTP {fetched.status}, not 200.{hint}"
         )
         return _FAILED
     try:
         return jsonbody.loads(fetched.body, what="the answer")
     except BadRequest:
         report.add(
-            f"{what}_not_json",
+            not_json,
             f"The {name} at {url} is not JSON; the URL probably points at a web page or a "
             "proxy's error page.",
         )
