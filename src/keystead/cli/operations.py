@@ -77,7 +77,7 @@ def backup(
 
     def human() -> None:
         out.print(f"Backed up {database} to {written}; the copy passed its checks.")
-        pairs([("file", str(written)), *_summary_pairs(summary)])
+        pairs(("file", str(written)), *_summary_pairs(summary))
         out.print(f"\n[bold]{KEY_REMINDER}[/bold] (the key in use: {_key_source(settings)})")
 
     emit(result, as_json, human)
@@ -108,7 +108,7 @@ def restore(
 
     def human() -> None:
         out.print(f"Restored {file.absolute()} into {done.database}.")
-        pairs(_summary_pairs(done.summary))
+        pairs(*_summary_pairs(done.summary))
         if done.set_aside:
             out.print(
                 f"\nThe database it replaced is kept as {done.set_aside}; delete it once the "
@@ -141,8 +141,7 @@ def doctor(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         for finding in report.findings:
             colour = _MARKS[finding.status]
             out.print(
-                f"[{colour}]{finding.status:<8}[/{colour}] {finding.check:<{width}}  ",
-                end="",
+                f"[{colour}]{finding.status:<8}[/{colour}] {finding.check:<{width}}  ", end=""
             )
             out.print(finding.message, markup=False)
             if finding.fix and finding.status != "ok":
