@@ -146,7 +146,7 @@ def _check_passthrough(d: FpeDefinition) -> None:
 def _check_tweak(d: FpeDefinition) -> None:
     try:
         raw = base64.b64decode(d.tweak or "", validate=True)
-    except ValueError as exc:  # binascii.Error is one
+    except ValueError as exc:  # binascii.Error is a ValueError
         raise ValueError("tweak must be standard base64") from exc
     if len(raw) < d.tweak_min_len or (d.tweak_max_len and len(raw) > d.tweak_max_len):
         raise ValueError(

@@ -117,9 +117,8 @@ def remove_datasets(
             raise NotFound(f"dataset {dataset.name!r} is not in dataset group {group.name!r}")
         removed.append(dataset.name)
     if removed:
-        detail = {"datasets": removed}
         audit.record_about(
-            session, _subject(group), actor, "dataset_group.datasets_removed", detail
+            session, _subject(group), actor, "dataset_group.datasets_removed", {"datasets": removed}
         )
     return removed
 
