@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, get_args
 
 from sqlalchemy import ColumnElement, delete, func, or_, select
 from sqlalchemy.orm import Session
@@ -14,17 +14,11 @@ from keystead import audit, names
 from keystead.apikeys import credentials
 from keystead.apikeys.policy import ensure_editable_by_hand
 from keystead.audit import Actor
-from keystead.catalog.datasets import find_dataset
+from keystead.catalog.datasets import Named, find_dataset
 from keystead.catalog.groups import find_group
 from keystead.crypto.masterkey import MasterKey
 from keystead.errors import InvalidInput, NotFound
-from keystead.storage.models import (
-    ApiKey,
-    Dataset,
-    DatasetGrant,
-    DatasetGroup,
-    DatasetGroupGrant,
-)
+from keystead.storage.models import ApiKey, Dataset, DatasetGrant, DatasetGroup, DatasetGroupGrant
 from keystead.storage.types import utcnow
 
 
@@ -63,8 +57,8 @@ def create_api_key(
     """A manual key with its three one-time secrets and initial grants."""
     clean = names.display_name(name, what="API key")
     # Resolve grants first so an unknown name fails before anything is generated.
-    grant_datasets = {d.id: d for d in (find_dataset(session, account_id, r) for r in datasets)}
-    grant_groups = {g.id: g for g in (find_group(session, account_id, r) for r in dataset_groups)}
+    wanted = _named(session, account_id, datasets, dataset_groups)
+    granted = Grants(_distinct(wanted.datasets), _distinct(wanted.dataset_groups))
     generated = credentials.generate()
     key = ApiKey(
         id=uuid.uuid4(),
@@ -81,13 +75,8 @@ def create_api_key(
     )
     session.add(key)
     session.flush()
-    session.add_all(DatasetGrant(api_key_id=key.id, dataset_id=d) for d in grant_datasets)
-    session.add_all(DatasetGroupGrant(api_key_id=key.id, dataset_group_id=g) for g in grant_groups)
-    session.flush()
-    detail = {
-        "datasets": sorted(d.name for d in grant_datasets.values()),
-        "dataset_groups": sorted(g.name for g in grant_groups.values()),
-    }
+    _add_grants(session, key, granted)
+    detail = {kind: sorted(listed) for kind, listed in granted.names().items()}
     audit.record_about(session, _subject(key), actor, "api_key.created", detail)
     return CreatedKey(key, generated)
 
@@ -105,7 +94,14 @@ def find_api_key(session: Session, account_id: uuid.UUID, ref: str) -> ApiKey:
 
 
 KeyKind = Literal["manual", "auto", "enabled", "disabled", "suspended"]
-KEY_KINDS: tuple[KeyKind, ...] = ("manual", "auto", "enabled", "disabled", "suspended")
+KEY_KINDS: tuple[KeyKind, ...] = get_args(KeyKind)
+_KINDS: dict[KeyKind, ColumnElement[bool]] = {
+    "manual": ApiKey.auto_provisioned.is_(False),
+    "auto": ApiKey.auto_provisioned.is_(True),
+    "enabled": ApiKey.enabled.is_(True),
+    "disabled": ApiKey.enabled.is_(False),
+    "suspended": ApiKey.suspended.is_(True),
+}
 
 
 @dataclass(frozen=True)
@@ -126,14 +122,8 @@ def _search_filter(account_id: uuid.UUID, search: KeySearch) -> list[ColumnEleme
         where.append(
             or_(ApiKey.name.icontains(text, autoescape=True), ApiKey.access_key_id == text)
         )
-    if search.kind == "manual":
-        where.append(ApiKey.auto_provisioned.is_(False))
-    elif search.kind == "auto":
-        where.append(ApiKey.auto_provisioned.is_(True))
-    elif search.kind == "suspended":
-        where.append(ApiKey.suspended.is_(True))
-    elif search.kind is not None:
-        where.append(ApiKey.enabled.is_(search.kind == "enabled"))
+    if search.kind is not None:
+        where.append(_KINDS[search.kind])
     return where
 
 
@@ -170,6 +160,30 @@ def grants_of(session: Session, key: ApiKey) -> Grants:
     return Grants(list(datasets), list(groups))
 
 
+def _named(
+    session: Session, account_id: uuid.UUID, datasets: Iterable[str], groups: Iterable[str]
+) -> Grants:
+    """The datasets and dataset groups named, as given; NotFound for an unknown one."""
+    return Grants(
+        [find_dataset(session, account_id, ref) for ref in datasets],
+        [find_group(session, account_id, ref) for ref in groups],
+    )
+
+
+def _distinct(items: Iterable[Named], but: Iterable[Named] = ()) -> list[Named]:
+    """``items`` each once, in order, less those in ``but``."""
+    left_out = {item.id for item in but}
+    return list({item.id: item for item in items if item.id not in left_out}.values())
+
+
+def _add_grants(session: Session, key: ApiKey, grants: Grants) -> None:
+    session.add_all(DatasetGrant(api_key_id=key.id, dataset_id=d.id) for d in grants.datasets)
+    session.add_all(
+        DatasetGroupGrant(api_key_id=key.id, dataset_group_id=g.id) for g in grants.dataset_groups
+    )
+    session.flush()
+
+
 def _by_hand(key: ApiKey, change: str) -> None:
     ensure_editable_by_hand(name=key.name, auto_provisioned=key.auto_provisioned, change=change)
 
@@ -178,12 +192,19 @@ def _subject(key: ApiKey) -> audit.Subject:
     return audit.Subject(key.account_id, "api_key", key.access_key_id, key.name)
 
 
+def _changed(
+    session: Session, key: ApiKey, actor: Actor, action: str, detail: dict[str, Any]
+) -> None:
+    """A hand edit of ``key``: its update time, and the audit event."""
+    key.updated_at = utcnow()
+    audit.record_about(session, _subject(key), actor, action, detail)
+
+
 def rename(session: Session, key: ApiKey, new_name: str, *, actor: Actor) -> None:
     _by_hand(key, "renamed")
     before, key.name = key.name, names.display_name(new_name, what="API key")
-    key.updated_at = utcnow()
     detail = {"before": {"name": before}, "after": {"name": key.name}}
-    audit.record_about(session, _subject(key), actor, "api_key.renamed", detail)
+    _changed(session, key, actor, "api_key.renamed", detail)
 
 
 def suspend(session: Session, key: ApiKey, *, actor: Actor, reason: str | None = None) -> None:
@@ -194,13 +215,8 @@ def suspend(session: Session, key: ApiKey, *, actor: Actor, reason: str | None =
         return
     key.suspended, key.suspended_at = True, utcnow()
     key.suspended_by = (actor.label or actor.type)[:256]
-    audit.record_about(
-        session,
-        _subject(key),
-        actor,
-        "api_key.suspended",
-        {"reason": reason[:500]} if reason else {},
-    )
+    detail = {"reason": reason[:500]} if reason else {}
+    audit.record_about(session, _subject(key), actor, "api_key.suspended", detail)
 
 
 def resume(session: Session, key: ApiKey, *, actor: Actor) -> None:
@@ -216,11 +232,8 @@ def set_enabled(session: Session, key: ApiKey, enabled: bool, *, actor: Actor) -
     if key.enabled == enabled:
         return
     key.enabled = enabled
-    key.updated_at = utcnow()
     detail = {"before": {"enabled": not enabled}, "after": {"enabled": enabled}}
-    audit.record_about(
-        session, _subject(key), actor, "api_key.enabled" if enabled else "api_key.disabled", detail
-    )
+    _changed(session, key, actor, "api_key.enabled" if enabled else "api_key.disabled", detail)
 
 
 def delete_api_key(session: Session, key: ApiKey, *, actor: Actor) -> None:
@@ -241,20 +254,15 @@ def grant(
 ) -> Grants:
     """Add grants (existing ones are kept); returns what was newly granted."""
     _by_hand(key, "granted datasets")
-    current = grants_of(session, key)
-    have_ds = {d.id for d in current.datasets}
-    have_gr = {g.id for g in current.dataset_groups}
-    new_ds = [find_dataset(session, key.account_id, r) for r in datasets]
-    new_gr = [find_group(session, key.account_id, r) for r in dataset_groups]
-    added_ds = list({d.id: d for d in new_ds if d.id not in have_ds}.values())
-    added_gr = list({g.id: g for g in new_gr if g.id not in have_gr}.values())
-    session.add_all(DatasetGrant(api_key_id=key.id, dataset_id=d.id) for d in added_ds)
-    session.add_all(DatasetGroupGrant(api_key_id=key.id, dataset_group_id=g.id) for g in added_gr)
-    session.flush()
-    added = Grants(added_ds, added_gr)
-    if added_ds or added_gr:
-        key.updated_at = utcnow()
-        audit.record_about(session, _subject(key), actor, "api_key.granted", added.names())
+    held = grants_of(session, key)
+    wanted = _named(session, key.account_id, datasets, dataset_groups)
+    added = Grants(
+        _distinct(wanted.datasets, but=held.datasets),
+        _distinct(wanted.dataset_groups, but=held.dataset_groups),
+    )
+    _add_grants(session, key, added)
+    if added.datasets or added.dataset_groups:
+        _changed(session, key, actor, "api_key.granted", added.names())
     return added
 
 
@@ -268,34 +276,27 @@ def revoke(
 ) -> Grants:
     """Remove grants; naming something that is not granted is an error (nothing changes)."""
     _by_hand(key, "revoked datasets")
-    current = grants_of(session, key)
-    have_ds = {d.id: d for d in current.datasets}
-    have_gr = {g.id: g for g in current.dataset_groups}
-    drop_ds = [find_dataset(session, key.account_id, r) for r in datasets]
-    drop_gr = [find_group(session, key.account_id, r) for r in dataset_groups]
-    for dataset in drop_ds:
-        if dataset.id not in have_ds:
-            raise NotFound(f"API key {key.name!r} has no direct grant of dataset {dataset.name!r}")
-    for group in drop_gr:
-        if group.id not in have_gr:
-            raise NotFound(f"API key {key.name!r} has no grant of dataset group {group.name!r}")
-    for dataset in drop_ds:
-        session.execute(
-            delete(DatasetGrant).where(
-                DatasetGrant.api_key_id == key.id, DatasetGrant.dataset_id == dataset.id
-            )
+    held = grants_of(session, key)
+    dropped = _named(session, key.account_id, datasets, dataset_groups)
+    if stray := _distinct(dropped.datasets, but=held.datasets):
+        raise NotFound(f"API key {key.name!r} has no direct grant of dataset {stray[0].name!r}")
+    if stray_groups := _distinct(dropped.dataset_groups, but=held.dataset_groups):
+        group = stray_groups[0].name
+        raise NotFound(f"API key {key.name!r} has no grant of dataset group {group!r}")
+    session.execute(
+        delete(DatasetGrant).where(
+            DatasetGrant.api_key_id == key.id,
+            DatasetGrant.dataset_id.in_([d.id for d in dropped.datasets]),
         )
-    for group in drop_gr:
-        session.execute(
-            delete(DatasetGroupGrant).where(
-                DatasetGroupGrant.api_key_id == key.id,
-                DatasetGroupGrant.dataset_group_id == group.id,
-            )
+    )
+    session.execute(
+        delete(DatasetGroupGrant).where(
+            DatasetGroupGrant.api_key_id == key.id,
+            DatasetGroupGrant.dataset_group_id.in_([g.id for g in dropped.dataset_groups]),
         )
-    dropped = Grants(drop_ds, drop_gr)
-    if drop_ds or drop_gr:
-        key.updated_at = utcnow()
-        audit.record_about(session, _subject(key), actor, "api_key.revoked", dropped.names())
+    )
+    if dropped.datasets or dropped.dataset_groups:
+        _changed(session, key, actor, "api_key.revoked", dropped.names())
     return dropped
 
 
@@ -305,21 +306,16 @@ def set_default_dataset(
     """Choose (or with None, clear) the unstructured dataset the key encrypts under when it
     may use several. The choice matters only while the key may use that dataset."""
     _by_hand(key, "given a default dataset")
-    before = key.default_unstructured_dataset_id
-    if dataset_ref is None:
-        key.default_unstructured_dataset_id = None
-        label = None
-    else:
-        dataset = find_dataset(session, key.account_id, dataset_ref)
-        if dataset.type != "unstructured":
-            raise InvalidInput(
-                f"dataset {dataset.name!r} is structured; the default is for unstructured data"
-            )
-        key.default_unstructured_dataset_id, label = dataset.id, dataset.name
-    if key.default_unstructured_dataset_id != before:
-        key.updated_at = utcnow()
-        detail = {"after": {"default_unstructured_dataset": label}}
-        audit.record_about(session, _subject(key), actor, "api_key.default_dataset_set", detail)
+    dataset = None if dataset_ref is None else find_dataset(session, key.account_id, dataset_ref)
+    if dataset is not None and dataset.type != "unstructured":
+        raise InvalidInput(
+            f"dataset {dataset.name!r} is structured; the default is for unstructured data"
+        )
+    chosen = None if dataset is None else dataset.id
+    if chosen != key.default_unstructured_dataset_id:
+        key.default_unstructured_dataset_id = chosen
+        detail = {"after": {"default_unstructured_dataset": dataset.name if dataset else None}}
+        _changed(session, key, actor, "api_key.default_dataset_set", detail)
 
 
 def signing_key(key: ApiKey, master: MasterKey) -> str:

@@ -72,12 +72,7 @@ def _resolve_definition(spec: DatasetSpec) -> tuple[str | None, dict[str, Any] |
 
 
 def create_dataset(
-    session: Session,
-    *,
-    account_id: uuid.UUID,
-    spec: DatasetSpec,
-    master: MasterKey,
-    actor: Actor,
+    session: Session, *, account_id: uuid.UUID, spec: DatasetSpec, master: MasterKey, actor: Actor
 ) -> Dataset:
     name = names.dataset_name(spec.name)
     template, definition = _resolve_definition(spec)
@@ -99,15 +94,10 @@ def create_dataset(
     return dataset
 
 
-def _add_key(session: Session, dataset: Dataset, number: int, master: MasterKey) -> DatasetKey:
-    key = DatasetKey(
-        dataset_id=dataset.id,
-        key_number=number,
-        wrapped_key=master.wrap(secrets.token_bytes(KEY_BYTES), key_context(dataset.id, number)),
-    )
-    session.add(key)
+def _add_key(session: Session, dataset: Dataset, number: int, master: MasterKey) -> None:
+    wrapped = master.wrap(secrets.token_bytes(KEY_BYTES), key_context(dataset.id, number))
+    session.add(DatasetKey(dataset_id=dataset.id, key_number=number, wrapped_key=wrapped))
     session.flush()
-    return key
 
 
 def find_named(
@@ -134,10 +124,8 @@ def check_name_free(
     but: uuid.UUID | None = None,
 ) -> None:
     """Refuse ``name`` if another of the account's ``model`` (not ``but``) holds it."""
-    key = names.name_key(name)
-    existing = session.scalar(
-        select(model.id).where(model.account_id == account_id, model.name_key == key)
-    )
+    query = select(model.id).where(model.account_id == account_id)
+    existing = session.scalar(query.where(model.name_key == names.name_key(name)))
     if existing is not None and existing != but:
         raise Conflict(f"a {what} named {name!r} already exists in this account")
 
@@ -156,33 +144,24 @@ def find_dataset(session: Session, account_id: uuid.UUID, ref: str) -> Dataset:
 
 
 def list_datasets(session: Session, account_id: uuid.UUID) -> list[Dataset]:
-    return list(
-        session.scalars(
-            select(Dataset).where(Dataset.account_id == account_id).order_by(Dataset.name_key)
-        )
-    )
+    query = select(Dataset).where(Dataset.account_id == account_id).order_by(Dataset.name_key)
+    return list(session.scalars(query))
 
 
 def list_keys(session: Session, dataset: Dataset) -> list[DatasetKey]:
-    return list(
-        session.scalars(
-            select(DatasetKey)
-            .where(DatasetKey.dataset_id == dataset.id)
-            .order_by(DatasetKey.key_number)
-        )
-    )
+    query = select(DatasetKey).where(DatasetKey.dataset_id == dataset.id)
+    return list(session.scalars(query.order_by(DatasetKey.key_number)))
 
 
 def group_names(session: Session, dataset: Dataset) -> list[str]:
     """The names of the dataset groups that contain ``dataset``."""
-    return list(
-        session.scalars(
-            select(DatasetGroup.name)
-            .join(DatasetGroupMember, DatasetGroupMember.group_id == DatasetGroup.id)
-            .where(DatasetGroupMember.dataset_id == dataset.id)
-            .order_by(DatasetGroup.name_key)
-        )
+    query = (
+        select(DatasetGroup.name)
+        .join(DatasetGroupMember, DatasetGroupMember.group_id == DatasetGroup.id)
+        .where(DatasetGroupMember.dataset_id == dataset.id)
+        .order_by(DatasetGroup.name_key)
     )
+    return list(session.scalars(query))
 
 
 def max_key_number(dataset: Dataset) -> int | None:

@@ -11,20 +11,12 @@ length ``L``, the first output character's index is at most
 from __future__ import annotations
 
 import base64
-import binascii
 import math
 import secrets
 import string
 from typing import Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from keystead.errors import InvalidInput
 
@@ -154,7 +146,7 @@ def _check_passthrough(d: FpeDefinition) -> None:
 def _check_tweak(d: FpeDefinition) -> None:
     try:
         raw = base64.b64decode(d.tweak or "", validate=True)
-    except (binascii.Error, ValueError) as exc:
+    except ValueError as exc:  # binascii.Error is a ValueError
         raise ValueError("tweak must be standard base64") from exc
     if len(raw) < d.tweak_min_len or (d.tweak_max_len and len(raw) > d.tweak_max_len):
         raise ValueError(
@@ -175,43 +167,42 @@ def max_key_number(d: FpeDefinition) -> int:
     return (len(d.output_character_set) - 1 - first_character_bound(d)) >> bits
 
 
+def _template(
+    description: str, inputs: str, outputs: str, passthrough: str, lengths: tuple[int, int]
+) -> dict[str, Any]:
+    """A ready-made definition; its passthrough characters are its one passthrough rule."""
+    return {
+        "description": description,
+        "input_character_set": inputs,
+        "output_character_set": outputs,
+        "passthrough": passthrough,
+        "passthrough_rules": [{"type": "passthrough", "value": passthrough, "priority": 1}],
+        "min_input_length": lengths[0],
+        "max_input_length": lengths[1],
+    }
+
+
 TEMPLATES: dict[str, dict[str, Any]] = {
-    "ssn": {
-        "description": "US Social Security number: 9 digits, dashes pass through",
-        "input_character_set": DIGITS,
-        "output_character_set": ALNUM,
-        "passthrough": "-",
-        "passthrough_rules": [{"type": "passthrough", "value": "-", "priority": 1}],
-        "min_input_length": 9,
-        "max_input_length": 9,
-    },
-    "digits": {
-        "description": "Any string of 6-64 digits; dashes and spaces pass through",
-        "input_character_set": DIGITS,
-        "output_character_set": ALNUM,
-        "passthrough": "- ",
-        "passthrough_rules": [{"type": "passthrough", "value": "- ", "priority": 1}],
-        "min_input_length": 6,
-        "max_input_length": 64,
-    },
-    "alnum": {
-        "description": "Letters and digits (case kept), 6-128 long; dashes and spaces pass through",
-        "input_character_set": ALNUM,
-        "output_character_set": ALNUM + _ALNUM_EXTRA,
-        "passthrough": "- ",
-        "passthrough_rules": [{"type": "passthrough", "value": "- ", "priority": 1}],
-        "min_input_length": 6,
-        "max_input_length": 128,
-    },
-    "alnum-upper": {
-        "description": "Upper-case letters and digits, 6-128 long; dashes and spaces pass through",
-        "input_character_set": ALNUM_UPPER,
-        "output_character_set": ALNUM,
-        "passthrough": "- ",
-        "passthrough_rules": [{"type": "passthrough", "value": "- ", "priority": 1}],
-        "min_input_length": 6,
-        "max_input_length": 128,
-    },
+    "ssn": _template(
+        "US Social Security number: 9 digits, dashes pass through", DIGITS, ALNUM, "-", (9, 9)
+    ),
+    "digits": _template(
+        "Any string of 6-64 digits; dashes and spaces pass through", DIGITS, ALNUM, "- ", (6, 64)
+    ),
+    "alnum": _template(
+        "Letters and digits (case kept), 6-128 long; dashes and spaces pass through",
+        ALNUM,
+        ALNUM + _ALNUM_EXTRA,
+        "- ",
+        (6, 128),
+    ),
+    "alnum-upper": _template(
+        "Upper-case letters and digits, 6-128 long; dashes and spaces pass through",
+        ALNUM_UPPER,
+        ALNUM,
+        "- ",
+        (6, 128),
+    ),
 }
 
 UNSTRUCTURED_TEMPLATE = "text"  # free text, encrypted with AES-256-GCM data keys

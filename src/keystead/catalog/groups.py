@@ -54,24 +54,18 @@ def find_group(session: Session, account_id: uuid.UUID, ref: str) -> DatasetGrou
 
 
 def list_groups(session: Session, account_id: uuid.UUID) -> list[DatasetGroup]:
-    return list(
-        session.scalars(
-            select(DatasetGroup)
-            .where(DatasetGroup.account_id == account_id)
-            .order_by(DatasetGroup.name_key)
-        )
-    )
+    query = select(DatasetGroup).where(DatasetGroup.account_id == account_id)
+    return list(session.scalars(query.order_by(DatasetGroup.name_key)))
 
 
 def group_datasets(session: Session, group: DatasetGroup) -> list[Dataset]:
-    return list(
-        session.scalars(
-            select(Dataset)
-            .join(DatasetGroupMember, DatasetGroupMember.dataset_id == Dataset.id)
-            .where(DatasetGroupMember.group_id == group.id)
-            .order_by(Dataset.name_key)
-        )
+    query = (
+        select(Dataset)
+        .join(DatasetGroupMember, DatasetGroupMember.dataset_id == Dataset.id)
+        .where(DatasetGroupMember.group_id == group.id)
+        .order_by(Dataset.name_key)
     )
+    return list(session.scalars(query))
 
 
 def datasets_by_group(session: Session, account_id: uuid.UUID) -> dict[uuid.UUID, list[str]]:
@@ -102,9 +96,8 @@ def add_datasets(
             added.append(dataset.name)
     session.flush()
     if added:
-        audit.record_about(
-            session, _subject(group), actor, "dataset_group.datasets_added", {"datasets": added}
-        )
+        detail = {"datasets": added}
+        audit.record_about(session, _subject(group), actor, "dataset_group.datasets_added", detail)
     return added
 
 
@@ -117,14 +110,12 @@ def remove_datasets(
         dataset = find_dataset(session, group.account_id, ref)
         result = session.execute(
             delete(DatasetGroupMember).where(
-                DatasetGroupMember.group_id == group.id,
-                DatasetGroupMember.dataset_id == dataset.id,
+                DatasetGroupMember.group_id == group.id, DatasetGroupMember.dataset_id == dataset.id
             )
         )
-        if result.rowcount:  # type: ignore[attr-defined]
-            removed.append(dataset.name)
-        else:
+        if not result.rowcount:  # type: ignore[attr-defined]
             raise NotFound(f"dataset {dataset.name!r} is not in dataset group {group.name!r}")
+        removed.append(dataset.name)
     if removed:
         audit.record_about(
             session, _subject(group), actor, "dataset_group.datasets_removed", {"datasets": removed}
@@ -148,25 +139,19 @@ def delete_group(session: Session, group: DatasetGroup, *, actor: Actor) -> None
     session.execute(delete(DatasetGroupMember).where(DatasetGroupMember.group_id == group.id))
     session.execute(delete(DatasetGroupGrant).where(DatasetGroupGrant.dataset_group_id == group.id))
     session.execute(delete(DatasetGroup).where(DatasetGroup.id == group.id))
-    audit.record_about(
-        session, _subject(group), actor, "dataset_group.deleted", {"datasets_kept": datasets}
-    )
+    detail = {"datasets_kept": datasets}
+    audit.record_about(session, _subject(group), actor, "dataset_group.deleted", detail)
 
 
 # --- pinning to one directory group -------------------------------------------------------
 
 
 def _named_alike(session: Session, group: DatasetGroup) -> list[DirectoryGroup]:
-    return list(
-        session.scalars(
-            select(DirectoryGroup)
-            .where(
-                DirectoryGroup.account_id == group.account_id,
-                DirectoryGroup.display_name_key == group.name_key,
-            )
-            .order_by(DirectoryGroup.display_name, DirectoryGroup.id)
-        )
+    query = select(DirectoryGroup).where(
+        DirectoryGroup.account_id == group.account_id,
+        DirectoryGroup.display_name_key == group.name_key,
     )
+    return list(session.scalars(query.order_by(DirectoryGroup.display_name, DirectoryGroup.id)))
 
 
 def pin_group(
@@ -199,12 +184,10 @@ def unpin_group(session: Session, group: DatasetGroup, *, actor: Actor) -> None:
     """Back to matching by name: every directory group named alike gives access."""
     if group.pinned_group_id is None:
         return
-    before = str(group.pinned_group_id)
+    detail = {"directory_group_id": str(group.pinned_group_id)}
     group.pinned_group_id = group.pinned_group_external_id = None
     session.flush()
-    audit.record_about(
-        session, _subject(group), actor, "dataset_group.unpinned", {"directory_group_id": before}
-    )
+    audit.record_about(session, _subject(group), actor, "dataset_group.unpinned", detail)
 
 
 def match_note(

@@ -8,13 +8,7 @@ from typing import Annotated
 import typer
 
 from keystead.accounts import service as accounts
-from keystead.admin.schemas import (
-    AccountOut,
-    AdminCreatedOut,
-    AdminOut,
-    TokenCreatedOut,
-    TokenOut,
-)
+from keystead.admin.schemas import AccountOut, AdminCreatedOut, AdminOut, TokenCreatedOut, TokenOut
 from keystead.cli.context import JsonFlag, ctx_of, emit, emit_table, err, out, pairs
 from keystead.errors import InvalidInput
 
@@ -27,7 +21,7 @@ admin_app.add_typer(token_app, name="token")
 
 
 def _show_account(account: AccountOut) -> None:
-    pairs([("customer id", account.customer_id), ("name", account.name), ("plan", account.plan)])
+    pairs(("customer id", account.customer_id), ("name", account.name), ("plan", account.plan))
 
 
 @account_app.command("list")
@@ -71,14 +65,13 @@ def account_create(
             )
             created = AdminCreatedOut.created(new.admin, new.password)
         view = AccountOut.of(account)
-    result = {"account": view, "admin": created}
 
     def human() -> None:
         _show_account(view)
         if created:
-            pairs([("admin", created.email), ("one-time password", created.one_time_password)])
+            pairs(("admin", created.email), ("one-time password", created.one_time_password))
 
-    emit(result, as_json, human)
+    emit({"account": view, "admin": created}, as_json, human)
 
 
 @account_app.command("set-plan")
@@ -124,11 +117,9 @@ def admin_create(
         view,
         as_json,
         lambda: pairs(
-            [
-                ("admin", view.email),
-                ("role", view.role),
-                ("one-time password", view.one_time_password),
-            ]
+            ("admin", view.email),
+            ("role", view.role),
+            ("one-time password", view.one_time_password),
         ),
     )
 
@@ -152,7 +143,7 @@ def admin_set_role(ctx: typer.Context, email: str, role: str, as_json: JsonFlag 
         admin = accounts.get_admin(session, account_id, email)
         accounts.set_role(session, admin, role, actor=cli.actor)
         view = AdminOut.of(admin)
-    emit(view, as_json, lambda: pairs([("admin", view.email), ("role", view.role)]))
+    emit(view, as_json, lambda: pairs(("admin", view.email), ("role", view.role)))
 
 
 @admin_app.command("reset-password")
@@ -167,7 +158,7 @@ def admin_reset_password(ctx: typer.Context, email: str, as_json: JsonFlag = Fal
     emit(
         {"email": address, "one_time_password": password},
         as_json,
-        lambda: pairs([("admin", address), ("one-time password", password)]),
+        lambda: pairs(("admin", address), ("one-time password", password)),
     )
 
 
@@ -195,7 +186,7 @@ def token_create(
     emit(
         view,
         as_json,
-        lambda: pairs([("token id", view.id), ("admin", view.admin_email), ("token", view.token)]),
+        lambda: pairs(("token id", view.id), ("admin", view.admin_email), ("token", view.token)),
     )
 
 

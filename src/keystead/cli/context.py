@@ -148,7 +148,7 @@ def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> 
     out.print(grid)
 
 
-def pairs(items: Sequence[tuple[str, Any]]) -> None:
+def pairs(*items: tuple[str, Any]) -> None:
     width = max(len(k) for k, _ in items)
     for key, value in items:
         shown = ", ".join(map(str, value)) if isinstance(value, list) else value

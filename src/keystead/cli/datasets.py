@@ -23,26 +23,22 @@ def _show(detail: DatasetDetailOut, heading: str | None = None) -> None:
     if heading:
         out.print(heading)
     pairs(
-        [
-            ("name", detail.name),
-            ("id", detail.id),
-            ("type", detail.type),
-            ("template", detail.template),
-            ("current key number", detail.current_key_number),
-            ("max key number", detail.max_key_number if detail.max_key_number is not None else "-"),
-            ("key versions", [k.key_number for k in detail.keys]),
-            ("dataset groups", detail.dataset_groups),
-        ]
+        ("name", detail.name),
+        ("id", detail.id),
+        ("type", detail.type),
+        ("template", detail.template),
+        ("current key number", detail.current_key_number),
+        ("max key number", detail.max_key_number if detail.max_key_number is not None else "-"),
+        ("key versions", [k.key_number for k in detail.keys]),
+        ("dataset groups", detail.dataset_groups),
     )
     if detail.definition:
         d = detail.definition
         pairs(
-            [
-                ("input characters", d.get("input_character_set")),
-                ("output characters", d.get("output_character_set")),
-                ("passthrough", repr(d.get("passthrough", ""))),
-                ("length", f"{d.get('min_input_length')}..{d.get('max_input_length')}"),
-            ]
+            ("input characters", d.get("input_character_set")),
+            ("output characters", d.get("output_character_set")),
+            ("passthrough", repr(d.get("passthrough", ""))),
+            ("length", f"{d.get('min_input_length')}..{d.get('max_input_length')}"),
         )
 
 
@@ -145,9 +141,8 @@ def delete(
 @app.command("templates")
 def templates(as_json: JsonFlag = False) -> None:
     """List the ready-made dataset templates."""
-    rows = views.templates()
     emit_table(
-        rows,
+        views.templates(),
         as_json,
         "Templates",
         ["name", "type", "max key number", "description"],

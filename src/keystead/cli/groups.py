@@ -29,10 +29,9 @@ def _show(group: DatasetGroupDetailOut, heading: str | None = None) -> None:
         ("directory groups named alike", [_matched(g) for g in group.matching_directory_groups]),
     ]
     if group.pinned_to is not None:
-        gone = " (gone from the directory: nothing matches)"
-        where = "" if group.pinned_to.present else gone
+        where = "" if group.pinned_to.present else " (gone from the directory: nothing matches)"
         rows.append(("pinned to", f"{group.pinned_to.directory_group_id}{where}"))
-    pairs(rows)
+    pairs(*rows)
     if group.ambiguous and not group.pinned:
         err.print(
             "[yellow]Several directory groups are named like this dataset group; each gives "

@@ -21,20 +21,18 @@ app = typer.Typer(help="IDP integration: directory sync (SCIM) and sign-in.", no
 def _show(view: IdpOut) -> None:
     unset = "not set (keystead idp configure)"
     pairs(
-        [
-            ("enabled", "yes" if view.enabled else "no"),
-            ("provider", view.provider),
-            ("SCIM URL", view.scim_url),
-            ("SCIM token", view.scim_token_hint or "not set (keystead idp scim-token)"),
-            ("SSO URL", view.sso_url),
-            ("discovery URL", view.discovery_url or unset),
-            ("token issuer", view.issuer or unset),
-            ("token audience", view.audience or unset),
-            ("username claim", view.username_claim),
-            ("clock leeway", f"{view.leeway_seconds} s"),
-            ("certificate lifetime", f"{view.cert_ttl_seconds} s"),
-            ("group policy", view.group_policy),
-        ]
+        ("enabled", "yes" if view.enabled else "no"),
+        ("provider", view.provider),
+        ("SCIM URL", view.scim_url),
+        ("SCIM token", view.scim_token_hint or "not set (keystead idp scim-token)"),
+        ("SSO URL", view.sso_url),
+        ("discovery URL", view.discovery_url or unset),
+        ("token issuer", view.issuer or unset),
+        ("token audience", view.audience or unset),
+        ("username claim", view.username_claim),
+        ("clock leeway", f"{view.leeway_seconds} s"),
+        ("certificate lifetime", f"{view.cert_ttl_seconds} s"),
+        ("group policy", view.group_policy),
     )
 
 
@@ -141,7 +139,7 @@ def scim_token(
     view = ScimTokenOut(
         scim_url=scim_url(cli.settings.effective_public_url, str(account_id)), token=new.token
     )
-    emit(view, as_json, lambda: pairs([("SCIM URL", view.scim_url), ("SCIM token", view.token)]))
+    emit(view, as_json, lambda: pairs(("SCIM URL", view.scim_url), ("SCIM token", view.token)))
     if not as_json:
         out.print("Paste both into the Provisioning page of the Entra enterprise application.")
 
@@ -157,12 +155,10 @@ def check(ctx: typer.Context, as_json: JsonFlag = False) -> None:
 
     def human() -> None:
         pairs(
-            [
-                ("discovery URL", view.discovery_url),
-                ("issuer in document", view.document_issuer or "-"),
-                ("keys URL", view.jwks_uri or "-"),
-                ("RS256 signing keys", f"{view.rs256_key_count} ({', '.join(view.key_ids)})"),
-            ]
+            ("discovery URL", view.discovery_url),
+            ("issuer in document", view.document_issuer or "-"),
+            ("keys URL", view.jwks_uri or "-"),
+            ("RS256 signing keys", f"{view.rs256_key_count} ({', '.join(view.key_ids)})"),
         )
         for problem in view.problems:
             colour = "red" if problem.severity == "error" else "yellow"
@@ -180,37 +176,24 @@ def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     synced, failures and refused sign-ins in the last 24 h, Entra's last contact."""
     with ctx_of(ctx).read() as (session, account_id):
         view = IdpStatusOut.of(idp_status.of(session, account_id))
-    last = view.last_scim_request
-
-    def human() -> None:
-        pairs(
-            [
-                (
-                    "last SCIM request",
-                    f"{last.operation} {last.outcome} ({last.status}) at {last.at:%Y-%m-%d %H:%M}"
-                    if last
-                    else "none",
-                ),
-                ("Entra last reached Keystead", view.connected_at or "never (current token)"),
-                ("users synced", view.users),
-                ("groups synced", view.groups),
-                ("failed SCIM requests, 24 h", view.failed_scim_requests),
-                ("refused sign-ins, 24 h", view.refused_sign_ins),
-                (
-                    "unverifiable sign-in tokens",
-                    f"{view.unverified_refusals} in all"
-                    + (
-                        f", last {view.unverified_refusal_at:%Y-%m-%d %H:%M}"
-                        if view.unverified_refusal_at
-                        else ""
-                    ),
-                ),
-                ("last configuration test", _test_outcome(view)),
-                ("last sign-in", view.last_sign_in_at or "never"),
-            ]
-        )
-
-    emit(view, as_json, human)
+    last, request = view.last_scim_request, "none"
+    if last:
+        request = f"{last.operation} {last.outcome} ({last.status}) at {last.at:%Y-%m-%d %H:%M}"
+    unverified = f"{view.unverified_refusals} in all"
+    if view.unverified_refusal_at:
+        unverified += f", last {view.unverified_refusal_at:%Y-%m-%d %H:%M}"
+    shown = [
+        ("last SCIM request", request),
+        ("Entra last reached Keystead", view.connected_at or "never (current token)"),
+        ("users synced", view.users),
+        ("groups synced", view.groups),
+        ("failed SCIM requests, 24 h", view.failed_scim_requests),
+        ("refused sign-ins, 24 h", view.refused_sign_ins),
+        ("unverifiable sign-in tokens", unverified),
+        ("last configuration test", _test_outcome(view)),
+        ("last sign-in", view.last_sign_in_at or "never"),
+    ]
+    emit(view, as_json, lambda: pairs(*shown))
 
 
 def _test_outcome(view: IdpStatusOut) -> str:

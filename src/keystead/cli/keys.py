@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from keystead.admin import views
-from keystead.admin.schemas import AccessOut, ApiKeyOut, ExplainOut
+from keystead.admin.schemas import ApiKeyOut
 from keystead.apikeys import service as apikeys
 from keystead.catalog import datasets as catalog
 from keystead.cli.context import JsonFlag, changer, ctx_of, emit, emit_table, err, out, pairs, table
@@ -27,20 +27,18 @@ GroupOpt = Annotated[
 
 def _show(key: ApiKeyOut) -> None:
     pairs(
-        [
-            ("name", key.name),
-            ("access key id", key.access_key_id),
-            ("enabled", "yes" if key.enabled else "no"),
-            (
-                "suspended",
-                f"yes, by {key.suspended_by} at {key.suspended_at:%Y-%m-%d %H:%M}"
-                if key.suspended and key.suspended_at
-                else "no",
-            ),
-            ("auto-provisioned", "yes (follows the directory)" if key.auto_provisioned else "no"),
-            ("granted datasets", key.grants.datasets),
-            ("granted dataset groups", key.grants.dataset_groups),
-        ]
+        ("name", key.name),
+        ("access key id", key.access_key_id),
+        ("enabled", "yes" if key.enabled else "no"),
+        (
+            "suspended",
+            f"yes, by {key.suspended_by} at {key.suspended_at:%Y-%m-%d %H:%M}"
+            if key.suspended and key.suspended_at
+            else "no",
+        ),
+        ("auto-provisioned", "yes (follows the directory)" if key.auto_provisioned else "no"),
+        ("granted datasets", key.grants.datasets),
+        ("granted dataset groups", key.grants.dataset_groups),
     )
 
 
@@ -96,13 +94,11 @@ def create(
     def human() -> None:
         out.print(f"Created API key [bold]{result.name}[/bold]. The secrets below are shown once.")
         pairs(
-            [
-                ("access key id", result.access_key_id),
-                ("secret signing key", result.secret_signing_key),
-                ("secret crypto access key", result.secret_crypto_access_key),
-                ("granted datasets", result.grants.datasets),
-                ("granted dataset groups", result.grants.dataset_groups),
-            ]
+            ("access key id", result.access_key_id),
+            ("secret signing key", result.secret_signing_key),
+            ("secret crypto access key", result.secret_crypto_access_key),
+            ("granted datasets", result.grants.datasets),
+            ("granted dataset groups", result.grants.dataset_groups),
         )
         if credentials_file is not None:
             out.print(f"Credentials file written to {credentials_file}")
@@ -242,7 +238,7 @@ def revoke(
 def access(ctx: typer.Context, key: str, as_json: JsonFlag = False) -> None:
     """The datasets this key may use, each with the reasons why."""
     with ctx_of(ctx).read() as (session, account_id):
-        result: AccessOut = views.access_of(session, apikeys.find_api_key(session, account_id, key))
+        result = views.access_of(session, apikeys.find_api_key(session, account_id, key))
 
     def human() -> None:
         if not result.enabled:
@@ -264,8 +260,7 @@ def explain(ctx: typer.Context, key: str, dataset: str, as_json: JsonFlag = Fals
     """Why this key may (or may not) use this dataset."""
     with ctx_of(ctx).read() as (session, account_id):
         target = apikeys.find_api_key(session, account_id, key)
-        ds = catalog.find_dataset(session, account_id, dataset)
-        result: ExplainOut = views.explain(session, target, ds)
+        result = views.explain(session, target, catalog.find_dataset(session, account_id, dataset))
     emit(result, as_json, lambda: out.print(result.summary))
 
 

@@ -24,16 +24,7 @@ from keystead.cli import (
     retention,
     usage,
 )
-from keystead.cli.context import (
-    CliContext,
-    JsonFlag,
-    ctx_of,
-    emit,
-    err,
-    out,
-    pairs,
-    report_error,
-)
+from keystead.cli.context import CliContext, JsonFlag, ctx_of, emit, err, out, pairs, report_error
 from keystead.errors import KeysteadError
 from keystead.settings import Settings
 from keystead.tls import tls_files
@@ -117,22 +108,17 @@ def init(
         "master_key_id": cli.runtime.master.fingerprint,
     }
     if first is None:
-        result = {"created": False, **where}
-        emit(
-            result, as_json, lambda: out.print("Keystead is already initialised; nothing changed.")
-        )
+        unchanged = "Keystead is already initialised; nothing changed."
+        emit({"created": False, **where}, as_json, lambda: out.print(unchanged))
         return
-    result = {"created": True, **where, **first.__dict__}
 
     def human() -> None:
         out.print("[bold]Keystead is initialised.[/bold] These secrets are shown once:\n")
         pairs(
-            [
-                ("customer id", first.customer_id),
-                ("account", first.account_name),
-                ("admin email", first.admin_email),
-                ("one-time password", first.admin_password),
-            ]
+            ("customer id", first.customer_id),
+            ("account", first.account_name),
+            ("admin email", first.admin_email),
+            ("one-time password", first.admin_password),
         )
         out.print(
             "\nStart the service with: keystead serve\n"
@@ -140,7 +126,7 @@ def init(
             "email and one-time password; you will choose your own password first."
         )
 
-    emit(result, as_json, human)
+    emit({"created": True, **where, **first.__dict__}, as_json, human)
 
 
 @app.command()

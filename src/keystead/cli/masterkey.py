@@ -108,12 +108,10 @@ def rotate(
 
     def human() -> None:
         pairs(
-            [
-                ("master key id", outcome.new_key_id),
-                ("retired key ids", outcome.retired_key_ids or "-"),
-                ("secrets re-wrapped", outcome.rewrapped),
-                ("key source", result["key_source"]),
-            ]
+            ("master key id", outcome.new_key_id),
+            ("retired key ids", outcome.retired_key_ids or "-"),
+            ("secrets re-wrapped", outcome.rewrapped),
+            ("key source", result["key_source"]),
         )
         if from_env:
             out.print(
@@ -146,17 +144,15 @@ def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     def human() -> None:
         totals = ", ".join(f"{k}: {n}" for k, n in sorted(counted.by_key().items()))
         pairs(
-            [
-                ("key source", result["key_source"]),
-                ("wrapping key id", held[0]),
-                ("other key ids held", held[1:] or "-"),
-                ("database records", counted.bound_to or "-"),
-                ("rows by key id", totals or "none"),
-                (
-                    "rotation under way",
-                    "yes (run `keystead master-key rotate`)" if len(held) > 1 else "no",
-                ),
-            ]
+            ("key source", result["key_source"]),
+            ("wrapping key id", held[0]),
+            ("other key ids held", held[1:] or "-"),
+            ("database records", counted.bound_to or "-"),
+            ("rows by key id", totals or "none"),
+            (
+                "rotation under way",
+                "yes (run `keystead master-key rotate`)" if len(held) > 1 else "no",
+            ),
         )
         for label, rows in secrets.items():
             shown = ", ".join(f"{key_id}: {n}" for key_id, n in sorted(rows.items())) or "none"

@@ -28,14 +28,8 @@ def _key_source(settings: Settings) -> str:
 
 
 def _summary_json(summary: CopySummary) -> dict[str, Any]:
-    return {
-        "size_bytes": summary.size_bytes,
-        "schema_revision": summary.schema_revision,
-        "schema_current": summary.schema_current,
-        "master_key_id": summary.master_key_id,
-        "rows": summary.rows,
-        "tables": summary.tables,
-    }
+    shown = ("size_bytes", "schema_revision", "schema_current", "master_key_id", "rows", "tables")
+    return {name: getattr(summary, name) for name in shown}
 
 
 def _summary_pairs(summary: CopySummary) -> list[tuple[str, Any]]:
@@ -77,7 +71,7 @@ def backup(
 
     def human() -> None:
         out.print(f"Backed up {database} to {written}; the copy passed its checks.")
-        pairs([("file", str(written)), *_summary_pairs(summary)])
+        pairs(("file", str(written)), *_summary_pairs(summary))
         out.print(f"\n[bold]{KEY_REMINDER}[/bold] (the key in use: {_key_source(settings)})")
 
     emit(result, as_json, human)
@@ -108,7 +102,7 @@ def restore(
 
     def human() -> None:
         out.print(f"Restored {file.absolute()} into {done.database}.")
-        pairs(_summary_pairs(done.summary))
+        pairs(*_summary_pairs(done.summary))
         if done.set_aside:
             out.print(
                 f"\nThe database it replaced is kept as {done.set_aside}; delete it once the "
@@ -141,8 +135,7 @@ def doctor(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         for finding in report.findings:
             colour = _MARKS[finding.status]
             out.print(
-                f"[{colour}]{finding.status:<8}[/{colour}] {finding.check:<{width}}  ",
-                end="",
+                f"[{colour}]{finding.status:<8}[/{colour}] {finding.check:<{width}}  ", end=""
             )
             out.print(finding.message, markup=False)
             if finding.fix and finding.status != "ok":
