@@ -28,8 +28,14 @@ def _key_source(settings: Settings) -> str:
 
 
 def _summary_json(summary: CopySummary) -> dict[str, Any]:
-    shown = ("size_bytes", "schema_revision", "schema_current", "master_key_id", "rows", "tables")
-    return {name: getattr(summary, name) for name in shown}
+    return {
+        "size_bytes": summary.size_bytes,
+        "schema_revision": summary.schema_revision,
+        "schema_current": summary.schema_current,
+        "master_key_id": summary.master_key_id,
+        "rows": summary.rows,
+        "tables": summary.tables,
+    }
 
 
 def _summary_pairs(summary: CopySummary) -> list[tuple[str, Any]]:
