@@ -328,6 +328,23 @@ def group_body(name: str) -> dict[str, object]:
     }
 
 
+def update_patch(i: int, tag: str) -> dict[str, object]:
+    """Entra's update of a user: Replace ops on four attributes, `active` as a string."""
+    return {
+        "schemas": [PATCH_OP],
+        "Operations": [
+            {"op": "Replace", "path": "displayName", "value": f"Given{i} Family{i}-Ortiz"},
+            {
+                "op": "Replace",
+                "path": 'emails[type eq "work"].value',
+                "value": f"renamed{i}.{tag}@fabrikam.example",
+            },
+            {"op": "Replace", "path": f"{ENTERPRISE}:department", "value": "Treasury"},
+            {"op": "Replace", "path": "active", "value": "False" if i % 2 else "True"},
+        ],
+    }
+
+
 def members_patch(op: str, ids: Sequence[str]) -> dict[str, object]:
     value = (
         [{"$ref": None, "value": i} for i in ids] if op == "Add" else [{"value": i} for i in ids]
@@ -431,19 +448,7 @@ class Workload:
         return [self._update_user(i) for i in range(self.users)]
 
     def _update_user(self, i: int) -> Task:
-        body = {
-            "schemas": [PATCH_OP],
-            "Operations": [
-                {"op": "Replace", "path": "displayName", "value": f"Given{i} Family{i}-Ortiz"},
-                {
-                    "op": "Replace",
-                    "path": 'emails[type eq "work"].value',
-                    "value": f"renamed{i}.{self.tag}@fabrikam.example",
-                },
-                {"op": "Replace", "path": f"{ENTERPRISE}:department", "value": "Treasury"},
-                {"op": "Replace", "path": "active", "value": "False" if i % 2 else "True"},
-            ],
-        }
+        body = update_patch(i, self.tag)
 
         def task(client: Client) -> int:
             client.call("PATCH", f"/Users/{self.user_ids[i]}", body, expect=OK_PATCH)

@@ -37,7 +37,8 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from bench import common
-from bench.scim import ENTERPRISE, PATCH_OP, group_body, members_patch, user_body
+from bench.dataplane_profile import scope_of
+from bench.scim import group_body, members_patch, update_patch, user_body
 
 TOLERANCE = 0.05
 PHASES = {
@@ -57,29 +58,15 @@ Call = Callable[[str, str, "dict[str, Any] | None"], Awaitable[tuple[int, bytes]
 
 
 def _asgi_caller(app: Any, token: str) -> Call:
-    headers = [
-        (b"authorization", f"Bearer {token}".encode()),
-        (b"content-type", b"application/scim+json"),
-        (b"accept", b"application/scim+json"),
-    ]
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "Content-Type": "application/scim+json",
+        "Accept": "application/scim+json",
+    }
 
     async def call(method: str, target: str, body: dict[str, Any] | None) -> tuple[int, bytes]:
         raw = json.dumps(body).encode() if body is not None else b""
-        path, _, query = target.partition("?")
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": method,
-            "scheme": "http",
-            "path": path,
-            "raw_path": path.encode(),
-            "query_string": query.encode(),
-            "root_path": "",
-            "headers": [*headers, (b"content-length", str(len(raw)).encode())],
-            "client": ("127.0.0.1", 50000),
-            "server": ("127.0.0.1", 80),
-        }
+        scope = scope_of(method, target, {**headers, "Content-Length": str(len(raw))})
         sent = False
 
         async def receive() -> dict[str, Any]:
@@ -164,19 +151,7 @@ class Workload:
     async def update_user(self, n: int) -> int:
         for i in range(n):
             self.serial += 1
-            body = {
-                "schemas": [PATCH_OP],
-                "Operations": [
-                    {"op": "Replace", "path": "displayName", "value": f"Given{i} F{self.serial}"},
-                    {
-                        "op": "Replace",
-                        "path": 'emails[type eq "work"].value',
-                        "value": f"r{self.serial}@fabrikam.example",
-                    },
-                    {"op": "Replace", "path": f"{ENTERPRISE}:department", "value": "Treasury"},
-                    {"op": "Replace", "path": "active", "value": "False" if i % 2 else "True"},
-                ],
-            }
+            body = update_patch(i, str(self.serial))
             await self.expect("PATCH", f"/Users/{self.user_ids[i]}", body, (200, 204))
         return n
 
