@@ -9,7 +9,6 @@ finding, never an exception.
 
 from __future__ import annotations
 
-import ipaddress
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from keystead import tls
 from keystead.crypto.masterkey import MasterKey
 from keystead.errors import KeysteadError
 from keystead.idp import service as idp
+from keystead.idp.outbound import is_loopback_host
 from keystead.runtime import (
     check_value_opens,
     load_master_key,
@@ -242,27 +242,18 @@ def _clock(report: Report, engine: Engine | None, now: datetime) -> None:
         report.add("clock", "problem", message, f"set the clock and keep it synchronised {NTP}")
 
 
-def is_loopback(host: str | None) -> bool:
-    if not host:
-        return False
-    try:
-        return host.lower() == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _public_url(report: Report, settings: Settings) -> None:
     name, url = "public URL", settings.effective_public_url
     parts = urlsplit(url)
     fix = "set KEYSTEAD_PUBLIC_URL to the https:// address clients use to reach Keystead"
-    if settings.public_url is None and not is_loopback(settings.host):
+    if settings.public_url is None and not is_loopback_host(settings.host):
         problem = (
             f"not set while serving on {settings.host}: credentials files and the SCIM URL "
             f"would name {url}"
         )
     elif parts.scheme not in ("http", "https") or not parts.hostname:
         problem = f"{url} is not an http(s) URL with a host"
-    elif parts.scheme != "https" and not is_loopback(parts.hostname):
+    elif parts.scheme != "https" and not is_loopback_host(parts.hostname):
         problem = (
             f"{url} is plain http on a non-loopback address: keys and secrets would cross "
             "the network unencrypted"

@@ -39,7 +39,7 @@ class Kind:
     """One kind of record: its rows older than ``days`` (by ``column``) are pruned."""
 
     name: str
-    setting: str  # its retention in days is the Settings field retention_<setting>_days
+    setting: str  # the Settings field holding its retention in days
     model: type[Base]
     column: str
     # Logs whose serial id grows with ``column``: a batch looks at the oldest ids only, so
@@ -57,14 +57,25 @@ class Kind:
 
 
 KINDS = (
-    Kind("provisioning log entries", "provisioning", ProvisioningEvent, "at", serial=True),
+    Kind(
+        "provisioning log entries",
+        "retention_provisioning_days",
+        ProvisioningEvent,
+        "at",
+        serial=True,
+    ),
     # By arrival: a client reports its own day, which need not grow with the id.
-    Kind("usage events", "usage", UsageEvent, "received_at", serial=True),
-    Kind("refused usage reports", "usage", UsageRefusal, "day"),
+    Kind("usage events", "retention_usage_days", UsageEvent, "received_at", serial=True),
+    Kind("refused usage reports", "retention_usage_days", UsageRefusal, "day"),
     # A sign-in throttling window lasts minutes: a week-old one is over.
-    Kind("refused sign-in counts", "sign_in_failures", SignInFailure, "window_started_at"),
-    Kind("expired console sessions", "sign_in_failures", AdminSession, "expires_at"),
-    Kind("audit events", "audit", AuditEvent, "at", serial=True),
+    Kind(
+        "refused sign-in counts",
+        "retention_sign_in_failures_days",
+        SignInFailure,
+        "window_started_at",
+    ),
+    Kind("expired console sessions", "retention_sign_in_failures_days", AdminSession, "expires_at"),
+    Kind("audit events", "retention_audit_days", AuditEvent, "at", serial=True),
 )
 
 
@@ -79,7 +90,7 @@ def _cutoffs(settings: Settings) -> Iterator[tuple[Kind, int, datetime]]:
     """Each kind, its retention in days and the moment before which its rows go."""
     moment = datetime.now(UTC)
     for kind in KINDS:
-        days = int(getattr(settings, f"retention_{kind.setting}_days"))
+        days = int(getattr(settings, kind.setting))
         yield kind, days, moment - timedelta(days=days)
 
 

@@ -16,7 +16,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from keystead.crypto.masterkey import MasterKey, UnwrapError, read_key_file, write_key_file
+from keystead.crypto.masterkey import (
+    MasterKey,
+    UnwrapError,
+    key_id_of,
+    read_key_file,
+    write_key_file,
+)
 from keystead.errors import ConfigurationError, Conflict
 from keystead.idp.outbound import Fetcher, OutboundPolicy
 from keystead.masterkey_rotation import CHECK_CONTEXT, CHECK_NAME, CHECK_VALUE
@@ -117,7 +123,8 @@ def check_value_opens(stored: bytes, master: MasterKey) -> None:
     except UnwrapError:
         ok = False
     if not ok:
-        stored_id = stored[2:6].hex() if len(stored) > 6 else "unknown"
+        key_id = key_id_of(stored)
+        stored_id = key_id.hex() if key_id is not None else "unknown"
         raise ConfigurationError(
             f"the master key (id {master.fingerprint}) does not open this database, which "
             f"was set up with master key id {stored_id}; supply that key "

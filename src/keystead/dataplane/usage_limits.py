@@ -26,11 +26,11 @@ from typing import NamedTuple, NoReturn, TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy import case, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from keystead.caching import Expiring
 from keystead.errors import TooManyRequests
+from keystead.storage.dialect import insert_for
 from keystead.storage.models import ApiKey, UsageCounter, UsageRefusal
 from keystead.storage.session import Database
 from keystead.storage.types import utcnow
@@ -66,7 +66,7 @@ class UsageLimits:
         wall: Callable[[], float] = time.time,
     ) -> None:
         self.db, self.clock, self.wall = db, clock, wall
-        self._insert = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
+        self._insert = insert_for(db.dialect)
         self.per_minute, self.per_day, self.per_account_day = per_minute, per_day, per_account_day
         # Window -> entries it still has room for, until the window ends (a room only shrinks
         # within a window, so a remembered one can refuse early, never wrongly).

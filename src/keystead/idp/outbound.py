@@ -229,7 +229,7 @@ class Fetcher:
             raise FetchFailed("refused", "the URL names no host")
         if parts.scheme == "https":
             return host, port or 443
-        if parts.scheme == "http" and self.policy.allow_private and _is_loopback_name(host):
+        if parts.scheme == "http" and self.policy.allow_private and is_loopback_host(host):
             return host, port or 80
         raise FetchFailed("refused", "only https URLs are fetched")
 
@@ -284,11 +284,12 @@ class Fetcher:
             return Fetched(response.status, bytes(body))
 
 
-def _is_loopback_name(host: str) -> bool:
-    if host == "localhost":
-        return True
+def is_loopback_host(host: str | None) -> bool:
+    """Whether ``host`` (a name or a literal address, IPv6 bracketed or not) is this machine."""
+    if not host:
+        return False
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        return host.lower() == "localhost" or ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
 

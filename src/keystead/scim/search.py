@@ -68,20 +68,26 @@ _SIMPLE_EQ = re.compile(r' *([A-Za-z]+) +[eE][qQ] +"([^"\\]*)" *')
 _SCAN_BATCH = 500  # rows per fetch of a filter evaluated per resource
 
 
-def _simple_condition(filter_text: str, columns: dict[str, Any]) -> Any:
+def _indexed_eq(filter_text: str, columns: dict[str, Any]) -> tuple[str, str] | None:
+    """(attribute, value) of `attr eq "value"` on a column we keep, else None."""
     found = _SIMPLE_EQ.fullmatch(filter_text)
-    return found and _eq_condition(found.group(1).lower(), found.group(2), columns)
+    if found is None or (attr := found.group(1).lower()) not in columns:
+        return None
+    return attr, found.group(2)
+
+
+def _simple_condition(filter_text: str, columns: dict[str, Any]) -> Any:
+    hit = _indexed_eq(filter_text, columns)
+    return None if hit is None else _eq_condition(*hit, columns)
 
 
 def is_point_lookup(kind: str, filter_text: str | None, shape: Shape | None) -> bool:
     """Whether a list request is answered through an index and renders at most a bounded
     amount: an `eq` on userName/displayName, externalId or id (how Entra looks things up),
     and, for groups, without their members. Anything else grows with the directory."""
-    # Decided from the text alone (the route's cost asks before any work): the condition
-    # `_simple_condition` would build exists exactly for such a match on a kept column.
-    found = _SIMPLE_EQ.fullmatch(filter_text or "")
+    # From the text alone (the route's cost asks before any work): no condition is built.
     columns = _USER_COLUMNS if kind == "Users" else _GROUP_COLUMNS
-    if found is None or found.group(1).lower() not in columns:
+    if not filter_text or _indexed_eq(filter_text, columns) is None:
         return False
     return kind == "Users" or not wire.wants_members(shape)
 

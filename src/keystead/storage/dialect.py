@@ -29,8 +29,13 @@ def insert_ignoring_duplicates(
     return len(connection.execute(statement, list(rows)).all())
 
 
+def insert_for(dialect: str) -> Any:
+    """The INSERT construct that takes ON CONFLICT clauses, for the engine's dialect."""
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+
 @functools.cache
 def _statement(dialect: str, table: Table) -> Any:
-    builder = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    builder = insert_for(dialect)
     first_key = next(iter(table.primary_key.columns))
     return builder(table).on_conflict_do_nothing().returning(first_key)

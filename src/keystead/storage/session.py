@@ -181,7 +181,7 @@ class Database:
         checkout, and answers kept while the database is unchanged. On PostgreSQL, the
         process's :class:`KeptReader`. None for an in-memory SQLite database, or PostgreSQL
         with keeping turned off: use :meth:`autocommit` and its driver connection."""
-        return self._kept or self._thread_reader()
+        return self._kept if self._kept is not None else self._thread_reader()
 
     def _thread_reader(self) -> SQLiteReader | None:
         reader: SQLiteReader | None = getattr(self._readers, "reader", None)
