@@ -114,6 +114,17 @@ def hs256_with(secret: bytes) -> str:
     return f"{head}.{body}.{b64(mac)}"
 
 
+def rs256_raw(header: bytes, payload: bytes) -> str:
+    """A token signed with the tenant's key over any header and payload bytes (what no JWT
+    library would encode: a header that is no object, a payload that is no JSON)."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    signing_input = f"{b64(header)}.{b64(payload)}"
+    signature = TENANT_KEY.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+    return f"{signing_input}.{b64(signature)}"
+
+
 PUBLIC_PEM = TENANT_KEY.public_key().public_bytes(
     serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
 )
@@ -224,6 +235,27 @@ ATTACKS: dict[str, tuple[Any, type[v.TokenRejected]]] = {
     "header_not_json": (lambda: "bm90IGpzb24." + mint().split(".", 1)[1], v.MalformedToken),
     "empty_token": (lambda: "", v.MalformedToken),
     "crit_unknown_extension": (lambda: mint(headers={"crit": ["exp"]}), v.MalformedToken),
+    "header_a_json_array": (
+        lambda: rs256_raw(b'["RS256", "tenant-key"]', json.dumps(claims()).encode()),
+        v.MalformedToken,
+    ),
+    "kid_not_text": (
+        lambda: rs256_raw(b'{"alg": "RS256", "kid": 7}', json.dumps(claims()).encode()),
+        v.UnknownKey,
+    ),
+    "signed_payload_not_json": (
+        lambda: rs256_raw(b'{"alg": "RS256", "kid": "tenant-key"}', b"not json"),
+        v.MalformedToken,
+    ),
+    "signed_payload_a_json_array": (
+        lambda: rs256_raw(b'{"alg": "RS256", "kid": "tenant-key"}', b"[1, 2]"),
+        v.MalformedToken,
+    ),
+    "signature_of_no_base64_length": (
+        lambda: mint().rsplit(".", 1)[0] + ".AAAAA",
+        v.BadSignature,
+    ),
+    "empty_signature": (lambda: mint().rsplit(".", 1)[0] + ".", v.BadSignature),
 }
 
 
