@@ -285,3 +285,19 @@ def test_v2_issuer_message_explains_the_manifest_setting() -> None:
             KEYS,
             now=NOW,
         )
+
+
+BASE64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+def test_a_signature_respelled_in_its_unused_bits_is_refused() -> None:
+    """A 2048-bit signature is 256 bytes: its base64url ends in a character whose four low
+    bits carry no data. Lenient decoding would accept 16 spellings of one genuine token."""
+    token = mint()
+    signature = token.rsplit(".", 1)[1]
+    assert len(signature) % 4 == 2
+    respelled = signature[:-1] + BASE64URL[BASE64URL.index(signature[-1]) | 0b1111]
+    assert respelled != signature
+    assert base64.urlsafe_b64decode(respelled + "==") == base64.urlsafe_b64decode(signature + "==")
+    with pytest.raises(v.BadSignature):
+        v.verify(token[: -len(signature)] + respelled, POLICY, KEYS, now=NOW)

@@ -189,8 +189,14 @@ def _header(token: str, policy: TokenPolicy) -> _Compact:
 
 
 def _b64(segment: str) -> bytes:
-    """A base64url segment (its alphabet already checked), without its padding."""
-    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    """A base64url segment (its alphabet already checked), without its padding; only its
+    one canonical spelling."""
+    raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    # Decoding ignores the bits past the last whole byte: unchecked, a genuine token would
+    # verify under several spellings of its signature (16 for a 2048-bit key).
+    if base64.urlsafe_b64encode(raw).rstrip(b"=") != segment.encode():
+        raise ValueError("not the canonical base64url of its bytes")
+    return raw
 
 
 def _key(header: dict[str, Any], keys: KeySource) -> RSAPublicKey:
