@@ -256,6 +256,8 @@ ATTACKS: dict[str, tuple[Any, type[v.TokenRejected]]] = {
         v.BadSignature,
     ),
     "empty_signature": (lambda: mint().rsplit(".", 1)[0] + ".", v.BadSignature),
+    # Not from HTTP (headers arrive as latin-1), but verify's callers get a rejection.
+    "lone_surrogate_in_token": (lambda: mint() + "\ud800", v.MalformedToken),
 }
 
 

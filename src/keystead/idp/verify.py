@@ -170,7 +170,9 @@ def _header(token: str, policy: TokenPolicy) -> _Compact:
     """The token split (the payload not read yet) once its header passed."""
     if not isinstance(token, str) or not token:
         raise MalformedToken("no token")
-    if len(token.encode()) > policy.max_bytes:
+    # surrogatepass: a lone surrogate (no HTTP header holds one) is refused by the shape
+    # check below rather than raised from here as UnicodeEncodeError.
+    if len(token.encode("utf-8", "surrogatepass")) > policy.max_bytes:
         raise MalformedToken(f"token is larger than {policy.max_bytes} bytes")
     if not _COMPACT.fullmatch(token):
         raise MalformedToken("token is not a signed JWT (three dot-separated base64url parts)")
