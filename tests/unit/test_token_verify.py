@@ -303,3 +303,17 @@ def test_a_signature_respelled_in_its_unused_bits_is_refused() -> None:
     assert base64.urlsafe_b64decode(respelled + "==") == base64.urlsafe_b64decode(signature + "==")
     with pytest.raises(v.BadSignature):
         v.verify(token[: -len(signature)] + respelled, POLICY, KEYS, now=NOW)
+
+
+@pytest.mark.parametrize(
+    "alg",
+    ["x" * 10_000, ["RS256"] * 1_000, {"a": ["x" * 500] * 10}, None],
+    ids=["long_text", "long_list", "object", "absent"],
+)
+def test_an_algorithm_of_anybody_is_not_echoed_at_length(alg: Any) -> None:
+    """Unsigned rejections are answered and logged for anybody's token: the header's alg
+    is shown only as a short name (like kid, which is bounded too)."""
+    token = unsigned(claims(), {"alg": alg, "kid": "tenant-key"})
+    with pytest.raises(v.WrongAlgorithm) as caught:
+        v.verify(token, POLICY, KEYS, now=NOW)
+    assert len(caught.value.message) < 100

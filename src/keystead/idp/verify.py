@@ -185,8 +185,13 @@ def _header(token: str, policy: TokenPolicy) -> _Compact:
         raise MalformedToken("token header is not a JSON object")
     if "crit" in header:
         raise MalformedToken("token declares critical header extensions")
-    if header.get("alg") != ALGORITHM:
-        raise WrongAlgorithm(f"token algorithm {header.get('alg')!r} is not {ALGORITHM}")
+    alg = header.get("alg")
+    if alg != ALGORITHM:
+        # Answered and logged for anybody's token: the header's value is echoed only as
+        # short as an algorithm's name (like kid), not as up to 12 KB of anything.
+        if isinstance(alg, str) and len(alg) <= 32:
+            raise WrongAlgorithm(f"token algorithm {alg!r} is not {ALGORITHM}")
+        raise WrongAlgorithm(f"token header names no algorithm ({ALGORITHM} required)")
     return _Compact(header, f"{head}.{payload}".encode(), payload, signature)
 
 
