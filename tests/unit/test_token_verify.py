@@ -251,6 +251,24 @@ ATTACKS: dict[str, tuple[Any, type[v.TokenRejected]]] = {
         lambda: rs256_raw(b'{"alg": "RS256", "kid": "tenant-key"}', b"[1, 2]"),
         v.MalformedToken,
     ),
+    "header_in_utf16": (
+        lambda: rs256_raw(
+            '{"alg": "RS256", "kid": "tenant-key"}'.encode("utf-16"), json.dumps(claims()).encode()
+        ),
+        v.MalformedToken,
+    ),
+    "header_after_a_byte_order_mark": (
+        lambda: rs256_raw(
+            b'\xef\xbb\xbf{"alg": "RS256", "kid": "tenant-key"}', json.dumps(claims()).encode()
+        ),
+        v.MalformedToken,
+    ),
+    "signed_payload_in_utf32": (
+        lambda: rs256_raw(
+            b'{"alg": "RS256", "kid": "tenant-key"}', json.dumps(claims()).encode("utf-32")
+        ),
+        v.MalformedToken,
+    ),
     "signature_of_no_base64_length": (
         lambda: mint().rsplit(".", 1)[0] + ".AAAAA",
         v.BadSignature,

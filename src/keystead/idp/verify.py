@@ -178,7 +178,7 @@ def _header(token: str, policy: TokenPolicy) -> _Compact:
         raise MalformedToken("token is not a signed JWT (three dot-separated base64url parts)")
     head, payload, signature = token.split(".")
     try:
-        header = json.loads(_b64(head))
+        header = json.loads(_b64(head).decode())  # UTF-8 only (RFC 7515), never sniffed
     except (ValueError, RecursionError) as exc:
         raise MalformedToken("token header is not valid JSON") from exc
     if not isinstance(header, dict):
@@ -227,7 +227,7 @@ def _signed_claims(parsed: _Compact, key: RSAPublicKey) -> dict[str, Any]:
     if not valid:
         raise BadSignature("token signature does not verify")
     try:
-        claims = json.loads(_b64(parsed.payload))
+        claims = json.loads(_b64(parsed.payload).decode())
     except (ValueError, RecursionError) as exc:
         raise MalformedToken(f"token cannot be decoded: {type(exc).__name__}") from exc
     if not isinstance(claims, dict):
