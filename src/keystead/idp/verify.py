@@ -5,7 +5,8 @@ the provider's own (Entra: v1.0 tokens, ``tid``, ``oid``, app-only tokens) is as
 Checks run in a fixed order, each with its own rejection class, before any claim is
 trusted (see the validation checklist the project follows):
 
-1. size and shape (≤ ``max_bytes``, three segments, JSON header, no ``crit``);
+1. size and shape (≤ ``max_bytes``, three segments of canonical base64url, a header that
+   is a UTF-8 JSON object, no ``crit``);
 2. algorithm pinned to RS256 — never taken from the token;
 3. key chosen only by ``kid`` from the configured key source; ``jku``, ``x5u``, ``jwk``
    and ``x5c`` headers are ignored;
@@ -222,7 +223,7 @@ def _signed_claims(parsed: _Compact, key: RSAPublicKey) -> dict[str, Any]:
     # parameter (jwk, jku, x5c, x5u) is ever used as a key.
     try:
         valid = _RS256.verify(parsed.signing_input, _b64(parsed.signature), _jose_key(key))
-    except ValueError:  # a signature segment no base64 can be
+    except ValueError:  # a signature segment that is no canonical base64url
         valid = False
     if not valid:
         raise BadSignature("token signature does not verify")
