@@ -260,10 +260,8 @@ def _public_url(report: Report, settings: Settings) -> None:
         )
         fix += " (serve HTTPS with tls_cert_file/tls_key_file, or behind a TLS proxy)"
     else:
-        unset = settings.public_url is None
-        report.add(
-            name, "ok", f"not set: {url}, reachable from this machine only" if unset else url
-        )
+        local = f"not set: {url}, reachable from this machine only"
+        report.add(name, "ok", local if settings.public_url is None else url)
         return
     report.add(name, "problem", problem, fix)
 
