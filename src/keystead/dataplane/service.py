@@ -4,7 +4,6 @@ key and asks the access rule (keystead.access) before any key material leaves.""
 from __future__ import annotations
 
 import base64
-import binascii
 import contextlib
 import hashlib
 import json
@@ -48,7 +47,7 @@ class DatasetRef(NamedTuple):
 def _base64(value: str, field: str) -> bytes:
     try:
         return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError) as exc:
+    except ValueError as exc:  # binascii.Error is a ValueError
         raise BadRequest(f"'{field}' is not valid base64") from exc
 
 
