@@ -4,9 +4,6 @@ The series are listed in the README (Metrics); all of them are this process's ow
 uvicorn worker has its registry). Requests are counted by the route's *pattern*, never the
 path asked, so no id becomes a label value. Counts kept as plain numbers where they happen
 (key-set fetches, the pool, caches) are read only when scraped.
-
-The edge (``web/edge.py``) is the one place requests are counted; it calls
-:meth:`Metrics.observe` on the event loop only, so the per-route series it keeps need no lock.
 """
 
 from __future__ import annotations
@@ -136,9 +133,7 @@ class Metrics(Collector):
         if method not in _METHODS:
             method = "other"
         key = (route, method, status)
-        series = self._series.get(key)
-        if series is None:
-            series = self._new_series(key)
+        series = self._series.get(key) or self._new_series(key)
         series.count += 1
         latency = series.latency
         latency.buckets[bisect_left(BUCKETS, seconds)] += 1

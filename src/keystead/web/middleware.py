@@ -107,10 +107,9 @@ def has_lone_surrogate(body: bytes) -> bool:
 
 
 class AdminRequests:
-    """The admin application's requests under the edge's rules: the body read whole (413
-    over the size limit, declared or streamed; 400 for a NUL character or half a surrogate
-    pair, refused here once instead of in every handler) and handed on; one access-log
-    line each (method, path without the query, status, time, request id)."""
+    """The admin application's requests under the edge's rules: the body read whole by
+    :func:`read_body` (refused here once instead of in every handler) and handed on; one
+    access-log line each (method, path without the query, status, time, request id)."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app, self.limit = app, limit

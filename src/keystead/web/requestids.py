@@ -25,10 +25,6 @@ _random = random.Random(os.urandom(32))  # noqa: S311 (not a secret)
 os.register_at_fork(after_in_child=lambda: _random.seed(os.urandom(32)))
 
 
-def fresh() -> str:
-    return _random.getrandbits(128).to_bytes(16).hex()
-
-
 def choose(headers: Iterable[tuple[bytes, bytes]]) -> str:
     """The caller's ``X-Request-Id`` when it is safe, else a fresh one."""
     for name, value in headers:
@@ -36,4 +32,4 @@ def choose(headers: Iterable[tuple[bytes, bytes]]) -> str:
             if _SAFE.fullmatch(value):
                 return value.decode("ascii")
             break
-    return fresh()
+    return _random.getrandbits(128).to_bytes(16).hex()
