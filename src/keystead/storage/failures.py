@@ -65,8 +65,7 @@ def as_domain(exc: BaseException) -> KeysteadError | None:
 
 
 def reraise_as_domain(exc: Exception) -> NoReturn:
-    """Raise the domain error ``exc`` stands for, or ``exc`` itself if it is not a
-    database failure."""
+    """Raise the domain error ``exc`` stands for, else ``exc`` itself (not a database failure)."""
     domain = as_domain(exc)
     if domain is None:
         raise exc
