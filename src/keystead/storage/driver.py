@@ -132,9 +132,9 @@ class KeptReader:
     (:data:`KEEP_SECONDS` unless configured), counted from before its statement was sent,
     and drops every kept answer whenever this process commits (:meth:`changed`).
 
-    So a change committed through another node is obeyed by every call that starts ``keep``
-    after it, and one made through this process at once; nothing needs to tell a node of
-    changes, so no channel can break. A hot key's lookup costs the database about two
+    A change committed through another node is therefore obeyed by every call that starts
+    ``keep`` after it, and one made through this process at once; nothing needs to tell a
+    node of changes, so no channel can break. A hot key's lookup costs the database about two
     statements per ``keep`` per node instead of one per call, and a kept answer is given
     without a thread or a connection: under :func:`keystead.blocking.no_waiting` a miss raises
     WouldWait, and the executor asks again on a thread. An answer past half its time is read
