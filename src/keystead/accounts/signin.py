@@ -52,7 +52,7 @@ class _Attempt:
     subjects: dict[Scope, str]  # what the attempt is counted against, per scope
     admin_id: uuid.UUID | None
     password_hash: str | None
-    locked_now: list[Scope]  # scopes this very attempt locked
+    locked_now: tuple[Scope, ...]  # scopes this very attempt locked
 
 
 def _account_of(session: Session, account: str | None) -> uuid.UUID | None:
@@ -111,7 +111,8 @@ def _begin(session: Session, account_id: uuid.UUID | None, email: str, address: 
         )
     ).first()
     admin_id, password_hash = (None, None) if admin is None else admin
-    return _Attempt(account_id, email, address, subjects, admin_id, password_hash, locked_now)
+    locked = tuple(locked_now)
+    return _Attempt(account_id, email, address, subjects, admin_id, password_hash, locked)
 
 
 def _settle(session: Session, attempt: _Attempt, ok: bool, failed_action: str) -> Admin | None:
@@ -132,7 +133,7 @@ def _settle(session: Session, attempt: _Attempt, ok: bool, failed_action: str) -
         "address": attempt.address,
     }
     if attempt.locked_now:
-        detail["locked"] = attempt.locked_now
+        detail["locked"] = list(attempt.locked_now)
     audit.record(
         session,
         account_id=attempt.account_id,

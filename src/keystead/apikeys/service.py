@@ -283,18 +283,20 @@ def revoke(
     if stray_groups := _distinct(dropped.dataset_groups, but=held.dataset_groups):
         group = stray_groups[0].name
         raise NotFound(f"API key {key.name!r} has no grant of dataset group {group!r}")
-    session.execute(
-        delete(DatasetGrant).where(
-            DatasetGrant.api_key_id == key.id,
-            DatasetGrant.dataset_id.in_([d.id for d in dropped.datasets]),
+    if dropped.datasets:
+        session.execute(
+            delete(DatasetGrant).where(
+                DatasetGrant.api_key_id == key.id,
+                DatasetGrant.dataset_id.in_([d.id for d in dropped.datasets]),
+            )
         )
-    )
-    session.execute(
-        delete(DatasetGroupGrant).where(
-            DatasetGroupGrant.api_key_id == key.id,
-            DatasetGroupGrant.dataset_group_id.in_([g.id for g in dropped.dataset_groups]),
+    if dropped.dataset_groups:
+        session.execute(
+            delete(DatasetGroupGrant).where(
+                DatasetGroupGrant.api_key_id == key.id,
+                DatasetGroupGrant.dataset_group_id.in_([g.id for g in dropped.dataset_groups]),
+            )
         )
-    )
     if dropped.datasets or dropped.dataset_groups:
         _changed(session, key, actor, "api_key.revoked", dropped.names())
     return dropped
