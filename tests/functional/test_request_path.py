@@ -5,6 +5,7 @@ executor deciding what runs on the event loop (point work on SQLite) and what on
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import statistics
@@ -19,9 +20,11 @@ import httpx
 import pytest
 from sqlalchemy import func, insert, select
 
+from keystead.accounts import service as accounts
 from keystead.app import build_app
 from keystead.dataplane.service import _LOOKUP, Caller
 from keystead.errors import Conflict
+from keystead.idp import service as idp
 from keystead.idp.jwks import JwksCache
 from keystead.idp.outbound import Fetched
 from keystead.runtime import Runtime
@@ -38,6 +41,7 @@ from keystead.storage.models import (
     DirectoryGroup,
     DirectoryMembership,
     DirectoryUser,
+    ProvisioningEvent,
 )
 from keystead.storage.session import Database
 from keystead.storage.types import utcnow
@@ -359,19 +363,72 @@ def test_a_sign_in_is_point_work_unless_its_token_or_body_is_large() -> None:
 @pytest.mark.parametrize(
     ("path", "query", "cost"),
     [
-        ("/Users", 'filter=userName eq "a@example.com"', Cost.READ),
-        ("/Users", 'filter=externalId eq "0001"', Cost.READ),
+        ("/Users", 'filter=userName eq "a@example.com"', scim_api.POINT),
+        ("/Users", 'filter=externalId eq "0001"', scim_api.POINT),
         ("/Users", 'filter=title eq "nobody"', Cost.GROWS),
         ("/Users", "", Cost.GROWS),
-        ("/Groups", 'filter=displayName eq "HR"&excludedAttributes=members', Cost.READ),
+        ("/Groups", 'filter=displayName eq "HR"&excludedAttributes=members', scim_api.POINT),
         ("/Groups", 'filter=displayName eq "HR"', Cost.GROWS),
-        ("/Groups/{resource_id}", "excludedAttributes=members", Cost.READ),
+        ("/Groups/{resource_id}", "excludedAttributes=members", scim_api.POINT),
         ("/Groups/{resource_id}", "", Cost.GROWS),
     ],
 )
 def test_scim_reads_declare_what_their_cost_grows_with(path: str, query: str, cost: Cost) -> None:
     spec = next(r for r in scim_api.SPECS if r.path == path and "GET" in r.methods)
     assert spec.cost(_incoming(query)) is cost
+
+
+@pytest.mark.engines("sqlite")
+def test_a_failing_scim_read_never_holds_the_loop_while_another_thread_writes(
+    runtime: Runtime,
+) -> None:
+    """A SCIM read that fails writes its provisioning-log entry (and a wrong token, the
+    once-a-minute note of it). With SQLite's write lock held by another thread, that write
+    would wait on the event loop, and every request with it; it is done on a thread."""
+    with runtime.db.write() as session:
+        account_id = f.account(session)
+        account = accounts.get_account(session, account_id)
+        token = idp.rotate_scim_token(session, account, actor=f.ACTOR).token
+        idp.set_enabled(session, account, True, actor=f.ACTOR, master=runtime.master)
+    app = build_app(runtime)
+    base = f"/{account_id}/api/v3/scim"
+    held_for = 0.5
+
+    async def ask() -> tuple[list[httpx.Response], int]:
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://keystead.test") as c:
+            with writer_held(runtime.db) as release:
+                threading.Timer(held_for, release.set).start()
+                ticker = asyncio.create_task(tick())
+                answers = await asyncio.gather(
+                    c.get(
+                        f"{base}/Users/{uuid.uuid4()}", headers={"Authorization": f"Bearer {token}"}
+                    ),
+                    c.get(
+                        f"{base}/ServiceProviderConfig", headers={"Authorization": "Bearer wrong"}
+                    ),
+                )
+                ticker.cancel()
+        return list(answers), ticks
+
+    (missing, refused), ticks = aio.run(ask())
+    assert missing.status_code == 404, missing.text
+    assert refused.status_code == 401, refused.text
+    # Held on the loop, the ticker would not have run until the lock was free.
+    assert ticks >= 10, f"the event loop ran {ticks} times in {held_for} s"
+    with runtime.db.read() as session:
+        logged = session.scalars(
+            select(ProvisioningEvent.status).where(ProvisioningEvent.account_id == account_id)
+        )
+        assert 404 in list(logged)  # the failure's entry, written once the lock was free
 
 
 def test_scim_writes_grow_with_their_body() -> None:

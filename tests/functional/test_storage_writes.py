@@ -8,20 +8,27 @@ import threading
 import time
 import uuid
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 import pytest
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from keystead.runtime import Runtime
+from keystead.storage.driver import DriverQuery
 from keystead.storage.models import Account
 from keystead.storage.session import WriterBusy
+from tests.support.writers import writer_held
 
 
 def _add_account(session: Session, name: str) -> uuid.UUID:
     account = Account(id=uuid.uuid4(), name=name, plan="enterprise", created_at=datetime.now(UTC))
     session.add(account)
     return account.id
+
+
+class _Name(NamedTuple):
+    name: str
 
 
 def _names(runtime: Runtime) -> set[str]:
@@ -93,3 +100,23 @@ def test_write_now_does_not_wait_for_another_thread(runtime: Runtime) -> None:
     with runtime.db.write_now() as session:
         _add_account(session, "after")
     assert _names(runtime) == {"thread", "after"}
+
+
+@pytest.mark.engines("sqlite")
+def test_a_threads_first_read_does_not_wait_for_a_writer(runtime: Runtime) -> None:
+    """A thread's first read opens its own SQLite reader. With another thread inside a
+    long write, that read is answered at once (WAL readers never wait for the writer): on
+    the event loop, waiting would have held every request until the write ended."""
+    with runtime.db.write() as session:
+        account_id = _add_account(session, "existing")
+    query = DriverQuery(
+        select(Account.name).where(Account.id == account_id), runtime.db.engine.dialect, _Name
+    )
+    answers: list[_Name | None] = []
+    with writer_held(runtime.db):
+        reader = threading.Thread(target=lambda: answers.append(runtime.db.first(query, {})))
+        reader.start()
+        reader.join(5)
+        answered_while_writing = list(answers)
+    reader.join(5)
+    assert answered_while_writing == [_Name("existing")]

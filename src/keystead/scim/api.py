@@ -114,24 +114,30 @@ def _shape(query: QueryParams) -> wire.Shape | None:
     return wire.shape(query.get("attributes"), query.get("excludedAttributes"))
 
 
+# A SCIM read is point work that may write: a failure's provisioning-log entry, the
+# once-a-minute note of Entra's contact (or of a wrong token). On SQLite it starts on the
+# loop and moves to a thread when that write would wait for another writer.
+POINT = Cost.WRITE
+
+
 def _listing(kind: str) -> Costing:
     def cost(incoming: Incoming) -> Cost:
         try:
             shape = _shape(incoming.query)
-        except ScimError:  # the request fails before any row is read: a point read
-            return Cost.READ
+        except ScimError:  # the request fails before any row is read
+            return POINT
         point = search.is_point_lookup(kind, incoming.query.get("filter"), shape)
-        return Cost.READ if point else Cost.GROWS
+        return POINT if point else Cost.GROWS
 
     return cost
 
 
 def _one_group(incoming: Incoming) -> Cost:
-    """A group with its members grows with the group; without them it is a point read."""
+    """A group with its members grows with the group; without them it is point work."""
     try:
-        return Cost.GROWS if wire.wants_members(_shape(incoming.query)) else Cost.READ
+        return Cost.GROWS if wire.wants_members(_shape(incoming.query)) else POINT
     except ScimError:
-        return Cost.READ
+        return POINT
 
 
 @dataclass(frozen=True)
@@ -157,7 +163,7 @@ def route(
     write: bool,
     cost: Costing | None = None,
 ) -> Callable[[Operation], Operation]:
-    costing = cost or (_by_body if write else fixed(Cost.READ))
+    costing = cost or (_by_body if write else fixed(POINT))
 
     def register(operation: Operation) -> Operation:
         SPECS.append(Spec(path, methods, name, write, operation, costing))

@@ -56,6 +56,9 @@ class Database:
         )
         self._readers = threading.local()
         self._reader_connections: list[sqlite3.Connection] = []
+        # Its own lock: a thread opening its reader must not wait for the write lock (on
+        # the event loop, that would hold every request for as long as a write takes).
+        self._reader_list_lock = threading.Lock()
         self._reader_args: tuple[list[Any], dict[str, Any]] | None = None
         if sqlite:  # a reader of its own per thread, on a file (not in memory)
             args, kwargs = engine.dialect.create_connect_args(engine.url)
@@ -193,13 +196,13 @@ class Database:
                 )
                 connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
                 connection.execute("PRAGMA query_only=1")
-            with self._write_lock:
+            with self._reader_list_lock:
                 self._reader_connections.append(connection)
             reader = self._readers.reader = SQLiteReader(connection)
         return reader
 
     def dispose(self) -> None:
-        with self._write_lock:
+        with self._reader_list_lock:
             readers, self._reader_connections = self._reader_connections, []
         for connection in readers:
             connection.close()
