@@ -105,6 +105,9 @@ def build_app(runtime: Runtime) -> ASGIApp:
         # /docs is the console package's own Swagger UI page (local assets, strict CSP).
         docs_url=None,
         redoc_url=None,
+        # A path with a slash too many is a 404, not a redirect: Starlette would build the
+        # Location from the caller's Host header, and send a POST there again.
+        redirect_slashes=False,
     )
     app.state.runtime = runtime
     errors.install(app)

@@ -122,8 +122,19 @@ def test_a_method_the_path_does_not_take_is_405_in_its_flavour(
     refused = _ask(edge, "DELETE", "/things/1")
     assert refused.status_code == 405
     assert set(refused.json()) >= shape
-    assert refused.headers["allow"] == "GET, POST"
+    assert refused.headers["allow"] == "GET, HEAD, POST"
     assert "DELETE" in refused.text
+
+
+def test_head_is_answered_by_the_get_route() -> None:
+    """The server leaves the body out of a HEAD answer; its headers are GET's."""
+    edge = _edge(_route(("GET",), "/api/v0/ffs", _echo), _route(("POST",), "/api/v0/x", _echo))
+    head = _ask(edge, "HEAD", "/api/v0/ffs")
+    assert head.status_code == 200
+    assert (
+        head.headers["content-length"] == _ask(edge, "GET", "/api/v0/ffs").headers["content-length"]
+    )
+    assert _ask(edge, "HEAD", "/api/v0/x").headers["allow"] == "POST"
 
 
 def test_other_paths_go_to_the_fallback() -> None:

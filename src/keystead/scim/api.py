@@ -308,7 +308,9 @@ class Runner:
         self._note(account_id, last_seen, idp.note_scim_contact)
         # From the configured public URL, never the request's Host header: Location and
         # meta.location must not point wherever a caller claims the server lives.
-        base = f"{self.runtime.settings.effective_public_url}/{customer_id}/api/v3/scim"
+        # The account's id as Keystead writes it, not as the caller spelled it (any UUID
+        # spelling names the account).
+        base = f"{self.runtime.settings.effective_public_url}/{account_id}/api/v3/scim"
         call = Call(account_id, base, request, incoming.query, incoming.body, self.runtime.master)
         try:
             if spec.write:
@@ -547,7 +549,9 @@ _discovery("/Schemas", "schema", "Schema", discovery.schemas)
 @route("/ResourceTypes", ["POST", "PUT", "PATCH", "DELETE"], "refused", write=False)
 @route("/Schemas", ["POST", "PUT", "PATCH", "DELETE"], "refused", write=False)
 def _read_only(session: Session, call: Call) -> Outcome:
-    raise ScimError(405, f"{call.request.url.path} is read-only: only GET is allowed")
+    # Routed (not left to the edge's own 405) so that the attempt is in the provisioning log.
+    path = call.request.url.path
+    raise MethodNotAllowed(f"{path} is read-only: only GET is allowed", allowed=("GET", "HEAD"))
 
 
 for _path, _name, _kinds in (

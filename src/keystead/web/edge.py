@@ -164,6 +164,10 @@ class Table:
                 self._known[route.path] = _Pattern(route.path, regex, convertors, {}, route.flavour)
             for method in route.methods:  # the first route for a method wins
                 self._known[route.path].routes.setdefault(method, route)
+        for known in self._known.values():
+            # HEAD is GET without the body (RFC 9110, 9.3.2), which the server leaves out.
+            if "GET" in known.routes:
+                known.routes.setdefault("HEAD", known.routes["GET"])
         self.exact = {path: p.routes for path, p in self._known.items() if "{" not in path}
         self.patterns = [p for p in self._known.values() if "{" in p.path]
         # A path no pattern's longest literal part occurs in is matched by none of them:

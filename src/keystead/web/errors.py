@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from keystead.errors import InvalidInput, KeysteadError, TooManyRequests, is_internal
 from keystead.logs import get_logger
@@ -16,12 +17,20 @@ from keystead.storage.failures import as_domain
 from keystead.web.edge import denied, internal
 
 log = get_logger("keystead.errors")
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 def error_response(
-    status: int, message: str, *, retry_after: int | None = None, **extra: Any
+    status: int,
+    message: str,
+    *,
+    retry_after: int | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
 ) -> JSONResponse:
-    headers = {"WWW-Authenticate": 'Bearer realm="keystead"'} if status == 401 else {}
+    headers = dict(headers or {})
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="keystead"'
     if retry_after is not None:
         headers["Retry-After"] = str(retry_after)
     return JSONResponse({"message": message, **extra}, status_code=status, headers=headers)
@@ -65,7 +74,19 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
         message = f"no such endpoint: {request.method} {request.url.path}"
     elif exc.status_code == 405:
         message = f"method {request.method} is not allowed on {request.url.path}"
+        return error_response(405, message, headers={"Allow": ", ".join(_allowed(request))})
     return error_response(exc.status_code, message)
+
+
+def _allowed(request: Request) -> list[str]:
+    """Every method the path takes: Starlette's own 405 names only the first route whose
+    path matched (``GET /api-keys`` without its ``POST``)."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(r.matches({**request.scope, "method": method})[0] is Match.FULL for r in routes)
+    ]
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
