@@ -253,8 +253,9 @@ def test_body_not_a_json_object_is_400(setup: Setup, path: str, body: bytes) -> 
         b'{"uses": 1, "x": "\\ud800"}',
         b'{"uses": 1, "x": "\xed\xa0\x80"}',
         b'{"uses": 1, "x": NaN}',
+        b'{"uses": 1, "x": ' + b"9" * 5000 + b"}",
     ],
-    ids=["nested too deeply", "lone surrogate escape", "encoded surrogate", "NaN"],
+    ids=["nested too deeply", "lone surrogate escape", "encoded surrogate", "NaN", "long number"],
 )
 @pytest.mark.parametrize(
     "path", ["/api/v0/encryption/key", "/api/v0/decryption/key", "/api/v3/tracking/events"]
@@ -268,6 +269,7 @@ def test_body_that_is_no_utf8_json_text_is_400_saying_why(
     response = setup.app.request("POST", path, body)
     assert response.status_code == 400, response.text
     assert "request body" in response.json()["message"]
+    assert "set_int_max_str_digits" not in response.text
 
 
 @pytest.mark.parametrize(

@@ -6,19 +6,24 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import sys
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from keystead.accounts import service as accounts
 from keystead.idp import service as idp
 from keystead.runtime import Runtime
+from keystead.scim import wire
 from keystead.settings import Settings
-from keystead.storage.models import ProvisioningEvent
+from keystead.storage.models import DirectoryUser, ProvisioningEvent
+from keystead.storage.types import utcnow
 from tests import factories as f
 from tests.conftest import LiveServer, start_server, stop_server
 from tests.factories import ACTOR
@@ -275,6 +280,128 @@ def test_pagination_is_stable_and_complete(scim: Scim) -> None:
     assert len(seen) == len(set(seen))
 
 
+SEARCH = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
+HUGE = 99999999999999999999999  # beyond the 64-bit integers SQLite and PostgreSQL take
+
+
+@pytest.mark.parametrize("kind", ["Users", "Groups"])
+def test_a_start_index_beyond_any_database_integer_is_an_empty_page(scim: Scim, kind: str) -> None:
+    """RFC 7644 §3.4.2.4: a startIndex past the results is an empty page with the true total.
+    One too large for a 64-bit OFFSET was a 500 on both engines."""
+    create_user(scim, "one@fab.example")
+    create_group(scim, "One")
+    answers = [
+        scim.client.get(f"/{kind}", params={"startIndex": str(HUGE)}),
+        scim.client.get(f"/{kind}", params={"startIndex": "9" * 5000}),  # past int()'s limit
+        scim.client.get(f"/{kind}", params={"startIndex": str(HUGE), "filter": "id pr"}),
+        scim.client.post(f"/{kind}/.search", json={"schemas": [SEARCH], "startIndex": HUGE}),
+    ]
+    for response in answers:
+        assert response.status_code == 200, response.text
+        page = response.json()
+        assert (page["totalResults"], page["itemsPerPage"], page["Resources"]) == (1, 0, [])
+        assert page["startIndex"] == wire.MAX_START_INDEX
+    everything = scim.client.post("/.search", json={"schemas": [SEARCH], "startIndex": HUGE})
+    assert everything.status_code == 200, everything.text
+    assert (everything.json()["totalResults"], everything.json()["Resources"]) == (2, [])
+
+
+def test_page_parameters_out_of_range_or_not_integers(scim: Scim) -> None:
+    """Below the range: a startIndex under 1 is 1 and a negative count 0 (RFC 7644
+    §3.4.2.4), however far below; above it, count is the page limit. Anything that is not an
+    integer is 400 invalidValue naming the parameter, in a query or in a search body."""
+    create_user(scim, "a@fab.example")
+    create_user(scim, "b@fab.example")
+    for params, shown, start in (
+        ({"startIndex": str(-HUGE)}, 2, 1),
+        ({"startIndex": "-" + "9" * 5000}, 2, 1),
+        ({"count": str(-HUGE)}, 0, 1),
+        ({"count": str(HUGE)}, 2, 1),
+        ({"startIndex": "+2", "count": "1"}, 1, 2),
+    ):
+        page = scim.client.get("/Users", params=params)
+        assert page.status_code == 200, page.text
+        assert (page.json()["totalResults"], page.json()["startIndex"]) == (2, start)
+        assert len(page.json()["Resources"]) == shown
+    for body, shown, start in (
+        ({"startIndex": -HUGE}, 2, 1),
+        ({"count": -HUGE}, 0, 1),
+        ({"count": HUGE}, 2, 1),
+        ({"startIndex": None, "count": None}, 2, 1),  # null is absent, as for filter
+    ):
+        page = scim.client.post("/Users/.search", json={"schemas": [SEARCH], **body})
+        assert page.status_code == 200, page.text
+        assert (page.json()["totalResults"], page.json()["startIndex"]) == (2, start)
+        assert len(page.json()["Resources"]) == shown
+    for name in ("startIndex", "count"):
+        for text in ("1e30", "1.5", "two", "0x10", "1_000", "\u0663"):
+            response = scim.client.get("/Users", params={name: text})
+            assert_error(response, 400, "invalidValue")
+            assert response.json()["detail"].startswith(f"{name} must be an integer")
+        for value in (1e30, 1.0, True, "5", [1], {"value": 1}):
+            for path in ("/Users/.search", "/Groups/.search", "/.search"):
+                response = scim.client.post(path, json={"schemas": [SEARCH], name: value})
+                assert_error(response, 400, "invalidValue")
+                assert response.json()["detail"].startswith(f"{name} must be an integer")
+
+
+def test_search_pages_past_the_page_limit_exactly_as_the_listing_does(scim: Scim) -> None:
+    """POST .search fetched the first 1,000 resources of each kind and sliced them, so a
+    startIndex past 1,000 found nothing; it pages as GET does, and the root search pages
+    across Users, then Groups, in one stable order."""
+    users = wire.MAX_COUNT + 163
+    now = utcnow()
+    rows = [
+        {
+            "id": uuid.uuid4(),
+            "account_id": scim.account_id,
+            "user_name": f"user{n}@fab.example",
+            "user_name_key": f"user{n}@fab.example",
+            "attributes": {"schemas": [CORE_USER]},
+            "created_at": now + timedelta(milliseconds=n),
+            "updated_at": now,
+        }
+        for n in range(users)
+    ]
+    with scim.runtime.db.write() as session:
+        session.execute(insert(DirectoryUser), rows)
+    groups = [create_group(scim, f"Paged {n}")["id"] for n in range(3)]
+
+    def ids(response: httpx.Response, total: int, start: int) -> list[str]:
+        assert response.status_code == 200, response.text
+        page = response.json()
+        assert (page["totalResults"], page["startIndex"]) == (total, start)
+        assert page["itemsPerPage"] == len(page["Resources"])
+        return [resource["id"] for resource in page["Resources"]]
+
+    def listed(start: int, count: int) -> list[str]:
+        params = {"startIndex": start, "count": count}
+        return ids(scim.client.get("/Users", params=params), users, start)
+
+    def searched(path: str, total: int, **body: Any) -> list[str]:
+        response = scim.client.post(path, json={"schemas": [SEARCH], **body})
+        return ids(response, total, body.get("startIndex", 1))
+
+    in_order = listed(1, wire.MAX_COUNT) + listed(wire.MAX_COUNT + 1, wire.MAX_COUNT)
+    assert in_order == [str(row["id"]) for row in rows]
+    for start in (1, 998, 1001, users - 2, users, users + 1):
+        found = searched("/Users/.search", users, startIndex=start, count=5)
+        assert found == listed(start, 5) == in_order[start - 1 : start + 4]
+    assert searched("/Users/.search", users, startIndex=1001)[:1] == in_order[1000:1001]
+    assert searched("/Groups/.search", 3, startIndex=2, count=5) == groups[1:]
+
+    everything = in_order + groups
+    total = len(everything)
+    assert searched("/.search", total, startIndex=users - 1, count=4) == everything[-5:-1]
+    assert searched("/.search", total, startIndex=users + 2, count=4) == groups[1:]
+    paged: list[str] = []
+    for start in range(1, total + 1, 400):
+        paged += searched("/.search", total, startIndex=start, count=400)
+    assert paged == everything
+    only = searched("/.search", 1, filter='userName eq "user1100@fab.example"')
+    assert only == [in_order[1100]]
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
@@ -471,6 +598,62 @@ def test_text_that_no_column_can_hold_is_400_on_both_engines(scim: Scim) -> None
     # A JSON escape of half a surrogate pair is no character: neither database holds it.
     half = b'{"schemas": ["' + CORE_USER.encode() + b'"], "userName": "half\\ud800@fab"}'
     assert_error(scim.client.post("/Users", content=half), 400, "invalidValue")
+    assert scim.client.get("/Users").json()["totalResults"] == 0
+
+
+def test_invalid_values_are_named_without_the_validating_librarys_text(scim: Scim) -> None:
+    """A value of the wrong type is 400 invalidValue naming the attribute and what it must be
+    (a PATCH answered pydantic's own report: a class name, a library version, a URL)."""
+    user = f"/Users/{create_user(scim, 'v@fab.example')['id']}"
+    group = f"/Groups/{create_group(scim, 'Values')['id']}"
+    boolean = "must be a boolean (true or false)"
+    cases = [
+        (scim.patch(user, {"op": "replace", "path": "active", "value": "maybe"}), "active"),
+        (scim.patch(user, {"op": "replace", "value": {"active": "maybe"}}), "active"),
+        (scim.client.post("/Users", json=entra_user("w@fab.example", active="maybe")), "active"),
+        (
+            scim.patch(user, {"op": "replace", "path": "userName", "value": 5}),
+            "userName: must be a string",
+        ),
+        (
+            scim.patch(user, {"op": "add", "path": "nickName", "value": {"a": 1}}),
+            "nickName: must be a string",
+        ),
+        (
+            scim.patch(
+                user, {"op": "replace", "path": "emails", "value": [{"primary": "perhaps"}]}
+            ),
+            f"emails[0].primary: {boolean}",
+        ),
+        (scim.patch(user, {"op": "add", "path": "name", "value": 5}), "name: must be an object"),
+        (
+            scim.patch(group, {"op": "replace", "path": "displayName", "value": 5}),
+            "displayName: must be a string",
+        ),
+    ]
+    for response, detail in cases:
+        assert_error(response, 400, "invalidValue")
+        said = response.json()["detail"]
+        assert said == (f"active: {boolean}" if detail == "active" else detail)
+        for internal in ("pydantic", "EntraUser", "Group", "http", "validation error", "\n"):
+            assert internal not in said
+    assert scim.client.get(user).json()["active"] is True
+
+
+def test_a_number_longer_than_python_converts_is_a_clear_400(scim: Scim) -> None:
+    """A body with a 5,000-digit number answered with Python's own advice to raise
+    sys.set_int_max_str_digits()."""
+    limit = sys.get_int_max_str_digits()
+    number = b"9" * (limit + 1)
+    for path, body in (
+        ("/Users", b'{"userName": "n@fab.example", "a": ' + number + b"}"),
+        ("/.search", b'{"startIndex": ' + number + b"}"),
+    ):
+        response = scim.client.post(path, content=body)
+        assert_error(response, 400, "invalidSyntax")
+        assert response.json()["detail"] == (
+            f"request body holds a number with more than {limit} digits"
+        )
     assert scim.client.get("/Users").json()["totalResults"] == 0
 
 

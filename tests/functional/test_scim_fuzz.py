@@ -158,6 +158,9 @@ def _assert_scim_error(response: httpx.Response) -> None:
     assert error["status"] == str(response.status_code)
     assert isinstance(error["detail"], str)
     assert error["detail"].strip()
+    # A library's own report (pydantic's, Python's advice on its integer limit) is no answer.
+    for internal in ("pydantic", "validation error for", "set_int_max_str_digits"):
+        assert internal not in error["detail"]
 
 
 ATTRIBUTES = [
@@ -202,12 +205,14 @@ filters = st.recursive(
     ),
     max_leaves=5,
 )
+# Around the page bounds and far past what a database integer holds, either way.
+pages = st.one_of(st.integers(-5, 10**12), st.integers(-(2**70), 2**70))
 queries = st.fixed_dictionaries(
     {},
     optional={
         "filter": filters,
-        "startIndex": st.one_of(st.integers(-5, 10**12).map(str), st.text(max_size=4)),
-        "count": st.one_of(st.integers(-5, 10**12).map(str), st.text(max_size=4)),
+        "startIndex": st.one_of(pages.map(str), st.text(max_size=4)),
+        "count": st.one_of(pages.map(str), st.text(max_size=4)),
         "attributes": st.sampled_from([*ATTRIBUTES, "", ",", "members,userName"]),
         "excludedAttributes": st.sampled_from([*ATTRIBUTES, "", ","]),
         "sortBy": st.sampled_from(ATTRIBUTES),
@@ -239,8 +244,8 @@ searches = st.one_of(
         {"schemas": st.just(["urn:ietf:params:scim:api:messages:2.0:SearchRequest"])},
         optional={
             "filter": st.one_of(filters, values),
-            "startIndex": st.one_of(st.integers(-5, 10**12), values),
-            "count": st.one_of(st.integers(-5, 10**12), values),
+            "startIndex": st.one_of(pages, values),
+            "count": st.one_of(pages, values),
             "attributes": st.one_of(st.lists(st.sampled_from(ATTRIBUTES), max_size=3), values),
             "excludedAttributes": st.one_of(
                 st.lists(st.sampled_from(ATTRIBUTES), max_size=3), values

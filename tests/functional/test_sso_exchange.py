@@ -571,14 +571,18 @@ def post_raw(signin: SignInAccount, body: bytes, method: str = "POST") -> httpx.
         b'{"csr": ' + b"[" * 5000 + b"]" * 5000 + b"}",
         b'{"csr": ' + json.dumps(csr_pem()).encode()[:-1] + b'\\ud800"}',
         b'{"csr": "\xed\xa0\x80"}',
+        b'{"csr": ' + b"9" * 5000 + b"}",
     ],
-    ids=["nested too deeply", "lone surrogate escape", "encoded surrogate"],
+    ids=["nested too deeply", "lone surrogate escape", "encoded surrogate", "long number"],
 )
 def test_body_that_is_no_utf8_json_text_is_400(
     signin: SignInAccount, dana: Provisioned, body: bytes
 ) -> None:
-    """Bodies Python's parser overflows on or reads into text UTF-8 cannot hold (were 500s)."""
-    refused(post_raw(signin, body), 400, "bad_request")
+    """Bodies Python's parser overflows on or reads into text UTF-8 cannot hold (were 500s),
+    or a number with more digits than Python converts (its advice was no client's)."""
+    response = post_raw(signin, body)
+    refused(response, 400, "bad_request")
+    assert "set_int_max_str_digits" not in response.text
 
 
 def test_body_with_a_nul_is_a_refusal_with_its_reason(

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import pytest
@@ -53,3 +54,17 @@ def test_sixty_four_levels_are_read() -> None:
     assert jsonbody.loads(b"[" * 64 + b"]" * 64) is not None
     assert not jsonbody.nesting_exceeds({"a": [[1]]}, 3)
     assert jsonbody.nesting_exceeds({"a": [[1]]}, 2)
+
+
+def test_a_number_longer_than_python_converts_is_a_bad_request_saying_so() -> None:
+    """Python will not turn more than sys.get_int_max_str_digits() digits into an int; its
+    message advised raising that limit, which is no advice for a client."""
+    limit = sys.get_int_max_str_digits()
+    for body in (b"9" * (limit + 1), b'{"a": [-' + b"1" * (limit + 1) + b"]}"):
+        with pytest.raises(BadRequest) as raised:
+            jsonbody.loads(body)
+        assert raised.value.message == f"request body holds a number with more than {limit} digits"
+    with pytest.raises(BadRequest, match=r"^the answer holds a number with more than"):
+        jsonbody.loads(b"9" * (limit + 1), what="the answer")
+    assert jsonbody.loads(b"9" * limit) == int("9" * limit)
+    assert jsonbody.loads(b"0." + b"9" * (limit + 1)) == 1.0  # a fraction has no such limit

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ from keystead.runtime import Runtime
 from keystead.scim import discovery, search, wire
 from keystead.scim import log as provisioning_log
 from keystead.scim.wire import (
-    MAX_COUNT,
+    MAX_START_INDEX,
     MEDIA_TYPE,
     GroupResource,
     ScimError,
@@ -72,6 +73,15 @@ class _AccountState(NamedTuple):
 
 
 PREFIX = "/{customer_id}/api/v3/scim"
+DEFAULT_COUNT = 100  # results in a page whose request gives no count
+_PAGING = {
+    "startIndex": "the 1-based index of the page's first result",
+    "count": "how many results a page holds at most",
+}
+# A query's integer: ASCII digits only (int() also takes "1_000" and other scripts' digits).
+_INTEGER = re.compile(r"\s*([+-]?)0*([0-9]+)\s*", re.ASCII)
+_BEYOND_BOUNDS = MAX_START_INDEX + 1  # above MAX_COUNT too
+_BOUNDED_DIGITS = len(str(_BEYOND_BOUNDS))
 # A write with a body up to this size is a point write (Entra's batches of 100 members
 # are about 5 KiB); a larger one (a full member list replaced, thousands of members
 # added) grows with its body.
@@ -373,11 +383,13 @@ def operations() -> dict[tuple[str, str], str]:
 
 
 def _search_post(session: Session, call: Call, kinds: tuple[str, ...]) -> Outcome:
-    """POST …/.search (RFC 7644 §3.4.3): the query in the body instead of the URL."""
+    """POST …/.search (RFC 7644 §3.4.3): the query in the body instead of the URL, paged as
+    the listing pages. The root search's results are every User, then every Group, each in
+    the listing's order: each kind is asked only for the part of the page that falls in it
+    (from its own start), so a page costs what the listing's does, however deep it is."""
     body = wire.parse_json(call.body)
-    start, count = body.get("startIndex", 1), body.get("count", 100)
-    if any(not isinstance(n, int) or isinstance(n, bool) for n in (start, count)):
-        raise ScimError(400, "startIndex and count must be integers", "invalidValue")
+    start = _page_field(body, "startIndex", 1)
+    count = _page_field(body, "count", DEFAULT_COUNT)
     filter_text = body.get("filter")
     if filter_text is not None and not isinstance(filter_text, str):
         raise ScimError(
@@ -386,23 +398,25 @@ def _search_post(session: Session, call: Call, kinds: tuple[str, ...]) -> Outcom
     asked = wire.shape(
         _attribute_names(body, "attributes"), _attribute_names(body, "excludedAttributes")
     )
-    pages = [
-        search.search(
+    first, wanted = search.bounds(start, count)
+    before = first - 1  # results before the page among the kinds not yet asked
+    total = 0
+    items: list[dict[str, Any]] = []
+    for kind in kinds:
+        page = search.search(
             session,
             account_id=call.account_id,
             kind=kind,
             filter_text=filter_text,
-            start=1,
-            count=MAX_COUNT,
+            start=before + 1,
+            count=wanted - len(items),
             base=call.base,
             shape=asked,
         )
-        for kind in kinds
-    ]
-    found = [item for page in pages for item in page.items]
-    first = max(1, start)
-    items = found[first - 1 : first - 1 + max(0, count)]
-    return Outcome(200, wire.listing(sum(page.total for page in pages), first, items))
+        total += page.total
+        items += page.items
+        before = max(0, before - page.total)
+    return Outcome(200, wire.listing(total, first, items))
 
 
 def _attribute_names(body: dict[str, Any], key: str) -> str | None:
@@ -416,14 +430,33 @@ def _attribute_names(body: dict[str, Any], key: str) -> str | None:
     raise ScimError(400, f"{key} must be a list of attribute names", "invalidValue")
 
 
+def _not_an_integer(name: str) -> ScimError:
+    return ScimError(400, f"{name} must be an integer: {_PAGING[name]}", "invalidValue")
+
+
+def _page_field(body: dict[str, Any], name: str, default: int) -> int:
+    """startIndex or count of a search body: a JSON integer (not 1.0, 1e3, "1" or true)."""
+    value = body.get(name)
+    if value is None:  # null is no value (RFC 7643 §2.5), as for filter and attributes
+        return default
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise _not_an_integer(name)
+    return value
+
+
 def _int_param(call: Call, name: str, default: int) -> int:
+    """startIndex or count of a query: decimal digits, with a sign if any."""
     raw = call.query.get(name)
     if not raw:
         return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise ScimError(400, f"{name} must be an integer", "invalidValue") from exc
+    found = _INTEGER.fullmatch(raw)
+    if found is None:
+        raise _not_an_integer(name)
+    sign, digits = found.groups()
+    # More digits than any bound a page applies are past that bound whatever they are, and
+    # are not converted: Python refuses to convert more than 4,300 digits.
+    magnitude = int(digits) if len(digits) <= _BOUNDED_DIGITS else _BEYOND_BOUNDS
+    return -magnitude if sign == "-" else magnitude
 
 
 def _search(session: Session, call: Call, kind: str) -> Outcome:
@@ -433,7 +466,7 @@ def _search(session: Session, call: Call, kind: str) -> Outcome:
         kind=kind,
         filter_text=call.query.get("filter"),
         start=_int_param(call, "startIndex", 1),
-        count=_int_param(call, "count", 100),
+        count=_int_param(call, "count", DEFAULT_COUNT),
         base=call.base,
         shape=_shape(call.query),
     )

@@ -92,6 +92,14 @@ def is_point_lookup(kind: str, filter_text: str | None, shape: Shape | None) -> 
     return kind == "Users" or not wire.wants_members(shape)
 
 
+def bounds(start: int, count: int) -> tuple[int, int]:
+    """startIndex and count as a page takes them (RFC 7644 §3.4.2.4): a startIndex below 1 is
+    1, one past ``MAX_START_INDEX`` is that one (past the end of every result set, and within
+    what either database takes as an OFFSET); a negative count is 0, none above
+    ``MAX_COUNT``."""
+    return min(max(1, start), wire.MAX_START_INDEX), max(0, min(count, wire.MAX_COUNT))
+
+
 def search(
     session: Session,
     *,
@@ -107,8 +115,7 @@ def search(
     is_user = kind == "Users"
     table: Any = DirectoryUser if is_user else DirectoryGroup
     model: Any = UserResource if is_user else GroupResource
-    count = max(0, min(count, wire.MAX_COUNT))
-    start = max(1, start)
+    start, count = bounds(start, count)
     columns = _USER_COLUMNS if is_user else _GROUP_COLUMNS
     condition = table.account_id == account_id
     compiled = None

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 from scim2_models import (
     Context,
     Error,
@@ -38,6 +39,13 @@ ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 LIST_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error"
 MAX_COUNT = 1000
+# The largest startIndex taken as given (RFC 7644 §3.4.2.4). Any larger one is answered as
+# this one: past the end of every result set (no directory holds 2**53 resources), so the
+# page is empty and totalResults true, where the number itself was a 500 once it reached
+# the database as an OFFSET beyond the 64-bit integers SQLite and PostgreSQL take. It is
+# also the startIndex such a page echoes: the largest integer every JSON reader holds
+# exactly (RFC 7493 §2.2), which a number as given (any length) is not.
+MAX_START_INDEX = 2**53 - 1
 
 UserResource = PROVIDER.scim.user_model
 GroupResource = Group
@@ -66,7 +74,13 @@ class ScimError(KeysteadError):
 
 def from_scim_exception(exc: SCIMException) -> ScimError:
     error: Error = exc.to_error()
-    return ScimError(int(error.status or 400), error.detail or str(exc), error.scim_type)
+    detail = error.detail or str(exc)
+    report = exc.__cause__
+    if isinstance(report, ValidationError) and str(report) in detail:
+        # scim2-models passes pydantic's whole report on as the detail (its class names,
+        # its version, a URL): the client is told what was wrong, in SCIM's terms.
+        detail = first_problem(report)
+    return ScimError(int(error.status or 400), detail, error.scim_type)
 
 
 def from_domain(exc: KeysteadError) -> ScimError:
@@ -78,13 +92,88 @@ def from_domain(exc: KeysteadError) -> ScimError:
     return ScimError(status, exc.message, scim_type)
 
 
-def first_problem(exc: ValueError) -> str:
-    """The first thing pydantic found wrong, as one line a client can act on."""
-    if isinstance(exc, ValidationError) and exc.errors():
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        return f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
-    return str(exc).splitlines()[0]
+_BOOLEAN = "a boolean (true or false)"
+_OBJECT = "an object"
+_DATE_TIME = "a date and time, such as 2024-05-01T12:00:00Z"
+# What a value must be, by the type of pydantic's error: its own message names the model
+# class (for an object, "instance of AnyEmail") or says less than SCIM's type name.
+_MUST_BE = {
+    "bool_type": _BOOLEAN,
+    "bool_parsing": _BOOLEAN,
+    "string_type": "a string",
+    "string_unicode": "a string",
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "int_from_float": "an integer",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "list_type": "a list (a JSON array)",
+    "dict_type": _OBJECT,
+    "model_type": _OBJECT,
+    "model_attributes_type": _OBJECT,
+    "dataclass_type": _OBJECT,
+    "datetime_type": _DATE_TIME,
+    "datetime_parsing": _DATE_TIME,
+    "datetime_from_date_parsing": _DATE_TIME,
+    "url_type": "a URL",
+    "url_parsing": "a URL",
+}
+# Prefixes pydantic puts before a validator's own message.
+_VALIDATOR_PREFIXES = ("Value error, ", "Assertion failed, ")
+
+
+def _what_is_wrong(error: ErrorDetails) -> str:
+    """One pydantic error's problem, without where it is: built from its type and context,
+    or the validator's own message (scim2-models' and the provider's, written for clients)."""
+    kind, context = error["type"], error.get("ctx") or {}
+    if kind in _MUST_BE:
+        return f"must be {_MUST_BE[kind]}"
+    if kind == "missing":
+        return "is required"
+    if kind == "extra_forbidden":
+        return "is not an attribute of the schema"
+    if kind in ("string_too_long", "string_too_short") and context:
+        limit = context.get("max_length", context.get("min_length"))
+        return f"must be at {'most' if kind == 'string_too_long' else 'least'} {limit} characters"
+    message = str(error["msg"])
+    for prefix in _VALIDATOR_PREFIXES:
+        message = message.removeprefix(prefix)
+    should = "Input should be "
+    return "must be " + message.removeprefix(should) if message.startswith(should) else message
+
+
+def _attribute_path(location: tuple[int | str, ...]) -> str:
+    """Where a pydantic error is, as a SCIM attribute path: ``emails[0].primary``, an
+    extension's attributes after its URN and a colon (RFC 7644 §3.10)."""
+    path, after_urn = "", False
+    for part in location:
+        if isinstance(part, int):
+            path += f"[{part}]"
+            continue
+        separator = ":" if after_urn else "." if path else ""
+        after_urn = ":" in part
+        path += separator + (part if after_urn else _scim_name(part))
+    return path
+
+
+def _scim_name(field: str) -> str:
+    """An attribute's SCIM name from a name pydantic may give as the model's field (on
+    assignment, as a PATCH validates): scim2-models' attribute names are its fields' names
+    in camelCase (``user_name``: ``userName``)."""
+    head, *rest = field.split("_")
+    return head + "".join(word[:1].upper() + word[1:] for word in rest)
+
+
+def first_problem(exc: ValidationError) -> str:
+    """The first thing pydantic found wrong, as one line a client can act on: the attribute
+    and what it must be. Never pydantic's own report, which names internal classes, the
+    library's version and its documentation's URL."""
+    errors = exc.errors(include_url=False, include_input=False)
+    if not errors:
+        return "a value in the request is not valid"
+    where = _attribute_path(errors[0]["loc"])
+    what = _what_is_wrong(errors[0])
+    return f"{where}: {what}" if where else what
 
 
 def validate(model: type[Any], data: dict[str, Any], context: Context) -> Any:
@@ -92,8 +181,10 @@ def validate(model: type[Any], data: dict[str, Any], context: Context) -> Any:
         return model.model_validate(data, scim_ctx=context, scim_policy=POLICY)
     except SCIMException as exc:
         raise from_scim_exception(exc) from exc
-    except ValueError as exc:
+    except ValidationError as exc:
         raise ScimError(400, first_problem(exc), "invalidValue") from exc
+    except ValueError as exc:  # raised past pydantic: its text is no client's to read
+        raise ScimError(400, "a value in the request is not valid", "invalidValue") from exc
 
 
 def parse_json(body: bytes) -> dict[str, Any]:
@@ -132,13 +223,13 @@ def _parse_shape(attributes: str | None, excluded: str | None) -> Shape:
         return Shape(attributes=wanted, excluded_attributes=unwanted)
     except ValidationError as exc:  # an attribute that is no attribute path
         given = wanted or unwanted or []
-        first = exc.errors()[0]
+        first = exc.errors(include_url=False, include_input=False)[0]
         index = first["loc"][1] if len(first["loc"]) > 1 else None
         named = f" {given[index]!r}" if isinstance(index, int) and index < len(given) else ""
         raise ScimError(
             400,
             f"{'attributes' if wanted else 'excludedAttributes'}{named} is not an attribute "
-            f"path ({first['msg']})",
+            f"path ({_what_is_wrong(first)})",
             "invalidPath",
         ) from exc
 

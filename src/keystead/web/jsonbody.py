@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from typing import Any
 
 from keystead.errors import BadRequest
@@ -16,10 +17,14 @@ from keystead.errors import BadRequest
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
+class _NotJson(ValueError):
+    """Text Python's parser reads that JSON has not."""
+
+
 def _no_constant(name: str) -> Any:
     # Python reads NaN and Infinity, which JSON (RFC 8259) has not and PostgreSQL's json
     # type refuses.
-    raise ValueError(f"{name} is not a JSON number")
+    raise _NotJson(f"{name} is not a JSON number")
 
 
 MAX_DEPTH = 64  # no request Keystead serves nests deeper; stored JSON must re-encode
@@ -55,8 +60,15 @@ def loads(body: bytes, *, what: str = "request body") -> Any:
         raise BadRequest(f"{what} is not UTF-8 text") from None
     try:
         value = json.loads(text, parse_constant=_no_constant)
-    except ValueError as exc:
+    except (json.JSONDecodeError, _NotJson) as exc:
         raise BadRequest(f"{what} is not valid JSON ({exc})") from exc
+    except ValueError:
+        # The one other refusal: an integer longer than Python converts (a guard against
+        # quadratic conversion). Its own message advises raising that limit, which is the
+        # operator's business, not the client's.
+        raise BadRequest(
+            f"{what} holds a number with more than {sys.get_int_max_str_digits()} digits"
+        ) from None
     except RecursionError:  # the parser recurses once per level of nesting
         raise BadRequest(f"{what} nests arrays or objects too deeply") from None
     if nesting_exceeds(value, MAX_DEPTH):
