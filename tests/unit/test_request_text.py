@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from keystead.web.middleware import has_lone_surrogate
@@ -22,6 +22,8 @@ from keystead.web.middleware import has_lone_surrogate
         rb'"\ud83dx\ude00"',  # the halves apart
         rb'"\ude00\ud83d"',  # the halves the wrong way round
         rb'"\\\ud800"',  # an escaped backslash, then a real escape
+        rb'"\ud800\\\udc00"',  # two halves with an escaped backslash between them
+        rb'"\ud800\\\\\udc00"',  # ... and with two
     ],
 )
 def test_lone_surrogate_escapes_are_found(body: bytes) -> None:
@@ -62,6 +64,7 @@ def test_json_of_text_with_a_lone_surrogate_always_has_one(
 _UNITS = st.sampled_from(["\ud83d", "\ude00", "\udbff", "\udc00", "\\", "u", "d", "8", "c", "0"])
 
 
+@settings(max_examples=1000)
 @given(st.lists(st.one_of(_UNITS, st.characters()), max_size=12))
 def test_finds_exactly_the_halves_a_json_parser_would_keep(units: list[str]) -> None:
     text = "".join(units)

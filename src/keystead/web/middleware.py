@@ -94,9 +94,11 @@ def has_lone_surrogate(body: bytes) -> bool:
     in Python steps."""
     if not _SURROGATE_ESCAPE.search(body):  # the usual case: one scan, nothing to pair
         return False
-    # Within a run of backslashes, pairs from the left are escaped backslashes: without
-    # them, every backslash left starts an escape (``\\ud800`` is text, not an escape).
-    escapes = _ESCAPED_BACKSLASH.sub(b"", body)
+    # Within a run of backslashes, pairs from the left are escaped backslashes. Each becomes
+    # a character that is no backslash, so every backslash left starts an escape
+    # (``\\ud800`` is text), and escapes it stood between stay apart: ``\ud800\\\udc00``
+    # is two halves with a backslash between them, not a pair.
+    escapes = _ESCAPED_BACKSLASH.sub(b"/", body)
     # Without the whole pairs, any surrogate escape left is half of one.
     return _SURROGATE_ESCAPE.search(_PAIR.sub(b"", escapes)) is not None
 
