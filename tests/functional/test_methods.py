@@ -23,11 +23,25 @@ def test_health_probes_may_ask_with_head(live_server: LiveServer) -> None:
 def test_an_admin_api_405_names_the_allowed_methods(live_server: LiveServer) -> None:
     refused = httpx.delete(live_server.url + "/healthz", timeout=10)
     assert refused.status_code == 405
-    assert "GET" in refused.headers["allow"]
+    assert refused.headers["allow"] == "GET, HEAD"
     assert refused.json()["message"] == "method DELETE is not allowed on /healthz"
     listing = httpx.put(live_server.url + "/api/admin/v1/api-keys", timeout=10)
     assert listing.status_code == 405
-    assert {"GET", "POST"} <= {m.strip() for m in listing.headers["allow"].split(",")}
+    assert listing.headers["allow"] == "GET, HEAD, POST"
+    post_only = httpx.head(live_server.url + "/api/admin/v1/me/password", timeout=10)
+    assert post_only.status_code == 405
+    assert post_only.headers["allow"] == "POST"
+
+
+def test_the_admin_api_answers_head_as_get(
+    live_server: LiveServer, admin_api: httpx.Client
+) -> None:
+    get, head = admin_api.get("/datasets"), admin_api.head("/datasets")
+    assert (head.status_code, head.content) == (200, b"")
+    assert head.headers["content-length"] == get.headers["content-length"]
+    assert httpx.head(live_server.url + "/api/admin/v1/datasets", timeout=10).status_code == 401
+    logged = [r for r in live_server.records() if r.get("event") == "request"]
+    assert any(r["method"] == "HEAD" and r["path"] == "/api/admin/v1/datasets" for r in logged)
 
 
 def test_scim_answers_head_as_get_and_its_read_only_paths_name_get(scim: Scim) -> None:

@@ -15,6 +15,7 @@ from keystead.errors import InvalidInput, KeysteadError, TooManyRequests, is_int
 from keystead.logs import get_logger
 from keystead.storage.failures import as_domain
 from keystead.web.edge import denied, internal
+from keystead.web.middleware import ASKED_METHOD
 
 log = get_logger("keystead.errors")
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -73,7 +74,8 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     if exc.status_code == 404 and message == "Not Found":
         message = f"no such endpoint: {request.method} {request.url.path}"
     elif exc.status_code == 405:
-        message = f"method {request.method} is not allowed on {request.url.path}"
+        asked = request.scope.get(ASKED_METHOD, request.method)
+        message = f"method {asked} is not allowed on {request.url.path}"
         return error_response(405, message, headers={"Allow": ", ".join(_allowed(request))})
     return error_response(exc.status_code, message)
 
@@ -82,11 +84,14 @@ def _allowed(request: Request) -> list[str]:
     """Every method the path takes: Starlette's own 405 names only the first route whose
     path matched (``GET /api-keys`` without its ``POST``)."""
     routes = request.app.router.routes
-    return [
+    allowed = [
         method
         for method in _METHODS
         if any(r.matches({**request.scope, "method": method})[0] is Match.FULL for r in routes)
     ]
+    if "GET" in allowed and "HEAD" not in allowed:  # answered as GET (web/middleware.py)
+        allowed.insert(allowed.index("GET") + 1, "HEAD")
+    return allowed
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -25,9 +25,3 @@ def readyz(request: Request) -> JSONResponse:
     except Exception:  # any failure means "not ready"; the reason goes to the log only
         return JSONResponse({"status": "unavailable", "database": "down"}, status_code=503)
     return JSONResponse({"status": "ok", "database": runtime.db.dialect})
-
-
-# Probes often ask with HEAD: the same answer, its body left out by the server (not listed
-# in the OpenAPI document apart from GET).
-for _path, _endpoint in (("/healthz", healthz), ("/readyz", readyz)):
-    router.add_api_route(_path, _endpoint, methods=["HEAD"], include_in_schema=False)

@@ -103,6 +103,18 @@ def has_lone_surrogate(body: bytes) -> bool:
     return _SURROGATE_ESCAPE.search(_PAIR.sub(b"", escapes)) is not None
 
 
+# The method a HEAD request asked with, once the admin application routes it as a GET.
+ASKED_METHOD = "keystead.asked_method"
+
+
+def _as_get(scope: Scope) -> Scope:
+    """HEAD is GET without the body (RFC 9110, 9.3.2), which the server leaves out; the
+    admin application's routes take GET only."""
+    if scope["method"] != "HEAD":
+        return scope
+    return {**scope, "method": "GET", ASKED_METHOD: "HEAD"}
+
+
 class AdminRequests:
     """The admin application's requests under the edge's rules: the body read whole by
     :func:`read_body` (refused here once instead of in every handler) and handed on; one
@@ -138,7 +150,7 @@ class AdminRequests:
             async def replay() -> Message:  # the body read, then whatever the client sends
                 return pending.pop() if pending else await receive()
 
-            await self.app(scope, replay, capture)
+            await self.app(_as_get(scope), replay, capture)
         finally:
             logs.access(
                 method=scope["method"],
