@@ -16,6 +16,7 @@ from keystead.storage.models import ApiKey, UsageEvent
 
 MAX_ENTRIES = 1000
 MAX_USER_DEFINED_BYTES = 1024  # what an application tags its usage with; stored per entry
+MAX_KEY_NUMBER = 2**31 - 1
 
 
 class UsageEntry(BaseModel):
@@ -26,7 +27,7 @@ class UsageEntry(BaseModel):
     dataset_type: Literal["structured", "unstructured"]
     api_key: str = Field(max_length=64)
     count: int = Field(ge=0, le=2**53)
-    key_number: int | None = Field(default=None, ge=0, le=2**31 - 1)  # a 32-bit column
+    key_number: int | None = Field(default=None, ge=0, le=MAX_KEY_NUMBER)  # a 32-bit column
     action: Literal["encrypt", "decrypt"]
     product: str | None = Field(default=None, max_length=100)
     product_version: str | None = Field(default=None, max_length=40)
@@ -38,8 +39,10 @@ class UsageEntry(BaseModel):
     @classmethod
     def _int_or_decimal_string(cls, value: Any) -> Any:
         # The client echoes key_number as the server sent it: integer or decimal string.
-        if isinstance(value, str) and value.isdigit():
-            return int(value)
+        if isinstance(value, str) and value.isascii() and value.isdigit():
+            # More digits than the largest key number has fail its bound unconverted (Python
+            # refuses to convert more than 4,300 digits, and its message is no client's).
+            return int(value) if len(value) <= len(str(MAX_KEY_NUMBER)) else MAX_KEY_NUMBER + 1
         return value
 
     @field_validator("user_defined")
