@@ -422,6 +422,29 @@ def test_filters(scim: Scim, text: str, expected: set[str]) -> None:
     assert {r["userName"] for r in found["Resources"]} == expected
 
 
+def test_group_filters_on_members_see_the_members(scim: Scim) -> None:
+    """A filter naming ``members`` is judged against each group with its members (the
+    groups are listed without them unless asked)."""
+    alice, bob = create_user(scim, "alice@fab.example"), create_user(scim, "bob@fab.example")
+    hr = create_group(scim, "HR")
+    create_group(scim, "Ops")
+    add = {"op": "add", "path": "members", "value": [{"value": alice["id"]}]}
+    assert scim.patch(f"/Groups/{hr['id']}", add).status_code in (200, 204)
+    for text, expected in [
+        (f'members.value eq "{alice["id"]}"', {"HR"}),
+        (f'members[value eq "{alice["id"]}"]', {"HR"}),
+        (f'id eq "{hr["id"]}" and members.value eq "{alice["id"]}"', {"HR"}),
+        (f'id eq "{hr["id"]}" and members.value eq "{bob["id"]}"', set()),
+        ("members pr", {"HR"}),
+        ('not (members pr) and displayName eq "Ops"', {"Ops"}),
+    ]:
+        found = scim.client.get(
+            "/Groups", params={"filter": text, "excludedAttributes": "members"}
+        ).json()
+        assert {g["displayName"] for g in found["Resources"]} == expected, text
+        assert all("members" not in g for g in found["Resources"])
+
+
 # --- groups --------------------------------------------------------------------------------
 
 

@@ -146,7 +146,14 @@ def search(
         # are streamed in batches and only matches kept, so what a scan makes dies young:
         # a full collection, which holds every thread, would otherwise scan it all.
         streamed = session.execute(query.execution_options(yield_per=_SCAN_BATCH))
-        matched = [row for row in streamed if compiled.match(_as_model(row, base, is_user, model))]
+        # A group is judged with its members only when the filter names them.
+        judged_members = not is_user and "members" in (filter_text or "").lower()
+        matched: list[Any] = []
+        for batch in streamed.partitions():
+            held = members_of(session, [row.id for row in batch]) if judged_members else {}
+            matched += [
+                r for r in batch if compiled.match(_as_model(r, base, is_user, model, held))
+            ]
         total, rows = len(matched), matched[start - 1 : start - 1 + count]
     wanted = not is_user and wire.wants_members(shape)
     members = members_of(session, [row.id for row in rows]) if wanted else {}
@@ -163,8 +170,10 @@ def _document(
     return wire.group_document(row, base, members.get(row.id))
 
 
-def _as_model(row: Row[Any], base: str, is_user: bool, model: Any) -> Any:
-    return wire.validate(model, _document(row, base, is_user, {}), Context.DEFAULT)
+def _as_model(
+    row: Row[Any], base: str, is_user: bool, model: Any, members: dict[uuid.UUID, list[Member]]
+) -> Any:
+    return wire.validate(model, _document(row, base, is_user, members), Context.DEFAULT)
 
 
 def members_of(session: Session, group_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Member]]:
