@@ -4,6 +4,8 @@ sync fills them, this is how tests put users, groups and memberships in place.""
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -14,6 +16,7 @@ from keystead.audit import Actor
 from keystead.catalog import datasets as catalog
 from keystead.catalog import groups
 from keystead.crypto.masterkey import MasterKey
+from keystead.directory.service import User
 from keystead.names import name_key
 from keystead.storage.models import (
     ApiKey,
@@ -114,3 +117,25 @@ def member(session: Session, group: DirectoryGroup, user: DirectoryUser) -> None
 def rename_directory_group(session: Session, group: DirectoryGroup, display_name: str) -> None:
     group.display_name, group.display_name_key = display_name, name_key(display_name)
     session.flush()
+
+
+def user_record(
+    attributes: dict[str, Any], *, created_at: datetime, updated_at: datetime, version: int = 1
+) -> User:
+    """A directory user as the directory returns it (no database), from its stored SCIM
+    attributes, for rendering it."""
+    user_name = str(attributes["userName"])
+    return User(
+        id=uuid.uuid4(),
+        account_id=uuid.uuid4(),
+        user_name=user_name,
+        user_name_key=user_name.lower(),
+        external_id=None,
+        display_name=None,
+        active=True,
+        attributes=attributes,
+        pinned_object_id=None,
+        version=version,
+        created_at=created_at,
+        updated_at=updated_at,
+    )

@@ -4,7 +4,6 @@ validating library's own words (its class names, its version, its documentation'
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,9 +11,9 @@ import pytest
 from pydantic import ValidationError
 from pydantic_core import InitErrorDetails
 
-from keystead.directory.service import User
 from keystead.scim import wire
 from keystead.scim.wire import ENTERPRISE, ScimError
+from tests import factories as f
 
 PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -87,20 +86,8 @@ def test_a_pydantic_error_is_the_attribute_and_what_it_must_be(
 
 def _user_document() -> dict[str, Any]:
     now = datetime.now(UTC)
-    user = User(
-        id=uuid.uuid4(),
-        account_id=uuid.uuid4(),
-        user_name="dana@example.com",
-        user_name_key="dana@example.com",
-        external_id=None,
-        display_name=None,
-        active=True,
-        attributes={"schemas": [CORE_USER, ENTERPRISE], "userName": "dana@example.com"},
-        version=1,
-        pinned_object_id=None,
-        created_at=now,
-        updated_at=now,
-    )
+    attributes = {"schemas": [CORE_USER, ENTERPRISE], "userName": "dana@example.com"}
+    user = f.user_record(attributes, created_at=now, updated_at=now)
     return wire.user_document(user, "https://keystead.example/scim")
 
 

@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 from scim2_models import Context
 
-from keystead.directory.service import Group, User
+from keystead.directory.service import Group
 from keystead.scim import wire
 from keystead.scim.wire import ENTERPRISE, GroupResource, UserResource, validate
+from tests import factories as f
 
 BASE = "https://keystead.example/0b6a7f3e-64a4-4a86-9a43-6b8b1d5e2f10/api/v3/scim"
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -88,20 +89,7 @@ def _when(micro: int) -> datetime:
 @pytest.mark.parametrize("micro", [0, 123456])
 def test_user_rendering_matches_scim2_models(body: dict[str, Any], micro: int) -> None:
     stored = _stored(UserResource, body)
-    user = User(
-        id=uuid.uuid4(),
-        account_id=uuid.uuid4(),
-        user_name=stored["userName"],
-        user_name_key=stored["userName"].lower(),
-        external_id=None,
-        display_name=None,
-        active=True,
-        attributes=stored,
-        pinned_object_id=None,
-        version=3,
-        created_at=_when(0),
-        updated_at=_when(micro),
-    )
+    user = f.user_record(stored, version=3, created_at=_when(0), updated_at=_when(micro))
     document = wire.user_document(user, BASE)
     fast = wire.render(UserResource, document, None)
     slow = wire.render_validated(UserResource, document, None)
@@ -142,20 +130,7 @@ def test_manager_stored_by_patch_renders_the_same() -> None:
         "userName": "w@example.com",
         ENTERPRISE: {"manager": {"value": str(uuid.UUID(int=9))}},
     }
-    user = User(
-        id=uuid.uuid4(),
-        account_id=uuid.uuid4(),
-        user_name="w@example.com",
-        user_name_key="w@example.com",
-        external_id=None,
-        display_name=None,
-        active=True,
-        attributes=stored,
-        pinned_object_id=None,
-        version=2,
-        created_at=_when(0),
-        updated_at=_when(1),
-    )
+    user = f.user_record(stored, version=2, created_at=_when(0), updated_at=_when(1))
     document = wire.user_document(user, BASE)
     fast = wire.render(UserResource, document, None)
     assert json.dumps(fast) == json.dumps(wire.render_validated(UserResource, document, None))
