@@ -94,9 +94,9 @@ def is_point_lookup(kind: str, filter_text: str | None, shape: Shape | None) -> 
 
 def bounds(start: int, count: int) -> tuple[int, int]:
     """startIndex and count as a page takes them (RFC 7644 §3.4.2.4): a startIndex below 1 is
-    1, one past ``MAX_START_INDEX`` is that one (past the end of every result set, and within
-    what either database takes as an OFFSET); a negative count is 0, none above
-    ``MAX_COUNT``."""
+    1, and one above ``MAX_START_INDEX`` is ``MAX_START_INDEX`` (past the end of every result
+    set, and within what either database takes as an OFFSET); a negative count is 0, and one
+    above ``MAX_COUNT`` is ``MAX_COUNT``."""
     return min(max(1, start), wire.MAX_START_INDEX), max(0, min(count, wire.MAX_COUNT))
 
 
@@ -146,7 +146,8 @@ def search(
         # are streamed in batches and only matches kept, so what a scan makes dies young:
         # a full collection, which holds every thread, would otherwise scan it all.
         streamed = session.execute(query.execution_options(yield_per=_SCAN_BATCH))
-        # A group is judged with its members only when the filter names them.
+        # A group is judged with its members only when the filter may name them (a word
+        # test: at worst the members of a group whose name holds it are read for nothing).
         judged_members = not is_user and "members" in (filter_text or "").lower()
         matched: list[Any] = []
         for batch in streamed.partitions():

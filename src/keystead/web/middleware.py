@@ -89,9 +89,8 @@ def has_lone_surrogate(body: bytes) -> bool:
     it. JSON parsers turn it into a string that is no Unicode text: UTF-8 cannot encode it,
     so neither database can store or even compare it (a raw UTF-8 body cannot hold one).
 
-    Three passes of compiled patterns, whatever the body holds: it runs on the event loop
-    before anyone is authenticated, so its cost must not grow with the number of escapes
-    in Python steps."""
+    A few passes of compiled patterns, whatever the body holds: it runs on the event loop
+    before anyone is authenticated, so it takes no Python step per escape."""
     if not _SURROGATE_ESCAPE.search(body):  # the usual case: one scan, nothing to pair
         return False
     # Within a run of backslashes, pairs from the left are escaped backslashes. Each becomes
