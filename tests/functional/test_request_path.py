@@ -18,7 +18,7 @@ from typing import Any, cast
 
 import httpx
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 
 from keystead.accounts import service as accounts
 from keystead.app import build_app
@@ -44,7 +44,6 @@ from keystead.storage.models import (
     ProvisioningEvent,
 )
 from keystead.storage.session import Database
-from keystead.storage.types import utcnow
 from keystead.web.edge import Incoming
 from keystead.web.executor import Cost, Executor
 from tests import factories as f
@@ -53,7 +52,6 @@ from tests.functional.test_dataplane_signatures import Signer
 from tests.support import aio
 from tests.support.scim import (
     CORE_GROUP,
-    CORE_USER,
     ERROR,
     PATCH,
     Scim,
@@ -444,21 +442,8 @@ def test_an_unindexed_scim_filter_over_20000_users_does_not_stall_the_data_plane
     """`title eq "nobody"` is evaluated against every user of the account (no column holds
     titles). On the event loop it held every other request for about a second per 5,000
     users; on a thread the data plane keeps answering."""
-    now = utcnow()
-    rows = [
-        {
-            "id": uuid.uuid4(),
-            "account_id": scim.account_id,
-            "user_name": f"user{n}@example.com",
-            "user_name_key": f"user{n}@example.com",
-            "attributes": {"schemas": [CORE_USER], "title": "Engineer"},
-            "created_at": now,
-            "updated_at": now,
-        }
-        for n in range(20_000)
-    ]
+    scim.seed_users(20_000, domain="example.com", attributes={"title": "Engineer"})
     with runtime.db.write() as session:
-        session.execute(insert(DirectoryUser), rows)
         f.dataset(session, scim.account_id, "SSN", runtime.master, template="ssn")
         app = f.manual_key(session, scim.account_id, runtime.master, "app", datasets=("SSN",))
     signer = Signer(live_server.url, app.secrets.access_key_id, app.secrets.secret_signing_key)

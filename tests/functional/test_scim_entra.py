@@ -9,21 +9,19 @@ import json
 import sys
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
 from keystead.accounts import service as accounts
 from keystead.idp import service as idp
 from keystead.runtime import Runtime
 from keystead.scim import wire
 from keystead.settings import Settings
-from keystead.storage.models import DirectoryUser, ProvisioningEvent
-from keystead.storage.types import utcnow
+from keystead.storage.models import ProvisioningEvent
 from tests import factories as f
 from tests.conftest import LiveServer, start_server, stop_server
 from tests.factories import ACTOR
@@ -350,21 +348,7 @@ def test_search_pages_past_the_page_limit_exactly_as_the_listing_does(scim: Scim
     startIndex past 1,000 found nothing; it pages as GET does, and the root search pages
     across Users, then Groups, in one stable order."""
     users = wire.MAX_COUNT + 163
-    now = utcnow()
-    rows = [
-        {
-            "id": uuid.uuid4(),
-            "account_id": scim.account_id,
-            "user_name": f"user{n}@fab.example",
-            "user_name_key": f"user{n}@fab.example",
-            "attributes": {"schemas": [CORE_USER]},
-            "created_at": now + timedelta(milliseconds=n),
-            "updated_at": now,
-        }
-        for n in range(users)
-    ]
-    with scim.runtime.db.write() as session:
-        session.execute(insert(DirectoryUser), rows)
+    seeded = scim.seed_users(users, domain="fab.example")
     groups = [create_group(scim, f"Paged {n}")["id"] for n in range(3)]
 
     def ids(response: httpx.Response, total: int, start: int) -> list[str]:
@@ -383,7 +367,7 @@ def test_search_pages_past_the_page_limit_exactly_as_the_listing_does(scim: Scim
         return ids(response, total, body.get("startIndex", 1))
 
     in_order = listed(1, wire.MAX_COUNT) + listed(wire.MAX_COUNT + 1, wire.MAX_COUNT)
-    assert in_order == [str(row["id"]) for row in rows]
+    assert in_order == seeded
     for start in (1, 998, 1001, users - 2, users, users + 1):
         found = searched("/Users/.search", users, startIndex=start, count=5)
         assert found == listed(start, 5) == in_order[start - 1 : start + 4]

@@ -159,7 +159,8 @@ def _attribute_path(location: tuple[int | str, ...]) -> str:
 def _scim_name(field: str) -> str:
     """An attribute's SCIM name from a name pydantic may give as the model's field (on
     assignment, as a PATCH validates): scim2-models' attribute names are its fields' names
-    in camelCase (``user_name``: ``userName``)."""
+    in camelCase (``user_name``: ``userName``). Not pydantic's ``to_camel``, which writes
+    ``$ref`` as ``$Ref``."""
     head, *rest = field.split("_")
     return head + "".join(word[:1].upper() + word[1:] for word in rest)
 

@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 log = logs.get_logger("keystead.edge")
 Headers = list[tuple[bytes, bytes]]
 UNMATCHED = "unmatched"  # the route a request no route matched is counted under
+# The methods of HTTP's own (RFC 9110, and PATCH): what a 405 may list, what metrics name.
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 @dataclass(slots=True)

@@ -14,11 +14,10 @@ from starlette.routing import Match
 from keystead.errors import InvalidInput, KeysteadError, TooManyRequests, is_internal
 from keystead.logs import get_logger
 from keystead.storage.failures import as_domain
-from keystead.web.edge import denied, internal
+from keystead.web.edge import METHODS, denied, internal
 from keystead.web.middleware import ASKED_METHOD
 
 log = get_logger("keystead.errors")
-_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 def error_response(
@@ -86,7 +85,7 @@ def _allowed(request: Request) -> list[str]:
     routes = request.app.router.routes
     allowed = [
         method
-        for method in _METHODS
+        for method in METHODS
         if any(r.matches({**request.scope, "method": method})[0] is Match.FULL for r in routes)
     ]
     if "GET" in allowed and "HEAD" not in allowed:  # answered as GET (web/middleware.py)

@@ -37,11 +37,11 @@ from keystead import caching
 from keystead.crypto import tokens
 from keystead.errors import KeysteadError, MethodNotAllowed, Unauthenticated
 from keystead.idp.jwks import JwksStats
-from keystead.web.edge import UNMATCHED, Answer, Incoming, Route, fixed
+from keystead.web.edge import METHODS, UNMATCHED, Answer, Incoming, Route, fixed
 from keystead.web.executor import Cost
 
 PATH = "/metrics"
-_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_METHODS = frozenset(METHODS)
 # From a data-plane answer (a fraction of a millisecond) to a large SCIM listing.
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _BOUNDS = [*(repr(bound) for bound in BUCKETS), "+Inf"]  # as Prometheus writes `le`
