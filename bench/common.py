@@ -112,6 +112,20 @@ def start_hello() -> Server:
     return start(cmd, {**os.environ, "PYTHONPATH": str(ROOT)}, port, "/hello")
 
 
+def start_floor(key_pem: Path) -> Server:
+    """The cryptographic floor of the SSO exchange on the bare stack (bench/floor_app.py),
+    verifying tokens with the identity provider's public key in ``key_pem``."""
+    port = free_port()
+    cmd = [
+        str(BIN / "uvicorn"),
+        "bench.floor_app:app",
+        *("--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop", "--http", "httptools"),
+        *("--no-access-log", "--log-level", "warning"),
+    ]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "BENCH_FLOOR_KEY": str(key_pem)}
+    return start(cmd, env, port, "/")
+
+
 @dataclass
 class Result:
     rps: float

@@ -15,9 +15,11 @@ before the clock starts and reused.
 Steps:
   1. cold start: the provider's fetch counters are reset and every client sends its first
      exchanges at the same moment (the key set is fetched under load, not by a warm-up);
-  2. rounds: exchanges for random users, and the hello ceiling, each for --seconds with the
-     same --clients threads (one standard-library `http.client` keep-alive connection each),
-     alternating; every exchange must answer 200 with the three fields, or the run stops;
+  2. rounds: exchanges for random users, the same requests to the floor on the bare stack
+     (bench/floor_app.py: uvicorn doing only the floor's cryptography) and the hello ceiling,
+     each for --seconds with the same --clients threads (one standard-library `http.client`
+     keep-alive connection each), alternating; every exchange must answer 200 with the three
+     fields, or the run stops;
   3. token verification in process (`keystead.idp.verify.verify` with a `JwksCache` warmed
      against the stand-in over a real httpx.Client), one thread, beside PyJWT's signature
      check alone;
@@ -506,6 +508,7 @@ def report(
     cold: Run,
     cold_fetches: tuple[int, int],
     sso: list[Run],
+    floor_stack: list[Run],
     hello: list[Run],
     load_fetches: tuple[int, int],
     verified: VerifyResult,
@@ -531,6 +534,7 @@ def report(
     k_us, j_us = median(verified.keystead_us), median(verified.pyjwt_us)
     # Server CPU per exchange: the server's share of a core over the exchanges it answered.
     per_exchange = median(r.server_cpu / r.rps for r in sso)
+    per_floor_request = median(r.server_cpu / r.rps for r in floor_stack)
     floor = verified.floor_s
     cpu_met = per_exchange <= FLOOR_RATIO * floor
     cpu_verdict = (
@@ -626,6 +630,7 @@ same client for both rows, and the exchange is server-bound (its client CPU is s
 | workload | requests/s | share of ceiling | p50 ms | p99 ms | client CPU | server CPU |
 |---|---|---|---|---|---|---|
 {row("hello (ceiling)", hello)}
+{row("the floor on the bare stack", floor_stack)}
 {row("SSO exchange", sso)}
 
 Token verification in process (`keystead.idp.verify.verify`, one thread, key set cached by
@@ -643,6 +648,15 @@ verified, the CSR's self-signature checked ({CSR_BITS}-bit RSA) and a P-256 sign
 a certificate-sized body — {floor * 1000:.2f} ms. The server spent {per_exchange * 1000:.2f} ms
 of CPU per exchange (its CPU share over its exchanges per second, median of the rounds), HTTP,
 JSON, the database, the log entry and the certificate's building included.
+
+The floor on the bare stack (bench/floor_app.py): a raw ASGI app under the same uvicorn settings,
+driven by the same client with the same requests, doing per request only the floor's
+cryptography (the token's signature verified, the CSR parsed and its self-signature checked, a
+P-256 signature made) and answering a JSON body of the exchange's shape — no routing, database,
+log or certificate structure. It spent {per_floor_request * 1000:.2f} ms of server CPU per request,
+**{per_floor_request / floor:.1f}× the floor**: what serving a request of this size costs here
+before any of the exchange's own work. Keystead spent {per_exchange / per_floor_request:.2f}× that
+reference, with one signature check fewer (a CSR already checked is not checked again).
 
 The cache fetched the key set {_times(verified.cache_fetches)} (the stand-in saw {verified.discovery_fetches}
 discovery and {verified.jwks_fetches} key-set request{"" if verified.jwks_fetches == 1 else "s"}) for all {verified.iterations * len(verified.keystead_us) + 50:,} verifications.
@@ -704,6 +718,7 @@ def main() -> None:
     entra = FakeEntra().start()
     ks: Keystead | None = None
     hello: common.Server | None = None
+    floor_stack: common.Server | None = None
     ttl: TtlCheck | None = None
     try:
         started = time.perf_counter()
@@ -718,6 +733,9 @@ def main() -> None:
         code = revision()
         ks.serve(work / "serve.log")
         hello = common.start_hello()
+        key_pem = work / "idp-key.pem"
+        key_pem.write_bytes(entra.current_key.public_pem_spki())
+        floor_stack = common.start_floor(key_pem)
         started = time.perf_counter()
         users = provision(ks, entra, args.users, args.clients)
         print(f"{args.users} users: {time.perf_counter() - started:.1f} s", flush=True)
@@ -736,12 +754,16 @@ def main() -> None:
             print("!! cold start: some first exchanges were refused", flush=True)
 
         # 2. Rounds.
-        targets = [("sso", ks.server, exchange), ("hello", hello, hello_maker)]
+        targets = [
+            ("sso", ks.server, exchange),
+            ("floor", floor_stack, exchange),
+            ("hello", hello, hello_maker),
+        ]
         warm_exchanges = 0
         for name, server, make in targets:
             warm = load(f"warm-up {name}", server, make, clients=args.clients, seconds=args.warmup)
             warm_exchanges += warm.requests if name == "sso" else 0
-        results: dict[str, list[Run]] = {"sso": [], "hello": []}
+        results: dict[str, list[Run]] = {"sso": [], "floor": [], "hello": []}
         for round_no in range(args.rounds):
             order = targets if round_no % 2 == 0 else targets[::-1]
             for name, server, make in order:
@@ -759,7 +781,8 @@ def main() -> None:
         load_fetches = (entra.discovery_fetches, entra.jwks_fetches)
         print(f"fetches during the whole load: {load_fetches}", flush=True)
         hello.stop()
-        hello = None
+        floor_stack.stop()
+        hello = floor_stack = None
         log_errors = _errors_in(ks.log)
         ks.stop()
 
@@ -804,8 +827,9 @@ def main() -> None:
             log_errors += _errors_in(ks.log)
             ks.stop()
     finally:
-        if hello is not None:
-            hello.stop()
+        for reference in (hello, floor_stack):
+            if reference is not None:
+                reference.stop()
         if ks is not None:
             ks.stop()
         entra.stop()
@@ -815,7 +839,8 @@ def main() -> None:
             shutil.rmtree(work, ignore_errors=True)
 
     text = report(
-        args, cold, cold_fetches, results["sso"], results["hello"], load_fetches, verified, ttl,
+        args, cold, cold_fetches, results["sso"], results["floor"], results["hello"],
+        load_fetches, verified, ttl,
         code, (loads_start, os.getloadavg()), log_errors, warm_exchanges,
     )  # fmt: skip
     common.record_metrics(
