@@ -3,8 +3,9 @@
 Answers 200 ``{public_value, signing_value, api_cert}`` or a JSON ``{message, reason}``
 with 400 (body or CSR), 401 (token), 403 (account or directory state), 404 (account),
 405 (not a POST), 413 (body over the limit) or 503 (the provider's keys cannot be
-fetched). Every exchange, granted or refused, goes to the account's provisioning log;
-refusals also to the service log with their reason.
+fetched). Every exchange that reaches the account's settings goes to its provisioning
+log, except a refused token no provider signed (those are counted, `sso/unverified.py`);
+every refusal also goes to the service log with its reason.
 """
 
 from __future__ import annotations
