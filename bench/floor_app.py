@@ -1,9 +1,10 @@
 """The cryptographic floor on the bare stack: a raw ASGI app, served exactly like Keystead
 (uvicorn, httptools + uvloop, one worker), that does per request only what the floor counts
 (the token's RS256 signature verified, the CSR parsed and its self-signature checked, a
-P-256 signature made over a certificate-sized body) and answers a JSON body of the
-exchange's shape. No routing, no database, no log, no certificate's structure: what the
-serving stack and the floor's cryptography cost together, and nothing else.
+P-256 signature made over a certificate-sized body) and answers JSON with the exchange's
+three fields (the signature in place of a certificate). No routing, no database, no log, no
+certificate's structure: what the serving stack and the floor's cryptography cost
+together, and nothing else.
 
 The identity provider's public key (PEM) is read from the file named by BENCH_FLOOR_KEY.
 """

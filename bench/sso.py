@@ -625,7 +625,7 @@ keep-alive connection; rounds: {args.rounds} × {args.seconds:g} s per server af
 {args.warmup:g} s warm-up each, the order alternating. Medians of the rounds, with min–max; client CPU
 is this process's share of one core (all client threads), server CPU the server process's.
 This Python client caps the hello ceiling well below wrk's in the data-plane section; it is the
-same client for both rows, and the exchange is server-bound (its client CPU is small).
+same client for every row, and the exchange is server-bound (its client CPU is small).
 
 | workload | requests/s | share of ceiling | p50 ms | p99 ms | client CPU | server CPU |
 |---|---|---|---|---|---|---|
@@ -652,8 +652,8 @@ JSON, the database, the log entry and the certificate's building included.
 The floor on the bare stack (bench/floor_app.py): a raw ASGI app under the same uvicorn settings,
 driven by the same client with the same requests, doing per request only the floor's
 cryptography (the token's signature verified, the CSR parsed and its self-signature checked, a
-P-256 signature made) and answering a JSON body of the exchange's shape — no routing, database,
-log or certificate structure. It spent {per_floor_request * 1000:.2f} ms of server CPU per request,
+P-256 signature made) and answering JSON with the exchange's three fields (the signature in
+place of a certificate) — no routing, database, log or certificate structure. It spent {per_floor_request * 1000:.2f} ms of server CPU per request,
 **{per_floor_request / floor:.1f}× the floor**: what serving a request of this size costs here
 before any of the exchange's own work. Keystead spent {per_exchange / per_floor_request:.2f}× that
 reference, with one signature check fewer (a CSR already checked is not checked again).
