@@ -11,6 +11,7 @@ import functools
 import os
 import sys
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
@@ -24,7 +25,6 @@ from keystead.crypto.masterkey import (
     write_key_file,
 )
 from keystead.errors import ConfigurationError, Conflict
-from keystead.idp.outbound import Fetcher, OutboundPolicy
 from keystead.masterkey_rotation import CHECK_CONTEXT, CHECK_NAME, CHECK_VALUE
 from keystead.scim import log as provisioning_log
 from keystead.settings import Settings
@@ -32,6 +32,9 @@ from keystead.storage import migrate
 from keystead.storage.engine import make_engine
 from keystead.storage.models import Meta
 from keystead.storage.session import Database
+
+if TYPE_CHECKING:  # httpx, loaded by the first fetch: most CLI commands never make one
+    from keystead.idp.outbound import Fetcher
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,8 @@ class Runtime:
 
 def outbound_fetcher(settings: Settings) -> Fetcher:
     """The fetcher the outbound policy ``settings`` describe (``idp.outbound``)."""
+    from keystead.idp.outbound import Fetcher, OutboundPolicy
+
     return Fetcher(
         OutboundPolicy(
             allow_private=settings.idp_allow_private_addresses,

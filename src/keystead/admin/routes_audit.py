@@ -10,7 +10,8 @@ from fastapi import APIRouter, Depends, Query
 
 from keystead import audit
 from keystead.admin.auth import Reader, RuntimeDep
-from keystead.admin.schemas import AuditEventOut, BeforeId
+from keystead.admin.params import BeforeId
+from keystead.admin.schemas import AuditEventOut
 
 router = APIRouter(tags=["audit"])
 

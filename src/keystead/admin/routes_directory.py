@@ -8,14 +8,13 @@ from fastapi import APIRouter, Query
 
 from keystead.admin import views
 from keystead.admin.auth import Reader, RuntimeDep
+from keystead.admin.params import PageLimit, PageOffset
 from keystead.admin.schemas import (
     DirectoryGroupDetailOut,
     DirectoryGroupOut,
     DirectoryUserDetailOut,
     DirectoryUserOut,
     Page,
-    PageLimit,
-    PageOffset,
     fields_of,
 )
 from keystead.directory import listing

@@ -8,20 +8,11 @@ from fastapi import APIRouter
 from keystead.accounts import service as accounts
 from keystead.admin.auth import Reader, RuntimeDep, Writer
 from keystead.admin.schemas import IdpOut, IdpStatusOut, IdpTestOut, IdpUpdateIn, ScimTokenOut
+from keystead.admin.views import idp_view, scim_url
 from keystead.idp import service as idp
 from keystead.idp import status as idp_status
-from keystead.settings import Settings
 
 router = APIRouter(tags=["IDP integration"])
-
-
-def scim_url(public_url: str, customer_id: str) -> str:
-    return f"{public_url}/{customer_id}/api/v3/scim"
-
-
-def idp_view(config: Settings, settings: idp.IdpSettings) -> IdpOut:
-    """The integration's settings as the admin API and the CLI show them."""
-    return IdpOut.of(settings, scim_url(config.effective_public_url, str(settings.account_id)))
 
 
 @router.get("/idp")

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Response, status
 
 from keystead.admin import views
 from keystead.admin.auth import Reader, RuntimeDep, Writer
+from keystead.admin.params import PageLimit, PageOffset, SearchText
 from keystead.admin.schemas import (
     AccessOut,
     ApiKeyCreatedOut,
@@ -20,9 +21,6 @@ from keystead.admin.schemas import (
     ExplainOut,
     GrantsIn,
     Page,
-    PageLimit,
-    PageOffset,
-    SearchText,
     SuspendIn,
 )
 from keystead.apikeys import service as apikeys

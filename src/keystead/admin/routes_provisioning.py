@@ -10,7 +10,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query
 
 from keystead.admin.auth import Reader, RuntimeDep
-from keystead.admin.schemas import BeforeId, ProvisioningEventOut
+from keystead.admin.params import BeforeId
+from keystead.admin.schemas import ProvisioningEventOut
 from keystead.scim import log as provisioning_log
 
 router = APIRouter(tags=["IDP integration"])

@@ -4,17 +4,17 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any, Generic, Literal, Self, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal, Self, TypeVar
 
-from fastapi import Query
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
 
 from keystead.access import Reason
 from keystead.catalog import datasets as catalog
-from keystead.idp import preflight
 from keystead.idp.config import DEFAULT_USERNAME_CLAIM, SignInChanges
-from keystead.idp.preflight import PreflightReport
 from keystead.storage.models import Admin, AdminToken, ApiKey, Dataset, DatasetGroup, IdpSettings
+
+if TYPE_CHECKING:
+    from keystead.idp.preflight import PreflightReport
 
 Item = TypeVar("Item", bound=BaseModel)
 
@@ -41,22 +41,6 @@ def fields_of(source: object, model: type[BaseModel], **given: Any) -> dict[str,
     """``model``'s fields: those ``given``, the others read from ``source``'s attributes of
     the same names."""
     return {name: getattr(source, name) for name in model.model_fields if name not in given} | given
-
-
-# --- query parameters ---------------------------------------------------------------------
-
-# Event ids are 64-bit integers on both engines; a bound outside that range cannot even be
-# compared with them (SQLite cannot bind it, PostgreSQL refuses it), so it is a 422.
-BeforeId = Annotated[
-    int | None, Query(ge=-(2**63), le=2**63 - 1, description="Events with a smaller id (paging)")
-]
-
-
-PageLimit = Annotated[int, Query(ge=1, le=500, description="Items per page")]
-PageOffset = Annotated[int, Query(ge=0, le=10_000_000, description="Items to skip")]
-SearchText = Annotated[
-    str | None, Query(max_length=256, description="Case-insensitive part of the name")
-]
 
 
 # --- requests -----------------------------------------------------------------------------
@@ -512,6 +496,8 @@ class IdpTestOut(BaseModel):
     @classmethod
     def of(cls, report: PreflightReport) -> IdpTestOut:
         # Checks and problems are read from their own attributes (``_Out``).
+        from keystead.idp import preflight  # with httpx and joserfc: the CLI loads them here
+
         return cls(**fields_of(report, IdpTestOut, checks=preflight.lines(report)))
 
 

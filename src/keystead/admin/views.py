@@ -23,6 +23,7 @@ from keystead.admin.schemas import (
     DirectoryUserOut,
     ExplainOut,
     GrantsOut,
+    IdpOut,
     KeyVersionOut,
     Page,
     PinOut,
@@ -36,6 +37,7 @@ from keystead.catalog import datasets as catalog
 from keystead.catalog import fpe
 from keystead.catalog import groups as dataset_groups
 from keystead.directory import listing
+from keystead.settings import Settings
 from keystead.storage.models import (
     ApiKey,
     Dataset,
@@ -44,6 +46,7 @@ from keystead.storage.models import (
     DatasetGroupGrant,
     DirectoryGroup,
     DirectoryUser,
+    IdpSettings,
 )
 
 
@@ -227,3 +230,12 @@ def templates() -> list[TemplateOut]:
         )
     )
     return out
+
+
+def scim_url(public_url: str, customer_id: str) -> str:
+    return f"{public_url}/{customer_id}/api/v3/scim"
+
+
+def idp_view(config: Settings, settings: IdpSettings) -> IdpOut:
+    """The integration's settings as the admin API and the CLI show them."""
+    return IdpOut.of(settings, scim_url(config.effective_public_url, str(settings.account_id)))

@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 
 from keystead.accounts import service as accounts
-from keystead.admin.routes_idp import idp_view, scim_url
 from keystead.admin.schemas import IdpOut, IdpStatusOut, IdpTestOut, ScimTokenOut
+from keystead.admin.views import idp_view, scim_url
 from keystead.cli.context import JsonFlag, ctx_of, emit, out, pairs
 from keystead.errors import InvalidInput
 from keystead.idp import service as idp

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 import typer
 
-from keystead import doctor as checks
 from keystead.cli.context import JsonFlag, ctx_of, emit, out, pairs
 from keystead.runtime import load_master_key
 from keystead.settings import Settings
@@ -127,6 +126,8 @@ def doctor(ctx: typer.Context, as_json: JsonFlag = False) -> None:
 
     Exit status 1 when any check found a problem.
     """
+    from keystead import doctor as checks  # it fetches from identity providers: httpx
+
     report = checks.examine(ctx_of(ctx).settings)
     result = {
         "ok": report.ok,

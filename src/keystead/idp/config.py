@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from keystead.errors import InvalidInput
-from keystead.idp import outbound
 from keystead.providers import PROVIDER
 
 GroupPolicy = Literal["directory", "directory_and_token"]
@@ -63,6 +62,8 @@ def _private_literal(host: str) -> bool:
         address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return False  # a name: its addresses are checked when it is fetched
+    from keystead.idp import outbound  # with httpx: only a URL with an address gets here
+
     return not outbound.address_allowed(address, allow_private=False)
 
 

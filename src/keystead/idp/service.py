@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import update
 from sqlalchemy.orm import Session
@@ -21,12 +22,16 @@ from keystead.audit import Actor
 from keystead.crypto import tokens
 from keystead.crypto.masterkey import MasterKey
 from keystead.errors import Conflict, Forbidden, Unauthenticated
-from keystead.idp import preflight
 from keystead.idp.config import SignInChanges
-from keystead.idp.outbound import Fetch
 from keystead.sso import certificates
 from keystead.storage.models import Account, ApiKey, IdpSettings
 from keystead.storage.types import utcnow
+
+if (
+    TYPE_CHECKING
+):  # the fetching modules load httpx and joserfc: only `check_configuration` needs them
+    from keystead.idp.outbound import Fetch
+    from keystead.idp.preflight import PreflightReport
 
 __all__ = ["IdpSettings"]
 
@@ -184,7 +189,7 @@ def unwrapped_authority(
     return certificates.load_authority(cert_pem, key)
 
 
-def check_configuration(settings: IdpSettings, *, fetch: Fetch) -> preflight.PreflightReport:
+def check_configuration(settings: IdpSettings, *, fetch: Fetch) -> PreflightReport:
     """Fetch the discovery document and keys (through ``fetch``: the outbound policy) and
     report every problem an admin can fix. Call it outside any database transaction: it
     waits on the network."""
@@ -193,6 +198,8 @@ def check_configuration(settings: IdpSettings, *, fetch: Fetch) -> preflight.Pre
             "sign-in is not configured yet: set the discovery URL, issuer and audience first "
             "(`keystead idp configure`)"
         )
+    from keystead.idp import preflight
+
     return preflight.check(settings.discovery_url, settings.issuer, settings.audience, fetch)
 
 

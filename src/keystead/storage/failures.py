@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import sys
 from typing import NoReturn
 
-import psycopg
-from psycopg import errors as pg_errors
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -31,31 +30,44 @@ CONCURRENT_CHANGE = (
 )
 UNREACHABLE = "the database cannot be reached or is busy; nothing was changed, try again shortly"
 
-_INTEGRITY = (IntegrityError, sqlite3.IntegrityError, psycopg.IntegrityError)
-# PostgreSQL ended one of two transactions that waited for each other: nothing of it was
-# applied, and trying again succeeds (these are OperationalErrors, but not outages).
-_COLLISIONS = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
+_INTEGRITY = (IntegrityError, sqlite3.IntegrityError)
 _UNREACHABLE = (
     PoolTimeout,  # every pooled connection busy past the pool's wait
     OperationalError,
     InterfaceError,
     sqlite3.OperationalError,
-    psycopg.OperationalError,
-    psycopg.InterfaceError,
 )
 
 # SQLite reports programming errors as OperationalError too; only these are an outage.
 _SQLITE_UNREACHABLE = re.compile(r"locked|busy|unable to open|disk|read-?only", re.IGNORECASE)
 
 
+def _psycopg() -> tuple[tuple[type[Exception], ...], ...]:
+    """psycopg's exceptions: its uniqueness violation, the two that end one of two colliding
+    transactions (nothing of it applied, trying again succeeds: OperationalErrors, but not
+    outages), and its outages. None before psycopg is loaded, when none of them can exist:
+    a process on SQLite (every CLI command on the embedded default) never imports it."""
+    if "psycopg" not in sys.modules:
+        return (), (), ()
+    import psycopg  # loaded already: a dictionary lookup
+    from psycopg import errors
+
+    return (
+        (psycopg.IntegrityError,),
+        (errors.DeadlockDetected, errors.SerializationFailure),
+        (psycopg.OperationalError, psycopg.InterfaceError),
+    )
+
+
 def as_domain(exc: BaseException) -> KeysteadError | None:
     """The domain error a database failure stands for; None for anything else (a bug)."""
     orig = exc.orig if isinstance(exc, DBAPIError) else exc
-    if isinstance(exc, _INTEGRITY) or isinstance(orig, _COLLISIONS):
+    pg_integrity, pg_collisions, pg_unreachable = _psycopg()
+    if isinstance(exc, _INTEGRITY + pg_integrity) or isinstance(orig, pg_collisions):
         return Conflict(CONCURRENT_CHANGE)
     if isinstance(orig, sqlite3.OperationalError) and not _SQLITE_UNREACHABLE.search(str(orig)):
         return None  # "no such table" and the like: a bug, not an outage
-    if isinstance(exc, _UNREACHABLE) or (
+    if isinstance(exc, _UNREACHABLE + pg_unreachable) or (
         isinstance(exc, DBAPIError) and exc.connection_invalidated
     ):
         # The driver's first line names the cause (refused, timed out, locked), never values.
