@@ -27,9 +27,8 @@ from keystead.sso import certificates
 from keystead.storage.models import Account, ApiKey, IdpSettings
 from keystead.storage.types import utcnow
 
-if (
-    TYPE_CHECKING
-):  # the fetching modules load httpx and joserfc: only `check_configuration` needs them
+# They load httpx and joserfc, which only `check_configuration` needs (the CLI starts faster).
+if TYPE_CHECKING:
     from keystead.idp.outbound import Fetch
     from keystead.idp.preflight import PreflightReport
 

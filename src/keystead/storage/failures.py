@@ -45,7 +45,7 @@ _SQLITE_UNREACHABLE = re.compile(r"locked|busy|unable to open|disk|read-?only", 
 def _psycopg() -> tuple[tuple[type[Exception], ...], ...]:
     """psycopg's exceptions: its uniqueness violation, the two that end one of two colliding
     transactions (nothing of it applied, trying again succeeds: OperationalErrors, but not
-    outages), and its outages. None before psycopg is loaded, when none of them can exist:
+    outages), and its outages. Empty before psycopg is loaded, when none of them can exist:
     a process on SQLite (every CLI command on the embedded default) never imports it."""
     if "psycopg" not in sys.modules:
         return (), (), ()
