@@ -72,33 +72,23 @@ def main() -> None:
     unknown = set(benches) - set(ARGS)
     if unknown:
         parser.error(f"unknown benchmarks: {', '.join(sorted(unknown))}")
-    base_rev = subprocess.run(
-        ["git", "rev-parse", "--short", args.baseline],
-        cwd=ROOT, capture_output=True, text=True, check=True,
-    ).stdout.strip()  # fmt: skip
-    head_rev = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-        check=True,
-    ).stdout.strip()  # fmt: skip
+    base_rev = common.git("rev-parse", "--short", args.baseline)
+    head_rev = common.git("rev-parse", "--short", "HEAD")
     work = Path(tempfile.mkdtemp(prefix="bench-before-after-"))
-    tree = work / "baseline"
-    subprocess.run(
-        ["git", "worktree", "add", "--detach", str(tree), base_rev],
-        cwd=ROOT, check=True, capture_output=True,
-    )  # fmt: skip
     shares: dict[str, dict[str, dict[str, list[float]]]] = {}
     try:
-        for bench in benches:
-            per = shares.setdefault(bench, {"before": {}, "after": {}})
-            orders = [("before", "after"), ("after", "before")][: args.repeats]
-            for n, order in enumerate(orders):
-                for which in order:
-                    source = tree / "src" if which == "before" else None
-                    out = work / f"{bench}-{which}-{n}.json"
-                    for phase, share in run(bench, args.bench_args.split(), source, out).items():
-                        per[which].setdefault(phase, []).append(share)
+        with common.checkout(base_rev, work) as baseline:
+            for bench in benches:
+                per = shares.setdefault(bench, {"before": {}, "after": {}})
+                orders = [("before", "after"), ("after", "before")][: args.repeats]
+                for n, order in enumerate(orders):
+                    for which in order:
+                        source = baseline if which == "before" else None
+                        out = work / f"{bench}-{which}-{n}.json"
+                        measured = run(bench, args.bench_args.split(), source, out)
+                        for phase, share in measured.items():
+                            per[which].setdefault(phase, []).append(share)
     finally:
-        subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, check=False)
         shutil.rmtree(work, ignore_errors=True)
 
     rows, slower = [], []

@@ -18,6 +18,7 @@ With --baseline, that git ref is checked out into a temporary worktree and run f
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import subprocess
@@ -40,6 +41,28 @@ def timed(cmd: list[str], env: dict[str, str]) -> float:
     return time.perf_counter() - started
 
 
+def measure(
+    variants: dict[str, dict[str, str]], env: dict[str, str], runs: int
+) -> dict[tuple[str, str], list[float]]:
+    """Seconds per command and variant (and of the floor, under ``("floor", "")``) over
+    ``runs`` rounds on one installation made with ``env``, the order alternating."""
+    keystead = str(common.BIN / "keystead")
+    times: dict[tuple[str, str], list[float]] = {}
+    common.keystead_cli(env, "init")
+    for variant_env in variants.values():  # compiled once, before the clock
+        timed([keystead, *COMMANDS[0]], variant_env)
+    for round_no in range(runs):
+        order = list(variants.items())
+        if round_no % 2:
+            order.reverse()
+        times.setdefault(("floor", ""), []).append(timed([sys.executable, "-c", FLOOR], env))
+        for name, variant_env in order:
+            for command in COMMANDS:
+                took = timed([keystead, *command], variant_env)
+                times.setdefault((name, " ".join(command)), []).append(took)
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -53,39 +76,14 @@ def main() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEYSTEAD_")}
     env["KEYSTEAD_DATA_DIR"] = str(work / "data")
     variants: dict[str, dict[str, str]] = {"Keystead": env}
-    tree = work / "baseline"
-    base_rev = ""
-    if args.baseline:
-        base_rev = subprocess.run(
-            ["git", "rev-parse", "--short", args.baseline],
-            cwd=common.ROOT, capture_output=True, text=True, check=True,
-        ).stdout.strip()  # fmt: skip
-        subprocess.run(
-            ["git", "worktree", "add", "--detach", str(tree), base_rev],
-            cwd=common.ROOT, check=True, capture_output=True,
-        )  # fmt: skip
-        variants[f"Keystead at {base_rev}"] = {**env, "PYTHONPATH": str(tree / "src")}
-    keystead = str(common.BIN / "keystead")
-    times: dict[tuple[str, str], list[float]] = {}
     try:
-        common.keystead_cli(env, "init")
-        for variant_env in variants.values():  # compiled once, before the clock
-            timed([keystead, *COMMANDS[0]], variant_env)
-        for round_no in range(args.runs):
-            order = list(variants.items())
-            if round_no % 2:
-                order.reverse()
-            floor = timed([sys.executable, "-c", FLOOR], env)
-            times.setdefault(("floor", ""), []).append(floor)
-            for name, variant_env in order:
-                for command in COMMANDS:
-                    took = timed([keystead, *command], variant_env)
-                    times.setdefault((name, " ".join(command)), []).append(took)
+        with contextlib.ExitStack() as stack:
+            if args.baseline:
+                base_rev = common.git("rev-parse", "--short", args.baseline)
+                source = stack.enter_context(common.checkout(base_rev, work))
+                variants[f"Keystead at {base_rev}"] = {**env, "PYTHONPATH": str(source)}
+            times = measure(variants, env, args.runs)
     finally:
-        if args.baseline:
-            subprocess.run(
-                ["git", "worktree", "remove", "--force", str(tree)], cwd=common.ROOT, check=False
-            )
         shutil.rmtree(work, ignore_errors=True)
 
     floor = median(times[("floor", "")])

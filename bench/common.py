@@ -13,6 +13,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -92,38 +94,46 @@ def start(
     return Server(url, process)
 
 
+def bare_app(module: str, port: int) -> list[str]:
+    """The command serving a benchmark's own ASGI app (``module:app``) under exactly
+    `keystead serve`'s uvicorn settings (httptools, uvloop, one worker)."""
+    return [
+        str(BIN / "uvicorn"), f"{module}:app", "--host", "127.0.0.1", "--port", str(port),
+        "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
+    ]  # fmt: skip
+
+
 def start_hello() -> Server:
     port = free_port()
-    cmd = [
-        str(BIN / "uvicorn"),
-        "bench.hello_app:app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--loop",
-        "uvloop",
-        "--http",
-        "httptools",
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
-    return start(cmd, {**os.environ, "PYTHONPATH": str(ROOT)}, port, "/hello")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return start(bare_app("bench.hello_app", port), env, port, "/hello")
 
 
 def start_floor(key_pem: Path) -> Server:
     """The cryptographic floor of the SSO exchange on the bare stack (bench/floor_app.py),
     verifying tokens with the identity provider's public key in ``key_pem``."""
     port = free_port()
-    cmd = [
-        str(BIN / "uvicorn"),
-        "bench.floor_app:app",
-        *("--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop", "--http", "httptools"),
-        *("--no-access-log", "--log-level", "warning"),
-    ]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "BENCH_FLOOR_KEY": str(key_pem)}
-    return start(cmd, env, port, "/")
+    return start(bare_app("bench.floor_app", port), env, port, "/")
+
+
+def git(*args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+@contextmanager
+def checkout(ref: str, parent: Path) -> Iterator[Path]:
+    """``ref`` checked out in a temporary git worktree under ``parent``, removed afterwards;
+    yields its ``src/``, to put first on PYTHONPATH (the installed dependencies and the
+    benchmark code stay the current ones)."""
+    tree = parent / "baseline"
+    git("worktree", "add", "--detach", str(tree), ref)
+    try:
+        yield tree / "src"
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, check=False)
 
 
 @dataclass

@@ -189,13 +189,8 @@ def _start_app(work: Path, name: str, module: str, token_variable: str, probe: s
     token = uuid.uuid4().hex
     port = common.free_port()
     log = work / f"{name}-{port}.log"
-    cmd = [
-        str(common.BIN / "uvicorn"), f"{module}:app", "--host", "127.0.0.1",
-        "--port", str(port), "--loop", "uvloop", "--http", "httptools", "--no-access-log",
-        "--log-level", "warning",
-    ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(common.ROOT), token_variable: token}
-    server = _start(cmd, env, port, probe, log)
+    server = _start(common.bare_app(module, port), env, port, probe, log)
     return Target(name, server.url + "/v2", token, server, log)
 
 

@@ -238,12 +238,6 @@ def _run(source: Path | None, users: int, rounds: int) -> dict[str, float]:
     return dict(answer["seconds"])
 
 
-def _git(*args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=common.ROOT, capture_output=True, text=True, check=True
-    ).stdout.strip()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -263,23 +257,19 @@ def main() -> None:
     if not args.baseline:
         parser.error("--baseline is required")
     base_rev, head_rev = (
-        _git("rev-parse", "--short", args.baseline),
-        _git("rev-parse", "--short", "HEAD"),
+        common.git("rev-parse", "--short", args.baseline),
+        common.git("rev-parse", "--short", "HEAD"),
     )
     work = Path(tempfile.mkdtemp(prefix="bench-scim-cpu-"))
-    tree = work / "baseline"
-    _git("worktree", "add", "--detach", str(tree), base_rev)
     runs: dict[str, list[dict[str, float]]] = {"before": [], "after": []}
     try:
-        for n in range(args.repeats):
-            for which in ("before", "after") if n % 2 == 0 else ("after", "before"):
-                print(f"== run {n + 1}: {which}", flush=True)
-                source = tree / "src" if which == "before" else None
-                runs[which].append(_run(source, args.users, args.rounds))
+        with common.checkout(base_rev, work) as baseline:
+            for n in range(args.repeats):
+                for which in ("before", "after") if n % 2 == 0 else ("after", "before"):
+                    print(f"== run {n + 1}: {which}", flush=True)
+                    source = baseline if which == "before" else None
+                    runs[which].append(_run(source, args.users, args.rounds))
     finally:
-        subprocess.run(
-            ["git", "worktree", "remove", "--force", str(tree)], cwd=common.ROOT, check=False
-        )
         shutil.rmtree(work, ignore_errors=True)
 
     rows, slower = [], []

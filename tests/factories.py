@@ -129,7 +129,7 @@ def user_record(
         id=uuid.uuid4(),
         account_id=uuid.uuid4(),
         user_name=user_name,
-        user_name_key=user_name.lower(),
+        user_name_key=name_key(user_name),
         external_id=None,
         display_name=None,
         active=True,

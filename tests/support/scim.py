@@ -11,6 +11,7 @@ import httpx
 from sqlalchemy import insert, select
 
 from keystead import access
+from keystead.names import name_key
 from keystead.runtime import Runtime
 from keystead.storage.models import ApiKey, DirectoryUser
 from keystead.storage.types import utcnow
@@ -49,7 +50,7 @@ class Scim:
                 "id": uuid.uuid4(),
                 "account_id": self.account_id,
                 "user_name": f"user{n}@{domain}",
-                "user_name_key": f"user{n}@{domain}",
+                "user_name_key": name_key(f"user{n}@{domain}"),
                 "attributes": {"schemas": [CORE_USER], **(attributes or {})},
                 "created_at": now + timedelta(milliseconds=n),
                 "updated_at": now,

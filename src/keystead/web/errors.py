@@ -15,7 +15,7 @@ from keystead.errors import InvalidInput, KeysteadError, TooManyRequests, is_int
 from keystead.logs import get_logger
 from keystead.storage.failures import as_domain
 from keystead.web.edge import METHODS, denied, internal
-from keystead.web.middleware import ASKED_METHOD
+from keystead.web.middleware import ASKED_METHOD, as_get
 
 log = get_logger("keystead.errors")
 
@@ -80,17 +80,17 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def _allowed(request: Request) -> list[str]:
-    """Every method the path takes: Starlette's own 405 names only the first route whose
-    path matched (``GET /api-keys`` without its ``POST``)."""
+    """Every method the path takes, each asked as the application is (HEAD as GET,
+    ``as_get``): Starlette's own 405 names only the first route whose path matched
+    (``GET /api-keys`` without its ``POST``)."""
     routes = request.app.router.routes
-    allowed = [
+    return [
         method
         for method in METHODS
-        if any(r.matches({**request.scope, "method": method})[0] is Match.FULL for r in routes)
+        if any(
+            r.matches(as_get({**request.scope, "method": method}))[0] is Match.FULL for r in routes
+        )
     ]
-    if "GET" in allowed and "HEAD" not in allowed:  # answered as GET (web/middleware.py)
-        allowed.insert(allowed.index("GET") + 1, "HEAD")
-    return allowed
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

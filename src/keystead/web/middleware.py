@@ -106,7 +106,7 @@ def has_lone_surrogate(body: bytes) -> bool:
 ASKED_METHOD = "keystead.asked_method"
 
 
-def _as_get(scope: Scope) -> Scope:
+def as_get(scope: Scope) -> Scope:
     """HEAD is GET without the body (RFC 9110, 9.3.2), which the server leaves out; the
     admin application's routes take GET only."""
     if scope["method"] != "HEAD":
@@ -149,7 +149,7 @@ class AdminRequests:
             async def replay() -> Message:  # the body read, then whatever the client sends
                 return pending.pop() if pending else await receive()
 
-            await self.app(_as_get(scope), replay, capture)
+            await self.app(as_get(scope), replay, capture)
         finally:
             logs.access(
                 method=scope["method"],
